@@ -1,0 +1,1 @@
+"""The agents' and supervisors' web console, and the pjsua2 softphone."""

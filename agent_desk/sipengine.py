@@ -1,0 +1,500 @@
+"""The in-process pjsua2 engine behind every SIP party (see ``softphone`` for the API).
+
+pjsua2 allows one library instance per process and is not thread-safe, so one ``SipStack``
+owns it on a dedicated thread (``threadCnt = 0``, ``mainThreadOnly``) and every pjsua2 call runs
+there; asyncio code talks to it through ``await stack.run(fn)``. pjsua2's Call objects stay on
+that thread and are dropped before the library is destroyed (one freed later aborts the
+process), and WAV recorders are destroyed explicitly (or their header stays empty).
+
+The PyPI wheel is built with PJSUA_MAX_CALLS = 4: one engine holds at most four calls. That is
+why each party (an agent's softphone, a caller) runs its own engine in its own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pjsua2 as pj
+
+from hotline.privacy import mask_number
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallRecord:
+    """What happened to one call, as the party saw it."""
+
+    remote_uri: str = ""
+    state: str = "NULL"
+    last_status: int = 0
+    reason: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)
+
+
+class _PjCall(pj.Call):
+    """pjsua2's call object; only the stack's thread holds it, and drops it before the
+    library is destroyed (a pjsua2 Call freed after that aborts the process)."""
+
+    def __init__(self, facade: SipCall, account: pj.Account, call_id: int):
+        super().__init__(account, call_id)
+        self.facade = facade
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        self.facade._on_state()
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        self.facade._on_media()
+
+
+class SipCall:
+    """One call leg of a party, as asyncio code sees it. Its pjsua2 work runs on the stack's
+    thread."""
+
+    def __init__(self, party: SipParty, call_id: int = pj.PJSUA_INVALID_ID):
+        self.pj: _PjCall | None = _PjCall(self, party.account, call_id)
+        self.party = party
+        self.stack = party.stack
+        self.record = CallRecord()
+        self.play_file: Path | None = None
+        self.record_file: Path | None = None
+        self._player: pj.AudioMediaPlayer | None = None
+        self._recorder: pj.AudioMediaRecorder | None = None
+        self._media_up = False
+        self.answered = self.stack.event()
+        self.disconnected = self.stack.event()
+        self.media_active = self.stack.event()
+
+    # -- callbacks (stack thread) -------------------------------------------------------
+
+    def _on_state(self) -> None:
+        assert self.pj is not None
+        info = self.pj.getInfo()
+        self.record.state = info.stateText
+        self.record.remote_uri = info.remoteUri
+        self.record.last_status = info.lastStatusCode
+        self.record.reason = info.lastReason
+        self.record.history.append(info.stateText)
+        self.stack.notify("state", self, state=info.stateText, status=info.lastStatusCode,
+                          reason=info.lastReason, remote_uri=info.remoteUri)
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self.stack.signal(self.answered)
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self._release_media()
+            self.stack.signal(self.disconnected)
+            self.stack.later(0, self.detach)  # next turn: pjsua2 is still inside this call
+
+    def _on_media(self) -> None:
+        assert self.pj is not None
+        info = self.pj.getInfo()
+        for i, media in enumerate(info.media):
+            if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                continue
+            aud = self.pj.getAudioMedia(i)
+            if not self._media_up:
+                self._media_up = True
+                if self.play_file is not None:
+                    self._start_player(aud)
+                if self.record_file is not None:
+                    self._recorder = pj.AudioMediaRecorder()
+                    self._recorder.createRecorder(str(self.record_file))
+                    aud.startTransmit(self._recorder)
+            self.stack.signal(self.media_active)
+            self.stack.notify("media", self)
+
+    def _start_player(self, aud: pj.AudioMedia) -> None:
+        self._player = pj.AudioMediaPlayer()
+        self._player.createPlayer(str(self.play_file), 0)  # 0 = loop
+        self._player.startTransmit(aud)
+
+    def _release_media(self) -> None:
+        # Destroying the recorder writes the WAV header; do it now, not at garbage collection.
+        self._recorder = None
+        self._player = None
+
+    # -- actions (stack thread) ---------------------------------------------------------
+
+    def change_playback(self, path: Path | None) -> None:
+        self.play_file = path
+        self._player = None
+        if path is not None and self._media_up and self.pj is not None:
+            info = self.pj.getInfo()
+            for i, media in enumerate(info.media):
+                if media.type == pj.PJMEDIA_TYPE_AUDIO:
+                    self._start_player(self.pj.getAudioMedia(i))
+                    break
+
+    def is_active(self) -> bool:
+        return self.pj is not None and self.pj.isActive()
+
+    def detach(self) -> None:
+        """Drop pjsua2's object (after disconnect, or before the library goes)."""
+        self._release_media()
+        self.pj = None
+
+    def stop_recording(self) -> None:
+        self._recorder = None
+
+
+class SipParty:
+    """A registered agent softphone, or an unregistered caller on a trunk."""
+
+    def __init__(self, stack: SipStack, name: str, account: pj.Account):
+        self.stack = stack
+        self.name = name
+        self.account = account
+        self.auto_answer = False
+        self.answer_delay = 0.0
+        self.play_file: Path | None = None
+        self.record_dir: Path | None = None
+        self.calls: list[SipCall] = []
+        self.incoming: asyncio.Queue[SipCall] = asyncio.Queue()
+        self.registered = stack.event()
+        self._seq = itertools.count(1)
+
+    def next_recording(self) -> Path | None:
+        if self.record_dir is None:
+            return None
+        self.record_dir.mkdir(parents=True, exist_ok=True)
+        return self.record_dir / f"{self.name}-{next(self._seq)}.wav"
+
+    async def call(self, uri: str, *, headers: dict[str, str] | None = None,
+                   play: Path | None = None, record: Path | None = None) -> SipCall:
+        def make() -> SipCall:
+            c = SipCall(self)
+            c.play_file = play or self.play_file
+            c.record_file = record or self.next_recording()
+            prm = pj.CallOpParam(True)
+            for k, v in (headers or {}).items():
+                h = pj.SipHeader()
+                h.hName, h.hValue = k, v
+                prm.txOption.headers.append(h)
+            self.calls.append(c)
+            assert c.pj is not None
+            c.pj.makeCall(uri, prm)
+            return c
+
+        return await self.stack.run(make)
+
+    async def answer(self, call: SipCall, code: int = 200) -> None:
+        def do() -> None:
+            prm = pj.CallOpParam()
+            prm.statusCode = code
+            if call.pj is not None:
+                call.pj.answer(prm)
+
+        await self.stack.run(do)
+
+    async def hangup(self, call: SipCall) -> None:
+        def do() -> None:
+            if call.is_active():
+                assert call.pj is not None
+                call.pj.hangup(pj.CallOpParam(True))
+
+        await self.stack.run(do)
+
+    async def dtmf(self, call: SipCall, digits: str) -> None:
+        await self.stack.run(lambda: call.pj and call.pj.dialDtmf(digits))
+
+    async def hold(self, call: SipCall) -> None:
+        await self.stack.run(lambda: call.pj and call.pj.setHold(pj.CallOpParam(True)))
+
+    async def unhold(self, call: SipCall) -> None:
+        def do() -> None:
+            prm = pj.CallOpParam(True)
+            prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+            if call.pj is not None:
+                call.pj.reinvite(prm)
+
+        await self.stack.run(do)
+
+    async def play(self, call: SipCall, path: Path | None) -> None:
+        await self.stack.run(lambda: call.change_playback(path))
+
+    async def wait_registered(self, timeout: float = 10) -> None:
+        await asyncio.wait_for(self.registered.wait(), timeout)
+
+    async def unregister(self) -> None:
+        await self.stack.run(lambda: self.account.setRegistration(False))
+
+
+class _Account(pj.Account):
+    def __init__(self, stack: SipStack):
+        super().__init__()
+        self.stack = stack
+        self.party: SipParty | None = None
+
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:
+        if self.party is not None and prm.code == 200 and prm.expiration > 0:
+            self.stack.signal(self.party.registered)
+            self.stack.notify("registered", self.party)
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        party = self.party
+        assert party is not None
+        call = SipCall(party, prm.callId)
+        call.play_file = party.play_file
+        call.record_file = party.next_recording()
+        # Keep the INVITE's headers (Asterisk passes the case number on to the agent).
+        remote = ""
+        for line in prm.rdata.wholeMsg.split("\r\n"):
+            name = line.partition(":")[0].strip().lower()
+            if name.startswith("x-hotline-"):
+                k, _, v = line.partition(":")
+                call.record.headers[k.strip()] = v.strip()
+            elif name in ("from", "f") and not remote:
+                remote = line.partition(":")[2].strip().split(";tag=")[0]
+        call.record.remote_uri = remote
+        party.calls.append(call)
+        ring = pj.CallOpParam()
+        ring.statusCode = 180
+        assert call.pj is not None
+        call.pj.answer(ring)
+        if party.auto_answer:
+            if party.answer_delay > 0:
+                self.stack.later(party.answer_delay, lambda: _answer_if_ringing(call))
+            else:
+                _answer_if_ringing(call)
+        self.stack.post_async(party.incoming.put_nowait, call)
+        self.stack.notify("incoming", call, remote_uri=remote,
+                          headers=dict(call.record.headers))
+
+
+def _answer_if_ringing(call: SipCall) -> None:
+    with contextlib.suppress(pj.Error):
+        c = call.pj
+        if c is not None and c.isActive() and c.getInfo().state in (
+            pj.PJSIP_INV_STATE_EARLY, pj.PJSIP_INV_STATE_INCOMING
+        ):
+            prm = pj.CallOpParam()
+            prm.statusCode = 200
+            c.answer(prm)
+
+
+class SipStack:
+    """The process's one pjsua2 library, on its own thread."""
+
+    def __init__(self, *, bind: str = "127.0.0.1", port: int = 0, log_level: int = 1):
+        self.bind = bind
+        self.port = port
+        self.log_level = log_level
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._commands: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = (
+            queue.SimpleQueue()
+        )
+        self._timers: list[tuple[float, Callable[[], None]]] = []
+        self._accounts: list[pj.Account] = []
+        self._parties: list[SipParty] = []
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._ready: Future[int] = Future()
+        self.local_port = 0
+        # Called on the asyncio loop with (kind, call or party, details) for every change:
+        # "registered", "incoming", "state", "media". The worker process relays these.
+        self.observer: Callable[[str, Any, dict[str, Any]], None] | None = None
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> SipStack:
+        self.loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._main, name="pjsua2", daemon=True)
+        self._thread.start()
+        self.local_port = await asyncio.wrap_future(self._ready)
+        return self
+
+    async def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stopping.set()
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 15)
+        self._thread = None
+
+    def _main(self) -> None:
+        ep = pj.Endpoint()
+        try:
+            ep.libCreate()
+            cfg = pj.EpConfig()
+            cfg.uaConfig.threadCnt = 0
+            cfg.uaConfig.mainThreadOnly = True
+            cfg.uaConfig.maxCalls = 4  # the wheel's compile-time PJSUA_MAX_CALLS
+            cfg.logConfig.level = self.log_level
+            cfg.logConfig.consoleLevel = self.log_level
+            cfg.medConfig.clockRate = 8000
+            cfg.medConfig.sndClockRate = 8000
+            cfg.medConfig.ecTailLen = 0
+            cfg.medConfig.noVad = True
+            ep.libInit(cfg)
+            ep.audDevManager().setNullDev()
+            tcfg = pj.TransportConfig()
+            tcfg.port = self.port
+            tcfg.boundAddress = self.bind
+            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+            ep.libStart()
+            port = ep.transportGetInfo(tid).localName.rsplit(":", 1)[-1]
+            self._ready.set_result(int(port))
+        except BaseException as exc:  # report start failures to the awaiting coroutine
+            self._ready.set_exception(exc)
+            return
+        try:
+            while not self._stopping.is_set():
+                ep.libHandleEvents(5)
+                self._run_commands()
+                self._run_timers()
+        finally:
+            self._shutdown(ep)
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                fn, fut = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+    def _run_timers(self) -> None:
+        if not self._timers:
+            return
+        now = _now()
+        due = [t for t in self._timers if t[0] <= now]
+        self._timers = [t for t in self._timers if t[0] > now]
+        for _, fn in due:
+            try:
+                fn()
+            except Exception:
+                log.exception("softphone timer failed")
+
+    def _shutdown(self, ep: pj.Endpoint) -> None:
+        with contextlib.suppress(Exception):
+            ep.hangupAllCalls()
+        deadline = _now() + 2
+        while _now() < deadline and any(
+            c.is_active() for p in self._parties for c in p.calls
+        ):
+            ep.libHandleEvents(10)
+        for party in self._parties:
+            for c in party.calls:
+                c.detach()
+        for acc in self._accounts:
+            with contextlib.suppress(Exception):
+                acc.shutdown()
+        self._accounts.clear()
+        ep.libDestroy()
+
+    # -- thread plumbing ------------------------------------------------------------------
+
+    async def run(self, fn: Callable[[], Any]) -> Any:
+        fut: Future[Any] = Future()
+        self._commands.put((fn, fut))
+        return await asyncio.wrap_future(fut)
+
+    def event(self) -> asyncio.Event:
+        return asyncio.Event()
+
+    def signal(self, ev: asyncio.Event) -> None:
+        self.post_async(ev.set)
+
+    def post_async(self, fn: Callable[..., Any], *args: Any) -> None:
+        assert self.loop is not None
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    def notify(self, kind: str, obj: Any, **details: Any) -> None:
+        if self.observer is not None:
+            self.post_async(self.observer, kind, obj, details)
+
+    def later(self, delay: float, fn: Callable[[], None]) -> None:
+        self._timers.append((_now() + delay, fn))
+
+    # -- parties ------------------------------------------------------------------------
+
+    async def agent(self, extension: str, password: str, *, server: str,
+                    play: Path | None = None, record_dir: Path | None = None,
+                    auto_answer: bool = True, answer_delay: float = 0.0) -> SipParty:
+        """A softphone registered as an agent's extension (``server`` = host:port)."""
+
+        def make() -> SipParty:
+            acc = _Account(self)
+            cfg = pj.AccountConfig()
+            cfg.idUri = f"sip:{extension}@{server}"
+            cfg.mediaConfig.transportConfig.port = 0
+            cfg.regConfig.registrarUri = f"sip:{server}"
+            cfg.regConfig.timeoutSec = 300
+            cfg.regConfig.retryIntervalSec = 2
+            cred = pj.AuthCredInfo("digest", "*", extension, 0, password)
+            cfg.sipConfig.authCreds.append(cred)
+            party = SipParty(self, f"agent{extension}", acc)
+            party.auto_answer = auto_answer
+            party.answer_delay = answer_delay
+            party.play_file = play
+            party.record_dir = record_dir
+            acc.party = party
+            acc.create(cfg)
+            self._accounts.append(acc)
+            self._parties.append(party)
+            return party
+
+        party = await self.run(make)
+        await party.wait_registered()
+        return party
+
+    async def caller(self, number: str, *, display_name: str = "", host: str = "127.0.0.1",
+                     play: Path | None = None, record_dir: Path | None = None,
+                     auto_answer: bool = False, answer_delay: float = 0.0) -> SipParty:
+        """An unregistered party whose calls come from ``number`` (as a carrier trunk sends);
+        it also takes calls sent to its address (``auto_answer``: as a trunk's far end)."""
+
+        def make() -> SipParty:
+            acc = _Account(self)
+            cfg = pj.AccountConfig()
+            name = f'"{display_name}" ' if display_name else ""
+            cfg.idUri = f"{name}<sip:{number}@{host}>"
+            cfg.mediaConfig.transportConfig.port = 0
+            party = SipParty(self, "caller" + mask_number(number).replace("*", "x"), acc)
+            party.auto_answer = auto_answer
+            party.answer_delay = answer_delay
+            party.play_file = play
+            party.record_dir = record_dir
+            acc.party = party
+            acc.create(cfg)
+            self._accounts.append(acc)
+            self._parties.append(party)
+            return party
+
+        return await self.run(make)
+
+    async def remove(self, party: SipParty) -> None:
+        """Unregister and drop a party (its softphone "closes")."""
+
+        def do() -> None:
+            for c in party.calls:
+                if c.is_active() and c.pj is not None:
+                    with contextlib.suppress(pj.Error):
+                        c.pj.hangup(pj.CallOpParam(True))
+            with contextlib.suppress(pj.Error):
+                party.account.shutdown()
+            if party.account in self._accounts:
+                self._accounts.remove(party.account)
+
+        await self.run(do)
+
+
+def _now() -> float:
+    return time.monotonic()
+

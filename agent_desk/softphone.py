@@ -1,0 +1,324 @@
+"""SIP parties on pjsua2: agents' softphones and callers, for the demo, the tests and agents.
+
+Each party runs in its own process (as each agent runs their own softphone): pjsua2 allows one
+library per process and the PyPI build holds at most four calls in it. ``SipPhones`` starts
+and drives them; a ``Phone`` and its ``PhoneCall``s mirror the party's state in asyncio.
+
+    phones = SipPhones()
+    agent = await phones.agent("1001", password, server="127.0.0.1:5060", play=wav)
+    caller = await phones.caller("13812345678", play=speech)
+    call = await caller.call("sip:12345@127.0.0.1:5060")
+    await call.answered.wait()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hotline.privacy import mask_number
+
+log = logging.getLogger(__name__)
+
+
+class PhoneError(Exception):
+    pass
+
+
+@dataclass
+class CallRecord:
+    remote_uri: str = ""
+    state: str = "NULL"
+    last_status: int = 0
+    reason: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)
+
+
+class PhoneCall:
+    def __init__(self, phone: Phone, call_id: int, record_file: str | None):
+        self.phone = phone
+        self.id = call_id
+        self.record_file = Path(record_file) if record_file else None
+        self.record = CallRecord()
+        self.answered = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        self.media_active = asyncio.Event()
+        self.media_updates = 0
+        # When media first flowed (wall clock): the party's recording starts then.
+        self.media_at: float | None = None
+
+    def __repr__(self) -> str:
+        return f"<PhoneCall {self.phone.name}#{self.id} {self.record.state}>"
+
+
+class Phone:
+    """One SIP party in its own process."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process):
+        self.name = name
+        self.proc = proc
+        self.calls: dict[int, PhoneCall] = {}
+        self.incoming: asyncio.Queue[PhoneCall] = asyncio.Queue()
+        self.registered = asyncio.Event()
+        self.closed = asyncio.Event()
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._seq = itertools.count(1)
+        self._reader: asyncio.Task[None] | None = None
+        self.port = 0
+
+    async def _request(self, op: str, timeout: float = 15.0, **args: Any) -> Any:
+        if self.closed.is_set() or self.proc.stdin is None:
+            raise PhoneError(f"{self.name}: the softphone process has exited")
+        rid = next(self._seq)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        self.proc.stdin.write((json.dumps({"id": rid, "op": op, **args}) + "\n").encode())
+        await self.proc.stdin.drain()
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._pending.pop(rid, None)
+
+    def _call(self, cid: int, record_file: str | None = None) -> PhoneCall:
+        call = self.calls.get(cid)
+        if call is None:
+            call = self.calls[cid] = PhoneCall(self, cid, record_file)
+        elif record_file and call.record_file is None:
+            call.record_file = Path(record_file)
+        return call
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            while True:
+                line = await self.proc.stdout.readline()
+                if not line:
+                    break
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                self._on_message(msg)
+        finally:
+            self.closed.set()
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(PhoneError(f"{self.name}: softphone process exited"))
+            for call in self.calls.values():
+                call.disconnected.set()
+
+    def _on_message(self, msg: dict[str, Any]) -> None:
+        if "re" in msg:
+            fut = self._pending.get(msg["re"])
+            if fut is not None and not fut.done():
+                if msg.get("ok"):
+                    fut.set_result(msg.get("result"))
+                else:
+                    fut.set_exception(PhoneError(f"{self.name}: {msg.get('error')}"))
+            return
+        ev = msg.get("ev")
+        if ev == "registered":
+            self.registered.set()
+        elif ev == "incoming":
+            call = self._call(msg["call"], msg.get("record_file"))
+            call.record.remote_uri = msg.get("remote_uri", "")
+            call.record.headers = msg.get("headers") or {}
+            self.incoming.put_nowait(call)
+        elif ev == "state":
+            call = self._call(msg["call"])
+            r = call.record
+            r.state = msg.get("state", r.state)
+            r.last_status = msg.get("status", r.last_status)
+            r.reason = msg.get("reason", r.reason)
+            r.remote_uri = msg.get("remote_uri") or r.remote_uri
+            r.history.append(r.state)
+            if r.state == "CONFIRMED":
+                call.answered.set()
+            elif r.state == "DISCONNCTD" or r.state.startswith("DISCONN"):
+                call.disconnected.set()
+        elif ev == "media":
+            call = self._call(msg["call"])
+            call.media_updates += 1
+            if call.media_at is None:
+                call.media_at = time.time()
+            call.media_active.set()
+
+    # -- actions ------------------------------------------------------------------------------
+
+    async def call(self, uri: str, *, headers: dict[str, str] | None = None,
+                   play: Path | None = None, record: Path | None = None) -> PhoneCall:
+        res = await self._request("call", uri=uri, headers=headers or {},
+                                  play=str(play) if play else None,
+                                  record=str(record) if record else None)
+        return self._call(res["call"], res.get("record_file"))
+
+    async def answer(self, call: PhoneCall, code: int = 200) -> None:
+        await self._request("answer", call=call.id, code=code)
+
+    async def hangup(self, call: PhoneCall) -> None:
+        if not call.disconnected.is_set():
+            await self._request("hangup", call=call.id)
+
+    async def dtmf(self, call: PhoneCall, digits: str) -> None:
+        await self._request("dtmf", call=call.id, digits=digits)
+
+    async def hold(self, call: PhoneCall) -> None:
+        await self._request("hold", call=call.id)
+
+    async def unhold(self, call: PhoneCall) -> None:
+        await self._request("unhold", call=call.id)
+
+    async def play(self, call: PhoneCall, path: Path | None) -> None:
+        await self._request("play", call=call.id, path=str(path) if path else None)
+
+    async def stop_recording(self, call: PhoneCall) -> None:
+        """Close the WAV of what this party heard (its header is written now)."""
+        await self._request("stop_recording", call=call.id)
+
+    async def unregister(self) -> None:
+        await self._request("unregister")
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Hang up, unregister and end the process (recordings are finalised first)."""
+        if self.proc.returncode is None and self.proc.stdin is not None:
+            with contextlib.suppress(Exception):
+                self.proc.stdin.write(b'{"op": "quit"}\n')
+                await self.proc.stdin.drain()
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await self._reader
+
+    def kill(self) -> None:
+        """The softphone dies as a crash would (no BYE, no unregister)."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+
+
+class SipPhones:
+    """Starts and tracks SIP parties, each in its own process."""
+
+    def __init__(self, *, log_dir: Path | None = None):
+        self.phones: list[Phone] = []
+        self.log_dir = log_dir
+
+    async def start(self) -> SipPhones:
+        return self
+
+    async def _spawn(self, name: str, port: int = 0) -> Phone:
+        stderr: Any = asyncio.subprocess.DEVNULL
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            stderr = open(self.log_dir / f"{name}.log", "ab")  # noqa: ASYNC230
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agent_desk.sipworker", *(["--port", str(port)] if port else []),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=stderr, env={**os.environ,
+                                                                "PYTHONUNBUFFERED": "1"})
+        if stderr is not asyncio.subprocess.DEVNULL:
+            stderr.close()
+        phone = Phone(name, proc)
+        assert proc.stdout is not None
+        ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 20) or b"{}")
+        if ready.get("ev") != "ready":
+            raise PhoneError(f"{name}: softphone process failed to start")
+        phone.port = int(ready.get("port", 0))
+        phone._reader = asyncio.create_task(phone._read(), name=f"phone-{name}")
+        self.phones.append(phone)
+        return phone
+
+    async def agent(self, extension: str, password: str, *, server: str,
+                    play: Path | None = None, record_dir: Path | None = None,
+                    auto_answer: bool = True, answer_delay: float = 0.0,
+                    register_timeout: float = 10.0) -> Phone:
+        """An agent's softphone registered at ``server`` (host:port)."""
+        phone = await self._spawn(f"agent{extension}")
+        await phone._request("agent", extension=extension, password=password, server=server,
+                             play=str(play) if play else None,
+                             record_dir=str(record_dir) if record_dir else None,
+                             auto_answer=auto_answer, answer_delay=answer_delay,
+                             timeout=register_timeout + 5)
+        return phone
+
+    async def caller(self, number: str, *, display_name: str = "", host: str = "127.0.0.1",
+                     play: Path | None = None, record_dir: Path | None = None) -> Phone:
+        """An unregistered party whose calls come from ``number``, as a carrier sends them."""
+        phone = await self._spawn(f"caller{mask_number(number).replace('*', 'x')}")
+        await phone._request("caller", number=number, display_name=display_name, host=host,
+                             play=str(play) if play else None,
+                             record_dir=str(record_dir) if record_dir else None)
+        return phone
+
+    async def line(self, number: str, *, port: int, host: str = "127.0.0.1",
+                   play: Path | None = None, record_dir: Path | None = None,
+                   auto_answer: bool = True, answer_delay: float = 0.0) -> Phone:
+        """The far end of a trunk that Asterisk reaches at ``host:port`` (a branch center's or
+        an emergency line's SBC): takes the calls sent there, and can call out as ``number``."""
+        phone = await self._spawn(f"line{number}", port=port)
+        await phone._request("caller", number=number, host=host,
+                             play=str(play) if play else None,
+                             record_dir=str(record_dir) if record_dir else None,
+                             auto_answer=auto_answer, answer_delay=answer_delay)
+        return phone
+
+    async def remove(self, phone: Phone) -> None:
+        await phone.close()
+        if phone in self.phones:
+            self.phones.remove(phone)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(p.close() for p in self.phones), return_exceptions=True)
+        self.phones.clear()
+
+
+async def run_softphone(cfg: Any, agent_id: str, *, answer: str = "auto",
+                        play: Path | None = None, record_dir: Path | None = None) -> int:
+    """``hotline softphone --agent 1001``: register and take calls until interrupted."""
+    import signal
+
+    from agent_desk.sipengine import SipStack
+    from hotline.secrets import sip_password
+
+    agent = cfg.agent(agent_id)
+    node = cfg.node(cfg.city(agent.city).node)
+    host = "127.0.0.1" if node.sip_host in ("0.0.0.0", "") else node.sip_host
+    stack = await SipStack().start()
+    party = await stack.agent(agent_id, sip_password(cfg.sip_secret, agent_id),
+                              server=f"{host}:{node.sip_port}", play=play,
+                              record_dir=record_dir, auto_answer=answer == "auto")
+    print(f"softphone {agent_id} ({agent.name}) registered at {host}:{node.sip_port}; "
+          f"{'auto-answering' if answer == 'auto' else 'press Enter to answer'}; "
+          "Ctrl-C to quit", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def calls() -> None:
+        while True:
+            call = await party.incoming.get()
+            who = call.record.remote_uri.split("sip:")[-1].split("@")[0]
+            print(f"incoming call from {mask_number(who)}", flush=True)
+            if answer == "manual":
+                await loop.run_in_executor(None, sys.stdin.readline)
+                await party.answer(call)
+
+    task = asyncio.create_task(calls())
+    await stop.wait()
+    task.cancel()
+    await stack.stop()
+    return 0

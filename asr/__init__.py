@@ -1,0 +1,1 @@
+"""Recordings to transcripts with offline Vosk."""

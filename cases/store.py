@@ -1,0 +1,393 @@
+"""The case store: applies call facts to case records, idempotently, and answers queries.
+
+Every fact is applied in its own transaction: get or create the case for the call, add the
+fact to the timeline unless its key is already there, and fill the case's columns. Columns are
+only *filled* (a value learnt first is kept), so the live view, the resync and CEL can all
+report the same call without overwriting each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from cases.models import (
+    CallEvent,
+    CallLeg,
+    Case,
+    CaseCounter,
+    CaseLink,
+    NodeCheckpoint,
+    TransferRecord,
+)
+from cases.transfers import apply_transfer_fact
+from hotline.privacy import PersonalData, mask_number
+from telephony.calls import CallFact
+
+log = logging.getLogger(__name__)
+
+
+def ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+@dataclass(frozen=True)
+class CaseRef:
+    id: int
+    number: str
+    created: bool
+
+
+class CaseStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], personal: PersonalData,
+                 timezone: str = "Asia/Shanghai"):
+        self.sessions = sessions
+        self.personal = personal
+        self.tz = ZoneInfo(timezone)
+        self._locks: dict[str, asyncio.Lock] = {}
+        # The case of each recent call, so the router answers with the case number without
+        # asking the database (the case is made when the call arrives, before the menu).
+        self._refs: OrderedDict[str, CaseRef] = OrderedDict()
+        self.facts_applied = 0
+        self.facts_duplicate = 0
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _lock(self, call_id: str) -> asyncio.Lock:
+        lock = self._locks.get(call_id)
+        if lock is None:
+            if len(self._locks) > 10000:  # forget idle locks of finished calls
+                for k in [k for k, v in self._locks.items() if not v.locked()][:5000]:
+                    del self._locks[k]
+            lock = self._locks[call_id] = asyncio.Lock()
+        return lock
+
+    async def _next_number(self, session: AsyncSession, at: datetime) -> str:
+        day = at.astimezone(self.tz).strftime("%Y%m%d")
+        dialect = session.bind.dialect.name if session.bind else "sqlite"
+        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CaseCounter)
+        stmt = ins.values(day=day, seq=1).on_conflict_do_update(
+            index_elements=[CaseCounter.day], set_={"seq": CaseCounter.seq + 1}
+        ).returning(CaseCounter.seq)
+        seq = (await session.execute(stmt)).scalar_one()
+        return f"{day}{seq:06d}"
+
+    async def _get_or_create(self, session: AsyncSession, fact: CallFact) -> tuple[Case, bool]:
+        case = (await session.execute(
+            select(Case).where(Case.call_id == fact.call_id)
+        )).scalar_one_or_none()
+        if case is not None:
+            return case, False
+        at = ts(fact.at)
+        case = Case(number=await self._next_number(session, at), call_id=fact.call_id,
+                    node=fact.node, source=fact.source, flags=[], priority=0,
+                    call_state="active")
+        session.add(case)
+        await session.flush()
+        return case, True
+
+    async def apply(self, fact: CallFact) -> CaseRef:
+        """Apply one fact (safe to repeat)."""
+        async with self._lock(fact.call_id):
+            for attempt in range(3):
+                try:
+                    ref = await self._apply_once(fact)
+                    self._remember(fact.call_id, ref)
+                    return ref
+                except IntegrityError:
+                    # Another process created the case (or the event) first: read it again.
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
+
+    def _remember(self, call_id: str, ref: CaseRef) -> None:
+        if call_id not in self._refs:
+            self._refs[call_id] = ref
+            if len(self._refs) > 50_000:
+                self._refs.popitem(last=False)
+
+    def cached(self, call_id: str) -> CaseRef | None:
+        """The case of a call this store has recorded recently (no database access)."""
+        return self._refs.get(call_id)
+
+    def cached_number(self, call_id: str) -> str | None:
+        ref = self._refs.get(call_id)
+        return ref.number if ref is not None else None
+
+    async def _apply_once(self, fact: CallFact) -> CaseRef:
+        async with self.sessions() as session, session.begin():
+            case, created = await self._get_or_create(session, fact)
+            exists = (await session.execute(
+                select(CallEvent.id).where(CallEvent.case_id == case.id,
+                                           CallEvent.key == fact.key)
+            )).first()
+            if exists is not None:
+                self.facts_duplicate += 1
+                return CaseRef(case.id, case.number, created)
+            session.add(CallEvent(case_id=case.id, key=fact.key, kind=fact.kind,
+                                  at=ts(fact.at), detail=self._public(fact.data),
+                                  source=fact.source))
+            await self._fill(session, case, fact)
+            self.facts_applied += 1
+            return CaseRef(case.id, case.number, created)
+
+    def _public(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The timeline's copy of a fact, without personal data in clear."""
+        out = {k: v for k, v in data.items() if k not in ("caller", "caller_name")}
+        if data.get("caller"):
+            out["caller"] = mask_number(data["caller"])
+        return out
+
+    async def _leg(self, session: AsyncSession, case: Case, uniqueid: str, **values: Any
+                   ) -> CallLeg:
+        leg = (await session.execute(
+            select(CallLeg).where(CallLeg.case_id == case.id, CallLeg.uniqueid == uniqueid)
+        )).scalar_one_or_none()
+        if leg is None:
+            leg = CallLeg(case_id=case.id, uniqueid=uniqueid, channel=values.get("channel", ""),
+                          role=values.get("role", "agent"))
+            session.add(leg)
+        for k, v in values.items():
+            if v is not None and getattr(leg, k, None) in (None, ""):
+                setattr(leg, k, v)
+        return leg
+
+    async def _fill(self, session: AsyncSession, case: Case, fact: CallFact) -> None:
+        d = fact.data
+        at = ts(fact.at)
+
+        def fill(**values: Any) -> None:
+            for k, v in values.items():
+                if v is not None and v != "" and getattr(case, k) in (None, ""):
+                    setattr(case, k, v)
+
+        kind = fact.kind
+        if kind == "arrived":
+            caller = d.get("caller") or None
+            fill(arrived_at=at, dialed_number=d.get("dialed"), trunk=d.get("trunk"),
+                 caller_enc=self.personal.encrypt(caller),
+                 caller_hash=self.personal.lookup_hash(caller),
+                 caller_masked=mask_number(caller) if caller else None,
+                 caller_name_enc=self.personal.encrypt(d.get("caller_name") or None))
+            if d.get("uniqueid"):
+                await self._leg(session, case, d["uniqueid"], channel=d.get("channel", ""),
+                                role="caller", party=mask_number(caller), started_at=at)
+        elif kind == "menu":
+            fill(menu_key=d.get("key"))
+        elif kind == "routed":
+            fill(route_queue=d.get("queue"), route_reasons=d.get("reasons"),
+                 route_source=d.get("source"), city=d.get("city"))
+            if d.get("priority"):
+                # The highest priority the call was given (a hand-over may have set one first).
+                case.priority = max(case.priority or 0, int(d["priority"]))
+            if d.get("flags"):
+                case.flags = sorted(set(case.flags or []) | set(d["flags"]))
+        elif kind == "fallback":
+            fill(route_source="fallback")
+            case.flags = sorted(set(case.flags or []) | {"router_unavailable"})
+        elif kind == "queued":
+            fill(queue=d.get("queue"), queued_at=at)
+        elif kind == "ringing":
+            await self._leg(session, case, d["uniqueid"], channel=d.get("channel", ""),
+                            role="agent", party=d.get("agent"), started_at=at)
+        elif kind == "ring_noanswer":
+            await self._leg(session, case, d["uniqueid"], outcome="no_answer", ended_at=at)
+        elif kind == "answered":
+            first_queue = case.queue
+            fill(agent_id=d.get("agent"), answered_at=at, outcome="answered",
+                 wait_seconds=_round(d.get("hold_time")))
+            if d.get("queue"):
+                # The queue that answered (after overflow it is not the one first joined).
+                case.queue = d["queue"]
+                if first_queue and first_queue != d["queue"] and case.queued_at:
+                    # Hold time is per queue: the caller waited since the first one.
+                    case.wait_seconds = _round((at - case.queued_at).total_seconds())
+            await self._leg(session, case, d["uniqueid"], channel=d.get("channel", ""),
+                            role="agent", party=d.get("agent"), answered_at=at,
+                            outcome="answered", started_at=at)
+        elif kind == "completed":
+            fill(talk_seconds=_round(d.get("talk_time")), hangup_by=d.get("reason") or None)
+        elif kind == "abandoned":
+            fill(outcome="abandoned", wait_seconds=_round(d.get("hold_time")),
+                 hangup_by="caller")
+        elif kind == "leg_ended":
+            await self._leg(session, case, d["uniqueid"], ended_at=at,
+                            hangup_cause=d.get("cause"))
+        elif kind == "ended":
+            fill(ended_at=at, hangup_by=d.get("hangup_by"))
+            case.call_state = "ended"
+            if case.outcome is None:
+                case.outcome = "answered" if case.answered_at else (
+                    "abandoned" if case.queued_at else "dropped")
+            if case.answered_at and case.talk_seconds is None:
+                case.talk_seconds = _round((at - case.answered_at).total_seconds())
+            if case.queued_at and case.wait_seconds is None:
+                until = case.answered_at or at
+                case.wait_seconds = _round((until - case.queued_at).total_seconds())
+            caller_leg = (await session.execute(
+                select(CallLeg).where(CallLeg.case_id == case.id, CallLeg.role == "caller")
+            )).scalar_one_or_none()
+            if caller_leg is not None and caller_leg.ended_at is None:
+                caller_leg.ended_at = at
+                caller_leg.hangup_cause = d.get("cause")
+        elif kind == "widened":
+            case.flags = sorted(set(case.flags or []) | {"widened"})
+        elif kind == "linked":
+            await self._link(session, case, d)
+        elif kind.startswith("transfer_") or kind in ("handover", "requeued"):
+            await apply_transfer_fact(session, case, fact)
+        elif kind == "orphaned":
+            # The call vanished with no record of its end (Asterisk killed): close it honestly.
+            fill(ended_at=at, hangup_by="system")
+            case.call_state = "ended"
+            case.outcome = case.outcome or "unknown"
+            case.flags = sorted(set(case.flags or []) | {"end_unknown"})
+
+    async def _link(self, session: AsyncSession, case: Case, d: dict[str, Any]) -> None:
+        other_id = d.get("case_id")
+        if other_id is None and d.get("case"):
+            other_id = (await session.execute(
+                select(Case.id).where(Case.number == d["case"]))).scalar_one_or_none()
+        if other_id is None or other_id == case.id:
+            return
+        exists = (await session.execute(select(CaseLink.id).where(
+            CaseLink.case_id == case.id, CaseLink.linked_case_id == other_id))).first()
+        if exists is None:
+            session.add(CaseLink(case_id=case.id, linked_case_id=int(other_id),
+                                 reason=str(d.get("reason") or "related")[:32]))
+
+    async def links(self, number: str) -> list[tuple[str, str]]:
+        """Cases linked to this one, either way: (case number, reason)."""
+        async with self.sessions() as session:
+            case_id = (await session.execute(
+                select(Case.id).where(Case.number == number))).scalar_one_or_none()
+            if case_id is None:
+                return []
+            rows = (await session.execute(
+                select(Case.number, CaseLink.reason).join(
+                    CaseLink, (CaseLink.linked_case_id == Case.id) | (CaseLink.case_id == Case.id))
+                .where(((CaseLink.case_id == case_id) | (CaseLink.linked_case_id == case_id))
+                       & (Case.id != case_id)))).all()
+            return sorted({(r[0], r[1]) for r in rows})
+
+    async def close_case(self, number: str, at: datetime | None = None) -> str | None:
+        """Mark the work on a case finished (办结); returns the caller's lookup hash so the
+        repeat-caller look-up can forget it."""
+        async with self.sessions() as session, session.begin():
+            case = (await session.execute(
+                select(Case).where(Case.number == number))).scalar_one_or_none()
+            if case is None:
+                raise KeyError(number)
+            if case.closed_at is None:
+                case.closed_at = at or datetime.now(UTC)
+            return case.caller_hash
+
+    # -- route decisions from the router ------------------------------------------------------
+
+    async def open_for_route(self, fact: CallFact) -> CaseRef:
+        """Called by the router before the call queues: returns the case (for screen pop)."""
+        return await self.apply(fact)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def get(self, number: str) -> Case | None:
+        async with self.sessions() as session:
+            return (await session.execute(
+                select(Case).where(Case.number == number)
+                .options(selectinload(Case.events), selectinload(Case.legs))
+            )).scalar_one_or_none()
+
+    async def by_call(self, call_id: str) -> Case | None:
+        async with self.sessions() as session:
+            return (await session.execute(
+                select(Case).where(Case.call_id == call_id)
+                .options(selectinload(Case.events), selectinload(Case.legs))
+            )).scalar_one_or_none()
+
+    async def recent(self, limit: int = 50, *, since: datetime | None = None) -> list[Case]:
+        async with self.sessions() as session:
+            q = select(Case).order_by(Case.id.desc()).limit(limit).options(
+                selectinload(Case.events), selectinload(Case.legs))
+            if since is not None:
+                q = q.where(Case.created_at >= since)
+            return list((await session.execute(q)).scalars())
+
+    async def count(self) -> int:
+        async with self.sessions() as session:
+            return int((await session.execute(select(func.count(Case.id)))).scalar_one())
+
+    async def active_on(self, node: str) -> list[Case]:
+        async with self.sessions() as session:
+            return list((await session.execute(
+                select(Case).where(Case.node == node, Case.call_state == "active")
+            )).scalars())
+
+    def caller_number(self, case: Case) -> str | None:
+        """The caller's number in clear, for roles allowed to see it."""
+        return self.personal.decrypt(case.caller_enc)
+
+    # -- CEL checkpoints (telephony.cel.CheckpointStore) --------------------------------------
+
+    async def get_checkpoint(self, node: str) -> int:
+        async with self.sessions() as session:
+            row = await session.get(NodeCheckpoint, node)
+            return row.cel_id if row else 0
+
+    async def set_checkpoint(self, node: str, cel_id: int) -> None:
+        async with self.sessions() as session, session.begin():
+            row = await session.get(NodeCheckpoint, node)
+            if row is None:
+                session.add(NodeCheckpoint(node=node, cel_id=cel_id))
+            else:
+                row.cel_id = cel_id
+
+    async def calls_needing_cel(self, call_ids: list[str]) -> set[str]:
+        if not call_ids:
+            return set()
+        async with self.sessions() as session:
+            complete = set((await session.execute(
+                select(Case.call_id).where(Case.call_id.in_(call_ids),
+                                           Case.call_state == "ended")
+            )).scalars())
+        return set(call_ids) - complete
+
+    async def legs_needing_cel(self, leg_ids: list[str]) -> set[str]:
+        """Transfer legs (by leg id) whose end the case does not know yet."""
+        if not leg_ids:
+            return set()
+        async with self.sessions() as session:
+            complete = set((await session.execute(
+                select(TransferRecord.leg_id).where(TransferRecord.leg_id.in_(leg_ids),
+                                                    TransferRecord.ended_at.is_not(None))
+            )).scalars())
+        return set(leg_ids) - complete
+
+    async def stale_active(self, node: str, live_call_ids: set[str],
+                           older_than: timedelta = timedelta(seconds=0)) -> list[str]:
+        cutoff = datetime.now(UTC) - older_than
+        async with self.sessions() as session:
+            rows = (await session.execute(
+                select(Case.call_id).where(Case.node == node, Case.call_state == "active",
+                                           Case.created_at <= cutoff)
+            )).scalars()
+            return [r for r in rows if r and r not in live_call_ids]
+
+
+def _round(v: Any) -> float | None:
+    if v is None:
+        return None
+    try:
+        return round(float(v), 2)
+    except (TypeError, ValueError):
+        return None

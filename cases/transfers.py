@@ -1,0 +1,106 @@
+"""Transfers and hand-overs on the case record.
+
+Applies the facts of ``telephony.callcontrol`` to the case: one ``transfer_legs`` row per leg
+(keyed by the leg id, which is the destination channel's uniqueid), the leg in ``call_legs``
+(role ``transfer``), and the case's flags. The store calls this once per fact key, and columns
+are only filled, never overwritten, so the same leg reported live and again after a reconnect
+stays one row with the first values learnt.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cases.models import CallLeg, Case, TransferRecord
+from telephony.calls import CallFact
+
+# Outcomes of a leg's dial (the timeline and the console speak these codes).
+OUTCOMES = ("answered", "busy", "no_answer", "failed", "caller_hung_up", "cancelled")
+
+
+def _ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _fill(obj: Any, **values: Any) -> None:
+    for k, v in values.items():
+        if v is not None and v != "" and getattr(obj, k) in (None, ""):
+            setattr(obj, k, v)
+
+
+def _flag(case: Case, *flags: str) -> None:
+    case.flags = sorted(set(case.flags or []) | set(flags))
+
+
+async def apply_transfer_fact(session: AsyncSession, case: Case, fact: CallFact) -> None:
+    d = fact.data
+    at = _ts(fact.at)
+    kind = fact.kind
+    if kind == "handover":
+        _fill(case, referred_by=d.get("referring_line") or d.get("trunk"))
+        priority = int(d.get("priority") or 0)
+        if priority > (case.priority or 0):
+            case.priority = priority
+        _flag(case, "handover")
+        return
+    if kind == "requeued":
+        _flag(case, "requeued")
+        return
+    leg_id = str(d.get("leg") or "")
+    if not leg_id:
+        return
+    rec = (await session.execute(
+        select(TransferRecord).where(TransferRecord.case_id == case.id,
+                                     TransferRecord.leg_id == leg_id)
+    )).scalar_one_or_none()
+    if rec is None:
+        rec = TransferRecord(case_id=case.id, leg_id=leg_id,
+                             destination=str(d.get("destination") or "unknown"),
+                             handed_off=False)
+        session.add(rec)
+    if rec.destination == "unknown" and d.get("destination"):
+        rec.destination = str(d["destination"])  # a later fact came first
+    leg = await _call_leg(session, case, leg_id)
+    if kind == "transfer_dialing":
+        _fill(rec, kind=d.get("kind"), number=d.get("number"), name=d.get("name"),
+              category=d.get("category"), mode=d.get("mode"), initiator=d.get("initiator"),
+              dialed_at=at)
+        _fill(leg, party=d.get("number"), started_at=at)
+        _flag(case, "transferred", *(["emergency"] if d.get("kind") == "emergency_line" else []))
+    elif kind == "transfer_ringing":
+        _fill(rec, channel=d.get("channel"))
+        _fill(leg, channel=d.get("channel"))
+    elif kind == "transfer_answered":
+        _fill(rec, channel=d.get("channel"), answered_at=at, outcome="answered")
+        _fill(leg, channel=d.get("channel"), answered_at=at, outcome="answered")
+    elif kind == "transfer_three_way":
+        _fill(rec, three_way_at=at)
+    elif kind == "transfer_agent_left":
+        _fill(rec, agent_left_at=at, agent_left_how=d.get("how"))
+        if d.get("handed_off"):
+            rec.handed_off = True
+            _flag(case, "handed_off")
+        if d.get("how") == "lost":
+            _flag(case, "agent_lost")
+    elif kind == "transfer_failed":
+        _fill(rec, outcome=d.get("outcome"), reason=d.get("reason"), ended_at=at,
+              hangup_cause=d.get("cause"))
+        _fill(leg, outcome=d.get("outcome"), ended_at=at, hangup_cause=d.get("cause"))
+    elif kind == "transfer_ended":
+        _fill(rec, ended_at=at, ended_by=d.get("ended_by"), reason=d.get("reason"),
+              hangup_cause=d.get("cause"), outcome=d.get("outcome"))
+        _fill(leg, ended_at=at, hangup_cause=d.get("cause"))
+
+
+async def _call_leg(session: AsyncSession, case: Case, uniqueid: str) -> CallLeg:
+    leg = (await session.execute(
+        select(CallLeg).where(CallLeg.case_id == case.id, CallLeg.uniqueid == uniqueid)
+    )).scalar_one_or_none()
+    if leg is None:
+        leg = CallLeg(case_id=case.id, uniqueid=uniqueid, channel="", role="transfer")
+        session.add(leg)
+    return leg

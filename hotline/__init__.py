@@ -1,0 +1,1 @@
+"""The hotline service: configuration, command line and the composition root."""

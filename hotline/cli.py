@@ -1,0 +1,233 @@
+"""The ``hotline`` command.
+
+    hotline config check                 validate the configuration file
+    hotline asterisk runtime             find or build (and cache) the Asterisk runtime
+    hotline asterisk render|up|down|status|cli "CMD"   manage this config's Asterisk nodes
+    hotline serve                        run the service (AMI, router, case records, workers)
+    hotline demo                         real calls through a real Asterisk, then their cases
+    hotline softphone --agent 1001       an agent's pjsua2 softphone
+    hotline cases [--limit N]            the latest case records
+    hotline db upgrade                   apply database migrations
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+from hotline.config import Config, ConfigError, load_config
+
+EXIT_CONFIG = 2
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config or os.environ.get("HOTLINE_CONFIG") or "hotline.toml")
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(_config_path(args))
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    problems = []
+    for what, env in (("AMI secret", cfg.security.ami_secret_env),
+                      ("SIP secret", cfg.security.sip_secret_env),
+                      ("data key", cfg.security.data_key_env)):
+        if len(os.environ.get(env, "")) < 12:
+            problems.append(f"  {what}: set {env} (>= 12 characters) before starting")
+    print(f"{_config_path(args)}: OK — {len(cfg.nodes)} node(s), {len(cfg.cities)} cities, "
+          f"{len(cfg.agents)} agents, {len(cfg.skills)} skills, {len(cfg.trunks)} trunks")
+    if problems:
+        print("environment:\n" + "\n".join(problems))
+        return EXIT_CONFIG
+    return 0
+
+
+def cmd_asterisk(args: argparse.Namespace) -> int:
+    from hotline.service import instance_dir
+    from telephony.instance import AsteriskInstance
+    from telephony.runtime import container_runtime, ensure_runtime
+
+    # Rendering for a container needs no Asterisk here: it mounts the files at /srv/hotline.
+    runtime = (container_runtime() if args.action == "render" and args.for_container
+               else ensure_runtime())
+    if args.action == "runtime":
+        print(f"Asterisk {runtime.version} ({runtime.kind}"
+              + (f" at {runtime.root})" if runtime.root else ")"))
+        return 0
+    cfg = _load(args)
+    nodes = [n for n in cfg.nodes if (n.mode == "managed" or args.action == "render")
+             and (not args.node or n.id == args.node)]
+    if not nodes:
+        print("no managed node matches", file=sys.stderr)
+        return 1
+    for node in nodes:
+        inst = AsteriskInstance(runtime, instance_dir(cfg, node), node)
+        if args.action == "render":
+            for p in inst.render(cfg, ami_secret=cfg.ami_secret, sip_master=cfg.sip_secret):
+                print(p)
+        elif args.action == "up":
+            inst.render(cfg, ami_secret=cfg.ami_secret, sip_master=cfg.sip_secret)
+            pid = inst.start()
+            secs = asyncio.run(inst.wait_ready(cfg.ami_secret))
+            print(f"node {node.id}: Asterisk up (pid {pid}) in {secs:.1f} s — SIP "
+                  f"{node.sip_host}:{node.sip_port}, AMI {node.ami_host}:{node.ami_port}")
+        elif args.action == "down":
+            was = inst.stop()
+            print(f"node {node.id}: {'stopped' if was else 'was not running'}")
+        elif args.action == "status":
+            pid = inst.pid()
+            print(f"node {node.id}: " + (f"running (pid {pid})" if pid else "stopped"))
+            if pid:
+                print(inst.cli("core show channels count").strip())
+        elif args.action == "cli":
+            print(inst.cli(" ".join(args.command)), end="")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hotline.logs import setup_logging
+    from hotline.privacy import PersonalData
+    from hotline.service import HotlineService
+
+    cfg = _load(args)
+    setup_logging(cfg.service.log_level, cfg.service.log_format)
+
+    async def run() -> None:
+        service = HotlineService(cfg, ami_secret=cfg.ami_secret,
+                                 personal=PersonalData(cfg.data_key))
+        await service.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await service.stop()
+
+    try:  # libuv's loop roughly doubles what one core answers over FastAGI (bench/)
+        import uvloop
+    except ImportError:
+        asyncio.run(run())
+    else:
+        uvloop.run(run())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hotline.demo import run_demo
+
+    return asyncio.run(run_demo(calls=args.calls))
+
+
+def cmd_softphone(args: argparse.Namespace) -> int:
+    from agent_desk.softphone import run_softphone
+
+    cfg = _load(args)
+    return asyncio.run(run_softphone(cfg, args.agent, answer=args.answer,
+                                     play=args.play, record_dir=args.record))
+
+
+def cmd_cases(args: argparse.Namespace) -> int:
+    from cases.db import make_engine, sessionmaker
+    from cases.report import format_case
+    from cases.store import CaseStore
+    from hotline.privacy import PersonalData
+
+    cfg = _load(args)
+
+    async def run() -> None:
+        engine = make_engine(cfg.database_url)
+        store = CaseStore(sessionmaker(engine), PersonalData(cfg.data_key),
+                          cfg.service.timezone)
+        for case in reversed(await store.recent(args.limit)):
+            print(format_case(case, cfg.service.timezone))
+        await engine.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from cases.db import make_engine, migrate
+
+    cfg = _load(args)
+
+    async def run() -> None:
+        engine = make_engine(cfg.database_url)
+        await migrate(engine)
+        await engine.dispose()
+
+    asyncio.run(run())
+    print("database schema up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hotline", description="12345 hotline contact center")
+    p.add_argument("--config", help="configuration file (default: $HOTLINE_CONFIG or "
+                                    "./hotline.toml)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("config", help="configuration")
+    c.add_argument("action", choices=["check"])
+    c.set_defaults(fn=cmd_config_check)
+
+    a = sub.add_parser("asterisk", help="the Asterisk nodes this config manages")
+    a.add_argument("action", choices=["runtime", "render", "up", "down", "status", "cli"])
+    a.add_argument("command", nargs="*", help="for cli: the Asterisk CLI command")
+    a.add_argument("--node", help="only this node")
+    a.add_argument("--for-container", action="store_true",
+                   help="render: for an Asterisk container mounting the files at /srv/hotline")
+    a.set_defaults(fn=cmd_asterisk)
+
+    s = sub.add_parser("serve", help="run the service")
+    s.set_defaults(fn=cmd_serve)
+
+    d = sub.add_parser("demo", help="real calls through a real Asterisk, then their cases")
+    d.add_argument("--calls", type=int, default=5)
+    d.set_defaults(fn=cmd_demo)
+
+    sp = sub.add_parser("softphone", help="an agent's SIP softphone (pjsua2)")
+    sp.add_argument("--agent", required=True)
+    sp.add_argument("--answer", choices=["auto", "manual"], default="auto")
+    sp.add_argument("--play", type=Path, help="WAV to play into calls (default: silence)")
+    sp.add_argument("--record", type=Path, help="folder for recordings of what it hears")
+    sp.set_defaults(fn=cmd_softphone)
+
+    cs = sub.add_parser("cases", help="the latest case records")
+    cs.add_argument("--limit", type=int, default=20)
+    cs.set_defaults(fn=cmd_cases)
+
+    db = sub.add_parser("db", help="database")
+    db.add_argument("action", choices=["upgrade"])
+    db.set_defaults(fn=cmd_db)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from telephony.runtime import AsteriskRuntimeError
+
+        if isinstance(exc, AsteriskRuntimeError):
+            print(f"asterisk runtime: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())

@@ -1,0 +1,559 @@
+"""The project's one configuration file (TOML), validated at start.
+
+Every error names the key that is wrong (``agents[2].skills.general``) so an operator can fix the
+file without reading code. Secrets never live in the file: it names the environment variables
+that hold them, and ``${VAR}`` inside URLs is expanded from the environment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ID = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+DIGITS = Annotated[str, Field(pattern=r"^[0-9]{2,20}$")]
+PORT = Annotated[int, Field(ge=1, le=65535)]
+SKILL_LEVEL = Annotated[int, Field(ge=1, le=5)]
+
+PROVINCE_POOL = "province"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the operator who has to fix it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceSection(_Section):
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+    # Where instances, recordings and the default SQLite database live; relative to the file.
+    data_dir: Path = Path("var")
+    # Case numbers and the console's clocks use the hotline's local time.
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+
+class DatabaseSection(_Section):
+    url: str = "sqlite+aiosqlite:///{data_dir}/hotline.db"
+
+    @field_validator("url")
+    @classmethod
+    def _driver(cls, v: str) -> str:
+        if not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (async drivers)"
+            )
+        return v
+
+
+class RedisSection(_Section):
+    url: str = "redis://127.0.0.1:6379/0"
+    # Every key and channel starts with this, so several deployments can share one Redis.
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "hotline"
+
+
+class SecuritySection(_Section):
+    """Names of environment variables holding secrets (never the secrets themselves)."""
+
+    ami_secret_env: str = "HOTLINE_AMI_SECRET"
+    sip_secret_env: str = "HOTLINE_SIP_SECRET"
+    data_key_env: str = "HOTLINE_DATA_KEY"
+
+
+class FastAgiSection(_Section):
+    bind_host: str = "127.0.0.1"
+    port: PORT = 4573
+    # The address Asterisk dials for FastAGI (differs from bind_host behind NAT or in containers).
+    asterisk_reaches: str = "127.0.0.1"
+    # The router answers within this budget or the call takes the default queue.
+    decision_timeout_ms: Annotated[int, Field(ge=10, le=5000)] = 500
+    # Asterisk gives up on the service after this long and the dialplan falls back on its own.
+    dialplan_timeout_s: Annotated[int, Field(ge=1, le=30)] = 3
+
+
+class NodeConfig(_Section):
+    """One Asterisk node (one per city in production)."""
+
+    id: ID
+    # managed: this project renders the config and runs Asterisk (chroot or installed);
+    # external: Asterisk is run by someone else (a container); we only connect to AMI.
+    mode: Literal["managed", "external"] = "managed"
+    sip_host: str = "127.0.0.1"
+    sip_port: PORT = 5060
+    ami_host: str = "127.0.0.1"
+    ami_port: PORT = 5038
+    ami_username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")] = "hotline"
+    rtp_start: PORT = 10000
+    rtp_end: PORT = 10999
+    # Asterisk's CEL database as this service sees it (external nodes: a shared volume).
+    # Managed nodes default to their instance directory.
+    cel_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> NodeConfig:
+        if self.rtp_end <= self.rtp_start:
+            raise ValueError("rtp_end must be above rtp_start")
+        return self
+
+
+class CityConfig(_Section):
+    id: ID
+    name: str
+    node: ID
+    area_codes: list[Annotated[str, Field(pattern=r"^0[0-9]{2,3}$")]] = []
+
+
+class TrunkConfig(_Section):
+    """Where calls come from. ``carrier`` trunks bring public callers of one city; ``handover``
+    trunks bring calls that emergency lines or branch centers pass to 12345."""
+
+    id: ID
+    node: ID
+    kind: Literal["carrier", "handover"] = "carrier"
+    city: ID | None = None
+    # Source addresses (IP or CIDR) and/or a header the SBC adds ("X-Hotline-Trunk: nanjing").
+    match: list[str] = []
+    match_header: str | None = None
+    # For handover trunks: which line hands calls over (e.g. "119").
+    referring_line: str | None = None
+
+    @field_validator("match")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for item in v:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from exc
+        return v
+
+    @field_validator("match_header")
+    @classmethod
+    def _header(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9-]+: ?\S.*", v):
+            raise ValueError('must look like "X-Header-Name: value"')
+        return v
+
+    @model_validator(mode="after")
+    def _identified(self) -> TrunkConfig:
+        if not self.match and not self.match_header:
+            raise ValueError("needs match (source addresses) or match_header to recognise calls")
+        return self
+
+
+class NumberConfig(_Section):
+    """A number callers dial: 12345 itself or a merged hotline kept in parallel (双号并行)."""
+
+    number: DIGITS
+    skill: ID
+    name: str = ""
+    # A city's own DID: calls to it come from that city whatever trunk brings them.
+    city: ID | None = None
+
+
+class MenuConfig(_Section):
+    """The one short prompt and its one optional key. Silence goes straight on."""
+
+    prompt: str = "您好，幺二三四五。企业服务按一，外语服务按二，其他请稍候。"
+    keys: dict[Annotated[str, Field(pattern=r"^[0-9]$")], ID] = {}
+    timeout_s: Annotated[float, Field(ge=0.5, le=10)] = 1.5
+
+
+class AgentConfig(_Section):
+    id: Annotated[str, Field(pattern=r"^[0-9]{3,8}$")]  # also the SIP extension
+    name: str
+    city: ID
+    skills: dict[ID, SKILL_LEVEL]
+    # Other cities whose general pool this agent also serves.
+    pools: list[ID] = []
+    # Joins its queues when the service starts (a console sign-in does the same later).
+    auto_login: bool = True
+
+
+class QueueingSection(_Section):
+    # Where a call goes when the router cannot be asked (service down, error, timeout).
+    fallback_skill: ID = "general"
+    ring_timeout_s: Annotated[int, Field(ge=5, le=120)] = 15
+    wrapup_s: Annotated[int, Field(ge=0, le=600)] = 0
+    strategy: Literal["rrmemory", "leastrecent", "fewestcalls", "random", "linear"] = "leastrecent"
+
+
+class RelaxConfig(_Section):
+    """How long a caller waits before the call is offered more widely (seconds from joining
+    the first queue). Each step is applied by Asterisk itself: a queue rule widens the skill
+    levels, queue timeouts move the call on to the next queue."""
+
+    # First offered only to agents with at least this level of the skill.
+    min_level: SKILL_LEVEL = 3
+    lower_level_after_s: Annotated[int, Field(ge=1, le=3600)] = 20
+    city_general_after_s: Annotated[int, Field(ge=1, le=3600)] = 45
+    province_after_s: Annotated[int, Field(ge=1, le=3600)] = 90
+
+    @model_validator(mode="after")
+    def _order(self) -> RelaxConfig:
+        if not (self.lower_level_after_s < self.city_general_after_s < self.province_after_s):
+            raise ValueError("needs lower_level_after_s < city_general_after_s < "
+                             "province_after_s")
+        return self
+
+
+class RoutingSection(_Section):
+    """Who goes first, and how far a waiting call is widened."""
+
+    # A caller with an open case from the last N days is a repeat caller (0: never).
+    repeat_window_days: Annotated[int, Field(ge=0, le=90)] = 7
+    # How long the agent who handled the earlier case rings before the call queues.
+    preferred_agent_ring_s: Annotated[int, Field(ge=2, le=60)] = 10
+    # Queue priorities (Asterisk QUEUE_PRIO: higher is answered first). A call waiting through
+    # an overflow step gains 1 per step, so tiers should be at least 3 apart.
+    priority_handover: Annotated[int, Field(ge=0, le=1000)] = 30
+    priority_green: Annotated[int, Field(ge=0, le=1000)] = 20  # elderly/disabled (绿色通道)
+    priority_repeat: Annotated[int, Field(ge=0, le=1000)] = 10
+    relax: RelaxConfig = RelaxConfig()
+    # Per-skill thresholds (e.g. lang_en waits longer for an English speaker).
+    relax_skills: dict[ID, RelaxConfig] = {}
+    # Full reload of the in-memory caller look-ups (changes also arrive at once over Redis).
+    refresh_s: Annotated[int, Field(ge=5, le=86400)] = 300
+
+    def relax_for(self, skill: str) -> RelaxConfig:
+        return self.relax_skills.get(skill, self.relax)
+
+
+class TransfersSection(_Section):
+    """Transfers to branch centers and emergency lines (see docs/transfers.md)."""
+
+    # The number destinations see when the hotline (not the caller) is presented.
+    hotline_number: DIGITS = "12345"
+    # A branch center that rings longer than this counts as not answering.
+    ring_timeout_s: Annotated[int, Field(ge=5, le=120)] = 30
+    # An emergency line must answer within this (N); otherwise the agent gets the caller back.
+    emergency_timeout_s: Annotated[int, Field(ge=3, le=120)] = 15
+    # How often Asterisk checks each destination's trunk (SIP OPTIONS): an unreachable trunk
+    # fails a transfer at once instead of ringing into the void.
+    qualify_s: Annotated[int, Field(ge=1, le=300)] = 10
+    # An agent's softphone that stops sending audio (crashed, network gone) is hung up after
+    # this long, so a three-way call goes on without it; 0 never hangs up.
+    agent_media_timeout_s: Annotated[int, Field(ge=0, le=300)] = 10
+
+
+class DestinationConfig(_Section):
+    """A line the hotline transfers callers to, over an outbound SIP trunk of its own."""
+
+    kind: ClassVar[str] = ""
+    id: ID
+    number: DIGITS
+    name: str
+    # The case category a transfer there implies (e.g. "税务", "治安警情").
+    category: str
+    # The trunk's far end (the line's or the carrier's SBC): "host" or "host:port".
+    address: str
+    # Who the destination sees calling: the hotline, or the caller (so it can call back).
+    present: Literal["hotline", "caller"] = "hotline"
+    # Seconds it may ring; unset: [transfers] ring_timeout_s or emergency_timeout_s.
+    ring_timeout_s: Annotated[int, Field(ge=3, le=120)] | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":") if v.count(":") == 1 else (v, "", "")
+        if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", host):
+            raise ValueError('must be "host" or "host:port"')
+        if sep and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"port {port!r} is not a port number")
+        return v
+
+    @property
+    def endpoint(self) -> str:
+        """Its PJSIP endpoint on every node."""
+        return f"dest-{self.id}"
+
+
+class BranchCenterConfig(DestinationConfig):
+    """A branch center (分中心): a government hotline like 12366 (tax) or 95598 (power)."""
+
+    kind: ClassVar[str] = "branch_center"
+
+
+class EmergencyLineConfig(DestinationConfig):
+    """An emergency line (110, 119, 120, 122): shown the caller's number by default."""
+
+    kind: ClassVar[str] = "emergency_line"
+    present: Literal["hotline", "caller"] = "caller"
+
+
+class Config(_Section):
+    service: ServiceSection = ServiceSection()
+    database: DatabaseSection = DatabaseSection()
+    redis: RedisSection = RedisSection()
+    security: SecuritySection = SecuritySection()
+    fastagi: FastAgiSection = FastAgiSection()
+    queueing: QueueingSection = QueueingSection()
+    menu: MenuConfig = MenuConfig()
+    routing: RoutingSection = RoutingSection()
+    province: str = "province"
+    skills: dict[ID, str]
+    nodes: list[NodeConfig]
+    cities: list[CityConfig]
+    trunks: list[TrunkConfig]
+    numbers: list[NumberConfig]
+    agents: list[AgentConfig] = []
+    transfers: TransfersSection = TransfersSection()
+    branch_centers: list[BranchCenterConfig] = []
+    emergency_lines: list[EmergencyLineConfig] = []
+
+    # Set by load_config: the file's own folder, so relative paths mean what the operator sees.
+    base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        problems: list[str] = []
+
+        def unique(kind: str, values: list[str]) -> None:
+            seen: set[str] = set()
+            for i, v in enumerate(values):
+                if v in seen:
+                    problems.append(f"{kind}[{i}]: duplicate {v!r}")
+                seen.add(v)
+
+        unique("nodes", [n.id for n in self.nodes])
+        unique("cities", [c.id for c in self.cities])
+        unique("trunks", [t.id for t in self.trunks])
+        unique("numbers", [n.number for n in self.numbers])
+        unique("agents", [a.id for a in self.agents])
+        node_ids = {n.id for n in self.nodes}
+        city_ids = {c.id for c in self.cities}
+        if not self.nodes:
+            problems.append("nodes: at least one Asterisk node is needed")
+        if PROVINCE_POOL in city_ids:
+            problems.append(f"cities: {PROVINCE_POOL!r} is reserved for the province pool")
+        for i, c in enumerate(self.cities):
+            if c.node not in node_ids:
+                problems.append(f"cities[{i}].node: unknown node {c.node!r}")
+        for i, t in enumerate(self.trunks):
+            if t.node not in node_ids:
+                problems.append(f"trunks[{i}].node: unknown node {t.node!r}")
+            if t.city is not None and t.city not in city_ids:
+                problems.append(f"trunks[{i}].city: unknown city {t.city!r}")
+        for i, n in enumerate(self.numbers):
+            if n.skill not in self.skills:
+                problems.append(f"numbers[{i}].skill: unknown skill {n.skill!r}")
+            if n.city is not None and n.city not in city_ids:
+                problems.append(f"numbers[{i}].city: unknown city {n.city!r}")
+        for key, skill in self.menu.keys.items():
+            if skill not in self.skills:
+                problems.append(f"menu.keys.{key}: unknown skill {skill!r}")
+        for skill in self.routing.relax_skills:
+            if skill not in self.skills:
+                problems.append(f"routing.relax_skills.{skill}: unknown skill")
+        if self.queueing.fallback_skill not in self.skills:
+            problems.append(
+                f"queueing.fallback_skill: unknown skill {self.queueing.fallback_skill!r}"
+            )
+        for i, a in enumerate(self.agents):
+            if a.city not in city_ids:
+                problems.append(f"agents[{i}].city: unknown city {a.city!r}")
+            for skill in a.skills:
+                if skill not in self.skills:
+                    problems.append(f"agents[{i}].skills.{skill}: unknown skill")
+            for j, pool in enumerate(a.pools):
+                if pool not in city_ids:
+                    problems.append(f"agents[{i}].pools[{j}]: unknown city {pool!r}")
+        ports: dict[tuple[str, int], str] = {}
+        for i, n in enumerate(self.nodes):
+            for name, port in (("sip_port", n.sip_port), ("ami_port", n.ami_port)):
+                key = (name[:3], port)
+                if key in ports:
+                    problems.append(f"nodes[{i}].{name}: {port} already used by {ports[key]}")
+                ports[key] = f"nodes[{i}].{name}"
+        problems.extend(_destination_problems(self))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # -- derived views -------------------------------------------------------------------
+
+    @property
+    def data_dir(self) -> Path:
+        d = self.service.data_dir
+        return d if d.is_absolute() else (self.base_dir / d).resolve()
+
+    @property
+    def database_url(self) -> str:
+        return expand_env(self.database.url.replace("{data_dir}", str(self.data_dir)),
+                          "database.url")
+
+    @property
+    def redis_url(self) -> str:
+        return expand_env(self.redis.url, "redis.url")
+
+    def node(self, node_id: str) -> NodeConfig:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def city(self, city_id: str) -> CityConfig:
+        for c in self.cities:
+            if c.id == city_id:
+                return c
+        raise KeyError(city_id)
+
+    def agent(self, agent_id: str) -> AgentConfig:
+        for a in self.agents:
+            if a.id == agent_id:
+                return a
+        raise KeyError(agent_id)
+
+    @property
+    def destinations(self) -> list[DestinationConfig]:
+        """Branch centers and emergency lines: where agents can transfer callers."""
+        return [*self.branch_centers, *self.emergency_lines]
+
+    def destination(self, dest_id: str) -> DestinationConfig:
+        for d in self.destinations:
+            if d.id == dest_id:
+                return d
+        raise KeyError(dest_id)
+
+    def ring_timeout_of(self, dest: DestinationConfig) -> int:
+        if dest.ring_timeout_s is not None:
+            return dest.ring_timeout_s
+        if dest.kind == EmergencyLineConfig.kind:
+            return self.transfers.emergency_timeout_s
+        return self.transfers.ring_timeout_s
+
+    def trunks_of(self, node_id: str) -> list[TrunkConfig]:
+        return [t for t in self.trunks if t.node == node_id]
+
+    def agents_of(self, node_id: str) -> list[AgentConfig]:
+        cities = {c.id for c in self.cities if c.node == node_id}
+        return [a for a in self.agents if a.city in cities]
+
+    def secret(self, env_name: str, *, what: str) -> str:
+        value = os.environ.get(env_name, "")
+        if len(value) < 12:
+            raise ConfigError(
+                f"{what}: environment variable {env_name} must hold a secret of at least 12 "
+                f"characters ({'unset' if not value else 'too short'})"
+            )
+        return value
+
+    @property
+    def ami_secret(self) -> str:
+        return self.secret(self.security.ami_secret_env, what="security.ami_secret_env")
+
+    @property
+    def sip_secret(self) -> str:
+        return self.secret(self.security.sip_secret_env, what="security.sip_secret_env")
+
+    @property
+    def data_key(self) -> str:
+        return self.secret(self.security.data_key_env, what="security.data_key_env")
+
+
+def _destination_problems(cfg: Config) -> list[str]:
+    problems: list[str] = []
+    seen_ids: dict[str, str] = {}
+    seen_numbers: dict[str, str] = {}
+    for section, items in (("branch_centers", cfg.branch_centers),
+                           ("emergency_lines", cfg.emergency_lines)):
+        for i, d in enumerate(items):
+            where = f"{section}[{i}]"
+            if d.id in seen_ids:
+                problems.append(f"{where}.id: {d.id!r} already used by {seen_ids[d.id]}")
+            seen_ids.setdefault(d.id, where)
+            if d.number in seen_numbers:
+                problems.append(f"{where}.number: {d.number} already used by "
+                                f"{seen_numbers[d.number]}")
+            seen_numbers.setdefault(d.number, where)
+    return problems
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(value: str, key: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"{key}: refers to ${{{name}}}, which is not set in the environment")
+        return os.environ[name]
+
+    return _ENV_REF.sub(sub, value)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: {exc.error_count()} problem(s) in the configuration:"]
+    for err in exc.errors():
+        loc = _location(tuple(p for p in err["loc"] if p not in ("function-after",)))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (misspelt, or in the wrong section?)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        got = err.get("input")
+        detail = "" if err["type"] in ("missing", "model_type") or isinstance(got, dict) else (
+            f" (got {got!r})"
+        )
+        lines.append(f"  {loc}: {msg}{detail}")
+    return "\n".join(lines)
+
+
+def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None = None) -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    raw.pop("base_dir", None)
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc)) from None
+    return cfg.model_copy(update={"base_dir": base_dir or Path.cwd()})
+
+
+def load_config(path: str | Path) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: configuration file not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
+    return parse_config(text, source=str(p), base_dir=p.resolve().parent)

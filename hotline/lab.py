@@ -1,0 +1,213 @@
+"""A complete hotline on this machine, on free ports: a config, a rendered and running Asterisk,
+the service, and pjsua2 parties. The demo, the tests and the benchmarks all use it, so what the
+tests prove is what the demo shows."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from hotline.config import Config, parse_config
+from hotline.privacy import PersonalData
+from hotline.secrets import sip_password
+from hotline.service import HotlineService, instance_dir
+from telephony.instance import AsteriskInstance, reap_orphans
+from telephony.runtime import AsteriskRuntime, ensure_runtime
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = REPO / "hotline.example.toml"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_sip_port() -> int:
+    """A port free for both UDP (SIP) and TCP."""
+    while True:
+        port = free_port(socket.SOCK_DGRAM)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+
+
+def ensure_secrets() -> None:
+    """Secrets for a lab run: the environment's if set, otherwise fresh random ones."""
+    for name in ("HOTLINE_AMI_SECRET", "HOTLINE_SIP_SECRET", "HOTLINE_DATA_KEY"):
+        if len(os.environ.get(name, "")) < 12:
+            os.environ[name] = secrets.token_urlsafe(24)
+
+
+def lab_config(workdir: Path, **kwargs: Any) -> Config:
+    """The example configuration moved to free ports, a private data dir and Redis prefix."""
+    return parse_config(lab_config_toml(workdir, **kwargs), source="lab config",
+                        base_dir=workdir)
+
+
+def lab_config_toml(workdir: Path, *, base: Path = EXAMPLE_CONFIG,
+                    database_url: str | None = None, redis_prefix: str | None = None,
+                    nodes: int | None = None, overrides: dict[str, Any] | None = None) -> str:
+    raw = tomllib.loads(base.read_text(encoding="utf-8"))
+    raw.setdefault("service", {})["data_dir"] = str(workdir)
+    raw["service"]["log_format"] = raw["service"].get("log_format", "text")
+    raw.setdefault("fastagi", {})["port"] = free_port()
+    if database_url:
+        raw.setdefault("database", {})["url"] = database_url
+    raw.setdefault("redis", {})["prefix"] = redis_prefix or f"hotline-lab-{secrets.token_hex(4)}"
+    node_list = raw["nodes"][: nodes or len(raw["nodes"])]
+    rtp = random.randrange(20000, 29000, 200)
+    for i, n in enumerate(node_list):
+        n.update(sip_host="127.0.0.1", sip_port=free_sip_port(), ami_port=free_port(),
+                 rtp_start=rtp + i * 100, rtp_end=rtp + i * 100 + 98)
+    raw["nodes"] = node_list
+    # Destinations' trunks point at this machine, where tests and the demo run their parties.
+    for section in ("branch_centers", "emergency_lines"):
+        for d in raw.get(section, []):
+            d["address"] = f"127.0.0.1:{free_sip_port()}"
+    for key, value in (overrides or {}).items():
+        section, _, name = key.partition(".")
+        if name:
+            raw.setdefault(section, {})[name] = value
+        else:
+            raw[section] = value
+    return _to_toml(raw)
+
+
+def _to_toml(data: dict[str, Any]) -> str:
+    """Just enough TOML writing for configs (tables, arrays of tables, scalars, inline maps)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f'"{k}" = {value(x)}' for k, x in v.items()) + " }"
+        raise TypeError(type(v))
+
+    lines: list[str] = []
+    for k, v in data.items():
+        if not isinstance(v, (dict, list)) or (isinstance(v, list) and not (
+                v and isinstance(v[0], dict))):
+            lines.append(f"{k} = {value(v)}")
+    for k, v in data.items():
+        if isinstance(v, dict):
+            lines.append(f"\n[{k}]")
+            lines.extend(f"{kk} = {value(vv)}" for kk, vv in v.items())
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            for item in v:
+                lines.append(f"\n[[{k}]]")
+                lines.extend(f"{kk} = {value(vv)}" for kk, vv in item.items())
+    return "\n".join(lines) + "\n"
+
+
+class Lab:
+    def __init__(self, cfg: Config, runtime: AsteriskRuntime | None = None):
+        ensure_secrets()
+        self.cfg = cfg
+        self.runtime = runtime or ensure_runtime()
+        self.instances = {n.id: AsteriskInstance(self.runtime, instance_dir(cfg, n), n)
+                          for n in cfg.nodes}
+        self.service: HotlineService | None = None
+        self.sip = None
+
+    @property
+    def node(self) -> Any:
+        return self.cfg.nodes[0]
+
+    @property
+    def instance(self) -> AsteriskInstance:
+        return self.instances[self.node.id]
+
+    def sip_server(self, node_id: str | None = None) -> str:
+        n = self.cfg.node(node_id) if node_id else self.node
+        return f"127.0.0.1:{n.sip_port}"
+
+    # -- Asterisk -----------------------------------------------------------------------------
+
+    async def start_asterisk(self) -> float:
+        reap_orphans()  # Asterisks left behind by runs that were killed
+        seconds = 0.0
+        for inst in self.instances.values():
+            inst.render(self.cfg, ami_secret=self.cfg.ami_secret, sip_master=self.cfg.sip_secret)
+            inst.start(owner_pid=os.getpid())
+            seconds = max(seconds, await inst.wait_ready(self.cfg.ami_secret))
+        return seconds
+
+    async def stop_asterisk(self) -> None:
+        for inst in self.instances.values():
+            await asyncio.to_thread(inst.stop)
+
+    # -- service ------------------------------------------------------------------------------
+
+    def build_service(self, cfg: Config | None = None, **kwargs: Any) -> HotlineService:
+        cfg = cfg or self.cfg
+        return HotlineService(cfg, ami_secret=cfg.ami_secret,
+                              personal=PersonalData(cfg.data_key), **kwargs)
+
+    async def start_service(self, cfg: Config | None = None, **kwargs: Any) -> HotlineService:
+        """Start the service (``cfg`` may differ from the lab's in database and Redis)."""
+        self.service = self.build_service(cfg, **kwargs)
+        await self.service.start()
+        await self.service.wait_connected()
+        return self.service
+
+    async def stop_service(self) -> None:
+        if self.service is not None:
+            await self.service.stop()
+            self.service = None
+
+    # -- SIP parties --------------------------------------------------------------------------
+
+    async def start_sip(self) -> Any:
+        from agent_desk.softphone import SipPhones
+
+        if self.sip is None:
+            self.sip = await SipPhones(log_dir=self.cfg.data_dir / "phones").start()
+        return self.sip
+
+    async def agent(self, agent_id: str, **kwargs: Any) -> Any:
+        sip = await self.start_sip()
+        node = self.cfg.city(self.cfg.agent(agent_id).city).node
+        return await sip.agent(agent_id, sip_password(self.cfg.sip_secret, agent_id),
+                               server=self.sip_server(node), **kwargs)
+
+    async def caller(self, number: str, **kwargs: Any) -> Any:
+        sip = await self.start_sip()
+        return await sip.caller(number, **kwargs)
+
+    async def line(self, dest_id: str, **kwargs: Any) -> Any:
+        """The party at the far end of a destination's trunk (a branch center, an emergency
+        line), listening where the lab config points that trunk."""
+        sip = await self.start_sip()
+        dest = self.cfg.destination(dest_id)
+        host, _, port = dest.address.rpartition(":")
+        return await sip.line(dest.number, port=int(port), host=host, **kwargs)
+
+    async def dial(self, caller: Any, number: str = "12345", *, trunk: str | None = "nanjing",
+                   node_id: str | None = None, **kwargs: Any) -> Any:
+        headers = {"X-Hotline-Trunk": trunk} if trunk else {}
+        return await caller.call(f"sip:{number}@{self.sip_server(node_id)}", headers=headers,
+                                 **kwargs)
+
+    async def close(self) -> None:
+        await self.stop_service()
+        if self.sip is not None:
+            await self.sip.stop()
+            self.sip = None
+        await self.stop_asterisk()

@@ -1,0 +1,1 @@
+"""Skills, routing decisions, queue membership and surge rebalancing."""

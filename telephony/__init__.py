@@ -1,0 +1,1 @@
+"""Asterisk integration: runtime, configuration rendering, AMI client, FastAGI, call control."""

@@ -1,0 +1,333 @@
+"""From AMI events to call facts.
+
+The tracker follows each inbound call (keyed by node and Asterisk's linkedid) through menu,
+queue, agent ringing, answer and hangup, and emits ``CallFact``s to its sinks (the case recorder,
+the live state). Facts carry natural keys made of Asterisk ids, so sinks can apply the same fact
+twice without counting it twice — which is what happens around reconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from telephony import events as ev
+
+log = logging.getLogger(__name__)
+
+INBOUND_CONTEXTS = ("from-carrier", "from-handover")
+TRUNK_PREFIX = "trunk-"
+
+
+def call_id_of(node: str, linkedid: str) -> str:
+    return f"{node}:{linkedid}"
+
+
+@dataclass(frozen=True)
+class CallFact:
+    """Something that happened to a call, from one source (live | resync | cel | router)."""
+
+    kind: str
+    call_id: str
+    node: str
+    at: float
+    data: dict[str, Any] = field(default_factory=dict)
+    source: str = "live"
+
+    @property
+    def key(self) -> str:
+        """The fact's identity on the case's timeline."""
+        d = self.data
+        if self.kind in ("queued",):
+            return f"{self.kind}:{d.get('queue', '')}"
+        if self.kind in ("ringing", "ring_noanswer", "answered", "leg_ended", "agent_left"):
+            return f"{self.kind}:{d.get('uniqueid', '')}"
+        if self.kind == "widened":  # each widening of a waiting call: "level" or a queue
+            return f"{self.kind}:{d.get('step', '')}"
+        if self.kind == "linked":  # another case about the same matter
+            return f"{self.kind}:{d.get('case', '')}"
+        if self.kind.startswith("transfer_"):
+            # A transfer leg's id is its destination channel's uniqueid (telephony.callcontrol).
+            return f"{self.kind}:{d.get('leg', '')}"
+        if self.kind == "requeued":
+            return f"{self.kind}:{d.get('uniqueid', '')}"
+        return self.kind
+
+
+Sink = Callable[[CallFact], Awaitable[None]]
+
+
+@dataclass
+class AgentLeg:
+    agent_id: str
+    uniqueid: str
+    channel: str
+    called_at: float
+    answered_at: float | None = None
+
+
+@dataclass
+class Call:
+    call_id: str
+    node: str
+    linkedid: str
+    caller_uniqueid: str
+    caller_channel: str
+    arrived_at: float
+    queue: str | None = None
+    answered_by: str | None = None
+    completed_reason: str | None = None
+    agents: dict[str, AgentLeg] = field(default_factory=dict)  # by agent channel uniqueid
+    ended: bool = False
+    ended_at: float = 0.0
+    # The caller's QUEUE_MAX_PENALTY: a queue rule raising it widens the call to lower levels.
+    max_penalty: int | None = None
+
+
+def trunk_of(channel_name: str) -> str | None:
+    """PJSIP/trunk-nanjing-00000001 -> nanjing."""
+    tech, _, rest = channel_name.partition("/")
+    if tech != "PJSIP" or not rest.startswith(TRUNK_PREFIX):
+        return None
+    return rest[len(TRUNK_PREFIX):].rsplit("-", 1)[0]
+
+
+def agent_of(interface_or_channel: str) -> str | None:
+    """PJSIP/1001 or PJSIP/1001-0000002a -> 1001 (agents' endpoints are their extensions)."""
+    tech, _, rest = interface_or_channel.partition("/")
+    if tech != "PJSIP":
+        return None
+    name = rest.split("-", 1)[0] if "-" in rest else rest
+    return name if name.isdigit() else None
+
+
+class CallTracker:
+    def __init__(self, node: str, sinks: list[Sink] | None = None,
+                 on_resync: Callable[[ev.Connected, set[str], set[str]], Awaitable[None]]
+                 | None = None):
+        self.node = node
+        self.sinks: list[Sink] = list(sinks or [])
+        self.calls: dict[str, Call] = {}
+        # Told at each resync, before the snapshot is applied, which calls ended while we were
+        # away (the CEL reconciler finishes them) and which are up (their history is
+        # backfilled from CEL).
+        self.on_resync = on_resync
+
+    async def emit(self, kind: str, call: Call, at: float, source: str = "live",
+                   **data: Any) -> None:
+        fact = CallFact(kind, call.call_id, self.node, at, data, source)
+        for sink in self.sinks:
+            try:
+                await sink(fact)
+            except Exception:
+                log.exception("call fact sink failed",
+                              extra={"call_id": call.call_id, "fact": kind})
+
+    def _call(self, channel: ev.Channel) -> Call | None:
+        return self.calls.get(call_id_of(self.node, channel.linkedid))
+
+    async def handle(self, event: ev.DomainEvent) -> None:
+        if isinstance(event, ev.Connected):
+            await self._resync(event)
+            return
+        handler = getattr(self, f"_on_{type(event).__name__}", None)
+        if handler is not None:
+            await handler(event)
+
+    # -- channel life --------------------------------------------------------------------
+
+    async def _on_Newchannel(self, e: ev.Newchannel) -> None:  # noqa: N802
+        ch = e.channel
+        if ch.context not in INBOUND_CONTEXTS or ch.uniqueid != ch.linkedid:
+            return
+        await self._arrived(ch, e.received_at, source="live", dialed=ch.exten)
+
+    async def _arrived(self, ch: ev.Channel, at: float, *, source: str, dialed: str) -> Call:
+        cid = call_id_of(self.node, ch.linkedid)
+        call = self.calls.get(cid)
+        if call is None:
+            call = Call(cid, self.node, ch.linkedid, ch.uniqueid, ch.name, at)
+            self.calls[cid] = call
+            await self.emit("arrived", call, at, source, caller=ch.caller_num,
+                            caller_name=ch.caller_name, dialed=dialed, trunk=trunk_of(ch.name),
+                            uniqueid=ch.uniqueid, channel=ch.name)
+        return call
+
+    async def _on_Hangup(self, e: ev.Hangup) -> None:  # noqa: N802
+        call = self._call(e.channel)
+        if call is None:
+            return
+        if e.channel.uniqueid == call.caller_uniqueid:
+            await self._ended(call, e.received_at, cause=e.cause, cause_text=e.cause_text)
+        else:
+            leg = call.agents.get(e.channel.uniqueid)
+            await self.emit("leg_ended", call, e.received_at, uniqueid=e.channel.uniqueid,
+                            channel=e.channel.name, cause=e.cause,
+                            agent=leg.agent_id if leg else None)
+
+    async def _ended(self, call: Call, at: float, *, source: str = "live", cause: int = 0,
+                     cause_text: str = "", hangup_by: str | None = None) -> None:
+        if call.ended:
+            return
+        call.ended = True
+        if hangup_by is None:
+            if call.completed_reason in ("caller", "agent"):
+                hangup_by = call.completed_reason
+            elif call.answered_by is None:
+                hangup_by = "caller" if cause in (16, 0) else "system"
+        await self.emit("ended", call, at, source, cause=cause, cause_text=cause_text,
+                        hangup_by=hangup_by)
+        # Keep it a little: the agents' legs hang up just after the caller's.
+        call.ended_at = time.monotonic()
+        self._purge_ended()
+
+    def _purge_ended(self, keep_s: float = 30.0) -> None:
+        cutoff = time.monotonic() - keep_s
+        for cid in [cid for cid, c in self.calls.items() if c.ended and c.ended_at < cutoff]:
+            del self.calls[cid]
+
+    # -- queue ---------------------------------------------------------------------------
+
+    async def _on_VarSet(self, e: ev.VarSet) -> None:  # noqa: N802
+        call = self._call(e.channel)
+        if call is None or e.channel.uniqueid != call.caller_uniqueid:
+            return
+        name = e.variable.lstrip("_")  # inherited variables are reported with their prefix
+        if name == "HOTLINE_KEY" and e.value:
+            await self.emit("menu", call, e.received_at, key=e.value[:4])
+        elif name == "HOTLINE_ROUTE_SOURCE" and e.value == "fallback":
+            await self.emit("fallback", call, e.received_at)
+        elif name == "HOTLINE_WIDENED" and e.value:
+            # The dialplan moved a waiting call on to the next queue (routing overflow).
+            await self.emit("widened", call, e.received_at, step=e.value[:64],
+                            queue=e.value[:64], previous=call.queue)
+        elif name == "HOTLINE_PREFERRED_MISS" and e.value:
+            await self.emit("preferred_missed", call, e.received_at, status=e.value[:32])
+        elif name == "QUEUE_MAX_PENALTY":
+            value = int(e.value) if e.value.isdigit() else None
+            if (value is not None and call.max_penalty is not None
+                    and value > call.max_penalty and call.answered_by is None):
+                # Set by Asterisk's queue rule while the caller waits: lower levels now.
+                await self.emit("widened", call, e.received_at, step="level", queue=call.queue,
+                                max_penalty=value, previous_max_penalty=call.max_penalty)
+            call.max_penalty = value
+
+    async def _on_QueueCallerJoin(self, e: ev.QueueCallerJoin) -> None:  # noqa: N802
+        call = self._call(e.channel)
+        if call is None:
+            return
+        call.queue = e.queue
+        await self.emit("queued", call, e.received_at, queue=e.queue, position=e.position)
+
+    async def _on_QueueCallerAbandon(self, e: ev.QueueCallerAbandon) -> None:  # noqa: N802
+        call = self._call(e.channel)
+        if call is None:
+            return
+        await self.emit("abandoned", call, e.received_at, queue=e.queue, hold_time=e.hold_time)
+
+    async def _on_AgentCalled(self, e: ev.AgentCalled) -> None:  # noqa: N802
+        call = self._call(e.channel)
+        if call is None or e.agent_channel is None:
+            return
+        agent = e.member_name if e.member_name.isdigit() else agent_of(e.interface)
+        leg = AgentLeg(agent or e.member_name, e.agent_channel.uniqueid, e.agent_channel.name,
+                       e.received_at)
+        call.agents[leg.uniqueid] = leg
+        await self.emit("ringing", call, e.received_at, agent=leg.agent_id, queue=e.queue,
+                        uniqueid=leg.uniqueid, channel=leg.channel)
+
+    async def _on_AgentRingNoAnswer(self, e: ev.AgentRingNoAnswer) -> None:  # noqa: N802
+        call = self._call(e.channel)
+        if call is None or e.agent_channel is None:
+            return
+        leg = call.agents.get(e.agent_channel.uniqueid)
+        await self.emit("ring_noanswer", call, e.received_at,
+                        agent=leg.agent_id if leg else e.member_name,
+                        uniqueid=e.agent_channel.uniqueid, ring_time=e.ring_time)
+
+    async def _on_AgentConnect(self, e: ev.AgentConnect) -> None:  # noqa: N802
+        call = self._call(e.channel)
+        if call is None or e.agent_channel is None:
+            return
+        leg = call.agents.get(e.agent_channel.uniqueid)
+        agent = leg.agent_id if leg else (agent_of(e.interface) or e.member_name)
+        if leg is not None:
+            leg.answered_at = e.received_at
+        call.answered_by = agent
+        await self.emit("answered", call, e.received_at, agent=agent, queue=e.queue,
+                        uniqueid=e.agent_channel.uniqueid, channel=e.agent_channel.name,
+                        hold_time=e.hold_time, ring_time=e.ring_time)
+
+    async def _on_AgentComplete(self, e: ev.AgentComplete) -> None:  # noqa: N802
+        call = self._call(e.channel)
+        if call is None:
+            return
+        call.completed_reason = e.reason
+        await self.emit("completed", call, e.received_at, agent=call.answered_by,
+                        talk_time=e.talk_time, hold_time=e.hold_time, reason=e.reason)
+
+    # -- after a (re)connect ---------------------------------------------------------------
+
+    async def _resync(self, e: ev.Connected) -> None:
+        """Reconcile with Asterisk's own state after a (re)connect.
+
+        First the resync hook finishes from CEL the calls that ended while we were away and
+        backfills, with exact times, the history of every call still up (events may have been
+        missed in the gap). Then the snapshot brings our picture of live calls up to date:
+        unknown calls are adopted, missed answers and queue joins are applied. All of it as
+        facts with natural keys, so nothing already recorded is counted twice.
+        """
+        snap = e.snapshot
+        if snap is None:
+            return
+        now = snap.taken_at
+        by_linked: dict[str, list[ev.ChannelStatus]] = {}
+        for cs in snap.channels:
+            by_linked.setdefault(cs.channel.linkedid, []).append(cs)
+        inbound: dict[str, ev.ChannelStatus] = {}
+        for linked, chans in by_linked.items():
+            caller = next((c for c in chans if c.channel.uniqueid == linked
+                           and trunk_of(c.channel.name) is not None), None)
+            if caller is not None:
+                inbound[linked] = caller
+        gone = {cid for cid, c in self.calls.items()
+                if c.linkedid not in inbound and not c.ended}
+        adopted = {lk for lk in inbound if call_id_of(self.node, lk) not in self.calls}
+        if self.on_resync is not None:
+            await self.on_resync(e, gone, set(inbound))
+        for linked, caller in inbound.items():
+            call = await self._arrived(caller.channel, now - caller.duration_s,
+                                       source="resync", dialed="")
+            if caller.application == "Queue" and caller.application_data and not call.queue:
+                call.queue = caller.application_data.split(",", 1)[0]
+            for cs in by_linked[linked]:
+                agent = agent_of(cs.channel.name)
+                if not (agent and cs.bridge_id and caller.bridge_id == cs.bridge_id):
+                    continue
+                leg = call.agents.setdefault(cs.channel.uniqueid, AgentLeg(
+                    agent, cs.channel.uniqueid, cs.channel.name, now - cs.duration_s))
+                if leg.answered_at is None:
+                    leg.answered_at = now - cs.duration_s
+                if call.answered_by is None:
+                    call.answered_by = agent
+                    await self.emit("answered", call, now - cs.duration_s, "resync",
+                                    agent=agent, uniqueid=cs.channel.uniqueid,
+                                    channel=cs.channel.name, queue=call.queue)
+        for entry in snap.entries:
+            call = self.calls.get(call_id_of(self.node, entry.channel.linkedid))
+            if call is not None and call.queue != entry.queue:
+                call.queue = entry.queue
+                await self.emit("queued", call, now - entry.wait_s, "resync", queue=entry.queue,
+                                position=entry.position)
+        for cid in [cid for cid, c in self.calls.items() if c.linkedid not in inbound]:
+            self.calls.pop(cid, None)
+        log.info("calls resynchronised", extra={
+            "node": self.node, "live": len(inbound), "adopted": len(adopted),
+            "ended_while_away": len(gone)})
+
+    @property
+    def active(self) -> int:
+        return sum(1 for c in self.calls.values() if not c.ended)

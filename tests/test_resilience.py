@@ -1,0 +1,218 @@
+"""Faults between the service and Asterisk: split reads, a cut or half-open AMI connection,
+garbage on the wire, the service down, Asterisk killed. Whatever happens, every call gets exactly
+one case, and the case is right."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import eventually
+from tests.netfault import FaultProxy
+
+pytestmark = pytest.mark.asterisk
+
+
+async def proxied(lab, services, **kwargs):
+    proxy = await FaultProxy("127.0.0.1", lab.node.ami_port).start()
+    service = await services.start(ami_addresses={lab.node.id: ("127.0.0.1", proxy.port)},
+                                   **kwargs)
+    return proxy, service
+
+
+async def connect(lab, sounds, tmp_path, *, caller="13900001111", name="王五",
+                  trunk="nanjing"):
+    agent = await lab.agent("1001", play=sounds["tone_agent"], record_dir=tmp_path / "rec")
+    members = await asyncio.to_thread(lab.instance.cli, "queue show province-general")
+    assert "PJSIP/1001" in members, members
+    party = await lab.caller(caller, display_name=name, play=sounds["caller_speech"])
+    call = await lab.dial(party, trunk=trunk)
+    incoming = await asyncio.wait_for(agent.incoming.get(), 30)
+    await asyncio.wait_for(incoming.answered.wait(), 10)
+    return agent, party, call, incoming
+
+
+async def hang_up(party, call, incoming):
+    await party.hangup(call)
+    await asyncio.wait_for(incoming.disconnected.wait(), 10)
+
+
+async def only_case(service, state="ended"):
+    async def check():
+        cases = await service.store.recent(10)
+        return cases if cases and all(c.call_state == state for c in cases) else None
+
+    cases = await eventually(check, what=f"cases to be {state}")
+    assert len(cases) == 1, [c.number for c in cases]
+    return cases[0]
+
+
+async def test_chinese_caller_name_survives_reads_split_inside_a_character(
+        lab, phones, services, sounds, tmp_path):
+    proxy, service = await proxied(lab, services)
+    proxy.split_multibyte = True
+    _agent, party, call, incoming = await connect(lab, sounds, tmp_path, name="张三丰")
+    await asyncio.sleep(1)
+    await hang_up(party, call, incoming)
+    case = await only_case(service)
+    assert proxy.splits_done > 0, "the proxy never split a character"
+    assert service.personal.decrypt(case.caller_name_enc) == "张三丰"
+    assert service.nodes[lab.node.id].ami.malformed == 0
+    await proxy.stop()
+
+
+async def test_ami_cut_during_call_reconnects_and_case_completes(
+        lab, phones, services, sounds, tmp_path):
+    proxy, service = await proxied(lab, services)
+    _agent, party, call, incoming = await connect(lab, sounds, tmp_path)
+    ami = service.nodes[lab.node.id].ami
+    before = ami.connections
+    proxy.cut()
+    await eventually(lambda: _connected_again(ami, before), what="AMI to reconnect")
+    await asyncio.sleep(2)
+    await hang_up(party, call, incoming)
+    case = await only_case(service)
+    assert case.source == "live"
+    assert case.agent_id == "1001" and case.outcome == "answered"
+    assert case.hangup_by == "caller"
+    assert case.talk_seconds is not None and case.talk_seconds >= 2
+    assert sum(1 for e in case.events if e.kind == "answered") == 1
+    await proxy.stop()
+
+
+async def _connected_again(ami, before):
+    return ami.connected and ami.connections > before
+
+
+async def test_half_open_ami_is_detected_by_the_watchdog(lab, phones, services, sounds,
+                                                         tmp_path):
+    proxy, service = await proxied(lab, services)
+    ami = service.nodes[lab.node.id].ami
+    before = ami.connections
+    _agent, party, call, incoming = await connect(lab, sounds, tmp_path)
+    proxy.blackhole()  # nothing flows, nothing closes: only the unanswered ping tells
+    await eventually(lambda: _connected_again(ami, before), timeout=20,
+                     what="the watchdog to drop the silent connection and reconnect")
+    await hang_up(party, call, incoming)
+    case = await only_case(service)
+    assert case.outcome == "answered" and case.agent_id == "1001"
+    await proxy.stop()
+
+
+async def test_call_that_ends_while_ami_is_down_is_completed_from_cel(
+        lab, phones, services, sounds, tmp_path):
+    proxy, service = await proxied(lab, services)
+    _agent, party, call, incoming = await connect(lab, sounds, tmp_path)
+    ami = service.nodes[lab.node.id].ami
+    before = ami.connections
+    proxy.refusing = True
+    proxy.cut()
+    await asyncio.sleep(1.5)
+    await hang_up(party, call, incoming)  # ends while the service cannot see Asterisk
+    await asyncio.sleep(1)
+    proxy.refusing = False
+    await eventually(lambda: _connected_again(ami, before), what="AMI to reconnect")
+    case = await only_case(service)
+    assert case.outcome == "answered"
+    assert case.agent_id == "1001"
+    assert case.hangup_by == "caller"
+    assert case.talk_seconds is not None and case.talk_seconds >= 1
+    ended = next(e for e in case.events if e.kind == "ended")
+    assert ended.source == "cel"
+    await proxy.stop()
+
+
+async def test_service_down_call_takes_fallback_queue_and_still_gets_its_case(
+        lab, phones, services, sounds, tmp_path):
+    service = await services.start()
+    await services.stop(service)  # members stay in Asterisk; FastAGI is now closed
+
+    # Call A starts while the service is down and is still up when it comes back.
+    agent, party, call, incoming = await connect(lab, sounds, tmp_path, caller="13700002222")
+    service = await services.start()
+    await asyncio.sleep(1)
+    await hang_up(party, call, incoming)
+    a = await only_case(service)
+    assert a.source in ("resync", "cel")  # learnt at the resync, history from CEL
+    assert a.queue == "province-general"
+    assert a.route_source == "fallback" and "router_unavailable" in a.flags
+    assert a.agent_id == "1001" and a.outcome == "answered"
+    assert a.hangup_by == "caller"
+    assert a.arrived_at < a.answered_at < a.ended_at
+    await services.stop(service)
+
+    # Call B starts and ends while the service is down: Asterisk's CEL tells its story.
+    await agent.close()
+    agent, party, call, incoming = await connect(lab, sounds, tmp_path, caller="13700003333")
+    await asyncio.sleep(2)
+    await hang_up(party, call, incoming)
+    service = await services.start()
+    cases = await eventually(lambda: _n_cases(service, 2), what="two cases")
+    b = next(c for c in cases if c.caller_masked == "137****3333")
+    assert b.source == "cel"
+    assert b.queue == "province-general" and b.agent_id == "1001"
+    assert b.outcome == "answered" and b.call_state == "ended"
+    assert "router_unavailable" in b.flags
+    assert b.hangup_by == "caller"
+    assert b.talk_seconds is not None and 1.0 <= b.talk_seconds <= 5.0
+    assert b.wait_seconds is not None and b.wait_seconds < 5
+
+
+async def _n_cases(service, n):
+    cases = await service.store.recent(10)
+    return cases if len(cases) == n and all(c.call_state == "ended" for c in cases) else None
+
+
+GARBAGE = [
+    b"this line has no colon and no end",
+    b"\r\n\r\n",
+    b"Event: AgentConnect\r\nQueue: nanjing-general\r\n\r\n",           # fields missing
+    b"Event: TotallyUnknownEvent\r\nFoo: bar\r\n\r\n",                  # unknown: ignored
+    b"Event: Hangup\r\nChannel: PJSIP/x\r\nUniqueid: 1\r\nCause: abc\r\n\r\n",  # bad number
+    b"Response: Success\r\nActionID: nobody-asked\r\n\r\n",            # stray response
+    b"Event: Newchannel\r\nChannel: \xff\xfe\xfd\r\nUniqueid: \x80\r\n\r\n",   # not UTF-8
+    b"\x00\x01\x02 binary noise \r\n\r\n",
+]
+
+
+async def test_malformed_and_unknown_ami_data_is_reported_not_fatal(
+        lab, phones, services, sounds, tmp_path, caplog):
+    proxy, service = await proxied(lab, services)
+    _agent, party, call, incoming = await connect(lab, sounds, tmp_path)
+    for chunk in GARBAGE:
+        proxy.inject(chunk)
+    proxy.inject(b"x" * (1100 * 1024))  # a megabyte without a message end
+    proxy.inject(b"\r\n\r\n")
+    await asyncio.sleep(1)
+    ami = service.nodes[lab.node.id].ami
+    await hang_up(party, call, incoming)
+    case = await only_case(service)
+    assert case.outcome == "answered" and case.agent_id == "1001"
+    assert ami.malformed >= 4
+    assert any("malformed AMI data ignored" in r.getMessage() for r in caplog.records)
+    assert ami.connected
+    await proxy.stop()
+
+
+async def test_asterisk_killed_with_a_call_up_closes_the_case_honestly(
+        lab, phones, services, sounds, tmp_path):
+    service = await services.start()
+    agent, party, call, incoming = await connect(lab, sounds, tmp_path)
+    await asyncio.sleep(1)
+    await asyncio.to_thread(lab.instance.kill)
+    await asyncio.sleep(0.5)
+    await lab.start_asterisk()
+    ami = service.nodes[lab.node.id].ami
+    await eventually(lambda: _up(ami), timeout=30, what="AMI back after the restart")
+    case = await only_case(service)
+    assert case.outcome == "answered"  # it was answered; how it ended nobody knows
+    assert "end_unknown" in case.flags
+    assert case.hangup_by == "system"
+    # The phones still believe in their call: end it on their side.
+    await party.hangup(call)
+    await agent.hangup(incoming)
+
+
+async def _up(ami):
+    return ami.connected
