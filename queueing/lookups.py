@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cases.models import CallerProfile, Case
 from hotline.privacy import PersonalData, mask_number
+from hotline.tasks import cancel_and_wait
 from queueing.model import GREEN_CHANNEL, EarlierCase
 from queueing.router import MISS
 from telephony.calls import CallFact
@@ -229,11 +230,8 @@ class RoutingLookups:
             "ms": round((time.monotonic() - started) * 1000, 1)})
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        if self._tasks:
-            # Bounded: a Redis connection stuck mid-close must not hold up shutdown.
-            await asyncio.wait(self._tasks, timeout=3)
+        # Bounded: a Redis connection stuck mid-close must not hold up shutdown.
+        await cancel_and_wait(self._tasks, what="lookups")
         self._tasks = []
 
     async def notify(self, kind: str, caller_hash: str) -> None:

@@ -39,6 +39,7 @@ from typing import Any, Protocol, TypeVar
 
 from hotline.config import PROVINCE_POOL, Config
 from hotline.privacy import PersonalData, normalize_number
+from hotline.tasks import cancel_and_wait
 from queueing.model import (
     GREEN_CHANNEL,
     EarlierCase,
@@ -326,10 +327,7 @@ class RouteEndpoint:
         if self._backlog is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._backlog.join(), timeout)
-        for w in self._workers:
-            w.cancel()
-        if self._workers:
-            await asyncio.wait(self._workers, timeout=3)
+        await cancel_and_wait(self._workers, what="router-backlog")
         self._workers = []
         self._backlog = None
 

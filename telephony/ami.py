@@ -35,6 +35,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from hotline.privacy import scrub
+from hotline.tasks import cancel_and_wait
 from telephony import events as ev
 
 log = logging.getLogger(__name__)
@@ -206,11 +207,7 @@ class AmiClient:
 
     async def stop(self) -> None:
         self._stopping = True
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait(self._tasks, what=f"ami-{self.node}")
         self._tasks = []
         self._drop("client stopped")
 

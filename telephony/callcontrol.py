@@ -51,6 +51,7 @@ from typing import Any, Protocol
 
 from hotline.config import Config, DestinationConfig
 from hotline.privacy import mask_number
+from hotline.tasks import cancel_and_wait
 from telephony import events as ev
 from telephony.ami import AmiActionFailed, AmiClient, AmiError
 from telephony.calls import CallFact, CallTracker, Sink, call_id_of, trunk_of
@@ -994,9 +995,5 @@ class CallControl:
                 del self._by_uid[key]
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(list(self._tasks), what="callcontrol")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from hotline.tasks import cancel_and_wait
 from telephony.calls import CallFact, Sink, agent_of, call_id_of, trunk_of
 
 log = logging.getLogger(__name__)
@@ -351,9 +352,5 @@ class CelReconciler:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait([self._task], what=f"cel-{self.node}")
             self._task = None
