@@ -27,6 +27,7 @@ class FaultProxy:
         self.port = 0
         self.split_multibyte = False
         self.refusing = False
+        self.blackholed = False
         self.connections = 0
         self.splits_done = 0
         self._pairs: list[_Pair] = []
@@ -53,7 +54,8 @@ class FaultProxy:
             cwriter.close()
             return
         pair = _Pair(cwriter, swriter)
-        pair.flowing.set()
+        if not self.blackholed:
+            pair.flowing.set()
         self._pairs.append(pair)
         await asyncio.gather(self._pump(pair, sreader, cwriter, to_client=True),
                              self._pump(pair, creader, swriter, to_client=False),
@@ -82,10 +84,15 @@ class FaultProxy:
             writer.write(data)
             await writer.drain()
 
-    def blackhole(self) -> None:
-        """Stop all traffic on the current connections without closing them."""
+    def blackhole(self, on: bool = True, *, including_new: bool = False) -> None:
+        """Stop all traffic on the current connections without closing them (half-open);
+        with ``including_new`` new connections stay silent too, until ``blackhole(False)``."""
+        self.blackholed = on and including_new
         for pair in self._pairs:
-            pair.flowing.clear()
+            if on:
+                pair.flowing.clear()
+            else:
+                pair.flowing.set()
 
     def inject(self, data: bytes) -> None:
         """Bytes to every connected client, as if Asterisk had sent them."""

@@ -555,7 +555,8 @@ async def test_handover_from_119_goes_ahead_of_waiting_callers(lab, services, ph
     cases = await eventually(lambda: _all_ended(service, 3), what="three cases")
     by_caller = {c.caller_masked: c for c in cases}
     h = by_caller["139****5119"]
-    assert h.referred_by == "119" and h.trunk == "fire119" and h.priority == 10
+    assert h.referred_by == "119" and h.trunk == "fire119"
+    assert h.priority == service.cfg.routing.priority_handover
     assert "handover" in h.flags and "handover" in kinds(h)
     assert h.agent_id == "1001" and h.outcome == "answered"
     assert all(c.referred_by is None for c in cases if c is not h)
@@ -690,9 +691,12 @@ async def test_ami_lost_while_the_destination_hangs_up(lab, services, phones, cl
         b_call = await incoming(branch_phone)
         await settled(leg)
 
-        proxy.blackhole()
+        connections = rt.ami.connections
+        proxy.blackhole(including_new=True)
         await branch_phone.hangup(b_call)
-        await eventually(lambda: _disconnected(rt), what="the half-open AMI to be dropped")
+        # The watchdog drops the half-open connection (and the new one stays silent too).
+        await eventually(lambda: _dropped_since(rt, connections), timeout=45,
+                         what="the half-open AMI to be dropped")
         assert not leg.ended  # the service has not heard of it
         proxy.blackhole(False)
         await asyncio.wait_for(leg.done.wait(), 30)
@@ -710,8 +714,8 @@ async def _answered_by(rt: Any, agent_id: str) -> str | None:
                  if c.answered_by == agent_id and not c.ended), None)
 
 
-async def _disconnected(rt: Any) -> bool:
-    return not rt.ami.connected
+async def _dropped_since(rt: Any, connections: int) -> bool:
+    return not rt.ami.connected or rt.ami.connections > connections
 
 
 # -- blind transfers and the console's entry point ---------------------------------------------
