@@ -14,11 +14,11 @@ _SPACE = re.compile(r"\s+")
 
 
 def _is_han(ch: str) -> bool:
-    """Han characters (and kana, Hangul syllables): no space between two of them."""
+    """Han characters (and kana): no space between two of them. Korean keeps its spaces."""
     cp = ord(ch)
     return (
         0x3400 <= cp <= 0x4DBF or 0x4E00 <= cp <= 0x9FFF or 0xF900 <= cp <= 0xFAFF
-        or 0x20000 <= cp <= 0x3134F or 0x3040 <= cp <= 0x30FF or 0xAC00 <= cp <= 0xD7AF
+        or 0x20000 <= cp <= 0x3134F or 0x3040 <= cp <= 0x30FF
     )
 
 
