@@ -23,7 +23,7 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
             data = w.readframes(frames)
     except AudioError:
         raise
-    except (wave.Error, EOFError, OSError) as exc:
+    except Exception as exc:  # wave raises RuntimeError, struct.error... on bad headers
         raise AudioError(f"{path.name}: not a readable WAV file ({exc})") from None
     if rate < 4000 or rate > 48000:
         raise AudioError(f"{path.name}: implausible sample rate {rate}")
@@ -55,7 +55,7 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
         up[::factor] = x
         y = np.convolve(up, _lowpass(factor), mode="same")
     else:
-        n = int(round(x.size * target / rate))
+        n = round(x.size * target / rate)
         y = np.interp(np.arange(n) * (rate / target), np.arange(x.size), x).astype(np.float32)
     return np.clip(y, -32768, 32767).astype("<i2")
 

@@ -206,25 +206,17 @@ class Transcripts:
             case = (await s.execute(select(Case).where(Case.call_id == call_id))
                     ).scalar_one_or_none()
         if case is None:
-            if time.time() - marker.stat().st_mtime > 3600:
+            if time.time() - _mtime(marker) > 3600:
                 log.warning("recording without a case", extra={"call_id": call_id})
             return False
-        sources = {side: marker.with_name(f"{stem}-{side}.wav") for side in SIDES}
-        sources["mix"] = marker.with_name(f"{stem}.wav")
+        folder = self.dir / case.created_at.astimezone(UTC).strftime("%Y/%m") / case.number
         async with self.sessions() as s:
             parts = (await s.execute(select(Recording.part).where(
                 Recording.case_id == case.id))).scalars().all()
         part = max(parts, default=0) + 1
-        folder = self.dir / case.created_at.astimezone(UTC).strftime("%Y/%m") / case.number
-        done_at = marker.stat().st_mtime
-        rows = []
         try:
-            for side, src in sources.items():
-                if not src.exists():
-                    continue
-                dst = folder / f"{case.number}-{part}-{side}.wav"
-                size = await asyncio.to_thread(_move, src, dst)
-                rows.append((side, dst, size))
+            rows, done_at = await asyncio.to_thread(_move_all, marker, folder, case.number,
+                                                    part)
         except OSError as exc:
             # Full disk, unwritable directory: the files stay in the spool, the case says so,
             # and the next scan tries again.
@@ -238,18 +230,18 @@ class Transcripts:
         self.store_errors.pop(case.number, None)
         offset = 0.0
         if part > 1 and case.answered_at is not None:
-            secs = max((_seconds(p) for _, p, _ in rows), default=0.0)
+            secs = max((sec for _, _, _, sec in rows), default=0.0)
             offset = max(0.0, done_at - secs - case.answered_at.timestamp())
         async with self.sessions() as s, s.begin():
-            for side, dst, size in rows:
+            for side, dst, size, secs in rows:
                 url_name = str(dst.relative_to(self.dir))
                 exists = (await s.execute(select(Recording.id).where(
                     Recording.url_name == url_name))).first()
                 if exists is None:
                     s.add(Recording(case_id=case.id, side=side, part=part, path=str(dst),
                                     url_name=url_name, offset=round(offset, 2),
-                                    seconds=_seconds(dst), bytes=size))
-        marker.unlink(missing_ok=True)
+                                    seconds=secs, bytes=size))
+        await asyncio.to_thread(marker.unlink, True)
         await self._set_status(case.id, "pending", None)
         if self.cfg.asr.enabled:
             await self.queue.enqueue(case.number, reset=True)
@@ -457,9 +449,8 @@ class Transcripts:
                 Recording.deleted_at.is_(None), Recording.created_at < cutoff))
             ).scalars().all()
             by_case: dict[int, list[str]] = {}
+            await asyncio.to_thread(_unlink_all, [r.path for r in old])
             for r in old:
-                with contextlib.suppress(FileNotFoundError):
-                    Path(r.path).unlink()
                 r.deleted_at = now
                 by_case.setdefault(r.case_id, []).append(r.url_name)
             for case_id, names in by_case.items():
@@ -508,13 +499,47 @@ def _move(src: Path, dst: Path) -> int:
     return size
 
 
+def _move_all(marker: Path, folder: Path, number: str, part: int
+              ) -> tuple[list[tuple[str, Path, int, float]], float]:
+    """Move one finished recording's files (named by case) out of the spool. A file already
+    moved by an interrupted earlier run is taken as it is."""
+    stem = marker.name.removesuffix(".done")
+    sources = {side: marker.with_name(f"{stem}-{side}.wav") for side in SIDES}
+    sources["mix"] = marker.with_name(f"{stem}.wav")
+    done_at = marker.stat().st_mtime
+    rows = []
+    for side, src in sources.items():
+        dst = folder / f"{number}-{part}-{side}.wav"
+        if src.exists():
+            size = _move(src, dst)
+        elif dst.exists():
+            size = dst.stat().st_size
+        else:
+            continue
+        rows.append((side, dst, size, _seconds(dst)))
+    return rows, done_at
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
+
+
+def _unlink_all(paths: list[str]) -> None:
+    for p in paths:
+        with contextlib.suppress(FileNotFoundError):
+            Path(p).unlink()
+
+
 def _seconds(path: Path) -> float:
     import wave
 
     try:
         with wave.open(str(path), "rb") as w:
             return w.getnframes() / float(w.getframerate())
-    except (wave.Error, EOFError, OSError):
+    except Exception:  # wave raises RuntimeError, struct.error... on damaged headers
         return 0.0
 
 
