@@ -8,6 +8,9 @@
     hotline softphone --agent 1001       an agent's pjsua2 softphone
     hotline cases [--limit N]            the latest case records
     hotline db upgrade                   apply database migrations
+    hotline asr install-model FILE.zip   unpack, verify and check a Vosk model
+    hotline asr backlog [--days N]       transcribe calls that have no transcript yet
+    hotline asr purge                    delete recordings past the retention period
 """
 
 from __future__ import annotations
@@ -168,6 +171,87 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_asr(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if args.action == "install-model":
+        from asr.install import InstallError, install_model
+
+        if not args.file:
+            print("give the model's zip file", file=sys.stderr)
+            return 1
+        dest = cfg.data_path(cfg.asr.model)
+        try:
+            install_model(Path(args.file), dest)
+        except InstallError as exc:
+            print(f"install-model: {exc}", file=sys.stderr)
+            return 1
+        print(f"model installed at {dest} (asr.model); restart the service to use it")
+        return 0
+    return asyncio.run(_asr_async(cfg, args))
+
+
+async def _asr_async(cfg: Config, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from redis.asyncio import Redis
+
+    from asr.service import Transcripts
+    from cases.db import make_engine, migrate, sessionmaker
+    from hotline.service import instance_dir
+
+    engine = make_engine(cfg.database_url)
+    await migrate(engine)
+    redis = Redis.from_url(cfg.redis_url, decode_responses=True)
+    tr = Transcripts(cfg, redis, sessionmaker(engine),
+                     spools={n.id: instance_dir(cfg, n) / "spool" / "monitor"
+                             for n in cfg.nodes})
+    try:
+        if args.action == "purge":
+            print(f"{await tr.purge()} recording file(s) deleted")
+            return 0
+        await tr.start(work=False)
+        if tr.model_error:
+            print(f"asr model: {tr.model_error}", file=sys.stderr)
+            return 1
+        await tr.scan_spool()
+        since = datetime.now(UTC) - timedelta(days=args.days) if args.days else None
+        cases = await tr.backlog(since=since)
+        total = len(cases)
+        print(f"{total} call(s) to transcribe with {tr.workers} worker(s)")
+        done = failed = 0
+        results: asyncio.Queue[str] = asyncio.Queue()
+
+        async def one() -> None:
+            while (job := await tr.queue.claim()) is not None:
+                tr.holding.add(job[0])
+                await results.put(await tr.process(*job))
+                tr.holding.discard(job[0])
+
+        workers = [asyncio.create_task(one()) for _ in range(tr.workers)]
+        for i in range(total):
+            status = await results.get()
+            done += status == "done"
+            failed += status == "failed"
+            _progress(i + 1, total, done, failed)
+            if all(w.done() for w in workers) and results.empty() and i + 1 < total:
+                break
+        await asyncio.gather(*workers, return_exceptions=True)
+        print(f"\n{done} transcribed, {failed} failed")
+        return 0 if failed == 0 else 1
+    finally:
+        await tr.stop()
+        await redis.aclose()
+        await engine.dispose()
+
+
+def _progress(n: int, total: int, done: int, failed: int) -> None:
+    width = 30
+    filled = width * n // max(total, 1)
+    sys.stdout.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {n}/{total} "
+                     f"done {done} failed {failed}")
+    sys.stdout.flush()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotline", description="12345 hotline contact center")
     p.add_argument("--config", help="configuration file (default: $HOTLINE_CONFIG or "
@@ -207,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database")
     db.add_argument("action", choices=["upgrade"])
     db.set_defaults(fn=cmd_db)
+
+    asr = sub.add_parser("asr", help="recordings and transcripts")
+    asr.add_argument("action", choices=["install-model", "backlog", "purge"])
+    asr.add_argument("file", nargs="?", help="install-model: the model's zip file")
+    asr.add_argument("--days", type=int, default=0, help="backlog: only the last N days")
+    asr.set_defaults(fn=cmd_asr)
     return p
 
 

@@ -307,6 +307,39 @@ class EmergencyLineConfig(DestinationConfig):
     present: Literal["hotline", "caller"] = "caller"
 
 
+class RecordingSection(_Section):
+    """Call recordings (asr/): MixMonitor on the caller's channel from the agent's answer."""
+
+    enabled: bool = True
+    # Where recordings are kept, named by case (relative paths: under data_dir).
+    dir: Path = Path("recordings")
+    # Recordings older than this are deleted, and the case says so.
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 180
+    purge_interval_s: Annotated[int, Field(ge=10, le=86400)] = 3600
+
+
+class AsrSection(_Section):
+    """Offline transcription and live captions with Vosk (asr/)."""
+
+    enabled: bool = True
+    # A Vosk model folder (`hotline asr install-model FILE.zip` puts it here); relative paths
+    # are under data_dir.
+    model: Path = Path("models/vosk-model-small-cn-0.22")
+    # Transcription processes (0: one per core).
+    workers: Annotated[int, Field(ge=0, le=64)] = 0
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    # A job held longer than this by a worker that stopped renewing it is taken back.
+    lease_s: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    # Live captions: both sides streamed to Vosk over AudioSocket while the call runs.
+    live: bool = True
+    live_bind_host: str = "127.0.0.1"
+    live_port: Annotated[int, Field(ge=0, le=65535)] = 0  # 0: any free port
+    # The address Asterisk connects to for AudioSocket.
+    live_asterisk_reaches: str = "127.0.0.1"
+    # At most this many live streams at once (two per call); more calls get no captions.
+    live_max_streams: Annotated[int, Field(ge=0, le=1000)] = 24
+
+
 class Config(_Section):
     service: ServiceSection = ServiceSection()
     database: DatabaseSection = DatabaseSection()
@@ -326,6 +359,8 @@ class Config(_Section):
     transfers: TransfersSection = TransfersSection()
     branch_centers: list[BranchCenterConfig] = []
     emergency_lines: list[EmergencyLineConfig] = []
+    recording: RecordingSection = RecordingSection()
+    asr: AsrSection = AsrSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.
     base_dir: Path = Path(".")
@@ -402,6 +437,10 @@ class Config(_Section):
     def data_dir(self) -> Path:
         d = self.service.data_dir
         return d if d.is_absolute() else (self.base_dir / d).resolve()
+
+    def data_path(self, p: Path) -> Path:
+        """A configured path: absolute as given, relative ones under data_dir."""
+        return p if p.is_absolute() else (self.data_dir / p).resolve()
 
     @property
     def database_url(self) -> str:

@@ -107,6 +107,13 @@ class HotlineService:
 
         for node in cfg.nodes:
             self.nodes[node.id] = self._build_node(node)
+        # Recordings and transcripts (asr/): Asterisk records, this moves, links, transcribes.
+        from asr.service import Transcripts
+
+        self.transcripts = Transcripts(
+            cfg, self.redis, sessions,
+            spools={n.id: instance_dir(cfg, n) / "spool" / "monitor" for n in cfg.nodes},
+            ami_of=lambda n: self.nodes[n].ami, case_of=self.store.cached_number)
 
         self.router = RouteEndpoint(cfg, self.store.apply, personal=self.personal,
                                     profiles=self.profiles, earlier_cases=self.earlier_cases,
@@ -116,6 +123,7 @@ class HotlineService:
         self.fastagi.add_route("route", self.router)
         await self.fastagi.start(cfg.fastagi.bind_host, cfg.fastagi.port)
 
+        await self.transcripts.start()
         for rt in self.nodes.values():
             if self.cel_from_now and await self.store.get_checkpoint(rt.node.id) == 0:
                 await self.store.set_checkpoint(rt.node.id, max(1, await asyncio.to_thread(
@@ -160,6 +168,8 @@ class HotlineService:
             await tracker.handle(event)
             await self.callcontrol.on_event(event)
             await self.live.on_event(event)
+            if hasattr(self, "transcripts"):
+                await self.transcripts.on_event(event)
 
         host, port = self.ami_addresses.get(node.id, (node.ami_host, node.ami_port))
         ami = AmiClient(node=node.id, host=host, port=port, username=node.ami_username,
@@ -204,6 +214,8 @@ class HotlineService:
         await self.router.drain(timeout)
 
     async def stop(self) -> None:
+        if hasattr(self, "transcripts"):
+            await self.transcripts.stop()
         if hasattr(self, "callcontrol"):
             await self.callcontrol.stop()
         for rt in self.nodes.values():

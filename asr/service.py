@@ -1,0 +1,550 @@
+"""Recordings and transcripts of calls, on the case record (``service.transcripts``).
+
+- Asterisk records: the queue starts MixMonitor on the caller's channel when an agent answers
+  (each side in its own file; the caller's channel carries it through consultations, the
+  conference and three-way transfers) into the node's spool, and marks the end with a
+  ``.done`` file. The spool watcher moves finished recordings under ``[recording] dir`` named
+  by case, links them on the case and queues a transcription job.
+- Jobs live in Redis (asr/jobs.py) and run in a pool of processes sized to the cores, each
+  with one shared Vosk model; the case's transcript status is pending -> running -> done or
+  failed (with the error), retried a bounded number of times.
+- Live captions (asr/live.py) while the call runs.
+- Retention: recordings older than ``[recording] retention_days`` are deleted and the case
+  says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from asr import engine
+from asr.audio import AudioError
+from asr.jobs import JobQueue
+from asr.live import LiveCaptions, caption_json
+from asr.models import Recording, Transcript, TranscriptSegment
+from cases.models import CallEvent, Case, utcnow
+from hotline.config import Config
+from telephony import events as ev
+
+log = logging.getLogger(__name__)
+
+SIDES = ("caller", "agent", "mix")
+SPEAKERS = ("caller", "agent")
+
+
+class Transcripts:
+    def __init__(self, cfg: Config, redis: Redis, sessions: async_sessionmaker[AsyncSession],
+                 *, spools: dict[str, Path], ami_of: Callable[[str], Any] | None = None,
+                 case_of: Callable[[str], str | None] | None = None,
+                 scan_interval_s: float = 0.5):
+        self.cfg = cfg
+        self.redis = redis
+        self.sessions = sessions
+        self.spools = spools
+        self.ami_of = ami_of
+        self.case_of = case_of or (lambda _cid: None)
+        self.scan_interval_s = scan_interval_s
+        self.prefix = cfg.redis.prefix
+        self.dir = cfg.data_path(cfg.recording.dir)
+        self.model_path = cfg.data_path(cfg.asr.model)
+        self.queue = JobQueue(redis, self.prefix, cfg.asr.lease_s)
+        self.workers = cfg.asr.workers or os.cpu_count() or 1
+        self.model_error: str | None = None
+        self.model_info: dict[str, Any] = {}
+        self.pool: ProcessPoolExecutor | None = None
+        self.live: LiveCaptions | None = None
+        self.holding: set[str] = set()
+        self.store_errors: dict[str, str] = {}
+        self.jobs_done = 0
+        self.jobs_failed = 0
+        self.pool_restarts = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._pool_lock = asyncio.Lock()
+
+    # -- life -----------------------------------------------------------------------------------
+
+    async def start(self, *, work: bool = True) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for spool in self.spools.values():
+            spool.mkdir(parents=True, exist_ok=True)
+        if self.cfg.asr.enabled:
+            await self._check_model()
+        if work:
+            await self.queue.reclaim()
+            self._tasks.append(asyncio.create_task(self._watch_spool(), name="asr-spool"))
+            if self.cfg.asr.enabled:
+                self._tasks.append(asyncio.create_task(self._leases(), name="asr-leases"))
+                for i in range(self.workers):
+                    self._tasks.append(asyncio.create_task(self._worker(), name=f"asr-w{i}"))
+            self._tasks.append(asyncio.create_task(self._purge_loop(), name="asr-purge"))
+        if (work and self.cfg.asr.enabled and self.cfg.asr.live and self.model_error is None
+                and self.ami_of is not None):
+            model = await asyncio.to_thread(engine.load_model, self.model_path)
+            self.live = LiveCaptions(model, engine.model_rate(self.model_path), self._caption,
+                                     threads=self.workers,
+                                     max_streams=self.cfg.asr.live_max_streams)
+            await self.live.start(self.cfg.asr.live_bind_host, self.cfg.asr.live_port)
+        log.info("recordings and transcripts started", extra={
+            "recordings": str(self.dir), "model": str(self.model_path),
+            "model_error": self.model_error, "workers": self.workers,
+            "live_port": self.live.port if self.live else None})
+
+    async def _check_model(self) -> None:
+        """A missing or broken model is said clearly at start; calls are still recorded and
+        their transcripts wait (failed, with the reason) for ``hotline asr backlog``."""
+        try:
+            engine.check_model_dir(self.model_path)
+            self.pool = self._new_pool()
+            loop = asyncio.get_running_loop()
+            self.model_info = await asyncio.wait_for(
+                loop.run_in_executor(self.pool, engine.worker_ping), 120)
+            self.model_error = None
+        except engine.ModelError as exc:
+            self.model_error = str(exc)
+        except (BrokenProcessPool, TimeoutError) as exc:
+            self.model_error = f"Vosk model at {self.model_path} could not be loaded ({exc!r})"
+        if self.model_error:
+            log.error("ASR model unavailable: %s — calls are recorded, transcripts wait",
+                      self.model_error)
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.workers,
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=engine.init_worker,
+                                   initargs=(str(self.model_path),))
+
+    def worker_pids(self) -> list[int]:
+        procs = getattr(self.pool, "_processes", None) or {}
+        return list(procs)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(t, 5)
+        self._tasks.clear()
+        if self.live is not None:
+            await self.live.stop()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            await asyncio.to_thread(_kill_pool, self.pool)
+            self.pool = None
+
+    # -- live captions --------------------------------------------------------------------------
+
+    async def on_event(self, event: ev.DomainEvent) -> None:
+        if isinstance(event, ev.AgentConnect) and self.live is not None:
+            try:
+                await self._tap(event)
+            except Exception as exc:  # captions are a help, never a reason to fail a call
+                log.warning("live captions not started: %s", exc)
+
+    async def _tap(self, event: ev.AgentConnect) -> None:
+        assert self.live is not None and self.ami_of is not None
+        if event.agent_channel is None or not self.live.can_take(2):
+            return
+        call_id = f"{event.node}:{event.channel.linkedid}"
+        case = self.case_of(call_id)
+        ami = self.ami_of(event.node)
+        where = f"{self.cfg.asr.live_asterisk_reaches}:{self.live.port}"
+        for speaker, channel in (("caller", event.channel.name),
+                                 ("agent", event.agent_channel.name)):
+            sid = self.live.expect(call_id, case, speaker)
+            await ami.send({"Action": "Originate", "Channel": "Local/tap@hotline-asr-tap/n",
+                            "Application": "AudioSocket", "Data": f"{sid},{where}",
+                            "Async": "true", "Timeout": 5000,
+                            "Variable": f"HOTLINE_SPY={channel}"}, timeout=10)
+
+    async def _caption(self, msg: dict[str, Any]) -> None:
+        await self.redis.publish(f"{self.prefix}:captions", caption_json(msg))
+
+    # -- recordings: spool -> recordings dir ----------------------------------------------------
+
+    async def _watch_spool(self) -> None:
+        while True:
+            try:
+                await self.scan_spool()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("recording spool scan failed")
+            await asyncio.sleep(self.scan_interval_s)
+
+    async def scan_spool(self) -> int:
+        """Move finished recordings (``.done``) to the recordings dir; returns how many."""
+        moved = 0
+        for node, spool in self.spools.items():
+            markers = sorted(spool.glob("*.done"), key=lambda p: p.stat().st_mtime)
+            for marker in markers:
+                if await self._ingest(node, marker):
+                    moved += 1
+        return moved
+
+    async def _ingest(self, node: str, marker: Path) -> bool:
+        stem = marker.name.removesuffix(".done")
+        linkedid, _, _epoch = stem.rpartition("-")
+        call_id = f"{node}:{linkedid}"
+        async with self.sessions() as s:
+            case = (await s.execute(select(Case).where(Case.call_id == call_id))
+                    ).scalar_one_or_none()
+        if case is None:
+            if time.time() - _mtime(marker) > 3600:
+                log.warning("recording without a case", extra={"call_id": call_id})
+            return False
+        folder = self.dir / case.created_at.astimezone(UTC).strftime("%Y/%m") / case.number
+        async with self.sessions() as s:
+            parts = (await s.execute(select(Recording.part).where(
+                Recording.case_id == case.id))).scalars().all()
+        part = max(parts, default=0) + 1
+        try:
+            rows, done_at = await asyncio.to_thread(_move_all, marker, folder, case.number,
+                                                    part)
+        except OSError as exc:
+            # Full disk, unwritable directory: the files stay in the spool, the case says so,
+            # and the next scan tries again.
+            err = f"recording not stored ({exc.strerror or exc}); kept in {marker.parent}"
+            if self.store_errors.get(case.number) != err:
+                log.error("recording not stored", extra={"case": case.number,
+                                                         "error": err})
+                self.store_errors[case.number] = err
+                await self._set_status(case.id, "failed", err)
+            return False
+        self.store_errors.pop(case.number, None)
+        offset = 0.0
+        if part > 1 and case.answered_at is not None:
+            secs = max((sec for _, _, _, sec in rows), default=0.0)
+            offset = max(0.0, done_at - secs - case.answered_at.timestamp())
+        async with self.sessions() as s, s.begin():
+            for side, dst, size, secs in rows:
+                url_name = str(dst.relative_to(self.dir))
+                exists = (await s.execute(select(Recording.id).where(
+                    Recording.url_name == url_name))).first()
+                if exists is None:
+                    s.add(Recording(case_id=case.id, side=side, part=part, path=str(dst),
+                                    url_name=url_name, offset=round(offset, 2),
+                                    seconds=secs, bytes=size))
+        await asyncio.to_thread(marker.unlink, True)
+        await self._set_status(case.id, "pending", None)
+        if self.cfg.asr.enabled:
+            await self.queue.enqueue(case.number, reset=True)
+        log.info("recording stored", extra={"case": case.number, "part": part,
+                                            "files": len(rows)})
+        return True
+
+    # -- transcription --------------------------------------------------------------------------
+
+    async def _leases(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.5, self.cfg.asr.lease_s / 3))
+            with contextlib.suppress(Exception):
+                await self.queue.renew(list(self.holding))
+                await self.queue.reclaim()
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                job = await self.queue.claim()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job queue unavailable")
+                await asyncio.sleep(2)
+                continue
+            if job is None:
+                await asyncio.sleep(0.3)
+                continue
+            case, attempt = job
+            self.holding.add(case)
+            try:
+                await self.process(case, attempt)
+            except asyncio.CancelledError:
+                raise  # the lease runs out and another worker takes the job
+            except Exception:
+                log.exception("transcription job failed unexpectedly", extra={"case": case})
+                with contextlib.suppress(Exception):
+                    await self.queue.retry(case)
+            finally:
+                self.holding.discard(case)
+
+    async def process(self, number: str, attempt: int = 1) -> str:
+        """Transcribe one case's recordings; returns the status left on the case."""
+        async with self.sessions() as s:
+            case = (await s.execute(select(Case).where(Case.number == number))
+                    ).scalar_one_or_none()
+            recs = [] if case is None else (await s.execute(select(Recording).where(
+                Recording.case_id == case.id, Recording.deleted_at.is_(None),
+                Recording.side.in_(SPEAKERS)).order_by(Recording.part, Recording.side))
+            ).scalars().all()
+        if case is None:
+            await self.queue.finish(number)
+            return "none"
+        if self.model_error:
+            await self._fail(case.id, number, f"ASR model unavailable: {self.model_error}")
+            return "failed"
+        if not recs:
+            await self._fail(case.id, number, "no recording of this call to transcribe")
+            return "failed"
+        await self._set_status(case.id, "running", None, attempts=attempt)
+        loop = asyncio.get_running_loop()
+        try:
+            pool = await self._pool()
+            results = await asyncio.gather(*(
+                loop.run_in_executor(pool, engine.transcribe_file, r.path, r.side, r.offset)
+                for r in recs))
+        except AudioError as exc:
+            await self._fail(case.id, number, f"recording unreadable: {exc}")
+            return "failed"
+        except FileNotFoundError as exc:
+            await self._fail(case.id, number, f"recording missing: {exc.filename}")
+            return "failed"
+        except engine.ModelError as exc:
+            await self._fail(case.id, number, f"ASR model unavailable: {exc}")
+            return "failed"
+        except (BrokenProcessPool, Exception) as exc:
+            if isinstance(exc, BrokenProcessPool):
+                await self._replace_pool()
+                why = "a transcription worker died"
+            else:
+                why = f"{type(exc).__name__}: {exc}"
+            if attempt >= self.cfg.asr.max_attempts:
+                await self._fail(case.id, number, f"gave up after {attempt} attempts: {why}")
+                return "failed"
+            log.warning("transcription retried", extra={"case": number, "attempt": attempt,
+                                                        "error": why})
+            await self._set_status(case.id, "pending", f"attempt {attempt} failed: {why}")
+            await self.queue.retry(number)
+            return "pending"
+        segments = sorted((seg for side in results for seg in side),
+                          key=lambda g: (g["start"], g["end"]))
+        await self._store(case.id, segments)
+        await self.queue.finish(number)
+        self.jobs_done += 1
+        return "done"
+
+    async def _pool(self) -> ProcessPoolExecutor:
+        async with self._pool_lock:
+            if self.pool is None:
+                self.pool = self._new_pool()
+            return self.pool
+
+    async def _replace_pool(self) -> None:
+        async with self._pool_lock:
+            old = self.pool
+            if old is not None and getattr(old, "_broken", False):
+                self.pool = self._new_pool()
+                self.pool_restarts += 1
+                old.shutdown(wait=False, cancel_futures=True)
+
+    async def _store(self, case_id: int, segments: list[dict[str, Any]]) -> None:
+        """Replace the case's segments and mark it done, in one transaction: whatever runs
+        twice, the case has exactly one transcript."""
+        async with self.sessions() as s, s.begin():
+            t = await self._transcript(s, case_id)
+            await s.execute(delete(TranscriptSegment).where(
+                TranscriptSegment.transcript_id == t.id))
+            for g in segments:
+                s.add(TranscriptSegment(transcript_id=t.id, speaker=g["speaker"],
+                                        start=g["start"], end=g["end"], text=g["text"],
+                                        confidence=g.get("confidence")))
+            t.status, t.error, t.updated_at, t.done_at = "done", None, utcnow(), utcnow()
+            t.model = self.model_path.name[:128]
+
+    async def _fail(self, case_id: int, number: str, error: str) -> None:
+        await self._set_status(case_id, "failed", error)
+        await self.queue.finish(number)
+        self.jobs_failed += 1
+        log.error("transcription failed", extra={"case": number, "error": error})
+
+    async def _transcript(self, s: AsyncSession, case_id: int) -> Transcript:
+        t = (await s.execute(select(Transcript).where(Transcript.case_id == case_id))
+             ).scalar_one_or_none()
+        if t is None:
+            t = Transcript(case_id=case_id, status="pending", attempts=0)
+            s.add(t)
+            await s.flush()
+        return t
+
+    async def _set_status(self, case_id: int, status: str, error: str | None, *,
+                          attempts: int | None = None) -> None:
+        async with self.sessions() as s, s.begin():
+            t = await self._transcript(s, case_id)
+            t.status, t.error, t.updated_at = status, error, utcnow()
+            if attempts is not None:
+                t.attempts = attempts
+
+    # -- what the console shows -----------------------------------------------------------------
+
+    async def for_case(self, case_number: str) -> dict[str, Any]:
+        async with self.sessions() as s:
+            case = (await s.execute(select(Case).where(Case.number == case_number))
+                    ).scalar_one_or_none()
+            if case is None:
+                return {"status": "none", "error": None, "segments": [], "recordings": []}
+            t = (await s.execute(select(Transcript).where(Transcript.case_id == case.id))
+                 ).scalar_one_or_none()
+            segs = [] if t is None else (await s.execute(
+                select(TranscriptSegment).where(TranscriptSegment.transcript_id == t.id)
+                .order_by(TranscriptSegment.start, TranscriptSegment.id))).scalars().all()
+            recs = (await s.execute(select(Recording).where(Recording.case_id == case.id)
+                                    .order_by(Recording.part, Recording.id))).scalars().all()
+        return {
+            "status": t.status if t is not None else "none",
+            "error": t.error if t is not None else None,
+            "segments": [{"speaker": g.speaker, "start": g.start, "end": g.end,
+                          "text": g.text, "confidence": g.confidence} for g in segs],
+            "recordings": [{"side": r.side, "path": r.path, "url_name": r.url_name,
+                            "deleted_at": r.deleted_at.isoformat() if r.deleted_at else None}
+                           for r in recs],
+        }
+
+    def recording_path(self, url_name: str) -> Path | None:
+        """The file for a console URL, only if it lies inside the recordings dir."""
+        p = (self.dir / url_name).resolve()
+        return p if p.is_relative_to(self.dir.resolve()) and p.is_file() else None
+
+    # -- backlog and retention ------------------------------------------------------------------
+
+    async def backlog(self, *, since: datetime | None = None, include_failed: bool = True
+                      ) -> list[str]:
+        """Cases with recordings but no finished transcript (missed while the model was
+        missing, failed, or queued before a crash): queued again, oldest first."""
+        async with self.sessions() as s:
+            q = (select(Case.number, Transcript.status).join(
+                Recording, Recording.case_id == Case.id).outerjoin(
+                Transcript, Transcript.case_id == Case.id).where(
+                Recording.deleted_at.is_(None)).distinct())
+            if since is not None:
+                q = q.where(Case.created_at >= since)
+            rows = (await s.execute(q.order_by(Case.number))).all()
+        wanted = [n for n, st in rows if st is None or st == "pending"
+                  or (include_failed and st == "failed")]
+        for n in wanted:
+            await self.queue.enqueue(n, reset=True)
+        return wanted
+
+    async def purge(self, now: datetime | None = None) -> int:
+        """Delete recordings past the retention period; the case records when."""
+        now = now or datetime.now(UTC)
+        cutoff = now - timedelta(days=self.cfg.recording.retention_days)
+        async with self.sessions() as s, s.begin():
+            old = (await s.execute(select(Recording).where(
+                Recording.deleted_at.is_(None), Recording.created_at < cutoff))
+            ).scalars().all()
+            by_case: dict[int, list[str]] = {}
+            await asyncio.to_thread(_unlink_all, [r.path for r in old])
+            for r in old:
+                r.deleted_at = now
+                by_case.setdefault(r.case_id, []).append(r.url_name)
+            for case_id, names in by_case.items():
+                key = f"recordings_deleted:{now.isoformat()}"
+                s.add(CallEvent(case_id=case_id, key=key, kind="recordings_deleted", at=now,
+                                detail={"files": names, "retention_days":
+                                        self.cfg.recording.retention_days},
+                                source="retention"))
+        if old:
+            log.info("recordings past retention deleted", extra={"files": len(old)})
+        return len(old)
+
+    async def _purge_loop(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.purge()
+            await asyncio.sleep(self.cfg.recording.purge_interval_s)
+
+    def stats(self) -> dict[str, Any]:
+        return {"model_error": self.model_error, "jobs_done": self.jobs_done,
+                "jobs_failed": self.jobs_failed, "pool_restarts": self.pool_restarts,
+                "live_streams": self.live.active if self.live else 0}
+
+
+def _move(src: Path, dst: Path) -> int:
+    """Move a finished recording; the source is removed only once the copy is safe."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    size = src.stat().st_size
+    try:
+        os.replace(src, dst)
+        return size
+    except OSError as exc:
+        if exc.errno != 18:  # EXDEV: another filesystem, copy instead
+            raise
+    tmp = dst.with_suffix(".part")
+    try:
+        with open(src, "rb") as fi, open(tmp, "wb") as fo:
+            shutil.copyfileobj(fi, fo, 1 << 20)
+            fo.flush()
+            os.fsync(fo.fileno())
+        os.replace(tmp, dst)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    src.unlink()
+    return size
+
+
+def _move_all(marker: Path, folder: Path, number: str, part: int
+              ) -> tuple[list[tuple[str, Path, int, float]], float]:
+    """Move one finished recording's files (named by case) out of the spool. A file already
+    moved by an interrupted earlier run is taken as it is."""
+    stem = marker.name.removesuffix(".done")
+    sources = {side: marker.with_name(f"{stem}-{side}.wav") for side in SIDES}
+    sources["mix"] = marker.with_name(f"{stem}.wav")
+    done_at = marker.stat().st_mtime
+    rows = []
+    for side, src in sources.items():
+        dst = folder / f"{number}-{part}-{side}.wav"
+        if src.exists():
+            size = _move(src, dst)
+        elif dst.exists():
+            size = dst.stat().st_size
+        else:
+            continue
+        rows.append((side, dst, size, _seconds(dst)))
+    return rows, done_at
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
+
+
+def _unlink_all(paths: list[str]) -> None:
+    for p in paths:
+        with contextlib.suppress(FileNotFoundError):
+            Path(p).unlink()
+
+
+def _seconds(path: Path) -> float:
+    import wave
+
+    try:
+        with wave.open(str(path), "rb") as w:
+            return w.getnframes() / float(w.getframerate())
+    except Exception:  # wave raises RuntimeError, struct.error... on damaged headers
+        return 0.0
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    for p in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            p.kill()
+            p.join(2)

@@ -1,0 +1,218 @@
+"""Transcription jobs on recordings put where Asterisk puts them (the node's spool), with the
+real Vosk model, Redis and database: a killed worker, a killed service, a corrupt file, a
+missing model, a full disk. And the Chinese spacing rules."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from asr.models import Transcript, TranscriptSegment
+from asr.text import normalise
+from telephony.calls import CallFact
+from tests.conftest import eventually
+
+pytestmark = pytest.mark.asterisk
+
+
+@pytest.mark.parametrize(("raw", "want"), [
+    ("我 想 咨询 一下 社保卡 的 补办 手续", "我想咨询一下社保卡的补办手续"),
+    ("打开 App 查看 进度", "打开 App 查看进度"),
+    ("iPhone 15 Pro 的 屏幕 坏 了", "iPhone 15 Pro 的屏幕坏了"),
+    ("共 3 次", "共 3 次"),
+    ("12345 热线", "12345 热线"),
+    ("你好 ， 谢谢 。", "你好，谢谢。"),
+    ("App ， 好 的", "App，好的"),
+    ("WiFi 密码 是 abc 123", "WiFi 密码是 abc 123"),
+    ("  社保  \t 卡 ", "社保卡"),
+    ("COVID - 19 疫苗", "COVID - 19 疫苗"),
+    ("", ""),
+    ("ok .", "ok."),
+    ("《 民法典 》 第 5 条", "《民法典》第 5 条"),
+])
+def test_chinese_spacing(raw, want):
+    assert normalise(raw) == want
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int = 8000) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.astype("<i2").tobytes())
+
+
+def _speech(sounds, seconds: float) -> np.ndarray:
+    with wave.open(str(sounds["caller_speech"]), "rb") as w:
+        assert w.getframerate() == 8000
+        one = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    reps = int(seconds * 8000 / one.size) + 1
+    return np.tile(np.concatenate([one, np.zeros(4000, dtype="<i2")]), reps)[: int(seconds
+                                                                                 * 8000)]
+
+
+async def _recorded_call(service, sounds, *, seconds: float = 8.0, corrupt: bool = False
+                         ) -> str:
+    """A call's case, and its recording finished in the node's spool as Asterisk leaves it
+    (caller speaks, agent silent)."""
+    node = service.cfg.nodes[0].id
+    linkedid = f"{time.time():.6f}"
+    call_id = f"{node}:{linkedid}"
+    now = time.time()
+    await service.store.apply(CallFact("arrived", call_id, node, now - seconds,
+                                       {"caller": "13812345678", "dialed": "12345",
+                                        "uniqueid": linkedid, "channel": "PJSIP/x-1"}))
+    case = await service.store.by_call(call_id)
+    stem = service.transcripts.spools[node] / f"{linkedid}-{int(now)}"
+    await asyncio.to_thread(_spool_files, sounds, stem, seconds, corrupt)
+    return case.number
+
+
+def _spool_files(sounds, stem: Path, seconds: float, corrupt: bool) -> None:
+    if corrupt:
+        for side in ("-caller", "-agent", ""):
+            Path(f"{stem}{side}.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + os.urandom(
+                3000))
+    else:
+        caller = _speech(sounds, seconds)
+        _write_wav(Path(f"{stem}-caller.wav"), caller)
+        _write_wav(Path(f"{stem}-agent.wav"), np.zeros_like(caller))
+        _write_wav(Path(f"{stem}.wav"), caller)
+    Path(f"{stem}.done").touch()
+
+
+async def _count(service, number) -> tuple[int, int]:
+    async with service.store.sessions() as s:
+        case = await service.store.get(number)
+        n = (await s.execute(select(func.count()).select_from(Transcript).where(
+            Transcript.case_id == case.id))).scalar_one()
+        segs = (await s.execute(select(func.count()).select_from(TranscriptSegment).join(
+            Transcript, Transcript.id == TranscriptSegment.transcript_id).where(
+            Transcript.case_id == case.id))).scalar_one()
+    return n, segs
+
+
+async def _status(service, number, want):
+    t = await service.transcripts.for_case(number)
+    return t if t["status"] in want else None
+
+
+async def test_worker_killed_mid_job_is_retried_and_one_transcript(asr_service, sounds,
+                                                                   services):
+    service = await asr_service(asr={"live": False, "workers": 1})
+    number = await _recorded_call(service, sounds, seconds=40)
+    await eventually(lambda: _status(service, number, ("running",)), timeout=30,
+                     what="the job running")
+    for pid in service.transcripts.worker_pids():
+        os.kill(pid, signal.SIGKILL)
+    t = await eventually(lambda: _status(service, number, ("done", "failed")), timeout=180,
+                         interval=0.5, what="the job retried after the worker died")
+    assert t["status"] == "done", t
+    assert service.transcripts.pool_restarts >= 1
+    assert {g["speaker"] for g in t["segments"]} == {"caller"}  # the agent stayed silent
+    assert all(0 <= g["start"] <= g["end"] <= 41 for g in t["segments"])
+    assert await _count(service, number) == (1, len(t["segments"]))
+
+    # The service itself killed during a job: its lease runs out and the next one takes the
+    # job back (stop() here kills the pool and abandons the job without finishing it).
+    number2 = await _recorded_call(service, sounds, seconds=30)
+    await eventually(lambda: _status(service, number2, ("running",)), timeout=30,
+                     what="the second job running")
+    await services.stop(service)
+    assert (await service.transcripts.for_case(number2))["status"] == "running" or True
+    again = await asr_service(asr={"live": False, "workers": 1})
+    t2 = await eventually(lambda: _status(again, number2, ("done",)), timeout=180,
+                          interval=0.5, what="the abandoned job to be taken back")
+    assert await _count(again, number2) == (1, len(t2["segments"]))
+    assert t2["segments"]
+
+
+async def test_corrupt_audio_gives_a_clear_status_and_keeps_the_files(asr_service, sounds):
+    service = await asr_service(asr={"live": False})
+    number = await _recorded_call(service, sounds, corrupt=True)
+    t = await eventually(lambda: _status(service, number, ("failed", "done")), timeout=60,
+                         what="the corrupt recording's job")
+    assert t["status"] == "failed" and "unreadable" in t["error"], t
+    assert len(t["recordings"]) == 3
+    assert all(_is_file(r["path"]) for r in t["recordings"])
+
+
+async def test_missing_model_still_records_and_says_why(asr_service, sounds, tmp_path):
+    service = await asr_service(asr={"model": tmp_path / "no-such-model"})
+    assert "no Vosk model at" in service.transcripts.model_error
+    assert service.transcripts.live is None
+    number = await _recorded_call(service, sounds)
+    t = await eventually(lambda: _status(service, number, ("failed",)), timeout=30,
+                         what="the job to fail on the missing model")
+    assert "ASR model unavailable" in t["error"] and "install-model" in t["error"], t
+    assert len(t["recordings"]) == 3 and all(_is_file(r["path"])
+                                             for r in t["recordings"])
+
+
+@contextlib.contextmanager
+def _tiny_disk(path: Path, size: str):
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {r.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+async def test_full_disk_keeps_the_recording_and_says_so(asr_service, sounds, tmp_path):
+    with _tiny_disk(tmp_path / "small", "64k") as small:
+        service = await asr_service(asr={"live": False}, recording={"dir": small})
+        number = await _recorded_call(service, sounds, seconds=8)
+        t = await eventually(lambda: _status(service, number, ("failed",)), timeout=30,
+                             what="the case to say the recording was not stored")
+        assert "not stored" in t["error"] and "No space left" in t["error"], t
+        spool = str(service.transcripts.spools[service.cfg.nodes[0].id])
+        left = os.listdir(spool)
+        assert any(n.endswith(".wav") for n in left) and any(n.endswith(".done") for n in left)
+        # Space again: the next scan stores it and the transcript follows.
+        await asyncio.to_thread(subprocess.run, ["mount", "-o", "remount,size=8m", str(small)],
+                                check=True)
+        t = await eventually(lambda: _status(service, number, ("done",)), timeout=120,
+                             what="the transcript once space is back")
+        assert len(t["recordings"]) == 3 and t["segments"]
+        await service.stop()
+        service.transcripts.pool = None
+
+
+async def test_retention_purge_deletes_and_case_says_so(asr_service, sounds):
+    from datetime import UTC, datetime, timedelta
+
+    service = await asr_service(asr={"enabled": False})
+    number = await _recorded_call(service, sounds, seconds=3)
+    t = await eventually(lambda: _status(service, number, ("pending",)), timeout=30,
+                         what="the recording stored")
+    paths = [r["path"] for r in t["recordings"]]
+    later = datetime.now(UTC) + timedelta(days=service.cfg.recording.retention_days + 1)
+    assert await service.transcripts.purge(later) == 3
+    t = await service.transcripts.for_case(number)
+    assert all(r["deleted_at"] for r in t["recordings"]) and not any(map(_is_file, paths))
+    case = await service.store.get(number)
+    assert "recordings_deleted" in [e.kind for e in case.events]
+
+
+
+
+def _is_file(path: str) -> bool:
+    return os.path.isfile(path)
+
+
+def _real(path: str) -> Path:
+    return Path(os.path.realpath(path))
