@@ -316,7 +316,7 @@ class SurgeSection(_Section):
     target_sl: Annotated[float, Field(gt=0, lt=1)] = 0.8
     target_s: Annotated[int, Field(ge=1, le=600)] = 15
     # Figures (arrival rate, handle time, service level) are measured over this window.
-    window_s: Annotated[int, Field(ge=30, le=7200)] = 300
+    window_s: Annotated[int, Field(ge=10, le=7200)] = 300
     # Handle time assumed until enough calls have been observed.
     default_aht_s: Annotated[float, Field(gt=0, le=7200)] = 180.0
     min_samples: Annotated[int, Field(ge=1, le=1000)] = 5

@@ -202,14 +202,14 @@ def donor_slack(cfg: SurgeSection, donor: QueueFigures) -> int:
 
 
 def plan(cfg: SurgeSection, target: QueueFigures, donors: list[QueueFigures],
-         candidates: list[Candidate], *, limit: int | None = None
+         candidates: list[Candidate], *, limit: int | None = None, count: int | None = None
          ) -> tuple[list[Pick], list[str]]:
     """Which agents to borrow for ``target``, from which cities, and why not more.
 
     Never names a lent agent, an agent without the skill or not present, and never takes a
     donor below its floor or below the agents its own load needs (Erlang C)."""
     notes: list[str] = []
-    want = target.shortfall
+    want = target.shortfall if count is None else count  # a supervisor may ask for N
     if want == 0 and target.pressure:
         want = 1  # waiting past the target with nobody free: one more helps
     room = cfg.max_borrowed_per_city - len(target.borrowed_in)

@@ -138,7 +138,7 @@ class SurgeManager:
     async def on_event(self, event: ev.DomainEvent) -> None:
         try:
             await self._on_event(event)
-        except (AmiError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, AmiError, OSError) as exc:
             log.warning("surge event not handled", extra={"error": str(exc)})
 
     async def _on_event(self, event: ev.DomainEvent) -> None:
@@ -330,14 +330,18 @@ class SurgeManager:
                                  lent=a.id in self._moves))
         return out
 
-    async def proposal(self, city_or_queue: str, *, limit: int | None = None) -> dict[str, Any]:
+    async def proposal(self, city_or_queue: str, *, limit: int | None = None,
+                       count: int | None = None) -> dict[str, Any]:
+        """Which agents to lend to a city's (or a queue's) surge; ``count`` asks for that many
+        instead of the Erlang C shortfall. Kept in Redis for ``proposal_ttl_s``."""
         q = self._queue_of(city_or_queue)
         figs = await self.figures_all()
         target = figs[q]
         skill = self.watched[q][1]
         donors = [f for f in figs.values() if f.skill == skill and f.city != target.city
                   and self.connected(f.node)]
-        picks, notes = plan(self.s, target, donors, await self._candidates(skill), limit=limit)
+        picks, notes = plan(self.s, target, donors, await self._candidates(skill), limit=limit,
+                             count=count)
         if not self.connected(target.node):
             notes.append(f"node {target.node} of {target.city} is not connected")
             picks = []

@@ -1,0 +1,269 @@
+"""Surges across cities on two real Asterisk nodes (one per city), one service, one Redis.
+
+Nanjing (node1) has one agent; Suzhou (node2) two, with a floor of one. A surge of pjsua2
+callers on Nanjing: the proposal names one Suzhou agent (never two: the floor); once applied,
+callers queued on node1 are answered by the Suzhou agent registered on node2, over the
+inter-node trunk; when the surge ends the agent goes home by itself. Also: two supervisors at
+once (exactly one wins), and node1 restarting while an agent is lent to it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_desk.softphone import SipPhones
+from hotline.lab import Lab
+from queueing.surge import SurgeError
+from queueing.surge_manager import borrowed_interface, state_interface
+from telephony.ami import AmiClient
+from tests.conftest import ServiceFactory, eventually
+from tests.conftest import test_config as base_config
+
+pytestmark = pytest.mark.asterisk
+
+NODES = [{"id": "node1"}, {"id": "node2"}]
+CITIES = [{"id": "nanjing", "name": "南京", "node": "node1", "area_codes": ["025"]},
+          {"id": "suzhou", "name": "苏州", "node": "node2", "area_codes": ["0512"]}]
+TRUNKS = [{"id": "nanjing", "node": "node1", "city": "nanjing",
+           "match_header": "X-Hotline-Trunk: nanjing"},
+          {"id": "suzhou", "node": "node2", "city": "suzhou",
+           "match_header": "X-Hotline-Trunk: suzhou"}]
+AGENTS = [{"id": "1001", "name": "王芳", "city": "nanjing", "skills": {"general": 4}},
+          {"id": "2001", "name": "陈静", "city": "suzhou", "skills": {"general": 4}},
+          {"id": "2002", "name": "孙洁", "city": "suzhou", "skills": {"general": 3}}]
+LONG = {"min_level": 1, "lower_level_after_s": 200, "city_general_after_s": 250,
+        "province_after_s": 300}
+SURGE = {"skills": ["general"], "target_sl": 0.8, "target_s": 5, "window_s": 25,
+         "default_aht_s": 10.0, "min_samples": 50, "default_floor": 1,
+         "floors": {"suzhou": 1, "nanjing": 1}, "borrow_penalty": 4, "enter_after_s": 0.0,
+         "exit_after_s": 2.0, "auto": False, "max_borrowed_per_city": 3, "max_per_move": 3,
+         "interval_s": 0.5, "proposal_ttl_s": 300, "lock_ttl_s": 20}
+
+
+@pytest.fixture(scope="module")
+async def slab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
+    cfg = base_config(tmp_path_factory.mktemp("surge-lab"), **{
+        "nodes": NODES, "cities": CITIES, "trunks": TRUNKS, "agents": AGENTS,
+        "numbers": [{"number": "12345", "skill": "general"}],
+        "skills": {"general": "综合咨询"}, "menu.keys": {},
+        "routing": {"relax": LONG, "relax_skills": {}}, "surge": SURGE,
+        "branch_centers": [], "emergency_lines": []})
+    the_lab = Lab(cfg)
+    await the_lab.start_asterisk()
+    yield the_lab
+    await the_lab.close()
+
+
+@pytest.fixture
+async def services(slab: Lab, tmp_path: Path, pg_admin: str) -> AsyncIterator[ServiceFactory]:
+    factory = ServiceFactory(slab, tmp_path, pg_admin)
+    yield factory
+    await factory.close()
+
+
+@pytest.fixture
+async def phones(slab: Lab, tmp_path: Path) -> AsyncIterator[SipPhones]:
+    p = SipPhones(log_dir=tmp_path / "phones")
+    slab.sip = p
+    yield p
+    await p.stop()
+    slab.sip = None
+
+
+async def members(service: Any, node: str, queue: str) -> dict[str, dict[str, str]]:
+    ami: AmiClient = service.nodes[node].ami
+    out = {}
+    for m in await ami.send_list({"Action": "QueueStatus", "Queue": queue}, timeout=10):
+        if m.get("Event") == "QueueMember":
+            out[str(m.get("Location") or m.get("Interface"))] = {k: str(v) for k, v in m.items()}
+    return out
+
+
+async def devstate(service: Any, node: str, device: str) -> str:
+    resp = await service.nodes[node].ami.send(
+        {"Action": "Getvar", "Variable": f"DEVICE_STATE({device})"}, timeout=10)
+    return str(resp.get("Value", ""))
+
+
+async def registered(service: Any, *agents: str) -> None:
+    async def ready() -> bool:
+        for a in agents:
+            if (await service.live.agent(a)).get("state") != "ready":
+                return False
+        return True
+    await eventually(ready, timeout=30, what=f"agents {agents} ready in live state")
+
+
+async def test_surge_on_nanjing_is_answered_by_suzhou_then_agents_go_home(
+        slab: Lab, services: ServiceFactory, phones: SipPhones, sounds: dict[str, Path]
+        ) -> None:
+    service = await services.start()
+    surge = service.surge
+    a1001 = await slab.agent("1001", play=sounds["tone_agent"])
+    a2001 = await slab.agent("2001", play=sounds["tone_agent"])
+    a2002 = await slab.agent("2002", play=sounds["tone_agent"])
+    await registered(service, "1001", "2001", "2002")
+
+    callers = [await slab.caller(f"1390000000{i}", play=sounds["tone_caller"])
+               for i in range(3)]
+    calls = []
+    for c in callers:
+        calls.append(await slab.dial(c, trunk="nanjing", node_id="node1"))
+    first = await asyncio.wait_for(a1001.incoming.get(), 40)
+    await asyncio.wait_for(first.answered.wait(), 15)
+
+    # Two callers wait on node1 with its only agent busy: Nanjing is surging.
+    async def surging() -> dict[str, Any] | None:
+        st = await surge.status()
+        nj = st["cities"][0]["queues"][0]
+        return nj if nj["waiting"] >= 2 and nj["shortfall"] > 0 and nj["pressure"] else None
+    nj = await eventually(surging, timeout=40, what="a surge on nanjing-general")
+    assert nj["agents_present"] == 1 and nj["agents_needed"] > 1
+
+    p = await surge.proposal("nanjing")
+    # Suzhou has two agents and a floor of one: exactly one is proposed, the stronger one.
+    assert [(x["agent"], x["from_city"]) for x in p["agents"]] == [("2001", "suzhou")]
+    assert p["after"]["agents_present"] == 2
+    assert any("only 1" in n or "limited" in n for n in p["notes"]), p["notes"]
+
+    result = await surge.apply(p["id"], by="supervisor-li")
+    assert [m["agent"] for m in result["moved"]] == ["2001"]
+    mem = await members(service, "node1", "nanjing-general")
+    lent = mem[borrowed_interface("2001", "node2")]
+    assert lent["Penalty"] == "4" and lent["StateInterface"] == state_interface("2001")
+    marks = await service.live.agent("2001")
+    assert marks.get("borrowed_by") == "nanjing" and marks.get("home_city") == "suzhou"
+
+    # A caller queued on node1 is answered by 2001, registered on node2, over the trunk.
+    borrowed_call = await asyncio.wait_for(a2001.incoming.get(), 40)
+    await asyncio.wait_for(borrowed_call.answered.wait(), 15)
+    assert a2002.incoming.empty(), "the agent at Suzhou's floor was never rung"
+    # While 2001 talks to Nanjing's caller, node1 sees it busy (its state follows node2's).
+    await eventually(lambda: _is(devstate(service, "node1", state_interface("2001")),
+                                 {"INUSE", "RINGINUSE"}),
+                     timeout=20, what="2001 busy on node1")
+
+    # Nanjing recovers: two callers answered, and the Erlang C forecast with the agents present
+    # is better than before the move; when 1001 is free again the last caller is answered
+    # and nobody waits.
+    st = (await surge.status())["cities"][0]["queues"][0]
+    assert st["answered"] >= 2 and st["agents_present"] == 2
+    assert st["forecast_sl"] > nj["forecast_sl"]
+    await a1001.hangup(first)
+    third = await asyncio.wait_for(a1001.incoming.get(), 40)
+    await asyncio.wait_for(third.answered.wait(), 15)
+
+    async def nobody_waits() -> bool:
+        q = (await surge.status())["cities"][0]["queues"][0]
+        return q["waiting"] == 0 and q["longest_wait_s"] == 0 and q["answered"] >= 3
+    await eventually(nobody_waits, timeout=20, what="nanjing's queue empty again")
+
+    # The surge ends: everybody hangs up; no new arrivals, so the window empties.
+    for c, call in zip(callers, calls, strict=True):
+        with contextlib.suppress(Exception):
+            await c.hangup(call)
+
+    async def home() -> bool:
+        return not (await surge.status())["moves"]
+    await eventually(home, timeout=60, what="2001 returned automatically after the surge")
+    assert "borrowed_by" not in await service.live.agent("2001")
+    assert borrowed_interface("2001", "node2") not in await members(service, "node1",
+                                                                    "nanjing-general")
+    audit = await surge.moves(10)
+    kinds = [(r["action"], r["agent"], r["by"]) for r in audit]
+    assert ("borrow", "2001", "supervisor-li") in kinds and ("return", "2001", "auto") in kinds
+    borrow = next(r for r in audit if r["action"] == "borrow")
+    assert borrow["before"]["waiting"] >= 1 and borrow["after"]["agents_present"] == 2
+
+
+async def _is(value: Any, wanted: set[str]) -> bool:
+    return (await value) in wanted
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+async def test_two_supervisors_at_once_exactly_one_wins(
+        slab: Lab, services: ServiceFactory, phones: SipPhones, sounds: dict[str, Path],
+        db: str) -> None:
+    service = await services.start(db)
+    surge = service.surge
+    await slab.agent("2001", play=sounds["tone_agent"])
+    await slab.agent("2002", play=sounds["tone_agent"])
+    await registered(service, "2001", "2002")
+    p1 = await surge.proposal("nanjing", count=1)
+    p2 = await surge.proposal("nanjing", count=1)
+    assert [x["agent"] for x in p1["agents"]] == [x["agent"] for x in p2["agents"]] == ["2001"]
+    # Asking for more than the floor allows still proposes one.
+    p3 = await surge.proposal("nanjing", count=2)
+    assert len(p3["agents"]) == 1
+    results = await asyncio.gather(surge.apply(p1["id"], "alice"), surge.apply(p2["id"], "bob"),
+                                   return_exceptions=True)
+    wins = [r for r in results if isinstance(r, dict)]
+    losses = [r for r in results if isinstance(r, SurgeError)]
+    assert len(wins) == 1 and len(losses) == 1, results
+    assert losses[0].code == "conflict"
+    # Re-applying either proposal, or lending Suzhou's last agent, is refused.
+    with pytest.raises(SurgeError) as exc:
+        await surge.apply(p1["id"], "carol")
+    assert exc.value.code == "conflict"
+    borrowed = await members(service, "node1", "nanjing-general")
+    assert sum(1 for k in borrowed if "@node-" in k) == 1
+    p4 = await surge.proposal("nanjing", count=1)
+    assert p4["agents"] == [], "Suzhou is at its floor"
+    await surge.return_agents(["2001"], "alice")
+    with pytest.raises(SurgeError) as exc:
+        await surge.return_agents(["2001"], "alice")
+    assert exc.value.code == "not_found"
+    audit = await surge.moves(10)
+    assert [(r["action"], r["by"]) for r in audit] == [("return", "alice"),
+                                                      ("borrow", wins[0]["moved"][0]["by"])]
+
+
+async def test_node_restart_while_an_agent_is_lent(
+        slab: Lab, services: ServiceFactory, phones: SipPhones, sounds: dict[str, Path]
+        ) -> None:
+    service = await services.start()
+    surge = service.surge
+    await slab.agent("2001", play=sounds["tone_agent"])
+    await slab.agent("2002", play=sounds["tone_agent"])
+    await registered(service, "2001", "2002")
+    node1 = slab.instances["node1"]
+    iface = borrowed_interface("2001", "node2")
+
+    async def restart_node1(while_down: Any = None) -> Any:
+        await asyncio.to_thread(node1.stop)
+        await eventually(lambda: _false(service.nodes["node1"].ami.connected), timeout=20,
+                         what="node1 seen down")
+        out = await while_down() if while_down else None
+        node1.start(owner_pid=__import__("os").getpid())
+        await node1.wait_ready(slab.cfg.ami_secret)
+        await service.nodes["node1"].ami.wait_connected(30)
+        return out
+
+    # 1. Lent, node1 restarts: the member and its state are back.
+    p = await surge.proposal("nanjing", count=1)
+    await surge.apply(p["id"], "alice")
+    await restart_node1()
+
+    async def back() -> bool:
+        m = (await members(service, "node1", "nanjing-general")).get(iface)
+        return bool(m) and await devstate(service, "node1",
+                                          state_interface("2001")) == "NOT_INUSE"
+    await eventually(back, timeout=30, what="borrowed member and its state back on node1")
+
+    # 2. Returned while node1 is away: removed when it comes back.
+    out = await restart_node1(lambda: surge.return_agents(["2001"], "alice"))
+    assert out["returned"] == ["2001"] and out["cleanup_pending"] == ["2001"]
+
+    async def gone() -> bool:
+        return iface not in await members(service, "node1", "nanjing-general")
+    await eventually(gone, timeout=30, what="stale borrowed member removed after restart")
+    assert any(r["action"] == "cleanup" for r in await surge.moves(10))
+
+
+async def _false(value: bool) -> bool:
+    return not value
