@@ -264,6 +264,21 @@ async def test_node_restart_while_an_agent_is_lent(
     await eventually(gone, timeout=30, what="stale borrowed member removed after restart")
     assert any(r["action"] == "cleanup" for r in await surge.moves(10))
 
+    # 3. The home node goes away while its agent is lent: node1 stops offering the agent
+    # (unavailable), and gets the agent's real state back when node2 returns.
+    p = await surge.proposal("nanjing", count=1)
+    await surge.apply(p["id"], "alice")
+    node2 = slab.instances["node2"]
+    await asyncio.to_thread(node2.stop)
+    await eventually(lambda: _is(devstate(service, "node1", state_interface("2001")),
+                                 {"UNAVAILABLE"}), timeout=20, what="2001 unavailable on node1")
+    node2.start(owner_pid=__import__("os").getpid())
+    await node2.wait_ready(slab.cfg.ami_secret)
+    await service.nodes["node2"].ami.wait_connected(30)
+    await eventually(lambda: _is(devstate(service, "node1", state_interface("2001")),
+                                 {"NOT_INUSE"}), timeout=40, what="2001 available again")
+    assert (await surge.status())["moves"][0]["agent"] == "2001"
+
 
 async def _false(value: bool) -> bool:
     return not value
