@@ -8,6 +8,7 @@
     hotline softphone --agent 1001       an agent's pjsua2 softphone
     hotline cases [--limit N]            the latest case records
     hotline db upgrade                   apply database migrations
+    hotline surge status|propose|apply|return|moves   surges across cities (docs/surge.md)
 """
 
 from __future__ import annotations
@@ -168,6 +169,12 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_surge(args: argparse.Namespace) -> int:
+    from queueing.surge_cli import run
+
+    return asyncio.run(run(_load(args), args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotline", description="12345 hotline contact center")
     p.add_argument("--config", help="configuration file (default: $HOTLINE_CONFIG or "
@@ -207,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database")
     db.add_argument("action", choices=["upgrade"])
     db.set_defaults(fn=cmd_db)
+
+    from queueing.surge_cli import add_parser as add_surge_parser
+
+    add_surge_parser(sub, cmd_surge)
     return p
 
 

@@ -153,12 +153,21 @@ class Hysteresis:
                     state = "normal"
             else:
                 self._calm_from.pop(key, None)
+        self._set(key, state, now)
+        return state
+
+    def force(self, key: str, state: str, now: float) -> None:
+        """A supervisor's move: the queue counts as surging (its calm timer starts again)."""
+        self._pressure_from.pop(key, None)
+        self._calm_from.pop(key, None)
+        self._set(key, state, now)
+
+    def _set(self, key: str, state: str, now: float) -> None:
         if state != self.state.get(key, "normal"):
             self.transitions += 1
             self.since[key] = now
         self.state[key] = state
         self.since.setdefault(key, now)
-        return state
 
 
 @dataclass(frozen=True)

@@ -275,6 +275,8 @@ class SurgeManager:
         now = self.clock()
         moves = await self.refresh_moves()
         agents = await self._agents()
+        shared = {q: json.loads(v) for q, v in
+                  (await self.redis.hgetall(self.key("surge", "state"))).items()}
         out: dict[str, QueueFigures] = {}
         for q, (city, skill) in self.watched.items():
             home = idle = 0
@@ -292,8 +294,10 @@ class SurgeManager:
                         node=self.node_of_city(city), observed=await self._observed(q, now),
                         present=home + len(b_present), home=home, idle=idle + len(b_idle),
                         borrowed_in=borrowed, lent_out=lent)
-            f.state = self.hysteresis.state.get(q, "normal")
-            f.since = self.hysteresis.since.get(q, 0.0)
+            if q in self.hysteresis.state:
+                f.state, f.since = self.hysteresis.state[q], self.hysteresis.since.get(q, 0.0)
+            elif q in shared:  # another process (the service) evaluates the surges
+                f.state, f.since = shared[q]["state"], shared[q]["since"]
             out[q] = f
         return out
 
@@ -467,8 +471,7 @@ class SurgeManager:
             await self.publish({"action": "borrow", **move})
             done.append(move)
         # A supervisor's move counts as a surge: it is returned after exit_after_s of calm.
-        self.hysteresis.state[p["queue"]] = "surge"
-        self.hysteresis.since.setdefault(p["queue"], now)
+        self.hysteresis.force(p["queue"], "surge", now)
         log.info("agents lent", extra={"queue": p["queue"], "agents": [m["agent"] for m in done],
                                        "by": by})
         return {"proposal": p["id"], "queue": p["queue"], "moved": done, "before": before,
@@ -529,14 +532,19 @@ class SurgeManager:
         now = self.clock()
         states = {}
         for q, f in figs.items():
+            # A move made elsewhere (the command line, another instance) after this queue last
+            # calmed down counts as a surge too: returned only after exit_after_s of calm.
+            if self.hysteresis.state.get(q, "normal") == "normal" and any(
+                    self._moves[a]["at"] > self.hysteresis.since.get(q, 0.0)
+                    for a in f.borrowed_in):
+                self.hysteresis.force(q, "surge", now)
             states[q] = self.hysteresis.update(q, pressure=f.pressure, calm=f.calm, now=now)
         await self.redis.hset(self.key("surge", "state"), mapping={
             q: json.dumps({"state": s, "since": self.hysteresis.since.get(q, now)})
             for q, s in states.items()})
         for q, f in figs.items():
             if states[q] == "normal" and f.borrowed_in and f.calm and not f.pressure:
-                due = [a for a in f.borrowed_in
-                       if now - self._moves[a]["at"] >= self.s.exit_after_s]
+                due = list(f.borrowed_in)
                 if due:
                     with contextlib.suppress(SurgeError):
                         await self.return_agents(due, "auto", reason=(

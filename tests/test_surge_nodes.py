@@ -191,6 +191,7 @@ async def test_two_supervisors_at_once_exactly_one_wins(
         db: str) -> None:
     service = await services.start(db)
     surge = service.surge
+    await surge.stop()  # the actions only: no automatic return while we look
     await slab.agent("2001", play=sounds["tone_agent"])
     await slab.agent("2002", play=sounds["tone_agent"])
     await registered(service, "2001", "2002")
@@ -228,6 +229,7 @@ async def test_node_restart_while_an_agent_is_lent(
         ) -> None:
     service = await services.start()
     surge = service.surge
+    await surge.stop()  # the actions only: no automatic return while we look
     await slab.agent("2001", play=sounds["tone_agent"])
     await slab.agent("2002", play=sounds["tone_agent"])
     await registered(service, "2001", "2002")
@@ -282,3 +284,55 @@ async def test_node_restart_while_an_agent_is_lent(
 
 async def _false(value: bool) -> bool:
     return not value
+
+
+def _toml_ready(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _toml_ready(x) for k, x in v.items() if x is not None}
+    if isinstance(v, list):
+        return [_toml_ready(x) for x in v]
+    return v
+
+
+async def test_supervisor_cli_beside_the_running_service(
+        slab: Lab, services: ServiceFactory, phones: SipPhones, sounds: dict[str, Path],
+        tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from hotline.lab import REPO, _to_toml
+
+    service = await services.start()
+    # Only the command line acts here (the service's policy would return idle moves).
+    await service.surge.stop()
+    await slab.agent("2001", play=sounds["tone_agent"])
+    await slab.agent("2002", play=sounds["tone_agent"])
+    await registered(service, "2001", "2002")
+    raw = _toml_ready(service.cfg.model_dump(mode="json", exclude={"base_dir"}))
+    cfg_path = tmp_path / "hotline.toml"
+    cfg_path.write_text(_to_toml(raw), encoding="utf-8")
+
+    def hotline(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hotline.cli", "--config", str(cfg_path),
+                               "surge", *args], capture_output=True, text=True, timeout=60,
+                              cwd=REPO)
+
+    st = await asyncio.to_thread(hotline, "status")
+    assert st.returncode == 0 and "nanjing-general" in st.stdout, st.stderr
+    prop = await asyncio.to_thread(hotline, "propose", "nanjing", "--count", "1", "--json")
+    assert prop.returncode == 0, prop.stderr
+    pid = json.loads(prop.stdout)["id"]
+    applied = await asyncio.to_thread(hotline, "apply", pid, "--by", "supervisor-wang")
+    assert applied.returncode == 0, applied.stderr
+    # The running service sees the move the command line made (Redis, AMI, audit).
+    assert [m["agent"] for m in (await service.surge.status())["moves"]] == ["2001"]
+    again = await asyncio.to_thread(hotline, "apply", pid, "--by", "supervisor-zhao")
+    assert again.returncode == 3 and "conflict" in again.stderr
+    back = await asyncio.to_thread(hotline, "return", "2001", "--by", "supervisor-wang")
+    assert back.returncode == 0 and json.loads(back.stdout)["returned"] == ["2001"]
+    moves = json.loads((await asyncio.to_thread(hotline, "moves", "--json")).stdout)
+    assert [(m["action"], m["by"]) for m in moves[:2]] == [("return", "supervisor-wang"),
+                                                          ("borrow", "supervisor-wang")]
+    assert borrowed_interface("2001", "node2") not in await members(service, "node1",
+                                                                    "nanjing-general")
