@@ -17,13 +17,19 @@ from queueing.surge import SurgeError
 
 def add_parser(sub: Any, fn: Any) -> None:
     s = sub.add_parser("surge", help="surges across cities (多援一): figures, moves, audit")
-    s.add_argument("action", choices=["status", "propose", "apply", "return", "moves"])
+    s.add_argument("action", choices=["status", "propose", "apply", "return", "moves",
+                                      "policy"])
     s.add_argument("target", nargs="*",
                    help="propose: a city or queue; apply: a proposal id; return: agent ids")
     s.add_argument("--by", default="cli", help="who acts (recorded in the audit)")
     s.add_argument("--count", type=int, help="propose: ask for this many agents")
     s.add_argument("--limit", type=int, default=20, help="moves: how many")
     s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument("--auto", choices=["on", "off"], help="policy: lend agents automatically")
+    s.add_argument("--max-borrowed", type=int, help="policy: agents lent to one city at most")
+    s.add_argument("--max-per-move", type=int, help="policy: agents lent in one move at most")
+    s.add_argument("--floor", action="append", default=[], metavar="CITY=N",
+                   help="policy: a city's floor (repeatable)")
     s.set_defaults(fn=fn)
 
 
@@ -100,6 +106,25 @@ async def run(cfg: Config, args: argparse.Namespace) -> int:
             out = await mgr.apply(args.target[0], by=args.by)
         elif args.action == "return":
             out = await mgr.return_agents(list(args.target), by=args.by)
+        elif args.action == "policy":
+            changes: dict[str, Any] = {}
+            if args.auto:
+                changes["auto"] = args.auto == "on"
+            if args.max_borrowed is not None:
+                changes["max_borrowed_per_city"] = args.max_borrowed
+            if args.max_per_move is not None:
+                changes["max_per_move"] = args.max_per_move
+            if args.floor:
+                current = (await mgr.load_policy()).get("floors", dict(cfg.surge.floors))
+                for item in args.floor:
+                    city, _, n = item.partition("=")
+                    if not n.isdigit():
+                        print(f"--floor {item}: expected CITY=N", file=sys.stderr)
+                        return 2
+                    current[city] = int(n)
+                changes["floors"] = current
+            out = await mgr.set_policy(args.by, **changes) if changes else (
+                await mgr.status())["limits"] | {"auto": mgr.s.auto}
         else:
             out = await mgr.moves(args.limit)
         print(json.dumps(out, ensure_ascii=False, indent=2, default=str))

@@ -23,7 +23,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from cases.surge_audit import SurgeAudit
-from hotline.config import Config
+from hotline.config import Config, SurgeSection
 from queueing.model import queue_name, split_queue
 from queueing.surge import (
     PRESENT_STATES,
@@ -271,7 +271,46 @@ class SurgeManager:
             waiting=int(waiting),
             longest_wait_s=max(0.0, now - float(oldest[0][1])) if oldest else 0.0)
 
+    # -- the supervisor's limits -------------------------------------------------------------
+
+    POLICY_KEYS = ("auto", "max_borrowed_per_city", "max_per_move", "floors", "default_floor")
+
+    async def load_policy(self) -> dict[str, Any]:
+        """The limits a supervisor set (Redis, shared by every instance) over the config's."""
+        raw = await self.redis.get(self.key("surge", "policy"))
+        changes = json.loads(raw) if raw else {}
+        merged = {**self.cfg.surge.model_dump(), **{k: v for k, v in changes.items()
+                                                    if k in self.POLICY_KEYS}}
+        self.s = SurgeSection.model_validate(merged)
+        return changes
+
+    async def set_policy(self, by: str, **changes: Any) -> dict[str, Any]:
+        """Change the automatic policy and its limits at run time (audited)."""
+        unknown = set(changes) - set(self.POLICY_KEYS)
+        if unknown:
+            raise SurgeError("invalid", f"not a policy setting: {', '.join(sorted(unknown))}")
+        current = await self.load_policy()
+        new = {**{k: v for k, v in current.items() if k in self.POLICY_KEYS},
+               **{k: v for k, v in changes.items() if v is not None}}
+        try:
+            SurgeSection.model_validate({**self.cfg.surge.model_dump(), **new})
+        except ValueError as exc:
+            raise SurgeError("invalid", str(exc).splitlines()[0]) from None
+        for city in new.get("floors", {}):
+            if city not in {c.id for c in self.cfg.cities}:
+                raise SurgeError("invalid", f"unknown city {city!r}")
+        await self.redis.set(self.key("surge", "policy"), json.dumps(new))
+        before = {k: getattr(self.s, k) for k in self.POLICY_KEYS}
+        await self.load_policy()
+        after = {k: getattr(self.s, k) for k in self.POLICY_KEYS}
+        await self.audit.record(move_id="policy", action="policy", agent="-", from_city="-",
+                                to_city="-", queue="-", by=by, reason="surge policy changed",
+                                proposal_id=None, at=self.clock(), before=before, after=after)
+        await self.publish({"action": "policy", "by": by, **after})
+        return after
+
     async def figures_all(self) -> dict[str, QueueFigures]:
+        await self.load_policy()
         now = self.clock()
         moves = await self.refresh_moves()
         agents = await self._agents()
@@ -312,6 +351,8 @@ class SurgeManager:
         return {"at": self.clock(), "target": {"service_level": self.s.target_sl,
                                                "seconds": self.s.target_s},
                 "auto": self.s.auto, "window_s": self.s.window_s, "cities": cities,
+                "limits": {"max_borrowed_per_city": self.s.max_borrowed_per_city,
+                           "max_per_move": self.s.max_per_move},
                 "moves": sorted(self._moves.values(), key=lambda m: m["at"])}
 
     # -- proposals --------------------------------------------------------------------------

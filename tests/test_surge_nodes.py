@@ -334,5 +334,45 @@ async def test_supervisor_cli_beside_the_running_service(
     moves = json.loads((await asyncio.to_thread(hotline, "moves", "--json")).stdout)
     assert [(m["action"], m["by"]) for m in moves[:2]] == [("return", "supervisor-wang"),
                                                           ("borrow", "supervisor-wang")]
+    # The supervisor raises Suzhou's floor: nothing can be lent any more.
+    pol = await asyncio.to_thread(hotline, "policy", "--floor", "suzhou=2", "--by", "wang")
+    assert pol.returncode == 0 and json.loads(pol.stdout)["floors"]["suzhou"] == 2, pol.stderr
+    prop = await asyncio.to_thread(hotline, "propose", "nanjing", "--count", "1", "--json")
+    assert json.loads(prop.stdout)["agents"] == []
     assert borrowed_interface("2001", "node2") not in await members(service, "node1",
                                                                     "nanjing-general")
+
+
+async def test_automatic_policy_within_the_supervisors_limits(
+        slab: Lab, services: ServiceFactory, phones: SipPhones, sounds: dict[str, Path]
+        ) -> None:
+    service = await services.start()
+    surge = service.surge
+    limits = await surge.set_policy("supervisor-li", auto=True, max_per_move=1,
+                                    max_borrowed_per_city=1)
+    assert limits["auto"] is True and limits["max_borrowed_per_city"] == 1
+    a1001 = await slab.agent("1001", play=sounds["tone_agent"])
+    a2001 = await slab.agent("2001", play=sounds["tone_agent"])
+    await slab.agent("2002", play=sounds["tone_agent"])
+    await registered(service, "1001", "2001", "2002")
+    callers = [await slab.caller(f"1370000000{i}", play=sounds["tone_caller"]) for i in range(3)]
+    calls = [await slab.dial(c, trunk="nanjing", node_id="node1") for c in callers]
+    await asyncio.wait_for(a1001.incoming.get(), 40)
+
+    # Nobody applies anything: the service lends 2001 itself and 2001 takes a Nanjing caller.
+    lent = await asyncio.wait_for(a2001.incoming.get(), 60)
+    await asyncio.wait_for(lent.answered.wait(), 15)
+    moves = (await surge.status())["moves"]
+    assert [(m["agent"], m["by"]) for m in moves] == [("2001", "auto")]
+    assert (await service.live.agent("2001")).get("borrowed_by") == "nanjing"
+    for c, call in zip(callers, calls, strict=True):
+        with contextlib.suppress(Exception):
+            await c.hangup(call)
+
+    async def home() -> bool:
+        return not (await surge.status())["moves"]
+    await eventually(home, timeout=60, what="2001 returned by the policy")
+    audit = [(r["action"], r["by"]) for r in await surge.moves(10)]
+    # Within the limit of one: never a second agent (2002 is also Suzhou's floor).
+    assert audit.count(("borrow", "auto")) == 1 and ("return", "auto") in audit
+    assert ("policy", "supervisor-li") in audit
