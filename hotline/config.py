@@ -326,6 +326,9 @@ class SurgeSection(_Section):
     # Borrowed agents join the surging queue with this penalty: the city's own agents (penalty
     # 0..4 from their level) are offered calls first; 0 offers borrowed agents equally.
     borrow_penalty: Annotated[int, Field(ge=0, le=10)] = 4
+    # While lent, does the agent still take home calls? "serve": yes (both queues offer calls,
+    # whichever rings first); "pause": the agent is paused at home, so surge calls come first.
+    lent_home: Literal["serve", "pause"] = "serve"
     # A surge starts when a queue needs more agents than it has (or waits past the target)
     # for enter_after_s, and ends after exit_after_s of calm (hysteresis: no flapping).
     enter_after_s: Annotated[float, Field(ge=0, le=3600)] = 20.0

@@ -46,6 +46,10 @@ DEVICE_STATES = {0: "UNKNOWN", 1: "NOT_INUSE", 2: "INUSE", 3: "BUSY", 4: "INVALI
                  5: "UNAVAILABLE", 6: "RINGING", 7: "RINGINUSE", 8: "ONHOLD"}
 
 
+# A lent agent paused in home queues (lent_home = "pause") carries this reason.
+PAUSE_REASON = "surge:lent to "
+
+
 def trunk_endpoint(node_id: str) -> str:
     """The PJSIP endpoint, on every other node, of the inter-node trunk to ``node_id``."""
     return f"node-{node_id}"
@@ -226,6 +230,35 @@ class SurgeManager:
             if m["home_node"] == node:
                 await self._set_state(m["node"], agent, await self.home_state(agent, node))
 
+    async def _pause_home(self, agent: str, home_node: str, city: str) -> bool:
+        """Pause a lent agent in every home queue (surge calls first); the reason tells the
+        console and is how the return knows the pause is ours to lift."""
+        ami = self.ami(home_node)
+        if ami is None or not ami.connected:
+            return False
+        try:
+            await ami.queue_pause(f"PJSIP/{agent}", True, reason=f"{PAUSE_REASON}{city}")
+            return True
+        except AmiError as exc:
+            log.warning("lent agent not paused at home", extra={"agent": agent,
+                                                                "error": str(exc)})
+            return False
+
+    async def _unpause_home(self, agent: str, home_node: str) -> None:
+        """Lift the pause only where it is still ours (a break taken meanwhile stays)."""
+        ami = self.ami(home_node)
+        if ami is None or not ami.connected:
+            return
+        try:
+            status = await ami.send_list({"Action": "QueueStatus", "Member": f"PJSIP/{agent}"})
+            for m in status:
+                if (m.get("Event") == "QueueMember" and str(m.get("Paused")) == "1"
+                        and str(m.get("PausedReason", "")).startswith(PAUSE_REASON)):
+                    await ami.queue_pause(f"PJSIP/{agent}", False, queue=str(m.get("Queue")))
+        except AmiError as exc:
+            log.warning("lent agent not unpaused at home", extra={"agent": agent,
+                                                                  "error": str(exc)})
+
     async def _audit_cleanup(self, queue: str, interface: str) -> None:
         agent = interface.removeprefix("PJSIP/").split("@", 1)[0]
         city, _ = split_queue(queue)
@@ -251,11 +284,16 @@ class SurgeManager:
         """Every configured agent's live state and queues (one round trip)."""
         pipe = self.redis.pipeline(transaction=False)
         for a in self.cfg.agents:
-            pipe.hget(self.key("agent", a.id), "state")
+            pipe.hmget(self.key("agent", a.id), ["state", "reason"])
             pipe.hkeys(self.key("agent", a.id, "queues"))
         res = await pipe.execute()
-        return {a.id: (res[2 * i] or "unavailable", set(res[2 * i + 1]))
-                for i, a in enumerate(self.cfg.agents)}
+        out = {}
+        for i, a in enumerate(self.cfg.agents):
+            state, reason = res[2 * i]
+            if state == "paused" and (reason or "").startswith(PAUSE_REASON):
+                state = "ready"  # paused at home only because lent: free for the surge
+            out[a.id] = (state or "unavailable", set(res[2 * i + 1]))
+        return out
 
     async def _observed(self, queue: str, now: float) -> Observed:
         lo = now - self.s.window_s
@@ -273,7 +311,8 @@ class SurgeManager:
 
     # -- the supervisor's limits -------------------------------------------------------------
 
-    POLICY_KEYS = ("auto", "max_borrowed_per_city", "max_per_move", "floors", "default_floor")
+    POLICY_KEYS = ("auto", "max_borrowed_per_city", "max_per_move", "floors", "default_floor",
+                   "lent_home")
 
     async def load_policy(self) -> dict[str, Any]:
         """The limits a supervisor set (Redis, shared by every instance) over the config's."""
@@ -501,6 +540,8 @@ class SurgeManager:
             except AmiError as exc:
                 if "Already there" not in str(exc):
                     raise SurgeError("unavailable", f"{agent}: {exc}") from exc
+            if self.s.lent_home == "pause":
+                move["paused_home"] = await self._pause_home(agent, home_node, p["city"])
             await self.redis.hset(self.key("surge", "moves"), agent, json.dumps(move))
             self._moves[agent] = move
             await self.redis.hset(self.key("agent", agent), mapping={
@@ -545,6 +586,8 @@ class SurgeManager:
                 except AmiError as exc:
                     if "Not there" not in str(exc):
                         pending.append(a)  # removed when the node comes back (resync)
+                if move.get("paused_home"):
+                    await self._unpause_home(a, move["home_node"])
                 await self.redis.hdel(self.key("surge", "moves"), a)
                 self._moves.pop(a, None)
                 await self.redis.hdel(self.key("agent", a), "borrowed_by", "home_city")

@@ -216,12 +216,25 @@ async def test_two_supervisors_at_once_exactly_one_wins(
     p4 = await surge.proposal("nanjing", count=1)
     assert p4["agents"] == [], "Suzhou is at its floor"
     await surge.return_agents(["2001"], "alice")
+
+    # Configured so that lent agents take surge calls only: paused at home while lent, and
+    # unpaused on return.
+    await surge.set_policy("alice", lent_home="pause")
+    p5 = await surge.proposal("nanjing", count=1)
+    await surge.apply(p5["id"], "alice")
+    home = await members(service, "node2", "suzhou-general")
+    assert home["PJSIP/2001"]["Paused"] == "1"
+    assert home["PJSIP/2001"]["PausedReason"] == "surge:lent to nanjing"
+    st = (await surge.status())["cities"]
+    assert st[0]["queues"][0]["agents_present"] == 1  # 2001 counts for Nanjing, not absent
+    await surge.return_agents(["2001"], "alice")
+    assert (await members(service, "node2", "suzhou-general"))["PJSIP/2001"]["Paused"] == "0"
     with pytest.raises(SurgeError) as exc:
         await surge.return_agents(["2001"], "alice")
     assert exc.value.code == "not_found"
     audit = await surge.moves(10)
-    assert [(r["action"], r["by"]) for r in audit] == [("return", "alice"),
-                                                      ("borrow", wins[0]["moved"][0]["by"])]
+    assert [(r["action"], r["by"]) for r in audit][-2:] == [
+        ("return", "alice"), ("borrow", wins[0]["moved"][0]["by"])]
 
 
 async def test_node_restart_while_an_agent_is_lent(
