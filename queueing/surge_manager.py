@@ -144,6 +144,11 @@ class SurgeManager:
             await self._on_event(event)
         except (TimeoutError, AmiError, OSError) as exc:
             log.warning("surge event not handled", extra={"error": str(exc)})
+        # A client library that swallows a cancellation (seen with redis-py when the AMI client
+        # stops mid-command) must not leave the AMI dispatcher running: cancel it all the same.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
 
     async def _on_event(self, event: ev.DomainEvent) -> None:
         now = self.clock()
@@ -169,8 +174,8 @@ class SurgeManager:
             await self.resync(event.node, event.snapshot)
         elif isinstance(event, ev.Disconnected):
             # The home node is away: its lent agents cannot be reached from other cities.
-            await self.refresh_moves()
-            for agent, move in self._moves.items():
+            # (From the cache, refreshed every tick: no Redis round trip while AMI stops.)
+            for agent, move in list(self._moves.items()):
                 if move["home_node"] == event.node:
                     await self._set_state(move["node"], agent, "UNAVAILABLE")
 
