@@ -229,6 +229,15 @@ async def test_two_supervisors_at_once_exactly_one_wins(
     assert st[0]["queues"][0]["agents_present"] == 1  # 2001 counts for Nanjing, not absent
     await surge.return_agents(["2001"], "alice")
     assert (await members(service, "node2", "suzhou-general"))["PJSIP/2001"]["Paused"] == "0"
+
+    # A proposal applied after the donor's floor was raised is refused: floors are checked
+    # again at apply time.
+    p6 = await surge.proposal("nanjing", count=1)
+    await surge.set_policy("alice", floors={"suzhou": 2})
+    with pytest.raises(SurgeError) as exc:
+        await surge.apply(p6["id"], "alice")
+    assert exc.value.code == "floor"
+    assert (await surge.status())["moves"] == []
     with pytest.raises(SurgeError) as exc:
         await surge.return_agents(["2001"], "alice")
     assert exc.value.code == "not_found"
