@@ -67,12 +67,20 @@ async def services(slab: Lab, tmp_path: Path, pg_admin: str) -> AsyncIterator[Se
 
 
 @pytest.fixture
-async def phones(slab: Lab, tmp_path: Path) -> AsyncIterator[SipPhones]:
+async def phones(slab: Lab, tmp_path: Path, request: pytest.FixtureRequest
+                 ) -> AsyncIterator[SipPhones]:
+    """SIP parties; afterwards neither node may have a channel left (trunk legs included)."""
     p = SipPhones(log_dir=tmp_path / "phones")
     slab.sip = p
     yield p
     await p.stop()
     slab.sip = None
+    for node, inst in slab.instances.items():
+        async def idle(inst: Any = inst) -> bool:
+            out = await asyncio.to_thread(inst.cli, "core show channels count")
+            return out.split(" active channel")[0].strip().split()[-1] == "0"
+        if getattr(request.node, "rep_call_passed", True):
+            await eventually(idle, timeout=15, what=f"no channel left on {node}")
 
 
 async def members(service: Any, node: str, queue: str) -> dict[str, dict[str, str]]:
