@@ -11,6 +11,7 @@
     hotline asr install-model FILE.zip   unpack, verify and check a Vosk model
     hotline asr backlog [--days N]       transcribe calls that have no transcript yet
     hotline asr purge                    delete recordings past the retention period
+    hotline surge status|propose|apply|return|moves   surges across cities (docs/surge.md)
 """
 
 from __future__ import annotations
@@ -252,6 +253,12 @@ def _progress(n: int, total: int, done: int, failed: int) -> None:
     sys.stdout.flush()
 
 
+def cmd_surge(args: argparse.Namespace) -> int:
+    from queueing.surge_cli import run
+
+    return asyncio.run(run(_load(args), args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotline", description="12345 hotline contact center")
     p.add_argument("--config", help="configuration file (default: $HOTLINE_CONFIG or "
@@ -297,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     asr.add_argument("file", nargs="?", help="install-model: the model's zip file")
     asr.add_argument("--days", type=int, default=0, help="backlog: only the last N days")
     asr.set_defaults(fn=cmd_asr)
+    from queueing.surge_cli import add_parser as add_surge_parser
+
+    add_surge_parser(sub, cmd_surge)
     return p
 
 

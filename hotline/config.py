@@ -340,6 +340,44 @@ class AsrSection(_Section):
     live_max_streams: Annotated[int, Field(ge=0, le=1000)] = 24
 
 
+class SurgeSection(_Section):
+    """Surges across cities (多援一): detection, proposals, automatic moves (docs/surge.md)."""
+
+    # The skills whose city queues are watched (one queue per city and skill).
+    skills: list[ID] = ["general"]
+    # Service level target: this share of callers answered within target_s seconds.
+    target_sl: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    target_s: Annotated[int, Field(ge=1, le=600)] = 15
+    # Figures (arrival rate, handle time, service level) are measured over this window.
+    window_s: Annotated[int, Field(ge=10, le=7200)] = 300
+    # Handle time assumed until enough calls have been observed.
+    default_aht_s: Annotated[float, Field(gt=0, le=7200)] = 180.0
+    min_samples: Annotated[int, Field(ge=1, le=1000)] = 5
+    # A city never lends below this many present agents; per-city floors override it.
+    default_floor: Annotated[int, Field(ge=0, le=1000)] = 1
+    floors: dict[ID, Annotated[int, Field(ge=0, le=1000)]] = {}
+    # Borrowed agents join the surging queue with this penalty: the city's own agents (penalty
+    # 0..4 from their level) are offered calls first; 0 offers borrowed agents equally.
+    borrow_penalty: Annotated[int, Field(ge=0, le=10)] = 4
+    # While lent, does the agent still take home calls? "serve": yes (both queues offer calls,
+    # whichever rings first); "pause": the agent is paused at home, so surge calls come first.
+    lent_home: Literal["serve", "pause"] = "serve"
+    # A surge starts when a queue needs more agents than it has (or waits past the target)
+    # for enter_after_s, and ends after exit_after_s of calm (hysteresis: no flapping).
+    enter_after_s: Annotated[float, Field(ge=0, le=3600)] = 20.0
+    exit_after_s: Annotated[float, Field(ge=0, le=7200)] = 120.0
+    # Automatic policy: the service applies proposals itself, within these limits.
+    auto: bool = False
+    max_borrowed_per_city: Annotated[int, Field(ge=0, le=1000)] = 5
+    max_per_move: Annotated[int, Field(ge=1, le=100)] = 3
+    interval_s: Annotated[float, Field(ge=0.2, le=600)] = 5.0
+    proposal_ttl_s: Annotated[int, Field(ge=10, le=86400)] = 600
+    lock_ttl_s: Annotated[int, Field(ge=1, le=600)] = 30
+
+    def floor_of(self, city: str) -> int:
+        return self.floors.get(city, self.default_floor)
+
+
 class Config(_Section):
     service: ServiceSection = ServiceSection()
     database: DatabaseSection = DatabaseSection()
@@ -361,6 +399,7 @@ class Config(_Section):
     emergency_lines: list[EmergencyLineConfig] = []
     recording: RecordingSection = RecordingSection()
     asr: AsrSection = AsrSection()
+    surge: SurgeSection = SurgeSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.
     base_dir: Path = Path(".")
@@ -427,6 +466,12 @@ class Config(_Section):
                     problems.append(f"nodes[{i}].{name}: {port} already used by {ports[key]}")
                 ports[key] = f"nodes[{i}].{name}"
         problems.extend(_destination_problems(self))
+        for city in self.surge.floors:
+            if city not in city_ids:
+                problems.append(f"surge.floors.{city}: unknown city")
+        for i, skill in enumerate(self.surge.skills):
+            if skill not in self.skills:
+                problems.append(f"surge.skills[{i}]: unknown skill {skill!r}")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -65,12 +65,7 @@ def lab_config_toml(workdir: Path, *, base: Path = EXAMPLE_CONFIG,
     if database_url:
         raw.setdefault("database", {})["url"] = database_url
     raw.setdefault("redis", {})["prefix"] = redis_prefix or f"hotline-lab-{secrets.token_hex(4)}"
-    node_list = raw["nodes"][: nodes or len(raw["nodes"])]
-    rtp = random.randrange(20000, 29000, 200)
-    for i, n in enumerate(node_list):
-        n.update(sip_host="127.0.0.1", sip_port=free_sip_port(), ami_port=free_port(),
-                 rtp_start=rtp + i * 100, rtp_end=rtp + i * 100 + 98)
-    raw["nodes"] = node_list
+    raw["nodes"] = raw["nodes"][: nodes or len(raw["nodes"])]
     # Destinations' trunks point at this machine, where tests and the demo run their parties.
     for section in ("branch_centers", "emergency_lines"):
         for d in raw.get(section, []):
@@ -81,6 +76,13 @@ def lab_config_toml(workdir: Path, *, base: Path = EXAMPLE_CONFIG,
             raw.setdefault(section, {})[name] = value
         else:
             raw[section] = value
+    # Every node (the example's, or several given in overrides: one per city for surge tests)
+    # on free ports of this machine; all started from the same cached runtime.
+    rtp = random.randrange(20000, 29000, 200)
+    raw["nodes"] = [dict(n) for n in raw["nodes"]]
+    for i, n in enumerate(raw["nodes"]):
+        n.update(sip_host="127.0.0.1", sip_port=free_sip_port(), ami_port=free_port(),
+                 rtp_start=rtp + i * 100, rtp_end=rtp + i * 100 + 98)
     return _to_toml(raw)
 
 

@@ -16,12 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cases.db import make_engine, migrate, sessionmaker
 from cases.store import CaseStore
+from cases.surge_audit import SurgeAudit
 from hotline.config import Config, NodeConfig
 from hotline.privacy import PersonalData
 from queueing.lookups import CallerProfiles, EarlierCases, RoutingLookups
 from queueing.membership import MembershipSync
 from queueing.router import RouteEndpoint
 from queueing.skills import AgentSkills
+from queueing.surge_manager import SurgeManager
 from telephony import events as ev
 from telephony.ami import AmiClient
 from telephony.callcontrol import CallControl
@@ -105,6 +107,11 @@ class HotlineService:
             sinks=[self.store.apply, self.live.on_fact], cases=self.store,
             publish=self.live.publish)
 
+        # Surges across cities (多援一): figures, proposals, moves between nodes.
+        self.surge = SurgeManager(cfg, self.redis, cfg.redis.prefix,
+                                  ami_of=lambda n: self.nodes[n].ami,
+                                  audit=SurgeAudit(self.engine), skills_of=self.skills.of,
+                                  publish=self.live.publish)
         for node in cfg.nodes:
             self.nodes[node.id] = self._build_node(node)
         # Recordings and transcripts (asr/): Asterisk records, this moves, links, transcribes.
@@ -132,6 +139,7 @@ class HotlineService:
             await rt.cel.sweep()
             await rt.ami.start()
             rt.cel.start()
+        self.surge.start()
         self.started_at = time.time()
         log.info("hotline service started", extra={
             "nodes": list(self.nodes), "fastagi_port": cfg.fastagi.port,
@@ -170,6 +178,7 @@ class HotlineService:
             await self.live.on_event(event)
             if hasattr(self, "transcripts"):
                 await self.transcripts.on_event(event)
+            await self.surge.on_event(event)
 
         host, port = self.ami_addresses.get(node.id, (node.ami_host, node.ami_port))
         ami = AmiClient(node=node.id, host=host, port=port, username=node.ami_username,
@@ -216,6 +225,8 @@ class HotlineService:
     async def stop(self) -> None:
         if hasattr(self, "transcripts"):
             await self.transcripts.stop()
+        if hasattr(self, "surge"):
+            await self.surge.stop()
         if hasattr(self, "callcontrol"):
             await self.callcontrol.stop()
         for rt in self.nodes.values():

@@ -77,6 +77,19 @@ class AgentView:
     password: str
 
 
+@dataclass
+class PeerView:
+    """Another node, as this node's inter-node trunk sees it."""
+
+    id: str
+    endpoint: str  # this node's endpoint for the peer (also the user the peer calls in as)
+    from_user: str  # who this node is to the peer
+    host: str
+    port: int
+    password: str  # the peer's password to call in here
+    outbound_password: str  # this node's password at the peer
+
+
 class AsteriskInstance:
     def __init__(self, runtime: AsteriskRuntime, directory: Path, node: NodeConfig):
         self.runtime = runtime
@@ -135,6 +148,12 @@ class AsteriskInstance:
             "queueing": cfg.queueing, "menu": cfg.menu, "fastagi": cfg.fastagi,
             "noload": NOLOAD,
             "destinations": cfg.destinations, "transfers": cfg.transfers,
+            # Inter-node trunks (surges across cities): one endpoint per other node.
+            "peers": [PeerView(n.id, f"node-{n.id}", f"node-{self.node.id}",
+                               "127.0.0.1" if n.sip_host == "0.0.0.0" else n.sip_host,
+                               n.sip_port, sip_password(sip_master, f"node-{n.id}"),
+                               sip_password(sip_master, f"node-{self.node.id}"))
+                      for n in cfg.nodes if n.id != self.node.id],
         }
         written = []
         for template in sorted(TEMPLATES.glob("*.conf.j2")):

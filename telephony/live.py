@@ -104,6 +104,10 @@ class LiveState:
             await self.rebuild(event.node, event.snapshot)
 
     async def _member(self, node: str, m: ev.QueueMember, *, removed: bool = False) -> None:
+        if "@node-" in m.interface:
+            # An agent lent to this node's city (queueing/surge_manager.py): the agent's state
+            # is its home node's; the surge manager marks the agent "borrowed_by".
+            return
         agent = agent_of(m.interface) or m.member_name
         k = self.key("agent", agent)
         qk = self.key("agent", agent, "queues")
