@@ -44,7 +44,8 @@ def free_sip_port() -> int:
 
 def ensure_secrets() -> None:
     """Secrets for a lab run: the environment's if set, otherwise fresh random ones."""
-    for name in ("HOTLINE_AMI_SECRET", "HOTLINE_SIP_SECRET", "HOTLINE_DATA_KEY"):
+    for name in ("HOTLINE_AMI_SECRET", "HOTLINE_SIP_SECRET", "HOTLINE_DATA_KEY",
+                 "HOTLINE_SESSION_SECRET"):
         if len(os.environ.get(name, "")) < 12:
             os.environ[name] = secrets.token_urlsafe(24)
 
