@@ -183,6 +183,8 @@ class Wallboard:
         cfg_agent = self.cfg.agent(agent_id)
         state = h.get("state") or ("signed_out" if not queues else "unknown")
         reason = h.get("reason", "")
+        if h.get("paused") == "1" and state in ("ready", "unavailable", "unknown"):
+            state = "paused"
         if not queues:
             state = "signed_out"
         elif state == "paused" and reason == "after_call_work":

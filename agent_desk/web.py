@@ -44,6 +44,9 @@ ALL = ("agent", "supervisor", "admin")
 SUPERVISORS = ("supervisor", "admin")
 
 
+CONSOLE_KEY: web.AppKey[ConsoleApp] = web.AppKey("console")
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str):
         super().__init__(message)
@@ -279,7 +282,7 @@ class ConsoleApp:
         app.router.add_static("/static", STATIC, show_index=False)
         app.on_startup.append(lambda _app: self.start())
         app.on_cleanup.append(lambda _app: self.stop())
-        app["console"] = self
+        app[CONSOLE_KEY] = self
         return app
 
     @web.middleware
