@@ -173,20 +173,23 @@ class ConsoleStore:
 
     async def callback_for_call(self, call_id: str, max_attempts: int) -> dict[str, Any] | None:
         """A callback task for the abandoned call's case (once per case)."""
-        async with self.sessions() as s:
-            case = (await s.execute(select(Case).where(Case.call_id == call_id))
-                    ).scalar_one_or_none()
-            if case is None or not case.caller_enc:
-                return None
-            try:
-                async with s.begin():
-                    task = CallbackTask(case_id=case.id, city=case.city, queue=case.queue,
-                                        status="pending", attempts=0, log=[],
-                                        max_attempts=max_attempts)
-                    s.add(task)
-            except IntegrityError:
-                return None
-            return self._task(task, case)
+        try:
+            async with self.sessions() as s, s.begin():
+                case = (await s.execute(select(Case).where(Case.call_id == call_id))
+                        ).scalar_one_or_none()
+                if case is None or not case.caller_enc:
+                    return None
+                if (await s.execute(select(CallbackTask.id).where(
+                        CallbackTask.case_id == case.id))).first() is not None:
+                    return {}  # made already (another web process, a repeated event)
+                task = CallbackTask(case_id=case.id, city=case.city, queue=case.queue,
+                                    status="pending", attempts=0, log=[],
+                                    max_attempts=max_attempts)
+                s.add(task)
+                await s.flush()
+                return self._task(task, case)
+        except IntegrityError:
+            return {}
 
     async def callbacks(self, *, status: str | None = None, city: str | None = None,
                         limit: int = 100) -> list[dict[str, Any]]:

@@ -260,6 +260,8 @@ class ConsoleApp:
             except Exception as exc:
                 log.warning("callback task not created", extra={"error": str(exc)})
                 return
+            if task == {}:
+                return
             if task is not None:
                 self.callbacks_created += 1
                 log.info("callback task created", extra={"task": task["id"],
