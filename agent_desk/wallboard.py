@@ -246,6 +246,7 @@ class Wallboard:
             if a["borrowed_by"] == city:
                 counts["borrowed"] += 1
         view["agents"] = counts
+        view["name"] = next((c.name for c in self.cfg.cities if c.id == city), city)
         return view
 
     def cities(self) -> list[str]:

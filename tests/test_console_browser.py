@@ -6,6 +6,7 @@ wallboard shows the call waiting, then answered. Screenshots go to test-artifact
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from sqlalchemy import select
@@ -86,8 +87,28 @@ async def test_agent_takes_a_call_in_the_console_and_the_wallboard_follows(
                 "?.textContent === '1' && document.querySelector("
                 "'#cities tr[data-city=nanjing] td.waiting').textContent === '0'")
 
+            # Transfer panel: an action that does not fit the call is a 409 with a message.
+            status, code, message = await agent.evaluate(
+                "() => api('POST', '/api/console/transfer', {action: 'three_way'})"
+                ".then(() => [200, '', ''], e => [e.status, e.code, e.message])")
+            assert status == 409 and code and message, (status, code, message)
+            # Hold and unhold through the softphone.
+            await agent.click("#hold")
+            await agent.click("#unhold")
+            assert await agent.text_content("#msg") == ""
+
             # The case form, saved during the call.
             case_number = await agent.text_content("#p-case")
+            # Live captions of this call appear in the transcript pane.
+            async with svc.store.sessions() as s:
+                call_id = (await s.execute(select(Case.call_id).where(
+                    Case.number == case_number))).scalar_one()
+            for speaker, text in (("caller", "我想咨询社保卡补办"), ("agent", "好的，请讲")):
+                await svc.redis.publish(f"{svc.cfg.redis.prefix}:captions", json.dumps({
+                    "call_id": call_id, "case": case_number, "speaker": speaker,
+                    "text": text, "final": True, "start": 0.0, "end": 1.0}))
+            await agent.wait_for_function(
+                "() => document.querySelector('#captions').textContent.includes('好的，请讲')")
             await agent.select_option("#f-category", "consultation")
             await agent.fill("#f-subject", "社保卡补办")
             await agent.fill("#f-address", "南京市鼓楼区中山路1号")
@@ -114,6 +135,16 @@ async def test_agent_takes_a_call_in_the_console_and_the_wallboard_follows(
             await agent.wait_for_function(
                 "() => document.querySelector('#hangup').textContent === 'Hang up'")
             await agent.screenshot(path=str(artifacts / "console-after-call-en.png"))
+
+            # The case list finds it by the caller's number (keyed hash), with the form.
+            await board.goto(console.base_url + "/cases")
+            await board.fill("#q-number", CALLER)
+            await board.select_option("#q-category", "consultation")
+            await board.click("#q button")
+            await board.click(f"#list a[href='#{case_number}']")
+            await board.wait_for_function(
+                "() => document.querySelector('#detail').textContent.includes('需携带身份证')")
+            await board.screenshot(path=str(artifacts / "cases-detail.png"), full_page=True)
         finally:
             await browser.close()
 

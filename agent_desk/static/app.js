@@ -26,7 +26,7 @@ const I18N = {
     transfers: "转接记录", recordings: "录音", open: "在办", closed_st: "已办结", all: "全部",
     reached: "已联系", no_answer: "无人接", busy: "忙", wrong_number: "号码错误", cancelled: "取消",
     pending: "待回拨", calling: "回拨中", done: "完成", failed: "失败", cases: "工单查询",
-    wallboard: "监控大屏", console: "工作台", ended: "通话结束", talking: "通话中", held: "已保持",
+    wallboard: "监控大屏", console: "工作台", speaker_agent: "坐席", speaker_caller: "市民", ended: "通话结束", talking: "通话中", held: "已保持",
   },
   en: {
     title_console: "12345 agent console", title_wallboard: "12345 supervisor wallboard", title_cases: "Cases",
@@ -52,7 +52,7 @@ const I18N = {
     transfers: "Transfers", recordings: "Recordings", open: "Open", closed_st: "Closed", all: "All",
     reached: "Reached", no_answer: "No answer", busy: "Busy", wrong_number: "Wrong number", cancelled: "Cancelled",
     pending: "Pending", calling: "Calling", done: "Done", failed: "Failed", cases: "Cases",
-    wallboard: "Wallboard", console: "Console", ended: "Call ended", talking: "Talking", held: "On hold",
+    wallboard: "Wallboard", console: "Console", speaker_agent: "Agent", speaker_caller: "Caller", ended: "Call ended", talking: "Talking", held: "On hold",
   },
 };
 let LANG = localStorage.getItem("hotline-lang") || "zh";
@@ -82,6 +82,7 @@ async function loadMe() { ME = await api("GET", "/api/me"); return ME; }
 function $(id) { return document.getElementById(id); }
 function esc(s) { return String(s == null ? "" : s).replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]); }
 function fmtSecs(s) { if (s == null || isNaN(s)) return "–"; s = Math.max(0, Math.floor(s)); const m = Math.floor(s / 60); return `${String(m).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`; }
+function fmtTime(iso) { return iso ? new Date(iso).toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", { hour12: false }) : ""; }
 function pct(x) { return x == null ? "–" : (x * 100).toFixed(1) + "%"; }
 function say(id, text, ok) { const el = $(id); if (!el) return; el.textContent = text || ""; el.className = ok ? "msg ok" : "msg"; }
 function openSocket(onMessage, onOpen) {

@@ -68,7 +68,7 @@ function addCaption(c) {
   if (!el) { el = document.createElement("div"); box.appendChild(el); }
   el.className = (c.speaker === "agent" ? "agent" : "caller") + (c.final ? "" : " partial");
   el.dataset.speaker = c.speaker;
-  el.textContent = `${c.speaker === "agent" ? "坐席" : "市民"}: ${c.text}`;
+  el.textContent = `${t(c.speaker === "agent" ? "speaker_agent" : "speaker_caller")}: ${c.text}`;
   box.scrollTop = box.scrollHeight;
 }
 async function loadTranscript() {
@@ -124,6 +124,6 @@ document.addEventListener("DOMContentLoaded", async () => {
     if (e.type === "call" && e.fact === "abandoned") loadCallbacks();
     refresh();
   }, () => { refresh(); loadCallbacks(); });
-  document.addEventListener("langchange", render);
+  document.addEventListener("langchange", () => { if (CASE) showCase(CASE); render(); loadCallbacks(); });
   setInterval(tick, 250);
 });

@@ -18,7 +18,7 @@ function now() { return Date.now() / 1000 - BOARD.skew; }
 function longest(v) { return v.longest_since ? fmtSecs(now() - v.longest_since) : "–"; }
 function render() {
   $("seq").textContent = "#" + BOARD.seq;
-  $("cities").tBodies[0].innerHTML = Object.entries(BOARD.cities).map(([c, v]) => `<tr data-city="${esc(c)}"><td>${esc(c)}</td>
+  $("cities").tBodies[0].innerHTML = Object.entries(BOARD.cities).map(([c, v]) => `<tr data-city="${esc(c)}"><td>${esc(v.name || c)}</td>
     <td class="num waiting">${v.waiting}</td><td class="num">${longest(v)}</td><td class="num">${pct(v.service_level)}</td>
     <td class="num">${pct(v.abandon_rate)}</td><td class="num">${v.asa == null ? "–" : v.asa + " s"}</td><td class="num answered">${v.answered}</td>
     <td class="num">${v.abandoned}</td><td class="num">${v.agents.ready}</td><td class="num">${v.agents.on_call + v.agents.ringing}</td>
