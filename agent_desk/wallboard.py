@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -58,19 +59,41 @@ class QueueStats:
         }
 
 
+def ws_text_frame(payload: bytes) -> bytes:
+    """One unmasked, uncompressed WebSocket text frame (RFC 6455 5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        return struct.pack("!BB", 0x81, n) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
 class Client:
-    """One socket: a bounded queue and a writer task."""
+    """One socket. Wallboard updates are framed once per update and written straight to each
+    socket's transport (``transport`` given: a socket without compression), bounded by the
+    transport's write buffer; other messages go through a bounded queue and a writer task."""
 
     def __init__(self, send: Send, *, role: str, agent: str | None, max_queue: int = 20000,
-                 on_overflow: Callable[[], Awaitable[None]] | None = None):
+                 on_overflow: Callable[[], Awaitable[None]] | None = None,
+                 transport: asyncio.Transport | None = None, max_buffer: int = 8 << 20):
         self.send = send
         self.role = role
         self.agent = agent
         self.queue: asyncio.Queue[str] = asyncio.Queue(max_queue)
         self.on_overflow = on_overflow
+        self.transport = transport
+        self.max_buffer = max_buffer
         self.overflowed = False
         self.sent = 0
         self.task: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        log.warning("wallboard socket too slow: closed", extra={"role": self.role})
+        if self.on_overflow is not None:
+            self._closer = asyncio.get_running_loop().create_task(self.on_overflow())
 
     def put(self, data: str) -> None:
         if self.overflowed:
@@ -78,9 +101,17 @@ class Client:
         try:
             self.queue.put_nowait(data)
         except asyncio.QueueFull:
-            self.overflowed = True
-            if self.on_overflow is not None:
-                asyncio.get_running_loop().create_task(self.on_overflow())
+            self._overflow()
+
+    def write_frame(self, frames: bytes, count: int = 1) -> None:
+        t = self.transport
+        if self.overflowed or t is None or t.is_closing():
+            return
+        if t.get_write_buffer_size() > self.max_buffer:
+            self._overflow()
+            return
+        t.write(frames)
+        self.sent += count
 
     async def run(self) -> None:
         while True:
@@ -112,6 +143,8 @@ class Wallboard:
         # Called with the call id of each caller who hung up while queued (callback tasks).
         self.on_abandoned: Callable[[str], Awaitable[None]] | None = None
         self._side: set[asyncio.Task[None]] = set()
+        self._pending: list[str] = []
+        self._flush_scheduled = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -354,9 +387,27 @@ class Wallboard:
         body["seq"] = self.seq
         body["now"] = time.time()
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        # Coalesced: the updates handled before the loop next turns go out in one write per
+        # socket (one system call for a burst, not one per update and socket).
+        self._pending.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        blob = b"".join(ws_text_frame(d.encode()) for d in pending)
         for c in self.clients:
-            if c.role != "agent":
-                c.put(data)
+            if c.role == "agent":
+                continue
+            if c.transport is not None:
+                c.write_frame(blob, len(pending))
+            else:
+                for d in pending:
+                    c.put(d)
 
     def _to_agent(self, agent: str, doc: dict[str, Any]) -> None:
         clients = self.by_agent.get(agent)
@@ -378,7 +429,16 @@ class Wallboard:
         if agent:
             self._to_agent(agent, {"type": "caption", **doc})
 
-    def add(self, client: Client) -> None:
+    def add(self, client: Client, *, snapshot: bool = False) -> None:
+        """Register a socket. With ``snapshot`` (a wallboard), the full state is written to it
+        first, in the same step, so its updates follow the snapshot's ``seq`` without a gap."""
+        self._flush()
+        if snapshot:
+            data = json.dumps(self.snapshot(), ensure_ascii=False, separators=(",", ":"))
+            if client.transport is not None:
+                client.write_frame(ws_text_frame(data.encode()), 0)
+            else:
+                client.put(data)
         self.clients.add(client)
         if client.agent:
             self.by_agent.setdefault(client.agent, set()).add(client)

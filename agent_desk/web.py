@@ -867,19 +867,19 @@ class ConsoleApp:
         except ApiError as exc:
             return web.json_response({"error": exc.code, "message": exc.message},
                                      status=exc.status)
-        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
+        # No compression: wallboard updates are framed once and written to every socket.
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096, compress=False)
         await ws.prepare(request)
 
         async def overflow() -> None:
             await ws.close(code=4000, message=b"too slow: reconnect for a fresh snapshot")
 
         client = Client(ws.send_str, role=sess.role, agent=sess.agent if sess.role == "agent"
-                        else None, on_overflow=overflow)
-        if sess.role != "agent":
-            await ws.send_str(json.dumps(self.board.snapshot(), ensure_ascii=False))
-        else:
+                        else None, on_overflow=overflow,
+                        transport=request.transport if sess.role != "agent" else None)
+        if sess.role == "agent":
             await ws.send_str(json.dumps({"type": "hello", "agent": sess.agent}))
-        self.board.add(client)
+        self.board.add(client, snapshot=sess.role != "agent")
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT and msg.data == "ping":
