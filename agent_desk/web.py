@@ -110,6 +110,19 @@ class UserBody(Body):
     display_name: Annotated[StrictStr, Field(max_length=64)] = ""
 
 
+class SurgeProposalBody(Body):
+    target: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+
+
+class SurgeApplyBody(Body):
+    proposal_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+
+
+class SurgeReturnBody(Body):
+    agent_ids: Annotated[list[Annotated[StrictStr, Field(pattern=r"^[0-9]{3,8}$")]],
+                         Field(min_length=1, max_length=200)]
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -171,6 +184,14 @@ ROUTES: list[Route] = [
           "Change an agent's skills and levels (applied live)", SkillsBody),
     Route("POST", "/api/users", "users_add", ("admin",), "Create or reset a user", UserBody),
     Route("GET", "/api/surge", "surge", SUPERVISORS, "Surge status (when available)"),
+    Route("POST", "/api/surge/proposal", "surge_proposal", SUPERVISORS,
+          "Propose agents to lend to a city or queue", SurgeProposalBody),
+    Route("POST", "/api/surge/apply", "surge_apply", SUPERVISORS, "Apply a proposal",
+          SurgeApplyBody),
+    Route("POST", "/api/surge/return", "surge_return", SUPERVISORS,
+          "Return borrowed agents home", SurgeReturnBody),
+    Route("GET", "/api/surge/moves", "surge_moves", SUPERVISORS, "Audit of agent moves",
+          query=("limit",)),
 ]
 
 
@@ -836,12 +857,55 @@ class ConsoleApp:
         return web.json_response({"ok": True, "agent": agent, "before": change.before,
                                   "after": change.after, "applied": change.applied})
 
-    async def h_surge(self, request: web.Request, sess: Session, body: None
-                      ) -> web.StreamResponse:
+    def _surge(self) -> Any:
         surge = getattr(self.service, "surge", None)
         if surge is None:
             raise ApiError(404, "not_available", "surge handling is not part of this service")
-        return web.json_response(await surge.status())
+        return surge
+
+    async def _surge_call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await fn()
+        except Exception as exc:
+            code = getattr(exc, "code", None)
+            if type(exc).__name__ != "SurgeError" or code is None:
+                raise
+            status = 404 if code == "not_found" else 409
+            raise ApiError(status, str(code), getattr(exc, "message", None) or str(exc)
+                           ) from None
+
+    async def h_surge(self, request: web.Request, sess: Session, body: None
+                      ) -> web.StreamResponse:
+        surge = self._surge()
+        return web.json_response(await self._surge_call(surge.status))
+
+    async def h_surge_proposal(self, request: web.Request, sess: Session,
+                               body: SurgeProposalBody) -> web.StreamResponse:
+        surge = self._surge()
+        return web.json_response(await self._surge_call(lambda: surge.proposal(body.target)))
+
+    async def h_surge_apply(self, request: web.Request, sess: Session, body: SurgeApplyBody
+                            ) -> web.StreamResponse:
+        surge = self._surge()
+        return web.json_response(await self._surge_call(
+            lambda: surge.apply(body.proposal_id, by=sess.user)))
+
+    async def h_surge_return(self, request: web.Request, sess: Session, body: SurgeReturnBody
+                             ) -> web.StreamResponse:
+        surge = self._surge()
+        return web.json_response(await self._surge_call(
+            lambda: surge.return_agents(body.agent_ids, by=sess.user)))
+
+    async def h_surge_moves(self, request: web.Request, sess: Session, body: None
+                            ) -> web.StreamResponse:
+        surge = self._surge()
+        try:
+            limit = int(request.query.get("limit", "100"))
+        except ValueError:
+            raise ApiError(422, "invalid", "limit: a whole number") from None
+        if not 1 <= limit <= 1000:
+            raise ApiError(422, "invalid", "limit: 1-1000")
+        return web.json_response({"moves": await self._surge_call(lambda: surge.moves(limit))})
 
     async def h_users_add(self, request: web.Request, sess: Session, body: UserBody
                           ) -> web.StreamResponse:

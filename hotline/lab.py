@@ -63,6 +63,7 @@ def lab_config_toml(workdir: Path, *, base: Path = EXAMPLE_CONFIG,
     raw.setdefault("service", {})["data_dir"] = str(workdir)
     raw["service"]["log_format"] = raw["service"].get("log_format", "text")
     raw.setdefault("fastagi", {})["port"] = free_port()
+    raw.setdefault("web", {})["port"] = free_port()
     if database_url:
         raw.setdefault("database", {})["url"] = database_url
     raw.setdefault("redis", {})["prefix"] = redis_prefix or f"hotline-lab-{secrets.token_hex(4)}"

@@ -185,3 +185,117 @@ async def test_supervisor_pauses_and_changes_skills_live_on_the_wallboard(consol
     finally:
         await ws.close()
         await svc.skills.reset("1002", by="test")
+
+
+class TranscriptsOfTheAsrHelper:
+    """The interface the transcript helper provides as ``service.transcripts`` (agreed in the
+    brief); here with fixed content, to test what the console makes of it."""
+
+    def __init__(self, docs):
+        self.docs = docs
+
+    async def for_case(self, case_number):
+        return json.loads(json.dumps(self.docs.get(case_number, {
+            "status": "none", "error": None, "segments": [], "recordings": []})))
+
+
+async def test_transcript_and_recordings_are_served_only_from_the_recordings_dir(
+        console, tmp_path):
+    import time
+
+    from telephony.calls import CallFact
+
+    svc = console.service
+    call_id = f"node1:rec-{time.time_ns()}"
+    ref = await svc.store.apply(CallFact("arrived", call_id, "node1", time.time(),
+                                         {"caller": "13800001111", "dialed": "12345"}))
+    rec = tmp_path / "recordings"
+    rec.mkdir()
+    (rec / "mix.wav").write_bytes(b"RIFF....WAVEfmt ")
+    (tmp_path / "secret.wav").write_bytes(b"not for you")
+    svc.transcripts = TranscriptsOfTheAsrHelper({ref.number: {
+        "status": "done", "error": None,
+        "segments": [{"speaker": "caller", "start": 0.5, "end": 2.0, "text": "你好",
+                      "confidence": 0.9}],
+        "recordings": [
+            {"side": "mix", "path": str(rec / "mix.wav"), "url_name": "mix.wav",
+             "deleted_at": None},
+            {"side": "caller", "path": str(rec / ".." / "secret.wav"), "url_name": "up.wav",
+             "deleted_at": None},
+            {"side": "agent", "path": "/etc/passwd", "url_name": "etc.wav", "deleted_at": None},
+            {"side": "caller", "path": str(rec / "mix.wav"), "url_name": "gone.wav",
+             "deleted_at": "2026-11-22T00:00:00+00:00"}]}})
+    console.console.web = svc.cfg.web.model_copy(update={"recordings_dir": rec})
+    agent = await console.user("agent1001")
+    try:
+        status, doc = await agent.get(f"/api/cases/{ref.number}/transcript")
+        assert status == 200 and doc["segments"][0]["text"] == "你好"
+        assert all("path" not in r for r in doc["recordings"])  # no server paths out
+        resp = await agent.client.get(f"/api/recordings/{ref.number}/mix.wav")
+        assert resp.status == 200 and (await resp.read()).startswith(b"RIFF")
+        for name in ("up.wav", "etc.wav", "gone.wav", "nope.wav"):
+            status, doc = await agent.get(f"/api/recordings/{ref.number}/{name}")
+            assert status == 404, (name, doc)
+        status, doc = await agent.get("/api/cases/20990101000001/transcript")
+        assert status == 404
+    finally:
+        del svc.transcripts
+
+    # Without the transcript helper: an empty transcript, not an error.
+    status, doc = await agent.get(f"/api/cases/{ref.number}/transcript")
+    assert status == 200 and doc["status"] == "none"
+
+
+async def test_websocket_needs_a_session_and_agents_get_only_their_own_events(console):
+    anon = await console.anonymous()
+    resp = await anon.client.get("/api/ws")
+    assert resp.status == 401
+    sup = await console.user("sup")
+    status, doc = await sup.get("/api/surge")
+    assert status == 404 and doc["error"] == "not_available"
+
+    a1 = await console.user("agent1001")
+    a2 = await console.user("agent1002")
+    ws1 = await a1.client.ws_connect("/api/ws")
+    ws2 = await a2.client.ws_connect("/api/ws")
+    try:
+        assert json.loads((await asyncio.wait_for(ws1.receive(), 10)).data)["type"] == "hello"
+        assert json.loads((await asyncio.wait_for(ws2.receive(), 10)).data)["type"] == "hello"
+        svc = console.service
+        await svc.live.publish("softphone", {"agent": "1001", "event": "ringing"})
+        msg = json.loads((await asyncio.wait_for(ws1.receive(), 10)).data)
+        assert msg["type"] == "console" and msg["event"]["agent"] == "1001"
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(ws2.receive(), 1.0)
+    finally:
+        await ws1.close()
+        await ws2.close()
+
+
+def test_web_user_command_creates_a_user_with_a_hashed_password(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from hotline.lab import REPO, lab_config_toml
+
+    cfg_path = tmp_path / "hotline.toml"
+    cfg_path.write_text(lab_config_toml(tmp_path / "data"), encoding="utf-8")
+    env = {**os.environ, "HOTLINE_NEW_PASSWORD": "a-long-password-1"}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "hotline.cli", "--config", str(cfg_path),
+                               "web", "user", *args], capture_output=True, text=True,
+                              timeout=120, cwd=REPO, env=env)
+
+    ok = run("wang", "--role", "agent", "--agent", "1001", "--name", "王芳")
+    assert ok.returncode == 0, ok.stderr
+    bad = run("nobody", "--role", "agent", "--agent", "9999")
+    assert bad.returncode == 2 and "--agent" in bad.stderr
+    import sqlite3
+    db = sqlite3.connect(tmp_path / "data" / "hotline.db")
+    row = db.execute("select role, agent_id, password_hash from web_users where username = ?",
+                     ("wang",)).fetchone()
+    db.close()
+    assert row[0] == "agent" and row[1] == "1001"
+    assert verify_password("a-long-password-1", row[2]) and "a-long" not in row[2]
