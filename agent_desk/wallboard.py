@@ -347,7 +347,10 @@ class Wallboard:
                 changed.add(q)
         elif fact == "ringing" and doc.get("agent"):
             call["agent"] = str(doc["agent"])
+        elif fact == "ring_noanswer" and not call.get("answered"):
+            call.pop("agent", None)  # the queue rings someone else next
         elif fact == "answered":
+            call["answered"] = True
             q = str(doc.get("queue") or call.get("queue") or "")
             call["agent"] = str(doc.get("agent") or call.get("agent") or "")
             for wq in {q, call.get("queue")} - {None, ""}:

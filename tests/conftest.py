@@ -387,13 +387,16 @@ class ConsoleHarness:
 
 
 @pytest.fixture
-async def console(lab: Lab, services: ServiceFactory) -> AsyncIterator[ConsoleHarness]:
+async def console(lab: Lab, services: ServiceFactory, request: pytest.FixtureRequest
+                  ) -> AsyncIterator[ConsoleHarness]:
+    """The service with its web console on a test server, and a user of each role
+    (``CONSOLE_USERS``). SQLite unless parametrized indirectly with "postgresql"."""
     from aiohttp.test_utils import TestServer
 
     from agent_desk.auth import Users
     from agent_desk.web import build_app
 
-    service = await services.start("sqlite")
+    service = await services.start(getattr(request, "param", "sqlite"))
     app, cons = build_app(service)
     server = TestServer(app, host="127.0.0.1")
     await asyncio.wait_for(server.start_server(), 20)

@@ -74,7 +74,8 @@ async def test_missed_caller_is_called_back_from_the_agents_softphone(console, p
     await phone.close()
 
 
-async def test_callback_attempts_are_bounded(console):
+@pytest.mark.parametrize("console", ["sqlite", "postgresql"], indirect=True)
+async def test_callback_attempts_are_bounded_and_cases_searchable(console):
     svc = console.service
     agent = await console.user("agent1001")
     call_id = f"node1:test-{time.time_ns()}"
@@ -95,6 +96,30 @@ async def test_callback_attempts_are_bounded(console):
     assert t["status"] == "failed" and len(t["log"]) == 4
     status, doc = await agent.post(f"/api/callbacks/{task['id']}/call")
     assert status == 409 and doc["error"] == "finished", doc
+
+    # The form and the search, on this database.
+    number = task["case"]
+    status, doc = await agent.put(f"/api/cases/{number}/form",
+                                  {"category": "complaint", "subject": "噪音", "version": 0})
+    assert status == 200 and doc["form"]["version"] == 1, doc
+    status, doc = await agent.put(f"/api/cases/{number}/form",
+                                  {"content": "晚上施工噪音", "version": 0})
+    assert status == 409 and doc["error"] == "stale"
+    today = time.strftime("%Y-%m-%d")
+    for query, found in ((f"number=+86 139-1234-5678&from={today}", True),
+                         ("number=13900000000", False), ("city=nanjing&category=complaint",
+                                                          True),
+                         ("category=help", False), ("status=open", True),
+                         ("status=closed", False)):
+        status, doc = await agent.get(f"/api/cases?{query}")
+        assert status == 200, doc
+        assert (number in [c["number"] for c in doc["cases"]]) == found, query
+    status, doc = await agent.post(f"/api/cases/{number}/close")
+    assert status == 200
+    status, doc = await agent.post(f"/api/cases/{number}/close")
+    assert status == 409 and doc["error"] == "closed"
+    status, doc = await agent.get("/api/cases?status=closed")
+    assert [c["number"] for c in doc["cases"]] == [number]
 
 
 async def _waiting(svc) -> bool:
