@@ -304,14 +304,22 @@ class Wallboard:
             self._call(doc, changed_q)
             if agent:
                 self._to_agent(str(agent), doc)
-        elif kind in ("agent", "presence", "surge", "borrow", "skills") and doc.get("agent"):
-            agent = str(doc["agent"])
-            if agent in {a.id for a in self.cfg.agents}:
+        elif kind == "softphone" and doc.get("agent"):
+            self._to_agent(str(doc["agent"]), doc)
+        elif kind != "resync" and (doc.get("agent") or doc.get("agents")
+                                   or doc.get("agent_ids")):
+            # An agent's state, sign-in, skills, or a surge moving agents between cities
+            # (their live state carries borrowed_by / home_city): read them again.
+            named = [doc["agent"]] if doc.get("agent") else []
+            for key in ("agents", "agent_ids"):
+                if isinstance(doc.get(key), list):
+                    named += [a if isinstance(a, str) else a.get("agent", "")
+                              for a in doc[key] if isinstance(a, (str, dict))]
+            known = {a.id for a in self.cfg.agents}
+            for agent in {str(a) for a in named} & known:
                 await self._load_agent(agent)
                 changed_a.add(agent)
                 self._to_agent(agent, doc)
-        elif kind == "softphone" and doc.get("agent"):
-            self._to_agent(str(doc["agent"]), doc)
         elif kind == "resync":
             await self.reload()
             self._broadcast({"type": "update", "full": True, **self._all()})

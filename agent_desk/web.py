@@ -932,6 +932,11 @@ class ConsoleApp:
             return web.json_response({"error": exc.code, "message": exc.message},
                                      status=exc.status)
         # No compression: wallboard updates are framed once and written to every socket.
+        origin = request.headers.get("Origin")
+        if origin and origin.split("://", 1)[-1] != request.host:
+            # Another site's page using the agent's cookie (cross-site WebSocket hijacking).
+            return web.json_response({"error": "forbidden", "message": "cross-origin "
+                                      "WebSocket refused"}, status=403)
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096, compress=False)
         await ws.prepare(request)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import aiohttp
 import pytest
 
 from agent_desk.auth import COOKIE, Sessions, hash_password, verify_password
@@ -251,6 +252,9 @@ async def test_websocket_needs_a_session_and_agents_get_only_their_own_events(co
     resp = await anon.client.get("/api/ws")
     assert resp.status == 401
     sup = await console.user("sup")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await sup.client.ws_connect("/api/ws", origin="https://evil.example")
+    assert refused.value.status == 403
     status, doc = await sup.get("/api/surge")
     assert status == 404 and doc["error"] == "not_available"
 
