@@ -142,6 +142,8 @@ class Wallboard:
         self._subscribed = asyncio.Event()
         # Called with the call id of each caller who hung up while queued (callback tasks).
         self.on_abandoned: Callable[[str], Awaitable[None]] | None = None
+        # Called with (call id, agent) when an answered call ends (timed wrap-up).
+        self.on_call_ended: Callable[[str, str], Awaitable[None]] | None = None
         self._side: set[asyncio.Task[None]] = set()
         self._pending: list[str] = []
         self._flush_scheduled = False
@@ -383,13 +385,19 @@ class Wallboard:
                     self._count(st, "abandoned", None)
                     changed.add(q)
             if fact != "abandoned":
-                self.calls.pop(call_id, None)
+                ended = self.calls.pop(call_id, None) or {}
+                if ended.get("answered") and ended.get("agent") and \
+                        self.on_call_ended is not None:
+                    self._side_task(self.on_call_ended(call_id, str(ended["agent"])))
             elif self.on_abandoned is not None:
-                task = asyncio.get_running_loop().create_task(self.on_abandoned(call_id))
-                self._side.add(task)
-                task.add_done_callback(self._side.discard)
+                self._side_task(self.on_abandoned(call_id))
         if len(self._counted) > 200_000:
             self._counted.clear()
+
+    def _side_task(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._side.add(task)
+        task.add_done_callback(self._side.discard)
 
     # -- fan-out ----------------------------------------------------------------------------
 

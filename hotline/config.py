@@ -328,6 +328,10 @@ class WebSection(_Section):
     callback_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     callback_dial: str = "PJSIP/trunk-carrier/sip:{number}@127.0.0.1:5070"
     callback_ring_s: Annotated[int, Field(ge=5, le=120)] = 30
+    # After each answered call the agent is in wrap-up (事后处理, paused with reason
+    # after_call_work) this long, then ready again; 0 = no timed wrap-up from the console
+    # (Asterisk's own [queueing] wrapup_s still applies).
+    wrapup_after_call_s: Annotated[int, Field(ge=0, le=600)] = 0
     # Answered within this many seconds counts toward the service level.
     service_level_s: Annotated[int, Field(ge=1, le=300)] = 15
     # Where the transcript helper's recordings are; the console serves files only from here.
