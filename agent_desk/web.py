@@ -352,14 +352,20 @@ class ConsoleApp:
             resp.headers.setdefault("Cache-Control", "no-store")
         return resp
 
-    def session_of(self, request: web.Request) -> Session:
+    async def session_of(self, request: web.Request) -> Session:
         sess, why = self.sessions.read(request.cookies.get(COOKIE))
         if sess is None:
             if why == "expired":
                 raise ApiError(401, "session_expired", "your session has expired; sign in "
                                                        "again")
             raise ApiError(401, "not_signed_in", "sign in first")
+        # Signed out sessions stay refused until they would have expired (a copied cookie).
+        if await self.service.redis.exists(self._revoked_key(sess)):
+            raise ApiError(401, "not_signed_in", "this session was signed out; sign in again")
         return sess
+
+    def _revoked_key(self, sess: Session) -> str:
+        return f"{self.prefix}:web:revoked:{sess.sid}"
 
     def _wrap(self, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         handler = getattr(self, f"h_{route.name}")
@@ -367,7 +373,7 @@ class ConsoleApp:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             sess: Session | None = None
             if route.roles:
-                sess = self.session_of(request)
+                sess = await self.session_of(request)
                 if sess.role not in route.roles:
                     raise ApiError(403, "forbidden", f"role {sess.role} may not do this "
                                                      f"({', '.join(route.roles)} only)")
@@ -478,6 +484,9 @@ class ConsoleApp:
 
     async def h_logout(self, request: web.Request, sess: Session, body: None
                        ) -> web.StreamResponse:
+        ttl = int(sess.exp - time.time()) + 1
+        if ttl > 0:
+            await self.service.redis.set(self._revoked_key(sess), "1", ex=ttl)
         resp = web.json_response({"ok": True})
         resp.del_cookie(COOKIE, path="/")
         return resp
@@ -944,7 +953,7 @@ class ConsoleApp:
 
     async def h_ws(self, request: web.Request) -> web.StreamResponse:
         try:
-            sess = self.session_of(request)
+            sess = await self.session_of(request)
         except ApiError as exc:
             return web.json_response({"error": exc.code, "message": exc.message},
                                      status=exc.status)

@@ -73,10 +73,15 @@ async def test_every_endpoint_checks_role_session_and_csrf(console):
     tampered.client.session.cookie_jar.update_cookies({COOKIE: old[:-3] + "abc"})
     status, doc = await tampered.get("/api/me")
     assert status == 401 and doc["error"] == "not_signed_in"
-    # Signed out: the cookie is gone.
+    # Signed out: the cookie is gone, and a copy of it no longer works either.
     sup = users["supervisor"]
+    copied = sup.client.session.cookie_jar.filter_cookies(sup.client.make_url("/"))[COOKIE]
     assert (await sup.post("/api/logout"))[0] == 200
     assert (await sup.get("/api/me"))[0] == 401
+    thief = await console.anonymous()
+    thief.client.session.cookie_jar.update_cookies({COOKIE: copied.value})
+    status, doc = await thief.get("/api/me")
+    assert status == 401 and "signed out" in doc["message"]
 
 
 async def test_login_is_rate_limited(console):
