@@ -206,23 +206,11 @@ class AmiClient:
 
     async def stop(self) -> None:
         self._stopping = True
-        pending = set(self._tasks)
-        deadline = time.monotonic() + 10
-        while pending:
-            for t in pending:
-                # Again each round: an event handler awaiting something that swallows a
-                # cancellation (Python 3.11's wait_for can) would leave the task waiting for the
-                # next event forever, and stop() with it.
-                t.cancel()
-            _, pending = await asyncio.wait(pending, timeout=1)
-            if pending and time.monotonic() > deadline:
-                log.warning("AMI tasks did not stop", extra={"node": self.node,
-                                                             "tasks": len(pending)})
-                break
         for t in self._tasks:
-            if t.done() and not t.cancelled():
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    t.result()
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
         self._tasks = []
         self._drop("client stopped")
 
