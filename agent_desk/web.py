@@ -313,7 +313,8 @@ class ConsoleApp:
         app = web.Application(middlewares=[self._errors],
                               client_max_size=self.web.max_body_bytes)
         for r in ROUTES:
-            app.router.add_route(r.method, r.path, self._wrap(r))
+            # A recording's url_name may hold folders ("2026/11/22/<case>-mix.wav").
+            app.router.add_route(r.method, r.path.replace("{name}", "{name:.+}"), self._wrap(r))
         app.router.add_get("/api/openapi.json", self.h_openapi)
         app.router.add_get("/api/ws", self.h_ws)
         app.router.add_get("/", self.h_index)
@@ -763,7 +764,8 @@ class ConsoleApp:
                           ) -> web.StreamResponse:
         number, name = request.match_info["number"], request.match_info["name"]
         transcripts = getattr(self.service, "transcripts", None)
-        root = self.web.recordings_dir
+        # The transcript helper's recordings dir, or [web] recordings_dir.
+        root = getattr(transcripts, "dir", None) or self.web.recordings_dir
         if transcripts is None or root is None:
             raise ApiError(404, "not_found", "no recordings here")
         doc = await transcripts.for_case(number)

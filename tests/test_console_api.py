@@ -216,8 +216,9 @@ async def test_transcript_and_recordings_are_served_only_from_the_recordings_dir
     ref = await svc.store.apply(CallFact("arrived", call_id, "node1", time.time(),
                                          {"caller": "13800001111", "dialed": "12345"}))
     rec = tmp_path / "recordings"
-    rec.mkdir()
+    (rec / "2026" / "11").mkdir(parents=True)
     (rec / "mix.wav").write_bytes(b"RIFF....WAVEfmt ")
+    (rec / "2026" / "11" / "agent.wav").write_bytes(b"RIFF....WAVEfmt ")
     (tmp_path / "secret.wav").write_bytes(b"not for you")
     svc.transcripts = TranscriptsOfTheAsrHelper({ref.number: {
         "status": "done", "error": None,
@@ -225,6 +226,8 @@ async def test_transcript_and_recordings_are_served_only_from_the_recordings_dir
                       "confidence": 0.9}],
         "recordings": [
             {"side": "mix", "path": str(rec / "mix.wav"), "url_name": "mix.wav",
+             "deleted_at": None},
+            {"side": "agent", "path": "2026/11/agent.wav", "url_name": "2026/11/agent.wav",
              "deleted_at": None},
             {"side": "caller", "path": str(rec / ".." / "secret.wav"), "url_name": "up.wav",
              "deleted_at": None},
@@ -237,8 +240,9 @@ async def test_transcript_and_recordings_are_served_only_from_the_recordings_dir
         status, doc = await agent.get(f"/api/cases/{ref.number}/transcript")
         assert status == 200 and doc["segments"][0]["text"] == "你好"
         assert all("path" not in r for r in doc["recordings"])  # no server paths out
-        resp = await agent.client.get(f"/api/recordings/{ref.number}/mix.wav")
-        assert resp.status == 200 and (await resp.read()).startswith(b"RIFF")
+        for name in ("mix.wav", "2026/11/agent.wav"):
+            resp = await agent.client.get(f"/api/recordings/{ref.number}/{name}")
+            assert resp.status == 200 and (await resp.read()).startswith(b"RIFF"), name
         for name in ("up.wav", "etc.wav", "gone.wav", "nope.wav"):
             status, doc = await agent.get(f"/api/recordings/{ref.number}/{name}")
             assert status == 404, (name, doc)
