@@ -133,7 +133,9 @@ async def test_agent_takes_a_call_in_the_console_and_the_wallboard_follows(
                 "() => document.querySelector('#form-msg').textContent === '已办结'")
             await agent.click("#lang")  # English available
             await agent.wait_for_function(
-                "() => document.querySelector('#hangup').textContent === 'Hang up'")
+                "() => document.querySelector('#hangup').textContent === 'Hang up' && "
+                "document.querySelector('#form-msg').textContent === 'Closed' && "
+                "document.querySelector('#captions').textContent.includes('Agent: 好的')")
             await agent.screenshot(path=str(artifacts / "console-after-call-en.png"))
 
             # The case list finds it by the caller's number (keyed hash), with the form.

@@ -54,20 +54,20 @@ async function saveForm() {
   const body = { category: $("f-category").value || null, subject: $("f-subject").value, address: $("f-address").value,
                  content: $("f-content").value, department: $("f-department").value, version: FORM_VERSION };
   if (!body.category) delete body.category;
-  try { const r = await api("PUT", `/api/cases/${CASE.number}/form`, body); FORM_VERSION = r.form.version; say("form-msg", t("saved"), true); }
+  try { const r = await api("PUT", `/api/cases/${CASE.number}/form`, body); FORM_VERSION = r.form.version; sayKey("form-msg", "saved"); }
   catch (e) { say("form-msg", e.message); }
 }
 async function closeCase() {
   if (!CASE) return;
   await saveForm();
-  try { await api("POST", `/api/cases/${CASE.number}/close`); say("form-msg", t("closed"), true); } catch (e) { say("form-msg", e.message); }
+  try { await api("POST", `/api/cases/${CASE.number}/close`); sayKey("form-msg", "closed"); } catch (e) { say("form-msg", e.message); }
 }
 function addCaption(c) {
   const box = $("captions");
   let el = c.final ? null : box.querySelector(`.partial[data-speaker="${c.speaker}"]`);
   if (!el) { el = document.createElement("div"); box.appendChild(el); }
   el.className = (c.speaker === "agent" ? "agent" : "caller") + (c.final ? "" : " partial");
-  el.dataset.speaker = c.speaker;
+  el.dataset.speaker = c.speaker; el.dataset.text = c.text;
   el.textContent = `${t(c.speaker === "agent" ? "speaker_agent" : "speaker_caller")}: ${c.text}`;
   box.scrollTop = box.scrollHeight;
 }
@@ -86,6 +86,13 @@ async function loadCallbacks() {
       <td><button data-cb="${c.id}" class="cb-call">${esc(t("call_back"))}</button>
       <select data-cbo="${c.id}" style="width:auto"><option value=""></option>${["reached", "no_answer", "busy", "wrong_number", "cancelled"].map(o => `<option value="${o}">${esc(t(o))}</option>`).join("")}</select></td></tr>`).join("");
   } catch (e) { say("msg", e.message); }
+}
+function sayKey(id, key) { say(id, t(key), true); $(id).dataset.key = key; }
+function relabel() {
+  document.querySelectorAll("#captions div").forEach(el => {
+    el.textContent = `${t(el.dataset.speaker === "agent" ? "speaker_agent" : "speaker_caller")}: ${el.dataset.text}`;
+  });
+  const m = $("form-msg"); if (m.dataset.key && m.className.includes("ok")) m.textContent = t(m.dataset.key);
 }
 function tick() {
   const now = Date.now() / 1000 - CLOCK_SKEW;
@@ -124,6 +131,6 @@ document.addEventListener("DOMContentLoaded", async () => {
     if (e.type === "call" && e.fact === "abandoned") loadCallbacks();
     refresh();
   }, () => { refresh(); loadCallbacks(); });
-  document.addEventListener("langchange", () => { if (CASE) showCase(CASE); render(); loadCallbacks(); });
+  document.addEventListener("langchange", () => { if (CASE) showCase(CASE); render(); relabel(); loadCallbacks(); });
   setInterval(tick, 250);
 });
