@@ -117,6 +117,7 @@ async def round_(cfg: Any, redis: Redis, sockets: int, calls: int) -> dict[str, 
     assert child.stdout is not None
     ready = json.loads(await asyncio.wait_for(child.stdout.readline(), 60))
     assert ready.get("ready")
+    clients = list(board.clients)  # (a socket leaves the hub once its reader is done)
 
     started = time.time()
     channel = f"{prefix}:events"
@@ -139,7 +140,6 @@ async def round_(cfg: Any, redis: Redis, sockets: int, calls: int) -> dict[str, 
     while board.seq < expect and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.001)
     server_s = time.time() - started  # every update framed and written to every socket
-    clients = list(board.clients)
     out, _ = await asyncio.wait_for(child.communicate(), 300)
     result = json.loads(out.decode().strip().splitlines()[-1])
     elapsed = result["last_done_at"] - started
