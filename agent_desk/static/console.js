@@ -80,7 +80,8 @@ async function loadTranscript() {
 }
 async function loadCallbacks() {
   try {
-    const r = await api("GET", "/api/callbacks?status=pending");
+    // The agent's own city first: the callbacks of callers who called it.
+    const r = await api("GET", "/api/callbacks?status=pending" + (ME.city ? "&city=" + encodeURIComponent(ME.city) : ""));
     $("cb").innerHTML = r.callbacks.map(c => `<tr><td>${esc(c.case)}</td><td>${esc(c.caller)}</td><td>${esc(c.city || "")}</td>
       <td>${esc(t(c.status))}</td><td>${c.attempts}/${c.max_attempts}</td>
       <td><button data-cb="${c.id}" class="cb-call">${esc(t("call_back"))}</button>
