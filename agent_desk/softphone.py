@@ -290,6 +290,8 @@ async def run_softphone(cfg: Any, agent_id: str, *, answer: str = "auto",
     """``hotline softphone --agent 1001``: register and take calls until interrupted."""
     import signal
 
+    from redis.asyncio import Redis
+
     from agent_desk.sipengine import SipStack
     from hotline.secrets import sip_password
 
@@ -300,9 +302,14 @@ async def run_softphone(cfg: Any, agent_id: str, *, answer: str = "auto",
     party = await stack.agent(agent_id, sip_password(cfg.sip_secret, agent_id),
                               server=f"{host}:{node.sip_port}", play=play,
                               record_dir=record_dir, auto_answer=answer == "auto")
+    how = {"auto": "auto-answering", "manual": "press Enter to answer",
+           "console": "answering when the web console says so"}[answer]
     print(f"softphone {agent_id} ({agent.name}) registered at {host}:{node.sip_port}; "
-          f"{'auto-answering' if answer == 'auto' else 'press Enter to answer'}; "
-          "Ctrl-C to quit", flush=True)
+          f"{how}; Ctrl-C to quit", flush=True)
+    control: SoftphoneControl | None = None
+    if answer == "console":
+        redis = Redis.from_url(cfg.redis_url, decode_responses=True)
+        control = await SoftphoneControl(party, redis, cfg.redis.prefix, agent_id).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -317,8 +324,115 @@ async def run_softphone(cfg: Any, agent_id: str, *, answer: str = "auto",
                 await loop.run_in_executor(None, sys.stdin.readline)
                 await party.answer(call)
 
-    task = asyncio.create_task(calls())
+    task = asyncio.create_task(calls()) if control is None else None
     await stop.wait()
-    task.cancel()
+    if task is not None:
+        task.cancel()
+    if control is not None:
+        await control.stop()
+        await control.redis.aclose()
     await stack.stop()
     return 0
+
+
+class SoftphoneControl:
+    """Puts a softphone under the web console's control.
+
+    The console publishes commands on ``<prefix>:softphone:<agent>`` (JSON ``{"op": "answer"
+    | "hold" | "unhold" | "hangup", "id": ...}``); the softphone reports what happens on the
+    service's events channel as ``{"type": "softphone", "agent", "event": "ringing" |
+    "answered" | "held" | "unheld" | "idle" | "error", "re": <command id>}``, which the
+    console's WebSocket forwards to the agent's page. Works with a ``Phone`` (a pjsua2 process,
+    as the tests and the demo run them) and with the in-process ``SipParty`` of
+    ``hotline softphone --answer console`` alike: both have ``incoming``, ``answer``,
+    ``hold``, ``unhold`` and ``hangup``."""
+
+    def __init__(self, party: Any, redis: Any, prefix: str, agent_id: str):
+        self.party = party
+        self.redis = redis
+        self.agent_id = agent_id
+        self.commands = f"{prefix}:softphone:{agent_id}"
+        self.events = f"{prefix}:events"
+        self.current: Any = None
+        self.handled = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscribed = asyncio.Event()
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> SoftphoneControl:
+        self._tasks = [asyncio.create_task(self._incoming()),
+                       asyncio.create_task(self._listen())]
+        await asyncio.wait_for(self._subscribed.wait(), 10)
+        return self
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=3)
+
+    async def report(self, event: str, **extra: Any) -> None:
+        await self.redis.publish(self.events, json.dumps({
+            "type": "softphone", "at": time.time(), "agent": self.agent_id, "event": event,
+            **extra}))
+
+    async def _incoming(self) -> None:
+        while True:
+            call = await self.party.incoming.get()
+            self.current = call
+            await self.report("ringing")
+            task = asyncio.create_task(self._watch(call))
+            self._watchers.add(task)
+            task.add_done_callback(self._watchers.discard)
+
+    async def _watch(self, call: Any) -> None:
+        await call.disconnected.wait()
+        if self.current is call:
+            self.current = None
+        await self.report("idle")
+
+    async def _listen(self) -> None:
+        pubsub = self.redis.pubsub()
+        try:
+            await pubsub.subscribe(self.commands)
+            self._subscribed.set()
+            while True:
+                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if msg is None:
+                    continue
+                try:
+                    cmd = json.loads(msg["data"])
+                    op, rid = str(cmd["op"]), cmd.get("id")
+                except (ValueError, KeyError, TypeError):
+                    continue
+                await self._do(op, rid)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pubsub.aclose(), 2)
+
+    async def _do(self, op: str, rid: Any) -> None:
+        call = self.current
+        if call is None or call.disconnected.is_set():
+            await self.report("error", re=rid, op=op, error="no call at the softphone")
+            return
+        try:
+            if op == "answer":
+                await self.party.answer(call)
+                await asyncio.wait_for(call.answered.wait(), 10)
+                await self.report("answered", re=rid)
+            elif op == "hold":
+                await self.party.hold(call)
+                await self.report("held", re=rid)
+            elif op == "unhold":
+                await self.party.unhold(call)
+                await self.report("unheld", re=rid)
+            elif op == "hangup":
+                await self.party.hangup(call)
+                await self.report("hung_up", re=rid)
+            else:
+                await self.report("error", re=rid, op=op, error=f"unknown command {op!r}")
+                return
+            self.handled += 1
+        except Exception as exc:
+            log.warning("softphone command failed", extra={"op": op, "error": str(exc)})
+            await self.report("error", re=rid, op=op, error=str(exc))

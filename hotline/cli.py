@@ -107,11 +107,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         service = HotlineService(cfg, ami_secret=cfg.ami_secret,
                                  personal=PersonalData(cfg.data_key))
         await service.start()
+        # The console and wallboard run in the service unless --no-web.
+        runner = None if getattr(args, "no_web", False) else await service.start_web()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        if runner is not None:
+            await runner.cleanup()
         await service.stop()
 
     try:  # libuv's loop roughly doubles what one core answers over FastAGI (bench/)
@@ -154,6 +158,36 @@ def cmd_cases(args: argparse.Namespace) -> int:
         await engine.dispose()
 
     asyncio.run(run())
+    return 0
+
+
+def cmd_web_user(args: argparse.Namespace) -> int:
+    import getpass
+
+    from agent_desk.auth import Users
+    from cases.db import make_engine, migrate, sessionmaker
+
+    cfg = _load(args)
+    if args.role == "agent" and args.agent not in {a.id for a in cfg.agents}:
+        print(f"--agent: not an agent of the configuration: {args.agent!r}", file=sys.stderr)
+        return 2
+    password = os.environ.get("HOTLINE_NEW_PASSWORD") or getpass.getpass("password: ")
+
+    async def run() -> None:
+        engine = make_engine(cfg.database_url)
+        await migrate(engine)
+        try:
+            await Users(sessionmaker(engine)).add(args.username, password, args.role,
+                                                  agent_id=args.agent, display_name=args.name)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(run())
+    except ValueError as exc:
+        print(f"not saved: {exc}", file=sys.stderr)
+        return 2
+    print(f"user {args.username} ({args.role}) saved")
     return 0
 
 
@@ -277,8 +311,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render: for an Asterisk container mounting the files at /srv/hotline")
     a.set_defaults(fn=cmd_asterisk)
 
-    s = sub.add_parser("serve", help="run the service")
+    s = sub.add_parser("serve", help="run the service (with the web console unless --no-web)")
+    s.add_argument("--no-web", action="store_true", help="without the console and wallboard")
     s.set_defaults(fn=cmd_serve)
+
+    w = sub.add_parser("web", help="the console's users")
+    wsub = w.add_subparsers(dest="web_cmd", required=True)
+    wu = wsub.add_parser("user", help="create a user or reset a password (asked for, or "
+                                      "from HOTLINE_NEW_PASSWORD)")
+    wu.add_argument("username")
+    wu.add_argument("--role", choices=["agent", "supervisor", "admin"], required=True)
+    wu.add_argument("--agent", help="the agent's id (for role agent)")
+    wu.add_argument("--name", default="", help="display name")
+    wu.set_defaults(fn=cmd_web_user)
 
     d = sub.add_parser("demo", help="real calls through a real Asterisk, then their cases")
     d.add_argument("--calls", type=int, default=5)
@@ -286,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("softphone", help="an agent's SIP softphone (pjsua2)")
     sp.add_argument("--agent", required=True)
-    sp.add_argument("--answer", choices=["auto", "manual"], default="auto")
+    sp.add_argument("--answer", choices=["auto", "manual", "console"], default="auto",
+                    help="console: answer, hold and hang up when the web console says so")
     sp.add_argument("--play", type=Path, help="WAV to play into calls (default: silence)")
     sp.add_argument("--record", type=Path, help="folder for recordings of what it hears")
     sp.set_defaults(fn=cmd_softphone)

@@ -378,6 +378,37 @@ class SurgeSection(_Section):
         return self.floors.get(city, self.default_floor)
 
 
+class WebSection(_Section):
+    """The agent console and supervisor wallboard (agent_desk/web.py, docs/console.md)."""
+
+    host: str = "127.0.0.1"
+    port: PORT = 8080
+    # Environment variable holding the session-signing secret (at least 32 characters).
+    session_secret_env: str = "HOTLINE_SESSION_SECRET"
+    session_ttl_s: Annotated[int, Field(ge=60, le=86400)] = 8 * 3600
+    # Set on the cookie when served over HTTPS (behind the proxy); off for the lab.
+    secure_cookies: bool = False
+    max_body_bytes: Annotated[int, Field(ge=1024, le=10_000_000)] = 64 * 1024
+    # Failed logins allowed per username and per client address in a window.
+    login_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    login_window_s: Annotated[int, Field(ge=10, le=3600)] = 300
+    # Roles that see callers' numbers in clear (everyone else sees 138****5678).
+    see_numbers: list[Literal["agent", "supervisor", "admin"]] = ["supervisor", "admin"]
+    # Missed-call callbacks: attempts per task, and how the caller is dialled from the
+    # agent's softphone ({number} is the caller's number).
+    callback_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    callback_dial: str = "PJSIP/trunk-carrier/sip:{number}@127.0.0.1:5070"
+    callback_ring_s: Annotated[int, Field(ge=5, le=120)] = 30
+    # After each answered call the agent is in wrap-up (事后处理, paused with reason
+    # after_call_work) this long, then ready again; 0 = no timed wrap-up from the console
+    # (Asterisk's own [queueing] wrapup_s still applies).
+    wrapup_after_call_s: Annotated[int, Field(ge=0, le=600)] = 0
+    # Answered within this many seconds counts toward the service level.
+    service_level_s: Annotated[int, Field(ge=1, le=300)] = 15
+    # Where the transcript helper's recordings are; the console serves files only from here.
+    recordings_dir: Path | None = None
+
+
 class Config(_Section):
     service: ServiceSection = ServiceSection()
     database: DatabaseSection = DatabaseSection()
@@ -400,6 +431,7 @@ class Config(_Section):
     recording: RecordingSection = RecordingSection()
     asr: AsrSection = AsrSection()
     surge: SurgeSection = SurgeSection()
+    web: WebSection = WebSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.
     base_dir: Path = Path(".")
@@ -559,6 +591,10 @@ class Config(_Section):
     @property
     def data_key(self) -> str:
         return self.secret(self.security.data_key_env, what="security.data_key_env")
+
+    @property
+    def session_secret(self) -> str:
+        return self.secret(self.web.session_secret_env, what="web.session_secret_env")
 
 
 def _destination_problems(cfg: Config) -> list[str]:

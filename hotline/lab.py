@@ -44,7 +44,8 @@ def free_sip_port() -> int:
 
 def ensure_secrets() -> None:
     """Secrets for a lab run: the environment's if set, otherwise fresh random ones."""
-    for name in ("HOTLINE_AMI_SECRET", "HOTLINE_SIP_SECRET", "HOTLINE_DATA_KEY"):
+    for name in ("HOTLINE_AMI_SECRET", "HOTLINE_SIP_SECRET", "HOTLINE_DATA_KEY",
+                 "HOTLINE_SESSION_SECRET"):
         if len(os.environ.get(name, "")) < 12:
             os.environ[name] = secrets.token_urlsafe(24)
 
@@ -62,6 +63,7 @@ def lab_config_toml(workdir: Path, *, base: Path = EXAMPLE_CONFIG,
     raw.setdefault("service", {})["data_dir"] = str(workdir)
     raw["service"]["log_format"] = raw["service"].get("log_format", "text")
     raw.setdefault("fastagi", {})["port"] = free_port()
+    raw.setdefault("web", {})["port"] = free_port()
     if database_url:
         raw.setdefault("database", {})["url"] = database_url
     raw.setdefault("redis", {})["prefix"] = redis_prefix or f"hotline-lab-{secrets.token_hex(4)}"

@@ -10,10 +10,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agent_desk.presence import AgentPresence
 from cases.db import make_engine, migrate, sessionmaker
 from cases.store import CaseStore
 from cases.surge_audit import SurgeAudit
@@ -112,6 +114,13 @@ class HotlineService:
                                   ami_of=lambda n: self.nodes[n].ami,
                                   audit=SurgeAudit(self.engine), skills_of=self.skills.of,
                                   publish=self.live.publish)
+        # Agents' sign-in and pause as the console sets them (agent_desk/presence.py).
+        self.presence = AgentPresence(
+            cfg, self.redis, cfg.redis.prefix, ami_of=lambda n: self.nodes[n].ami,
+            apply_of=lambda n: self.nodes[n].membership.apply_agent if n in self.nodes
+            else None)
+        await self.presence.load()
+
         for node in cfg.nodes:
             self.nodes[node.id] = self._build_node(node)
         # Recordings and transcripts (asr/): Asterisk records, this moves, links, transcribes.
@@ -184,7 +193,8 @@ class HotlineService:
         ami = AmiClient(node=node.id, host=host, port=port, username=node.ami_username,
                         secret=self.ami_secret, subscriber=on_event,
                         **self.ami_options)  # type: ignore[arg-type]
-        membership = MembershipSync(cfg, node.id, lambda: ami, skills_of=self.skills.of)
+        membership = MembershipSync(cfg, node.id, lambda: ami, skills_of=self.skills.of,
+                                    signed_in=self.presence.is_signed_in)
         self.skills.appliers[node.id] = membership.apply_agent
         rt = NodeRuntime(node, ami, tracker, cel, membership)
         holder["rt"] = rt
@@ -241,6 +251,24 @@ class HotlineService:
         if self.engine is not None:
             await self.engine.dispose()
         log.info("hotline service stopped")
+
+    async def start_web(self, host: str | None = None, port: int | None = None) -> Any:
+        """The agent console and wallboard (agent_desk/web.py) on [web] host:port; returns
+        the aiohttp runner (``await runner.cleanup()`` stops it)."""
+        from aiohttp import web
+
+        from agent_desk.web import build_app
+
+        app, self.console = build_app(self)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host or self.cfg.web.host,
+                           self.cfg.web.port if port is None else port)
+        await site.start()
+        log.info("console listening", extra={"host": host or self.cfg.web.host,
+                                             "port": self.cfg.web.port if port is None
+                                             else port})
+        return runner
 
     def stats(self) -> dict[str, object]:
         return {

@@ -12,7 +12,7 @@ SUDO=""
 # 1. System packages (Debian): Asterisk's root is built by debootstrap; espeak-ng and sox make
 #    speech; sip-tester is sipp for load; chromium runs the browser tests.
 PKGS=(debootstrap espeak-ng sox libsox-fmt-base sip-tester chromium redis-server postgresql
-      util-linux sqlite3)
+      util-linux sqlite3 fonts-wqy-zenhei)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

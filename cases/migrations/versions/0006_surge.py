@@ -1,7 +1,7 @@
 """surge: the audit of agents lent across cities (多援一) and their returns
 
 Revision ID: 0006_surge
-Revises: 0004_asr
+Revises: 0005_console
 Create Date: 2026-11-22 08:00:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_surge"
-down_revision = "0004_asr"
+down_revision = "0005_console"
 branch_labels = None
 depends_on = None
 

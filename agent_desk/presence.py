@@ -1,0 +1,88 @@
+"""Agents' sign-in (签入/签出) and ready/pause (示闲/示忙) as the console sets them.
+
+Sign-in state is kept in Redis (``<prefix>:signed_in``: agent -> "1"/"0") so every service
+and a restart agree; until the console says otherwise the configuration's ``auto_login``
+decides. Signing in or out re-applies the agent's queue memberships on the agent's node
+(MembershipSync.apply_agent); pausing is AMI QueuePause with the reason, which Asterisk
+reports back as QueueMemberPause and the live state publishes for the wallboards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+
+from hotline.config import Config
+from queueing.model import interface
+from telephony.ami import AmiClient
+
+log = logging.getLogger(__name__)
+
+PAUSE_REASONS = ("rest", "training", "after_call_work", "meeting", "supervisor")
+
+
+class PresenceError(Exception):
+    """An action that does not fit the agent's state (the console answers 409)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class AgentPresence:
+    def __init__(self, cfg: Config, redis: Redis, prefix: str, *,
+                 ami_of: Callable[[str], AmiClient],
+                 apply_of: Callable[[str], Callable[[str], Awaitable[int]] | None]):
+        self.cfg = cfg
+        self.redis = redis
+        self.key = f"{prefix}:signed_in"
+        self.events = f"{prefix}:events"
+        self.ami_of = ami_of
+        self.apply_of = apply_of
+        self._state: dict[str, bool] = {}
+
+    async def load(self) -> None:
+        for agent, v in (await self.redis.hgetall(self.key)).items():
+            self._state[agent] = v == "1"
+
+    def node_of(self, agent_id: str) -> str:
+        return self.cfg.city(self.cfg.agent(agent_id).city).node
+
+    def is_signed_in(self, agent_id: str) -> bool:
+        if agent_id in self._state:
+            return self._state[agent_id]
+        return self.cfg.agent(agent_id).auto_login
+
+    async def _set(self, agent_id: str, signed_in: bool, by: str) -> int:
+        self.cfg.agent(agent_id)  # KeyError for unknown agents
+        self._state[agent_id] = signed_in
+        await self.redis.hset(self.key, agent_id, "1" if signed_in else "0")
+        applier = self.apply_of(self.node_of(agent_id))
+        changes = await applier(agent_id) if applier is not None else 0
+        await self.redis.publish(self.events, json.dumps({
+            "type": "presence", "at": time.time(), "agent": agent_id,
+            "signed_in": signed_in, "by": by}))
+        log.info("agent signed %s", "in" if signed_in else "out",
+                 extra={"agent": agent_id, "by": by, "changes": changes})
+        return changes
+
+    async def sign_in(self, agent_id: str, *, by: str) -> int:
+        return await self._set(agent_id, True, by)
+
+    async def sign_out(self, agent_id: str, *, by: str) -> int:
+        return await self._set(agent_id, False, by)
+
+    async def pause(self, agent_id: str, paused: bool, *, reason: str = "", by: str) -> None:
+        if not self.is_signed_in(agent_id):
+            raise PresenceError("signed_out", f"agent {agent_id} is not signed in")
+        if paused and reason not in PAUSE_REASONS:
+            raise PresenceError("bad_reason", f"reason must be one of {', '.join(PAUSE_REASONS)}")
+        ami = self.ami_of(self.node_of(agent_id))
+        await ami.queue_pause(interface(agent_id), paused, reason=reason if paused else "")
+        log.info("agent paused" if paused else "agent ready",
+                 extra={"agent": agent_id, "reason": reason, "by": by})

@@ -1,0 +1,252 @@
+"""The console's reads and writes on cases: the case form, search, detail, callback tasks."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from agent_desk.models import CATEGORIES, CallbackTask, CaseForm
+from cases.models import Case
+from hotline.privacy import PersonalData
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def iso(v: datetime | None) -> str | None:
+    return v.isoformat() if v is not None else None
+
+
+FORM_FIELDS = {"category": 16, "subject": 128, "address": 256, "content": 8000,
+               "department": 64}
+
+
+class ConsoleStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], personal: PersonalData,
+                 timezone: str = "Asia/Shanghai"):
+        self.sessions = sessions
+        self.personal = personal
+        self.tz = ZoneInfo(timezone)
+
+    # -- the case form ----------------------------------------------------------------------
+
+    async def _case(self, s: AsyncSession, number: str) -> Case:
+        case = (await s.execute(select(Case).where(Case.number == number))).scalar_one_or_none()
+        if case is None:
+            raise NotFound(f"no case {number}")
+        return case
+
+    async def save_form(self, number: str, values: dict[str, str], *, by: str,
+                        version: int | None = None) -> dict[str, Any]:
+        """Save (part of) the form. ``version``: the version the agent edited; a newer one in
+        the database means someone else saved in between (Conflict)."""
+        if "category" in values and values["category"] not in CATEGORIES:
+            raise ValueError(f"category must be one of {', '.join(CATEGORIES)}")
+        async with self.sessions() as s, s.begin():
+            case = await self._case(s, number)
+            form = (await s.execute(select(CaseForm).where(CaseForm.case_id == case.id))
+                    ).scalar_one_or_none()
+            if form is None:
+                form = CaseForm(case_id=case.id, subject="", address="", content="",
+                                department="", version=0)
+                s.add(form)
+            if version is not None and version != form.version:
+                raise Conflict("stale", f"the case was saved by {form.updated_by} in the "
+                                        f"meantime (version {form.version}); reload it")
+            for k, v in values.items():
+                setattr(form, k, v)
+            form.updated_by = by
+            form.version = (form.version or 0) + 1
+            form.updated_at = datetime.now(UTC)
+            await s.flush()
+            return self._form(form)
+
+    @staticmethod
+    def _form(form: CaseForm | None) -> dict[str, Any]:
+        if form is None:
+            return {"category": None, "subject": "", "address": "", "content": "",
+                    "department": "", "version": 0, "updated_by": "", "updated_at": None}
+        return {"category": form.category, "subject": form.subject, "address": form.address,
+                "content": form.content, "department": form.department,
+                "version": form.version, "updated_by": form.updated_by,
+                "updated_at": iso(form.updated_at)}
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def summary(self, case: Case, form: CaseForm | None, *, clear: bool) -> dict[str, Any]:
+        return {
+            "number": case.number, "call_id": case.call_id,
+            "caller": (self.personal.decrypt(case.caller_enc) if clear else None)
+            or case.caller_masked or "",
+            "city": case.city, "dialed_number": case.dialed_number, "queue": case.queue,
+            "agent_id": case.agent_id, "route_reasons": case.route_reasons,
+            "priority": case.priority, "flags": case.flags or [],
+            "outcome": case.outcome, "call_state": case.call_state,
+            "status": "closed" if case.closed_at else "open",
+            "created_at": iso(case.created_at), "answered_at": iso(case.answered_at),
+            "ended_at": iso(case.ended_at), "wait_seconds": case.wait_seconds,
+            "talk_seconds": case.talk_seconds, "closed_at": iso(case.closed_at),
+            "category": form.category if form else None,
+            "subject": form.subject if form else "",
+        }
+
+    async def search(self, *, caller_hash: str | None = None, day_from: date | None = None,
+                     day_to: date | None = None, city: str | None = None,
+                     category: str | None = None, status: str | None = None,
+                     limit: int = 50, offset: int = 0, clear: bool = False
+                     ) -> dict[str, Any]:
+        q = select(Case, CaseForm).outerjoin(CaseForm, CaseForm.case_id == Case.id)
+        if caller_hash:
+            q = q.where(Case.caller_hash == caller_hash)
+        if day_from:
+            q = q.where(Case.created_at >= datetime.combine(day_from, time(), self.tz))
+        if day_to:
+            q = q.where(Case.created_at < datetime.combine(day_to + timedelta(days=1), time(),
+                                                           self.tz))
+        if city:
+            q = q.where(Case.city == city)
+        if category:
+            q = q.where(CaseForm.category == category)
+        if status == "open":
+            q = q.where(Case.closed_at.is_(None))
+        elif status == "closed":
+            q = q.where(Case.closed_at.is_not(None))
+        async with self.sessions() as s:
+            total = (await s.execute(select(func.count()).select_from(q.subquery()))
+                     ).scalar_one()
+            rows = (await s.execute(q.order_by(Case.id.desc()).limit(limit).offset(offset))
+                    ).all()
+        return {"total": int(total),
+                "cases": [self.summary(c, f, clear=clear) for c, f in rows]}
+
+    async def detail(self, number: str, *, clear: bool) -> dict[str, Any]:
+        async with self.sessions() as s:
+            case = (await s.execute(select(Case).where(Case.number == number).options(
+                selectinload(Case.events), selectinload(Case.legs)))).scalar_one_or_none()
+            if case is None:
+                raise NotFound(f"no case {number}")
+            form = (await s.execute(select(CaseForm).where(CaseForm.case_id == case.id))
+                    ).scalar_one_or_none()
+            cb = (await s.execute(select(CallbackTask).where(CallbackTask.case_id == case.id))
+                  ).scalar_one_or_none()
+        out = self.summary(case, form, clear=clear)
+        out.update(
+            form=self._form(form),
+            timeline=[{"kind": e.kind, "at": iso(e.at), "detail": e.detail,
+                       "source": e.source} for e in case.events],
+            legs=[{"role": leg.role, "party": leg.party, "started_at": iso(leg.started_at),
+                   "answered_at": iso(leg.answered_at), "ended_at": iso(leg.ended_at),
+                   "outcome": leg.outcome} for leg in case.legs],
+            transfers=[{"destination": t.destination, "name": t.name, "kind": t.kind,
+                        "mode": t.mode, "outcome": t.outcome, "dialed_at": iso(t.dialed_at),
+                        "answered_at": iso(t.answered_at), "ended_at": iso(t.ended_at),
+                        "handed_off": t.handed_off, "reason": t.reason}
+                       for t in case.transfers],
+            callback=self._task(cb) if cb else None,
+        )
+        return out
+
+    # -- callbacks --------------------------------------------------------------------------
+
+    @staticmethod
+    def _task(t: CallbackTask, case: Case | None = None) -> dict[str, Any]:
+        out = {"id": t.id, "status": t.status, "attempts": t.attempts,
+               "max_attempts": t.max_attempts, "outcome": t.outcome, "city": t.city,
+               "queue": t.queue, "log": t.log or [], "created_at": iso(t.created_at)}
+        if case is not None:
+            out.update(case=case.number, caller=case.caller_masked or "")
+        return out
+
+    async def callback_for_call(self, call_id: str, max_attempts: int) -> dict[str, Any] | None:
+        """A callback task for the abandoned call's case (once per case)."""
+        try:
+            async with self.sessions() as s, s.begin():
+                case = (await s.execute(select(Case).where(Case.call_id == call_id))
+                        ).scalar_one_or_none()
+                if case is None or not case.caller_enc:
+                    return None
+                if (await s.execute(select(CallbackTask.id).where(
+                        CallbackTask.case_id == case.id))).first() is not None:
+                    return {}  # made already (another web process, a repeated event)
+                task = CallbackTask(case_id=case.id, city=case.city, queue=case.queue,
+                                    status="pending", attempts=0, log=[],
+                                    max_attempts=max_attempts)
+                s.add(task)
+                await s.flush()
+                return self._task(task, case)
+        except IntegrityError:
+            return {}
+
+    async def callbacks(self, *, status: str | None = None, city: str | None = None,
+                        limit: int = 100) -> list[dict[str, Any]]:
+        q = select(CallbackTask, Case).join(Case, Case.id == CallbackTask.case_id)
+        if status:
+            q = q.where(CallbackTask.status == status)
+        if city:
+            q = q.where(CallbackTask.city == city)
+        async with self.sessions() as s:
+            rows = (await s.execute(q.order_by(CallbackTask.id.desc()).limit(limit))).all()
+        return [self._task(t, c) for t, c in rows]
+
+    async def begin_callback(self, task_id: int, agent_id: str) -> tuple[dict[str, Any], str]:
+        """Count an attempt (bounded) and return the task and the number to dial."""
+        async with self.sessions() as s, s.begin():
+            task = await s.get(CallbackTask, task_id, with_for_update=True)
+            if task is None:
+                raise NotFound(f"no callback task {task_id}")
+            case = await s.get(Case, task.case_id)
+            assert case is not None
+            if task.status == "calling":
+                raise Conflict("busy", "this callback is being made right now")
+            if task.status in ("done", "failed", "cancelled"):
+                raise Conflict("finished", f"this callback is already {task.status}")
+            if task.attempts >= task.max_attempts:
+                raise Conflict("exhausted", "no attempts left")
+            number = self.personal.decrypt(case.caller_enc)
+            if not number:
+                raise Conflict("no_number", "the case has no caller number")
+            task.attempts += 1
+            task.status = "calling"
+            task.log = [*(task.log or []), {"at": datetime.now(UTC).isoformat(),
+                                            "agent": agent_id, "attempt": task.attempts,
+                                            "event": "dialing"}]
+            await s.flush()
+            return self._task(task, case), number
+
+    async def finish_callback(self, task_id: int, outcome: str, *, by: str,
+                              note: str = "") -> dict[str, Any]:
+        """Record an attempt's outcome: reached closes the task; otherwise it stays pending
+        until the attempts are used up."""
+        async with self.sessions() as s, s.begin():
+            task = await s.get(CallbackTask, task_id)
+            if task is None:
+                raise NotFound(f"no callback task {task_id}")
+            case = await s.get(Case, task.case_id)
+            if task.status in ("done", "failed", "cancelled"):
+                raise Conflict("finished", f"this callback is already {task.status}")
+            task.outcome = outcome
+            if outcome == "reached":
+                task.status = "done"
+            elif outcome == "cancelled":
+                task.status = "cancelled"
+            else:
+                task.status = "failed" if task.attempts >= task.max_attempts else "pending"
+            task.log = [*(task.log or []), {"at": datetime.now(UTC).isoformat(), "agent": by,
+                                            "attempt": task.attempts, "event": outcome,
+                                            "note": note[:200]}]
+            await s.flush()
+            return self._task(task, case)

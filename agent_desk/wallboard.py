@@ -1,0 +1,471 @@
+"""The live hub behind the supervisor wallboard and the agents' consoles.
+
+One Redis subscription per web process (``<prefix>:events`` and ``<prefix>:captions``) —
+never one per browser, and never polling Asterisk. Each message updates the board's state
+(per queue, per city, per agent) and the changed parts go out once serialised to every
+wallboard socket, numbered: ``seq`` grows by one per update, so a browser (and the tests)
+can tell that nothing was dropped. A socket that cannot keep up is closed with code 4000
+(the page reconnects and starts again from a full snapshot), never silently skipped.
+
+Agents' consoles get only their own events: the calls ringing or answered at their extension,
+their state, their softphone's reports and the captions of their call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from datetime import time as dtime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cases.models import Case
+from hotline.config import Config
+from queueing.model import all_queues, split_queue
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class QueueStats:
+    waiting: dict[str, float] = field(default_factory=dict)  # call id -> joined (epoch)
+    answered: int = 0
+    answered_in_sl: int = 0
+    abandoned: int = 0
+    wait_total: float = 0.0
+
+    def view(self) -> dict[str, Any]:
+        offered = self.answered + self.abandoned
+        return {
+            "waiting": len(self.waiting),
+            "longest_since": min(self.waiting.values()) if self.waiting else None,
+            "answered": self.answered, "abandoned": self.abandoned,
+            "service_level": round(self.answered_in_sl / offered, 4) if offered else None,
+            "abandon_rate": round(self.abandoned / offered, 4) if offered else None,
+            "asa": round(self.wait_total / self.answered, 1) if self.answered else None,
+        }
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """One unmasked, uncompressed WebSocket text frame (RFC 6455 5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        return struct.pack("!BB", 0x81, n) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
+class Client:
+    """One socket. Wallboard updates are framed once per update and written straight to each
+    socket's transport (``transport`` given: a socket without compression), bounded by the
+    transport's write buffer; other messages go through a bounded queue and a writer task."""
+
+    def __init__(self, send: Send, *, role: str, agent: str | None, max_queue: int = 20000,
+                 on_overflow: Callable[[], Awaitable[None]] | None = None,
+                 transport: asyncio.Transport | None = None, max_buffer: int = 8 << 20):
+        self.send = send
+        self.role = role
+        self.agent = agent
+        self.queue: asyncio.Queue[str] = asyncio.Queue(max_queue)
+        self.on_overflow = on_overflow
+        self.transport = transport
+        self.max_buffer = max_buffer
+        self.overflowed = False
+        self.sent = 0
+        self.task: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        log.warning("wallboard socket too slow: closed", extra={"role": self.role})
+        if self.on_overflow is not None:
+            self._closer = asyncio.get_running_loop().create_task(self.on_overflow())
+
+    def put(self, data: str) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self._overflow()
+
+    def write_frame(self, frames: bytes, count: int = 1) -> None:
+        t = self.transport
+        if self.overflowed or t is None or t.is_closing():
+            return
+        if t.get_write_buffer_size() > self.max_buffer:
+            self._overflow()
+            return
+        t.write(frames)
+        self.sent += count
+
+    async def run(self) -> None:
+        while True:
+            data = await self.queue.get()
+            await self.send(data)
+            self.sent += 1
+
+
+class Wallboard:
+    def __init__(self, cfg: Config, redis: Redis, prefix: str,
+                 sessions: async_sessionmaker[AsyncSession] | None = None, *,
+                 service_level_s: int = 15):
+        self.cfg = cfg
+        self.redis = redis
+        self.prefix = prefix
+        self.sessions = sessions
+        self.sl_s = service_level_s
+        self.tz = ZoneInfo(cfg.service.timezone)
+        self.queues: dict[str, QueueStats] = {q: QueueStats() for q in all_queues(cfg)}
+        self.agents: dict[str, dict[str, Any]] = {}
+        self.calls: dict[str, dict[str, Any]] = {}  # live calls: queue, queued_at, agent
+        self._counted: set[str] = set()
+        self.seq = 0
+        self.clients: set[Client] = set()
+        self.by_agent: dict[str, set[Client]] = {}
+        self.messages = 0
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        # Called with the call id of each caller who hung up while queued (callback tasks).
+        self.on_abandoned: Callable[[str], Awaitable[None]] | None = None
+        # Called with (call id, agent) when an answered call ends (timed wrap-up).
+        self.on_call_ended: Callable[[str, str], Awaitable[None]] | None = None
+        self._side: set[asyncio.Task[None]] = set()
+        self._pending: list[str] = []
+        self._flush_scheduled = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="wallboard")
+        await asyncio.wait_for(self._subscribed.wait(), 10)
+        await self.reload()
+        await self._load_today()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task], timeout=3)
+        for c in list(self.clients):
+            self.remove(c)
+
+    async def _listen(self) -> None:
+        channels = (f"{self.prefix}:events", f"{self.prefix}:captions")
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(*channels)
+                self._subscribed.set()
+                while True:
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if msg is None or msg.get("type") != "message":
+                        continue
+                    try:
+                        doc = json.loads(msg["data"])
+                    except (ValueError, TypeError):
+                        continue
+                    if not isinstance(doc, dict):
+                        continue
+                    if msg["channel"].endswith(":captions"):
+                        self._caption(doc)
+                    else:
+                        await self.handle(doc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("wallboard feed interrupted", extra={"error": str(exc)})
+                await asyncio.sleep(0.5)
+                with contextlib.suppress(Exception):
+                    await self.reload()
+                    self._broadcast({"type": "update", "full": True, **self._all()})
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pubsub.aclose(), 2)
+
+    async def reload(self) -> None:
+        """Waiting callers and agents from the live state in Redis (after a resync)."""
+        queues = set(self.queues)
+        pipe = self.redis.pipeline(transaction=False)
+        for q in sorted(queues):
+            pipe.zrange(f"{self.prefix}:queue:{q}:waiting", 0, -1, withscores=True)
+        results = await pipe.execute()
+        for q, rows in zip(sorted(queues), results, strict=True):
+            self.queues[q].waiting = {cid: float(score) for cid, score in rows}
+        for a in self.cfg.agents:
+            await self._load_agent(a.id)
+
+    async def _load_agent(self, agent_id: str) -> None:
+        h = await self.redis.hgetall(f"{self.prefix}:agent:{agent_id}")
+        queues = await self.redis.hgetall(f"{self.prefix}:agent:{agent_id}:queues")
+        self.agents[agent_id] = self._agent_view(agent_id, h, queues)
+
+    def _agent_view(self, agent_id: str, h: dict[str, str], queues: dict[str, str]
+                    ) -> dict[str, Any]:
+        cfg_agent = self.cfg.agent(agent_id)
+        state = h.get("state") or ("signed_out" if not queues else "unknown")
+        reason = h.get("reason", "")
+        if h.get("paused") == "1" and state in ("ready", "unavailable", "unknown"):
+            state = "paused"
+        if not queues:
+            state = "signed_out"
+        elif state == "paused" and reason == "after_call_work":
+            state = "wrapup"
+        home = h.get("home_city") or cfg_agent.city
+        borrowed_by = h.get("borrowed_by") or None
+        return {"agent": agent_id, "name": cfg_agent.name, "state": state, "reason": reason,
+                "since": float(h.get("since") or 0) or None, "home_city": home,
+                "city": borrowed_by or home, "borrowed_by": borrowed_by,
+                "queues": sorted(queues)}
+
+    async def _load_today(self) -> None:
+        if self.sessions is None:
+            return
+        start = datetime.combine(datetime.now(self.tz).date(), dtime(), self.tz)
+        async with self.sessions() as s:
+            rows = (await s.execute(select(Case.call_id, Case.queue, Case.outcome,
+                                           Case.wait_seconds).where(
+                Case.created_at >= start, Case.queue.is_not(None),
+                Case.outcome.in_(("answered", "abandoned"))))).all()
+        for call_id, queue, outcome, wait in rows:
+            st = self.queues.get(queue)
+            if st is None or call_id in self._counted:
+                continue
+            self._counted.add(call_id)
+            self._count(st, outcome, wait)
+
+    def _count(self, st: QueueStats, outcome: str, wait: float | None) -> None:
+        if outcome == "answered":
+            st.answered += 1
+            st.wait_total += wait or 0.0
+            if wait is not None and wait <= self.sl_s:
+                st.answered_in_sl += 1
+        else:
+            st.abandoned += 1
+
+    # -- state ------------------------------------------------------------------------------
+
+    def city_of_queue(self, queue: str) -> str:
+        return split_queue(queue)[0]
+
+    def city_view(self, city: str) -> dict[str, Any]:
+        qs = [st for q, st in self.queues.items() if self.city_of_queue(q) == city]
+        total = QueueStats()
+        for st in qs:
+            total.waiting.update(st.waiting)
+            total.answered += st.answered
+            total.answered_in_sl += st.answered_in_sl
+            total.abandoned += st.abandoned
+            total.wait_total += st.wait_total
+        view = total.view()
+        counts = {"ready": 0, "on_call": 0, "wrapup": 0, "paused": 0, "borrowed": 0,
+                  "ringing": 0, "signed_out": 0, "other": 0}
+        for a in self.agents.values():
+            if a["city"] != city:
+                continue
+            st = a["state"]
+            counts[st if st in counts else "other"] += 1
+            if a["borrowed_by"] == city:
+                counts["borrowed"] += 1
+        view["agents"] = counts
+        view["name"] = next((c.name for c in self.cfg.cities if c.id == city), city)
+        return view
+
+    def cities(self) -> list[str]:
+        return [c.id for c in self.cfg.cities]
+
+    def _all(self) -> dict[str, Any]:
+        return {"queues": {q: st.view() for q, st in self.queues.items()},
+                "cities": {c: self.city_view(c) for c in self.cities()},
+                "agents": dict(self.agents)}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"type": "snapshot", "seq": self.seq, "now": time.time(),
+                "service_level_s": self.sl_s, **self._all()}
+
+    async def handle(self, doc: dict[str, Any]) -> None:
+        kind = doc.get("type")
+        self.messages += 1
+        changed_q: set[str] = set()
+        changed_a: set[str] = set()
+        if kind == "call":
+            agent = doc.get("agent") or self.calls.get(str(doc.get("call_id")), {}).get("agent")
+            self._call(doc, changed_q)
+            if agent:
+                self._to_agent(str(agent), doc)
+        elif kind == "softphone" and doc.get("agent"):
+            self._to_agent(str(doc["agent"]), doc)
+        elif kind != "resync" and (doc.get("agent") or doc.get("agents")
+                                   or doc.get("agent_ids")):
+            # An agent's state, sign-in, skills, or a surge moving agents between cities
+            # (their live state carries borrowed_by / home_city): read them again.
+            named = [doc["agent"]] if doc.get("agent") else []
+            for key in ("agents", "agent_ids"):
+                if isinstance(doc.get(key), list):
+                    named += [a if isinstance(a, str) else a.get("agent", "")
+                              for a in doc[key] if isinstance(a, (str, dict))]
+            known = {a.id for a in self.cfg.agents}
+            for agent in {str(a) for a in named} & known:
+                await self._load_agent(agent)
+                changed_a.add(agent)
+                self._to_agent(agent, doc)
+        elif kind == "resync":
+            await self.reload()
+            self._broadcast({"type": "update", "full": True, **self._all()})
+            return
+        else:
+            return
+        if not changed_q and not changed_a:
+            return
+        cities = {self.city_of_queue(q) for q in changed_q}
+        cities |= {self.agents[a]["city"] for a in changed_a if a in self.agents}
+        cities |= {self.agents[a]["home_city"] for a in changed_a if a in self.agents}
+        self._broadcast({
+            "type": "update", "event": kind,
+            "queues": {q: self.queues[q].view() for q in changed_q},
+            "cities": {c: self.city_view(c) for c in cities if c in self.cities()},
+            "agents": {a: self.agents[a] for a in changed_a if a in self.agents}})
+
+    def _call(self, doc: dict[str, Any], changed: set[str]) -> None:
+        call_id = str(doc.get("call_id", ""))
+        fact = doc.get("fact")
+        call = self.calls.setdefault(call_id, {})
+        at = float(doc.get("at") or time.time())
+        if fact == "queued" and doc.get("queue"):
+            q = str(doc["queue"])
+            if q in self.queues:
+                old = call.get("queue")
+                if old and old != q and old in self.queues:
+                    self.queues[old].waiting.pop(call_id, None)
+                    changed.add(old)
+                call["queue"] = q
+                call.setdefault("queued_at", float(doc.get("queued_at") or at))
+                self.queues[q].waiting[call_id] = call["queued_at"]
+                changed.add(q)
+        elif fact == "ringing" and doc.get("agent"):
+            call["agent"] = str(doc["agent"])
+        elif fact == "ring_noanswer" and not call.get("answered"):
+            call.pop("agent", None)  # the queue rings someone else next
+        elif fact == "answered":
+            call["answered"] = True
+            q = str(doc.get("queue") or call.get("queue") or "")
+            call["agent"] = str(doc.get("agent") or call.get("agent") or "")
+            for wq in {q, call.get("queue")} - {None, ""}:
+                st = self.queues.get(str(wq))
+                if st is not None and st.waiting.pop(call_id, None) is not None:
+                    changed.add(str(wq))
+            st = self.queues.get(q)
+            if st is not None and call_id not in self._counted:
+                self._counted.add(call_id)
+                wait = float(doc.get("answered_at") or at) - call["queued_at"] if (
+                    "queued_at" in call) else None
+                self._count(st, "answered", wait)
+                changed.add(q)
+        elif fact in ("abandoned", "ended", "orphaned"):
+            q = call.get("queue")
+            st = self.queues.get(q) if q else None
+            if st is not None:
+                if st.waiting.pop(call_id, None) is not None:
+                    changed.add(q)
+                if (fact == "abandoned" or "agent" not in call) and call_id not in self._counted:
+                    self._counted.add(call_id)
+                    self._count(st, "abandoned", None)
+                    changed.add(q)
+            if fact != "abandoned":
+                ended = self.calls.pop(call_id, None) or {}
+                if ended.get("answered") and ended.get("agent") and \
+                        self.on_call_ended is not None:
+                    self._side_task(self.on_call_ended(call_id, str(ended["agent"])))
+            elif self.on_abandoned is not None:
+                self._side_task(self.on_abandoned(call_id))
+        if len(self._counted) > 200_000:
+            self._counted.clear()
+
+    def _side_task(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._side.add(task)
+        task.add_done_callback(self._side.discard)
+
+    # -- fan-out ----------------------------------------------------------------------------
+
+    def _broadcast(self, body: dict[str, Any]) -> None:
+        self.seq += 1
+        body["seq"] = self.seq
+        body["now"] = time.time()
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        # Coalesced: the updates handled before the loop next turns go out in one write per
+        # socket (one system call for a burst, not one per update and socket).
+        self._pending.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        blob = b"".join(ws_text_frame(d.encode()) for d in pending)
+        for c in self.clients:
+            if c.role == "agent":
+                continue
+            if c.transport is not None:
+                c.write_frame(blob, len(pending))
+            else:
+                for d in pending:
+                    c.put(d)
+
+    def _to_agent(self, agent: str, doc: dict[str, Any]) -> None:
+        clients = self.by_agent.get(agent)
+        if not clients:
+            return
+        data = json.dumps({"type": "console", "event": doc}, ensure_ascii=False)
+        for c in clients:
+            c.put(data)
+
+    def _caption(self, doc: dict[str, Any]) -> None:
+        call_id = str(doc.get("call_id", ""))
+        agent = self.calls.get(call_id, {}).get("agent")
+        if not agent:
+            # captions carry the caller channel's uniqueid/linkedid without the node
+            for cid, call in self.calls.items():
+                if cid.endswith(":" + call_id) and call.get("agent"):
+                    agent = call["agent"]
+                    break
+        if agent:
+            self._to_agent(agent, {"type": "caption", **doc})
+
+    def add(self, client: Client, *, snapshot: bool = False) -> None:
+        """Register a socket. With ``snapshot`` (a wallboard), the full state is written to it
+        first, in the same step, so its updates follow the snapshot's ``seq`` without a gap."""
+        self._flush()
+        if snapshot:
+            data = json.dumps(self.snapshot(), ensure_ascii=False, separators=(",", ":"))
+            if client.transport is not None:
+                client.write_frame(ws_text_frame(data.encode()), 0)
+            else:
+                client.put(data)
+        self.clients.add(client)
+        if client.agent:
+            self.by_agent.setdefault(client.agent, set()).add(client)
+        client.task = asyncio.create_task(client.run())
+
+    def remove(self, client: Client) -> None:
+        self.clients.discard(client)
+        if client.agent and client.agent in self.by_agent:
+            self.by_agent[client.agent].discard(client)
+        if client.task is not None:
+            client.task.cancel()
