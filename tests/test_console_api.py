@@ -264,8 +264,6 @@ async def test_websocket_needs_a_session_and_agents_get_only_their_own_events(co
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await sup.client.ws_connect("/api/ws", origin="https://evil.example")
     assert refused.value.status == 403
-    status, doc = await sup.get("/api/surge")
-    assert status == 404 and doc["error"] == "not_available"
 
     a1 = await console.user("agent1001")
     a2 = await console.user("agent1002")
@@ -312,3 +310,26 @@ def test_web_user_command_creates_a_user_with_a_hashed_password(tmp_path):
     db.close()
     assert row[0] == "agent" and row[1] == "1001"
     assert verify_password("a-long-password-1", row[2]) and "a-long" not in row[2]
+
+
+async def test_surge_figures_and_proposals_for_supervisors_only(console):
+    sup = await console.user("sup")
+    status, doc = await sup.get("/api/surge")
+    assert status == 200, doc
+    queues = {q["queue"]: q for c in doc["cities"] for q in c["queues"]}
+    assert "nanjing-general" in queues and "agents_needed" in queues["nanjing-general"]
+    status, doc = await sup.post("/api/surge/proposal", {"target": "nowhere"})
+    assert status == 404 and doc["error"] == "not_found"
+    status, doc = await sup.post("/api/surge/proposal", {"target": "nanjing"})
+    assert status == 200 and doc["queue"] == "nanjing-general" and doc["id"], doc
+    assert all(a["from_city"] != "nanjing" for a in doc["agents"])
+    status, doc = await sup.post("/api/surge/apply", {"proposal_id": "feedface0000"})
+    assert status == 404, doc
+    status, doc = await sup.post("/api/surge/proposal", {"target": 42})
+    assert status == 422, doc
+    agent = await console.user("agent1001")
+    for method, path, body in (("GET", "/api/surge", None),
+                               ("POST", "/api/surge/proposal", {"target": "nanjing"}),
+                               ("POST", "/api/surge/return", {"agent_ids": ["2001"]})):
+        status, doc = await agent.call(method, path, body)
+        assert status == 403, (path, doc)

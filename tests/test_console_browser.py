@@ -64,6 +64,11 @@ async def test_agent_takes_a_call_in_the_console_and_the_wallboard_follows(
                 "() => /^00:0[1-9]/.test(document.querySelector("
                 "'#cities tr[data-city=nanjing] td:nth-child(3)').textContent)")
             await board.screenshot(path=str(artifacts / "wallboard-waiting.png"))
+            # 多援一 panel: the supervisor asks for a proposal for Nanjing's queue.
+            await board.click('#surge tr[data-surge-queue="nanjing-general"] [data-propose]')
+            await board.wait_for_selector("#proposal h3")
+            await board.screenshot(path=str(artifacts / "wallboard-surge-proposal.png"),
+                                   full_page=True)
 
             # 示闲: the console rings with the screen pop.
             await agent.click("#ready")

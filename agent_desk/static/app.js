@@ -27,6 +27,9 @@ const I18N = {
     reached: "已联系", no_answer: "无人接", busy: "忙", wrong_number: "号码错误", cancelled: "取消",
     pending: "待回拨", calling: "回拨中", done: "完成", failed: "失败", cases: "工单查询",
     wallboard: "监控大屏", console: "工作台", speaker_agent: "坐席", speaker_caller: "市民", ended: "通话结束", talking: "通话中", held: "已保持",
+    surge: "多援一（跨城支援）", arrivals: "来话/分钟", needed: "需坐席", present: "在岗", forecast: "预测接通率",
+    propose: "生成方案", apply: "执行借调", return_home: "归还", in_surge: "话务激增", normal: "正常",
+    from_city: "来自", before: "借调前", after: "借调后", no_agents: "无可借调坐席", proposal: "借调方案", lent: "借出",
   },
   en: {
     title_console: "12345 agent console", title_wallboard: "12345 supervisor wallboard", title_cases: "Cases",
@@ -53,6 +56,9 @@ const I18N = {
     reached: "Reached", no_answer: "No answer", busy: "Busy", wrong_number: "Wrong number", cancelled: "Cancelled",
     pending: "Pending", calling: "Calling", done: "Done", failed: "Failed", cases: "Cases",
     wallboard: "Wallboard", console: "Console", speaker_agent: "Agent", speaker_caller: "Caller", ended: "Call ended", talking: "Talking", held: "On hold",
+    surge: "Surge support across cities", arrivals: "Calls/min", needed: "Agents needed", present: "Present", forecast: "Forecast SL",
+    propose: "Propose", apply: "Lend agents", return_home: "Return", in_surge: "Surge", normal: "Normal",
+    from_city: "From", before: "Before", after: "After", no_agents: "No agent can be lent", proposal: "Proposal", lent: "Lent out",
   },
 };
 let LANG = localStorage.getItem("hotline-lang") || "zh";

@@ -2,7 +2,7 @@
 // The supervisor's wallboard: a full snapshot on connect, then numbered updates over the
 // WebSocket (a gap in seq means something was missed: reconnect for a fresh snapshot).
 const BOARD = { seq: 0, queues: {}, cities: {}, agents: {}, skew: 0 };
-let SKILLS = {}, AGENT_SKILLS = {}, WS = null;
+let SKILLS = {}, AGENT_SKILLS = {}, WS = null, SURGE = null, PROPOSAL = null;
 
 function apply(msg) {
   if (msg.type === "snapshot") { Object.assign(BOARD, { seq: msg.seq, queues: msg.queues, cities: msg.cities, agents: msg.agents }); }
@@ -35,6 +35,32 @@ function render() {
     <td><button data-pause="${esc(a.agent)}">${esc(t("pause"))}</button><button data-unpause="${esc(a.agent)}">${esc(t("unpause"))}</button>
     <button data-setskills="${esc(a.agent)}">${esc(t("set_skills"))}</button></td></tr>`).join("");
 }
+// 多援一: each watched queue's figures (Erlang C forecast against agents present), a proposal
+// naming agents from cities with slack, applied with one action; lent agents can be returned.
+async function loadSurge() {
+  try { SURGE = await api("GET", "/api/surge"); } catch (e) { SURGE = null; }
+  renderSurge();
+}
+function renderSurge() {
+  const panel = $("surge-panel");
+  if (!SURGE) { panel.hidden = true; return; }
+  panel.hidden = false;
+  const rows = [];
+  for (const c of SURGE.cities) for (const q of c.queues) rows.push(`<tr data-surge-queue="${esc(q.queue)}">
+    <td>${esc(c.name || c.city)} · ${esc(q.skill)}</td><td><span class="badge ${q.state === "surge" ? "st-paused" : "st-ready"}">${esc(t(q.state === "surge" ? "in_surge" : "normal"))}</span></td>
+    <td class="num">${q.arrivals_per_min.toFixed(1)}</td><td class="num">${q.waiting}</td><td class="num">${fmtSecs(q.longest_wait_s)}</td>
+    <td class="num">${pct(q.service_level)}</td><td class="num">${pct(q.forecast_sl)}</td><td class="num">${q.agents_needed}</td>
+    <td class="num">${q.agents_present}</td><td>${q.borrowed_in.map(a => `${esc(a)} <button data-return="${esc(a)}">${esc(t("return_home"))}</button>`).join(" ")}</td>
+    <td>${esc(q.lent_out.join(", "))}</td><td><button data-propose="${esc(q.queue)}">${esc(t("propose"))}</button></td></tr>`);
+  $("surge").tBodies[0].innerHTML = rows.join("");
+  const p = PROPOSAL;
+  $("proposal").innerHTML = !p ? "" : `<h3>${esc(t("proposal"))} · ${esc(p.queue)}</h3><p>${esc(p.reason)}</p>
+    <p>${esc(t("before"))}: ${esc(t("present"))} ${p.before.agents_present}, ${esc(t("forecast"))} ${pct(p.before.forecast_sl)} →
+       ${esc(t("after"))}: ${esc(t("present"))} ${p.after.agents_present ?? "–"}, ${esc(t("forecast"))} ${pct(p.after.forecast_sl)}</p>
+    <ul>${p.agents.length ? p.agents.map(a => `<li data-proposed="${esc(a.agent)}">${esc(a.agent)} ${esc(a.name)} · ${esc(t("from_city"))} ${esc(a.from_city)} · ${esc(t("st_" + a.state))}</li>`).join("") : `<li>${esc(t("no_agents"))}</li>`}</ul>
+    ${p.notes.map(n => `<p class="msg">${esc(n)}</p>`).join("")}
+    ${p.agents.length ? `<button id="apply-proposal" data-apply="${esc(p.id)}">${esc(t("apply"))}</button>` : ""}`;
+}
 async function loadAgents() {
   const r = await api("GET", "/api/agents"); SKILLS = r.skills;
   for (const a of r.agents) AGENT_SKILLS[a.agent] = a.skills;
@@ -57,7 +83,17 @@ document.addEventListener("DOMContentLoaded", async () => {
       }
     } catch (e) { say("msg", e.message); }
   });
+  $("surge-panel").addEventListener("click", async ev => {
+    const d = ev.target.dataset; say("msg", "");
+    try {
+      if (d.propose) { PROPOSAL = await api("POST", "/api/surge/proposal", { target: d.propose }); await loadSurge(); }
+      if (d.apply) { const r = await api("POST", "/api/surge/apply", { proposal_id: d.apply }); PROPOSAL = null; say("msg", "✓ " + r.moved.map(m => m.agent).join(", "), true); await loadSurge(); }
+      if (d.return) { await api("POST", "/api/surge/return", { agent_ids: [d.return] }); say("msg", "✓", true); await loadSurge(); }
+    } catch (e) { say("msg", e.message); }
+  });
+  await loadSurge();
+  setInterval(loadSurge, 5000);
   openSocket(apply, ws => { WS = ws; });
-  document.addEventListener("langchange", render);
+  document.addEventListener("langchange", () => { render(); renderSurge(); });
   setInterval(render, 1000);
 });
