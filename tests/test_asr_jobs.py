@@ -4,6 +4,7 @@ missing model, a full disk. And the Chinese spacing rules."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -19,8 +20,9 @@ from sqlalchemy import func, select
 
 from asr.models import Transcript, TranscriptSegment
 from asr.text import normalise
+from hotline.cli import _asr_async
 from telephony.calls import CallFact
-from tests.conftest import eventually
+from tests.conftest import eventually, vosk_test_model
 
 pytestmark = pytest.mark.asterisk
 
@@ -147,7 +149,8 @@ async def test_corrupt_audio_gives_a_clear_status_and_keeps_the_files(asr_servic
     assert all(_is_file(r["path"]) for r in t["recordings"])
 
 
-async def test_missing_model_still_records_and_says_why(asr_service, sounds, tmp_path):
+async def test_missing_model_still_records_and_says_why(asr_service, sounds, tmp_path,
+                                                        services, capsys):
     service = await asr_service(asr={"model": tmp_path / "no-such-model"})
     assert "no Vosk model at" in service.transcripts.model_error
     assert service.transcripts.live is None
@@ -157,6 +160,20 @@ async def test_missing_model_still_records_and_says_why(asr_service, sounds, tmp
     assert "ASR model unavailable" in t["error"] and "install-model" in t["error"], t
     assert len(t["recordings"]) == 3 and all(_is_file(r["path"])
                                              for r in t["recordings"])
+
+    # Once a model is installed, `hotline asr backlog` transcribes what was missed.
+    await services.stop(service)
+    cfg = service.cfg.model_copy(update={"asr": service.cfg.asr.model_copy(update={
+        "model": vosk_test_model(), "workers": 1, "live": False})})
+    capsys.readouterr()
+    assert await _asr_async(cfg, argparse.Namespace(action="backlog", days=0)) == 0
+    out = capsys.readouterr().out
+    assert "1 call(s) to transcribe" in out and "1 transcribed, 0 failed" in out, out
+    again = await asr_service(asr={"live": False})
+    t = await eventually(lambda: _status(again, number, ("done",)), timeout=30,
+                         what="the backlog's transcript")
+    assert {g["speaker"] for g in t["segments"]} == {"caller"}
+    assert await _count(again, number) == (1, len(t["segments"]))
 
 
 @contextlib.contextmanager
