@@ -10,9 +10,10 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # 1. System packages (Debian): Asterisk's root is built by debootstrap; espeak-ng and sox make
-#    speech; sip-tester is sipp for load; chromium runs the browser tests.
+#    speech; sip-tester is sipp for load; chromium runs the browser tests; docker-compose
+#    validates the production compose file (there is no Docker engine to run it).
 PKGS=(debootstrap espeak-ng sox libsox-fmt-base sip-tester chromium redis-server postgresql
-      util-linux sqlite3 fonts-wqy-zenhei)
+      util-linux sqlite3 docker-compose fonts-wqy-zenhei)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
