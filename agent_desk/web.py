@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 from sqlalchemy import select
 
+from agent_desk import metrics
 from agent_desk.auth import COOKIE, LoginLimiter, Session, Sessions, Users
 from agent_desk.models import CATEGORIES, ROLES
 from agent_desk.presence import PAUSE_REASONS, AgentPresence, PresenceError
@@ -316,6 +318,7 @@ class ConsoleApp:
             # A recording's url_name may hold folders ("2026/11/22/<case>-mix.wav").
             app.router.add_route(r.method, r.path.replace("{name}", "{name:.+}"), self._wrap(r))
         app.router.add_get("/api/openapi.json", self.h_openapi)
+        app.router.add_get("/metrics", self.h_metrics)
         app.router.add_get("/api/ws", self.h_ws)
         app.router.add_get("/", self.h_index)
         for page in ("login", "console", "wallboard", "cases"):
@@ -448,6 +451,16 @@ class ConsoleApp:
 
     async def h_openapi(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(openapi())
+
+    async def h_metrics(self, request: web.Request) -> web.StreamResponse:
+        """Prometheus scrape (agent_desk/metrics.py): loopback, or the metrics token."""
+        if not metrics.allowed(request.remote, request.headers.get("Authorization"),
+                               os.environ.get("HOTLINE_METRICS_TOKEN")):
+            raise ApiError(403, "forbidden", "metrics are served to the loopback or with "
+                                             "the bearer token in HOTLINE_METRICS_TOKEN")
+        return web.Response(text=await metrics.exposition(self.service, self.board),
+                            content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
 
     # -- sign in ----------------------------------------------------------------------------
 

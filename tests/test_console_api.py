@@ -333,3 +333,29 @@ async def test_surge_figures_and_proposals_for_supervisors_only(console):
                                ("POST", "/api/surge/return", {"agent_ids": ["2001"]})):
         status, doc = await agent.call(method, path, body)
         assert status == 403, (path, doc)
+
+
+async def test_metrics_for_prometheus_on_the_loopback(console):
+    anon = await console.anonymous()  # the test client comes from 127.0.0.1
+    resp = await anon.client.get("/metrics")
+    assert resp.status == 200 and resp.content_type == "text/plain"
+    text = await resp.text()
+    node = console.service.cfg.nodes[0].id
+    assert f'hotline_ami_connected{{node="{node}"}} 1' in text
+    assert "# TYPE hotline_ami_events_total counter" in text
+    assert 'hotline_case_facts_total{result="applied"}' in text
+    assert 'hotline_transcription_jobs{state="pending"}' in text
+    # Every sample line is "name{labels} number".
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            float(line.rsplit(" ", 1)[1])
+
+
+def test_metrics_access_rule():
+    from agent_desk.metrics import allowed
+
+    assert allowed("127.0.0.1", None, None) and allowed("::1", None, "t0k")
+    assert not allowed("10.1.2.3", None, None)
+    assert not allowed("10.1.2.3", "Bearer wrong", "t0k")
+    assert allowed("10.1.2.3", "Bearer t0k", "t0k")
+    assert not allowed("10.1.2.3", "Bearer ", "")
