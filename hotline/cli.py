@@ -7,6 +7,7 @@
     hotline demo                         real calls through a real Asterisk, then their cases
     hotline softphone --agent 1001       an agent's pjsua2 softphone
     hotline cases [--limit N]            the latest case records
+    hotline callers add|remove NUMBER [--category elderly|disabled]   green channel (绿色通道)
     hotline db upgrade                   apply database migrations
     hotline asr install-model FILE.zip   unpack, verify and check a Vosk model
     hotline asr backlog [--days N]       transcribe calls that have no transcript yet
@@ -139,6 +140,49 @@ def cmd_softphone(args: argparse.Namespace) -> int:
     cfg = _load(args)
     return asyncio.run(run_softphone(cfg, args.agent, answer=args.answer,
                                      play=args.play, record_dir=args.record))
+
+
+def cmd_callers(args: argparse.Namespace) -> int:
+    """Register or remove a green-channel caller (elderly or disabled): running services
+    hear of it at once over Redis and route the next call with priority."""
+    from redis.asyncio import Redis
+
+    from cases.db import make_engine, migrate, sessionmaker
+    from hotline.privacy import PersonalData, mask_number
+    from queueing.lookups import CallerProfiles, notify_services, routing_channel
+
+    cfg = _load(args)
+
+    async def run() -> int:
+        engine = make_engine(cfg.database_url)
+        redis = Redis.from_url(cfg.redis_url, decode_responses=True)
+        try:
+            await migrate(engine)
+            channel = routing_channel(cfg.redis.prefix)
+
+            async def notify(kind: str, caller_hash: str) -> None:
+                await notify_services(redis, channel, kind, caller_hash)
+
+            profiles = CallerProfiles(sessionmaker(engine), PersonalData(cfg.data_key),
+                                      notify)
+            if args.action == "add":
+                try:
+                    masked = await profiles.register(args.number, args.category,
+                                                     by=f"cli:{os.environ.get('USER', '?')}")
+                except ValueError as exc:
+                    print(f"callers add: {exc}", file=sys.stderr)
+                    return 1
+                print(f"{masked}: green channel ({args.category})")
+                return 0
+            removed = await profiles.remove(args.number)
+            print(f"{mask_number(args.number)}: "
+                  + ("removed" if removed else "not registered"))
+            return 0 if removed else 1
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
@@ -340,6 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
     cs = sub.add_parser("cases", help="the latest case records")
     cs.add_argument("--limit", type=int, default=20)
     cs.set_defaults(fn=cmd_cases)
+
+    cl = sub.add_parser("callers", help="green-channel callers (elderly, disabled)")
+    cl.add_argument("action", choices=["add", "remove"])
+    cl.add_argument("number", help="the caller's number")
+    cl.add_argument("--category", choices=["elderly", "disabled"], default="elderly")
+    cl.set_defaults(fn=cmd_callers)
 
     db = sub.add_parser("db", help="database")
     db.add_argument("action", choices=["upgrade"])

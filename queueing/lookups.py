@@ -114,6 +114,15 @@ class CallerProfiles:
         return row is not None
 
 
+async def notify_services(redis: Redis, channel: str, kind: str, caller_hash: str) -> None:
+    """Every running service reloads this caller's ``kind`` ("profile" or "case") entry."""
+    await redis.publish(channel, json.dumps({"kind": kind, "hash": caller_hash}))
+
+
+def routing_channel(prefix: str) -> str:
+    return f"{prefix}:routing"
+
+
 class EarlierCases:
     """Callers' open, answered cases from the last ``window_days``: the newest per caller."""
 
@@ -209,7 +218,7 @@ class RoutingLookups:
     def __init__(self, redis: Redis, prefix: str, profiles: CallerProfiles,
                  earlier: EarlierCases, refresh_s: float = 300):
         self.redis = redis
-        self.channel = f"{prefix}:routing"
+        self.channel = routing_channel(prefix)
         self.profiles = profiles
         self.earlier = earlier
         self.refresh_s = refresh_s
@@ -236,7 +245,7 @@ class RoutingLookups:
 
     async def notify(self, kind: str, caller_hash: str) -> None:
         """Tell every service (this one included) to reload one entry."""
-        await self.redis.publish(self.channel, json.dumps({"kind": kind, "hash": caller_hash}))
+        await notify_services(self.redis, self.channel, kind, caller_hash)
 
     async def case_closed(self, caller_hash: str | None) -> None:
         if caller_hash:

@@ -99,3 +99,34 @@ def test_cli_errors_are_clear(tmp_path):
                           str(REPO / "hotline.example.toml"), "serve"], capture_output=True,
                          text=True, timeout=60, cwd=REPO, env=env)
     assert res.returncode == 2 and "HOTLINE_AMI_SECRET" in res.stderr
+
+
+async def test_operator_registers_a_green_channel_caller_for_running_services(services, tmp_path):
+    service = await services.start("sqlite")
+    cfg_path = tmp_path / "hotline.toml"
+    cfg_path.write_text(lab_config_toml(tmp_path / "data",
+                                        database_url=service.cfg.database.url,
+                                        redis_prefix=service.cfg.redis.prefix),
+                        encoding="utf-8")
+    number = "13700001234"
+    digest = service.personal.lookup_hash(number)
+    assert service.profiles.peek(digest) is None
+
+    added = await asyncio.to_thread(hotline, cfg_path, "callers", "add", number,
+                                    "--category", "disabled")
+    assert added.returncode == 0, added.stderr
+    assert "137****1234: green channel (disabled)" in added.stdout
+    assert number not in added.stdout + added.stderr  # never in clear
+    # The running service hears of it over Redis: the next call goes with priority.
+    await eventually(lambda: _peek(service, digest, "disabled"), what="the profile loaded")
+
+    removed = await asyncio.to_thread(hotline, cfg_path, "callers", "remove", number)
+    assert removed.returncode == 0 and "removed" in removed.stdout
+    await eventually(lambda: _peek(service, digest, None), what="the profile dropped")
+    bad = await asyncio.to_thread(hotline, cfg_path, "callers", "add", "", "--category",
+                                  "elderly")
+    assert bad.returncode == 1 and "needs a number" in bad.stderr
+
+
+async def _peek(service, digest, want):  # type: ignore[no-untyped-def]
+    return service.profiles.peek(digest) == want or None
