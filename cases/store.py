@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -49,6 +50,13 @@ class CaseRef:
     created: bool
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """A lost or refused connection (worth waiting for), not a wrong statement."""
+    if isinstance(exc, OSError | OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
 class CaseStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], personal: PersonalData,
                  timezone: str = "Asia/Shanghai"):
@@ -61,6 +69,10 @@ class CaseStore:
         self._refs: OrderedDict[str, CaseRef] = OrderedDict()
         self.facts_applied = 0
         self.facts_duplicate = 0
+        # A database that goes away (a PostgreSQL restart, a network cut) holds facts back
+        # until it returns, in order, rather than losing them; for at most this long.
+        self.unavailable_wait_s = 300.0
+        self.unavailable_retries = 0
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -100,16 +112,27 @@ class CaseStore:
     async def apply(self, fact: CallFact) -> CaseRef:
         """Apply one fact (safe to repeat)."""
         async with self._lock(fact.call_id):
-            for attempt in range(3):
+            deadline = time.monotonic() + self.unavailable_wait_s
+            delays = iter((0.2, 0.5, 1.0, 2.0))
+            conflicts = 0
+            while True:
                 try:
                     ref = await self._apply_once(fact)
                     self._remember(fact.call_id, ref)
                     return ref
                 except IntegrityError:
                     # Another process created the case (or the event) first: read it again.
-                    if attempt == 2:
+                    conflicts += 1
+                    if conflicts == 3:
                         raise
-        raise AssertionError("unreachable")
+                except (OperationalError, InterfaceError, DBAPIError, OSError) as exc:
+                    if not database_unavailable(exc) or time.monotonic() > deadline:
+                        raise
+                    self.unavailable_retries += 1
+                    log.warning("database unavailable: holding the fact", extra={
+                        "call_id": fact.call_id, "fact": fact.kind,
+                        "error": type(exc).__name__})
+                    await asyncio.sleep(next(delays, 5.0))
 
     def _remember(self, call_id: str, ref: CaseRef) -> None:
         if call_id not in self._refs:

@@ -216,3 +216,40 @@ async def test_asterisk_killed_with_a_call_up_closes_the_case_honestly(
 
 async def _up(ami):
     return ami.connected
+
+
+async def test_database_lost_during_a_call_holds_the_facts_and_loses_none(
+        lab, phones, services, sounds, tmp_path):
+    """PostgreSQL going away mid-call (as in a restart: connections dropped, new ones refused):
+    the call's facts wait for it, in order, and the case completes exactly once."""
+    from sqlalchemy.engine import make_url
+
+    real = make_url(await services.database("postgresql"))
+    proxy = await FaultProxy(real.host or "127.0.0.1", real.port or 5432).start()
+    services.db_url = real.set(host="127.0.0.1", port=proxy.port).render_as_string(
+        hide_password=False)
+    service = await services.start("postgresql")
+    _agent, party, call, incoming = await connect(lab, sounds, tmp_path)
+    await eventually(lambda: _answered_case(service), what="the answered case")
+    proxy.refusing = True
+    proxy.cut()
+    await asyncio.sleep(2)
+    await hang_up(party, call, incoming)  # the hang-up's facts arrive while it is away
+    await eventually(lambda: _held(service), what="facts held for the database")
+    await asyncio.sleep(1)
+    proxy.refusing = False
+    case = await only_case(service)
+    assert case.outcome == "answered" and case.agent_id == "1001"
+    assert case.hangup_by == "caller" and case.talk_seconds and case.talk_seconds >= 2
+    kinds = [e.kind for e in case.events]
+    assert kinds.count("answered") == 1 and kinds.count("ended") == 1, kinds
+    await proxy.stop()
+
+
+async def _answered_case(service):
+    cases = await service.store.recent(5)
+    return cases[0] if cases and cases[0].agent_id else None
+
+
+async def _held(service):
+    return service.store.unavailable_retries > 0
