@@ -50,6 +50,12 @@ class AgentPresence:
         for agent, v in (await self.redis.hgetall(self.key)).items():
             self._state[agent] = v == "1"
 
+    async def restore(self) -> None:
+        """Write this service's view back after Redis lost its data (it kept it in memory)."""
+        if self._state:
+            await self.redis.hset(self.key, mapping={a: "1" if v else "0"
+                                                     for a, v in self._state.items()})
+
     def node_of(self, agent_id: str) -> str:
         return self.cfg.city(self.cfg.agent(agent_id).city).node
 

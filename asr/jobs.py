@@ -6,6 +6,10 @@
 
 A worker that dies keeps its lease until it runs out; ``reclaim`` (at start and every few
 seconds) puts such jobs back at the head of the queue. A case is never pending twice.
+
+Redis is not the job's only record: the case's transcript row (pending/running) is, and the
+service puts back what Redis lost (``Transcripts.requeue``: a Redis restarted without its
+data, or a service killed between storing a recording and queueing its job).
 """
 
 from __future__ import annotations
@@ -74,11 +78,14 @@ class JobQueue:
             p.hdel(self.attempts_key, case)
             await p.execute()
 
-    async def retry(self, case: str) -> None:
-        """Back to the queue (the attempt is counted)."""
+    async def retry(self, case: str, *, count: bool = True) -> None:
+        """Back to the queue; ``count=False`` when the job could not even start (the database
+        was away), so the attempt is not held against it."""
         async with self.redis.pipeline(transaction=True) as p:
             p.zrem(self.running, case)
             p.lpush(self.pending, case)
+            if not count:
+                p.hincrby(self.attempts_key, case, -1)
             await p.execute()
 
     async def reclaim(self, now: float | None = None) -> list[str]:

@@ -7,7 +7,11 @@
   by case, links them on the case and queues a transcription job.
 - Jobs live in Redis (asr/jobs.py) and run in a pool of processes sized to the cores, each
   with one shared Vosk model; the case's transcript status is pending -> running -> done or
-  failed (with the error), retried a bounded number of times.
+  failed (with the error), retried a bounded number of times. The database is the record:
+  jobs Redis lost are queued again from it (``requeue``, at start, after Redis comes back,
+  and every minute).
+- A recording whose Asterisk was killed never gets its ``.done`` mark: once its call has
+  ended, its WAV sizes are repaired and it is taken like any other.
 - Live captions (asr/live.py) while the call runs.
 - Retention: recordings older than ``[recording] retention_days`` are deleted and the case
   says so.
@@ -21,6 +25,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import struct
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +44,7 @@ from asr.jobs import JobQueue
 from asr.live import LiveCaptions, caption_json
 from asr.models import Recording, Transcript, TranscriptSegment
 from cases.models import CallEvent, Case, utcnow
+from cases.store import database_unavailable
 from hotline.config import Config
 from telephony import events as ev
 
@@ -77,6 +83,14 @@ class Transcripts:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._pool_lock = asyncio.Lock()
+        # Jobs put back from the database (Redis lost them); checked this often.
+        self.requeue_interval_s = 60.0
+        self.jobs_requeued = 0
+        # A recording without its .done mark, untouched this long, of a call that has ended,
+        # was cut by an Asterisk that died: it is taken as it is.
+        self.cut_after_s = 30.0
+        self._cut_seen: dict[str, float] = {}
+        self._quiet: dict[str, float] = {}
 
     # -- life -----------------------------------------------------------------------------------
 
@@ -88,9 +102,13 @@ class Transcripts:
             await self._check_model()
         if work:
             await self.queue.reclaim()
+            if self.cfg.asr.enabled:
+                await self.requeue(orphans=True)
             self._tasks.append(asyncio.create_task(self._watch_spool(), name="asr-spool"))
             if self.cfg.asr.enabled:
                 self._tasks.append(asyncio.create_task(self._leases(), name="asr-leases"))
+                self._tasks.append(asyncio.create_task(self._requeue_loop(),
+                                                       name="asr-requeue"))
                 for i in range(self.workers):
                     self._tasks.append(asyncio.create_task(self._worker(), name=f"asr-w{i}"))
             self._tasks.append(asyncio.create_task(self._purge_loop(), name="asr-purge"))
@@ -192,11 +210,40 @@ class Transcripts:
         """Move finished recordings (``.done``) to the recordings dir; returns how many."""
         moved = 0
         for node, spool in self.spools.items():
+            await self._adopt_cut(node, spool)
             markers = sorted(spool.glob("*.done"), key=lambda p: p.stat().st_mtime)
             for marker in markers:
                 if await self._ingest(node, marker):
                     moved += 1
         return moved
+
+    async def _adopt_cut(self, node: str, spool: Path) -> int:
+        """Recordings left without their .done mark (Asterisk killed mid-call): once the
+        call's case has ended and the files are untouched for ``cut_after_s``, repair their
+        WAV sizes and mark them done, so they are stored and transcribed like the rest."""
+        now = time.time()
+        stems = await asyncio.to_thread(_unmarked, spool)
+        adopted = 0
+        for stem, mtime in stems.items():
+            if (now - mtime < self.cut_after_s
+                    or now - self._cut_seen.get(stem, 0.0) < self.cut_after_s):
+                continue
+            self._cut_seen[stem] = now
+            call_id = f"{node}:{stem.rpartition('-')[0]}"
+            async with self.sessions() as s:
+                state = (await s.execute(select(Case.call_state).where(
+                    Case.call_id == call_id))).scalar_one_or_none()
+            if state != "ended":
+                continue
+            files = [f for f in (spool / f"{stem}.wav", spool / f"{stem}-caller.wav",
+                                 spool / f"{stem}-agent.wav") if f.exists()]
+            repaired = sum([await asyncio.to_thread(_repair_wav, f) for f in files])
+            await asyncio.to_thread(spool.joinpath(f"{stem}.done").touch)
+            self._cut_seen.pop(stem, None)
+            adopted += 1
+            log.warning("recording of a cut call taken without its end mark", extra={
+                "call_id": call_id, "files": len(files), "repaired": repaired})
+        return adopted
 
     async def _ingest(self, node: str, marker: Path) -> bool:
         stem = marker.name.removesuffix(".done")
@@ -264,8 +311,9 @@ class Transcripts:
                 job = await self.queue.claim()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("job queue unavailable")
+            except Exception as exc:  # Redis away: the jobs wait (requeued when it is back)
+                self._warn("queue", "transcription job queue unavailable",
+                           error=str(exc) or type(exc).__name__)
                 await asyncio.sleep(2)
                 continue
             if job is None:
@@ -277,10 +325,18 @@ class Transcripts:
                 await self.process(case, attempt)
             except asyncio.CancelledError:
                 raise  # the lease runs out and another worker takes the job
-            except Exception:
-                log.exception("transcription job failed unexpectedly", extra={"case": case})
+            except Exception as exc:
+                away = database_unavailable(exc)
+                if away:  # not the job's fault: back in the queue, uncounted, and wait
+                    self._warn("database", "transcription waits for the database",
+                               error=type(exc).__name__)
+                else:
+                    log.exception("transcription job failed unexpectedly",
+                                  extra={"case": case})
                 with contextlib.suppress(Exception):
-                    await self.queue.retry(case)
+                    await self.queue.retry(case, count=not away)
+                if away:
+                    await asyncio.sleep(2)
             finally:
                 self.holding.discard(case)
 
@@ -338,6 +394,52 @@ class Transcripts:
         await self.queue.finish(number)
         self.jobs_done += 1
         return "done"
+
+    async def requeue(self, *, older_than_s: float = 0.0, orphans: bool = False) -> list[str]:
+        """Queue again the jobs the database has and Redis lost: transcripts pending or
+        running that no worker here holds and Redis does not list (Redis restarted without
+        its data; a service killed between storing a recording and queueing its job), and
+        with ``orphans`` recordings with no transcript row at all. Queueing twice is
+        harmless: a case is never pending twice and its transcript is replaced whole."""
+        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        async with self.sessions() as s:
+            numbers = set((await s.execute(select(Case.number).join(
+                Transcript, Transcript.case_id == Case.id).where(
+                Transcript.status.in_(("pending", "running")),
+                Transcript.updated_at <= cutoff))).scalars())
+            if orphans:
+                numbers |= set((await s.execute(select(Case.number).join(
+                    Recording, Recording.case_id == Case.id).outerjoin(
+                    Transcript, Transcript.case_id == Case.id).where(
+                    Transcript.id.is_(None), Recording.deleted_at.is_(None),
+                    Recording.side.in_(SPEAKERS), Recording.created_at <= cutoff)
+                    .distinct())).scalars())
+        out = []
+        for number in sorted(numbers - self.holding):
+            if not await self.queue.is_queued(number) and await self.queue.enqueue(number):
+                out.append(number)
+        if out:
+            self.jobs_requeued += len(out)
+            log.warning("transcription jobs queued again from the database",
+                        extra={"jobs": len(out)})
+        return out
+
+    async def _requeue_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.requeue_interval_s)
+            try:
+                await self.requeue(older_than_s=self.requeue_interval_s / 2)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._warn("requeue", "transcription jobs not checked", error=str(exc))
+
+    def _warn(self, what: str, message: str, **extra: Any) -> None:
+        """A warning about a lasting condition, at most every 30 s."""
+        now = time.monotonic()
+        if now - self._quiet.get(what, -1e9) >= 30:
+            self._quiet[what] = now
+            log.warning(message, extra=extra)
 
     async def _pool(self) -> ProcessPoolExecutor:
         async with self._pool_lock:
@@ -471,7 +573,8 @@ class Transcripts:
 
     def stats(self) -> dict[str, Any]:
         return {"model_error": self.model_error, "jobs_done": self.jobs_done,
-                "jobs_failed": self.jobs_failed, "pool_restarts": self.pool_restarts,
+                "jobs_failed": self.jobs_failed, "jobs_requeued": self.jobs_requeued,
+                "pool_restarts": self.pool_restarts,
                 "live_streams": self.live.active if self.live else 0}
 
 
@@ -518,6 +621,46 @@ def _move_all(marker: Path, folder: Path, number: str, part: int
             continue
         rows.append((side, dst, size, _seconds(dst)))
     return rows, done_at
+
+
+def _unmarked(spool: Path) -> dict[str, float]:
+    """Recordings in the spool without their .done mark: stem -> newest file's mtime."""
+    stems: dict[str, float] = {}
+    for wav in spool.glob("*.wav"):
+        stem = wav.name.removesuffix(".wav").removesuffix("-caller").removesuffix("-agent")
+        stems[stem] = max(stems.get(stem, 0.0), _mtime(wav))
+    return {st: m for st, m in stems.items() if not spool.joinpath(f"{st}.done").exists()}
+
+
+def _repair_wav(path: Path) -> bool:
+    """Set a WAV's RIFF and data sizes from the file's length (a writer killed before it
+    closed the file leaves them as they were at the start); True if it changed them."""
+    try:
+        with open(path, "r+b") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return False
+            pos, changed = 12, False
+            while pos + 8 <= size:
+                f.seek(pos)
+                chunk, length = struct.unpack("<4sI", f.read(8))
+                if chunk == b"data":
+                    want = size - pos - 8
+                    want -= want % 2  # whole 16-bit samples
+                    if length != want:
+                        f.seek(pos + 4)
+                        f.write(struct.pack("<I", want))
+                        changed = True
+                    if struct.unpack("<I", head[4:8])[0] != size - 8:
+                        f.seek(4)
+                        f.write(struct.pack("<I", size - 8))
+                        changed = True
+                    return changed
+                pos += 8 + length + (length & 1)
+    except OSError:
+        pass
+    return False
 
 
 def _mtime(path: Path) -> float:

@@ -5,7 +5,9 @@ build the same service on their own ports and databases."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -13,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_desk.presence import AgentPresence
 from cases.db import make_engine, migrate, sessionmaker
+from cases.models import Case
 from cases.store import CaseStore
 from cases.surge_audit import SurgeAudit
 from hotline.config import Config, NodeConfig
@@ -27,7 +32,7 @@ from queueing.router import RouteEndpoint
 from queueing.skills import AgentSkills
 from queueing.surge_manager import SurgeManager
 from telephony import events as ev
-from telephony.ami import AmiClient
+from telephony.ami import AmiClient, AmiError
 from telephony.callcontrol import CallControl
 from telephony.calls import CallFact, CallTracker
 from telephony.cel import CelReconciler, last_cel_id
@@ -35,6 +40,12 @@ from telephony.fastagi import FastAgiServer
 from telephony.live import LiveState
 
 log = logging.getLogger(__name__)
+
+# Written once into each Redis dataset (``<prefix>:run``). Gone, or changed by another
+# service, means Redis restarted without its data (or was flushed): the live state, the
+# console's presence and skill changes and the transcription queue are rebuilt.
+REDIS_RUN_KEY = "run"
+REDIS_DOWN = (RedisError, OSError, TimeoutError)
 
 
 def instance_dir(cfg: Config, node: NodeConfig) -> Path:
@@ -56,6 +67,9 @@ class NodeRuntime:
     membership: MembershipSync
     events_handled: int = 0
     resyncs: int = 0
+    # Redis lost what it held about this node: after the next resync, put the live calls
+    # back from the tracker, the cases and the snapshot.
+    live_lost: bool = False
 
 
 @dataclass
@@ -74,11 +88,21 @@ class HotlineService:
     # A new database on an Asterisk with history: start reading CEL from now, not from the
     # beginning (otherwise every past call would be imported as a case).
     cel_from_now: bool = False
+    # How often Redis is checked for an outage or a loss of its data.
+    redis_check_s: float = 2.0
 
     def __post_init__(self) -> None:
         self.nodes: dict[str, NodeRuntime] = {}
         self.fastagi: FastAgiServer | None = None
         self.started_at = 0.0
+        self.redis_run_id: str | None = None
+        self.redis_outages = 0  # times Redis was found unreachable
+        self.redis_losses = 0  # times Redis came back without its data
+        self.redis_recoveries = 0
+        self._redis_down = False
+        self._redis_dirty = False  # a live-state write failed: resync when Redis answers
+        self._redis_task: asyncio.Task[None] | None = None
+        self._quiet: dict[str, float] = {}
 
     # -- build ------------------------------------------------------------------------------
 
@@ -91,6 +115,7 @@ class HotlineService:
         if self.redis is None:
             self.redis = Redis.from_url(cfg.redis_url, decode_responses=True)
         await self.redis.ping()
+        await self._mark_redis()
         self.live = LiveState(self.redis, cfg.redis.prefix)
         # Routing: live skills, and the caller look-ups the router answers from memory.
         self.skills = AgentSkills(cfg, self.redis, cfg.redis.prefix)
@@ -106,7 +131,7 @@ class HotlineService:
         # Transfers to branch centers and emergency lines (the console API drives it).
         self.callcontrol = CallControl(
             cfg, ami_of=lambda n: self.nodes[n].ami, tracker_of=lambda n: self.nodes[n].tracker,
-            sinks=[self.store.apply, self.live.on_fact], cases=self.store,
+            sinks=[self.store.apply, self._live_fact], cases=self.store,
             publish=self.live.publish)
 
         # Surges across cities (多援一): figures, proposals, moves between nodes.
@@ -149,6 +174,7 @@ class HotlineService:
             await rt.ami.start()
             rt.cel.start()
         self.surge.start()
+        self._redis_task = asyncio.create_task(self._watch_redis(), name="redis-watch")
         self.started_at = time.time()
         log.info("hotline service started", extra={
             "nodes": list(self.nodes), "fastagi_port": cfg.fastagi.port,
@@ -157,7 +183,7 @@ class HotlineService:
     def _build_node(self, node: NodeConfig) -> NodeRuntime:
         cfg = self.cfg
         # The earlier-cases look-up reads the store's case of the call: after the store.
-        sinks = [self.store.apply, self.earlier_cases.on_fact, self.live.on_fact]
+        sinks = [self.store.apply, self.earlier_cases.on_fact, self._live_fact]
         path = self.cel_paths.get(node.id) or (node.cel_path if node.cel_path else
                                                cel_path(cfg, node))
         holder: dict[str, NodeRuntime] = {}
@@ -177,17 +203,37 @@ class HotlineService:
 
         tracker = CallTracker(node.id, sinks, on_resync=on_resync)
 
+        async def live_event(event: ev.DomainEvent) -> None:
+            await self.live.on_event(event)
+            rt = holder["rt"]
+            if isinstance(event, ev.Connected) and event.snapshot is not None and rt.live_lost:
+                await self._replay_live(rt, event.snapshot)
+                rt.live_lost = False
+
+        async def transcripts_event(event: ev.DomainEvent) -> None:
+            if hasattr(self, "transcripts"):
+                await self.transcripts.on_event(event)
+
+        # Membership first: a resync must put agents back before calls are reconciled. Each
+        # handler on its own: Redis away must not keep the case records from their facts.
+        handlers = (("membership", lambda e: holder["rt"].membership.on_event(e)),
+                    ("calls", tracker.handle), ("callcontrol", self.callcontrol.on_event),
+                    ("live", live_event), ("transcripts", transcripts_event),
+                    ("surge", self.surge.on_event))
+
         async def on_event(event: ev.DomainEvent) -> None:
             rt = holder["rt"]
             rt.events_handled += 1
-            # Membership first: a resync must put agents back before calls are reconciled.
-            await rt.membership.on_event(event)
-            await tracker.handle(event)
-            await self.callcontrol.on_event(event)
-            await self.live.on_event(event)
-            if hasattr(self, "transcripts"):
-                await self.transcripts.on_event(event)
-            await self.surge.on_event(event)
+            for name, handler in handlers:
+                try:
+                    await handler(event)
+                except asyncio.CancelledError:
+                    raise
+                except REDIS_DOWN as exc:
+                    self._redis_failed(f"{name} event", exc)
+                except Exception:
+                    log.exception("AMI event handler failed",
+                                  extra={"node": node.id, "handler": name})
 
         host, port = self.ami_addresses.get(node.id, (node.ami_host, node.ami_port))
         ami = AmiClient(node=node.id, host=host, port=port, username=node.ami_username,
@@ -222,6 +268,137 @@ class HotlineService:
             log.warning("cases closed without a recorded end", extra={
                 "node": rt.node.id, "cases": len(stale)})
 
+    # -- Redis: outages and lost data ------------------------------------------------------
+
+    @property
+    def _run_key(self) -> str:
+        return f"{self.cfg.redis.prefix}:{REDIS_RUN_KEY}"
+
+    async def _mark_redis(self) -> None:
+        """Our mark on this Redis dataset (the first service to see it empty writes it)."""
+        assert self.redis is not None
+        await self.redis.set(self._run_key, f"{time.time():.0f}-{secrets.token_hex(6)}",
+                             nx=True)
+        self.redis_run_id = await self.redis.get(self._run_key)
+
+    async def _live_fact(self, fact: CallFact) -> None:
+        try:
+            await self.live.on_fact(fact)
+        except REDIS_DOWN as exc:
+            self._redis_failed("live state", exc)
+
+    def _redis_failed(self, what: str, exc: BaseException) -> None:
+        """A write to Redis failed: remember to resync, and say so at most every 10 s."""
+        self._redis_dirty = True
+        now = time.monotonic()
+        if now - self._quiet.get(what, -1e9) >= 10:
+            self._quiet[what] = now
+            log.warning("Redis unavailable: %s not updated (rebuilt when it is back)", what,
+                        extra={"error": str(exc) or type(exc).__name__})
+
+    async def _watch_redis(self) -> None:
+        while True:
+            await asyncio.sleep(self.redis_check_s)
+            try:
+                await self.check_redis()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Redis check failed")
+
+    async def check_redis(self) -> str:
+        """One look at Redis: "ok", "down", or after an outage "recovered" (data kept) or
+        "rebuilt" (Redis came back empty: restarted without persistence, or flushed)."""
+        assert self.redis is not None
+        try:
+            run = await asyncio.wait_for(self.redis.get(self._run_key), 5)
+        except REDIS_DOWN as exc:
+            if not self._redis_down:
+                self._redis_down = True
+                self.redis_outages += 1
+                log.error("Redis unavailable: live state, presence and the transcription "
+                          "queue wait for it; calls and cases go on",
+                          extra={"error": str(exc) or type(exc).__name__})
+            return "down"
+        lost = run != self.redis_run_id
+        if not (lost or self._redis_down or self._redis_dirty):
+            return "ok"
+        return await self._recover_redis(lost)
+
+    async def _recover_redis(self, lost: bool) -> str:
+        self._redis_down = self._redis_dirty = False
+        if lost:
+            self.redis_losses += 1
+            log.error("Redis lost its data: rebuilding the live state from Asterisk, presence "
+                      "and skill changes from this service, transcription jobs from the "
+                      "database; console users sign in again")
+        try:
+            await self._mark_redis()
+            await self.presence.restore()
+            await self.skills.restore()
+        except REDIS_DOWN as exc:
+            self._redis_failed("recovery", exc)
+            return "down"
+        # Facts written while Redis was away are missing even when it kept its data: the
+        # live state of every node is made equal to Asterisk's again.
+        for rt in self.nodes.values():
+            rt.live_lost = True
+            try:
+                await rt.ami.request_resync()
+            except AmiError as exc:  # not connected: the next connection resyncs anyway
+                log.warning("live state resync deferred", extra={"node": rt.node.id,
+                                                                 "error": str(exc)})
+        requeued: list[str] = []
+        if hasattr(self, "transcripts"):
+            try:
+                requeued = await self.transcripts.requeue()
+            except Exception as exc:  # the periodic requeue tries again
+                log.warning("transcription jobs not requeued yet", extra={"error": str(exc)})
+        self.redis_recoveries += 1
+        log.warning("Redis state rebuilt" if lost else "Redis back: state resynchronised",
+                    extra={"nodes": len(self.nodes), "jobs_requeued": len(requeued)})
+        return "rebuilt" if lost else "recovered"
+
+    async def _replay_live(self, rt: NodeRuntime, snap: ev.Snapshot) -> None:
+        """After Redis lost the live state: the calls still up, as the tracker, their cases
+        and Asterisk's snapshot know them (the snapshot has just rebuilt agents and queues).
+        Only the live state hears these facts; the cases have them already."""
+        calls = [c for c in rt.tracker.calls.values() if not c.ended]
+        if not calls:
+            return
+        cases: dict[str, Case] = {}
+        with contextlib.suppress(Exception):  # without the database: fewer details, same calls
+            async with self.store.sessions() as s:
+                cases = {c.call_id: c for c in (await s.execute(select(Case).where(
+                    Case.call_id.in_([c.call_id for c in calls])))).scalars()}
+        waiting = {f"{rt.node.id}:{e.channel.linkedid}": e for e in snap.entries}
+        node = rt.node.id
+        for call in calls:
+            case = cases.get(call.call_id)
+            facts = [CallFact("arrived", call.call_id, node, call.arrived_at, {
+                "caller": case.caller_masked if case else "",
+                "dialed": case.dialed_number if case else "",
+                "trunk": case.trunk if case else ""}, source="resync")]
+            if case is not None and case.route_queue:
+                facts.append(CallFact("routed", call.call_id, node, call.arrived_at, {
+                    "queue": case.route_queue, "city": case.city, "priority": case.priority,
+                    "case": case.number}, source="resync"))
+            entry = waiting.get(call.call_id)
+            if entry is not None:
+                facts.append(CallFact("queued", call.call_id, node,
+                                      snap.taken_at - entry.wait_s, {"queue": entry.queue},
+                                      source="resync"))
+            if call.answered_by:
+                leg = next((g for g in call.agents.values() if g.answered_at), None)
+                facts.append(CallFact("answered", call.call_id, node,
+                                      leg.answered_at if leg and leg.answered_at
+                                      else snap.taken_at,
+                                      {"agent": call.answered_by, "queue": call.queue or ""},
+                                      source="resync"))
+            for fact in facts:
+                await self.live.on_fact(fact)
+        log.info("live calls put back", extra={"node": node, "calls": len(calls)})
+
     # -- run --------------------------------------------------------------------------------
 
     async def wait_connected(self, timeout: float = 30.0) -> None:
@@ -233,6 +410,11 @@ class HotlineService:
         await self.router.drain(timeout)
 
     async def stop(self) -> None:
+        if self._redis_task is not None:
+            self._redis_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._redis_task, 5)
+            self._redis_task = None
         if hasattr(self, "transcripts"):
             await self.transcripts.stop()
         if hasattr(self, "surge"):
@@ -283,4 +465,6 @@ class HotlineService:
             "routes_slow": self.router.slow,
             "transfers": {"calls": len(self.callcontrol.sessions),
                           "handovers": self.callcontrol.handovers},
+            "redis": {"up": not self._redis_down, "outages": self.redis_outages,
+                      "losses": self.redis_losses, "recoveries": self.redis_recoveries},
         }

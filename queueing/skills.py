@@ -60,6 +60,12 @@ class AgentSkills:
                 log.warning("stored skill change ignored", extra={"agent": agent_id,
                                                                   "error": str(exc)})
 
+    async def restore(self) -> None:
+        """Write the shift's changes back after Redis lost its data (they are in memory)."""
+        if self.redis is not None and self._live:
+            await self.redis.hset(self.key, mapping={a: json.dumps(s)
+                                                     for a, s in self._live.items()})
+
     def of(self, agent_id: str) -> dict[str, int]:
         live = self._live.get(agent_id)
         return dict(live) if live is not None else dict(self.cfg.agent(agent_id).skills)

@@ -219,6 +219,17 @@ class AmiClient:
                 raise AmiTimeout("events not drained in time")
             await asyncio.sleep(0.01)
 
+    async def request_resync(self) -> bool:
+        """Deliver a fresh snapshot as a ``Connected`` event in the ordered stream, as after
+        a reconnect, without dropping the connection (the live state's Redis lost its data).
+        False if not connected: the next connection brings its own snapshot anyway."""
+        protocol = self.protocol
+        if protocol is None or not self._ready.is_set():
+            return False
+        snapshot = await self.snapshot(protocol)
+        self._events.put_nowait(ev.Connected(self.node, snapshot=snapshot, reconnect=True))
+        return True
+
     def cut(self) -> None:
         """Drop the TCP connection as a network fault would (the client reconnects)."""
         if self.protocol is not None:
