@@ -281,7 +281,15 @@ class AgentComplete(_AgentEvent):
 
     @classmethod
     def parse(cls, node: str, f: Mapping[str, str]) -> AgentComplete:
-        return cls(node, channel=Channel.parse(f), agent_channel=_dest(f),
+        agent = _dest(f)
+        if "Channel" not in f and agent is not None:
+            # The caller hung up and its channel was gone before Asterisk built the event
+            # (seen in the fault drills): the agent's leg has the call's linkedid, which is
+            # the inbound caller's uniqueid.
+            caller = Channel(name="", uniqueid=agent.linkedid, linkedid=agent.linkedid)
+        else:
+            caller = Channel.parse(f)
+        return cls(node, channel=caller, agent_channel=agent,
                    queue=_get(f, "Queue"), member_name=_opt(f, "MemberName"),
                    interface=_get(f, "Interface"), hold_time=_num(f, "HoldTime"),
                    talk_time=_num(f, "TalkTime"), reason=_opt(f, "Reason"))
