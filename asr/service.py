@@ -202,8 +202,12 @@ class Transcripts:
                 await self.scan_spool()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("recording spool scan failed")
+            except Exception as exc:
+                if database_unavailable(exc):  # the recordings wait in the spool
+                    self._warn("spool", "recordings wait for the database",
+                               error=type(exc).__name__)
+                else:
+                    log.exception("recording spool scan failed")
             await asyncio.sleep(self.scan_interval_s)
 
     async def scan_spool(self) -> int:

@@ -50,11 +50,22 @@ class CaseRef:
     created: bool
 
 
+# SQLSTATEs of a server going away or not back yet: connection exceptions (08xxx), admin and
+# crash shutdown, and "the database system is starting up / not yet accepting connections"
+# (57P01-57P03), which asyncpg raises while PostgreSQL recovers after a restart.
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """A lost or refused connection (worth waiting for), not a wrong statement."""
     if isinstance(exc, OSError | OperationalError | InterfaceError):
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return bool(state) and str(state).startswith(_UNAVAILABLE_STATES)
 
 
 class CaseStore:

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from asr.models import Transcript
 from asr.service import _repair_wav
+from cases.store import database_unavailable
 from telephony import events as ev
 from telephony.calls import CallFact
 from tests.conftest import eventually
@@ -33,6 +35,20 @@ def test_agent_complete_without_the_callers_channel_still_names_the_call():
     assert isinstance(e, ev.AgentComplete), e
     assert e.channel.linkedid == "node1-1700000000.10"
     assert e.reason == "caller" and e.talk_time == 7
+
+
+def test_a_postgresql_starting_up_is_waited_for_not_a_lost_fact():
+    class Orig(Exception):
+        def __init__(self, sqlstate):
+            super().__init__("the database system is not yet accepting connections")
+            self.sqlstate = sqlstate
+
+    # What asyncpg raises between "pg_ctl start" and the end of recovery.
+    assert database_unavailable(DBAPIError("SELECT 1", {}, Orig("57P03")))
+    assert database_unavailable(DBAPIError("SELECT 1", {}, Orig("57P01")))  # admin shutdown
+    assert database_unavailable(DBAPIError("SELECT 1", {}, Orig("08006")))
+    assert not database_unavailable(DBAPIError("INSERT", {}, Orig("23505")))  # a real error
+    assert not database_unavailable(DBAPIError("INSERT", {}, Orig(None)))
 
 
 def test_wav_sizes_repaired_from_the_file_length(tmp_path):
