@@ -145,8 +145,8 @@ class Transcripts:
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers,
                                    mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=engine.init_worker,
-                                   initargs=(str(self.model_path),))
+                                   initializer=_init_worker,
+                                   initargs=(str(self.model_path), os.getpid()))
 
     def worker_pids(self) -> list[int]:
         procs = getattr(self.pool, "_processes", None) or {}
@@ -688,6 +688,20 @@ def _seconds(path: Path) -> float:
             return w.getnframes() / float(w.getframerate())
     except Exception:  # wave raises RuntimeError, struct.error... on damaged headers
         return 0.0
+
+
+def _init_worker(model_path: str, parent: int) -> None:
+    """A transcription worker that ends with its service: killed -9, the service cannot stop
+    it, and the pool's queue keeps it waiting for ever (with its model in memory)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    engine.init_worker(model_path)
 
 
 def _kill_pool(pool: ProcessPoolExecutor) -> None:

@@ -262,12 +262,20 @@ class CallTracker:
                         hold_time=e.hold_time, ring_time=e.ring_time)
 
     async def _on_AgentComplete(self, e: ev.AgentComplete) -> None:  # noqa: N802
-        call = self._call(e.channel)
+        call = self._call(e.channel) if e.channel.linkedid else self._answered_by(
+            e.member_name if e.member_name.isdigit() else agent_of(e.interface))
         if call is None:
             return
         call.completed_reason = e.reason
         await self.emit("completed", call, e.received_at, agent=call.answered_by,
                         talk_time=e.talk_time, hold_time=e.hold_time, reason=e.reason)
+
+    def _answered_by(self, agent: str | None) -> Call | None:
+        """The latest call this agent answered and has not completed (for an AgentComplete
+        that came without any channel of the call)."""
+        calls = [c for c in self.calls.values()
+                 if agent and c.answered_by == agent and c.completed_reason is None]
+        return max(calls, key=lambda c: c.arrived_at, default=None)
 
     # -- after a (re)connect ---------------------------------------------------------------
 

@@ -282,13 +282,15 @@ class AgentComplete(_AgentEvent):
     @classmethod
     def parse(cls, node: str, f: Mapping[str, str]) -> AgentComplete:
         agent = _dest(f)
-        if "Channel" not in f and agent is not None:
-            # The caller hung up and its channel was gone before Asterisk built the event
-            # (seen in the fault drills): the agent's leg has the call's linkedid, which is
-            # the inbound caller's uniqueid.
-            caller = Channel(name="", uniqueid=agent.linkedid, linkedid=agent.linkedid)
-        else:
+        if "Channel" in f:
             caller = Channel.parse(f)
+        else:
+            # Asterisk leaves out the snapshot of a channel already gone when it builds the
+            # event (seen in the fault drills: the caller hung up, sometimes the agent's leg
+            # too). The agent's leg has the call's linkedid (the inbound caller's uniqueid);
+            # without it the tracker finds the call by the agent (CallTracker).
+            linked = agent.linkedid if agent is not None else ""
+            caller = Channel(name="", uniqueid=linked, linkedid=linked)
         return cls(node, channel=caller, agent_channel=agent,
                    queue=_get(f, "Queue"), member_name=_opt(f, "MemberName"),
                    interface=_get(f, "Interface"), hold_time=_num(f, "HoldTime"),

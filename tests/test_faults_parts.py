@@ -20,7 +20,7 @@ from asr.models import Transcript
 from asr.service import _repair_wav
 from cases.store import database_unavailable
 from telephony import events as ev
-from telephony.calls import CallFact
+from telephony.calls import CallFact, CallTracker
 from tests.conftest import eventually
 from tests.test_asr_jobs import _recorded_call, _speech, _status, _write_wav
 
@@ -35,6 +35,30 @@ def test_agent_complete_without_the_callers_channel_still_names_the_call():
     assert isinstance(e, ev.AgentComplete), e
     assert e.channel.linkedid == "node1-1700000000.10"
     assert e.reason == "caller" and e.talk_time == 7
+
+
+async def test_agent_complete_without_any_channel_is_matched_by_its_agent():
+    facts: list[CallFact] = []
+
+    async def sink(fact: CallFact) -> None:
+        facts.append(fact)
+
+    tracker = CallTracker("node1", [sink])
+    caller = ev.Channel("PJSIP/trunk-nanjing-00000001", "node1-1.10", "node1-1.10",
+                        context="from-carrier", exten="12345")
+    agent = ev.Channel("PJSIP/1001-00000002", "node1-1.11", "node1-1.10")
+    await tracker.handle(ev.Newchannel("node1", channel=caller))
+    await tracker.handle(ev.AgentConnect("node1", channel=caller, agent_channel=agent,
+                                         queue="nanjing-general", member_name="1001",
+                                         interface="PJSIP/1001"))
+    e = ev.parse_event("node1", {"Event": "AgentComplete", "Queue": "nanjing-general",
+                                 "Interface": "PJSIP/1001", "MemberName": "1001",
+                                 "HoldTime": "1", "TalkTime": "5", "Reason": "caller"})
+    assert isinstance(e, ev.AgentComplete), e
+    await tracker.handle(e)
+    done = [f for f in facts if f.kind == "completed"]
+    assert len(done) == 1 and done[0].call_id == "node1:node1-1.10"
+    assert done[0].data["reason"] == "caller"
 
 
 def test_a_postgresql_starting_up_is_waited_for_not_a_lost_fact():
