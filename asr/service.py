@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -85,6 +86,7 @@ class Transcripts:
         self._pool_lock = asyncio.Lock()
         # Jobs put back from the database (Redis lost them); checked this often.
         self.requeue_interval_s = 60.0
+        self._requeue_wake = asyncio.Event()
         self.jobs_requeued = 0
         # A recording without its .done mark, untouched this long, of a call that has ended,
         # was cut by an Asterisk that died: it is taken as it is.
@@ -295,7 +297,7 @@ class Transcripts:
         await asyncio.to_thread(marker.unlink, True)
         await self._set_status(case.id, "pending", None)
         if self.cfg.asr.enabled:
-            await self.queue.enqueue(case.number, reset=True)
+            await self._queue_job(case.number)
         log.info("recording stored", extra={"case": case.number, "part": part,
                                             "files": len(rows)})
         return True
@@ -411,12 +413,13 @@ class Transcripts:
                 Transcript, Transcript.case_id == Case.id).where(
                 Transcript.status.in_(("pending", "running")),
                 Transcript.updated_at <= cutoff))).scalars())
-            if orphans:
+            if orphans:  # only a crash in a short window leaves them: the last two days
                 numbers |= set((await s.execute(select(Case.number).join(
                     Recording, Recording.case_id == Case.id).outerjoin(
                     Transcript, Transcript.case_id == Case.id).where(
                     Transcript.id.is_(None), Recording.deleted_at.is_(None),
-                    Recording.side.in_(SPEAKERS), Recording.created_at <= cutoff)
+                    Recording.side.in_(SPEAKERS), Recording.created_at <= cutoff,
+                    Recording.created_at >= cutoff - timedelta(days=2))
                     .distinct())).scalars())
         out = []
         for number in sorted(numbers - self.holding):
@@ -428,15 +431,31 @@ class Transcripts:
                         extra={"jobs": len(out)})
         return out
 
+    async def _queue_job(self, number: str) -> None:
+        try:
+            await self.queue.enqueue(number, reset=True)
+        except (RedisError, OSError) as exc:
+            # The case's transcript says pending: queued from there as soon as Redis answers.
+            self._warn("enqueue", "transcription job waits in the database for Redis",
+                       error=str(exc) or type(exc).__name__)
+            self._requeue_wake.set()
+
     async def _requeue_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.requeue_interval_s)
+            woken = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._requeue_wake.wait(), self.requeue_interval_s)
+                woken = True
+            self._requeue_wake.clear()
             try:
-                await self.requeue(older_than_s=self.requeue_interval_s / 2)
+                await self.requeue(older_than_s=0 if woken else self.requeue_interval_s / 2)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._warn("requeue", "transcription jobs not checked", error=str(exc))
+                if woken:
+                    self._requeue_wake.set()  # again shortly
+                await asyncio.sleep(2)
 
     def _warn(self, what: str, message: str, **extra: Any) -> None:
         """A warning about a lasting condition, at most every 30 s."""

@@ -331,7 +331,7 @@ class HotlineService:
             self.redis_losses += 1
             log.error("Redis lost its data: rebuilding the live state from Asterisk, presence "
                       "and skill changes from this service, transcription jobs from the "
-                      "database; console users sign in again")
+                      "database (console sign-outs and login counters are lost)")
         try:
             await self._mark_redis()
             await self.presence.restore()
