@@ -11,6 +11,9 @@ extra, the live state in Redis equal to Asterisk's, and every answered call tran
     .venv/bin/python scripts/drill_service_kill.py            # 3 kills, ~20 calls
     .venv/bin/python scripts/drill_service_kill.py --quick    # 1 kill, 7 calls (the test's)
 
+The long form waits until every transcript is done; the test's form checks that none is lost
+(done, or pending and listed in the job queue).
+
 Prints one JSON line: {"pass": true|false, "calls": N, "kills": K, ...timings}; exits 1 when
 the drill fails. tests/test_faults_service.py runs the quick form.
 """
@@ -150,8 +153,10 @@ class Served:
 
 
 async def drill(workdir: Path, *, pg_admin: str, redis_url: str, kills: int = 1,
-                waiting: int = 2, in_menu: int = 2) -> dict[str, Any]:
-    """Run the drill; returns its figures, ``problems`` empty when it passed."""
+                waiting: int = 2, in_menu: int = 2, transcribed: bool = True
+                ) -> dict[str, Any]:
+    """Run the drill; returns its figures, ``problems`` empty when it passed. With
+    ``transcribed`` it waits until every transcript is done, not only that none is lost."""
     import asyncpg
 
     ensure_secrets()
@@ -233,7 +238,7 @@ async def drill(workdir: Path, *, pg_admin: str, redis_url: str, kills: int = 1,
             await surge.hang_up_all()
             await _until_async(lambda: _no_channels(ami), 30, "every call to end")
             await check.cases(surge.calls)
-        await check.all(surge.calls)
+        await check.all(surge.calls, transcribed=transcribed)
         m = await asyncio.to_thread(served.metrics)
         result["metrics"] = {k: v for k, v in m.items() if k.split("{")[0] in (
             "hotline_ami_resyncs_total", "hotline_cel_completed_total",
