@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -238,7 +239,9 @@ async def drill(workdir: Path, *, pg_admin: str, redis_url: str, kills: int = 1,
             await surge.hang_up_all()
             await _until_async(lambda: _no_channels(ami), 30, "every call to end")
             await check.cases(surge.calls)
-        await check.all(surge.calls, transcribed=transcribed)
+        # One worker transcribes every answered call (two sides each) after the surge.
+        await check.all(surge.calls, transcribed=transcribed,
+                        transcript_timeout=60 + 20 * len(surge.calls))
         m = await asyncio.to_thread(served.metrics)
         result["metrics"] = {k: v for k, v in m.items() if k.split("{")[0] in (
             "hotline_ami_resyncs_total", "hotline_cel_completed_total",
@@ -317,9 +320,13 @@ def main() -> int:
     from hotline.logs import setup_logging
 
     setup_logging("warning", "text")
-    with tempfile.TemporaryDirectory(prefix="hotline-drill-") as tmp:
-        res = asyncio.run(drill(Path(tmp), pg_admin=args.pg, redis_url=args.redis,
-                                kills=1 if args.quick else args.kills))
+    tmp = Path(tempfile.mkdtemp(prefix="hotline-drill-"))
+    res = asyncio.run(drill(tmp, pg_admin=args.pg, redis_url=args.redis,
+                            kills=1 if args.quick else args.kills))
+    if res["pass"]:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        res["kept"] = str(tmp)  # the service's log and the phones' logs, to look at
     print(json.dumps(res, ensure_ascii=False))
     return 0 if res["pass"] else 1
 

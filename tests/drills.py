@@ -501,13 +501,14 @@ class Checker:
                 raise AssertionError("transcripts not all done:\n  " + "\n  ".join(last))
         self.timings["transcripts_s"] = round(time.monotonic() - started, 1)
 
-    async def all(self, calls: list[Placed], *, transcribed: bool = True) -> None:
+    async def all(self, calls: list[Placed], *, transcribed: bool = True,
+                  transcript_timeout: float = 180.0) -> None:
         """The three checks; ``transcribed``: wait until every transcript is done, not only
         that none is lost."""
         started = time.monotonic()
         await self.cases(calls)
         await self.live()
-        await self.transcripts(complete=transcribed)
+        await self.transcripts(complete=transcribed, timeout=transcript_timeout)
         self.timings["check_s"] = round(time.monotonic() - started, 1)
 
     async def close(self) -> None:
