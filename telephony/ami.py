@@ -348,6 +348,11 @@ class AmiClient:
                     self.note_malformed(f"{event.name}: {event.problem}")
                 if self.subscriber is not None:
                     await self.subscriber(event)
+                    # A handler whose client library swallowed our cancellation (seen with
+                    # redis-py mid-command while the client stops) must not keep us running.
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise asyncio.CancelledError
                 if isinstance(event, ev.Connected) and self._ready.is_set():
                     self._synced.set()
             except asyncio.CancelledError:
