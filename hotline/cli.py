@@ -128,6 +128,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """The container's health check: the running service answers on its web port and every
+    node's AMI is connected (read from its own /metrics, served to the loopback)."""
+    import urllib.error
+    import urllib.request
+
+    cfg = _load(args)
+    host = "127.0.0.1" if cfg.web.host in ("0.0.0.0", "", "127.0.0.1") else cfg.web.host
+    url = f"http://{host}:{cfg.web.port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as resp:
+            text = resp.read().decode()
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        print(f"unhealthy: the service does not answer at {url} ({exc})", file=sys.stderr)
+        return 1
+    up = any(line.strip() == "hotline_up 1" for line in text.splitlines())
+    nodes = {line.split('node="', 1)[1].split('"', 1)[0]: line.rsplit(" ", 1)[1] == "1"
+             for line in text.splitlines() if line.startswith("hotline_ami_connected{")}
+    down = sorted(n for n, ok in nodes.items() if not ok)
+    missing = sorted({n.id for n in cfg.nodes} - set(nodes))
+    if not up or down or missing:
+        print(f"unhealthy: AMI not connected to {', '.join(down + missing) or '?'}",
+              file=sys.stderr)
+        return 1
+    print(f"healthy: {len(nodes)} node(s) connected")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from hotline.demo import run_demo
 
@@ -359,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-web", action="store_true", help="without the console and wallboard")
     s.set_defaults(fn=cmd_serve)
 
+    h = sub.add_parser("health", help="is the running service up with every node connected "
+                                      "(exit 0/1; the container's health check)")
+    h.add_argument("--timeout", type=float, default=5.0)
+    h.set_defaults(fn=cmd_health)
     w = sub.add_parser("web", help="the console's users")
     wsub = w.add_subparsers(dest="web_cmd", required=True)
     wu = wsub.add_parser("user", help="create a user or reset a password (asked for, or "

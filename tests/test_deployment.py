@@ -101,3 +101,66 @@ def _service_blocks(config_yaml: str) -> dict[str, str]:
         elif current is not None:
             blocks[current].append(line)
     return {k: "\n".join(v) for k, v in blocks.items()}
+
+
+def _dockerfile_instructions(path: Path) -> dict[str, str]:
+    """A Dockerfile's instructions by keyword (continuation lines joined; the last wins)."""
+    out: dict[str, str] = {}
+    text = path.read_text().replace("\\\n", " ")
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            word, _, rest = line.strip().partition(" ")
+            out.setdefault(word, "")
+            out[word] = out[word] + " " + rest if word == "RUN" else rest
+    return out
+
+
+@pytest.mark.asterisk
+async def test_asterisk_image_recipe_runs_here_with_the_container_config(tmp_path: Path):
+    """The Asterisk image is Debian sid's asterisk packages started with the rendered files
+    at /srv/hotline: the same packages as the cached sid root, so its CMD and HEALTHCHECK
+    are run here against a container-rendered node."""
+    import asyncio
+    import json as _json
+
+    from hotline.config import load_config
+    from hotline.service import instance_dir
+    from telephony.instance import AsteriskInstance
+    from telephony.runtime import CHROOT_MOUNT, PACKAGES, ensure_runtime
+
+    recipe = _dockerfile_instructions(REPO / "asterisk-conf" / "Dockerfile")
+    assert recipe["FROM"].startswith("debian:sid")
+    installed = recipe["RUN"].split("install", 1)[1].split("&&", 1)[0].split()
+    assert set(PACKAGES) <= set(installed), installed
+    cmd = _json.loads(recipe["CMD"])[-1]  # ["sh", "-c", "ln ... && exec asterisk ..."]
+    start = cmd.split("exec ", 1)[1].split()
+    assert start[0] == "asterisk" and f"{CHROOT_MOUNT}/etc/asterisk.conf" in start
+    health = recipe["HEALTHCHECK"].split(" CMD ", 1)[1].split(" || ", 1)[0]
+
+    runtime = ensure_runtime()
+    if runtime.root is None:
+        pytest.skip("an installed Asterisk: the container paths apply to the sid root only")
+    cfg_path = tmp_path / "hotline.toml"
+    cfg_path.write_text(lab_config_toml(tmp_path / "data"), encoding="utf-8")
+    assert main(["--config", str(cfg_path), "asterisk", "render", "--for-container"]) == 0
+    cfg = load_config(cfg_path)
+    node = cfg.nodes[0]
+    inst = AsteriskInstance(runtime, instance_dir(cfg, node), node)
+    # The image's command line, in the sid root with the node's files where the image has
+    # them (its CMD links the volume's node folder at /srv/hotline; here it is bind-mounted).
+    inst.start(owner_pid=os.getpid())
+    try:
+        assert sorted(start[1:]) == sorted(["-f", "-C", f"{CHROOT_MOUNT}/etc/asterisk.conf"])
+        assert f"asterisk -C {CHROOT_MOUNT}/etc/asterisk.conf -f" in runtime.argv(inst.dir, "-f")[-1]
+        await inst.wait_ready(cfg.ami_secret)
+        # The image's HEALTHCHECK command, word for word after "asterisk".
+        words = health.split(" ", 1)[1]
+        args = words.replace('"core show uptime"', "").split()
+        assert args == ["-C", f"{CHROOT_MOUNT}/etc/asterisk.conf", "-rx"], args
+        out = await asyncio.to_thread(inst.cli, "core show uptime")
+        assert "System uptime" in out
+    finally:
+        await asyncio.to_thread(inst.stop)
+    # The service's image checks itself with `hotline health` (tests/test_cli.py runs it).
+    compose_text = (REPO / "docker-compose.yml").read_text()
+    assert '["CMD", "hotline", "health"]' in compose_text
