@@ -28,11 +28,22 @@ from hotline.config import Config, NodeConfig
 from hotline.secrets import sip_password
 from queueing.model import all_queues, fallback_queue
 from telephony import sounds
-from telephony.runtime import AsteriskRuntime
+from telephony.runtime import AsteriskRuntime, AsteriskRuntimeError
 
 log = logging.getLogger(__name__)
 
+# The templates live in the repository's asterisk-conf/; an installed package (the service's
+# image) is told where they are by HOTLINE_ASTERISK_CONF.
 TEMPLATES = Path(__file__).resolve().parent.parent / "asterisk-conf"
+
+
+def templates_dir() -> Path:
+    where = Path(os.environ.get("HOTLINE_ASTERISK_CONF") or TEMPLATES)
+    if not any(where.glob("*.conf.j2")):
+        raise AsteriskRuntimeError(
+            f"no Asterisk configuration templates (*.conf.j2) in {where}: set "
+            "HOTLINE_ASTERISK_CONF to the project's asterisk-conf folder")
+    return where
 
 # Modules that reach outside the box, need hardware or services we don't run, or that
 # Debian's default install cannot load (res_hep_pjsip declines without hep.conf).
@@ -135,8 +146,9 @@ class AsteriskInstance:
         for sub in ("etc", "lib/keys", "spool/monitor", "spool/outgoing", "log", "run", "cache",
                     "sounds", "moh"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        templates = templates_dir()
         env = Environment(
-            loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
+            loader=FileSystemLoader(str(templates)), undefined=StrictUndefined,
             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
         )
         agents = [AgentView(a.id, a.city, sip_password(sip_master, a.id))
@@ -156,7 +168,7 @@ class AsteriskInstance:
                       for n in cfg.nodes if n.id != self.node.id],
         }
         written = []
-        for template in sorted(TEMPLATES.glob("*.conf.j2")):
+        for template in sorted(templates.glob("*.conf.j2")):
             out = self.dir / "etc" / template.name.removesuffix(".j2")
             text = env.get_template(template.name).render(context)
             tmp = out.with_suffix(".tmp")
