@@ -30,31 +30,38 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from sqlalchemy import select
 
 from agent_desk import metrics
+from agent_desk.audit import ACTIONS, Actor, Audit
 from agent_desk.auth import COOKIE, LoginLimiter, Session, Sessions, Users
 from agent_desk.models import CATEGORIES, ROLES
 from agent_desk.presence import PAUSE_REASONS, AgentPresence, PresenceError
-from agent_desk.store import FORM_FIELDS, Conflict, ConsoleStore, NotFound
+from agent_desk.store import EXPORT_COLUMNS, FORM_FIELDS, Conflict, ConsoleStore, NotFound
 from agent_desk.wallboard import Client, Wallboard
 from cases.models import Case
+from hotline.privacy import scrub
 from telephony.callcontrol import TransferError
 from telephony.calls import CallFact
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
+# Everyone who works on cases; auditors only read the audit log (minimum necessary).
 ALL = ("agent", "supervisor", "admin")
 SUPERVISORS = ("supervisor", "admin")
+AUDITORS = ("admin", "auditor")
+EVERYONE = (*ALL, "auditor")
 
 
 CONSOLE_KEY: web.AppKey[ConsoleApp] = web.AppKey("console")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 # -- request bodies ---------------------------------------------------------------------------
@@ -107,7 +114,7 @@ class UserBody(Body):
     username: Annotated[StrictStr, Field(min_length=1, max_length=64,
                                          pattern=r"^[A-Za-z0-9_.-]+$")]
     password: Annotated[StrictStr, Field(min_length=8, max_length=256)]
-    role: Literal["agent", "supervisor", "admin"]
+    role: Literal["agent", "supervisor", "admin", "auditor"]
     agent_id: Annotated[StrictStr, Field(pattern=r"^[0-9]{3,8}$")] | None = None
     display_name: Annotated[StrictStr, Field(max_length=64)] = ""
 
@@ -138,8 +145,8 @@ class Route:
 
 ROUTES: list[Route] = [
     Route("POST", "/api/login", "login", (), "Sign in; sets the session cookie", LoginBody),
-    Route("POST", "/api/logout", "logout", ALL, "Sign out"),
-    Route("GET", "/api/me", "me", ALL, "The signed-in user and the CSRF token"),
+    Route("POST", "/api/logout", "logout", EVERYONE, "Sign out"),
+    Route("GET", "/api/me", "me", EVERYONE, "The signed-in user and the CSRF token"),
     Route("GET", "/api/console/state", "console_state", ("agent",),
           "The agent's state, signed-in flag and current call with its case (screen pop)"),
     Route("POST", "/api/console/signin", "console_signin", ("agent",), "签入: join the queues"),
@@ -162,6 +169,13 @@ ROUTES: list[Route] = [
           "Branch centers and emergency lines"),
     Route("GET", "/api/cases", "cases", ALL, "Search cases",
           query=("number", "from", "to", "city", "category", "status", "limit", "offset")),
+    Route("GET", "/api/export/cases", "export_cases", SUPERVISORS,
+          "Export cases (CSV or JSON), callers masked unless the role sees numbers; every "
+          "exported case is audited",
+          query=("format", "from", "to", "city", "category", "status")),
+    Route("GET", "/api/audit", "audit", AUDITORS,
+          "The audit log: who viewed, exported or changed which case (reading it is "
+          "audited too)", query=("case", "user", "action", "from", "to", "limit", "offset")),
     Route("GET", "/api/cases/{number}", "case", ALL,
           "A case: timeline, transfers, form, callback, repeat-caller links"),
     Route("PUT", "/api/cases/{number}/form", "case_form", ("agent", "supervisor"),
@@ -253,7 +267,12 @@ class ConsoleApp:
         self.users = Users(sm)
         self.store = ConsoleStore(sm, service.personal, service.cfg.service.timezone)
         self.limiter = LoginLimiter(service.redis, service.cfg.redis.prefix,
-                                    self.web.login_attempts, self.web.login_window_s)
+                                    self.web.login_attempts, self.web.login_window_s,
+                                    self.web.login_attempts_per_address)
+        self.audit = Audit(sm)
+        # Screen pops already audited, per (session, case): the page reloads the state on
+        # every event of the call; one entry per session and case says it all.
+        self._popped: dict[tuple[str, str], float] = {}
         self.presence: AgentPresence = service.presence
         self.board = Wallboard(service.cfg, service.redis, service.cfg.redis.prefix, sm,
                                service_level_s=self.web.service_level_s)
@@ -337,7 +356,7 @@ class ConsoleApp:
             resp = await handler(request)
         except ApiError as exc:
             return web.json_response({"error": exc.code, "message": exc.message},
-                                     status=exc.status)
+                                     status=exc.status, headers=exc.headers)
         except web.HTTPRequestEntityTooLarge:
             return web.json_response({"error": "too_large", "message":
                                       f"the body is larger than {self.web.max_body_bytes} "
@@ -421,6 +440,10 @@ class ConsoleApp:
     def clear_numbers(self, sess: Session) -> bool:
         return sess.role in self.web.see_numbers
 
+    @staticmethod
+    def actor(sess: Session, request: web.Request) -> Actor:
+        return Actor(sess.user, sess.role, request.remote or "")
+
     def _agent(self, sess: Session | None) -> str:
         assert sess is not None
         if not sess.agent:
@@ -433,7 +456,8 @@ class ConsoleApp:
         sess, _ = self.sessions.read(request.cookies.get(COOKIE))
         if sess is None:
             raise web.HTTPFound("/login")
-        raise web.HTTPFound("/console" if sess.role == "agent" else "/wallboard")
+        raise web.HTTPFound({"agent": "/console", "auditor": "/api/audit"}.get(
+            sess.role, "/wallboard"))
 
     def _page(self, name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def page(request: web.Request) -> web.StreamResponse:
@@ -470,7 +494,8 @@ class ConsoleApp:
         wait = await self.limiter.blocked(body.username, address)
         if wait:
             raise ApiError(429, "too_many_attempts",
-                           f"too many failed sign-ins; try again in {wait} s")
+                           f"too many failed sign-ins; try again in {wait} s",
+                           headers={"Retry-After": str(wait)})
         user = await self.users.authenticate(body.username, body.password)
         if user is None:
             await self.limiter.failed(body.username, address)
@@ -536,7 +561,18 @@ class ConsoleApp:
             case = await self._case_by(number=number, call_id=call_id)
             if case is not None:
                 out["case"] = await self._screen_pop(case, sess)
+                await self._audit_pop(request, sess, case.number)
         return web.json_response(out)
+
+    async def _audit_pop(self, request: web.Request, sess: Session, number: str) -> None:
+        key = (sess.sid, number)
+        if key in self._popped:
+            return
+        await self.audit.record(self.actor(sess, request), "case.screen_pop", number)
+        self._popped[key] = time.time()
+        if len(self._popped) > 20_000:  # forget the oldest half
+            for k in sorted(self._popped, key=self._popped.__getitem__)[:10_000]:
+                del self._popped[k]
 
     async def _case_by(self, *, number: str | None, call_id: str | None) -> Case | None:
         async with self.service.store.sessions() as s:
@@ -711,7 +747,80 @@ class ConsoleApp:
                                       category=q.get("category") or None,
                                       status=q.get("status") or None, limit=limit,
                                       offset=offset, clear=self.clear_numbers(sess))
+        # The filters, never the number searched for (only that one was given).
+        await self.audit.record(self.actor(sess, request), "cases.search", None, {
+            "filters": {k: q[k] for k in ("from", "to", "city", "category", "status")
+                        if q.get(k)}, "by_number": bool(caller_hash),
+            "results": len(out["cases"]), "total": out["total"]})
         return web.json_response(out)
+
+    def _filters(self, q: Any) -> dict[str, Any]:
+        try:
+            day_from = date.fromisoformat(q["from"]) if q.get("from") else None
+            day_to = date.fromisoformat(q["to"]) if q.get("to") else None
+        except ValueError as exc:
+            raise ApiError(422, "invalid", f"query: {exc}") from None
+        if q.get("category") and q["category"] not in CATEGORIES:
+            raise ApiError(422, "invalid", f"category: one of {', '.join(CATEGORIES)}")
+        if q.get("status") and q["status"] not in ("open", "closed"):
+            raise ApiError(422, "invalid", "status: open or closed")
+        return {"day_from": day_from, "day_to": day_to, "city": q.get("city") or None,
+                "category": q.get("category") or None, "status": q.get("status") or None}
+
+    async def h_export_cases(self, request: web.Request, sess: Session, body: None
+                             ) -> web.StreamResponse:
+        q = request.query
+        fmt = q.get("format") or "csv"
+        if fmt not in ("csv", "json"):
+            raise ApiError(422, "invalid", "format: csv or json")
+        clear = self.clear_numbers(sess)
+        try:
+            rows, export_id = await self.store.export(self.actor(sess, request), clear=clear,
+                                                      fmt=fmt, **self._filters(q))
+        except Conflict as exc:
+            raise ApiError(422, exc.code, exc.message) from None
+        name = f"cases-{export_id}.{fmt}"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"',
+                   "X-Export-Id": export_id}
+        if fmt == "json":
+            return web.json_response({"export": export_id, "clear": clear, "cases": rows},
+                                     headers=headers)
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(EXPORT_COLUMNS), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            # A cell starting with = + - @ is a formula to a spreadsheet: quote it away.
+            w.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v)
+                        for k, v in r.items()})
+        # UTF-8 with a byte order mark: spreadsheets then read the Chinese text right.
+        return web.Response(body=("\ufeff" + buf.getvalue()).encode(),
+                            content_type="text/csv", charset="utf-8", headers=headers)
+
+    async def h_audit(self, request: web.Request, sess: Session, body: None
+                      ) -> web.StreamResponse:
+        from datetime import UTC, datetime
+
+        q = request.query
+        try:
+            limit = int(q.get("limit", "100"))
+            offset = int(q.get("offset", "0"))
+            since = datetime.fromisoformat(q["from"]) if q.get("from") else None
+            until = datetime.fromisoformat(q["to"]) if q.get("to") else None
+        except ValueError as exc:
+            raise ApiError(422, "invalid", f"query: {exc}") from None
+        if not (1 <= limit <= 1000) or not (0 <= offset <= 10_000_000):
+            raise ApiError(422, "invalid", "limit: 1-1000; offset: 0 or more")
+        since, until = (v.replace(tzinfo=self.store.tz).astimezone(UTC)
+                        if v is not None and v.tzinfo is None else v for v in (since, until))
+        if q.get("action") and q["action"] not in ACTIONS:
+            raise ApiError(422, "invalid", f"action: one of {', '.join(ACTIONS)}")
+        return web.json_response(await self.audit.read(
+            self.actor(sess, request), case=q.get("case") or None, user=q.get("user") or None,
+            action=q.get("action") or None, since=since, until=until, limit=limit,
+            offset=offset))
 
     async def h_case(self, request: web.Request, sess: Session, body: None
                      ) -> web.StreamResponse:
@@ -723,6 +832,7 @@ class ConsoleApp:
         detail["earlier"] = await self._earlier(case)
         detail["links"] = [{"case": n, "reason": r}
                            for n, r in await self.service.store.links(number)]
+        await self.audit.record(self.actor(sess, request), "case.view", number)
         return web.json_response(detail)
 
     async def h_case_form(self, request: web.Request, sess: Session, body: FormBody
@@ -734,7 +844,8 @@ class ConsoleApp:
             raise ApiError(422, "invalid", "nothing to save")
         try:
             form = await self.store.save_form(number, values, by=sess.user,
-                                              version=body.version)
+                                              version=body.version,
+                                              actor=self.actor(sess, request))
         except NotFound as exc:
             raise ApiError(404, "not_found", str(exc)) from None
         except Conflict as exc:
@@ -744,12 +855,12 @@ class ConsoleApp:
     async def h_case_close(self, request: web.Request, sess: Session, body: None
                            ) -> web.StreamResponse:
         number = request.match_info["number"]
-        case = await self._case_by(number=number, call_id=None)
-        if case is None:
-            raise ApiError(404, "not_found", f"no case {number}")
-        if case.closed_at is not None:
-            raise ApiError(409, "closed", f"case {number} is already closed")
-        caller_hash = await self.service.store.close_case(number)
+        try:
+            case, caller_hash = await self.store.close(number, self.actor(sess, request))
+        except NotFound as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+        except Conflict as exc:
+            raise ApiError(409, exc.code, exc.message) from None
         # The repeat-caller routing forgets the closed case (in every service).
         await self.service.lookups.case_closed(caller_hash)
         if case.call_id:
@@ -765,12 +876,18 @@ class ConsoleApp:
             raise ApiError(404, "not_found", f"no case {number}")
         transcripts = getattr(self.service, "transcripts", None)
         if transcripts is None:
-            return web.json_response({"status": "none", "error": None, "segments": [],
-                                      "recordings": []})
-        doc = await transcripts.for_case(number)
+            doc: dict[str, Any] = {"status": "none", "error": None, "segments": [],
+                                   "recordings": []}
+        else:
+            doc = await transcripts.for_case(number)
         for rec in doc.get("recordings", []):
             rec["url"] = f"/api/recordings/{number}/{rec.get('url_name', '')}"
             rec.pop("path", None)
+        if not self.clear_numbers(sess):
+            # Numbers said aloud are masked for roles that do not see callers' numbers.
+            for seg in doc.get("segments", []):
+                seg["text"] = scrub(str(seg.get("text", "")))
+        await self.audit.record(self.actor(sess, request), "case.transcript", number)
         return web.json_response(doc)
 
     async def h_recording(self, request: web.Request, sess: Session, body: None
@@ -790,6 +907,8 @@ class ConsoleApp:
         path = (path if path.is_absolute() else base / path).resolve()
         if not path.is_relative_to(base) or not path.is_file():
             raise ApiError(404, "not_found", "recording not available")
+        await self.audit.record(self.actor(sess, request), "recording.download", number,
+                                {"file": name, "side": rec.get("side")})
         return web.FileResponse(path)
 
     # -- callbacks --------------------------------------------------------------------------
@@ -815,7 +934,8 @@ class ConsoleApp:
         if self.current_call(agent) is not None:
             raise ApiError(409, "on_call", "finish the current call first")
         try:
-            task, number = await self.store.begin_callback(task_id, agent)
+            task, number = await self.store.begin_callback(task_id, agent,
+                                                           self.actor(sess, request))
         except NotFound as exc:
             raise ApiError(404, "not_found", str(exc)) from None
         except Conflict as exc:
@@ -845,13 +965,17 @@ class ConsoleApp:
         task_id = self._task_id(request)
         try:
             task = await self.store.finish_callback(task_id, body.outcome, by=sess.user,
-                                                    note=body.note)
+                                                    note=body.note,
+                                                    actor=self.actor(sess, request))
         except NotFound as exc:
             raise ApiError(404, "not_found", str(exc)) from None
         except Conflict as exc:
             raise ApiError(409, exc.code, exc.message) from None
+        fact: dict[str, Any] = {"by": sess.user, "outcome": body.outcome}
+        if body.note:  # the agent's words: encrypted on the timeline too
+            fact["note_enc"] = self.service.personal.encrypt(body.note)
         await self._case_fact(task["case"], f"callback_{task['attempts']}_{body.outcome}"[:32],
-                              {"by": sess.user, "outcome": body.outcome, "note": body.note})
+                              fact)
         return web.json_response({"ok": True, "task": task})
 
     async def _case_fact(self, number: str, kind: str, data: dict[str, Any]) -> None:

@@ -86,7 +86,7 @@ class HotlineService:
         cfg = self.cfg
         if self.engine is None:
             self.engine = make_engine(cfg.database_url)
-        await migrate(self.engine)
+        await migrate(self.engine, personal=self.personal)
         self.store = CaseStore(sessionmaker(self.engine), self.personal, cfg.service.timezone)
         if self.redis is None:
             self.redis = Redis.from_url(cfg.redis_url, decode_responses=True)
