@@ -33,6 +33,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Deleted personal data (a purge, a re-encrypted row) is overwritten with zeros,
+            # not left readable in the file's free pages.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         return engine

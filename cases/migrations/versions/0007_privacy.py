@@ -56,6 +56,11 @@ def _json(v: Any) -> Any:
 
 def upgrade() -> None:
     conn = op.get_bind()
+    # The key first, before any change (SQLite's driver commits DDL as it goes).
+    needed = (_count(conn, "SELECT count(*) FROM case_forms") > 0
+              or _count(conn, "SELECT count(*) FROM transcript_segments") > 0
+              or _count(conn, "SELECT count(*) FROM callback_tasks") > 0)
+    pd = _personal(needed)
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -72,29 +77,22 @@ def upgrade() -> None:
     op.create_index("ix_audit_log_case_at", "audit_log", ["case_number", "at"])
     op.create_index("ix_audit_log_user_at", "audit_log", ["username", "at"])
 
-    with op.batch_alter_table("cases") as b:
-        b.add_column(sa.Column("personal_purged_at", TS, nullable=True))
+    # Plain ALTER TABLE, never batch mode's copy-and-drop: on SQLite, dropping the cases
+    # table would cascade-delete every timeline, form and recording row.
+    op.add_column("cases", sa.Column("personal_purged_at", TS, nullable=True))
 
-    needed = (_count(conn, "SELECT count(*) FROM case_forms") > 0
-              or _count(conn, "SELECT count(*) FROM transcript_segments") > 0
-              or _count(conn, "SELECT count(*) FROM callback_tasks") > 0)
-    pd = _personal(needed)
-
-    with op.batch_alter_table("case_forms") as b:
-        for f in FORM:
-            b.add_column(sa.Column(f"{f}_enc", sa.Text(), nullable=True))
+    for f in FORM:
+        op.add_column("case_forms", sa.Column(f"{f}_enc", sa.Text(), nullable=True))
     rows = conn.execute(sa.text("SELECT id, subject, address, content FROM case_forms")).all()
     for r in rows:
         conn.execute(sa.text("UPDATE case_forms SET subject_enc = :s, address_enc = :a, "
                              "content_enc = :c WHERE id = :id"),
                      {"id": r[0], "s": pd.encrypt(r[1] or None), "a": pd.encrypt(r[2] or None),
                       "c": pd.encrypt(r[3] or None)})
-    with op.batch_alter_table("case_forms") as b:
-        for f in FORM:
-            b.drop_column(f)
+    for f in FORM:
+        op.drop_column("case_forms", f)
 
-    with op.batch_alter_table("transcript_segments") as b:
-        b.add_column(sa.Column("text_enc", sa.Text(), nullable=True))
+    op.add_column("transcript_segments", sa.Column("text_enc", sa.Text(), nullable=True))
     last = 0
     while True:
         rows = conn.execute(sa.text(
@@ -106,8 +104,7 @@ def upgrade() -> None:
             conn.execute(sa.text("UPDATE transcript_segments SET text_enc = :t WHERE id = :id"),
                          {"id": r[0], "t": pd.encrypt(r[1] or None)})
         last = rows[-1][0]
-    with op.batch_alter_table("transcript_segments") as b:
-        b.drop_column("text")
+    op.drop_column("transcript_segments", "text")
 
     _notes(conn, pd, encrypt=True)
 
@@ -147,26 +144,25 @@ def downgrade() -> None:
               or _count(conn, "SELECT count(*) FROM callback_tasks") > 0)
     pd = _personal(needed)
     _notes(conn, pd, encrypt=False)
-    with op.batch_alter_table("transcript_segments") as b:
-        b.add_column(sa.Column("text", sa.Text(), nullable=False, server_default=""))
+    op.add_column("transcript_segments",
+                  sa.Column("text", sa.Text(), nullable=False, server_default=""))
     for r in conn.execute(sa.text("SELECT id, text_enc FROM transcript_segments")).all():
         conn.execute(sa.text("UPDATE transcript_segments SET text = :t WHERE id = :id"),
                      {"id": r[0], "t": pd.decrypt(r[1]) or ""})
-    with op.batch_alter_table("transcript_segments") as b:
-        b.drop_column("text_enc")
-    with op.batch_alter_table("case_forms") as b:
-        b.add_column(sa.Column("subject", sa.String(128), nullable=False, server_default=""))
-        b.add_column(sa.Column("address", sa.String(256), nullable=False, server_default=""))
-        b.add_column(sa.Column("content", sa.Text(), nullable=False, server_default=""))
+    op.drop_column("transcript_segments", "text_enc")
+    op.add_column("case_forms",
+                  sa.Column("subject", sa.String(128), nullable=False, server_default=""))
+    op.add_column("case_forms",
+                  sa.Column("address", sa.String(256), nullable=False, server_default=""))
+    op.add_column("case_forms", sa.Column("content", sa.Text(), nullable=False,
+                                          server_default=""))
     for r in conn.execute(sa.text(
             "SELECT id, subject_enc, address_enc, content_enc FROM case_forms")).all():
         conn.execute(sa.text("UPDATE case_forms SET subject = :s, address = :a, content = :c "
                              "WHERE id = :id"),
                      {"id": r[0], "s": (pd.decrypt(r[1]) or "")[:128],
                       "a": (pd.decrypt(r[2]) or "")[:256], "c": pd.decrypt(r[3]) or ""})
-    with op.batch_alter_table("case_forms") as b:
-        for f in FORM:
-            b.drop_column(f"{f}_enc")
-    with op.batch_alter_table("cases") as b:
-        b.drop_column("personal_purged_at")
+    for f in FORM:
+        op.drop_column("case_forms", f"{f}_enc")
+    op.drop_column("cases", "personal_purged_at")
     op.drop_table("audit_log")
