@@ -158,6 +158,14 @@ class NodeConfig(_Section):
     ami_tls_key: Path | None = None
     ami_tls_ca: Path | None = None
     ami_tls_server_name: str | None = None
+    # Networks the service logs in to AMI from over TLS (Asterisk's permit=); the loopback is
+    # always allowed.
+    ami_clients: list[str] = []
+
+    @field_validator("ami_clients")
+    @classmethod
+    def _clients(cls, v: list[str]) -> list[str]:
+        return _network_list(v)
 
     @model_validator(mode="after")
     def _ranges(self) -> NodeConfig:
@@ -195,13 +203,18 @@ class NodeConfig(_Section):
         return self.ami_host, self.ami_port
 
     def ami_ssl_context(self, base_dir: Path) -> ssl.SSLContext | None:
-        """The client side of AMI over TLS (None: plain, on the loopback)."""
+        """The client side of AMI over TLS (None: plain, on the loopback). Relative paths
+        are under the configuration file's folder."""
         if not self.ami_tls:
             return None
         ca = self.ami_tls_ca or self.ami_tls_cert
         assert ca is not None
         path = ca if ca.is_absolute() else base_dir / ca
-        ctx = ssl.create_default_context(cafile=str(path))
+        try:
+            ctx = ssl.create_default_context(cafile=str(path))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"nodes.{self.id}.ami_tls_ca: cannot load {path}: {exc}"
+                              ) from None
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         return ctx
 

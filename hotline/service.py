@@ -189,9 +189,11 @@ class HotlineService:
                 await self.transcripts.on_event(event)
             await self.surge.on_event(event)
 
-        host, port = self.ami_addresses.get(node.id, (node.ami_host, node.ami_port))
+        host, port = self.ami_addresses.get(node.id, node.ami_endpoint())
         ami = AmiClient(node=node.id, host=host, port=port, username=node.ami_username,
                         secret=self.ami_secret, subscriber=on_event,
+                        ssl=node.ami_ssl_context(cfg.base_dir),
+                        server_hostname=node.ami_server_name,
                         **self.ami_options)  # type: ignore[arg-type]
         membership = MembershipSync(cfg, node.id, lambda: ami, skills_of=self.skills.of,
                                     signed_in=self.presence.is_signed_in)
