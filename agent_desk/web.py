@@ -81,6 +81,10 @@ class PauseBody(Body):
 
 
 class FormBody(Body):
+    # At least one field to save (an empty body is refused: "nothing to save").
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra={"minProperties": 1})
+
     category: Literal["consultation", "help", "complaint", "report", "suggestion"] | None = None
     subject: Annotated[StrictStr, Field(max_length=FORM_FIELDS["subject"])] | None = None
     address: Annotated[StrictStr, Field(max_length=FORM_FIELDS["address"])] | None = None
@@ -141,6 +145,156 @@ class Route:
     summary: str
     body: type[Body] | None = None
     query: tuple[str, ...] = ()
+
+
+# -- the OpenAPI description's parts (what each answer holds) --------------------------------
+
+_S = {"type": "string"}
+_SN = {"type": ["string", "null"]}
+_N = {"type": ["number", "null"]}
+_I = {"type": "integer"}
+_B = {"type": "boolean"}
+_OBJ = {"type": "object"}
+_ARR = {"type": "array"}
+
+
+def _obj(required: dict[str, Any], **optional: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(required),
+            "properties": {**required, **optional}}
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": _obj({"error": _S, "message": _S}),
+    "Ok": _obj({"ok": {"const": True}}),
+    "Me": _obj({"user": _S, "role": {"enum": list(ROLES)}, "agent": _SN, "csrf": _S,
+                "expires_at": {"type": "number"}, "see_numbers": _B},
+               name=_S, agent_name=_S, city=_S),
+    "CaseSummary": _obj({"number": _S, "call_id": _SN, "caller": _S, "city": _SN,
+                         "dialed_number": _SN, "queue": _SN, "agent_id": _SN,
+                         "route_reasons": _SN, "priority": _I, "flags": _ARR,
+                         "outcome": _SN, "call_state": _S,
+                         "status": {"enum": ["open", "closed"]}, "created_at": _SN,
+                         "answered_at": _SN, "ended_at": _SN, "wait_seconds": _N,
+                         "talk_seconds": _N, "closed_at": _SN,
+                         "category": {"enum": [*CATEGORIES, None]}, "subject": _S}),
+    "Form": _obj({"category": {"enum": [*CATEGORIES, None]}, "subject": _S, "address": _S,
+                  "content": _S, "department": _S, "version": _I, "updated_by": _S,
+                  "updated_at": _SN}),
+    "Task": _obj({"id": _I, "status": {"enum": ["pending", "calling", "done", "failed",
+                                                "cancelled"]},
+                  "attempts": _I, "max_attempts": _I, "outcome": _SN, "city": _SN,
+                  "queue": _SN, "log": _ARR, "created_at": _SN}, case=_S, caller=_S),
+}
+SCHEMAS["CaseDetail"] = {"allOf": [{"$ref": "#/components/schemas/CaseSummary"}, _obj({
+    "form": {"$ref": "#/components/schemas/Form"}, "timeline": _ARR, "legs": _ARR,
+    "transfers": _ARR, "callback": {"oneOf": [{"$ref": "#/components/schemas/Task"},
+                                              {"type": "null"}]},
+    "earlier": _ARR, "links": _ARR})]}
+_REF = {k: {"$ref": f"#/components/schemas/{k}"} for k in SCHEMAS}
+_OK_AND = lambda **kw: _obj({"ok": {"const": True}, **kw})  # noqa: E731
+
+RESPONSES: dict[str, dict[str, Any]] = {
+    "login": _REF["Me"], "me": _REF["Me"], "logout": _REF["Ok"],
+    "console_state": _obj({"agent": _S, "signed_in": _B, "state": _SN, "reason": _S,
+                           "since": _N, "call": {"type": ["object", "null"]},
+                           "case": {"type": ["object", "null"]}, "now": {"type": "number"}}),
+    "console_signin": _OK_AND(signed_in=_B, changes=_I),
+    "console_signout": _OK_AND(signed_in=_B, changes=_I),
+    "console_ready": _REF["Ok"], "console_pause": _REF["Ok"], "console_wrapup": _REF["Ok"],
+    "console_answer": _OK_AND(sent=_S, id=_S), "console_hold": _OK_AND(sent=_S, id=_S),
+    "console_unhold": _OK_AND(sent=_S, id=_S), "console_hangup": _OK_AND(channels=_I),
+    "console_transfer": _OK_AND(leg=_OBJ),
+    "destinations": _obj({"destinations": {"type": "array", "items": _obj({
+        "id": _S, "name": _S, "number": _S, "kind": _S, "category": _S})}}),
+    "cases": _obj({"total": _I, "cases": {"type": "array", "items": _REF["CaseSummary"]}}),
+    "export_cases": _obj({"export": _S, "clear": _B, "cases": {"type": "array", "items": _OBJ}}),
+    "audit": _obj({"total": _I, "entries": {"type": "array", "items": _obj({
+        "id": _I, "at": _S, "user": _S, "role": _S, "action": _S, "case": _SN,
+        "address": _S, "detail": _OBJ})}}),
+    "case": _REF["CaseDetail"],
+    "case_form": _OK_AND(form=_REF["Form"]),
+    "case_close": _OK_AND(status={"const": "closed"}),
+    "case_transcript": _obj({"status": _S, "error": _SN, "segments": {
+        "type": "array", "items": _obj({"speaker": _S, "start": {"type": "number"},
+                                        "end": {"type": "number"}, "text": _S})},
+        "recordings": {"type": "array", "items": _obj({"side": _S, "url_name": _S,
+                                                       "url": _S, "deleted_at": _SN})}}),
+    "callbacks": _obj({"callbacks": {"type": "array", "items": _REF["Task"]}}),
+    "callback_call": _OK_AND(task=_REF["Task"]),
+    "callback_outcome": _OK_AND(task=_REF["Task"]),
+    "wallboard": _obj({"type": {"const": "snapshot"}, "seq": _I}),
+    "agents": _obj({"agents": {"type": "array", "items": _obj({"agent": _S})},
+                    "skills": _OBJ}),
+    "agent_pause": _OK_AND(agent=_S, paused=_B),
+    "agent_skills": _OK_AND(agent=_S, before=_OBJ, after=_OBJ),
+    "users_add": _OK_AND(user=_S, role={"enum": list(ROLES)}),
+    "surge_moves": _obj({"moves": _ARR}),
+}
+
+_DATE = {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "format": "date"}
+# The audit log's times: a day, or a day and time (local time unless an offset is given).
+_TIME = {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+                                      r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+                                      r"(Z|[+-][0-9]{2}:[0-9]{2})?)?$"}
+QUERY: dict[str, dict[str, Any]] = {
+    "number": {"type": "string", "maxLength": 32},
+    "from": _DATE, "to": _DATE, "city": {"type": "string", "maxLength": 32},
+    "category": {"enum": list(CATEGORIES)}, "status": {"enum": ["open", "closed"]},
+    "limit": {"type": "integer", "minimum": 1, "maximum": 200},
+    "offset": {"type": "integer", "minimum": 0, "maximum": 10_000_000},
+    "format": {"enum": ["csv", "json"]},
+    "case": {"type": "string", "maxLength": 32}, "user": {"type": "string", "maxLength": 64},
+}
+# Per route where a parameter means something else.
+QUERY_OF: dict[str, dict[str, dict[str, Any]]] = {
+    "audit": {"from": _TIME, "to": _TIME,
+              "action": {"enum": list(ACTIONS)},
+              "limit": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    "callbacks": {"status": {"enum": ["pending", "calling", "done", "failed", "cancelled"]}},
+    "surge_moves": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}},
+}
+
+
+def query_problems(route: str, names: tuple[str, ...], query: Any) -> list[str]:
+    """The query checked against the description (the same table): every documented
+    constraint is enforced, so what the description refuses the API refuses (422)."""
+    import re
+
+    problems = []
+    for name in names:
+        if name not in query:
+            continue
+        v = query[name]
+        spec = QUERY_OF.get(route, {}).get(name) or QUERY.get(name, _S)
+        if "enum" in spec and v not in spec["enum"]:
+            problems.append(f"{name}: one of {', '.join(map(str, spec['enum']))}")
+        elif spec.get("type") == "integer":
+            try:
+                n = int(v)
+            except ValueError:
+                problems.append(f"{name}: a whole number")
+                continue
+            if not spec.get("minimum", n) <= n <= spec.get("maximum", n):
+                problems.append(f"{name}: {spec.get('minimum')}-{spec.get('maximum')}")
+        else:
+            if len(v) > spec.get("maxLength", 1 << 30):
+                problems.append(f"{name}: at most {spec['maxLength']} characters")
+            elif "pattern" in spec and not re.search(spec["pattern"], v):
+                problems.append(f"{name}: not a valid value ({v[:40]!r})")
+            elif spec.get("format") == "date":
+                try:
+                    date.fromisoformat(v)
+                except ValueError:
+                    problems.append(f"{name}: not a date (YYYY-MM-DD)")
+    return problems
+
+
+PATH: dict[str, dict[str, Any]] = {
+    "number": {"type": "string", "minLength": 1, "maxLength": 32},
+    "name": {"type": "string", "minLength": 1, "maxLength": 255},
+    "id": {"type": "string", "minLength": 1, "maxLength": 20},
+    "agent": {"type": "string", "minLength": 1, "maxLength": 16},
+}
 
 
 ROUTES: list[Route] = [
@@ -212,25 +366,42 @@ ROUTES: list[Route] = [
 
 
 def openapi() -> dict[str, Any]:
+    """The API as OpenAPI 3.1, from ROUTES: roles (``x-roles``), parameters with the values the
+    handlers accept, bodies from the pydantic models, and each answer's schema. Schemathesis
+    exercises every route from it (tests/test_api_fuzz.py)."""
+    error = {"description": "error", "content": {"application/json": {
+        "schema": _REF["Error"]}}}
     paths: dict[str, Any] = {}
     for r in ROUTES:
+        schema = RESPONSES.get(r.name, _OBJ)
+        ok: dict[str, Any] = {"description": "OK", "content": {"application/json": {
+            "schema": schema}}}
+        if r.name == "recording":
+            ok = {"description": "the recording (WAV)", "content": {
+                t: {"schema": {"type": "string", "format": "binary"}}
+                for t in ("audio/wav", "audio/x-wav", "application/octet-stream")}}
+        elif r.name == "export_cases":
+            ok["content"]["text/csv"] = {"schema": {"type": "string"}}
+        responses: dict[str, Any] = {"200": ok, "4XX": error}
+        if r.name == "login":
+            responses["429"] = {**error, "description": "too many failed sign-ins",
+                                "headers": {"Retry-After": {"required": True, "schema": {
+                                    "type": "integer", "minimum": 1}}}}
         op: dict[str, Any] = {
             "operationId": r.name, "summary": r.summary,
-            "x-roles": list(r.roles) or ["anyone"],
-            "responses": {"200": {"description": "OK"},
-                          "4XX": {"description": "error",
-                                  "content": {"application/json": {"schema": {
-                                      "$ref": "#/components/schemas/Error"}}}}},
+            "x-roles": list(r.roles) or ["anyone"], "responses": responses,
         }
         params = [{"name": p.strip("{}"), "in": "path", "required": True,
-                   "schema": {"type": "string"}}
+                   "schema": PATH.get(p.strip("{}"), {"type": "string"})}
                   for p in r.path.split("/") if p.startswith("{")]
-        params += [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
+        params += [{"name": q, "in": "query", "required": False,
+                    "schema": QUERY_OF.get(r.name, {}).get(q) or QUERY.get(q, _S)}
                    for q in r.query]
         if params:
             op["parameters"] = params
         if r.roles:
-            op["security"] = [{"session": []}]
+            op["security"] = [{"session": []}] if r.method == "GET" else [
+                {"session": [], "csrf": []}]
         if r.body is not None:
             op["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": r.body.model_json_schema()}}}
@@ -238,18 +409,26 @@ def openapi() -> dict[str, Any]:
     paths["/api/ws"] = {"get": {"operationId": "ws", "summary":
                                 "WebSocket: wallboard updates (supervisors) or the agent's own "
                                 "events (agents)", "x-roles": list(ALL),
-                                "responses": {"101": {"description": "switching protocols"}}}}
+                                "security": [{"session": []}],
+                                "responses": {"101": {"description": "switching protocols"},
+                                              "4XX": error}}}
+    paths["/api/openapi.json"] = {"get": {
+        "operationId": "openapi", "summary": "This description", "x-roles": ["anyone"],
+        "responses": {"200": {"description": "OK", "content": {"application/json": {
+            "schema": _obj({"openapi": _S, "paths": _OBJ})}}}}}}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "12345 hotline console API", "version": "1.0"},
+        "info": {"title": "12345 hotline console API", "version": "1.1",
+                 "description": "Errors are JSON {error, message} with a 4xx status; see "
+                                "docs/console.md and docs/security.md."},
         "paths": paths,
         "components": {
-            "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": COOKIE,
-                                            "description": "state changes also need the "
-                                                           "X-CSRF-Token header"}},
-            "schemas": {"Error": {"type": "object", "required": ["error", "message"],
-                                  "properties": {"error": {"type": "string"},
-                                                 "message": {"type": "string"}}}},
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": COOKIE,
+                            "description": "the signed session cookie from POST /api/login"},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                         "description": "state changes: the csrf value of GET /api/me"}},
+            "schemas": SCHEMAS,
         },
     }
 
@@ -364,8 +543,10 @@ class ConsoleApp:
         except web.HTTPException as exc:
             if not request.path.startswith("/api/") or exc.status < 400:
                 raise
+            keep = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
             return web.json_response({"error": exc.reason.lower().replace(" ", "_"),
-                                      "message": exc.text or exc.reason}, status=exc.status)
+                                      "message": exc.text or exc.reason}, status=exc.status,
+                                     headers=keep)
         except Exception:
             log.exception("console request failed", extra={"path": request.path})
             return web.json_response({"error": "internal", "message":
@@ -403,6 +584,9 @@ class ConsoleApp:
                 if route.method != "GET" and not self.sessions.check_csrf(
                         sess, request.headers.get("X-CSRF-Token")):
                     raise ApiError(403, "csrf", "missing or wrong X-CSRF-Token header")
+            if route.query and (problems := query_problems(route.name, route.query,
+                                                            request.query)):
+                raise ApiError(422, "invalid", "query: " + "; ".join(problems))
             body = None
             if route.body is not None:
                 body = await self._body(request, route.body)

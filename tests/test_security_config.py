@@ -84,7 +84,7 @@ def test_weak_sip_and_ami_secrets_are_refused_with_a_clear_message(tmp_path, mon
     assert out.returncode == 2 and "HOTLINE_SIP_SECRET is too weak" in out.stdout, out
 
 
-def test_rendered_config_keeps_ari_and_http_off_and_amI_on_the_loopback(tmp_path):
+def test_rendered_config_keeps_ari_and_http_off_and_ami_on_the_loopback(tmp_path):
     cfg = _cfg(tmp_path / "data")
     node = cfg.nodes[0]
     inst = AsteriskInstance(container_runtime(), tmp_path / "inst", node)

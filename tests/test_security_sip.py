@@ -3,8 +3,9 @@ from an address outside ``[security] agent_networks`` are refused even with the 
 password (Asterisk checks the endpoint's ACL first and answers a refused address as it
 answers a wrong password, with a fresh 401 challenge: nothing tells an outsider whether a
 password was right), from inside with the right password accepted, with a wrong one
-refused, a Contact pointing outside refused; Asterisk's security log records each refusal with the remote address (what
-fail2ban reads). 127.0.0.2 is another address of this machine's loopback."""
+refused, a Contact pointing outside refused; Asterisk's security log records each refusal
+with the remote address (what fail2ban reads). 127.0.0.2 is another address of this
+machine's loopback."""
 
 from __future__ import annotations
 
