@@ -364,6 +364,8 @@ def cmd_privacy(args: argparse.Namespace) -> int:
                 print(f"transcripts {verb}: {report.transcripts} "
                       f"(older than {cfg.privacy.transcript_retention_days} days)"
                       + ("" if args.dry_run else f", {report.segments} segment(s)"))
+                print(f"Asterisk CEL rows {verb}: {report.cel_rows} "
+                      f"(older than {cfg.privacy.cel_retention_days} days, already read)")
                 days = cfg.privacy.case_personal_retention_days
                 print(f"cases whose personal fields {verb.replace('deleted', 'blanked')}: "
                       f"{report.cases}" + (f" (older than {days} days)" if days

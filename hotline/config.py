@@ -492,6 +492,9 @@ class PrivacySection(_Section):
     # The personal fields of ended cases older than this (number, name, what the agent wrote,
     # callback notes) are blanked; the anonymous figures stay. 0 keeps them.
     case_personal_retention_days: Annotated[int, Field(ge=0, le=36500)] = 1095
+    # Asterisk's own call records (CEL: callers' numbers in clear, written by Asterisk) are
+    # needed only until the service has read them (after an outage): deleted after this.
+    cel_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
 
 
 class WebSection(_Section):

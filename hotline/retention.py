@@ -4,6 +4,9 @@
   ``deleted_at`` (the console answers 404 for them).
 - Transcripts of cases older than ``[privacy] transcript_retention_days``: the segments are
   deleted, the transcript's status becomes ``purged``.
+- Asterisk's own call records (CEL, one SQLite file per node, callers' numbers in clear: Asterisk
+  writes them) older than ``[privacy] cel_retention_days``, once the service has read them
+  (below the node's checkpoint).
 - Personal fields of cases older than ``[privacy] case_personal_retention_days`` (0: kept):
   the caller's number, name, look-up hash and masked number, what the agent wrote (subject,
   address, content), callback notes, the caller's leg party and any caller field on the
@@ -47,6 +50,7 @@ class PurgeReport:
     transcripts: int = 0  # transcripts emptied
     segments: int = 0
     cases: int = 0  # cases whose personal fields were blanked
+    cel_rows: int = 0  # Asterisk CEL rows deleted
     dry_run: bool = False
 
     def add(self, other: PurgeReport) -> None:
@@ -54,6 +58,7 @@ class PurgeReport:
         self.transcripts += other.transcripts
         self.segments += other.segments
         self.cases += other.cases
+        self.cel_rows += other.cel_rows
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,12 +70,42 @@ def _unlink_all(paths: list[str]) -> None:
             Path(p).unlink()
 
 
+def _purge_cel(path: Path, before: float, up_to_id: int, dry_run: bool) -> int:
+    import sqlite3
+
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(str(path), timeout=10)
+    try:
+        conn.execute("PRAGMA secure_delete=ON")
+        where = "eventtime < ? AND AcctId <= ?"
+        if dry_run:
+            return int(conn.execute(f"SELECT count(*) FROM cel WHERE {where}",
+                                    (before, up_to_id)).fetchone()[0])
+        with conn:
+            return conn.execute(f"DELETE FROM cel WHERE {where}", (before, up_to_id)).rowcount
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return 0
+        raise
+    finally:
+        conn.close()
+
+
+def default_cel_paths(cfg: Config) -> dict[str, Path]:
+    from hotline.service import cel_path
+
+    return {n.id: n.cel_path if n.cel_path else cel_path(cfg, n) for n in cfg.nodes}
+
+
 class Retention:
     def __init__(self, cfg: Config, sessions: async_sessionmaker[AsyncSession],
-                 personal: PersonalData | None = None):
+                 personal: PersonalData | None = None,
+                 cel_paths: dict[str, Path] | None = None):
         self.cfg = cfg
         self.sessions = sessions
         self.personal = personal
+        self.cel_paths = default_cel_paths(cfg) if cel_paths is None else cel_paths
         self.runs = 0
         self.last: PurgeReport | None = None
 
@@ -81,13 +116,35 @@ class Retention:
         report.add(await self.purge_personal(now, dry_run=dry_run))
         report.add(await self.purge_recordings(now, dry_run=dry_run))
         report.add(await self.purge_transcripts(now, dry_run=dry_run))
+        report.add(await self.purge_cel(now, dry_run=dry_run))
         self.runs += 1
         self.last = report
         if not dry_run and (report.recordings or report.transcripts or report.cases):
             log.info("retention: personal data past its period deleted", extra={
                 "recordings": report.recordings, "transcripts": report.transcripts,
-                "cases": report.cases})
+                "cases": report.cases, "cel_rows": report.cel_rows})
         return report
+
+    # -- Asterisk's CEL -----------------------------------------------------------------------
+
+    async def purge_cel(self, now: datetime | None = None, *, dry_run: bool = False
+                        ) -> PurgeReport:
+        """CEL rows past their period, only those the service has read (its checkpoint):
+        a call still being reconciled after an outage keeps its records."""
+        from cases.models import NodeCheckpoint
+
+        now = now or datetime.now(UTC)
+        before = (now - timedelta(days=self.cfg.privacy.cel_retention_days)).timestamp()
+        out = PurgeReport(dry_run=dry_run)
+        async with self.sessions() as s:
+            checkpoints = {r.node: r.cel_id for r in (
+                await s.execute(select(NodeCheckpoint))).scalars()}
+        for node, path in self.cel_paths.items():
+            up_to = checkpoints.get(node, 0)
+            if up_to:
+                out.cel_rows += await asyncio.to_thread(_purge_cel, path, before, up_to,
+                                                        dry_run)
+        return out
 
     # -- recordings -------------------------------------------------------------------------
 

@@ -353,3 +353,34 @@ async def test_key_rotation_reencrypts_and_rehashes(db, monkeypatch):
     assert c.caller_hash == only_new.lookup_hash(CALLER) != old.lookup_hash(CALLER)
     with pytest.raises(ValueError, match="wrong data key"):
         await ConsoleStore(sessions, old).detail(case.number, clear=True)
+
+
+async def test_asterisk_cel_rows_are_deleted_once_read_and_past_their_period(db, tmp_path):
+    import sqlite3
+
+    engine, _, _ = db
+    pd = PersonalData(os.environ["HOTLINE_DATA_KEY"])
+    await migrate(engine, personal=pd)
+    sessions = sessionmaker(engine)
+    cel = tmp_path / "cel.db"
+    conn = sqlite3.connect(cel)
+    # Asterisk's own table (cel_sqlite3_custom), callers' numbers in clear.
+    conn.execute("CREATE TABLE cel (AcctId INTEGER PRIMARY KEY, eventtype,eventtime,cidname,"
+                 "cidnum,dnid,context,exten,channame,appname,appdata,uniqueid,linkedid,peer,"
+                 "userdeftype,eventextra)")
+    now = datetime.now(UTC).timestamp()
+    for acct, age_days in ((1, 40), (2, 1), (3, 40)):
+        conn.execute("INSERT INTO cel (AcctId, eventtype, eventtime, cidnum) VALUES "
+                     "(?, 'CHAN_START', ?, ?)", (acct, now - age_days * 86400, CALLER))
+    conn.commit()
+    conn.close()
+    await CaseStore(sessions, pd).set_checkpoint("node1", 2)  # rows 1 and 2 are read
+    cfg = lab_config(tmp_path / "lab")
+    retention = Retention(cfg, sessions, pd, cel_paths={"node1": cel})
+    assert (await retention.purge_cel(dry_run=True)).cel_rows == 1
+    assert (await retention.run()).cel_rows == 1
+    conn = sqlite3.connect(cel)
+    left = [r[0] for r in conn.execute("SELECT AcctId FROM cel ORDER BY AcctId")]
+    conn.close()
+    # Old and read: gone. Recent: kept. Old but not read yet (an outage): kept.
+    assert left == [2, 3]
