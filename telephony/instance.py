@@ -167,6 +167,17 @@ class AsteriskInstance:
                                sip_password(sip_master, f"node-{self.node.id}"))
                       for n in cfg.nodes if n.id != self.node.id],
         }
+        if self.node.ami_tls:
+            # AMI over TLS: Asterisk (in its root) reads the certificate from its own etc/.
+            keys = self.dir / "etc" / "keys"
+            keys.mkdir(parents=True, exist_ok=True)
+            for src, name in ((self.node.ami_tls_cert, "ami-cert.pem"),
+                              (self.node.ami_tls_key, "ami-key.pem")):
+                assert src is not None
+                path = src if src.is_absolute() else cfg.base_dir / src
+                fd = os.open(keys / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(path.read_bytes())
         written = []
         for template in sorted(templates.glob("*.conf.j2")):
             out = self.dir / "etc" / template.name.removesuffix(".j2")
@@ -285,7 +296,7 @@ class AsteriskInstance:
                     f"asterisk for node {self.node.id} exited during start:\n{self.log_tail()}"
                 )
             try:
-                if await ami_ready(self.node.ami_host, self.node.ami_port,
+                if await ami_ready(self.node.ami_plain_host, self.node.ami_port,
                                    self.node.ami_username, secret):
                     return time.monotonic() - started
                 last_error = "not fully booted"
