@@ -110,7 +110,7 @@ class HotlineService:
         cfg = self.cfg
         if self.engine is None:
             self.engine = make_engine(cfg.database_url)
-        await migrate(self.engine)
+        await migrate(self.engine, personal=self.personal)
         self.store = CaseStore(sessionmaker(self.engine), self.personal, cfg.service.timezone)
         if self.redis is None:
             self.redis = Redis.from_url(cfg.redis_url, decode_responses=True)
@@ -235,9 +235,11 @@ class HotlineService:
                     log.exception("AMI event handler failed",
                                   extra={"node": node.id, "handler": name})
 
-        host, port = self.ami_addresses.get(node.id, (node.ami_host, node.ami_port))
+        host, port = self.ami_addresses.get(node.id, node.ami_endpoint())
         ami = AmiClient(node=node.id, host=host, port=port, username=node.ami_username,
                         secret=self.ami_secret, subscriber=on_event,
+                        ssl=node.ami_ssl_context(cfg.base_dir),
+                        server_hostname=node.ami_server_name,
                         **self.ami_options)  # type: ignore[arg-type]
         membership = MembershipSync(cfg, node.id, lambda: ami, skills_of=self.skills.of,
                                     signed_in=self.presence.is_signed_in)

@@ -156,8 +156,12 @@ class AmiClient:
         subscriber: Subscriber | None = None, action_timeout: float = 5.0,
         ping_interval: float = 5.0, ping_timeout: float = 3.0,
         backoff: Iterable[float] = (0.2, 0.5, 1, 2, 4, 8), max_backoff: float = 10.0,
+        ssl: Any = None, server_hostname: str | None = None,
     ):
         self.node = node
+        # AMI over TLS (an ssl.SSLContext) when Asterisk is not on the loopback.
+        self.ssl = ssl
+        self.server_hostname = server_hostname
         self.host = host
         self.port = port
         self.username = username
@@ -263,8 +267,9 @@ class AmiClient:
         loop = asyncio.get_running_loop()
         self._lost = asyncio.Event()
         _, protocol = await asyncio.wait_for(
-            loop.create_connection(BufferedAMIProtocol, self.host, self.port), 5
-        )
+            loop.create_connection(BufferedAMIProtocol, self.host, self.port, ssl=self.ssl,
+                                   server_hostname=self.server_hostname if self.ssl else None),
+            5)
         assert isinstance(protocol, BufferedAMIProtocol)
         protocol.client = self
         protocol.encoding = "utf-8"
@@ -359,6 +364,11 @@ class AmiClient:
                     self.note_malformed(f"{event.name}: {event.problem}")
                 if self.subscriber is not None:
                     await self.subscriber(event)
+                    # A handler whose client library swallowed our cancellation (seen with
+                    # redis-py mid-command while the client stops) must not keep us running.
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise asyncio.CancelledError
                 if isinstance(event, ev.Connected) and self._ready.is_set():
                     self._synced.set()
             except asyncio.CancelledError:
