@@ -75,6 +75,14 @@ async def exposition(service: Any, board: Any) -> str:
             stats["facts_applied"], result="applied")
     out.add("hotline_case_facts_total", "counter", "Call facts applied to cases.",
             stats["facts_duplicate"], result="duplicate")
+    redis = stats.get("redis")
+    if redis:
+        out.add("hotline_redis_up", "gauge", "1 while Redis answers the service.",
+                int(bool(redis["up"])))
+        for what, help_ in (("outages", "Times Redis stopped answering."),
+                            ("losses", "Times Redis came back without the service's data."),
+                            ("recoveries", "Rebuilds of the live state after a loss.")):
+            out.add(f"hotline_redis_{what}_total", "counter", help_, redis[what])
     out.add("hotline_routes_total", "counter", "Routing decisions.", stats["routes"])
     out.add("hotline_route_fallbacks_total", "counter",
             "Calls that took the fallback queue (router unavailable).",

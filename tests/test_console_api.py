@@ -393,6 +393,7 @@ async def test_metrics_for_prometheus_on_the_loopback(console):
     assert "# TYPE hotline_ami_events_total counter" in text
     assert 'hotline_case_facts_total{result="applied"}' in text
     assert 'hotline_transcription_jobs{state="pending"}' in text
+    assert "hotline_redis_up 1" in text and "hotline_redis_losses_total 0" in text
     # Every sample line is "name{labels} number".
     for line in text.splitlines():
         if not line.startswith("#"):
