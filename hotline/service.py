@@ -338,6 +338,8 @@ class HotlineService:
             await self._mark_redis()
             await self.presence.restore()
             await self.skills.restore()
+            if lost:
+                await self.surge.restore()
         except REDIS_DOWN as exc:
             self._redis_failed("recovery", exc)
             return "down"

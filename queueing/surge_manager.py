@@ -87,6 +87,10 @@ class SurgeManager:
                         for sk in self.s.skills}
         self._task: asyncio.Task[None] | None = None
         self._moves: dict[str, dict[str, Any]] = {}  # agent → move (cache of Redis)
+        # The moves and policy as this service last knew them: an empty Redis (restarted
+        # without its data) does not erase them, so ``restore`` can write them back.
+        self._known_moves: dict[str, dict[str, Any]] = {}
+        self._known_policy: dict[str, Any] = {}
         self.auto_moves = 0
         self.auto_returns = 0
         self.ticks = 0
@@ -278,7 +282,30 @@ class SurgeManager:
     async def refresh_moves(self) -> dict[str, dict[str, Any]]:
         raw = await self.redis.hgetall(self.key("surge", "moves"))
         self._moves = {a: json.loads(v) for a, v in raw.items()}
+        if self._moves:
+            self._known_moves = dict(self._moves)
         return self._moves
+
+    async def restore(self) -> int:
+        """After Redis lost its data: write back the moves and the policy this service knew,
+        so lent agents stay lent (and go home, unpaused, as usual). Returns the moves."""
+        moves = self._known_moves
+        if moves:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(self.key("surge", "moves"),
+                      mapping={a: json.dumps(m) for a, m in moves.items()})
+            for a, m in moves.items():
+                pipe.hset(self.key("agent", a), mapping={"borrowed_by": m["to_city"],
+                                                         "home_city": m["home_city"]})
+            await pipe.execute()
+            self._moves = dict(moves)
+        if self._known_policy:
+            await self.redis.set(self.key("surge", "policy"), json.dumps(self._known_policy),
+                                 nx=True)
+        if moves or self._known_policy:
+            log.warning("surge moves and policy written back to Redis",
+                        extra={"moves": len(moves), "policy": bool(self._known_policy)})
+        return len(moves)
 
     async def _agents(self) -> dict[str, tuple[str, set[str]]]:
         """Every configured agent's live state and queues (one round trip)."""
@@ -318,6 +345,8 @@ class SurgeManager:
         """The limits a supervisor set (Redis, shared by every instance) over the config's."""
         raw = await self.redis.get(self.key("surge", "policy"))
         changes = json.loads(raw) if raw else {}
+        if changes:
+            self._known_policy = changes
         merged = {**self.cfg.surge.model_dump(), **{k: v for k, v in changes.items()
                                                     if k in self.POLICY_KEYS}}
         self.s = SurgeSection.model_validate(merged)
@@ -339,6 +368,7 @@ class SurgeManager:
             if city not in {c.id for c in self.cfg.cities}:
                 raise SurgeError("invalid", f"unknown city {city!r}")
         await self.redis.set(self.key("surge", "policy"), json.dumps(new))
+        self._known_policy = new
         before = {k: getattr(self.s, k) for k in self.POLICY_KEYS}
         await self.load_policy()
         after = {k: getattr(self.s, k) for k in self.POLICY_KEYS}
@@ -544,6 +574,7 @@ class SurgeManager:
                 move["paused_home"] = await self._pause_home(agent, home_node, p["city"])
             await self.redis.hset(self.key("surge", "moves"), agent, json.dumps(move))
             self._moves[agent] = move
+            self._known_moves[agent] = move
             await self.redis.hset(self.key("agent", agent), mapping={
                 "borrowed_by": p["city"], "home_city": x["from_city"]})
             await self.audit.record(move_id=move["move_id"], action="borrow", agent=agent,
@@ -590,6 +621,7 @@ class SurgeManager:
                     await self._unpause_home(a, move["home_node"])
                 await self.redis.hdel(self.key("surge", "moves"), a)
                 self._moves.pop(a, None)
+                self._known_moves.pop(a, None)
                 await self.redis.hdel(self.key("agent", a), "borrowed_by", "home_city")
                 await self.audit.record(move_id=move["move_id"], action="return", agent=a,
                                         from_city=move["home_city"], to_city=move["to_city"],

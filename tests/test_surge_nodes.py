@@ -406,3 +406,45 @@ async def test_automatic_policy_within_the_supervisors_limits(
     # Within the limit of one: never a second agent (2002 is also Suzhou's floor).
     assert audit.count(("borrow", "auto")) == 1 and ("return", "auto") in audit
     assert ("policy", "supervisor-li") in audit
+
+
+async def test_redis_loss_while_an_agent_is_lent_keeps_the_move_and_its_home_pause(
+        slab: Lab, services: ServiceFactory, phones: SipPhones, sounds: dict[str, Path]
+        ) -> None:
+    """Redis comes back empty (restarted without persistence) while an agent is lent and
+    paused at home: the move and the policy are written back from the service, the borrowed
+    member stays, and the return still lifts the home pause."""
+    service = await services.start()
+    surge = service.surge
+    await surge.stop()  # the actions only: no automatic return while we look
+    await slab.agent("2001", play=sounds["tone_agent"])
+    await slab.agent("2002", play=sounds["tone_agent"])
+    await registered(service, "2001", "2002")
+    await surge.set_policy("alice", lent_home="pause")
+    p = await surge.proposal("nanjing", count=1)
+    await surge.apply(p["id"], "alice")
+    iface = borrowed_interface("2001", "node2")
+
+    async def home_paused(want: bool) -> bool:
+        m = (await members(service, "node2", "suzhou-general")).get("PJSIP/2001", {})
+        return (m.get("Paused") == "1") == want
+    await eventually(lambda: home_paused(True), what="2001 paused at home")
+
+    # Everything the service had in Redis is gone, as after a restart without persistence.
+    keys = [k async for k in service.redis.scan_iter(f"{services.prefix}:*")]
+    await service.redis.delete(*keys)
+    assert await service.check_redis() == "rebuilt"
+    moves = await surge.refresh_moves()
+    assert list(moves) == ["2001"] and moves["2001"]["to_city"] == "nanjing"
+    assert (await surge.load_policy())["lent_home"] == "pause"
+
+    async def still_lent() -> bool:
+        agent = await service.live.agent("2001")
+        return (iface in await members(service, "node1", "nanjing-general")
+                and agent.get("borrowed_by") == "nanjing")
+    await eventually(still_lent, timeout=20, what="the move kept after the resync")
+
+    out = await surge.return_agents(["2001"], "alice")
+    assert out["returned"] == ["2001"]
+    await eventually(lambda: home_paused(False), what="the home pause lifted at the return")
+    assert iface not in await members(service, "node1", "nanjing-general")
