@@ -193,6 +193,7 @@ class HotlineService:
         ami = AmiClient(node=node.id, host=host, port=port, username=node.ami_username,
                         secret=self.ami_secret, subscriber=on_event,
                         **self.ami_options)  # type: ignore[arg-type]
+        ami.flushers.append(self.live.flush)  # the live state's buffered writes, when caught up
         membership = MembershipSync(cfg, node.id, lambda: ami, skills_of=self.skills.of,
                                     signed_in=self.presence.is_signed_in)
         self.skills.appliers[node.id] = membership.apply_agent

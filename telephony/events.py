@@ -391,7 +391,7 @@ class UserEvent(DomainEvent):
     @classmethod
     def parse(cls, node: str, f: Mapping[str, str]) -> UserEvent:
         return cls(node, name=_get(f, "UserEvent"),
-                   channel=Channel.parse(f) if "Channel" in f else None, fields=dict(f))
+                   channel=Channel.parse(f) if "Channel" in f else None, fields=_own(f))
 
 
 @dataclass(frozen=True)
@@ -423,6 +423,11 @@ _MEMBER_EVENTS = {"QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved",
                   "QueueMemberPause", "QueueMemberPenalty", "QueueMemberRinginuse"}
 
 
+def _own(fields: Mapping[str, str]) -> dict[str, str]:
+    # The reader hands each event its own fresh dict (telephony.ami.parse_fields): no copy.
+    return fields if type(fields) is dict else dict(fields)
+
+
 def parse_event(node: str, fields: Mapping[str, str]) -> DomainEvent:
     """One AMI event (its headers) to a domain event. Never raises."""
     name = fields.get("Event")
@@ -435,7 +440,7 @@ def parse_event(node: str, fields: Mapping[str, str]) -> DomainEvent:
             return QueueMemberEvent.parse_named(node, name, fields)
         parser = _PARSERS.get(name)
         if parser is None:
-            return OtherEvent(node, name=name, fields=dict(fields))
+            return OtherEvent(node, name=name, fields=_own(fields))
         return parser(node, fields)
     except MissingField as exc:
         return MalformedEvent(node, name=name, problem=f"missing or bad field {exc.args[0]}")
