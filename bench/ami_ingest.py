@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO))
 from hotline.lab import Lab, ensure_secrets, lab_config_toml  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
+ASTERISK_PID: list[int] = []
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CONTEXT = "bench-ingest"
 # The dialplan each originated Local channel runs (added over AMI: asterisk-conf is untouched).
@@ -189,7 +190,8 @@ class Mix:
         "pause": 0.55, "penalty": 0.10, "originate": 0.30, "userevent": 0.05}
 
     def __init__(self, agents: list[str], memberships: dict[str, list[str]],
-                 yields: dict[str, float]):
+                 yields: dict[str, float], shares: dict[str, float] | None = None):
+        self.shares = dict(shares or self.SHARES)
         self.agents = agents
         self.memberships = memberships
         self.yields = yields
@@ -221,7 +223,7 @@ class Mix:
 
     def per_second(self, rate: float) -> dict[str, float]:
         return {k: rate * share / max(self.yields.get(k, 1.0), 0.1)
-                for k, share in self.SHARES.items()}
+                for k, share in self.shares.items() if share > 0}
 
 
 async def drive(gen: RawAmi, mix: Mix, rate: float, seconds: float,
@@ -356,6 +358,8 @@ async def quiet(listener: RawAmi, child: Child, *, timeout: float = 60) -> None:
 async def step(listener: RawAmi, gen: RawAmi, child: Child, mix: Mix, rate: float,
                seconds: float, phase: str) -> dict[str, Any]:
     l0, s0, c0 = listener.total, dict(child.last), child.samples[-1]["cpu_s"]
+    asterisk_pid = ASTERISK_PID[0] if ASTERISK_PID else None
+    a0 = proc_cpu(asterisk_pid) if asterisk_pid else 0.0
     by0 = Counter(listener.by_type)
     t0 = time.monotonic()
     max_backlog = 0
@@ -377,7 +381,7 @@ async def step(listener: RawAmi, gen: RawAmi, child: Child, mix: Mix, rate: floa
     received = (s1["received"] - s0["received"]) / elapsed
     drain_t = time.monotonic()
     await quiet(listener, child)
-    s2 = dict(child.last)
+    s2, l2 = dict(child.last), listener.total
     by = Counter(listener.by_type)
     by.subtract(by0)
     doc = {
@@ -387,7 +391,11 @@ async def step(listener: RawAmi, gen: RawAmi, child: Child, mix: Mix, rate: floa
         "handled_ratio": round(handled / offered, 4) if offered else None,
         "backlog_max": max_backlog, "backlog_end": end_backlog,
         "drain_s": round(time.monotonic() - drain_t, 1),
-        "lost": (l1 - l0) - (s2["received"] - s0["received"]),
+        # What Asterisk sent in the step (counted after it went quiet) and the service missed.
+        "lost": (l2 - l0) - (s2["received"] - s0["received"]),
+        "service_cpu_share": round((s1["cpu_s"] - c0) / elapsed, 3),
+        "asterisk_cpu_share": round((proc_cpu(asterisk_pid) - a0) / elapsed, 3)
+        if asterisk_pid else None,
         "disconnects": s2["connections"] - s0["connections"],
         "malformed": s2["malformed"] - s0["malformed"],
         "cpu_s_per_1000_events": round(1000 * (s1["cpu_s"] - c0) / max(1, s1["handled"]
@@ -488,6 +496,8 @@ async def main(args: argparse.Namespace) -> int:
     lab = Lab(cfg)
     await lab.start_asterisk()
     node = cfg.nodes[0]
+    if lab.instance.pid():
+        ASTERISK_PID.append(lab.instance.pid())  # type: ignore[arg-type]
     child: Child | None = None
     listener = gen = None
     profiler = None
@@ -514,9 +524,9 @@ async def main(args: argparse.Namespace) -> int:
         emit(phase="setup", agents=len(agents), memberships=len(members),
              asterisk=lab.runtime.version if hasattr(lab.runtime, "version") else "",
              service_pid=child.proc.pid, loadavg=loadavg())
-        mix = Mix(agents, memberships, {})
+        mix = Mix(agents, memberships, {}, args.mix)
         mix.yields = await calibrate(listener, gen, child, mix)
-        emit(phase="calibrate", events_per_action=mix.yields, shares=Mix.SHARES)
+        emit(phase="calibrate", events_per_action=mix.yields, shares=mix.shares)
 
         t_start = time.time()
         if args.profile and args.profile_ramp:
@@ -543,7 +553,7 @@ async def main(args: argparse.Namespace) -> int:
         t_end = time.time()
         series = per_second_series(listener, child, t_start, t_end)
         doc = {"bench": "ami_ingest", "agents": len(agents), "memberships": len(members),
-               "mix_shares": Mix.SHARES, "events_per_action": mix.yields,
+               "mix_shares": mix.shares, "events_per_action": mix.yields,
                "dialplan": DIALPLAN, "steps": steps, "hold": hold, "state": state,
                "max_sustained_events_s": max_sustained, "target_events_s": args.target,
                "actions_sent": dict(mix.sent), "action_errors": gen.errors,
@@ -598,6 +608,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--agents", type=int, default=200)
     p.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")],
                    default=[2000, 4000, 6000, 8000, 10000, 12000, 15000, 20000])
+    p.add_argument("--mix", type=lambda s: {k: float(v) for k, v in
+                                            (x.split("=") for x in s.split(","))},
+                   default=None, help="shares of the event rate, e.g. pause=0.6,originate=0.4")
     p.add_argument("--step-s", type=float, default=15)
     p.add_argument("--sustain-s", type=float, default=45)
     p.add_argument("--target", type=float, default=10000)

@@ -273,8 +273,8 @@ class AmiClient:
         self.events_received = 0
         self.events_handled = 0
         self.last_event_at = 0.0
-        # Called whenever the dispatcher has caught up: subscribers that buffer their writes
-        # (telephony.live.LiveState.flush) send them then, so drain() means "written".
+        # Subscribers that buffer their writes (telephony.live.LiveState.flush): drain()
+        # sends what they hold, so a drained client means "handled and written".
         self.flushers: list[Callable[[], Awaitable[None]]] = []
 
     # -- life cycle -----------------------------------------------------------------------
@@ -313,6 +313,7 @@ class AmiClient:
             if time.monotonic() > deadline:
                 raise AmiTimeout("events not drained in time")
             await asyncio.sleep(0.01)
+        await self._flush()
 
     def cut(self) -> None:
         """Drop the TCP connection as a network fault would (the client reconnects)."""
@@ -437,9 +438,9 @@ class AmiClient:
         return self._events.qsize() + (1 if getattr(self, "_handling", False) else 0)
 
     async def _dispatch(self) -> None:
-        """Hand events to the subscriber in order. A burst is handled as a batch: the
-        subscriber's buffered writes (``flushers``) go out when the burst is done, and the
-        loop gets a turn between batches so the reader keeps reading."""
+        """Hand events to the subscriber in order, a burst at a time, giving the loop a
+        turn between bursts so the reader keeps reading (a handler that never waits would
+        otherwise starve it, and Asterisk drops a reader that stalls for 100 ms)."""
         self._handling = False
         loop = asyncio.get_running_loop()
         while True:
@@ -449,10 +450,7 @@ class AmiClient:
                 deadline = loop.time() + BATCH_S
                 while True:
                     await self._handle(item)
-                    if self._events.empty():
-                        await self._flush()
-                        break
-                    if loop.time() > deadline:
+                    if self._events.empty() or loop.time() > deadline:
                         break
                     item = self._events.get_nowait()
             finally:

@@ -7,9 +7,10 @@ up equal to Asterisk's own view, whatever was missed in between.
 Writes are buffered and sent in order, many events' worth in one pipeline (a node produces
 thousands of AMI events a second; one round trip per event cannot keep up). Queue member
 updates, the bulk of them, run as one server-side script per batch: the agent's previous state
-is read and compared in Redis itself, so "since" stays exact without a read round trip. The
-AMI dispatcher flushes whenever it has caught up (``AmiClient.flushers``); reads through this
-class flush first, so the process always reads its own writes.
+is read and compared in Redis itself, so "since" stays exact without a read round trip. A
+batch goes out ``flush_delay_s`` after its first write (or at ``batch_max``); the AMI client's
+drain() flushes (``AmiClient.flushers``), and reads through this class flush first, so the
+process always reads its own writes.
 """
 
 from __future__ import annotations
@@ -41,14 +42,26 @@ CALL_STATE = {
 
 
 # One batch of queue member updates, applied in order. ARGV[1]: the key prefix; ARGV[2]: now;
-# then 7 values per update: agent, node, queue, state, paused (0|1), reason, penalty ("" when
-# the member was removed). (Keys are built here: this runs on one Redis, not a cluster.)
+# ARGV[3]: the updates, separated by \30, each 7 values separated by \31: agent, node, queue,
+# state, paused (0|1), reason, penalty ("" when the member was removed). One argument for the
+# batch keeps the client's packing cheap. (Keys are built here: one Redis, not a cluster.)
 MEMBER_SCRIPT = """
+local function split(s, sep)
+  local out, i = {}, 1
+  while true do
+    local j = string.find(s, sep, i, true)
+    if not j then out[#out + 1] = string.sub(s, i); return out end
+    out[#out + 1] = string.sub(s, i, j - 1)
+    i = j + 1
+  end
+end
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local channel = prefix .. ':events'
-for i = 3, #ARGV, 7 do
-  local agent, node, queue, state = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local paused, reason, penalty = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+local updates = split(ARGV[3], '\\30')
+for _, rec in ipairs(updates) do
+  local u = split(rec, '\\31')
+  local agent, node, queue, state = u[1], u[2], u[3], u[4]
+  local paused, reason, penalty = u[5], u[6], u[7]
   local k = prefix .. ':agent:' .. agent
   if penalty == '' then
     redis.call('HDEL', k .. ':queues', queue)
@@ -70,8 +83,9 @@ for i = 3, #ARGV, 7 do
   redis.call('SADD', prefix .. ':agents:' .. node, agent)
   redis.call('PUBLISH', channel, cjson.encode(msg))
 end
-return (#ARGV - 2) / 7
+return #updates
 """
+_SEPARATORS = str.maketrans({"\x1e": " ", "\x1f": " "})
 
 # A call leaves its queue's waiting set: the queue is the fact's, or the one recorded when the
 # call joined (read in Redis, no round trip).
@@ -85,12 +99,13 @@ return 0
 
 class LiveState:
     def __init__(self, redis: Redis, prefix: str = "hotline", ended_ttl_s: int = 120,
-                 batch_max: int = 500):
+                 batch_max: int = 500, flush_delay_s: float = 0.005):
         # ``redis`` must decode responses (strings, not bytes).
         self.redis = redis
         self.prefix = prefix
         self.ended_ttl_s = ended_ttl_s
         self.batch_max = batch_max
+        self.flush_delay_s = flush_delay_s
         self.published = 0
         self.write_errors = 0
         # Commands not sent yet, in order; consecutive member updates share one script call.
@@ -122,17 +137,22 @@ class LiveState:
     def _member_update(self, *values: str) -> None:
         last = self._pending[-1] if self._pending else None
         if last is None or last[1] is not MEMBER_SCRIPT:
-            last = ["EVAL", MEMBER_SCRIPT, 0, self.prefix, ""]
+            last = ["EVAL", MEMBER_SCRIPT, 0, self.prefix, "", []]
             self._pending.append(last)
-        last.extend(values)
+        last[5].append("\x1f".join(values))
         self.published += 1
         self._note_pending()
 
     def _note_pending(self) -> None:
         self._pending_updates += 1
         if self._flusher is None or self._flusher.done():
-            # Sent when the loop next turns: a dispatcher handling a burst adds to it first.
-            self._flusher = asyncio.get_running_loop().create_task(self.flush())
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        # A few milliseconds' worth of events in one round trip: unnoticeable on a wallboard,
+        # and what lets a node's thousands of events a second through.
+        await asyncio.sleep(self.flush_delay_s)
+        await self.flush()
 
     async def _bounded(self) -> None:
         if self._pending_updates >= self.batch_max:
@@ -152,6 +172,7 @@ class LiveState:
                 for cmd in batch:
                     if cmd[1] is MEMBER_SCRIPT:
                         cmd[4] = repr(time.time())
+                        cmd[5] = "\x1e".join(cmd[5])
                     pipe.execute_command(*cmd)
                 try:
                     results = await pipe.execute(raise_on_error=False)
@@ -227,7 +248,8 @@ class LiveState:
         state = ("paused" if m.paused and m.status in (1, 0)
                  else MEMBER_STATUS.get(m.status, "unknown"))
         self._member_update(agent, node, m.queue, state, "1" if m.paused else "0",
-                            m.paused_reason or "", "" if removed else str(m.penalty))
+                            (m.paused_reason or "").translate(_SEPARATORS),
+                            "" if removed else str(m.penalty))
 
     async def rebuild(self, node: str, snap: ev.Snapshot) -> None:
         """Make the node's live state equal to Asterisk's snapshot."""
