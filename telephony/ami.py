@@ -134,6 +134,10 @@ class BufferedAMIProtocol(AMIProtocol):
             *frames, rest = buf.split(EOM)
             self._buffer = buf = bytearray(rest)
             for raw in frames:
+                if len(raw) > MAX_MESSAGE:
+                    if self.client:
+                        self.client.note_malformed(f"message of {len(raw)} bytes: dropped")
+                    continue
                 self._frame(bytes(raw))
         if len(buf) > MAX_MESSAGE:
             if self.client:
@@ -165,9 +169,14 @@ class BufferedAMIProtocol(AMIProtocol):
         fields = parse_fields(text)
         action_id = fields.get("ActionID") or fields.get("CommandID")
         response = None
-        if action_id is not None:
-            if isinstance(action_id, list):
-                action_id = action_id[0]
+        if isinstance(action_id, list):  # garbled: fail the action it names, if any
+            response = self.responses.get(action_id[0])
+            if response is not None:
+                if self.client:
+                    self.client.note_malformed(text[:120])
+                self._fail(response, "garbled AMI reply (ActionID repeated)")
+                return
+        elif action_id is not None:
             response = self.responses.get(action_id)
         if response is None:
             if "Event" in fields:
@@ -514,8 +523,14 @@ class AmiClient:
         resp = await self._send_on(protocol, action, timeout=timeout)
         if isinstance(resp, list):
             resp = resp[0]
-        if check and resp.get("Response") == "Error":
-            raise AmiActionFailed(str(action.get("Action")), resp.get("Message", "error"), resp)
+        if check:
+            status = resp.get("Response")
+            if status in ("Error", "Fail", "Failure"):
+                raise AmiActionFailed(str(action.get("Action")), resp.get("Message", "error"),
+                                      resp)
+            if status not in ("Success", "Follows", "Goodbye"):
+                raise AmiError(f"{action.get('Action')}: unexpected AMI reply "
+                               f"{scrub(str(status))[:40]!r}")
         return resp
 
     async def send_list(self, action: dict[str, Any], *, timeout: float | None = None,

@@ -24,16 +24,19 @@ def _get(fields: Mapping[str, str], key: str) -> str:
         value = fields[key]
     except KeyError:
         raise MissingField(key) from None
-    if isinstance(value, list):  # a repeated header: keep the last
-        value = value[-1]
+    if isinstance(value, list):
+        # A header an event has once, twice: two messages run together, or garbage.
+        raise MissingField(f"{key} (repeated)")
     return str(value)
 
 
 def _opt(fields: Mapping[str, str], key: str, default: str = "") -> str:
-    try:
-        return _get(fields, key)
-    except MissingField:
+    value = fields.get(key)
+    if value is None:
         return default
+    if isinstance(value, list):
+        raise MissingField(f"{key} (repeated)")
+    return str(value)
 
 
 def _num(fields: Mapping[str, str], key: str) -> float:
@@ -432,7 +435,7 @@ def parse_event(node: str, fields: Mapping[str, str]) -> DomainEvent:
     """One AMI event (its headers) to a domain event. Never raises."""
     name = fields.get("Event")
     if isinstance(name, list):
-        name = name[0]
+        return MalformedEvent(node, name=str(name[0])[:40], problem="Event header repeated")
     if not name:
         return MalformedEvent(node, name="", problem="no Event header")
     try:
