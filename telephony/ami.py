@@ -476,7 +476,9 @@ class AmiClient:
             event = (item if isinstance(item, ev.DomainEvent)
                      else ev.parse_event(self.node, item))
             if isinstance(event, ev.MalformedEvent):
-                self.note_malformed(f"{event.name}: {event.problem}")
+                # The header names (never their values) tell what Asterisk left out.
+                names = ",".join(list(item)[:24]) if isinstance(item, dict) else ""
+                self.note_malformed(f"{event.name}: {event.problem} [{names}]")
             if self.subscriber is not None:
                 await self.subscriber(event)
             self.events_handled += 1
