@@ -40,6 +40,7 @@ from asr.live import LiveCaptions, caption_json
 from asr.models import Recording, Transcript, TranscriptSegment
 from cases.models import CallEvent, Case, utcnow
 from hotline.config import Config
+from hotline.logs import call_scope, note_call_id
 from telephony import events as ev
 
 log = logging.getLogger(__name__)
@@ -152,10 +153,12 @@ class Transcripts:
 
     async def on_event(self, event: ev.DomainEvent) -> None:
         if isinstance(event, ev.AgentConnect) and self.live is not None:
-            try:
-                await self._tap(event)
-            except Exception as exc:  # captions are a help, never a reason to fail a call
-                log.warning("live captions not started: %s", exc)
+            call_id = f"{event.node}:{event.channel.linkedid}"
+            with call_scope(call_id, self.case_of(call_id)):
+                try:
+                    await self._tap(event)
+                except Exception as exc:  # captions are a help, never a reason to fail a call
+                    log.warning("live captions not started: %s", exc)
 
     async def _tap(self, event: ev.AgentConnect) -> None:
         assert self.live is not None and self.ami_of is not None
@@ -199,6 +202,11 @@ class Transcripts:
         return moved
 
     async def _ingest(self, node: str, marker: Path) -> bool:
+        call_id = f"{node}:{marker.name.removesuffix('.done').rpartition('-')[0]}"
+        with call_scope(call_id, self.case_of(call_id)):
+            return await self._ingest_call(node, marker)
+
+    async def _ingest_call(self, node: str, marker: Path) -> bool:
         stem = marker.name.removesuffix(".done")
         linkedid, _, _epoch = stem.rpartition("-")
         call_id = f"{node}:{linkedid}"
@@ -274,7 +282,8 @@ class Transcripts:
             case, attempt = job
             self.holding.add(case)
             try:
-                await self.process(case, attempt)
+                with call_scope(None, case):  # the call's id comes with the case (process)
+                    await self.process(case, attempt)
             except asyncio.CancelledError:
                 raise  # the lease runs out and another worker takes the job
             except Exception:
@@ -296,6 +305,7 @@ class Transcripts:
         if case is None:
             await self.queue.finish(number)
             return "none"
+        note_call_id(number, case.call_id)
         if self.model_error:
             await self._fail(case.id, number, f"ASR model unavailable: {self.model_error}")
             return "failed"

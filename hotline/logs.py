@@ -24,10 +24,10 @@ call_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.Contex
 def call_scope(call_id: str | None, case: str | None = None) -> Iterator[None]:
     """Every log line inside is about this call (nothing when ``call_id`` is empty); the
     previous context comes back after, so nothing leaks to the next event's lines."""
-    if not call_id:
+    if not call_id and not case:
         yield
         return
-    token = call_context.set({"call_id": call_id, "case": case or ""})
+    token = call_context.set({"call_id": call_id or "", "case": case or ""})
     try:
         yield
     finally:
@@ -40,6 +40,13 @@ def note_case(call_id: str, number: str | None) -> None:
     if ctx is not None and number and ctx.get("call_id") == call_id:
         ctx["case"] = number
 
+
+def note_call_id(number: str, call_id: str | None) -> None:
+    """The call of the case in scope became known (a job that starts from a case number)."""
+    ctx = call_context.get()
+    if ctx is not None and call_id and ctx.get("case") == number and not ctx.get("call_id"):
+        ctx["call_id"] = call_id
+
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message", "asctime", "taskName"}
 _PERSONAL = ("caller", "number", "phone")
@@ -49,9 +56,9 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     out: dict[str, Any] = {}
     ctx = call_context.get()
     if ctx:
-        out.update(ctx)
-        if not out.get("case"):
-            out["case"] = None  # known to be about a call whose case is not known yet
+        # About a call: both keys, null where not known yet.
+        out["call_id"] = ctx.get("call_id") or None
+        out["case"] = ctx.get("case") or None
     for k, v in record.__dict__.items():
         if k in _STANDARD or k.startswith("_"):
             continue

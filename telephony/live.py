@@ -16,6 +16,7 @@ process always reads its own writes.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -146,7 +147,9 @@ class LiveState:
     def _note_pending(self) -> None:
         self._pending_updates += 1
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+            # A fresh context: the batch is about many calls, not the one being handled now.
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush_soon(), context=contextvars.Context())
 
     async def _flush_soon(self) -> None:
         # A few milliseconds' worth of events in one round trip: unnoticeable on a wallboard,
