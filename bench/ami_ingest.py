@@ -50,11 +50,15 @@ from typing import Any, ClassVar
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+if "--tree" in sys.argv:  # a baseline service from another source tree (--baseline)
+    sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])
 
 from hotline.lab import Lab, ensure_secrets, lab_config_toml  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 ASTERISK_PID: list[int] = []
+BASELINE: list[Any] = []  # the --baseline service (a Child), fed the same events
+BASE_PREFIX = f"bench-ingest-base-{secrets.token_hex(3)}"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CONTEXT = "bench-ingest"
 # The dialplan each originated Local channel runs (added over AMI: asterisk-conf is untouched).
@@ -276,8 +280,9 @@ def serve(config_path: str) -> None:
             cpu = os.times()
             print(json.dumps({
                 "t": time.time(), "received": ami.events_received,
-                "handled": rt.events_handled, "backlog": ami.backlog,
-                "redis_pending": service.live.pending,
+                "handled": rt.events_handled,
+                "backlog": getattr(ami, "backlog", None) or ami._events.qsize(),
+                "redis_pending": getattr(service.live, "pending", 0),
                 "redis_errors": getattr(service.live, "write_errors", 0),
                 "connections": ami.connections, "connected": ami.connected,
                 "malformed": ami.malformed, "published": service.live.published,
@@ -290,9 +295,10 @@ def serve(config_path: str) -> None:
 
 
 class Child:
-    def __init__(self, config_path: Path, log_path: Path):
+    def __init__(self, config_path: Path, log_path: Path, tree: str | None = None):
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(config_path)],
+            [sys.executable, __file__, "--serve", str(config_path),
+             *(("--tree", tree) if tree else ())],
             stdout=subprocess.PIPE, stderr=log_path.open("w"), text=True)
         self.samples: list[dict[str, Any]] = []
         self.last: dict[str, Any] = {}
@@ -343,69 +349,87 @@ def proc_cpu(pid: int) -> float:
 
 # -- the run ----------------------------------------------------------------------------------
 
-async def quiet(listener: RawAmi, child: Child, *, timeout: float = 60) -> None:
-    """Until Asterisk has stopped sending and the service has handled all it received."""
+async def quiet(listener: RawAmi, child: Child, *, timeout: float = 90) -> None:
+    """Until Asterisk has stopped sending and the services handled all they received."""
+    children = [child, *BASELINE]
     deadline = time.monotonic() + timeout
-    last: tuple[int, int] = (-1, -1)
+    last: tuple[int, ...] = ()
     while time.monotonic() < deadline:
         await asyncio.sleep(1.0)
-        now = (listener.total, child.last.get("received", -1))
-        if now == last and child.last.get("backlog", 1) == 0:
+        now = (listener.total, *(c.last.get("received", -1) for c in children))
+        if now == last and all(c.last.get("backlog", 1) == 0 for c in children):
             return
         last = now
 
 
+def service_metrics(s0: dict[str, Any], s1: dict[str, Any], s2: dict[str, Any],
+                    elapsed: float, sent: int, max_backlog: int) -> dict[str, Any]:
+    """One service's figures for a step: s0 at its start, s1 at its end, s2 once drained."""
+    handled = s2["handled"] - s0["handled"]
+    return {
+        "received_events_s": round((s1["received"] - s0["received"]) / elapsed),
+        "handled_events_s": round((s1["handled"] - s0["handled"]) / elapsed),
+        "backlog_max": max_backlog, "backlog_end": s1["backlog"],
+        # What Asterisk sent in the step (counted once it went quiet) and the service missed.
+        "lost": sent - (s2["received"] - s0["received"]),
+        "disconnects": s2["connections"] - s0["connections"],
+        "malformed": s2["malformed"] - s0["malformed"],
+        "service_cpu_share": round((s1["cpu_s"] - s0["cpu_s"]) / elapsed, 3),
+        # Over the step and its drain: every event of the step handled.
+        "cpu_s_per_1000_events": round(1000 * (s2["cpu_s"] - s0["cpu_s"]) / max(1, handled),
+                                       4),
+    }
+
+
 async def step(listener: RawAmi, gen: RawAmi, child: Child, mix: Mix, rate: float,
                seconds: float, phase: str) -> dict[str, Any]:
-    l0, s0, c0 = listener.total, dict(child.last), child.samples[-1]["cpu_s"]
+    children = [child, *BASELINE]
+    l0 = listener.total
+    s0 = [dict(c.last) for c in children]
     asterisk_pid = ASTERISK_PID[0] if ASTERISK_PID else None
     a0 = proc_cpu(asterisk_pid) if asterisk_pid else 0.0
     by0 = Counter(listener.by_type)
     t0 = time.monotonic()
-    max_backlog = 0
+    max_backlog = [0] * len(children)
 
     async def watch() -> None:
-        nonlocal max_backlog
         while True:
-            max_backlog = max(max_backlog, child.last.get("backlog", 0))
+            for i, c in enumerate(children):
+                max_backlog[i] = max(max_backlog[i], c.last.get("backlog", 0))
             await asyncio.sleep(0.1)
 
     w = asyncio.create_task(watch())
     await drive(gen, mix, rate, seconds)
     elapsed = time.monotonic() - t0
-    s1, l1 = dict(child.last), listener.total
-    end_backlog = s1["backlog"]
-    w.cancel()
+    s1, l1 = [dict(c.last) for c in children], listener.total
+    a1 = proc_cpu(asterisk_pid) if asterisk_pid else 0.0
     offered = (l1 - l0) / elapsed
-    handled = (s1["handled"] - s0["handled"]) / elapsed
-    received = (s1["received"] - s0["received"]) / elapsed
     drain_t = time.monotonic()
     await quiet(listener, child)
-    s2, l2 = dict(child.last), listener.total
+    w.cancel()
+    s2, l2 = [dict(c.last) for c in children], listener.total
     by = Counter(listener.by_type)
     by.subtract(by0)
+    figures = [service_metrics(s0[i], s1[i], s2[i], elapsed, l2 - l0, max_backlog[i])
+               for i in range(len(children))]
+    main = figures[0]
     doc = {
         "phase": phase, "target_events_s": rate, "seconds": round(elapsed, 1),
-        "offered_events_s": round(offered), "received_events_s": round(received),
-        "handled_events_s": round(handled),
-        "handled_ratio": round(handled / offered, 4) if offered else None,
-        "backlog_max": max_backlog, "backlog_end": end_backlog,
+        "offered_events_s": round(offered), **main,
+        "handled_ratio": round(main["handled_events_s"] / offered, 4) if offered else None,
         "drain_s": round(time.monotonic() - drain_t, 1),
-        # What Asterisk sent in the step (counted after it went quiet) and the service missed.
-        "lost": (l2 - l0) - (s2["received"] - s0["received"]),
-        "service_cpu_share": round((s1["cpu_s"] - c0) / elapsed, 3),
-        "asterisk_cpu_share": round((proc_cpu(asterisk_pid) - a0) / elapsed, 3)
-        if asterisk_pid else None,
-        "disconnects": s2["connections"] - s0["connections"],
-        "malformed": s2["malformed"] - s0["malformed"],
-        "cpu_s_per_1000_events": round(1000 * (s1["cpu_s"] - c0) / max(1, s1["handled"]
-                                                                      - s0["handled"]), 4),
-        "by_type_per_s": {k: round(v / elapsed) for k, v in by.most_common(12) if v > 0},
+        "asterisk_cpu_share": round((a1 - a0) / elapsed, 3) if asterisk_pid else None,
+        "by_type_per_s": {k: round(v / elapsed) for k, v in by.most_common(14) if v > 0},
         "loadavg": loadavg(),
     }
+    if BASELINE:
+        doc["baseline"] = figures[1]
+        doc["cpu_ratio_baseline_over_service"] = round(
+            figures[1]["cpu_s_per_1000_events"] / max(1e-9, main["cpu_s_per_1000_events"]), 2)
     doc["sustained"] = bool(
-        offered and handled / offered >= 0.99 and end_backlog <= max(200, offered / 2)
-        and doc["disconnects"] == 0 and doc["lost"] == 0)
+        offered and main["handled_events_s"] / offered >= 0.99
+        and main["backlog_end"] <= max(200, offered / 2)
+        and main["disconnects"] == 0 and main["lost"] == 0)
     emit(**doc)
     return doc
 
@@ -468,12 +492,18 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
     a1.plot(t, [s["offered"] for s in series], label="offered by Asterisk (reference reader)")
     a1.plot(t, [s["handled"] for s in series], label="handled by the service", alpha=0.8)
+    if series and "baseline_handled" in series[0]:
+        a1.plot(t, [s["baseline_handled"] for s in series], alpha=0.6,
+                label="handled by the baseline (earlier code), same events")
     a1.set_ylabel("AMI events / s")
     a1.legend(loc="upper left")
     a1.grid(alpha=0.3)
     a1.set_title(f"AMI ingest: max sustained {doc['max_sustained_events_s']} events/s "
                  f"(service CPU {doc['hold'].get('cpu_s_per_1000_events')} s / 1000 events)")
-    a2.plot(t, [s["backlog"] for s in series], color="tab:red")
+    a2.plot(t, [s["backlog"] for s in series], color="tab:red", label="service")
+    if series and "baseline_backlog" in series[0]:
+        a2.plot(t, [s["baseline_backlog"] for s in series], color="tab:gray", label="baseline")
+        a2.legend(loc="upper left")
     a2.set_ylabel("backlog (events received, not handled)")
     a2.set_xlabel("seconds")
     a2.grid(alpha=0.3)
@@ -514,6 +544,12 @@ async def main(args: argparse.Namespace) -> int:
                            events=False).connect()
         child = Child(cfg_path, work / "service.log")
         reader = asyncio.create_task(child.read())
+        if args.baseline:
+            base_cfg = work / "baseline.toml"
+            base_cfg.write_text(baseline_config(toml, work), encoding="utf-8")
+            BASELINE.append(Child(base_cfg, work / "baseline.log", tree=args.baseline))
+            base_reader = asyncio.create_task(BASELINE[0].read())
+            await BASELINE[0].wait_ready()
         await child.wait_ready()
         await quiet(listener, child)
         members = await gen.queue_status()
@@ -552,6 +588,10 @@ async def main(args: argparse.Namespace) -> int:
                              s.get("sustained")), default=0)
         t_end = time.time()
         series = per_second_series(listener, child, t_start, t_end)
+        if BASELINE:
+            for row, b in zip(series, per_second_series(listener, BASELINE[0], t_start, t_end),
+                              strict=False):
+                row["baseline_handled"], row["baseline_backlog"] = b["handled"], b["backlog"]
         doc = {"bench": "ami_ingest", "agents": len(agents), "memberships": len(members),
                "mix_shares": mix.shares, "events_per_action": mix.yields,
                "dialplan": DIALPLAN, "steps": steps, "hold": hold, "state": state,
@@ -560,11 +600,14 @@ async def main(args: argparse.Namespace) -> int:
                "action_error_samples": gen.error_samples,
                "listener_disconnected": listener.closed.is_set(),
                "loadavg": loadavg(),
-               "cores": os.cpu_count(), "series": series}
+               "cores": os.cpu_count(), "baseline": args.baseline, "series": series}
         emit(phase="result", max_sustained_events_s=max_sustained,
              hold_offered=hold.get("offered_events_s"), hold_handled=hold.get("handled_events_s"),
              hold_backlog_max=hold.get("backlog_max"),
              cpu_s_per_1000_events=hold.get("cpu_s_per_1000_events"),
+             baseline_cpu_s_per_1000_events=hold.get("baseline", {}).get(
+                 "cpu_s_per_1000_events"),
+             cpu_ratio_baseline_over_service=hold.get("cpu_ratio_baseline_over_service"),
              state_mismatches=state["mismatches"], action_errors=gen.errors)
         if not args.no_save:
             RESULTS.mkdir(parents=True, exist_ok=True)
@@ -572,15 +615,42 @@ async def main(args: argparse.Namespace) -> int:
                                                                 ensure_ascii=False))
             plot(doc, RESULTS / "ami_ingest.png")
         reader.cancel()
+        if BASELINE:
+            base_reader.cancel()
         ok = bool(hold.get("sustained")) and state["mismatches"] == 0
         return 0 if ok else 1
     finally:
         if child is not None:
             child.stop()
+        for b in BASELINE:
+            b.stop()
         for c in (listener, gen):
             if c is not None:
                 await c.close()
         await lab.close()
+
+
+def baseline_config(toml: str, work: Path) -> str:
+    """The same configuration for the baseline service: its own Redis prefix, database and
+    FastAGI port (both services read the same Asterisk)."""
+    from hotline.lab import free_port
+
+    out = []
+    section = ""
+    for line in toml.splitlines():
+        if line.startswith("["):
+            section = line.strip("[] ")
+        key = line.split("=", 1)[0].strip()
+        if section == "redis" and key == "prefix":
+            line = f'prefix = "{BASE_PREFIX}"'
+        elif section == "fastagi" and key == "port":
+            line = f"port = {free_port()}"
+        elif section == "database" and key == "url":
+            line = f'url = "sqlite+aiosqlite:///{work}/baseline.db"'
+        out.append(line)
+    if "[database]" not in toml:
+        out += ["", "[database]", f'url = "sqlite+aiosqlite:///{work}/baseline.db"']
+    return "\n".join(out) + "\n"
 
 
 def per_second_series(listener: RawAmi, child: Child, t0: float, t1: float
@@ -618,6 +688,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-format", default="speedscope",
                    choices=["speedscope", "flamegraph", "raw"])
     p.add_argument("--profile-ramp", action="store_true", help="profile the ramp, not the hold")
+    p.add_argument("--baseline", help="a source tree of earlier code (git archive): its "
+                   "service gets the same events, and the CPU ratio is reported")
+    p.add_argument("--tree", help=argparse.SUPPRESS)
     p.add_argument("--no-save", action="store_true")
     return p.parse_args(argv)
 

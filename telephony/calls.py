@@ -68,6 +68,7 @@ class AgentLeg:
     channel: str
     called_at: float
     answered_at: float | None = None
+    ended: bool = False
 
 
 @dataclass
@@ -185,6 +186,8 @@ class CallTracker:
             await self._ended(call, e.received_at, cause=e.cause, cause_text=e.cause_text)
         else:
             leg = call.agents.get(e.channel.uniqueid)
+            if leg is not None:
+                leg.ended = True
             await self.emit("leg_ended", call, e.received_at, uniqueid=e.channel.uniqueid,
                             channel=e.channel.name, cause=e.cause,
                             agent=leg.agent_id if leg else None)
@@ -199,6 +202,13 @@ class CallTracker:
                 hangup_by = call.completed_reason
             elif call.answered_by is None:
                 hangup_by = "caller" if cause in (16, 0) else "system"
+            elif call.completed_reason is None:
+                # No AgentComplete: Asterisk sends it without any channel when the caller's is
+                # already gone (seen under load), and it is then malformed. Who hung up first
+                # tells: the agent's leg ended before the caller's, or not.
+                answered = [leg for leg in call.agents.values() if leg.answered_at is not None]
+                if answered:
+                    hangup_by = "agent" if all(leg.ended for leg in answered) else "caller"
         await self.emit("ended", call, at, source, cause=cause, cause_text=cause_text,
                         hangup_by=hangup_by)
         with call_scope(call.call_id, call.case):
