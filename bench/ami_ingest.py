@@ -25,6 +25,11 @@ and ``.png``.
     .venv/bin/python bench/ami_ingest.py                     # ramp 2k..20k, hold up to 10k
     .venv/bin/python bench/ami_ingest.py --rates 10000 --sustain-s 60
     .venv/bin/python bench/ami_ingest.py --profile var/ami_ingest.speedscope  # py-spy
+    git archive main | tar -x -C /tmp/base       # the same events to earlier code, one run:
+    .venv/bin/python bench/ami_ingest.py --baseline /tmp/base --save-as ami_ingest_baseline
+
+With ``--baseline`` a second service, built from another source tree, reads the same AMI at
+the same time (its own Redis prefix and database): CPU per event of both, in the same run.
 
 Timings on a shared machine vary; what matters is handled vs offered in the same run.
 """
@@ -498,8 +503,10 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     a1.set_ylabel("AMI events / s")
     a1.legend(loc="upper left")
     a1.grid(alpha=0.3)
+    cpu = doc["hold"].get("cpu_s_per_1000_events") or min(
+        (s["cpu_s_per_1000_events"] for s in doc["steps"]), default=None)
     a1.set_title(f"AMI ingest: max sustained {doc['max_sustained_events_s']} events/s "
-                 f"(service CPU {doc['hold'].get('cpu_s_per_1000_events')} s / 1000 events)")
+                 f"(service CPU {cpu} s / 1000 events)")
     a2.plot(t, [s["backlog"] for s in series], color="tab:red", label="service")
     if series and "baseline_backlog" in series[0]:
         a2.plot(t, [s["baseline_backlog"] for s in series], color="tab:gray", label="baseline")
@@ -576,7 +583,7 @@ async def main(args: argparse.Namespace) -> int:
         best = max((s["target_events_s"] for s in sustained if
                     s["target_events_s"] <= args.target), default=None)
         hold: dict[str, Any] = {}
-        if best is not None:
+        if best is not None and not args.no_hold:
             if args.profile and not args.profile_ramp:
                 profiler = start_profiler(child.proc.pid, args)
             hold = await step(listener, gen, child, mix, best, args.sustain_s, "hold")
@@ -611,9 +618,9 @@ async def main(args: argparse.Namespace) -> int:
              state_mismatches=state["mismatches"], action_errors=gen.errors)
         if not args.no_save:
             RESULTS.mkdir(parents=True, exist_ok=True)
-            (RESULTS / "ami_ingest.json").write_text(json.dumps(doc, indent=1,
-                                                                ensure_ascii=False))
-            plot(doc, RESULTS / "ami_ingest.png")
+            (RESULTS / f"{args.save_as}.json").write_text(json.dumps(doc, indent=1,
+                                                                     ensure_ascii=False))
+            plot(doc, RESULTS / f"{args.save_as}.png")
         reader.cancel()
         if BASELINE:
             base_reader.cancel()
@@ -691,6 +698,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--baseline", help="a source tree of earlier code (git archive): its "
                    "service gets the same events, and the CPU ratio is reported")
     p.add_argument("--tree", help=argparse.SUPPRESS)
+    p.add_argument("--save-as", default="ami_ingest",
+                   help="name of the result files in bench/results (.json, .png)")
+    p.add_argument("--no-hold", action="store_true", help="the ramp only")
     p.add_argument("--no-save", action="store_true")
     return p.parse_args(argv)
 
