@@ -15,12 +15,11 @@ makes Asterisk produce a controlled mix of events from a second AMI connection:
 
 A third connection (a plain reader of the same AMI user) counts what Asterisk sent, by type; the
 service reports what it received and handled and its backlog (received, not yet handled). The
-rate is ramped in steps; a step is *sustained* when the service handled what was offered
-(>= 99 %), the backlog at its end is under half a second of events, and no AMI connection was
-dropped. Then the best sustained rate at or under ``--target`` is held for ``--sustain-s``
-seconds, the service's CPU-seconds per 1,000 events are measured, and the Redis live state is
-compared with Asterisk's QueueStatus. JSON lines on stdout; ``bench/results/ami_ingest.json``
-and ``.png``.
+rate is ramped in steps; a step is *sustained* when nothing was lost, no AMI connection was
+dropped and the backlog at its end is under half a second of events. Then the best sustained
+rate at or under ``--target`` is held for ``--sustain-s`` seconds, the service's CPU-seconds
+per 1,000 events are measured, and the Redis live state is compared with Asterisk's
+QueueStatus. JSON lines on stdout; ``bench/results/ami_ingest.json`` and ``.png``.
 
     .venv/bin/python bench/ami_ingest.py                     # ramp 2k..20k, hold up to 10k
     .venv/bin/python bench/ami_ingest.py --rates 10000 --sustain-s 60
@@ -195,8 +194,13 @@ class Mix:
     """Actions that make Asterisk produce events; per second of events at ``rate``."""
 
     # Share of the event rate produced by each kind of action (measured yields calibrate it).
+    # Half of the events are queue member updates the live state writes to Redis; pauses also
+    # bring DeviceStateChange events, originates a channel's life (Newchannel ... Hangup). A
+    # QueuePause costs Asterisk the most per event (it re-evaluates every member's device
+    # state), so the mix leans on penalties and UserEvents to leave this 2-core machine some
+    # CPU for the service.
     SHARES: ClassVar[dict[str, float]] = {
-        "pause": 0.55, "penalty": 0.10, "originate": 0.30, "userevent": 0.05}
+        "pause": 0.2, "penalty": 0.3, "originate": 0.2, "userevent": 0.3}
 
     def __init__(self, agents: list[str], memberships: dict[str, list[str]],
                  yields: dict[str, float], shares: dict[str, float] | None = None):
@@ -431,8 +435,11 @@ async def step(listener: RawAmi, gen: RawAmi, child: Child, mix: Mix, rate: floa
         doc["baseline"] = figures[1]
         doc["cpu_ratio_baseline_over_service"] = round(
             figures[1]["cpu_s_per_1000_events"] / max(1e-9, main["cpu_s_per_1000_events"]), 2)
+    # Sustained: nothing lost, no drop, and the backlog at the end of the step under half a
+    # second of events (the service kept up; the counters are sampled every 0.25 s, hence
+    # the 5 % on the rates).
     doc["sustained"] = bool(
-        offered and main["handled_events_s"] / offered >= 0.99
+        offered and main["handled_events_s"] / offered >= 0.95
         and main["backlog_end"] <= max(200, offered / 2)
         and main["disconnects"] == 0 and main["lost"] == 0)
     emit(**doc)
