@@ -13,6 +13,7 @@ COPY agent_desk agent_desk
 COPY asterisk-conf asterisk-conf
 COPY hotline.example.toml ./
 RUN pip install --no-cache-dir '.[asr]'
-ENV HOTLINE_CONFIG=/etc/hotline/hotline.toml
+ENV HOTLINE_CONFIG=/etc/hotline/hotline.toml \
+    HOTLINE_ASTERISK_CONF=/app/asterisk-conf
 ENTRYPOINT ["hotline"]
 CMD ["serve"]

@@ -7,7 +7,9 @@
   expiry is inside the signed part, so an old cookie cannot be replayed past it.
 - CSRF: every state-changing request must carry ``X-CSRF-Token`` equal to HMAC(secret, sid);
   the page reads it from ``GET /api/me``. A cross-site form cannot set the header.
-- Login rate limit: failed attempts counted in Redis per username and per client address.
+- Login rate limit: failed attempts counted in Redis per username and per client address
+  (each with its own limit: a whole call center may share one NAT address); a locked-out
+  sign-in gets 429 with Retry-After, whatever the password.
 """
 
 from __future__ import annotations
@@ -110,12 +112,15 @@ class Sessions:
 
 
 class LoginLimiter:
-    """At most ``attempts`` failed logins per username and per address in ``window_s``."""
+    """At most ``attempts`` failed logins per username and ``address_attempts`` per client
+    address in ``window_s`` (the window starts at the first failure)."""
 
-    def __init__(self, redis: Redis, prefix: str, attempts: int, window_s: int):
+    def __init__(self, redis: Redis, prefix: str, attempts: int, window_s: int,
+                 address_attempts: int | None = None):
         self.redis = redis
         self.prefix = f"{prefix}:web:login"
         self.attempts = attempts
+        self.address_attempts = address_attempts or attempts
         self.window_s = window_s
 
     def _keys(self, username: str, address: str) -> list[str]:
@@ -124,11 +129,13 @@ class LoginLimiter:
 
     async def blocked(self, username: str, address: str) -> int:
         """Seconds to wait (0: may try)."""
-        for k in self._keys(username, address):
+        wait = 0
+        for k, limit in zip(self._keys(username, address),
+                            (self.attempts, self.address_attempts), strict=True):
             n = await self.redis.get(k)
-            if n is not None and int(n) >= self.attempts:
-                return max(1, int(await self.redis.ttl(k)))
-        return 0
+            if n is not None and int(n) >= limit:
+                wait = max(wait, 1, int(await self.redis.ttl(k)))
+        return wait
 
     async def failed(self, username: str, address: str) -> None:
         pipe = self.redis.pipeline(transaction=False)

@@ -1,20 +1,25 @@
-"""The console's tables: users, the case form (工单内容), missed-call callbacks (漏接回拨).
+"""The console's tables: users, the case form (工单内容), missed-call callbacks (漏接回拨) and
+the audit log of who viewed, exported or changed a case.
 
-They live beside the call records (same metadata, migration 0005_console) without changing the
-``cases`` table: the form is one row per case, written only by the console."""
+They live beside the call records (same metadata, migrations 0005_console and 0007_privacy)
+without changing the ``cases`` table: the form is one row per case, written only by the
+console. What the agent writes (subject, address, content) is personal data: encrypted with
+``hotline.privacy.PersonalData`` (``*_enc`` columns); the category and the department stay
+in clear for statistics."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cases.models import Base, utcnow
 
 CATEGORIES = ("consultation", "help", "complaint", "report", "suggestion")
-ROLES = ("agent", "supervisor", "admin")
+# auditor: reads the audit log (and nothing else).
+ROLES = ("agent", "supervisor", "admin", "auditor")
 
 
 class WebUser(Base):
@@ -40,9 +45,10 @@ class CaseForm(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"),
                                          unique=True)
     category: Mapped[str | None] = mapped_column(String(16), index=True)
-    subject: Mapped[str] = mapped_column(String(128), default="")
-    address: Mapped[str] = mapped_column(String(256), default="")
-    content: Mapped[str] = mapped_column(Text, default="")
+    # Encrypted (PersonalData): free text about the caller and the matter.
+    subject_enc: Mapped[str | None] = mapped_column(Text)
+    address_enc: Mapped[str | None] = mapped_column(Text)
+    content_enc: Mapped[str | None] = mapped_column(Text)
     department: Mapped[str] = mapped_column(String(64), default="")
     updated_by: Mapped[str] = mapped_column(String(64), default="")
     version: Mapped[int] = mapped_column(Integer, default=0)
@@ -64,6 +70,27 @@ class CallbackTask(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     outcome: Mapped[str | None] = mapped_column(String(24))
+    # Attempts: {at, agent, attempt, event, note_enc}; the agent's note is encrypted.
     log: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AuditEntry(Base):
+    """One access to or change of a case (or of the audit log itself): who, in which role,
+    from where, when, what. Written in the same transaction as the change it records; never
+    updated or deleted by the application (case_number, not a foreign key: the entry outlives
+    whatever happens to the case)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_case_at", "case_number", "at"),
+                      Index("ix_audit_log_user_at", "username", "at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    case_number: Mapped[str | None] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

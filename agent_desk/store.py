@@ -1,4 +1,7 @@
-"""The console's reads and writes on cases: the case form, search, detail, callback tasks."""
+"""The console's reads and writes on cases: the case form, search, detail, export, callback
+tasks. Personal fields are encrypted here on the way in and decrypted on the way out
+(hotline.privacy.PersonalData); every change is written with its audit entry in one
+transaction (agent_desk/audit.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from agent_desk.audit import Actor, Audit
 from agent_desk.models import CATEGORIES, CallbackTask, CaseForm
 from cases.models import Case
 from hotline.privacy import PersonalData
@@ -33,6 +37,12 @@ def iso(v: datetime | None) -> str | None:
 
 FORM_FIELDS = {"category": 16, "subject": 128, "address": 256, "content": 8000,
                "department": 64}
+# Free text about the caller and the matter: encrypted. Category and department: clear.
+PERSONAL_FORM_FIELDS = ("subject", "address", "content")
+EXPORT_LIMIT = 10_000
+EXPORT_COLUMNS = ("number", "created_at", "city", "dialed_number", "queue", "agent_id",
+                  "outcome", "wait_seconds", "talk_seconds", "status", "closed_at", "caller",
+                  "category", "subject", "address", "content", "department")
 
 
 class ConsoleStore:
@@ -51,9 +61,11 @@ class ConsoleStore:
         return case
 
     async def save_form(self, number: str, values: dict[str, str], *, by: str,
-                        version: int | None = None) -> dict[str, Any]:
+                        version: int | None = None, actor: Actor | None = None
+                        ) -> dict[str, Any]:
         """Save (part of) the form. ``version``: the version the agent edited; a newer one in
-        the database means someone else saved in between (Conflict)."""
+        the database means someone else saved in between (Conflict). The audit entry
+        (which fields, not their values) commits with the change."""
         if "category" in values and values["category"] not in CATEGORIES:
             raise ValueError(f"category must be one of {', '.join(CATEGORIES)}")
         async with self.sessions() as s, s.begin():
@@ -61,37 +73,56 @@ class ConsoleStore:
             form = (await s.execute(select(CaseForm).where(CaseForm.case_id == case.id))
                     ).scalar_one_or_none()
             if form is None:
-                form = CaseForm(case_id=case.id, subject="", address="", content="",
-                                department="", version=0)
+                form = CaseForm(case_id=case.id, department="", version=0)
                 s.add(form)
             if version is not None and version != form.version:
                 raise Conflict("stale", f"the case was saved by {form.updated_by} in the "
                                         f"meantime (version {form.version}); reload it")
             for k, v in values.items():
-                setattr(form, k, v)
+                if k in PERSONAL_FORM_FIELDS:
+                    setattr(form, f"{k}_enc", self.personal.encrypt(v))
+                else:
+                    setattr(form, k, v)
             form.updated_by = by
             form.version = (form.version or 0) + 1
             form.updated_at = datetime.now(UTC)
+            if actor is not None:
+                Audit.add(s, actor, "case.form", number,
+                          {"fields": sorted(values), "version": form.version})
             await s.flush()
             return self._form(form)
 
-    @staticmethod
-    def _form(form: CaseForm | None) -> dict[str, Any]:
+    def _form(self, form: CaseForm | None) -> dict[str, Any]:
         if form is None:
             return {"category": None, "subject": "", "address": "", "content": "",
                     "department": "", "version": 0, "updated_by": "", "updated_at": None}
-        return {"category": form.category, "subject": form.subject, "address": form.address,
-                "content": form.content, "department": form.department,
-                "version": form.version, "updated_by": form.updated_by,
-                "updated_at": iso(form.updated_at)}
+        dec = self.personal.decrypt_text
+        return {"category": form.category, "subject": dec(form.subject_enc),
+                "address": dec(form.address_enc), "content": dec(form.content_enc),
+                "department": form.department, "version": form.version,
+                "updated_by": form.updated_by, "updated_at": iso(form.updated_at)}
+
+    async def close(self, number: str, actor: Actor) -> tuple[Case, str | None]:
+        """办结, with its audit entry in the same transaction. Returns the case and the
+        caller's look-up hash (the repeat-caller look-up forgets it)."""
+        async with self.sessions() as s, s.begin():
+            case = await self._case(s, number)
+            if case.closed_at is not None:
+                raise Conflict("closed", f"case {number} is already closed")
+            case.closed_at = datetime.now(UTC)
+            Audit.add(s, actor, "case.close", number)
+            return case, case.caller_hash
 
     # -- reading ----------------------------------------------------------------------------
+
+    def caller_of(self, case: Case, *, clear: bool) -> str:
+        return ((self.personal.decrypt(case.caller_enc) if clear else None)
+                or case.caller_masked or "")
 
     def summary(self, case: Case, form: CaseForm | None, *, clear: bool) -> dict[str, Any]:
         return {
             "number": case.number, "call_id": case.call_id,
-            "caller": (self.personal.decrypt(case.caller_enc) if clear else None)
-            or case.caller_masked or "",
+            "caller": self.caller_of(case, clear=clear),
             "city": case.city, "dialed_number": case.dialed_number, "queue": case.queue,
             "agent_id": case.agent_id, "route_reasons": case.route_reasons,
             "priority": case.priority, "flags": case.flags or [],
@@ -101,14 +132,12 @@ class ConsoleStore:
             "ended_at": iso(case.ended_at), "wait_seconds": case.wait_seconds,
             "talk_seconds": case.talk_seconds, "closed_at": iso(case.closed_at),
             "category": form.category if form else None,
-            "subject": form.subject if form else "",
+            "subject": self.personal.decrypt_text(form.subject_enc) if form else "",
         }
 
-    async def search(self, *, caller_hash: str | None = None, day_from: date | None = None,
-                     day_to: date | None = None, city: str | None = None,
-                     category: str | None = None, status: str | None = None,
-                     limit: int = 50, offset: int = 0, clear: bool = False
-                     ) -> dict[str, Any]:
+    def _query(self, *, caller_hash: str | None = None, day_from: date | None = None,
+               day_to: date | None = None, city: str | None = None,
+               category: str | None = None, status: str | None = None) -> Any:
         q = select(Case, CaseForm).outerjoin(CaseForm, CaseForm.case_id == Case.id)
         if caller_hash:
             q = q.where(Case.caller_hash == caller_hash)
@@ -125,6 +154,15 @@ class ConsoleStore:
             q = q.where(Case.closed_at.is_(None))
         elif status == "closed":
             q = q.where(Case.closed_at.is_not(None))
+        return q
+
+    async def search(self, *, caller_hash: str | None = None, day_from: date | None = None,
+                     day_to: date | None = None, city: str | None = None,
+                     category: str | None = None, status: str | None = None,
+                     limit: int = 50, offset: int = 0, clear: bool = False
+                     ) -> dict[str, Any]:
+        q = self._query(caller_hash=caller_hash, day_from=day_from, day_to=day_to, city=city,
+                        category=category, status=status)
         async with self.sessions() as s:
             total = (await s.execute(select(func.count()).select_from(q.subquery()))
                      ).scalar_one()
@@ -132,6 +170,47 @@ class ConsoleStore:
                     ).all()
         return {"total": int(total),
                 "cases": [self.summary(c, f, clear=clear) for c, f in rows]}
+
+    async def export(self, actor: Actor, *, clear: bool, fmt: str, **filters: Any
+                     ) -> tuple[list[dict[str, Any]], str]:
+        """Cases for an export (at most EXPORT_LIMIT), the caller masked unless ``clear``.
+        Each exported case gets an audit entry (one export id), written before the data
+        leaves."""
+        import secrets
+
+        q = self._query(**filters)
+        async with self.sessions() as s:
+            total = (await s.execute(select(func.count()).select_from(q.subquery()))
+                     ).scalar_one()
+            if total > EXPORT_LIMIT:
+                raise Conflict("too_many", f"{total} cases match; narrow the export to at most "
+                                           f"{EXPORT_LIMIT} (from, to, city, category, status)")
+            rows = (await s.execute(q.order_by(Case.id))).all()
+        out = []
+        for c, f in rows:
+            form = self._form(f)
+            out.append({"number": c.number, "created_at": iso(c.created_at), "city": c.city,
+                        "dialed_number": c.dialed_number, "queue": c.queue,
+                        "agent_id": c.agent_id, "outcome": c.outcome,
+                        "wait_seconds": c.wait_seconds, "talk_seconds": c.talk_seconds,
+                        "status": "closed" if c.closed_at else "open",
+                        "closed_at": iso(c.closed_at), "caller": self.caller_of(c, clear=clear),
+                        **{k: form[k] for k in ("category", "subject", "address", "content",
+                                                "department")}})
+        export_id = secrets.token_hex(6)
+        await Audit(self.sessions).record_many(
+            actor, "case.export", [r["number"] for r in out],
+            {"export": export_id, "format": fmt, "clear": clear,
+             "filters": {k: str(v) for k, v in filters.items()
+                         if v is not None and k != "caller_hash"},
+             "by_number": bool(filters.get("caller_hash"))})
+        return out, export_id
+
+    def _timeline_detail(self, detail: dict[str, Any] | None) -> dict[str, Any]:
+        d = dict(detail or {})
+        if "note_enc" in d:
+            d["note"] = self.personal.decrypt_text(d.pop("note_enc"))
+        return d
 
     async def detail(self, number: str, *, clear: bool) -> dict[str, Any]:
         async with self.sessions() as s:
@@ -146,7 +225,8 @@ class ConsoleStore:
         out = self.summary(case, form, clear=clear)
         out.update(
             form=self._form(form),
-            timeline=[{"kind": e.kind, "at": iso(e.at), "detail": e.detail,
+            timeline=[{"kind": e.kind, "at": iso(e.at),
+                       "detail": self._timeline_detail(e.detail),
                        "source": e.source} for e in case.events],
             legs=[{"role": leg.role, "party": leg.party, "started_at": iso(leg.started_at),
                    "answered_at": iso(leg.answered_at), "ended_at": iso(leg.ended_at),
@@ -162,11 +242,11 @@ class ConsoleStore:
 
     # -- callbacks --------------------------------------------------------------------------
 
-    @staticmethod
-    def _task(t: CallbackTask, case: Case | None = None) -> dict[str, Any]:
+    def _task(self, t: CallbackTask, case: Case | None = None) -> dict[str, Any]:
         out = {"id": t.id, "status": t.status, "attempts": t.attempts,
                "max_attempts": t.max_attempts, "outcome": t.outcome, "city": t.city,
-               "queue": t.queue, "log": t.log or [], "created_at": iso(t.created_at)}
+               "queue": t.queue, "log": [self._timeline_detail(e) for e in (t.log or [])],
+               "created_at": iso(t.created_at)}
         if case is not None:
             out.update(case=case.number, caller=case.caller_masked or "")
         return out
@@ -202,8 +282,10 @@ class ConsoleStore:
             rows = (await s.execute(q.order_by(CallbackTask.id.desc()).limit(limit))).all()
         return [self._task(t, c) for t, c in rows]
 
-    async def begin_callback(self, task_id: int, agent_id: str) -> tuple[dict[str, Any], str]:
-        """Count an attempt (bounded) and return the task and the number to dial."""
+    async def begin_callback(self, task_id: int, agent_id: str, actor: Actor | None = None
+                             ) -> tuple[dict[str, Any], str]:
+        """Count an attempt (bounded) and return the task and the number to dial (decrypted
+        for the dial only: the agent's page never gets it). Audited with the attempt."""
         async with self.sessions() as s, s.begin():
             task = await s.get(CallbackTask, task_id, with_for_update=True)
             if task is None:
@@ -224,11 +306,14 @@ class ConsoleStore:
             task.log = [*(task.log or []), {"at": datetime.now(UTC).isoformat(),
                                             "agent": agent_id, "attempt": task.attempts,
                                             "event": "dialing"}]
+            if actor is not None:
+                Audit.add(s, actor, "callback.call", case.number,
+                          {"task": task.id, "attempt": task.attempts})
             await s.flush()
             return self._task(task, case), number
 
     async def finish_callback(self, task_id: int, outcome: str, *, by: str,
-                              note: str = "") -> dict[str, Any]:
+                              note: str = "", actor: Actor | None = None) -> dict[str, Any]:
         """Record an attempt's outcome: reached closes the task; otherwise it stays pending
         until the attempts are used up."""
         async with self.sessions() as s, s.begin():
@@ -245,8 +330,13 @@ class ConsoleStore:
                 task.status = "cancelled"
             else:
                 task.status = "failed" if task.attempts >= task.max_attempts else "pending"
-            task.log = [*(task.log or []), {"at": datetime.now(UTC).isoformat(), "agent": by,
-                                            "attempt": task.attempts, "event": outcome,
-                                            "note": note[:200]}]
+            entry = {"at": datetime.now(UTC).isoformat(), "agent": by,
+                     "attempt": task.attempts, "event": outcome}
+            if note:
+                entry["note_enc"] = self.personal.encrypt(note[:200])
+            task.log = [*(task.log or []), entry]
+            if actor is not None and case is not None:
+                Audit.add(s, actor, "callback.outcome", case.number,
+                          {"task": task.id, "attempt": task.attempts, "outcome": outcome})
             await s.flush()
             return self._task(task, case)

@@ -30,31 +30,38 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from sqlalchemy import select
 
 from agent_desk import metrics
+from agent_desk.audit import ACTIONS, Actor, Audit
 from agent_desk.auth import COOKIE, LoginLimiter, Session, Sessions, Users
 from agent_desk.models import CATEGORIES, ROLES
 from agent_desk.presence import PAUSE_REASONS, AgentPresence, PresenceError
-from agent_desk.store import FORM_FIELDS, Conflict, ConsoleStore, NotFound
+from agent_desk.store import EXPORT_COLUMNS, FORM_FIELDS, Conflict, ConsoleStore, NotFound
 from agent_desk.wallboard import Client, Wallboard
 from cases.models import Case
+from hotline.privacy import scrub
 from telephony.callcontrol import TransferError
 from telephony.calls import CallFact
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
+# Everyone who works on cases; auditors only read the audit log (minimum necessary).
 ALL = ("agent", "supervisor", "admin")
 SUPERVISORS = ("supervisor", "admin")
+AUDITORS = ("admin", "auditor")
+EVERYONE = (*ALL, "auditor")
 
 
 CONSOLE_KEY: web.AppKey[ConsoleApp] = web.AppKey("console")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 # -- request bodies ---------------------------------------------------------------------------
@@ -74,6 +81,10 @@ class PauseBody(Body):
 
 
 class FormBody(Body):
+    # At least one field to save (an empty body is refused: "nothing to save").
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra={"minProperties": 1})
+
     category: Literal["consultation", "help", "complaint", "report", "suggestion"] | None = None
     subject: Annotated[StrictStr, Field(max_length=FORM_FIELDS["subject"])] | None = None
     address: Annotated[StrictStr, Field(max_length=FORM_FIELDS["address"])] | None = None
@@ -107,7 +118,7 @@ class UserBody(Body):
     username: Annotated[StrictStr, Field(min_length=1, max_length=64,
                                          pattern=r"^[A-Za-z0-9_.-]+$")]
     password: Annotated[StrictStr, Field(min_length=8, max_length=256)]
-    role: Literal["agent", "supervisor", "admin"]
+    role: Literal["agent", "supervisor", "admin", "auditor"]
     agent_id: Annotated[StrictStr, Field(pattern=r"^[0-9]{3,8}$")] | None = None
     display_name: Annotated[StrictStr, Field(max_length=64)] = ""
 
@@ -136,10 +147,160 @@ class Route:
     query: tuple[str, ...] = ()
 
 
+# -- the OpenAPI description's parts (what each answer holds) --------------------------------
+
+_S = {"type": "string"}
+_SN = {"type": ["string", "null"]}
+_N = {"type": ["number", "null"]}
+_I = {"type": "integer"}
+_B = {"type": "boolean"}
+_OBJ = {"type": "object"}
+_ARR = {"type": "array"}
+
+
+def _obj(required: dict[str, Any], **optional: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(required),
+            "properties": {**required, **optional}}
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": _obj({"error": _S, "message": _S}),
+    "Ok": _obj({"ok": {"const": True}}),
+    "Me": _obj({"user": _S, "role": {"enum": list(ROLES)}, "agent": _SN, "csrf": _S,
+                "expires_at": {"type": "number"}, "see_numbers": _B},
+               name=_S, agent_name=_S, city=_S),
+    "CaseSummary": _obj({"number": _S, "call_id": _SN, "caller": _S, "city": _SN,
+                         "dialed_number": _SN, "queue": _SN, "agent_id": _SN,
+                         "route_reasons": _SN, "priority": _I, "flags": _ARR,
+                         "outcome": _SN, "call_state": _S,
+                         "status": {"enum": ["open", "closed"]}, "created_at": _SN,
+                         "answered_at": _SN, "ended_at": _SN, "wait_seconds": _N,
+                         "talk_seconds": _N, "closed_at": _SN,
+                         "category": {"enum": [*CATEGORIES, None]}, "subject": _S}),
+    "Form": _obj({"category": {"enum": [*CATEGORIES, None]}, "subject": _S, "address": _S,
+                  "content": _S, "department": _S, "version": _I, "updated_by": _S,
+                  "updated_at": _SN}),
+    "Task": _obj({"id": _I, "status": {"enum": ["pending", "calling", "done", "failed",
+                                                "cancelled"]},
+                  "attempts": _I, "max_attempts": _I, "outcome": _SN, "city": _SN,
+                  "queue": _SN, "log": _ARR, "created_at": _SN}, case=_S, caller=_S),
+}
+SCHEMAS["CaseDetail"] = {"allOf": [{"$ref": "#/components/schemas/CaseSummary"}, _obj({
+    "form": {"$ref": "#/components/schemas/Form"}, "timeline": _ARR, "legs": _ARR,
+    "transfers": _ARR, "callback": {"oneOf": [{"$ref": "#/components/schemas/Task"},
+                                              {"type": "null"}]},
+    "earlier": _ARR, "links": _ARR})]}
+_REF = {k: {"$ref": f"#/components/schemas/{k}"} for k in SCHEMAS}
+_OK_AND = lambda **kw: _obj({"ok": {"const": True}, **kw})  # noqa: E731
+
+RESPONSES: dict[str, dict[str, Any]] = {
+    "login": _REF["Me"], "me": _REF["Me"], "logout": _REF["Ok"],
+    "console_state": _obj({"agent": _S, "signed_in": _B, "state": _SN, "reason": _S,
+                           "since": _N, "call": {"type": ["object", "null"]},
+                           "case": {"type": ["object", "null"]}, "now": {"type": "number"}}),
+    "console_signin": _OK_AND(signed_in=_B, changes=_I),
+    "console_signout": _OK_AND(signed_in=_B, changes=_I),
+    "console_ready": _REF["Ok"], "console_pause": _REF["Ok"], "console_wrapup": _REF["Ok"],
+    "console_answer": _OK_AND(sent=_S, id=_S), "console_hold": _OK_AND(sent=_S, id=_S),
+    "console_unhold": _OK_AND(sent=_S, id=_S), "console_hangup": _OK_AND(channels=_I),
+    "console_transfer": _OK_AND(leg=_OBJ),
+    "destinations": _obj({"destinations": {"type": "array", "items": _obj({
+        "id": _S, "name": _S, "number": _S, "kind": _S, "category": _S})}}),
+    "cases": _obj({"total": _I, "cases": {"type": "array", "items": _REF["CaseSummary"]}}),
+    "export_cases": _obj({"export": _S, "clear": _B, "cases": {"type": "array", "items": _OBJ}}),
+    "audit": _obj({"total": _I, "entries": {"type": "array", "items": _obj({
+        "id": _I, "at": _S, "user": _S, "role": _S, "action": _S, "case": _SN,
+        "address": _S, "detail": _OBJ})}}),
+    "case": _REF["CaseDetail"],
+    "case_form": _OK_AND(form=_REF["Form"]),
+    "case_close": _OK_AND(status={"const": "closed"}),
+    "case_transcript": _obj({"status": _S, "error": _SN, "segments": {
+        "type": "array", "items": _obj({"speaker": _S, "start": {"type": "number"},
+                                        "end": {"type": "number"}, "text": _S})},
+        "recordings": {"type": "array", "items": _obj({"side": _S, "url_name": _S,
+                                                       "url": _S, "deleted_at": _SN})}}),
+    "callbacks": _obj({"callbacks": {"type": "array", "items": _REF["Task"]}}),
+    "callback_call": _OK_AND(task=_REF["Task"]),
+    "callback_outcome": _OK_AND(task=_REF["Task"]),
+    "wallboard": _obj({"type": {"const": "snapshot"}, "seq": _I}),
+    "agents": _obj({"agents": {"type": "array", "items": _obj({"agent": _S})},
+                    "skills": _OBJ}),
+    "agent_pause": _OK_AND(agent=_S, paused=_B),
+    "agent_skills": _OK_AND(agent=_S, before=_OBJ, after=_OBJ),
+    "users_add": _OK_AND(user=_S, role={"enum": list(ROLES)}),
+    "surge_moves": _obj({"moves": _ARR}),
+}
+
+_DATE = {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "format": "date"}
+# The audit log's times: a day, or a day and time (local time unless an offset is given).
+_TIME = {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+                                      r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+                                      r"(Z|[+-][0-9]{2}:[0-9]{2})?)?$"}
+QUERY: dict[str, dict[str, Any]] = {
+    "number": {"type": "string", "maxLength": 32},
+    "from": _DATE, "to": _DATE, "city": {"type": "string", "maxLength": 32},
+    "category": {"enum": list(CATEGORIES)}, "status": {"enum": ["open", "closed"]},
+    "limit": {"type": "integer", "minimum": 1, "maximum": 200},
+    "offset": {"type": "integer", "minimum": 0, "maximum": 10_000_000},
+    "format": {"enum": ["csv", "json"]},
+    "case": {"type": "string", "maxLength": 32}, "user": {"type": "string", "maxLength": 64},
+}
+# Per route where a parameter means something else.
+QUERY_OF: dict[str, dict[str, dict[str, Any]]] = {
+    "audit": {"from": _TIME, "to": _TIME,
+              "action": {"enum": list(ACTIONS)},
+              "limit": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    "callbacks": {"status": {"enum": ["pending", "calling", "done", "failed", "cancelled"]}},
+    "surge_moves": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}},
+}
+
+
+def query_problems(route: str, names: tuple[str, ...], query: Any) -> list[str]:
+    """The query checked against the description (the same table): every documented
+    constraint is enforced, so what the description refuses the API refuses (422)."""
+    import re
+
+    problems = []
+    for name in names:
+        if name not in query:
+            continue
+        v = query[name]
+        spec = QUERY_OF.get(route, {}).get(name) or QUERY.get(name, _S)
+        if "enum" in spec and v not in spec["enum"]:
+            problems.append(f"{name}: one of {', '.join(map(str, spec['enum']))}")
+        elif spec.get("type") == "integer":
+            try:
+                n = int(v)
+            except ValueError:
+                problems.append(f"{name}: a whole number")
+                continue
+            if not spec.get("minimum", n) <= n <= spec.get("maximum", n):
+                problems.append(f"{name}: {spec.get('minimum')}-{spec.get('maximum')}")
+        else:
+            if len(v) > spec.get("maxLength", 1 << 30):
+                problems.append(f"{name}: at most {spec['maxLength']} characters")
+            elif "pattern" in spec and not re.search(spec["pattern"], v):
+                problems.append(f"{name}: not a valid value ({v[:40]!r})")
+            elif spec.get("format") == "date":
+                try:
+                    date.fromisoformat(v)
+                except ValueError:
+                    problems.append(f"{name}: not a date (YYYY-MM-DD)")
+    return problems
+
+
+PATH: dict[str, dict[str, Any]] = {
+    "number": {"type": "string", "minLength": 1, "maxLength": 32},
+    "name": {"type": "string", "minLength": 1, "maxLength": 255},
+    "id": {"type": "string", "minLength": 1, "maxLength": 20},
+    "agent": {"type": "string", "minLength": 1, "maxLength": 16},
+}
+
+
 ROUTES: list[Route] = [
     Route("POST", "/api/login", "login", (), "Sign in; sets the session cookie", LoginBody),
-    Route("POST", "/api/logout", "logout", ALL, "Sign out"),
-    Route("GET", "/api/me", "me", ALL, "The signed-in user and the CSRF token"),
+    Route("POST", "/api/logout", "logout", EVERYONE, "Sign out"),
+    Route("GET", "/api/me", "me", EVERYONE, "The signed-in user and the CSRF token"),
     Route("GET", "/api/console/state", "console_state", ("agent",),
           "The agent's state, signed-in flag and current call with its case (screen pop)"),
     Route("POST", "/api/console/signin", "console_signin", ("agent",), "签入: join the queues"),
@@ -162,6 +323,13 @@ ROUTES: list[Route] = [
           "Branch centers and emergency lines"),
     Route("GET", "/api/cases", "cases", ALL, "Search cases",
           query=("number", "from", "to", "city", "category", "status", "limit", "offset")),
+    Route("GET", "/api/export/cases", "export_cases", SUPERVISORS,
+          "Export cases (CSV or JSON), callers masked unless the role sees numbers; every "
+          "exported case is audited",
+          query=("format", "from", "to", "city", "category", "status")),
+    Route("GET", "/api/audit", "audit", AUDITORS,
+          "The audit log: who viewed, exported or changed which case (reading it is "
+          "audited too)", query=("case", "user", "action", "from", "to", "limit", "offset")),
     Route("GET", "/api/cases/{number}", "case", ALL,
           "A case: timeline, transfers, form, callback, repeat-caller links"),
     Route("PUT", "/api/cases/{number}/form", "case_form", ("agent", "supervisor"),
@@ -198,25 +366,42 @@ ROUTES: list[Route] = [
 
 
 def openapi() -> dict[str, Any]:
+    """The API as OpenAPI 3.1, from ROUTES: roles (``x-roles``), parameters with the values the
+    handlers accept, bodies from the pydantic models, and each answer's schema. Schemathesis
+    exercises every route from it (tests/test_api_fuzz.py)."""
+    error = {"description": "error", "content": {"application/json": {
+        "schema": _REF["Error"]}}}
     paths: dict[str, Any] = {}
     for r in ROUTES:
+        schema = RESPONSES.get(r.name, _OBJ)
+        ok: dict[str, Any] = {"description": "OK", "content": {"application/json": {
+            "schema": schema}}}
+        if r.name == "recording":
+            ok = {"description": "the recording (WAV)", "content": {
+                t: {"schema": {"type": "string", "format": "binary"}}
+                for t in ("audio/wav", "audio/x-wav", "application/octet-stream")}}
+        elif r.name == "export_cases":
+            ok["content"]["text/csv"] = {"schema": {"type": "string"}}
+        responses: dict[str, Any] = {"200": ok, "4XX": error}
+        if r.name == "login":
+            responses["429"] = {**error, "description": "too many failed sign-ins",
+                                "headers": {"Retry-After": {"required": True, "schema": {
+                                    "type": "integer", "minimum": 1}}}}
         op: dict[str, Any] = {
             "operationId": r.name, "summary": r.summary,
-            "x-roles": list(r.roles) or ["anyone"],
-            "responses": {"200": {"description": "OK"},
-                          "4XX": {"description": "error",
-                                  "content": {"application/json": {"schema": {
-                                      "$ref": "#/components/schemas/Error"}}}}},
+            "x-roles": list(r.roles) or ["anyone"], "responses": responses,
         }
         params = [{"name": p.strip("{}"), "in": "path", "required": True,
-                   "schema": {"type": "string"}}
+                   "schema": PATH.get(p.strip("{}"), {"type": "string"})}
                   for p in r.path.split("/") if p.startswith("{")]
-        params += [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
+        params += [{"name": q, "in": "query", "required": False,
+                    "schema": QUERY_OF.get(r.name, {}).get(q) or QUERY.get(q, _S)}
                    for q in r.query]
         if params:
             op["parameters"] = params
         if r.roles:
-            op["security"] = [{"session": []}]
+            op["security"] = [{"session": []}] if r.method == "GET" else [
+                {"session": [], "csrf": []}]
         if r.body is not None:
             op["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": r.body.model_json_schema()}}}
@@ -224,18 +409,26 @@ def openapi() -> dict[str, Any]:
     paths["/api/ws"] = {"get": {"operationId": "ws", "summary":
                                 "WebSocket: wallboard updates (supervisors) or the agent's own "
                                 "events (agents)", "x-roles": list(ALL),
-                                "responses": {"101": {"description": "switching protocols"}}}}
+                                "security": [{"session": []}],
+                                "responses": {"101": {"description": "switching protocols"},
+                                              "4XX": error}}}
+    paths["/api/openapi.json"] = {"get": {
+        "operationId": "openapi", "summary": "This description", "x-roles": ["anyone"],
+        "responses": {"200": {"description": "OK", "content": {"application/json": {
+            "schema": _obj({"openapi": _S, "paths": _OBJ})}}}}}}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "12345 hotline console API", "version": "1.0"},
+        "info": {"title": "12345 hotline console API", "version": "1.1",
+                 "description": "Errors are JSON {error, message} with a 4xx status; see "
+                                "docs/console.md and docs/security.md."},
         "paths": paths,
         "components": {
-            "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": COOKIE,
-                                            "description": "state changes also need the "
-                                                           "X-CSRF-Token header"}},
-            "schemas": {"Error": {"type": "object", "required": ["error", "message"],
-                                  "properties": {"error": {"type": "string"},
-                                                 "message": {"type": "string"}}}},
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": COOKIE,
+                            "description": "the signed session cookie from POST /api/login"},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                         "description": "state changes: the csrf value of GET /api/me"}},
+            "schemas": SCHEMAS,
         },
     }
 
@@ -253,7 +446,12 @@ class ConsoleApp:
         self.users = Users(sm)
         self.store = ConsoleStore(sm, service.personal, service.cfg.service.timezone)
         self.limiter = LoginLimiter(service.redis, service.cfg.redis.prefix,
-                                    self.web.login_attempts, self.web.login_window_s)
+                                    self.web.login_attempts, self.web.login_window_s,
+                                    self.web.login_attempts_per_address)
+        self.audit = Audit(sm)
+        # Screen pops already audited, per (session, case): the page reloads the state on
+        # every event of the call; one entry per session and case says it all.
+        self._popped: dict[tuple[str, str], float] = {}
         self.presence: AgentPresence = service.presence
         self.board = Wallboard(service.cfg, service.redis, service.cfg.redis.prefix, sm,
                                service_level_s=self.web.service_level_s)
@@ -337,7 +535,7 @@ class ConsoleApp:
             resp = await handler(request)
         except ApiError as exc:
             return web.json_response({"error": exc.code, "message": exc.message},
-                                     status=exc.status)
+                                     status=exc.status, headers=exc.headers)
         except web.HTTPRequestEntityTooLarge:
             return web.json_response({"error": "too_large", "message":
                                       f"the body is larger than {self.web.max_body_bytes} "
@@ -345,8 +543,10 @@ class ConsoleApp:
         except web.HTTPException as exc:
             if not request.path.startswith("/api/") or exc.status < 400:
                 raise
+            keep = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
             return web.json_response({"error": exc.reason.lower().replace(" ", "_"),
-                                      "message": exc.text or exc.reason}, status=exc.status)
+                                      "message": exc.text or exc.reason}, status=exc.status,
+                                     headers=keep)
         except Exception:
             log.exception("console request failed", extra={"path": request.path})
             return web.json_response({"error": "internal", "message":
@@ -384,6 +584,9 @@ class ConsoleApp:
                 if route.method != "GET" and not self.sessions.check_csrf(
                         sess, request.headers.get("X-CSRF-Token")):
                     raise ApiError(403, "csrf", "missing or wrong X-CSRF-Token header")
+            if route.query and (problems := query_problems(route.name, route.query,
+                                                            request.query)):
+                raise ApiError(422, "invalid", "query: " + "; ".join(problems))
             body = None
             if route.body is not None:
                 body = await self._body(request, route.body)
@@ -421,6 +624,10 @@ class ConsoleApp:
     def clear_numbers(self, sess: Session) -> bool:
         return sess.role in self.web.see_numbers
 
+    @staticmethod
+    def actor(sess: Session, request: web.Request) -> Actor:
+        return Actor(sess.user, sess.role, request.remote or "")
+
     def _agent(self, sess: Session | None) -> str:
         assert sess is not None
         if not sess.agent:
@@ -433,7 +640,8 @@ class ConsoleApp:
         sess, _ = self.sessions.read(request.cookies.get(COOKIE))
         if sess is None:
             raise web.HTTPFound("/login")
-        raise web.HTTPFound("/console" if sess.role == "agent" else "/wallboard")
+        raise web.HTTPFound({"agent": "/console", "auditor": "/api/audit"}.get(
+            sess.role, "/wallboard"))
 
     def _page(self, name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def page(request: web.Request) -> web.StreamResponse:
@@ -470,7 +678,8 @@ class ConsoleApp:
         wait = await self.limiter.blocked(body.username, address)
         if wait:
             raise ApiError(429, "too_many_attempts",
-                           f"too many failed sign-ins; try again in {wait} s")
+                           f"too many failed sign-ins; try again in {wait} s",
+                           headers={"Retry-After": str(wait)})
         user = await self.users.authenticate(body.username, body.password)
         if user is None:
             await self.limiter.failed(body.username, address)
@@ -536,7 +745,18 @@ class ConsoleApp:
             case = await self._case_by(number=number, call_id=call_id)
             if case is not None:
                 out["case"] = await self._screen_pop(case, sess)
+                await self._audit_pop(request, sess, case.number)
         return web.json_response(out)
+
+    async def _audit_pop(self, request: web.Request, sess: Session, number: str) -> None:
+        key = (sess.sid, number)
+        if key in self._popped:
+            return
+        await self.audit.record(self.actor(sess, request), "case.screen_pop", number)
+        self._popped[key] = time.time()
+        if len(self._popped) > 20_000:  # forget the oldest half
+            for k in sorted(self._popped, key=self._popped.__getitem__)[:10_000]:
+                del self._popped[k]
 
     async def _case_by(self, *, number: str | None, call_id: str | None) -> Case | None:
         async with self.service.store.sessions() as s:
@@ -711,7 +931,80 @@ class ConsoleApp:
                                       category=q.get("category") or None,
                                       status=q.get("status") or None, limit=limit,
                                       offset=offset, clear=self.clear_numbers(sess))
+        # The filters, never the number searched for (only that one was given).
+        await self.audit.record(self.actor(sess, request), "cases.search", None, {
+            "filters": {k: q[k] for k in ("from", "to", "city", "category", "status")
+                        if q.get(k)}, "by_number": bool(caller_hash),
+            "results": len(out["cases"]), "total": out["total"]})
         return web.json_response(out)
+
+    def _filters(self, q: Any) -> dict[str, Any]:
+        try:
+            day_from = date.fromisoformat(q["from"]) if q.get("from") else None
+            day_to = date.fromisoformat(q["to"]) if q.get("to") else None
+        except ValueError as exc:
+            raise ApiError(422, "invalid", f"query: {exc}") from None
+        if q.get("category") and q["category"] not in CATEGORIES:
+            raise ApiError(422, "invalid", f"category: one of {', '.join(CATEGORIES)}")
+        if q.get("status") and q["status"] not in ("open", "closed"):
+            raise ApiError(422, "invalid", "status: open or closed")
+        return {"day_from": day_from, "day_to": day_to, "city": q.get("city") or None,
+                "category": q.get("category") or None, "status": q.get("status") or None}
+
+    async def h_export_cases(self, request: web.Request, sess: Session, body: None
+                             ) -> web.StreamResponse:
+        q = request.query
+        fmt = q.get("format") or "csv"
+        if fmt not in ("csv", "json"):
+            raise ApiError(422, "invalid", "format: csv or json")
+        clear = self.clear_numbers(sess)
+        try:
+            rows, export_id = await self.store.export(self.actor(sess, request), clear=clear,
+                                                      fmt=fmt, **self._filters(q))
+        except Conflict as exc:
+            raise ApiError(422, exc.code, exc.message) from None
+        name = f"cases-{export_id}.{fmt}"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"',
+                   "X-Export-Id": export_id}
+        if fmt == "json":
+            return web.json_response({"export": export_id, "clear": clear, "cases": rows},
+                                     headers=headers)
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(EXPORT_COLUMNS), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            # A cell starting with = + - @ is a formula to a spreadsheet: quote it away.
+            w.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v)
+                        for k, v in r.items()})
+        # UTF-8 with a byte order mark: spreadsheets then read the Chinese text right.
+        return web.Response(body=("\ufeff" + buf.getvalue()).encode(),
+                            content_type="text/csv", charset="utf-8", headers=headers)
+
+    async def h_audit(self, request: web.Request, sess: Session, body: None
+                      ) -> web.StreamResponse:
+        from datetime import UTC, datetime
+
+        q = request.query
+        try:
+            limit = int(q.get("limit", "100"))
+            offset = int(q.get("offset", "0"))
+            since = datetime.fromisoformat(q["from"]) if q.get("from") else None
+            until = datetime.fromisoformat(q["to"]) if q.get("to") else None
+        except ValueError as exc:
+            raise ApiError(422, "invalid", f"query: {exc}") from None
+        if not (1 <= limit <= 1000) or not (0 <= offset <= 10_000_000):
+            raise ApiError(422, "invalid", "limit: 1-1000; offset: 0 or more")
+        since, until = (v.replace(tzinfo=self.store.tz).astimezone(UTC)
+                        if v is not None and v.tzinfo is None else v for v in (since, until))
+        if q.get("action") and q["action"] not in ACTIONS:
+            raise ApiError(422, "invalid", f"action: one of {', '.join(ACTIONS)}")
+        return web.json_response(await self.audit.read(
+            self.actor(sess, request), case=q.get("case") or None, user=q.get("user") or None,
+            action=q.get("action") or None, since=since, until=until, limit=limit,
+            offset=offset))
 
     async def h_case(self, request: web.Request, sess: Session, body: None
                      ) -> web.StreamResponse:
@@ -723,6 +1016,7 @@ class ConsoleApp:
         detail["earlier"] = await self._earlier(case)
         detail["links"] = [{"case": n, "reason": r}
                            for n, r in await self.service.store.links(number)]
+        await self.audit.record(self.actor(sess, request), "case.view", number)
         return web.json_response(detail)
 
     async def h_case_form(self, request: web.Request, sess: Session, body: FormBody
@@ -734,7 +1028,8 @@ class ConsoleApp:
             raise ApiError(422, "invalid", "nothing to save")
         try:
             form = await self.store.save_form(number, values, by=sess.user,
-                                              version=body.version)
+                                              version=body.version,
+                                              actor=self.actor(sess, request))
         except NotFound as exc:
             raise ApiError(404, "not_found", str(exc)) from None
         except Conflict as exc:
@@ -744,12 +1039,12 @@ class ConsoleApp:
     async def h_case_close(self, request: web.Request, sess: Session, body: None
                            ) -> web.StreamResponse:
         number = request.match_info["number"]
-        case = await self._case_by(number=number, call_id=None)
-        if case is None:
-            raise ApiError(404, "not_found", f"no case {number}")
-        if case.closed_at is not None:
-            raise ApiError(409, "closed", f"case {number} is already closed")
-        caller_hash = await self.service.store.close_case(number)
+        try:
+            case, caller_hash = await self.store.close(number, self.actor(sess, request))
+        except NotFound as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+        except Conflict as exc:
+            raise ApiError(409, exc.code, exc.message) from None
         # The repeat-caller routing forgets the closed case (in every service).
         await self.service.lookups.case_closed(caller_hash)
         if case.call_id:
@@ -765,12 +1060,18 @@ class ConsoleApp:
             raise ApiError(404, "not_found", f"no case {number}")
         transcripts = getattr(self.service, "transcripts", None)
         if transcripts is None:
-            return web.json_response({"status": "none", "error": None, "segments": [],
-                                      "recordings": []})
-        doc = await transcripts.for_case(number)
+            doc: dict[str, Any] = {"status": "none", "error": None, "segments": [],
+                                   "recordings": []}
+        else:
+            doc = await transcripts.for_case(number)
         for rec in doc.get("recordings", []):
             rec["url"] = f"/api/recordings/{number}/{rec.get('url_name', '')}"
             rec.pop("path", None)
+        if not self.clear_numbers(sess):
+            # Numbers said aloud are masked for roles that do not see callers' numbers.
+            for seg in doc.get("segments", []):
+                seg["text"] = scrub(str(seg.get("text", "")))
+        await self.audit.record(self.actor(sess, request), "case.transcript", number)
         return web.json_response(doc)
 
     async def h_recording(self, request: web.Request, sess: Session, body: None
@@ -790,6 +1091,8 @@ class ConsoleApp:
         path = (path if path.is_absolute() else base / path).resolve()
         if not path.is_relative_to(base) or not path.is_file():
             raise ApiError(404, "not_found", "recording not available")
+        await self.audit.record(self.actor(sess, request), "recording.download", number,
+                                {"file": name, "side": rec.get("side")})
         return web.FileResponse(path)
 
     # -- callbacks --------------------------------------------------------------------------
@@ -815,7 +1118,8 @@ class ConsoleApp:
         if self.current_call(agent) is not None:
             raise ApiError(409, "on_call", "finish the current call first")
         try:
-            task, number = await self.store.begin_callback(task_id, agent)
+            task, number = await self.store.begin_callback(task_id, agent,
+                                                           self.actor(sess, request))
         except NotFound as exc:
             raise ApiError(404, "not_found", str(exc)) from None
         except Conflict as exc:
@@ -845,13 +1149,17 @@ class ConsoleApp:
         task_id = self._task_id(request)
         try:
             task = await self.store.finish_callback(task_id, body.outcome, by=sess.user,
-                                                    note=body.note)
+                                                    note=body.note,
+                                                    actor=self.actor(sess, request))
         except NotFound as exc:
             raise ApiError(404, "not_found", str(exc)) from None
         except Conflict as exc:
             raise ApiError(409, exc.code, exc.message) from None
+        fact: dict[str, Any] = {"by": sess.user, "outcome": body.outcome}
+        if body.note:  # the agent's words: encrypted on the timeline too
+            fact["note_enc"] = self.service.personal.encrypt(body.note)
         await self._case_fact(task["case"], f"callback_{task['attempts']}_{body.outcome}"[:32],
-                              {"by": sess.user, "outcome": body.outcome, "note": body.note})
+                              fact)
         return web.json_response({"ok": True, "task": task})
 
     async def _case_fact(self, number: str, kind: str, data: dict[str, Any]) -> None:

@@ -39,6 +39,7 @@ class Transcript(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"),
                                          unique=True)
+    # pending | running | done | failed | purged (segments deleted past retention)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -56,5 +57,6 @@ class TranscriptSegment(Base):
     speaker: Mapped[str] = mapped_column(String(8))  # caller | agent
     start: Mapped[float] = mapped_column(Float)
     end: Mapped[float] = mapped_column(Float)
-    text: Mapped[str] = mapped_column(Text)
+    # What was said is personal data: encrypted (hotline.privacy.PersonalData).
+    text_enc: Mapped[str | None] = mapped_column(Text)
     confidence: Mapped[float | None] = mapped_column(Float)

@@ -9,8 +9,10 @@
   with one shared Vosk model; the case's transcript status is pending -> running -> done or
   failed (with the error), retried a bounded number of times.
 - Live captions (asr/live.py) while the call runs.
-- Retention: recordings older than ``[recording] retention_days`` are deleted and the case
-  says so.
+- Retention (hotline/retention.py, run from here every ``[recording] purge_interval_s``):
+  recordings older than ``[recording] retention_days`` and transcripts older than
+  ``[privacy] transcript_retention_days`` are deleted, and the case and the audit log say so.
+- What was said is personal data: segments' text is encrypted (hotline.privacy).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +40,10 @@ from asr.audio import AudioError
 from asr.jobs import JobQueue
 from asr.live import LiveCaptions, caption_json
 from asr.models import Recording, Transcript, TranscriptSegment
-from cases.models import CallEvent, Case, utcnow
+from cases.models import Case, utcnow
 from hotline.config import Config
 from hotline.logs import call_scope, note_call_id
+from hotline.privacy import PersonalData
 from telephony import events as ev
 
 log = logging.getLogger(__name__)
@@ -53,8 +56,9 @@ class Transcripts:
     def __init__(self, cfg: Config, redis: Redis, sessions: async_sessionmaker[AsyncSession],
                  *, spools: dict[str, Path], ami_of: Callable[[str], Any] | None = None,
                  case_of: Callable[[str], str | None] | None = None,
-                 scan_interval_s: float = 0.5):
+                 scan_interval_s: float = 0.5, personal: PersonalData | None = None):
         self.cfg = cfg
+        self.personal = personal or PersonalData(cfg.data_key)
         self.redis = redis
         self.sessions = sessions
         self.spools = spools
@@ -372,7 +376,8 @@ class Transcripts:
                 TranscriptSegment.transcript_id == t.id))
             for g in segments:
                 s.add(TranscriptSegment(transcript_id=t.id, speaker=g["speaker"],
-                                        start=g["start"], end=g["end"], text=g["text"],
+                                        start=g["start"], end=g["end"],
+                                        text_enc=self.personal.encrypt(g["text"]),
                                         confidence=g.get("confidence")))
             t.status, t.error, t.updated_at, t.done_at = "done", None, utcnow(), utcnow()
             t.model = self.model_path.name[:128]
@@ -419,7 +424,8 @@ class Transcripts:
             "status": t.status if t is not None else "none",
             "error": t.error if t is not None else None,
             "segments": [{"speaker": g.speaker, "start": g.start, "end": g.end,
-                          "text": g.text, "confidence": g.confidence} for g in segs],
+                          "text": self.personal.decrypt_text(g.text_enc),
+                          "confidence": g.confidence} for g in segs],
             "recordings": [{"side": r.side, "path": r.path, "url_name": r.url_name,
                             "deleted_at": r.deleted_at.isoformat() if r.deleted_at else None}
                            for r in recs],
@@ -451,32 +457,26 @@ class Transcripts:
         return wanted
 
     async def purge(self, now: datetime | None = None) -> int:
-        """Delete recordings past the retention period; the case records when."""
-        now = now or datetime.now(UTC)
-        cutoff = now - timedelta(days=self.cfg.recording.retention_days)
-        async with self.sessions() as s, s.begin():
-            old = (await s.execute(select(Recording).where(
-                Recording.deleted_at.is_(None), Recording.created_at < cutoff))
-            ).scalars().all()
-            by_case: dict[int, list[str]] = {}
-            await asyncio.to_thread(_unlink_all, [r.path for r in old])
-            for r in old:
-                r.deleted_at = now
-                by_case.setdefault(r.case_id, []).append(r.url_name)
-            for case_id, names in by_case.items():
-                key = f"recordings_deleted:{now.isoformat()}"
-                s.add(CallEvent(case_id=case_id, key=key, kind="recordings_deleted", at=now,
-                                detail={"files": names, "retention_days":
-                                        self.cfg.recording.retention_days},
-                                source="retention"))
-        if old:
-            log.info("recordings past retention deleted", extra={"files": len(old)})
-        return len(old)
+        """Delete recordings past the retention period; the case and the audit log record
+        when (hotline/retention.py). Returns how many files."""
+        from hotline.retention import Retention
+
+        report = await Retention(self.cfg, self.sessions, self.personal).purge_recordings(now)
+        return report.recordings
 
     async def _purge_loop(self) -> None:
+        # The whole retention job (recordings, transcripts, personal fields of old cases) runs
+        # here: every service has this helper, with or without ASR.
+        from hotline.retention import Retention
+
+        retention = Retention(self.cfg, self.sessions, self.personal)
         while True:
-            with contextlib.suppress(Exception):
-                await self.purge()
+            try:
+                await retention.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("retention job failed (tried again at the next interval)")
             await asyncio.sleep(self.cfg.recording.purge_interval_s)
 
     def stats(self) -> dict[str, Any]:

@@ -33,6 +33,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Deleted personal data (a purge, a re-encrypted row) is overwritten with zeros,
+            # not left readable in the file's free pages.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         return engine
@@ -43,20 +46,25 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def alembic_config(connection: Any = None, url: str | None = None) -> AlembicConfig:
+def alembic_config(connection: Any = None, url: str | None = None,
+                   personal: Any = None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if url:
         cfg.set_main_option("sqlalchemy.url", url)
     cfg.attributes["connection"] = connection
+    # Data migrations that encrypt existing rows (0007_privacy) need the data key.
+    cfg.attributes["personal"] = personal
     return cfg
 
 
-async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (runs at every start; a no-op when up to date)."""
+async def migrate(engine: AsyncEngine, revision: str = "head", *, personal: Any = None
+                  ) -> None:
+    """Bring the schema to ``revision`` (runs at every start; a no-op when up to date).
+    ``personal``: the service's hotline.privacy.PersonalData, for migrations that encrypt."""
 
     def upgrade(sync_conn: Any) -> None:
-        command.upgrade(alembic_config(sync_conn), revision)
+        command.upgrade(alembic_config(sync_conn, personal=personal), revision)
 
     async with engine.begin() as conn:
         await conn.run_sync(upgrade)

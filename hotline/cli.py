@@ -12,6 +12,9 @@
     hotline asr install-model FILE.zip   unpack, verify and check a Vosk model
     hotline asr backlog [--days N]       transcribe calls that have no transcript yet
     hotline asr purge                    delete recordings past the retention period
+    hotline privacy purge [--dry-run]    the retention job once: recordings, transcripts,
+                                         personal fields of old cases (docs/security.md)
+    hotline privacy rekey                re-encrypt personal data with a new data key
     hotline surge status|propose|apply|return|moves   surges across cities (docs/surge.md)
 """
 
@@ -39,13 +42,18 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from hotline.config import secret_weakness
+
     cfg = _load(args)
     problems = []
-    for what, env in (("AMI secret", cfg.security.ami_secret_env),
-                      ("SIP secret", cfg.security.sip_secret_env),
-                      ("data key", cfg.security.data_key_env)):
-        if len(os.environ.get(env, "")) < 12:
+    for what, env, strong in (("AMI secret", cfg.security.ami_secret_env, True),
+                              ("SIP secret", cfg.security.sip_secret_env, True),
+                              ("data key", cfg.security.data_key_env, False)):
+        value = os.environ.get(env, "")
+        if len(value) < 12:
             problems.append(f"  {what}: set {env} (>= 12 characters) before starting")
+        elif strong and (why := secret_weakness(value)):
+            problems.append(f"  {what}: {env} is too weak: {why}")
     print(f"{_config_path(args)}: OK — {len(cfg.nodes)} node(s), {len(cfg.cities)} cities, "
           f"{len(cfg.agents)} agents, {len(cfg.skills)} skills, {len(cfg.trunks)} trunks")
     if problems:
@@ -106,7 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         service = HotlineService(cfg, ami_secret=cfg.ami_secret,
-                                 personal=PersonalData(cfg.data_key))
+                                 personal=PersonalData(cfg.data_key, cfg.previous_data_keys))
         await service.start()
         # The console and wallboard run in the service unless --no-web.
         runner = None if getattr(args, "no_web", False) else await service.start_web()
@@ -125,6 +133,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(run())
     else:
         uvloop.run(run())
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """The container's health check: the running service answers on its web port and every
+    node's AMI is connected (read from its own /metrics, served to the loopback)."""
+    import urllib.error
+    import urllib.request
+
+    cfg = _load(args)
+    host = "127.0.0.1" if cfg.web.host in ("0.0.0.0", "", "127.0.0.1") else cfg.web.host
+    url = f"http://{host}:{cfg.web.port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as resp:
+            text = resp.read().decode()
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        print(f"unhealthy: the service does not answer at {url} ({exc})", file=sys.stderr)
+        return 1
+    up = any(line.strip() == "hotline_up 1" for line in text.splitlines())
+    nodes = {line.split('node="', 1)[1].split('"', 1)[0]: line.rsplit(" ", 1)[1] == "1"
+             for line in text.splitlines() if line.startswith("hotline_ami_connected{")}
+    down = sorted(n for n, ok in nodes.items() if not ok)
+    missing = sorted({n.id for n in cfg.nodes} - set(nodes))
+    if not up or down or missing:
+        print(f"unhealthy: AMI not connected to {', '.join(down + missing) or '?'}",
+              file=sys.stderr)
+        return 1
+    print(f"healthy: {len(nodes)} node(s) connected")
     return 0
 
 
@@ -237,12 +273,14 @@ def cmd_web_user(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     from cases.db import make_engine, migrate
+    from hotline.privacy import PersonalData
 
     cfg = _load(args)
 
     async def run() -> None:
         engine = make_engine(cfg.database_url)
-        await migrate(engine)
+        # Migrations that encrypt existing rows need the data key.
+        await migrate(engine, personal=PersonalData(cfg.data_key, cfg.previous_data_keys))
         await engine.dispose()
 
     asyncio.run(run())
@@ -331,6 +369,57 @@ def _progress(n: int, total: int, done: int, failed: int) -> None:
     sys.stdout.flush()
 
 
+def cmd_privacy(args: argparse.Namespace) -> int:
+    """The retention job once (``purge``), or data key rotation (``rekey``)."""
+    from cases.db import make_engine, migrate, sessionmaker
+    from hotline.privacy import PersonalData
+
+    cfg = _load(args)
+    personal = PersonalData(cfg.data_key, cfg.previous_data_keys)
+
+    async def run() -> int:
+        engine = make_engine(cfg.database_url)
+        try:
+            await migrate(engine, personal=personal)
+            sessions = sessionmaker(engine)
+            if args.action == "purge":
+                from hotline.retention import Retention
+
+                report = await Retention(cfg, sessions, personal).run(dry_run=args.dry_run)
+                verb = "would be deleted" if args.dry_run else "deleted"
+                print(f"recordings {verb}: {report.recordings} file(s) "
+                      f"(older than {cfg.recording.retention_days} days)")
+                print(f"transcripts {verb}: {report.transcripts} "
+                      f"(older than {cfg.privacy.transcript_retention_days} days)"
+                      + ("" if args.dry_run else f", {report.segments} segment(s)"))
+                print(f"Asterisk CEL rows {verb}: {report.cel_rows} "
+                      f"(older than {cfg.privacy.cel_retention_days} days, already read)")
+                days = cfg.privacy.case_personal_retention_days
+                print(f"cases whose personal fields {verb.replace('deleted', 'blanked')}: "
+                      f"{report.cases}" + (f" (older than {days} days)" if days
+                                           else " (kept: case_personal_retention_days = 0)"))
+                return 0
+            from hotline.rekey import rekey
+
+            if not cfg.previous_data_keys:
+                print(f"privacy rekey: put the old key(s) in "
+                      f"{cfg.security.data_key_previous_env} and the new one in "
+                      f"{cfg.security.data_key_env}", file=sys.stderr)
+                return 2
+            out = await rekey(sessions, personal, progress=lambda name, n: print(
+                f"{name}: {n} row(s) re-encrypted", flush=True))
+            print(f"done: {sum(out.values())} row(s); restart the services with "
+                  f"{cfg.security.data_key_env} only")
+            return 0
+        except ValueError as exc:  # a value no key decrypts
+            print(f"privacy {args.action}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 def cmd_surge(args: argparse.Namespace) -> int:
     from queueing.surge_cli import run
 
@@ -359,12 +448,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-web", action="store_true", help="without the console and wallboard")
     s.set_defaults(fn=cmd_serve)
 
+    h = sub.add_parser("health", help="is the running service up with every node connected "
+                                      "(exit 0/1; the container's health check)")
+    h.add_argument("--timeout", type=float, default=5.0)
+    h.set_defaults(fn=cmd_health)
     w = sub.add_parser("web", help="the console's users")
     wsub = w.add_subparsers(dest="web_cmd", required=True)
     wu = wsub.add_parser("user", help="create a user or reset a password (asked for, or "
                                       "from HOTLINE_NEW_PASSWORD)")
     wu.add_argument("username")
-    wu.add_argument("--role", choices=["agent", "supervisor", "admin"], required=True)
+    wu.add_argument("--role", choices=["agent", "supervisor", "admin", "auditor"],
+                    required=True)
     wu.add_argument("--agent", help="the agent's id (for role agent)")
     wu.add_argument("--name", default="", help="display name")
     wu.set_defaults(fn=cmd_web_user)
@@ -396,10 +490,15 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(fn=cmd_db)
 
     asr = sub.add_parser("asr", help="recordings and transcripts")
-    asr.add_argument("action", choices=["install-model", "backlog", "purge"])
+    asr.add_argument("action", choices=["install-model", "backlog", "purge"])  # purge: recordings
     asr.add_argument("file", nargs="?", help="install-model: the model's zip file")
     asr.add_argument("--days", type=int, default=0, help="backlog: only the last N days")
     asr.set_defaults(fn=cmd_asr)
+    pv = sub.add_parser("privacy", help="personal data: retention purge, key rotation")
+    pv.add_argument("action", choices=["purge", "rekey"])
+    pv.add_argument("--dry-run", action="store_true",
+                    help="purge: only count what is due, change nothing")
+    pv.set_defaults(fn=cmd_privacy)
     from queueing.surge_cli import add_parser as add_surge_parser
 
     add_surge_parser(sub, cmd_surge)

@@ -8,8 +8,10 @@ that hold them, and ``${VAR}`` inside URLs is expanded from the environment.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
 import re
+import ssl
 import tomllib
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
@@ -78,12 +80,42 @@ class RedisSection(_Section):
     prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "hotline"
 
 
+def _network_list(v: list[str]) -> list[str]:
+    for item in v:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"{item!r} is not an IP address or CIDR network") from exc
+    return v
+
+
+LOOPBACK_AND_PRIVATE = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
+                        "192.168.0.0/16", "fc00::/7"]
+
+
 class SecuritySection(_Section):
-    """Names of environment variables holding secrets (never the secrets themselves)."""
+    """Names of environment variables holding secrets (never the secrets themselves), and who
+    may reach the SIP endpoints (docs/security.md)."""
 
     ami_secret_env: str = "HOTLINE_AMI_SECRET"
     sip_secret_env: str = "HOTLINE_SIP_SECRET"
     data_key_env: str = "HOTLINE_DATA_KEY"
+    # Earlier data keys, whitespace-separated, still accepted for decryption while
+    # `hotline privacy rekey` re-encrypts everything with the current key.
+    data_key_previous_env: str = "HOTLINE_DATA_KEY_PREVIOUS"
+    # Networks agents' softphones register and call from (SIP ACL on every agent endpoint:
+    # the source address and the Contact). Anything else gets 403 before any password check.
+    agent_networks: list[str] = LOOPBACK_AND_PRIVATE
+    # Where trunks recognised by a header (match_header) may send from: their SBCs. Trunks
+    # recognised by address are limited to their own `match` networks.
+    trunk_networks: list[str] = ["127.0.0.0/8", "::1/128"]
+
+    @field_validator("agent_networks", "trunk_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one network (an empty list would refuse everyone)")
+        return _network_list(v)
 
 
 class FastAgiSection(_Section):
@@ -114,12 +146,90 @@ class NodeConfig(_Section):
     # Asterisk's CEL database as this service sees it (external nodes: a shared volume).
     # Managed nodes default to their instance directory.
     cel_path: Path | None = None
+    # AMI over TLS, required when ami_host is not a loopback address (AMI carries callers'
+    # numbers and can place calls). The service connects to ami_host:ami_tls_port and checks
+    # the certificate against ami_tls_ca (default: ami_tls_cert, for a self-signed one) and
+    # the name ami_tls_server_name (default: ami_host). Managed nodes render Asterisk's TLS
+    # listener from ami_tls_cert / ami_tls_key (PEM files); the plain listener then stays on
+    # 127.0.0.1:ami_port.
+    ami_tls: bool = False
+    ami_tls_port: PORT | None = None
+    ami_tls_cert: Path | None = None
+    ami_tls_key: Path | None = None
+    ami_tls_ca: Path | None = None
+    ami_tls_server_name: str | None = None
+    # Networks the service logs in to AMI from over TLS (Asterisk's permit=); the loopback is
+    # always allowed.
+    ami_clients: list[str] = []
+
+    @field_validator("ami_clients")
+    @classmethod
+    def _clients(cls, v: list[str]) -> list[str]:
+        return _network_list(v)
 
     @model_validator(mode="after")
     def _ranges(self) -> NodeConfig:
         if self.rtp_end <= self.rtp_start:
             raise ValueError("rtp_end must be above rtp_start")
+        if not self.ami_tls and not is_loopback(self.ami_host):
+            raise ValueError(
+                f"ami_host {self.ami_host!r} is not a loopback address: AMI must stay on the "
+                "loopback (127.0.0.1, ::1) unless ami_tls = true with ami_tls_port and a "
+                "certificate (ami_tls_cert, ami_tls_key)")
+        if self.ami_tls:
+            missing = [k for k in ("ami_tls_port", "ami_tls_cert")
+                       if getattr(self, k) is None]
+            if self.mode == "managed" and self.ami_tls_key is None:
+                missing.append("ami_tls_key")
+            if self.mode == "external" and self.ami_tls_ca is None and \
+                    self.ami_tls_cert is None:
+                missing.append("ami_tls_ca")
+            if missing:
+                raise ValueError(f"ami_tls needs {', '.join(missing)}")
+            if self.ami_tls_port == self.ami_port:
+                raise ValueError("ami_tls_port must differ from ami_port (the plain AMI "
+                                 "listener stays on the loopback)")
         return self
+
+    @property
+    def ami_plain_host(self) -> str:
+        """Where Asterisk's plain (unencrypted) AMI listens: the loopback when TLS is on."""
+        return "127.0.0.1" if self.ami_tls else self.ami_host
+
+    def ami_endpoint(self) -> tuple[str, int]:
+        """Where the service connects to AMI."""
+        if self.ami_tls and self.ami_tls_port:
+            return self.ami_host, self.ami_tls_port
+        return self.ami_host, self.ami_port
+
+    def ami_ssl_context(self, base_dir: Path) -> ssl.SSLContext | None:
+        """The client side of AMI over TLS (None: plain, on the loopback). Relative paths
+        are under the configuration file's folder."""
+        if not self.ami_tls:
+            return None
+        ca = self.ami_tls_ca or self.ami_tls_cert
+        assert ca is not None
+        path = ca if ca.is_absolute() else base_dir / ca
+        try:
+            ctx = ssl.create_default_context(cafile=str(path))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"nodes.{self.id}.ami_tls_ca: cannot load {path}: {exc}"
+                              ) from None
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
+
+    @property
+    def ami_server_name(self) -> str:
+        return self.ami_tls_server_name or self.ami_host
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: not provably the loopback
 
 
 class CityConfig(_Section):
@@ -146,12 +256,7 @@ class TrunkConfig(_Section):
     @field_validator("match")
     @classmethod
     def _networks(cls, v: list[str]) -> list[str]:
-        for item in v:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"{item!r} is not an IP address or CIDR network") from exc
-        return v
+        return _network_list(v)
 
     @field_validator("match_header")
     @classmethod
@@ -378,6 +483,20 @@ class SurgeSection(_Section):
         return self.floors.get(city, self.default_floor)
 
 
+class PrivacySection(_Section):
+    """Personal data destroyed when due (hotline/retention.py, docs/security.md). The job runs
+    every [recording] purge_interval_s with the recordings' retention."""
+
+    # Transcripts (what was said) of cases older than this are deleted.
+    transcript_retention_days: Annotated[int, Field(ge=1, le=3650)] = 180
+    # The personal fields of ended cases older than this (number, name, what the agent wrote,
+    # callback notes) are blanked; the anonymous figures stay. 0 keeps them.
+    case_personal_retention_days: Annotated[int, Field(ge=0, le=36500)] = 1095
+    # Asterisk's own call records (CEL: callers' numbers in clear, written by Asterisk) are
+    # needed only until the service has read them (after an outage): deleted after this.
+    cel_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+
+
 class WebSection(_Section):
     """The agent console and supervisor wallboard (agent_desk/web.py, docs/console.md)."""
 
@@ -389,8 +508,10 @@ class WebSection(_Section):
     # Set on the cookie when served over HTTPS (behind the proxy); off for the lab.
     secure_cookies: bool = False
     max_body_bytes: Annotated[int, Field(ge=1024, le=10_000_000)] = 64 * 1024
-    # Failed logins allowed per username and per client address in a window.
+    # Failed logins allowed per username in a window, and per client address (higher: a
+    # whole call center may sign in from one NAT address).
     login_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    login_attempts_per_address: Annotated[int, Field(ge=1, le=10000)] = 30
     login_window_s: Annotated[int, Field(ge=10, le=3600)] = 300
     # Roles that see callers' numbers in clear (everyone else sees 138****5678).
     see_numbers: list[Literal["agent", "supervisor", "admin"]] = ["supervisor", "admin"]
@@ -431,6 +552,7 @@ class Config(_Section):
     recording: RecordingSection = RecordingSection()
     asr: AsrSection = AsrSection()
     surge: SurgeSection = SurgeSection()
+    privacy: PrivacySection = PrivacySection()
     web: WebSection = WebSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.
@@ -571,22 +693,33 @@ class Config(_Section):
         cities = {c.id for c in self.cities if c.node == node_id}
         return [a for a in self.agents if a.city in cities]
 
-    def secret(self, env_name: str, *, what: str) -> str:
+    def secret(self, env_name: str, *, what: str, strong: bool = False) -> str:
         value = os.environ.get(env_name, "")
         if len(value) < 12:
             raise ConfigError(
                 f"{what}: environment variable {env_name} must hold a secret of at least 12 "
                 f"characters ({'unset' if not value else 'too short'})"
             )
+        if strong and (why := secret_weakness(value)):
+            raise ConfigError(f"{what}: the secret in {env_name} is too weak: {why} "
+                              f"(make one with: python3 -c 'import secrets; "
+                              f"print(secrets.token_urlsafe(32))')")
         return value
 
     @property
     def ami_secret(self) -> str:
-        return self.secret(self.security.ami_secret_env, what="security.ami_secret_env")
+        return self.secret(self.security.ami_secret_env, what="security.ami_secret_env",
+                           strong=True)
 
     @property
     def sip_secret(self) -> str:
-        return self.secret(self.security.sip_secret_env, what="security.sip_secret_env")
+        # Every agent's and inter-node trunk's SIP password is derived from it.
+        return self.secret(self.security.sip_secret_env, what="security.sip_secret_env",
+                           strong=True)
+
+    @property
+    def previous_data_keys(self) -> list[str]:
+        return os.environ.get(self.security.data_key_previous_env, "").split()
 
     @property
     def data_key(self) -> str:
@@ -613,6 +746,31 @@ def _destination_problems(cfg: Config) -> list[str]:
                                 f"{seen_numbers[d.number]}")
             seen_numbers.setdefault(d.number, where)
     return problems
+
+
+WEAK_WORDS = ("password", "passwd", "secret", "changeme", "asterisk", "hotline", "12345",
+              "admin", "qwerty", "letmein")
+
+
+def secret_weakness(value: str) -> str | None:
+    """Why a secret that guards SIP or AMI is too weak to use (None: strong enough).
+
+    At least 16 characters, 10 of them different, and not mostly a well-known word or a run:
+    what a random generator gives at once and a person's choice rarely does."""
+    if len(value) < 16:
+        return f"{len(value)} characters, at least 16 needed"
+    if len(set(value)) < 10:
+        return f"only {len(set(value))} different characters, at least 10 needed"
+    low = value.lower()
+    rest = low
+    for w in WEAK_WORDS:
+        rest = rest.replace(w, "")
+    if len(rest) < 12:
+        return "mostly made of a well-known word (password, secret, asterisk, 12345...)"
+    runs = sum(1 for a, b in itertools.pairwise(low) if ord(b) - ord(a) in (0, 1))
+    if runs > len(low) // 2:
+        return "mostly repeated or consecutive characters"
+    return None
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -7,8 +7,9 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 
 def mask_number(number: str | None) -> str:
@@ -31,22 +32,32 @@ def scrub(text: str) -> str:
     return _NUMBERISH.sub(lambda m: mask_number(m.group(0)), text)
 
 
-class PersonalData:
-    """Encrypts personal fields with a key derived from the environment's data key."""
+def _keys(data_key: str) -> tuple[Fernet, bytes]:
+    root = hashlib.sha256(b"hotline-data-key|" + data_key.encode()).digest()
+    fernet = Fernet(base64.urlsafe_b64encode(hmac.new(root, b"encrypt", hashlib.sha256).digest()))
+    return fernet, hmac.new(root, b"lookup", hashlib.sha256).digest()
 
-    def __init__(self, data_key: str):
+
+class PersonalData:
+    """Encrypts personal fields with a key derived from the environment's data key.
+
+    Every personal field (callers' numbers and names, what agents write on a case, transcripts,
+    callback notes) goes through ``encrypt``/``decrypt`` (Fernet: AES-128-CBC + HMAC-SHA256,
+    a fresh IV per value, so equal values give different tokens). Look-ups use
+    ``lookup_hash``, a keyed HMAC of the normalised number. ``previous`` keys still decrypt
+    (key rotation: ``hotline privacy rekey`` re-encrypts everything with the current key)."""
+
+    def __init__(self, data_key: str, previous: Sequence[str] = ()):
         if len(data_key) < 12:
             raise ValueError("the data key must have at least 12 characters")
-        root = hashlib.sha256(b"hotline-data-key|" + data_key.encode()).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(
-            hmac.new(root, b"encrypt", hashlib.sha256).digest()
-        ))
-        self._lookup = hmac.new(root, b"lookup", hashlib.sha256).digest()
+        self._current, self._lookup = _keys(data_key)
+        self._old = [_keys(k) for k in previous if k and k != data_key]
+        self._fernet = MultiFernet([self._current, *(f for f, _ in self._old)])
 
     def encrypt(self, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        return self._fernet.encrypt(value.encode()).decode()
+        return self._current.encrypt(value.encode()).decode()
 
     def decrypt(self, token: str | None) -> str | None:
         if not token:
@@ -55,6 +66,23 @@ class PersonalData:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
             raise ValueError("personal data cannot be decrypted: wrong data key?") from None
+
+    def decrypt_text(self, token: str | None) -> str:
+        """A personal text field for display: "" when empty."""
+        return self.decrypt(token) or ""
+
+    def reencrypt(self, token: str | None) -> str | None:
+        """The same value under the current key (key rotation)."""
+        if not token:
+            return token
+        return self.encrypt(self.decrypt(token))
+
+    def old_lookup_hashes(self, value: str | None) -> list[str]:
+        """The value's look-up hash under each previous key (key rotation)."""
+        if not value:
+            return []
+        n = normalize_number(value).encode()
+        return [hmac.new(k, n, hashlib.sha256).hexdigest()[:40] for _, k in self._old]
 
     def lookup_hash(self, value: str | None) -> str | None:
         """Equal numbers give equal hashes (for repeat-caller look-ups); the hash reveals nothing

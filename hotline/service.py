@@ -86,7 +86,7 @@ class HotlineService:
         cfg = self.cfg
         if self.engine is None:
             self.engine = make_engine(cfg.database_url)
-        await migrate(self.engine)
+        await migrate(self.engine, personal=self.personal)
         self.store = CaseStore(sessionmaker(self.engine), self.personal, cfg.service.timezone)
         if self.redis is None:
             self.redis = Redis.from_url(cfg.redis_url, decode_responses=True)
@@ -189,9 +189,11 @@ class HotlineService:
                 await self.transcripts.on_event(event)
             await self.surge.on_event(event)
 
-        host, port = self.ami_addresses.get(node.id, (node.ami_host, node.ami_port))
+        host, port = self.ami_addresses.get(node.id, node.ami_endpoint())
         ami = AmiClient(node=node.id, host=host, port=port, username=node.ami_username,
                         secret=self.ami_secret, subscriber=on_event,
+                        ssl=node.ami_ssl_context(cfg.base_dir),
+                        server_hostname=node.ami_server_name,
                         **self.ami_options)  # type: ignore[arg-type]
         ami.flushers.append(self.live.flush)  # the live state's buffered writes, when caught up
         membership = MembershipSync(cfg, node.id, lambda: ami, skills_of=self.skills.of,

@@ -144,11 +144,6 @@ class SurgeManager:
             await self._on_event(event)
         except (TimeoutError, AmiError, OSError) as exc:
             log.warning("surge event not handled", extra={"error": str(exc)})
-        # A client library that swallows a cancellation (seen with redis-py when the AMI client
-        # stops mid-command) must not leave the AMI dispatcher running: cancel it all the same.
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise asyncio.CancelledError
 
     async def _on_event(self, event: ev.DomainEvent) -> None:
         now = self.clock()

@@ -256,8 +256,12 @@ class AmiClient:
         subscriber: Subscriber | None = None, action_timeout: float = 5.0,
         ping_interval: float = 5.0, ping_timeout: float = 3.0,
         backoff: Iterable[float] = (0.2, 0.5, 1, 2, 4, 8), max_backoff: float = 10.0,
+        ssl: Any = None, server_hostname: str | None = None,
     ):
         self.node = node
+        # AMI over TLS (an ssl.SSLContext) when Asterisk is not on the loopback.
+        self.ssl = ssl
+        self.server_hostname = server_hostname
         self.host = host
         self.port = port
         self.username = username
@@ -357,8 +361,9 @@ class AmiClient:
         loop = asyncio.get_running_loop()
         self._lost = asyncio.Event()
         _, protocol = await asyncio.wait_for(
-            loop.create_connection(BufferedAMIProtocol, self.host, self.port), 5
-        )
+            loop.create_connection(BufferedAMIProtocol, self.host, self.port, ssl=self.ssl,
+                                   server_hostname=self.server_hostname if self.ssl else None),
+            5)
         assert isinstance(protocol, BufferedAMIProtocol)
         protocol.client = self
         protocol.encoding = "utf-8"

@@ -28,11 +28,22 @@ from hotline.config import Config, NodeConfig
 from hotline.secrets import sip_password
 from queueing.model import all_queues, fallback_queue
 from telephony import sounds
-from telephony.runtime import AsteriskRuntime
+from telephony.runtime import AsteriskRuntime, AsteriskRuntimeError
 
 log = logging.getLogger(__name__)
 
+# The templates live in the repository's asterisk-conf/; an installed package (the service's
+# image) is told where they are by HOTLINE_ASTERISK_CONF.
 TEMPLATES = Path(__file__).resolve().parent.parent / "asterisk-conf"
+
+
+def templates_dir() -> Path:
+    where = Path(os.environ.get("HOTLINE_ASTERISK_CONF") or TEMPLATES)
+    if not any(where.glob("*.conf.j2")):
+        raise AsteriskRuntimeError(
+            f"no Asterisk configuration templates (*.conf.j2) in {where}: set "
+            "HOTLINE_ASTERISK_CONF to the project's asterisk-conf folder")
+    return where
 
 # Modules that reach outside the box, need hardware or services we don't run, or that
 # Debian's default install cannot load (res_hep_pjsip declines without hep.conf).
@@ -135,8 +146,9 @@ class AsteriskInstance:
         for sub in ("etc", "lib/keys", "spool/monitor", "spool/outgoing", "log", "run", "cache",
                     "sounds", "moh"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        templates = templates_dir()
         env = Environment(
-            loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
+            loader=FileSystemLoader(str(templates)), undefined=StrictUndefined,
             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
         )
         agents = [AgentView(a.id, a.city, sip_password(sip_master, a.id))
@@ -155,8 +167,19 @@ class AsteriskInstance:
                                sip_password(sip_master, f"node-{self.node.id}"))
                       for n in cfg.nodes if n.id != self.node.id],
         }
+        if self.node.ami_tls:
+            # AMI over TLS: Asterisk (in its root) reads the certificate from its own etc/.
+            keys = self.dir / "etc" / "keys"
+            keys.mkdir(parents=True, exist_ok=True)
+            for src, name in ((self.node.ami_tls_cert, "ami-cert.pem"),
+                              (self.node.ami_tls_key, "ami-key.pem")):
+                assert src is not None
+                path = src if src.is_absolute() else cfg.base_dir / src
+                fd = os.open(keys / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(path.read_bytes())
         written = []
-        for template in sorted(TEMPLATES.glob("*.conf.j2")):
+        for template in sorted(templates.glob("*.conf.j2")):
             out = self.dir / "etc" / template.name.removesuffix(".j2")
             text = env.get_template(template.name).render(context)
             tmp = out.with_suffix(".tmp")
@@ -273,7 +296,7 @@ class AsteriskInstance:
                     f"asterisk for node {self.node.id} exited during start:\n{self.log_tail()}"
                 )
             try:
-                if await ami_ready(self.node.ami_host, self.node.ami_port,
+                if await ami_ready(self.node.ami_plain_host, self.node.ami_port,
                                    self.node.ami_username, secret):
                     return time.monotonic() - started
                 last_error = "not fully booted"

@@ -74,11 +74,17 @@ async def test_operator_runs_asterisk_and_the_service_from_the_config(tmp_path, 
             case = await eventually(ended, what="the served case")
             assert case.agent_id == "1001" and case.queue == "nanjing-general"
             await engine.dispose()
+            # The container's health check: the served console answers, AMI is connected.
+            health = await asyncio.to_thread(hotline, cfg_path, "health")
+            assert health.returncode == 0, health.stderr
+            assert "healthy: 1 node(s) connected" in health.stdout
         finally:
             await phones.stop()
             serve.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(serve.wait(), 15) == 0
             log.close()
+        stopped = await asyncio.to_thread(hotline, cfg_path, "health")
+        assert stopped.returncode == 1 and "does not answer" in stopped.stderr
         text = (tmp_path / "service.log").read_text()
         assert '"msg": "hotline service stopped"' in text
         assert "13512340000" not in text  # the caller's number never in the logs

@@ -15,7 +15,14 @@ from tests.conftest import CONSOLE_PASSWORD, eventually
 
 pytestmark = pytest.mark.asterisk
 
-ROLE_USER = {"agent": "agent1001", "supervisor": "sup", "admin": "admin"}
+ROLE_USER = {"agent": "agent1001", "supervisor": "sup", "admin": "admin",
+             "auditor": "auditor"}
+
+
+async def add_auditor(console) -> None:
+    from agent_desk.auth import Users
+
+    await Users(console.service.store.sessions).add("auditor", CONSOLE_PASSWORD, "auditor")
 
 
 def concrete(path: str) -> str:
@@ -32,6 +39,7 @@ def test_passwords_are_scrypt_hashed():
 
 
 async def test_every_endpoint_checks_role_session_and_csrf(console):
+    await add_auditor(console)
     anon = await console.anonymous()
     users = {role: await console.user(name) for role, name in ROLE_USER.items()}
 
@@ -84,18 +92,58 @@ async def test_every_endpoint_checks_role_session_and_csrf(console):
     assert status == 401 and "signed out" in doc["message"]
 
 
-async def test_login_is_rate_limited(console):
-    anon = await console.anonymous()
-    for _ in range(console.service.cfg.web.login_attempts):
-        status, doc = await anon.post("/api/login", {"username": "sup", "password": "wrong"})
+async def test_login_is_rate_limited_per_user_and_per_address(console):
+    """Failed sign-ins lock the user out wherever they come from, and the address out for
+    every user once its own (higher) limit is passed; a locked-out answer is 429 with
+    Retry-After, even with the right password."""
+    web_cfg = console.service.cfg.web
+    limiter = console.console.limiter
+    assert (limiter.attempts, limiter.address_attempts) == (
+        web_cfg.login_attempts, web_cfg.login_attempts_per_address)
+    limiter.address_attempts = web_cfg.login_attempts + 3  # reached within the test
+    here = await console.anonymous()  # from 127.0.0.1
+    there = await _client_from(console, "127.0.0.2")  # another address (the loopback /8)
+
+    async def login(client, user, password=CONSOLE_PASSWORD):
+        resp = await client.request("POST", "/api/login",
+                                    json={"username": user, "password": password})
+        return resp.status, await resp.json(), resp.headers
+
+    for _ in range(web_cfg.login_attempts):
+        status, doc, _ = await login(here.client, "sup", "wrong")
         assert status == 401 and doc["error"] == "bad_credentials"
-    status, doc = await anon.post("/api/login", {"username": "sup",
-                                                 "password": CONSOLE_PASSWORD})
-    assert status == 429 and doc["error"] == "too_many_attempts", doc
-    # Other users from elsewhere are not locked out by it... but this address is.
-    status, doc = await anon.post("/api/login", {"username": "admin",
-                                                 "password": CONSOLE_PASSWORD})
-    assert status == 429
+    for client in (here.client, there):  # per user: from any address
+        status, doc, headers = await login(client, "sup")
+        assert status == 429 and doc["error"] == "too_many_attempts", doc
+        wait = int(headers["Retry-After"])
+        assert 0 < wait <= web_cfg.login_window_s and f"{wait} s" in doc["message"]
+    # Another user from this address is still let in (the address limit is higher) ...
+    status, doc, _ = await login(here.client, "admin")
+    assert status == 200, doc
+    for i in range(3):
+        status, _, _ = await login(here.client, f"ghost{i}", "wrong")
+        assert status == 401
+    # ... until the address has failed too often: then nobody signs in from it,
+    status, doc, headers = await login(here.client, "admin")
+    assert status == 429 and int(headers["Retry-After"]) > 0, doc
+    # while the same user from elsewhere does.
+    status, doc, _ = await login(there, "admin")
+    assert status == 200, doc
+    # The counters are in Redis, keyed without the username in clear.
+    keys = [k async for k in console.service.redis.scan_iter(f"{limiter.prefix}:*")]
+    assert keys and not [k for k in keys if "sup" in k.split(":")[-1]]
+
+
+async def _client_from(console, address: str):
+    session = aiohttp.ClientSession(
+        base_url=console.base_url,
+        connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+    class Closer:
+        async def close(self):
+            await session.close()
+    console.clients.append(Closer())
+    return session
 
 
 async def test_bad_input_gets_a_clear_4xx_and_changes_nothing(console):

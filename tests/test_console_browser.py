@@ -162,8 +162,11 @@ async def test_agent_takes_a_call_in_the_console_and_the_wallboard_follows(
                 ).scalar_one()
     assert case.agent_id == "1001" and case.outcome == "answered"
     assert case.closed_at is not None
-    assert form.category == "consultation" and form.subject == "社保卡补办"
-    assert form.department == "人社局" and "需携带身份证" in form.content
+    # What the agent wrote is stored encrypted; the category and department in clear.
+    dec = svc.personal.decrypt
+    assert form.category == "consultation" and dec(form.subject_enc) == "社保卡补办"
+    assert form.department == "人社局" and "需携带身份证" in dec(form.content_enc)
+    assert "需携带身份证" not in (form.content_enc or "")
     assert form.updated_by == "agent1001"
     # Closed: the repeat-caller look-up no longer sees an open case for this caller.
     assert svc.earlier_cases.peek(case.caller_hash) is None

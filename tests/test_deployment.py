@@ -101,3 +101,123 @@ def _service_blocks(config_yaml: str) -> dict[str, str]:
         elif current is not None:
             blocks[current].append(line)
     return {k: "\n".join(v) for k, v in blocks.items()}
+
+
+def _dockerfile_instructions(path: Path) -> dict[str, str]:
+    """A Dockerfile's instructions by keyword (continuation lines joined; the last wins)."""
+    out: dict[str, str] = {}
+    text = path.read_text().replace("\\\n", " ")
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            word, _, rest = line.strip().partition(" ")
+            out.setdefault(word, "")
+            out[word] = out[word] + " " + rest if word == "RUN" else rest
+    return out
+
+
+@pytest.mark.asterisk
+async def test_asterisk_image_recipe_runs_here_with_the_container_config(tmp_path: Path):
+    """The Asterisk image is Debian sid's asterisk packages started with the rendered files
+    at /srv/hotline: the same packages as the cached sid root, so its CMD and HEALTHCHECK
+    are run here against a container-rendered node."""
+    import asyncio
+    import json as _json
+
+    from hotline.config import load_config
+    from hotline.service import instance_dir
+    from telephony.instance import AsteriskInstance
+    from telephony.runtime import CHROOT_MOUNT, PACKAGES, ensure_runtime
+
+    recipe = _dockerfile_instructions(REPO / "asterisk-conf" / "Dockerfile")
+    assert recipe["FROM"].startswith("debian:sid")
+    installed = recipe["RUN"].split("install", 1)[1].split("&&", 1)[0].split()
+    assert set(PACKAGES) <= set(installed), installed
+    cmd = _json.loads(recipe["CMD"])[-1]  # ["sh", "-c", "ln ... && exec asterisk ..."]
+    start = cmd.split("exec ", 1)[1].split()
+    assert start[0] == "asterisk" and f"{CHROOT_MOUNT}/etc/asterisk.conf" in start
+    health = recipe["HEALTHCHECK"].split(" CMD ", 1)[1].split(" || ", 1)[0]
+
+    runtime = ensure_runtime()
+    if runtime.root is None:
+        pytest.skip("an installed Asterisk: the container paths apply to the sid root only")
+    cfg_path = tmp_path / "hotline.toml"
+    cfg_path.write_text(lab_config_toml(tmp_path / "data"), encoding="utf-8")
+    assert main(["--config", str(cfg_path), "asterisk", "render", "--for-container"]) == 0
+    cfg = load_config(cfg_path)
+    node = cfg.nodes[0]
+    inst = AsteriskInstance(runtime, instance_dir(cfg, node), node)
+    # The image's command line, in the sid root with the node's files where the image has
+    # them (its CMD links the volume's node folder at /srv/hotline; here it is bind-mounted).
+    inst.start(owner_pid=os.getpid())
+    try:
+        assert sorted(start[1:]) == sorted(["-f", "-C", f"{CHROOT_MOUNT}/etc/asterisk.conf"])
+        ours = runtime.argv(inst.dir, "-f")[-1]
+        assert f"asterisk -C {CHROOT_MOUNT}/etc/asterisk.conf -f" in ours
+        await inst.wait_ready(cfg.ami_secret)
+        # The image's HEALTHCHECK command, word for word after "asterisk".
+        words = health.split(" ", 1)[1]
+        args = words.replace('"core show uptime"', "").split()
+        assert args == ["-C", f"{CHROOT_MOUNT}/etc/asterisk.conf", "-rx"], args
+        out = await asyncio.to_thread(inst.cli, "core show uptime")
+        assert "System uptime" in out
+    finally:
+        await asyncio.to_thread(inst.stop)
+    # The service's image checks itself with `hotline health` (tests/test_cli.py runs it).
+    compose_text = (REPO / "docker-compose.yml").read_text()
+    assert '["CMD", "hotline", "health"]' in compose_text
+
+
+def test_service_image_recipe_builds_a_package_that_renders_and_migrates(tmp_path: Path):
+    """The service's image: only what its Dockerfile copies, built into a package as its
+    `pip install` does, then run from that package (not this checkout) with the image's
+    environment: it renders a node's Asterisk configuration and migrates a database."""
+    import sys
+    import zipfile
+
+    recipe = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    app = tmp_path / "app"
+    app.mkdir()
+    for line in recipe.splitlines():
+        if line.startswith("COPY "):
+            *sources, _dest = line.split()[1:]
+            for src in sources:
+                if (REPO / src).is_dir():
+                    shutil.copytree(REPO / src, app / src,
+                                    ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy(REPO / src, app / src)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                            "--disable-pip-version-check", "-w", str(tmp_path / "dist"),
+                            str(app)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    assert (site / "cases" / "migrations" / "env.py").exists()
+    assert (site / "agent_desk" / "static" / "console.html").exists()
+    env_line = next(line for line in recipe.splitlines() if line.startswith("ENV "))
+    image_env = dict(kv.split("=", 1) for kv in env_line.split()[1:])
+    assert image_env["HOTLINE_ASTERISK_CONF"] == "/app/asterisk-conf"
+
+    cfg = tmp_path / "hotline.toml"
+    cfg.write_text(lab_config_toml(tmp_path / "data"), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(site),
+           "HOTLINE_ASTERISK_CONF": str(app / "asterisk-conf")}
+
+    def run(*args: str, **kw: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hotline.cli", "--config", str(cfg),
+                               *args], capture_output=True, text=True, timeout=120,
+                              cwd=tmp_path, env={**env, **kw})
+
+    where = subprocess.run([sys.executable, "-c", "import telephony; print(telephony.__file__)"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert where.stdout.strip().startswith(str(site)), where  # the package, not the checkout
+    rendered = run("asterisk", "render", "--for-container")
+    assert rendered.returncode == 0, rendered.stderr
+    assert "pjsip.conf" in rendered.stdout and "extensions.conf" in rendered.stdout
+    migrated = run("db", "upgrade")
+    assert migrated.returncode == 0, migrated.stderr
+    # Without the templates' folder the image would render nothing: it says so instead.
+    lost = run("asterisk", "render", "--for-container",
+               HOTLINE_ASTERISK_CONF=str(tmp_path / "nowhere"))
+    assert lost.returncode == 1 and "HOTLINE_ASTERISK_CONF" in lost.stderr
