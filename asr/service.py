@@ -49,6 +49,7 @@ from asr.models import Recording, Transcript, TranscriptSegment
 from cases.models import Case, utcnow
 from cases.store import database_unavailable
 from hotline.config import Config
+from hotline.logs import call_scope, note_call_id
 from hotline.privacy import PersonalData
 from telephony import events as ev
 
@@ -176,10 +177,12 @@ class Transcripts:
 
     async def on_event(self, event: ev.DomainEvent) -> None:
         if isinstance(event, ev.AgentConnect) and self.live is not None:
-            try:
-                await self._tap(event)
-            except Exception as exc:  # captions are a help, never a reason to fail a call
-                log.warning("live captions not started: %s", exc)
+            call_id = f"{event.node}:{event.channel.linkedid}"
+            with call_scope(call_id, self.case_of(call_id)):
+                try:
+                    await self._tap(event)
+                except Exception as exc:  # captions are a help, never a reason to fail a call
+                    log.warning("live captions not started: %s", exc)
 
     async def _tap(self, event: ev.AgentConnect) -> None:
         assert self.live is not None and self.ami_of is not None
@@ -256,6 +259,11 @@ class Transcripts:
         return adopted
 
     async def _ingest(self, node: str, marker: Path) -> bool:
+        call_id = f"{node}:{marker.name.removesuffix('.done').rpartition('-')[0]}"
+        with call_scope(call_id, self.case_of(call_id)):
+            return await self._ingest_call(node, marker)
+
+    async def _ingest_call(self, node: str, marker: Path) -> bool:
         stem = marker.name.removesuffix(".done")
         linkedid, _, _epoch = stem.rpartition("-")
         call_id = f"{node}:{linkedid}"
@@ -332,7 +340,8 @@ class Transcripts:
             case, attempt = job
             self.holding.add(case)
             try:
-                await self.process(case, attempt)
+                with call_scope(None, case):  # the call's id comes with the case (process)
+                    await self.process(case, attempt)
             except asyncio.CancelledError:
                 raise  # the lease runs out and another worker takes the job
             except Exception as exc:
@@ -362,6 +371,7 @@ class Transcripts:
         if case is None:
             await self.queue.finish(number)
             return "none"
+        note_call_id(number, case.call_id)
         if self.model_error:
             await self._fail(case.id, number, f"ASR model unavailable: {self.model_error}")
             return "failed"

@@ -33,6 +33,7 @@ from cases.models import (
     TransferRecord,
 )
 from cases.transfers import apply_transfer_fact
+from hotline.logs import call_scope, note_case
 from hotline.privacy import PersonalData, mask_number
 from telephony.calls import CallFact
 
@@ -122,6 +123,10 @@ class CaseStore:
 
     async def apply(self, fact: CallFact) -> CaseRef:
         """Apply one fact (safe to repeat)."""
+        with call_scope(fact.call_id, self.cached_number(fact.call_id)):
+            return await self._apply(fact)
+
+    async def _apply(self, fact: CallFact) -> CaseRef:
         async with self._lock(fact.call_id):
             deadline = time.monotonic() + self.unavailable_wait_s
             delays = iter((0.2, 0.5, 1.0, 2.0))
@@ -130,6 +135,7 @@ class CaseStore:
                 try:
                     ref = await self._apply_once(fact)
                     self._remember(fact.call_id, ref)
+                    note_case(fact.call_id, ref.number)
                     return ref
                 except IntegrityError:
                     # Another process created the case (or the event) first: read it again.

@@ -241,6 +241,7 @@ class HotlineService:
                         ssl=node.ami_ssl_context(cfg.base_dir),
                         server_hostname=node.ami_server_name,
                         **self.ami_options)  # type: ignore[arg-type]
+        ami.flushers.append(self.live.flush)  # the live state's buffered writes, when caught up
         membership = MembershipSync(cfg, node.id, lambda: ami, skills_of=self.skills.of,
                                     signed_in=self.presence.is_signed_in)
         self.skills.appliers[node.id] = membership.apply_agent

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from hotline.config import PROVINCE_POOL, Config
+from hotline.logs import call_scope, note_case
 from hotline.privacy import PersonalData, normalize_number
 from hotline.tasks import cancel_and_wait
 from queueing.model import (
@@ -427,9 +428,11 @@ class RouteEndpoint:
     def _fallback(self, headers: dict[str, str], exc: BaseException) -> None:
         # Leave HOTLINE_ROUTE unset: the dialplan's fallback queue takes the call.
         self.fallbacks += 1
-        log.warning("routing failed; the dialplan falls back", extra={
-            "call_id": headers.get("agi_arg_4") or headers.get("agi_uniqueid", ""),
-            "error": str(exc) or type(exc).__name__})
+        call_id = headers.get("agi_arg_4") or headers.get("agi_uniqueid", "")
+        case = self.case_number(call_id) if self.case_number is not None and call_id else None
+        with call_scope(call_id, case):
+            log.warning("routing failed; the dialplan falls back", extra={
+                "error": str(exc) or type(exc).__name__})
 
     async def __call__(self, request: AgiRequest) -> None:
         """The stream interface, for callers that drive an AgiRequest themselves."""
@@ -470,28 +473,35 @@ class RouteEndpoint:
         backlog = self._backlog
         while True:
             req, decision, started = await backlog.get()
+            case = self.case_number(req.call_id) if self.case_number is not None else None
             try:
-                if isinstance(decision, _Recorded):
-                    decision = decision.decision
-                else:
-                    await self.record(self._routed_fact(req, decision))
-                if req.earlier is not None:
-                    await self.record(CallFact(
-                        "linked", req.call_id, req.node, time.time(),
-                        {"case": req.earlier.number, "case_id": req.earlier.case_id,
-                         "reason": "repeat_caller", "agent": req.earlier.agent_id},
-                        source="router"))
-                if log.isEnabledFor(logging.DEBUG):  # the case holds the decision and reasons
-                    log.debug("call routed", extra={
-                        "call_id": req.call_id, "queue": decision.queue,
-                        "priority": decision.priority, "preferred": decision.preferred_agent,
-                        "flags": list(decision.flags),
-                        "ms": round((time.monotonic() - started) * 1000, 2)})
-            except Exception:
-                self.unrecorded += 1
-                log.exception("routing decision not recorded", extra={"call_id": req.call_id})
+                with call_scope(req.call_id, case):
+                    await self._record(req, decision, started)
             finally:
                 backlog.task_done()
+
+    async def _record(self, req: RouteRequest, decision: RouteDecision | _Recorded,
+                      started: float) -> None:
+        try:
+            if isinstance(decision, _Recorded):
+                decision = decision.decision
+            else:
+                ref = await self.record(self._routed_fact(req, decision))
+                note_case(req.call_id, getattr(ref, "number", None))
+            if req.earlier is not None:
+                await self.record(CallFact(
+                    "linked", req.call_id, req.node, time.time(),
+                    {"case": req.earlier.number, "case_id": req.earlier.case_id,
+                     "reason": "repeat_caller", "agent": req.earlier.agent_id},
+                    source="router"))
+            if log.isEnabledFor(logging.DEBUG):  # the case holds the decision and reasons
+                log.debug("call routed", extra={
+                    "queue": decision.queue, "priority": decision.priority,
+                    "preferred": decision.preferred_agent, "flags": list(decision.flags),
+                    "ms": round((time.monotonic() - started) * 1000, 2)})
+        except Exception:
+            self.unrecorded += 1
+            log.exception("routing decision not recorded")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -42,6 +43,38 @@ log = logging.getLogger(__name__)
 
 EOM = b"\r\n\r\n"
 MAX_MESSAGE = 1 << 20  # no sane AMI message is bigger; a stream without separators is garbage
+BATCH_S = 0.005  # the reader gets a turn at least this often while a burst is handled
+_STARTS = (b"Event: ", b"Response: ")
+_EVENT_START = re.compile(r"\r\n(?=Event: )")
+_RESPONSE_START = re.compile(r"\r\n(?=(?:Event|Response): )")
+
+
+def parse_fields(text: str) -> dict[str, Any]:
+    """One AMI message's headers as a dict, names as Asterisk writes them; a repeated header
+    becomes a list. Lines without a colon are skipped."""
+    lines = text.split("\r\n")
+    try:  # the common case, at C speed: every line "Name: value", no name twice
+        fields: dict[str, Any] = dict([line.split(": ", 1) for line in lines])
+        if len(fields) == len(lines):
+            return fields
+    except ValueError:
+        pass
+    fields = {}
+    for line in lines:
+        key, sep, value = line.partition(": ")
+        if not sep:
+            key, sep, value = line.partition(":")
+            if not sep or not key:
+                continue
+        if key in fields:
+            old = fields[key]
+            if isinstance(old, list):
+                old.append(value)
+            else:
+                fields[key] = [old, value]
+        else:
+            fields[key] = value
+    return fields
 
 
 class AmiError(Exception):
@@ -65,26 +98,52 @@ class AmiActionFailed(AmiError):
 
 
 class BufferedAMIProtocol(AMIProtocol):
-    """Frames the stream on bytes and decodes whole messages; hands events to the client."""
+    """Frames the stream on bytes and decodes whole messages; hands events to the client.
+
+    Events (nearly all the traffic) are parsed into plain dicts by :func:`parse_fields`;
+    only replies to this connection's actions become panoramisk ``Message``s. Whatever comes
+    in, the buffer never holds more than one message of at most ``MAX_MESSAGE`` bytes, and
+    bad input is counted and reported (``client.note_malformed``), never raised.
+    """
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._buffer = bytearray()
+        # After an oversized message: drop bytes up to the end of that message.
+        self._skipping = False
         self.client: AmiClient | None = None
 
     def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        while True:
-            end = self._buffer.find(EOM)
-            if end < 0:
-                break
-            raw = bytes(self._buffer[:end])
-            del self._buffer[: end + len(EOM)]
-            self._frame(raw)
-        if len(self._buffer) > MAX_MESSAGE:
+        buf = self._buffer
+        buf += data
+        if self._skipping:
+            # Dropped up to the end of the oversized message, or up to the next message's
+            # first line (Asterisk writes each message whole: a read may start with one).
+            if data.startswith(_STARTS):
+                del buf[: len(buf) - len(data)]
+            else:
+                ends = [i + n for i, n in ((buf.find(EOM), len(EOM)),
+                                           (buf.find(b"\r\nEvent: "), 2),
+                                           (buf.find(b"\r\nResponse: "), 2)) if i >= 0]
+                if not ends:
+                    del buf[:-12]  # keep what may be the start of a separator or marker
+                    return
+                del buf[: min(ends)]
+            self._skipping = False
+        if buf.find(EOM, max(0, len(buf) - len(data) - 3)) >= 0:  # a message end came in
+            *frames, rest = buf.split(EOM)
+            self._buffer = buf = bytearray(rest)
+            for raw in frames:
+                if len(raw) > MAX_MESSAGE:
+                    if self.client:
+                        self.client.note_malformed(f"message of {len(raw)} bytes: dropped")
+                    continue
+                self._frame(bytes(raw))
+        if len(buf) > MAX_MESSAGE:
             if self.client:
-                self.client.note_malformed(f"no message end in {len(self._buffer)} bytes")
-            self._buffer.clear()
+                self.client.note_malformed(f"no message end in {len(buf)} bytes: dropped")
+            buf.clear()
+            self._skipping = True
 
     def _frame(self, raw: bytes) -> None:
         text = raw.decode(getattr(self, "encoding", "utf-8"), "replace")
@@ -94,16 +153,57 @@ class BufferedAMIProtocol(AMIProtocol):
         text = text.strip("\r\n")
         if not text:
             return
-        try:
-            message = Message.from_line(text)
-        except Exception as exc:  # panoramisk's parser on hostile input
-            message = None
-            text = f"{text[:60]} ({exc})"
-        if message is None:
+        if "\r\nEvent: " in text or (text.startswith("Response: ")
+                                      and "\r\nResponse: " in text):
+            # A message whose end was lost runs into the next one: keep the next, drop the
+            # cut one (its last field may be cut short too). (An event may have a Response
+            # header, OriginateResponse does: only a second Event or Response line tells.)
+            *cut, text = (_EVENT_START if text.startswith("Event: ")
+                          else _RESPONSE_START).split(text)
+            for part in cut:
+                if self.client:
+                    self.client.note_malformed(f"message cut short: {part[:80]}")
+        self._message(text)
+
+    def _message(self, text: str) -> None:
+        fields = parse_fields(text)
+        action_id = fields.get("ActionID") or fields.get("CommandID")
+        response = None
+        if isinstance(action_id, list):  # garbled: fail the action it names, if any
+            response = self.responses.get(action_id[0])
+            if response is not None:
+                if self.client:
+                    self.client.note_malformed(text[:120])
+                self._fail(response, "garbled AMI reply (ActionID repeated)")
+                return
+        elif action_id is not None:
+            response = self.responses.get(action_id)
+        if response is None:
+            if "Event" in fields:
+                if self.client is not None:
+                    self.client.enqueue(fields)
+            elif "Response" not in fields and self.client:
+                self.client.note_malformed(text[:120])
+            return  # a response nobody waits for (it timed out): nothing to do
+        if "Event" not in fields and "Response" not in fields:
             if self.client:
                 self.client.note_malformed(text[:120])
+            self._fail(response, "garbled AMI reply")
+            return
+        try:
+            message = Message.from_line(text) if "Response" in fields and \
+                str(fields["Response"]).startswith(("Follows", "Fail")) else Message(fields)
+        except Exception as exc:  # panoramisk's parser on hostile input
+            self._fail(response, f"unparseable AMI reply ({exc})")
             return
         self.handle_message(message)
+
+    def _fail(self, response: Any, why: str) -> None:
+        if not response.future.done():
+            response.future.set_exception(AmiError(f"{response.get('Action')}: {why}"))
+        self.responses.pop(response.id, None)
+        if response.action_id:
+            self.responses.pop(response.action_id, None)
 
     def handle_message(self, message: Message) -> None:
         response = self.responses.get(message.id)
@@ -184,7 +284,11 @@ class AmiClient:
         self.malformed = 0
         self.malformed_samples: deque[str] = deque(maxlen=20)
         self.events_received = 0
+        self.events_handled = 0
         self.last_event_at = 0.0
+        # Subscribers that buffer their writes (telephony.live.LiveState.flush): drain()
+        # sends what they hold, so a drained client means "handled and written".
+        self.flushers: list[Callable[[], Awaitable[None]]] = []
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -222,6 +326,7 @@ class AmiClient:
             if time.monotonic() > deadline:
                 raise AmiTimeout("events not drained in time")
             await asyncio.sleep(0.01)
+        await self._flush()
 
     async def request_resync(self) -> bool:
         """Deliver a fresh snapshot as a ``Connected`` event in the ordered stream, as after
@@ -340,7 +445,7 @@ class AmiClient:
 
     # -- events ---------------------------------------------------------------------------
 
-    def enqueue(self, message: Message) -> None:
+    def enqueue(self, message: Message | dict[str, Any]) -> None:
         self.events_received += 1
         self.last_event_at = time.time()
         self._events.put_nowait(message)
@@ -352,31 +457,62 @@ class AmiClient:
             log.warning("malformed AMI data ignored", extra={
                 "node": self.node, "sample": scrub(sample), "count": self.malformed})
 
+    @property
+    def backlog(self) -> int:
+        """Events received and not handled yet."""
+        return self._events.qsize() + (1 if getattr(self, "_handling", False) else 0)
+
     async def _dispatch(self) -> None:
+        """Hand events to the subscriber in order, a burst at a time, giving the loop a
+        turn between bursts so the reader keeps reading (a handler that never waits would
+        otherwise starve it, and Asterisk drops a reader that stalls for 100 ms)."""
         self._handling = False
+        loop = asyncio.get_running_loop()
         while True:
             item = await self._events.get()
             self._handling = True
             try:
-                event = (item if isinstance(item, ev.DomainEvent)
-                         else ev.parse_event(self.node, item))
-                if isinstance(event, ev.MalformedEvent):
-                    self.note_malformed(f"{event.name}: {event.problem}")
-                if self.subscriber is not None:
-                    await self.subscriber(event)
-                    # A handler whose client library swallowed our cancellation (seen with
-                    # redis-py mid-command while the client stops) must not keep us running.
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        raise asyncio.CancelledError
-                if isinstance(event, ev.Connected) and self._ready.is_set():
-                    self._synced.set()
+                deadline = loop.time() + BATCH_S
+                while True:
+                    await self._handle(item)
+                    if self._events.empty() or loop.time() > deadline:
+                        break
+                    item = self._events.get_nowait()
+            finally:
+                self._handling = False
+            # A handler whose client library swallowed our cancellation (seen with redis-py
+            # mid-command while the client stops) must not keep us running.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
+            await asyncio.sleep(0)
+
+    async def _handle(self, item: Message | ev.DomainEvent | dict[str, Any]) -> None:
+        try:
+            event = (item if isinstance(item, ev.DomainEvent)
+                     else ev.parse_event(self.node, item))
+            if isinstance(event, ev.MalformedEvent):
+                # The header names (never their values) tell what Asterisk left out.
+                names = ",".join(list(item)[:24]) if isinstance(item, dict) else ""
+                self.note_malformed(f"{event.name}: {event.problem} [{names}]")
+            if self.subscriber is not None:
+                await self.subscriber(event)
+            self.events_handled += 1
+            if isinstance(event, ev.Connected) and self._ready.is_set():
+                self._synced.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("AMI event handler failed", extra={"node": self.node})
+
+    async def _flush(self) -> None:
+        for flush in self.flushers:
+            try:
+                await flush()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("AMI event handler failed", extra={"node": self.node})
-            finally:
-                self._handling = False
+                log.exception("AMI subscriber flush failed", extra={"node": self.node})
 
     # -- actions --------------------------------------------------------------------------
 
@@ -405,8 +541,14 @@ class AmiClient:
         resp = await self._send_on(protocol, action, timeout=timeout)
         if isinstance(resp, list):
             resp = resp[0]
-        if check and resp.get("Response") == "Error":
-            raise AmiActionFailed(str(action.get("Action")), resp.get("Message", "error"), resp)
+        if check:
+            status = resp.get("Response")
+            if status in ("Error", "Fail", "Failure"):
+                raise AmiActionFailed(str(action.get("Action")), resp.get("Message", "error"),
+                                      resp)
+            if status not in ("Success", "Follows", "Goodbye"):
+                raise AmiError(f"{action.get('Action')}: unexpected AMI reply "
+                               f"{scrub(str(status))[:40]!r}")
         return resp
 
     async def send_list(self, action: dict[str, Any], *, timeout: float | None = None,

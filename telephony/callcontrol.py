@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import time
@@ -50,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hotline.config import Config, DestinationConfig
+from hotline.logs import call_scope
 from hotline.privacy import mask_number
 from hotline.tasks import cancel_and_wait
 from telephony import events as ev
@@ -169,6 +171,22 @@ class CaseLookup(Protocol):
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
+def _about_call(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A console action on a call: its log lines (and its tasks') carry the call and case."""
+
+    @functools.wraps(method)
+    async def wrapper(self: CallControl, call: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            call_id = await self._resolve(call)
+        except TransferError:
+            call_id = None  # the action itself says so
+        case = call if call.isdigit() else self._case_of(call_id)
+        with call_scope(call_id, case):
+            return await method(self, call, *args, **kwargs)
+
+    return wrapper
+
+
 def classify_failure(*, channel_seen: bool, dial_status: str, cause: int | None,
                      originate_reason: int | None, timeout_s: int) -> tuple[str, str]:
     """Why a destination was not reached, from what Asterisk told: (outcome, reason).
@@ -214,6 +232,7 @@ class CallControl:
 
     # -- the console's actions ----------------------------------------------------------------
 
+    @_about_call
     async def consult(self, call: str, agent_id: str, destination: str) -> TransferLeg:
         """Caller on hold (music); the agent hears ringback and talks to the destination once
         it answers. If it does not answer, the agent gets the caller back (``leg.outcome``)."""
@@ -241,6 +260,7 @@ class CallControl:
             await self._dial(sess, leg)
         return leg
 
+    @_about_call
     async def emergency(self, call: str, agent_id: str, line: str) -> TransferLeg:
         """Straight to three-way: caller and agent stay together in the call's conference while
         the line rings, and it joins them when it answers. If it is busy, fails or does not
@@ -266,6 +286,7 @@ class CallControl:
             await self._dial(sess, leg)
         return leg
 
+    @_about_call
     async def three_way(self, call: str, agent_id: str) -> TransferLeg:
         """The caller joins the agent and the answered destination."""
         sess = await self._open(call, agent_id, existing=True)
@@ -276,6 +297,7 @@ class CallControl:
                 await self._three_way(sess, leg, time.time())
         return leg
 
+    @_about_call
     async def leave(self, call: str, agent_id: str) -> TransferLeg:
         """The agent drops out; caller and destination stay connected (a handoff, recorded on
         the case). Not before the destination has answered: the caller is never left alone
@@ -295,6 +317,7 @@ class CallControl:
                                     ) from exc
         return leg
 
+    @_about_call
     async def cancel(self, call: str, agent_id: str, *, wait_s: float = 10.0) -> TransferLeg:
         """Hang up the destination (ringing or answered); the agent is back with the caller."""
         sess = await self._open(call, agent_id, existing=True)
@@ -315,6 +338,7 @@ class CallControl:
             await asyncio.wait_for(leg.done.wait(), wait_s)
         return leg
 
+    @_about_call
     async def blind(self, call: str, agent_id: str, destination: str) -> TransferLeg:
         """The agent is released at once; the caller hears ringback and is connected when the
         destination answers. Not answered: the caller goes back to the queue, ahead."""
@@ -517,11 +541,42 @@ class CallControl:
     # -- AMI events -----------------------------------------------------------------------------
 
     async def on_event(self, event: ev.DomainEvent) -> None:
+        call_id = self._call_of(event)
+        if call_id is None:  # nearly every event: no scope to set up
+            await self._guarded(event)
+            return
+        with call_scope(call_id, self._case_of(call_id)):
+            await self._guarded(event)
+
+    async def _guarded(self, event: ev.DomainEvent) -> None:
         try:
             await self._on_event(event)
         except Exception:
             log.exception("call control failed on an event",
                           extra={"event": type(event).__name__})
+
+    def _call_of(self, event: ev.DomainEvent) -> str | None:
+        """The call under transfer control an event is about, if any (for the logs)."""
+        uid = ""
+        if isinstance(event, ev.Newchannel | ev.Hangup):
+            uid = event.channel.uniqueid
+            if event.channel.context == HANDOVER_CONTEXT:
+                return call_id_of(event.node, event.channel.linkedid)
+        elif isinstance(event, ev.DialEnd):
+            uid = event.dest.uniqueid
+        elif isinstance(event, ev.OtherEvent):
+            uid = str(event.fields.get("Uniqueid", ""))
+        hit = self._by_uid.get((event.node, uid)) if uid else None
+        return hit[0].call_id if hit else None
+
+    def _case_of(self, call_id: str | None) -> str | None:
+        if not call_id:
+            return None
+        try:
+            call = self.tracker_of(call_id.split(":", 1)[0]).calls.get(call_id)
+        except KeyError:
+            return None
+        return call.case if call is not None else None
 
     async def _on_event(self, event: ev.DomainEvent) -> None:
         if isinstance(event, ev.Newchannel):
@@ -976,11 +1031,15 @@ class CallControl:
         task.add_done_callback(self._tasks.discard)
 
     def _forget_hung_up(self, keep_s: float = 120.0) -> None:
-        if len(self._hung_up) < 1000:
-            return
+        # Oldest first (insertion order): amortised O(1) per hang-up, where scanning them all
+        # on every Hangup cost a busy node more than any other part of its event handling.
         cutoff = time.monotonic() - keep_s
-        for k in [k for k, t in self._hung_up.items() if t < cutoff]:
-            del self._hung_up[k]
+        hung = self._hung_up
+        while hung:
+            oldest = next(iter(hung))
+            if hung[oldest] >= cutoff:
+                break
+            del hung[oldest]
 
     def _maybe_close(self, sess: _Session) -> None:
         """Forget a session once its caller is gone and no leg is open."""

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hotline.logs import call_scope, note_case
 from telephony import events as ev
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class AgentLeg:
     channel: str
     called_at: float
     answered_at: float | None = None
+    ended: bool = False
 
 
 @dataclass
@@ -85,6 +87,8 @@ class Call:
     ended_at: float = 0.0
     # The caller's QUEUE_MAX_PENALTY: a queue rule raising it widens the call to lower levels.
     max_penalty: int | None = None
+    # Its case number, once the case store has it (log lines about the call carry it).
+    case: str | None = None
 
 
 def trunk_of(channel_name: str) -> str | None:
@@ -119,12 +123,20 @@ class CallTracker:
     async def emit(self, kind: str, call: Call, at: float, source: str = "live",
                    **data: Any) -> None:
         fact = CallFact(kind, call.call_id, self.node, at, data, source)
-        for sink in self.sinks:
-            try:
-                await sink(fact)
-            except Exception:
-                log.exception("call fact sink failed",
-                              extra={"call_id": call.call_id, "fact": kind})
+        with call_scope(call.call_id, call.case):
+            for sink in self.sinks:
+                try:
+                    ref = await sink(fact)
+                except Exception:
+                    log.exception("call fact sink failed",
+                                  extra={"call_id": call.call_id, "fact": kind})
+                    continue
+                # The case store answers with the case (hotline.service puts it first).
+                number = getattr(ref, "number", None)
+                if number and call.case is None:
+                    call.case = str(number)
+                    note_case(call.call_id, call.case)
+            log.debug("call fact", extra={"fact": kind, "source": source})
 
     def _call(self, channel: ev.Channel) -> Call | None:
         return self.calls.get(call_id_of(self.node, channel.linkedid))
@@ -135,7 +147,13 @@ class CallTracker:
             return
         handler = getattr(self, f"_on_{type(event).__name__}", None)
         if handler is not None:
-            await handler(event)
+            channel = getattr(event, "channel", None)
+            call = self._call(channel) if channel is not None else None
+            if call is None:
+                await handler(event)
+                return
+            with call_scope(call.call_id, call.case):
+                await handler(event)
 
     # -- channel life --------------------------------------------------------------------
 
@@ -154,6 +172,10 @@ class CallTracker:
             await self.emit("arrived", call, at, source, caller=ch.caller_num,
                             caller_name=ch.caller_name, dialed=dialed, trunk=trunk_of(ch.name),
                             uniqueid=ch.uniqueid, channel=ch.name)
+            with call_scope(call.call_id, call.case):
+                log.info("call arrived", extra={"node": self.node, "source": source,
+                                                "dialed": dialed, "trunk": trunk_of(ch.name),
+                                                "caller": ch.caller_num})
         return call
 
     async def _on_Hangup(self, e: ev.Hangup) -> None:  # noqa: N802
@@ -164,6 +186,8 @@ class CallTracker:
             await self._ended(call, e.received_at, cause=e.cause, cause_text=e.cause_text)
         else:
             leg = call.agents.get(e.channel.uniqueid)
+            if leg is not None:
+                leg.ended = True
             await self.emit("leg_ended", call, e.received_at, uniqueid=e.channel.uniqueid,
                             channel=e.channel.name, cause=e.cause,
                             agent=leg.agent_id if leg else None)
@@ -178,8 +202,18 @@ class CallTracker:
                 hangup_by = call.completed_reason
             elif call.answered_by is None:
                 hangup_by = "caller" if cause in (16, 0) else "system"
+            elif call.completed_reason is None:
+                # No AgentComplete: Asterisk sends it without any channel when the caller's is
+                # already gone (seen under load), and it is then malformed. Who hung up first
+                # tells: the agent's leg ended before the caller's, or not.
+                answered = [leg for leg in call.agents.values() if leg.answered_at is not None]
+                if answered:
+                    hangup_by = "agent" if all(leg.ended for leg in answered) else "caller"
         await self.emit("ended", call, at, source, cause=cause, cause_text=cause_text,
                         hangup_by=hangup_by)
+        with call_scope(call.call_id, call.case):
+            log.info("call ended", extra={"source": source, "hangup_by": hangup_by,
+                                          "cause": cause, "answered_by": call.answered_by})
         # Keep it a little: the agents' legs hang up just after the caller's.
         call.ended_at = time.monotonic()
         self._purge_ended()

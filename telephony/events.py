@@ -24,16 +24,19 @@ def _get(fields: Mapping[str, str], key: str) -> str:
         value = fields[key]
     except KeyError:
         raise MissingField(key) from None
-    if isinstance(value, list):  # a repeated header: keep the last
-        value = value[-1]
+    if isinstance(value, list):
+        # A header an event has once, twice: two messages run together, or garbage.
+        raise MissingField(f"{key} (repeated)")
     return str(value)
 
 
 def _opt(fields: Mapping[str, str], key: str, default: str = "") -> str:
-    try:
-        return _get(fields, key)
-    except MissingField:
+    value = fields.get(key)
+    if value is None:
         return default
+    if isinstance(value, list):
+        raise MissingField(f"{key} (repeated)")
+    return str(value)
 
 
 def _num(fields: Mapping[str, str], key: str) -> float:
@@ -401,7 +404,7 @@ class UserEvent(DomainEvent):
     @classmethod
     def parse(cls, node: str, f: Mapping[str, str]) -> UserEvent:
         return cls(node, name=_get(f, "UserEvent"),
-                   channel=Channel.parse(f) if "Channel" in f else None, fields=dict(f))
+                   channel=Channel.parse(f) if "Channel" in f else None, fields=_own(f))
 
 
 @dataclass(frozen=True)
@@ -433,11 +436,16 @@ _MEMBER_EVENTS = {"QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved",
                   "QueueMemberPause", "QueueMemberPenalty", "QueueMemberRinginuse"}
 
 
+def _own(fields: Mapping[str, str]) -> dict[str, str]:
+    # The reader hands each event its own fresh dict (telephony.ami.parse_fields): no copy.
+    return fields if type(fields) is dict else dict(fields)
+
+
 def parse_event(node: str, fields: Mapping[str, str]) -> DomainEvent:
     """One AMI event (its headers) to a domain event. Never raises."""
     name = fields.get("Event")
     if isinstance(name, list):
-        name = name[0]
+        return MalformedEvent(node, name=str(name[0])[:40], problem="Event header repeated")
     if not name:
         return MalformedEvent(node, name="", problem="no Event header")
     try:
@@ -445,7 +453,7 @@ def parse_event(node: str, fields: Mapping[str, str]) -> DomainEvent:
             return QueueMemberEvent.parse_named(node, name, fields)
         parser = _PARSERS.get(name)
         if parser is None:
-            return OtherEvent(node, name=name, fields=dict(fields))
+            return OtherEvent(node, name=name, fields=_own(fields))
         return parser(node, fields)
     except MissingField as exc:
         return MalformedEvent(node, name=name, problem=f"missing or bad field {exc.args[0]}")

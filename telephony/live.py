@@ -3,10 +3,20 @@
 
 After each (re)connect the node's state is rebuilt from Asterisk's snapshot, so it always ends
 up equal to Asterisk's own view, whatever was missed in between.
+
+Writes are buffered and sent in order, many events' worth in one pipeline (a node produces
+thousands of AMI events a second; one round trip per event cannot keep up). Queue member
+updates, the bulk of them, run as one server-side script per batch: the agent's previous state
+is read and compared in Redis itself, so "since" stays exact without a read round trip. A
+batch goes out ``flush_delay_s`` after its first write (or at ``batch_max``); the AMI client's
+drain() flushes (``AmiClient.flushers``), and reads through this class flush first, so the
+process always reads its own writes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -32,13 +42,78 @@ CALL_STATE = {
 }
 
 
+# One batch of queue member updates, applied in order. ARGV[1]: the key prefix; ARGV[2]: now;
+# ARGV[3]: the updates, separated by \30, each 7 values separated by \31: agent, node, queue,
+# state, paused (0|1), reason, penalty ("" when the member was removed). One argument for the
+# batch keeps the client's packing cheap. (Keys are built here: one Redis, not a cluster.)
+MEMBER_SCRIPT = """
+local function split(s, sep)
+  local out, i = {}, 1
+  while true do
+    local j = string.find(s, sep, i, true)
+    if not j then out[#out + 1] = string.sub(s, i); return out end
+    out[#out + 1] = string.sub(s, i, j - 1)
+    i = j + 1
+  end
+end
+local prefix, now = ARGV[1], tonumber(ARGV[2])
+local channel = prefix .. ':events'
+local updates = split(ARGV[3], '\\30')
+for _, rec in ipairs(updates) do
+  local u = split(rec, '\\31')
+  local agent, node, queue, state = u[1], u[2], u[3], u[4]
+  local paused, reason, penalty = u[5], u[6], u[7]
+  local k = prefix .. ':agent:' .. agent
+  if penalty == '' then
+    redis.call('HDEL', k .. ':queues', queue)
+  else
+    redis.call('HSET', k .. ':queues', queue, string.format('{"penalty": %s, "paused": %s}',
+               penalty, paused == '1' and 'true' or 'false'))
+  end
+  local msg = {type = 'agent', at = now, agent = agent, node = node, state = state,
+               paused = tonumber(paused), reason = reason, queue = queue,
+               removed = penalty == ''}
+  if redis.call('HGET', k, 'state') ~= state then
+    redis.call('HSET', k, 'agent', agent, 'node', node, 'state', state, 'paused', paused,
+               'reason', reason, 'since', ARGV[2])
+    msg.since = now
+  else
+    redis.call('HSET', k, 'agent', agent, 'node', node, 'state', state, 'paused', paused,
+               'reason', reason)
+  end
+  redis.call('SADD', prefix .. ':agents:' .. node, agent)
+  redis.call('PUBLISH', channel, cjson.encode(msg))
+end
+return #updates
+"""
+_SEPARATORS = str.maketrans({"\x1e": " ", "\x1f": " "})
+
+# A call leaves its queue's waiting set: the queue is the fact's, or the one recorded when the
+# call joined (read in Redis, no round trip).
+LEAVE_SCRIPT = """
+local q = ARGV[2]
+if q == '' then q = redis.call('HGET', KEYS[1], 'waiting_in') end
+if q then redis.call('ZREM', ARGV[1] .. ':queue:' .. q .. ':waiting', ARGV[3]) end
+return 0
+"""
+
+
 class LiveState:
-    def __init__(self, redis: Redis, prefix: str = "hotline", ended_ttl_s: int = 120):
+    def __init__(self, redis: Redis, prefix: str = "hotline", ended_ttl_s: int = 120,
+                 batch_max: int = 500, flush_delay_s: float = 0.005):
         # ``redis`` must decode responses (strings, not bytes).
         self.redis = redis
         self.prefix = prefix
         self.ended_ttl_s = ended_ttl_s
+        self.batch_max = batch_max
+        self.flush_delay_s = flush_delay_s
         self.published = 0
+        self.write_errors = 0
+        # Commands not sent yet, in order; consecutive member updates share one script call.
+        self._pending: list[list[Any]] = []
+        self._pending_updates = 0
+        self._lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -48,9 +123,72 @@ class LiveState:
         return self.key("events")
 
     async def publish(self, kind: str, payload: dict[str, Any]) -> None:
-        msg = json.dumps({"type": kind, "at": time.time(), **payload}, ensure_ascii=False)
-        await self.redis.publish(self.channel, msg)
+        """Publish now, after everything buffered (subscribers see changes in order)."""
+        self._command("PUBLISH", self.channel, _message(kind, payload))
+        await self.flush()
+
+    # -- the write buffer -----------------------------------------------------------------
+
+    def _command(self, *args: Any) -> None:
+        self._pending.append(list(args))
+        if args[0] == "PUBLISH":
+            self.published += 1
+        self._note_pending()
+
+    def _member_update(self, *values: str) -> None:
+        last = self._pending[-1] if self._pending else None
+        if last is None or last[1] is not MEMBER_SCRIPT:
+            last = ["EVAL", MEMBER_SCRIPT, 0, self.prefix, "", []]
+            self._pending.append(last)
+        last[5].append("\x1f".join(values))
         self.published += 1
+        self._note_pending()
+
+    def _note_pending(self) -> None:
+        self._pending_updates += 1
+        if self._flusher is None or self._flusher.done():
+            # A fresh context: the batch is about many calls, not the one being handled now.
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush_soon(), context=contextvars.Context())
+
+    async def _flush_soon(self) -> None:
+        # A few milliseconds' worth of events in one round trip: unnoticeable on a wallboard,
+        # and what lets a node's thousands of events a second through.
+        await asyncio.sleep(self.flush_delay_s)
+        await self.flush()
+
+    async def _bounded(self) -> None:
+        if self._pending_updates >= self.batch_max:
+            await self.flush()
+
+    @property
+    def pending(self) -> int:
+        """Updates buffered, not yet sent to Redis."""
+        return self._pending_updates
+
+    async def flush(self) -> None:
+        """Send everything buffered, in order (the AMI dispatcher calls this when idle)."""
+        async with self._lock:
+            while self._pending:
+                batch, self._pending, self._pending_updates = self._pending, [], 0
+                pipe = self.redis.pipeline(transaction=False)
+                for cmd in batch:
+                    if cmd[1] is MEMBER_SCRIPT:
+                        cmd[4] = repr(time.time())
+                        cmd[5] = "\x1e".join(cmd[5])
+                    pipe.execute_command(*cmd)
+                try:
+                    results = await pipe.execute(raise_on_error=False)
+                except Exception as exc:  # Redis away: the next resync rebuilds the state
+                    self.write_errors += len(batch)
+                    log.warning("live state not written", extra={
+                        "commands": len(batch), "error": str(exc) or type(exc).__name__})
+                    continue
+                failed = [r for r in results if isinstance(r, Exception)]
+                if failed:
+                    self.write_errors += len(failed)
+                    log.warning("live state commands failed", extra={
+                        "failed": len(failed), "error": str(failed[0])[:200]})
 
     # -- calls ----------------------------------------------------------------------------
 
@@ -74,62 +212,51 @@ class LiveState:
             fields.update(queue=d.get("queue") or "")
             if d.get("agent"):
                 fields["agent"] = d["agent"]
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(k, mapping={a: str(b) for a, b in fields.items()})
+        mapping = [x for a, b in fields.items() for x in (a, str(b))]
+        self._command("HSET", k, *mapping)
         # Who waits in which queue, by when they joined (longest wait = oldest score). Sets
         # and sorted sets make repeated facts harmless.
         if fact.kind == "queued" and d.get("queue"):
-            pipe.zadd(self.key("queue", d["queue"], "waiting"), {fact.call_id: fact.at})
-            pipe.hset(k, "waiting_in", d["queue"])
+            self._command("ZADD", self.key("queue", d["queue"], "waiting"), fact.at,
+                          fact.call_id)
+            self._command("HSET", k, "waiting_in", d["queue"])
         elif fact.kind in ("answered", "abandoned", "ended", "orphaned"):
-            queue = d.get("queue") or await self.redis.hget(k, "waiting_in")
-            if queue:
-                pipe.zrem(self.key("queue", queue, "waiting"), fact.call_id)
+            self._command("EVAL", LEAVE_SCRIPT, 1, k, self.prefix, d.get("queue") or "",
+                          fact.call_id)
         if state == "ended":
-            pipe.expire(k, self.ended_ttl_s)
-            pipe.srem(self.key("calls", fact.node), fact.call_id)
+            self._command("EXPIRE", k, self.ended_ttl_s)
+            self._command("SREM", self.key("calls", fact.node), fact.call_id)
         elif fact.kind == "arrived":
-            pipe.sadd(self.key("calls", fact.node), fact.call_id)
-        await pipe.execute()
-        await self.publish("call", {"call_id": fact.call_id, "node": fact.node,
-                                    "fact": fact.kind, **{k2: v for k2, v in fields.items()
-                                                          if k2 not in ("call_id", "node")}})
+            self._command("SADD", self.key("calls", fact.node), fact.call_id)
+        self._command("PUBLISH", self.channel, _message("call", {
+            "call_id": fact.call_id, "node": fact.node, "fact": fact.kind,
+            **{k2: v for k2, v in fields.items() if k2 not in ("call_id", "node")}}))
+        await self._bounded()
 
     # -- agents and queues ------------------------------------------------------------------
 
     async def on_event(self, event: ev.DomainEvent) -> None:
         if isinstance(event, ev.QueueMemberEvent):
-            await self._member(event.node, event.member, removed=event.kind == "Removed")
+            self._member(event.node, event.member, removed=event.kind == "Removed")
+            await self._bounded()
         elif isinstance(event, ev.Connected) and event.snapshot is not None:
             await self.rebuild(event.node, event.snapshot)
 
-    async def _member(self, node: str, m: ev.QueueMember, *, removed: bool = False) -> None:
+    def _member(self, node: str, m: ev.QueueMember, *, removed: bool = False) -> None:
         if "@node-" in m.interface:
             # An agent lent to this node's city (queueing/surge_manager.py): the agent's state
             # is its home node's; the surge manager marks the agent "borrowed_by".
             return
         agent = agent_of(m.interface) or m.member_name
-        k = self.key("agent", agent)
-        qk = self.key("agent", agent, "queues")
-        pipe = self.redis.pipeline(transaction=False)
-        if removed:
-            pipe.hdel(qk, m.queue)
-        else:
-            pipe.hset(qk, m.queue, json.dumps({"penalty": m.penalty, "paused": m.paused}))
         state = ("paused" if m.paused and m.status in (1, 0)
                  else MEMBER_STATUS.get(m.status, "unknown"))
-        prev = await self.redis.hget(k, "state")
-        fields = {"agent": agent, "node": node, "state": state, "paused": int(m.paused),
-                  "reason": m.paused_reason or ""}
-        if prev != state:
-            fields["since"] = time.time()
-        pipe.hset(k, mapping={a: str(b) for a, b in fields.items()})
-        pipe.sadd(self.key("agents", node), agent)
-        await pipe.execute()
-        await self.publish("agent", {**fields, "queue": m.queue, "removed": removed})
+        self._member_update(agent, node, m.queue, state, "1" if m.paused else "0",
+                            (m.paused_reason or "").translate(_SEPARATORS),
+                            "" if removed else str(m.penalty))
 
     async def rebuild(self, node: str, snap: ev.Snapshot) -> None:
         """Make the node's live state equal to Asterisk's snapshot."""
+        await self.flush()
         live_calls = {f"{node}:{c.channel.linkedid}" for c in snap.channels
                       if c.channel.uniqueid == c.channel.linkedid}
         known = set(await self.redis.smembers(self.key("calls", node)))
@@ -149,20 +276,28 @@ class LiveState:
                       {f"{node}:{e.channel.linkedid}": snap.taken_at - e.wait_s})
         await pipe.execute()
         for m in snap.members:
-            await self._member(node, m)
+            self._member(node, m)
         await self.publish("resync", {"node": node, "calls": len(live_calls),
                                       "members": len(snap.members)})
 
     async def agent(self, agent_id: str) -> dict[str, str]:
+        await self.flush()
         return dict(await self.redis.hgetall(self.key("agent", agent_id)))
 
     async def call(self, call_id: str) -> dict[str, str]:
+        await self.flush()
         return dict(await self.redis.hgetall(self.key("call", call_id)))
 
     async def waiting(self, queue: str) -> list[tuple[str, float]]:
         """Callers waiting in ``queue`` with the time they joined, longest first."""
+        await self.flush()
         return list(await self.redis.zrange(self.key("queue", queue, "waiting"), 0, -1,
                                             withscores=True))
 
     async def active_calls(self, node: str) -> set[str]:
+        await self.flush()
         return set(await self.redis.smembers(self.key("calls", node)))
+
+
+def _message(kind: str, payload: dict[str, Any]) -> str:
+    return json.dumps({"type": kind, "at": time.time(), **payload}, ensure_ascii=False)
