@@ -267,18 +267,20 @@ class Transcripts:
         stem = marker.name.removesuffix(".done")
         linkedid, _, _epoch = stem.rpartition("-")
         call_id = f"{node}:{linkedid}"
+        # Only the columns needed (a whole Case also loads its transfers: a query more).
         async with self.sessions() as s:
-            case = (await s.execute(select(Case).where(Case.call_id == call_id))
-                    ).scalar_one_or_none()
+            case = (await s.execute(select(
+                Case.id, Case.number, Case.created_at, Case.answered_at).where(
+                Case.call_id == call_id))).one_or_none()
+            stored = [] if case is None else (await s.execute(select(
+                Recording.part, Recording.url_name).where(Recording.case_id == case.id))).all()
         if case is None:
             if time.time() - _mtime(marker) > 3600:
                 log.warning("recording without a case", extra={"call_id": call_id})
             return False
         folder = self.dir / case.created_at.astimezone(UTC).strftime("%Y/%m") / case.number
-        async with self.sessions() as s:
-            parts = (await s.execute(select(Recording.part).where(
-                Recording.case_id == case.id))).scalars().all()
-        part = max(parts, default=0) + 1
+        part = max((p for p, _ in stored), default=0) + 1
+        names = {n for _, n in stored}
         try:
             rows, done_at = await asyncio.to_thread(_move_all, marker, folder, case.number,
                                                     part)
@@ -297,17 +299,18 @@ class Transcripts:
         if part > 1 and case.answered_at is not None:
             secs = max((sec for _, _, _, sec in rows), default=0.0)
             offset = max(0.0, done_at - secs - case.answered_at.timestamp())
+        # The files and the transcript's status in one transaction (a recording stored twice,
+        # after an interrupted run, stays one row per file: names are per case).
         async with self.sessions() as s, s.begin():
             for side, dst, size, secs in rows:
                 url_name = str(dst.relative_to(self.dir))
-                exists = (await s.execute(select(Recording.id).where(
-                    Recording.url_name == url_name))).first()
-                if exists is None:
+                if url_name not in names:
                     s.add(Recording(case_id=case.id, side=side, part=part, path=str(dst),
                                     url_name=url_name, offset=round(offset, 2),
                                     seconds=secs, bytes=size))
+            t = await self._transcript(s, case.id)
+            t.status, t.error, t.updated_at = "pending", None, utcnow()
         await asyncio.to_thread(marker.unlink, True)
-        await self._set_status(case.id, "pending", None)
         if self.cfg.asr.enabled:
             await self._queue_job(case.number)
         log.info("recording stored", extra={"case": case.number, "part": part,

@@ -1,17 +1,21 @@
 """The case store: applies call facts to case records, idempotently, and answers queries.
 
-Every fact is applied in its own transaction: get or create the case for the call, add the
-fact to the timeline unless its key is already there, and fill the case's columns. Columns are
-only *filled* (a value learnt first is kept), so the live view, the resync and CEL can all
-report the same call without overwriting each other.
+Facts are applied in order per call, in one transaction per batch (the facts of a call that
+queued up while its previous batch was written): get or create the case for the call, add
+each fact to the timeline unless its key is already there, and fill the case's columns.
+Columns are only *filled* (a value learnt first is kept), so the live view, the resync and CEL
+can all report the same call without overwriting each other. Calls are written concurrently,
+so the live AMI stream submits its facts without waiting for the database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import raiseload, selectinload
 
 from cases.models import (
     CallEvent,
@@ -35,6 +39,7 @@ from cases.models import (
 from cases.transfers import apply_transfer_fact
 from hotline.logs import call_scope, note_case
 from hotline.privacy import PersonalData, mask_number
+from hotline.tasks import cancel_and_wait
 from telephony.calls import CallFact
 
 log = logging.getLogger(__name__)
@@ -70,12 +75,17 @@ def database_unavailable(exc: BaseException) -> bool:
 
 
 class CaseStore:
+    """Writes go through one ordered queue per call: every fact of a call, whichever source
+    (AMI events, the router, CEL, the console) submits it, is applied in submission order, and
+    the facts of different calls are written concurrently. The AMI event stream therefore never
+    waits for the database (``submit``), and facts that queue up for one call while it is
+    written go to the database in one transaction."""
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], personal: PersonalData,
-                 timezone: str = "Asia/Shanghai"):
+                 timezone: str = "Asia/Shanghai", *, writers: int = 8):
         self.sessions = sessions
         self.personal = personal
         self.tz = ZoneInfo(timezone)
-        self._locks: dict[str, asyncio.Lock] = {}
         # The case of each recent call, so the router answers with the case number without
         # asking the database (the case is made when the call arrives, before the menu).
         self._refs: OrderedDict[str, CaseRef] = OrderedDict()
@@ -85,71 +95,142 @@ class CaseStore:
         # until it returns, in order, rather than losing them; for at most this long.
         self.unavailable_wait_s = 300.0
         self.unavailable_retries = 0
+        # Called with each fact once it is on its case (the repeat-caller index needs the case).
+        self.after_apply: list[Callable[[CallFact], Awaitable[None]]] = []
+        self._queues: dict[str, deque[tuple[CallFact, asyncio.Future[CaseRef] | None]]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(writers)
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.batches = 0
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _lock(self, call_id: str) -> asyncio.Lock:
-        lock = self._locks.get(call_id)
-        if lock is None:
-            if len(self._locks) > 10000:  # forget idle locks of finished calls
-                for k in [k for k, v in self._locks.items() if not v.locked()][:5000]:
-                    del self._locks[k]
-            lock = self._locks[call_id] = asyncio.Lock()
-        return lock
+    @property
+    def pending(self) -> int:
+        """Facts submitted and not yet on their case."""
+        return sum(len(q) for q in self._queues.values())
 
-    async def _next_number(self, session: AsyncSession, at: datetime) -> str:
-        day = at.astimezone(self.tz).strftime("%Y%m%d")
-        dialect = session.bind.dialect.name if session.bind else "sqlite"
-        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CaseCounter)
-        stmt = ins.values(day=day, seq=1).on_conflict_do_update(
-            index_elements=[CaseCounter.day], set_={"seq": CaseCounter.seq + 1}
-        ).returning(CaseCounter.seq)
-        seq = (await session.execute(stmt)).scalar_one()
-        return f"{day}{seq:06d}"
-
-    async def _get_or_create(self, session: AsyncSession, fact: CallFact) -> tuple[Case, bool]:
-        case = (await session.execute(
-            select(Case).where(Case.call_id == fact.call_id)
-        )).scalar_one_or_none()
-        if case is not None:
-            return case, False
-        at = ts(fact.at)
-        case = Case(number=await self._next_number(session, at), call_id=fact.call_id,
-                    node=fact.node, source=fact.source, flags=[], priority=0,
-                    call_state="active")
-        session.add(case)
-        await session.flush()
-        return case, True
+    async def submit(self, fact: CallFact) -> None:
+        """Queue a fact for its case and return at once (a call-fact sink for the live AMI
+        stream: failures are logged, the fact's order within its call is kept)."""
+        self._enqueue(fact, None)
 
     async def apply(self, fact: CallFact) -> CaseRef:
-        """Apply one fact (safe to repeat)."""
-        with call_scope(fact.call_id, self.cached_number(fact.call_id)):
-            return await self._apply(fact)
+        """Apply one fact (safe to repeat), after the call's facts submitted before it."""
+        future: asyncio.Future[CaseRef] = asyncio.get_running_loop().create_future()
+        self._enqueue(fact, future)
+        ref = await future
+        note_case(fact.call_id, ref.number)
+        return ref
 
-    async def _apply(self, fact: CallFact) -> CaseRef:
-        async with self._lock(fact.call_id):
-            deadline = time.monotonic() + self.unavailable_wait_s
-            delays = iter((0.2, 0.5, 1.0, 2.0))
-            conflicts = 0
-            while True:
+    def _enqueue(self, fact: CallFact, future: asyncio.Future[CaseRef] | None) -> None:
+        queue = self._queues.get(fact.call_id)
+        if queue is None:
+            queue = self._queues[fact.call_id] = deque()
+        queue.append((fact, future))
+        if fact.call_id not in self._writers:
+            self._idle.clear()
+            self._writers[fact.call_id] = asyncio.create_task(
+                self._write(fact.call_id), name=f"case-writer-{fact.call_id}")
+
+    async def _write(self, call_id: str) -> None:
+        try:
+            queue = self._queues[call_id]
+            while queue:
+                async with self._slots:
+                    batch = list(queue)
+                    queue.clear()
+                    await self._apply_batch(batch)
+        finally:
+            self._queues.pop(call_id, None)
+            self._writers.pop(call_id, None)
+            if not self._writers:
+                self._idle.set()
+
+    async def _apply_batch(self, batch: list[tuple[CallFact, asyncio.Future[CaseRef] | None]]
+                           ) -> None:
+        facts = [f for f, _ in batch]
+        with call_scope(facts[0].call_id, self.cached_number(facts[0].call_id)):
+            await self._apply_batch_in_scope(batch, facts)
+
+    async def _apply_batch_in_scope(
+            self, batch: list[tuple[CallFact, asyncio.Future[CaseRef] | None]],
+            facts: list[CallFact]) -> None:
+        try:
+            ref = await self._apply_with_retries(facts)
+        except asyncio.CancelledError:
+            for _, fut in batch:
+                if fut is not None and not fut.done():
+                    fut.cancel()
+            raise
+        except Exception as exc:
+            for fact, fut in batch:
+                if fut is not None:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                else:
+                    log.error("call fact not recorded", exc_info=exc, extra={
+                        "call_id": fact.call_id, "fact": fact.kind})
+            return
+        self._remember(facts[0].call_id, ref)
+        note_case(facts[0].call_id, ref.number)
+        if ref.created:
+            # Logged here, not where the call was seen: only now is its case number known.
+            arrived = next((f for f in facts if f.kind == "arrived"), None)
+            extra: dict[str, Any] = {"node": facts[0].node, "source": facts[0].source}
+            if arrived is not None:
+                extra.update(dialed=arrived.data.get("dialed"), trunk=arrived.data.get("trunk"),
+                             caller=arrived.data.get("caller") or "")
+            log.info("call arrived", extra=extra)
+        for _, fut in batch:
+            if fut is not None and not fut.done():
+                fut.set_result(ref)
+        for fact in facts:
+            for hook in self.after_apply:
                 try:
-                    ref = await self._apply_once(fact)
-                    self._remember(fact.call_id, ref)
-                    note_case(fact.call_id, ref.number)
-                    return ref
-                except IntegrityError:
-                    # Another process created the case (or the event) first: read it again.
-                    conflicts += 1
-                    if conflicts == 3:
-                        raise
-                except (OperationalError, InterfaceError, DBAPIError, OSError) as exc:
-                    if not database_unavailable(exc) or time.monotonic() > deadline:
-                        raise
-                    self.unavailable_retries += 1
-                    log.warning("database unavailable: holding the fact", extra={
-                        "call_id": fact.call_id, "fact": fact.kind,
-                        "error": type(exc).__name__})
-                    await asyncio.sleep(next(delays, 5.0))
+                    await hook(fact)
+                except Exception:
+                    log.exception("after-apply hook failed",
+                                  extra={"call_id": fact.call_id, "fact": fact.kind})
+
+    async def _apply_with_retries(self, facts: list[CallFact]) -> CaseRef:
+        deadline = time.monotonic() + self.unavailable_wait_s
+        delays = iter((0.2, 0.5, 1.0, 2.0))
+        conflicts = 0
+        while True:
+            try:
+                return await self._apply_once(facts)
+            except IntegrityError:
+                # Another process created the case (or the event) first: read it again.
+                conflicts += 1
+                if conflicts == 3:
+                    raise
+            except (OperationalError, InterfaceError, DBAPIError, OSError) as exc:
+                if not database_unavailable(exc) or time.monotonic() > deadline:
+                    raise
+                self.unavailable_retries += 1
+                log.warning("database unavailable: holding the fact", extra={
+                    "call_id": facts[0].call_id, "fact": facts[0].kind,
+                    "facts": len(facts), "error": type(exc).__name__})
+                await asyncio.sleep(next(delays, 5.0))
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every fact submitted so far is on its case."""
+        await asyncio.wait_for(self._idle.wait(), timeout)
+
+    async def _flushed(self, call_ids: list[str] | None = None) -> None:
+        """Reads that must see what was submitted (for these calls, or all) wait for it."""
+        tasks = (list(self._writers.values()) if call_ids is None
+                 else [t for c in call_ids if (t := self._writers.get(c)) is not None])
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.unavailable_wait_s)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Write what is still queued (bounded), then stop the writers."""
+        with contextlib.suppress(TimeoutError):
+            await self.drain(timeout)
+        await cancel_and_wait(list(self._writers.values()), what="case-writers")
 
     def _remember(self, call_id: str, ref: CaseRef) -> None:
         if call_id not in self._refs:
@@ -165,22 +246,54 @@ class CaseStore:
         ref = self._refs.get(call_id)
         return ref.number if ref is not None else None
 
-    async def _apply_once(self, fact: CallFact) -> CaseRef:
+    async def _apply_once(self, facts: list[CallFact]) -> CaseRef:
+        """The facts of one call, in order, in one transaction."""
+        applied = duplicate = 0
         async with self.sessions() as session, session.begin():
-            case, created = await self._get_or_create(session, fact)
-            exists = (await session.execute(
-                select(CallEvent.id).where(CallEvent.case_id == case.id,
-                                           CallEvent.key == fact.key)
-            )).first()
-            if exists is not None:
-                self.facts_duplicate += 1
-                return CaseRef(case.id, case.number, created)
-            session.add(CallEvent(case_id=case.id, key=fact.key, kind=fact.kind,
-                                  at=ts(fact.at), detail=self._public(fact.data),
-                                  source=fact.source))
-            await self._fill(session, case, fact)
-            self.facts_applied += 1
-            return CaseRef(case.id, case.number, created)
+            case, created = await self._get_or_create(session, facts[0])
+            keys: set[str] = set() if created else set((await session.execute(
+                select(CallEvent.key).where(CallEvent.case_id == case.id))).scalars())
+            for fact in facts:
+                if fact.key in keys:
+                    duplicate += 1
+                    continue
+                keys.add(fact.key)
+                session.add(CallEvent(case_id=case.id, key=fact.key, kind=fact.kind,
+                                      at=ts(fact.at), detail=self._public(fact.data),
+                                      source=fact.source))
+                await self._fill(session, case, fact)
+                applied += 1
+            ref = CaseRef(case.id, case.number, created)
+        self.facts_applied += applied
+        self.facts_duplicate += duplicate
+        self.batches += 1
+        return ref
+
+    async def _next_number(self, session: AsyncSession, at: datetime) -> str:
+        day = at.astimezone(self.tz).strftime("%Y%m%d")
+        dialect = session.bind.dialect.name if session.bind else "sqlite"
+        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CaseCounter)
+        stmt = ins.values(day=day, seq=1).on_conflict_do_update(
+            index_elements=[CaseCounter.day], set_={"seq": CaseCounter.seq + 1}
+        ).returning(CaseCounter.seq)
+        seq = (await session.execute(stmt)).scalar_one()
+        return f"{day}{seq:06d}"
+
+    async def _get_or_create(self, session: AsyncSession, fact: CallFact) -> tuple[Case, bool]:
+        # Facts never read the case's transfers (cases/transfers.py queries its rows): not
+        # loading them saves a query per fact.
+        case = (await session.execute(
+            select(Case).where(Case.call_id == fact.call_id).options(raiseload(Case.transfers))
+        )).scalar_one_or_none()
+        if case is not None:
+            return case, False
+        at = ts(fact.at)
+        case = Case(number=await self._next_number(session, at), call_id=fact.call_id,
+                    node=fact.node, source=fact.source, flags=[], priority=0,
+                    call_state="active")
+        session.add(case)
+        await session.flush()
+        return case, True
 
     def _public(self, data: dict[str, Any]) -> dict[str, Any]:
         """The timeline's copy of a fact, without personal data in clear."""
@@ -349,6 +462,7 @@ class CaseStore:
             )).scalar_one_or_none()
 
     async def by_call(self, call_id: str) -> Case | None:
+        await self._flushed([call_id])
         async with self.sessions() as session:
             return (await session.execute(
                 select(Case).where(Case.call_id == call_id)
@@ -368,6 +482,7 @@ class CaseStore:
             return int((await session.execute(select(func.count(Case.id)))).scalar_one())
 
     async def active_on(self, node: str) -> list[Case]:
+        await self._flushed()
         async with self.sessions() as session:
             return list((await session.execute(
                 select(Case).where(Case.node == node, Case.call_state == "active")
@@ -395,6 +510,7 @@ class CaseStore:
     async def calls_needing_cel(self, call_ids: list[str]) -> set[str]:
         if not call_ids:
             return set()
+        await self._flushed(call_ids)
         async with self.sessions() as session:
             complete = set((await session.execute(
                 select(Case.call_id).where(Case.call_id.in_(call_ids),
@@ -415,6 +531,7 @@ class CaseStore:
 
     async def stale_active(self, node: str, live_call_ids: set[str],
                            older_than: timedelta = timedelta(seconds=0)) -> list[str]:
+        await self._flushed()  # an end still queued is not a call gone missing
         cutoff = datetime.now(UTC) - older_than
         async with self.sessions() as session:
             rows = (await session.execute(

@@ -128,6 +128,13 @@ class HotlineService:
                                       self.earlier_cases, cfg.routing.refresh_s)
         self.profiles.notify = self.lookups.notify
         await self.lookups.start()
+
+        async def earlier_after_store(fact: CallFact) -> None:
+            # The repeat-caller index reads the case of the call: after it is stored.
+            if fact.source in ("live", "resync"):
+                await self.earlier_cases.on_fact(fact)
+
+        self.store.after_apply.append(earlier_after_store)
         # Transfers to branch centers and emergency lines (the console API drives it).
         self.callcontrol = CallControl(
             cfg, ami_of=lambda n: self.nodes[n].ami, tracker_of=lambda n: self.nodes[n].tracker,
@@ -182,8 +189,9 @@ class HotlineService:
 
     def _build_node(self, node: NodeConfig) -> NodeRuntime:
         cfg = self.cfg
-        # The earlier-cases look-up reads the store's case of the call: after the store.
-        sinks = [self.store.apply, self.earlier_cases.on_fact, self._live_fact]
+        # The store queues each call's facts in order and writes calls concurrently, so the
+        # event stream does not wait for the database (the repeat-caller index runs after it).
+        sinks = [self.store.submit, self._live_fact]
         path = self.cel_paths.get(node.id) or (node.cel_path if node.cel_path else
                                                cel_path(cfg, node))
         holder: dict[str, NodeRuntime] = {}
@@ -201,7 +209,8 @@ class HotlineService:
         async def on_resync(event: ev.Connected, gone: set[str], live: set[str]) -> None:
             await self._reconcile(holder["rt"], event, live)
 
-        tracker = CallTracker(node.id, sinks, on_resync=on_resync)
+        tracker = CallTracker(node.id, sinks, on_resync=on_resync,
+                              case_of=self.store.cached_number)
 
         async def live_event(event: ev.DomainEvent) -> None:
             await self.live.on_event(event)
@@ -413,6 +422,7 @@ class HotlineService:
         """Wait until all events received so far are handled (tests, orderly shutdown)."""
         await asyncio.gather(*(rt.ami.drain(timeout) for rt in self.nodes.values()))
         await self.router.drain(timeout)
+        await self.store.drain(timeout)
 
     async def stop(self) -> None:
         if self._redis_task is not None:
@@ -432,6 +442,8 @@ class HotlineService:
         if self.fastagi is not None:
             await self.fastagi.stop()
         await self.router.stop()
+        if hasattr(self, "store"):
+            await self.store.close()
         await self.lookups.stop()
         if self.redis is not None:
             await self.redis.aclose()

@@ -310,6 +310,7 @@ class RouteEndpoint:
         self.fallbacks = 0
         self.slow = 0
         self.unrecorded = 0
+        self.unnumbered = 0  # answered before the database gave the case its number
         self._recorders = recorders
         self._backlog: asyncio.Queue[tuple[RouteRequest, RouteDecision, float]] | None = None
         self._backlog_max = backlog
@@ -408,13 +409,28 @@ class RouteEndpoint:
                         else decide(self.table, req))
         number = self.case_number(req.call_id) if self.case_number is not None else None
         if number is None:
-            # The store has not seen this call yet (a hand-over goes straight to routing):
-            # record now, which creates the case and gives its number.
-            ref = await self.record(self._routed_fact(req, decision))
-            number = getattr(ref, "number", None) or ""
+            # The store has not seen this call yet (a hand-over goes straight to routing, or
+            # the database is slow): record now, which creates the case and gives its number.
+            # A database slower than the budget does not send the call to the fallback queue:
+            # the decision is answered without the number (the console finds the case by its
+            # call) and the case gets the decision when the database answers.
+            recording = asyncio.ensure_future(self.record(self._routed_fact(req, decision)))
+            wait = self.budget_s * 0.6 - (time.monotonic() - started)
+            try:
+                ref = await asyncio.wait_for(asyncio.shield(recording), max(0.01, wait))
+                number = getattr(ref, "number", None) or ""
+            except TimeoutError:
+                self.unnumbered += 1
+                recording.add_done_callback(self._recorded_late)
+                number = ""
             self._enqueue(req, decision, started, routed_done=True)
             return self._reply(decision, number)
         return self._answered(req, decision, number, started)
+
+    def _recorded_late(self, recording: asyncio.Future[object]) -> None:
+        if not recording.cancelled() and recording.exception() is not None:
+            self.unrecorded += 1
+            log.error("routing decision not recorded", exc_info=recording.exception())
 
     def _answered(self, req: RouteRequest, decision: RouteDecision, number: str,
                   started: float) -> AgiAnswer:

@@ -111,8 +111,9 @@ def agent_of(interface_or_channel: str) -> str | None:
 class CallTracker:
     def __init__(self, node: str, sinks: list[Sink] | None = None,
                  on_resync: Callable[[ev.Connected, set[str], set[str]], Awaitable[None]]
-                 | None = None):
+                 | None = None, case_of: Callable[[str], str | None] | None = None):
         self.node = node
+        self.case_of = case_of  # the case number of a call, once the case store wrote it
         self.sinks: list[Sink] = list(sinks or [])
         self.calls: dict[str, Call] = {}
         # Told at each resync, before the snapshot is applied, which calls ended while we were
@@ -136,6 +137,10 @@ class CallTracker:
                 if number and call.case is None:
                     call.case = str(number)
                     note_case(call.call_id, call.case)
+            if call.case is None and self.case_of is not None:
+                # A store that writes in the background knows the case once it is written.
+                call.case = self.case_of(call.call_id)
+                note_case(call.call_id, call.case)
             log.debug("call fact", extra={"fact": kind, "source": source})
 
     def _call(self, channel: ev.Channel) -> Call | None:
@@ -172,10 +177,6 @@ class CallTracker:
             await self.emit("arrived", call, at, source, caller=ch.caller_num,
                             caller_name=ch.caller_name, dialed=dialed, trunk=trunk_of(ch.name),
                             uniqueid=ch.uniqueid, channel=ch.name)
-            with call_scope(call.call_id, call.case):
-                log.info("call arrived", extra={"node": self.node, "source": source,
-                                                "dialed": dialed, "trunk": trunk_of(ch.name),
-                                                "caller": ch.caller_num})
         return call
 
     async def _on_Hangup(self, e: ev.Hangup) -> None:  # noqa: N802

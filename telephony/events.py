@@ -7,6 +7,7 @@ handlers may ignore. An event missing a field its type needs becomes a ``Malform
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -450,11 +451,18 @@ def parse_event(node: str, fields: Mapping[str, str]) -> DomainEvent:
         return MalformedEvent(node, name="", problem="no Event header")
     try:
         if name in _MEMBER_EVENTS:
-            return QueueMemberEvent.parse_named(node, name, fields)
-        parser = _PARSERS.get(name)
-        if parser is None:
-            return OtherEvent(node, name=name, fields=_own(fields))
-        return parser(node, fields)
+            event: DomainEvent = QueueMemberEvent.parse_named(node, name, fields)
+        else:
+            parser = _PARSERS.get(name)
+            event = (OtherEvent(node, name=name, fields=_own(fields)) if parser is None
+                     else parser(node, fields))
+        # When it happened, by Asterisk (timestampevents = yes), not when it was handled: a
+        # service behind the event stream still records true waits and talk times.
+        stamp = fields.get("Timestamp")
+        if stamp:
+            with contextlib.suppress(ValueError, TypeError):
+                object.__setattr__(event, "received_at", float(stamp))  # just made, not shared
+        return event
     except MissingField as exc:
         return MalformedEvent(node, name=name, problem=f"missing or bad field {exc.args[0]}")
     except (ValueError, TypeError) as exc:

@@ -135,3 +135,35 @@ def test_widening_plan():
     d = decide(CFG, req(trunk="carrier", key="1"))  # province pool, a skill
     assert d.queue == "province-enterprise_policy"
     assert d.overflow == (("province-general", None),)
+
+
+async def test_slow_database_answers_the_route_without_the_case_number():
+    """The store has not seen the call and the database is slower than the budget: the call
+    still gets its queue (not the fallback), and the case gets the decision afterwards."""
+    import asyncio
+
+    from queueing.router import ROUTE_VARIABLE, RouteEndpoint
+
+    recorded = []
+
+    async def slow_record(fact):
+        await asyncio.sleep(CFG.fastagi.decision_timeout_ms / 1000 * 2)
+        recorded.append(fact)
+        return None
+
+    router = RouteEndpoint(CFG, slow_record, case_number=lambda _call_id: None)
+    router.start()
+    try:
+        answer = await router.answer({"agi_uniqueid": "node1-1.1", "agi_arg_1": "nanjing",
+                                      "agi_arg_2": "12345", "agi_arg_3": "",
+                                      "agi_arg_4": "node1-1.1", "agi_callerid": "13800001111"})
+        fields = answer.variables[ROUTE_VARIABLE].split("|")
+        assert fields[0] == "nanjing-general" and fields[2] == ""
+        assert router.fallbacks == 0 and router.unnumbered == 1
+        for _ in range(50):
+            if recorded:
+                break
+            await asyncio.sleep(0.05)
+        assert [f.kind for f in recorded] == ["routed"]
+    finally:
+        await router.stop()
