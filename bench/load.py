@@ -56,7 +56,7 @@ sys.path.insert(0, str(REPO))
 
 from hotline.config import Config, parse_config  # noqa: E402
 from hotline.lab import Lab, _to_toml, ensure_secrets, free_sip_port, lab_config_toml  # noqa: E402
-from hotline.privacy import PersonalData, scrub  # noqa: E402
+from hotline.privacy import PersonalData, mask_number, scrub  # noqa: E402
 from hotline.secrets import sip_password  # noqa: E402
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
@@ -510,8 +510,12 @@ class Stack:
                                f"{self.work}/register.out")
         audio = self.audio_file()
         uas = self.scenario("agent", TALK_MS=int(self.plan.talk_s * 1000), AUDIO=audio)
+        # The smoke run keeps every SIP message the agents' phones got: the check looks for
+        # callers' numbers in clear in them (agents' phones show them masked).
+        trace = (["-trace_msg", "-message_file", str(self.work / "agents_messages.log")]
+                 if self.plan.mode == "smoke" else [])
         self.agents_sipp = self.start_sipp(self.sipp_argv(
-            uas, "-p", str(self.agent_port), "-mp", str(self.media_base(1)),
+            uas, "-p", str(self.agent_port), "-mp", str(self.media_base(1)), *trace,
             "-trace_stat", "-fd", "1", "-stf", str(self.work / "agents_stat.csv"),
             "-trace_logs", "-log_file", str(self.work / "agents_answers.log"),
             "-trace_err", "-error_file", str(self.work / "agents_errors.log"),
@@ -595,6 +599,10 @@ class Stack:
 def caller_numbers(plan: Plan) -> list[tuple[str, str]]:
     """Unique mobile numbers (139 + 8 digits, a fresh block per run) and whether each presses 1;
     the key presses are spread evenly through the run."""
+    if plan.calls > 10_000:
+        # Agents' phones show callers masked (139****0004): the last four digits tell apart.
+        raise SystemExit("at most 10,000 calls in one run (the check tells calls apart by "
+                         "the last four digits agents' phones show)")
     block = secrets.randbelow(9000) * 10000
     out = []
     acc = 0.0
@@ -944,7 +952,8 @@ async def wait_settled(st: Stack, plan: Plan, numbers: list[tuple[str, str]],
 
 
 def answers(path: Path) -> dict[str, list[str]]:
-    """Caller number -> agents whose phone answered it (from the agents' sipp log)."""
+    """Caller number as agents' phones show it (masked, 139****0004) -> agents whose phone
+    answered it (from the agents' sipp log)."""
     out: dict[str, list[str]] = {}
     with contextlib.suppress(OSError):
         for line in path.read_text(errors="replace").splitlines():
@@ -972,7 +981,17 @@ async def check_cases(st: Stack, plan: Plan, numbers: list[tuple[str, str]]) -> 
             recs = (await s.execute(select(Recording))).scalars().all()
     finally:
         await engine.dispose()
-    return evaluate_cases(st, plan, numbers, cases, recs, personal, answered_by)
+    result = evaluate_cases(st, plan, numbers, cases, recs, personal, answered_by)
+    messages = st.work / "agents_messages.log"
+    if messages.exists():
+        seen = messages.read_text(errors="replace")
+        clear = [n for n, _ in numbers if n in seen]
+        result["agent_messages_checked"] = True
+        if clear:
+            result["ok"] = False
+            result["problems"]["number_in_clear_to_agent"] = len(clear)
+            result["examples"]["number_in_clear_to_agent"] = [mask_number(n) for n in clear[:3]]
+    return result
 
 
 def evaluate_cases(st: Stack, plan: Plan, numbers: list[tuple[str, str]], cases: Any,
@@ -1012,7 +1031,7 @@ def evaluate_cases(st: Stack, plan: Plan, numbers: list[tuple[str, str]], cases:
             bad(f"outcome_{c.outcome}", number)
         if c.agent_id is None or c.agent_id not in agents:
             bad("no_agent", number)
-        elif answered_by.get(number) != [c.agent_id]:
+        elif answered_by.get(mask_number(number)) != [c.agent_id]:
             bad("wrong_agent", number)
         if c.dialed_number != "12345" or c.trunk != CITY or c.city != CITY:
             bad("wrong_origin", number)
@@ -1066,7 +1085,7 @@ def evaluate_cases(st: Stack, plan: Plan, numbers: list[tuple[str, str]], cases:
             return {"cases": len(found)}
         c = found[0]
         return {"case": c.number, "state": c.call_state, "outcome": c.outcome,
-                "agent": c.agent_id, "phone_answered": answered_by.get(number),
+                "agent": c.agent_id, "phone_answered": answered_by.get(mask_number(number)),
                 "queue": c.queue, "route": c.route_queue, "source": c.route_source,
                 "flags": c.flags, "wait_s": c.wait_seconds, "talk_s": c.talk_seconds,
                 "hangup_by": c.hangup_by,

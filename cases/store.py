@@ -370,7 +370,13 @@ class CaseStore:
                             role="agent", party=d.get("agent"), answered_at=at,
                             outcome="answered", started_at=at)
         elif kind == "completed":
-            fill(talk_seconds=_round(d.get("talk_time")), hangup_by=d.get("reason") or None)
+            fill(talk_seconds=_round(d.get("talk_time")))
+            if fact.source == "live" and d.get("reason") in ("caller", "agent"):
+                # Asterisk's own word (AgentComplete) on who hung up: it overrides what the end
+                # of the call guessed when AgentComplete came after the caller's Hangup.
+                case.hangup_by = d["reason"]
+            else:
+                fill(hangup_by=d.get("reason") or None)
         elif kind == "abandoned":
             fill(outcome="abandoned", wait_seconds=_round(d.get("hold_time")),
                  hangup_by="caller")

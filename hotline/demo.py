@@ -17,6 +17,7 @@ from pathlib import Path
 from cases.report import format_case
 from hotline.lab import REPO, Lab, lab_config
 from hotline.logs import setup_logging
+from hotline.privacy import mask_number
 from telephony.sounds import speak
 
 CALLER_LINES = [
@@ -115,8 +116,8 @@ async def run_demo(calls: int = 5, workdir: Path | None = None) -> int:
         await asyncio.sleep(0.5)  # queue membership reconciled on connect
 
         _say(f"\nplacing {calls} calls (each talks {TALK_S:.0f} s once an agent answers) ...")
-        # Agents see the caller's number in the INVITE: that is how the demo knows which
-        # caller an agent picked up.
+        # Agents' phones show the caller's number masked (138****5678): its last four digits
+        # tell the demo which caller an agent picked up.
         picked: dict[str, asyncio.Event] = {}
 
         async def watch(agent_phone) -> None:  # type: ignore[no-untyped-def]
@@ -140,7 +141,8 @@ async def run_demo(calls: int = 5, workdir: Path | None = None) -> int:
                 await call.media_active.wait()
                 await asyncio.sleep(1.0)  # during the prompt
                 await party.dtmf(call, sc.key)
-            await asyncio.wait_for(picked.setdefault(number, asyncio.Event()).wait(), 90)
+            await asyncio.wait_for(
+                picked.setdefault(mask_number(number), asyncio.Event()).wait(), 90)
             await asyncio.sleep(TALK_S)
             await party.hangup(call)
             await asyncio.wait_for(call.disconnected.wait(), 10)

@@ -180,7 +180,7 @@ class Placed:
         return mask_number(self.number)
 
 
-_SIP_USER = re.compile(r"sip:(\+?\d+)@")
+_SIP_USER = re.compile(r"sip:(\+?[\d*]+)@")  # masked on agents' phones: 139****0004
 
 
 class Surge:
@@ -213,7 +213,8 @@ class Surge:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(incoming.answered.wait(), 30)
             m = _SIP_USER.search(incoming.record.remote_uri)
-            placed = next((p for p in self.calls if m and p.number == m.group(1)), None)
+            placed = next((p for p in self.calls if m and mask_number(p.number) == m.group(1)),
+                          None)
             if placed is not None:
                 placed.agent = agent_id
 

@@ -31,6 +31,7 @@ def test_smoke_run_gives_every_call_one_correct_case(tmp_path):
     assert check["calls"] == check["cases"] == result["plan"]["calls"]
     assert check["recordings"] == 3 * check["calls"]  # caller, agent and mix, each linked
     assert check["audio_checked_calls"] > 0
+    assert check["agent_messages_checked"]  # no caller's number in clear to an agent's phone
     assert result["sipp"]["failed"] == 0 and result["sipp"]["successful"] == check["calls"]
     assert result["ok"] and proc.returncode == 0
     # Everything it started is gone: no sipp, service or Asterisk on its files, no files.

@@ -83,6 +83,10 @@ async def test_a_real_call_is_private_masked_by_role_and_audited(console, phones
     caller = await console.lab.caller(CALLER, display_name=NAME, play=sounds["caller_speech"])
     call = await console.lab.dial(caller, trunk="nanjing")
     await asyncio.wait_for(call.answered.wait(), 40)
+    # The agent's phone shows the caller masked and nameless (the console has the case).
+    offered = await asyncio.wait_for(phone.incoming.get(), 10)
+    shown = offered.record.remote_uri
+    assert f"sip:{MASKED}@" in shown and CALLER not in shown and NAME not in shown, shown
 
     async def found():
         status, doc = await sup.get(f"/api/cases?number={CALLER}")

@@ -86,3 +86,22 @@ async def test_ended_without_answer_is_abandoned_or_dropped(store):
     assert a.outcome == "abandoned" and a.wait_seconds == 8.0
     assert b.outcome == "dropped"
     assert await store.calls_needing_cel(["node1:a", "node1:zzz"]) == {"node1:zzz"}
+
+
+async def test_agent_complete_after_the_callers_hangup_says_who_hung_up(store):
+    # Under load Asterisk can report the caller's Hangup before AgentComplete: the end of
+    # the call guesses, AgentComplete's reason (live) then has the last word.
+    t0 = time.time() - 100
+    facts = story("node1:late.1", "live", t0)
+    completed, ended = facts[-2], facts[-1]
+    ended = CallFact("ended", ended.call_id, "node1", ended.at, {"cause": 16,
+                                                                "hangup_by": "caller"}, "live")
+    for fact in [*facts[:-2], ended, completed]:
+        await store.apply(fact)
+    case = await store.by_call("node1:late.1")
+    assert case is not None and case.hangup_by == "agent"
+    # A source that only derives it (CEL) never overrides what is there.
+    await store.apply(CallFact("completed", "node1:late.1", "node1", t0 + 68,
+                               {"talk_time": 60.0, "reason": "caller"}, "cel"))
+    case = await store.by_call("node1:late.1")
+    assert case is not None and case.hangup_by == "agent"
