@@ -1387,8 +1387,9 @@ def write_table(data: dict[str, Any], path: Path) -> None:
              "answered call recorded (MixMonitor), recordings moved and linked on the case by "
              "the service. Transcription workers and live captions off (sized by "
              "bench/asr_throughput.py). What each figure means: docs/load.md. Regenerated from "
-             "load.json by each run; measured on a shared 2-core virtual machine (other "
-             "sessions' tests ran beside it: see each run's load average and machine CPU).", "",
+             "load.json by each run; measured on a 2-core virtual machine that Asterisk, the "
+             "service, PostgreSQL, Redis and both sipps share (each run's load average and "
+             "machine CPU say how busy it was, and whether anything else ran).", "",
              "| run | passed | calls | concurrency | rate | INVITE → 200 OK ms p50 / p95 / p99 "
              "| CPU ms per call: service / Asterisk (ratio) | check |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
