@@ -510,10 +510,11 @@ class Stack:
                                f"{self.work}/register.out")
         audio = self.audio_file()
         uas = self.scenario("agent", TALK_MS=int(self.plan.talk_s * 1000), AUDIO=audio)
-        # The smoke run keeps every SIP message the agents' phones got: the check looks for
-        # callers' numbers in clear in them (agents' phones show them masked).
+        # The smoke run (and a kept one, for inspection) keeps every SIP message the agents'
+        # phones got: the check looks for callers' numbers in clear in them (agents' phones
+        # show them masked).
         trace = (["-trace_msg", "-message_file", str(self.work / "agents_messages.log")]
-                 if self.plan.mode == "smoke" else [])
+                 if self.plan.mode == "smoke" or self.keep else [])
         self.agents_sipp = self.start_sipp(self.sipp_argv(
             uas, "-p", str(self.agent_port), "-mp", str(self.media_base(1)), *trace,
             "-trace_stat", "-fd", "1", "-stf", str(self.work / "agents_stat.csv"),
