@@ -1215,18 +1215,11 @@ def summarize(st: Stack, plan: Plan, watch: Watch, base: Sample, end: Sample, t0
 
 
 def rtt_values(work: Path) -> list[float]:
-    vals: list[float] = []
-    for f in work.glob("caller_*_rtt.csv"):
-        with contextlib.suppress(OSError):
-            for line in f.read_text().splitlines()[1:]:
-                parts = line.split(";")
-                if len(parts) >= 3 and parts[2].strip() == "invite":
-                    with contextlib.suppress(ValueError):
-                        vals.append(float(parts[1]))
-    return vals
+    return [ms for _, ms in rtt_series(work)]
 
 
 def rtt_series(work: Path) -> list[tuple[float, float]]:
+    """(seconds, INVITE -> 200 OK ms) for each call, from sipp's -trace_rtt files."""
     out = []
     for f in work.glob("caller_*_rtt.csv"):
         with contextlib.suppress(OSError):

@@ -102,7 +102,6 @@ class CaseStore:
         self._slots = asyncio.Semaphore(writers)
         self._idle = asyncio.Event()
         self._idle.set()
-        self.batches = 0
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -266,7 +265,6 @@ class CaseStore:
             ref = CaseRef(case.id, case.number, created)
         self.facts_applied += applied
         self.facts_duplicate += duplicate
-        self.batches += 1
         return ref
 
     async def _next_number(self, session: AsyncSession, at: datetime) -> str:

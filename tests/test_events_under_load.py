@@ -7,16 +7,21 @@ from __future__ import annotations
 import time
 
 from telephony import events as ev
-from telephony.calls import CallTracker
+from telephony.calls import CallFact, CallTracker
+
+
+def tracked() -> tuple[CallTracker, list[CallFact]]:
+    """A tracker on node1 and the facts it emits."""
+    facts: list[CallFact] = []
+
+    async def sink(fact: CallFact) -> None:
+        facts.append(fact)
+
+    return CallTracker("node1", [sink]), facts
 
 
 async def test_agent_complete_without_the_callers_channel_still_completes_the_call():
-    facts = []
-
-    async def sink(fact):
-        facts.append(fact)
-
-    tracker = CallTracker("node1", [sink])
+    tracker, facts = tracked()
     caller = {"Channel": "PJSIP/trunk-nanjing-00000001", "Uniqueid": "node1-1.1",
               "Linkedid": "node1-1.1", "Context": "from-carrier", "Exten": "12345",
               "CallerIDNum": "13800001111"}
@@ -34,12 +39,7 @@ async def test_agent_complete_without_the_callers_channel_still_completes_the_ca
 
 
 async def test_agent_complete_without_any_channel_is_matched_by_its_agent():
-    facts = []
-
-    async def sink(fact):
-        facts.append(fact)
-
-    tracker = CallTracker("node1", [sink])
+    tracker, facts = tracked()
     caller = {"Channel": "PJSIP/trunk-nanjing-00000001", "Uniqueid": "node1-1.1",
               "Linkedid": "node1-1.1", "Context": "from-carrier", "Exten": "12345"}
     agent = {"DestChannel": "PJSIP/1001-00000002", "DestUniqueid": "node1-1.2",
