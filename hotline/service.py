@@ -103,6 +103,7 @@ class HotlineService:
         self._redis_dirty = False  # a live-state write failed: resync when Redis answers
         self._redis_task: asyncio.Task[None] | None = None
         self._quiet: dict[str, float] = {}
+        self._loss_pending = False
 
     # -- build ------------------------------------------------------------------------------
 
@@ -116,7 +117,8 @@ class HotlineService:
             self.redis = Redis.from_url(cfg.redis_url, decode_responses=True)
         await self.redis.ping()
         await self._mark_redis()
-        self.live = LiveState(self.redis, cfg.redis.prefix)
+        self.live = LiveState(self.redis, cfg.redis.prefix,
+                              on_lost_writes=lambda exc: self._redis_failed("live state", exc))
         # Routing: live skills, and the caller look-ups the router answers from memory.
         self.skills = AgentSkills(cfg, self.redis, cfg.redis.prefix)
         await self.skills.load()
@@ -213,8 +215,12 @@ class HotlineService:
                               case_of=self.store.cached_number)
 
         async def live_event(event: ev.DomainEvent) -> None:
-            await self.live.on_event(event)
             rt = holder["rt"]
+            if isinstance(event, ev.Connected) and event.snapshot is not None:
+                await self.live.rebuild(rt.node.id, event.snapshot, ended={
+                    cid for cid, c in rt.tracker.calls.items() if c.ended})
+            else:
+                await self.live.on_event(event)
             if isinstance(event, ev.Connected) and event.snapshot is not None and rt.live_lost:
                 await self._replay_live(rt, event.snapshot)
                 rt.live_lost = False
@@ -332,18 +338,33 @@ class HotlineService:
                           "queue wait for it; calls and cases go on",
                           extra={"error": str(exc) or type(exc).__name__})
             return "down"
-        lost = run != self.redis_run_id
+        # A loss stays pending until a rebuild finishes (our mark is written early in it).
+        if run != self.redis_run_id and not self._loss_pending:
+            self.redis_losses += 1
+            log.error("Redis lost its data: rebuilding the live state from Asterisk, presence "
+                      "and skill changes from this service, transcription jobs from the "
+                      "database (console sign-outs and login counters are lost)")
+        lost = run != self.redis_run_id or self._loss_pending
         if not (lost or self._redis_down or self._redis_dirty):
             return "ok"
         return await self._recover_redis(lost)
 
     async def _recover_redis(self, lost: bool) -> str:
+        # Cleared first: a write lost while we rebuild marks it dirty again (one more resync).
         self._redis_down = self._redis_dirty = False
-        if lost:
-            self.redis_losses += 1
-            log.error("Redis lost its data: rebuilding the live state from Asterisk, presence "
-                      "and skill changes from this service, transcription jobs from the "
-                      "database (console sign-outs and login counters are lost)")
+        self._loss_pending = lost
+        try:
+            done = await self._rebuild_redis(lost)
+        except BaseException:
+            self._redis_dirty = True  # not rebuilt: the next check tries again
+            raise
+        if done == "down":
+            self._redis_dirty = True
+        else:
+            self._loss_pending = False
+        return done
+
+    async def _rebuild_redis(self, lost: bool) -> str:
         try:
             await self._mark_redis()
             await self.presence.restore()

@@ -344,6 +344,10 @@ class CallTracker:
         for linked, caller in inbound.items():
             call = await self._arrived(caller.channel, now - caller.duration_s,
                                        source="resync", dialed="")
+            if call.ended:
+                # Its hang-up reached us before a snapshot that still lists it (Asterisk's
+                # channel list can lag its events): the end stands.
+                continue
             if caller.application == "Queue" and caller.application_data and not call.queue:
                 call.queue = caller.application_data.split(",", 1)[0]
             for cs in by_linked[linked]:
@@ -361,7 +365,7 @@ class CallTracker:
                                     channel=cs.channel.name, queue=call.queue)
         for entry in snap.entries:
             call = self.calls.get(call_id_of(self.node, entry.channel.linkedid))
-            if call is not None and call.queue != entry.queue:
+            if call is not None and not call.ended and call.queue != entry.queue:
                 call.queue = entry.queue
                 await self.emit("queued", call, now - entry.wait_s, "resync", queue=entry.queue,
                                 position=entry.position)

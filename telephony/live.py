@@ -20,6 +20,7 @@ import contextvars
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -100,9 +101,13 @@ return 0
 
 class LiveState:
     def __init__(self, redis: Redis, prefix: str = "hotline", ended_ttl_s: int = 120,
-                 batch_max: int = 500, flush_delay_s: float = 0.005):
-        # ``redis`` must decode responses (strings, not bytes).
+                 batch_max: int = 500, flush_delay_s: float = 0.005,
+                 on_lost_writes: Callable[[BaseException], None] | None = None):
+        # ``redis`` must decode responses (strings, not bytes). ``on_lost_writes`` hears of
+        # every batch Redis did not take: the owner resyncs from Asterisk, since a dropped
+        # end of call would otherwise stay "up" in the live state for good.
         self.redis = redis
+        self.on_lost_writes = on_lost_writes
         self.prefix = prefix
         self.ended_ttl_s = ended_ttl_s
         self.batch_max = batch_max
@@ -183,12 +188,21 @@ class LiveState:
                     self.write_errors += len(batch)
                     log.warning("live state not written", extra={
                         "commands": len(batch), "error": str(exc) or type(exc).__name__})
+                    self._lost(exc)
                     continue
                 failed = [r for r in results if isinstance(r, Exception)]
                 if failed:
                     self.write_errors += len(failed)
                     log.warning("live state commands failed", extra={
                         "failed": len(failed), "error": str(failed[0])[:200]})
+                    self._lost(failed[0])
+
+    def _lost(self, exc: BaseException) -> None:
+        if self.on_lost_writes is not None:
+            try:
+                self.on_lost_writes(exc)
+            except Exception:  # the owner's hook must not stop the writer
+                log.exception("live state: lost-writes hook failed")
 
     # -- calls ----------------------------------------------------------------------------
 
@@ -254,11 +268,13 @@ class LiveState:
                             (m.paused_reason or "").translate(_SEPARATORS),
                             "" if removed else str(m.penalty))
 
-    async def rebuild(self, node: str, snap: ev.Snapshot) -> None:
-        """Make the node's live state equal to Asterisk's snapshot."""
+    async def rebuild(self, node: str, snap: ev.Snapshot,
+                      ended: set[str] | frozenset[str] = frozenset()) -> None:
+        """Make the node's live state equal to Asterisk's snapshot. ``ended``: calls whose end
+        was already handled, though a lagging snapshot may still list them."""
         await self.flush()
         live_calls = {f"{node}:{c.channel.linkedid}" for c in snap.channels
-                      if c.channel.uniqueid == c.channel.linkedid}
+                      if c.channel.uniqueid == c.channel.linkedid} - ended
         known = set(await self.redis.smembers(self.key("calls", node)))
         pipe = self.redis.pipeline(transaction=False)
         for stale in known - live_calls:
@@ -272,6 +288,8 @@ class LiveState:
         for q in queues:
             pipe.delete(self.key("queue", q, "waiting"))
         for e in snap.entries:
+            if f"{node}:{e.channel.linkedid}" in ended:
+                continue
             pipe.zadd(self.key("queue", e.queue, "waiting"),
                       {f"{node}:{e.channel.linkedid}": snap.taken_at - e.wait_s})
         await pipe.execute()

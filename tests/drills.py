@@ -393,6 +393,8 @@ async def live_problems(ami: AmiClient, redis: Redis, prefix: str, node: str) ->
     got_calls = set(await redis.smembers(f"{prefix}:calls:{node}"))
     if got_calls != up:
         out.append(f"calls up in Redis {sorted(got_calls)}, in Asterisk {sorted(up)}")
+        for extra in sorted(got_calls - up):  # what wrote it last tells why it stayed
+            out.append(f"  {extra} in Redis: {await redis.hgetall(f'{prefix}:call:{extra}')}")
     for call_id in sorted(up & got_calls):
         h = await redis.hgetall(f"{prefix}:call:{call_id}")
         if h.get("state") in (None, "ended"):
