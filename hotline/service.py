@@ -34,7 +34,7 @@ from queueing.surge_manager import SurgeManager
 from telephony import events as ev
 from telephony.ami import AmiClient, AmiError
 from telephony.callcontrol import CallControl
-from telephony.calls import CallFact, CallTracker
+from telephony.calls import CallFact, CallTracker, SeenSince
 from telephony.cel import CelReconciler, last_cel_id
 from telephony.fastagi import FastAgiServer
 from telephony.live import LiveState
@@ -216,13 +216,14 @@ class HotlineService:
 
         async def live_event(event: ev.DomainEvent) -> None:
             rt = holder["rt"]
-            if isinstance(event, ev.Connected) and event.snapshot is not None:
-                await self.live.rebuild(rt.node.id, event.snapshot, ended={
-                    cid for cid, c in rt.tracker.calls.items() if c.ended})
-            else:
+            if not (isinstance(event, ev.Connected) and event.snapshot is not None):
                 await self.live.on_event(event)
-            if isinstance(event, ev.Connected) and event.snapshot is not None and rt.live_lost:
-                await self._replay_live(rt, event.snapshot)
+                return
+            # The tracker has handled this snapshot already (calls come before live).
+            seen = rt.tracker.seen_since(event.snapshot)
+            await self.live.rebuild(rt.node.id, event.snapshot, seen)
+            if rt.live_lost:
+                await self._replay_live(rt, event.snapshot, seen)
                 rt.live_lost = False
 
         async def transcripts_event(event: ev.DomainEvent) -> None:
@@ -394,7 +395,7 @@ class HotlineService:
                     extra={"nodes": len(self.nodes), "jobs_requeued": len(requeued)})
         return "rebuilt" if lost else "recovered"
 
-    async def _replay_live(self, rt: NodeRuntime, snap: ev.Snapshot) -> None:
+    async def _replay_live(self, rt: NodeRuntime, snap: ev.Snapshot, seen: SeenSince) -> None:
         """After Redis lost the live state: the calls still up, as the tracker, their cases
         and Asterisk's snapshot know them (the snapshot has just rebuilt agents and queues).
         Only the live state hears these facts; the cases have them already."""
@@ -419,7 +420,11 @@ class HotlineService:
                     "queue": case.route_queue, "city": case.city, "priority": case.priority,
                     "case": case.number}, source="resync"))
             entry = waiting.get(call.call_id)
-            if entry is not None:
+            joined = seen.joined.get(call.call_id)
+            if joined is not None:
+                facts.append(CallFact("queued", call.call_id, node, joined[1],
+                                      {"queue": joined[0]}, source="resync"))
+            elif entry is not None and call.call_id not in seen.not_waiting:
                 facts.append(CallFact("queued", call.call_id, node,
                                       snap.taken_at - entry.wait_s, {"queue": entry.queue},
                                       source="resync"))

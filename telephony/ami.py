@@ -565,6 +565,7 @@ class AmiClient:
                 if "event" in m and not str(m.get("Event", "")).endswith("Complete")]
 
     async def snapshot(self, protocol: BufferedAMIProtocol | None = None) -> ev.Snapshot:
+        started = time.time()
         channels = await self.send_list({"Action": "CoreShowChannels"}, protocol=protocol)
         status = await self.send_list({"Action": "QueueStatus"}, protocol=protocol)
         snap_channels = []
@@ -588,7 +589,8 @@ class AmiClient:
                     members.append(ev.parse_member(m))
             except (KeyError, ValueError) as exc:
                 self.note_malformed(f"QueueStatus item: {exc}")
-        return ev.Snapshot(channels=snap_channels, entries=entries, members=members)
+        return ev.Snapshot(channels=snap_channels, entries=entries, members=members,
+                           started_at=started)
 
     # -- call control and queue actions used across the service -----------------------------
 

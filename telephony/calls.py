@@ -89,6 +89,21 @@ class Call:
     max_penalty: int | None = None
     # Its case number, once the case store has it (log lines about the call carry it).
     case: str | None = None
+    # When we first heard of it, and when it joined its queue (wall clock, as snapshots).
+    seen_at: float = field(default_factory=time.time)
+    queued_at: float = 0.0
+
+
+@dataclass
+class SeenSince:
+    """Calls as the event stream knows them, where it is newer than a snapshot: ended (the
+    snapshot may still list them), up (first heard of after it began), no longer waiting
+    (answered or ended), joined a queue after it began (call id -> queue, when)."""
+
+    ended: set[str] = field(default_factory=set)
+    up: set[str] = field(default_factory=set)
+    not_waiting: set[str] = field(default_factory=set)
+    joined: dict[str, tuple[str, float]] = field(default_factory=dict)
 
 
 def trunk_of(channel_name: str) -> str | None:
@@ -255,6 +270,7 @@ class CallTracker:
         if call is None:
             return
         call.queue = e.queue
+        call.queued_at = time.time()
         await self.emit("queued", call, e.received_at, queue=e.queue, position=e.position)
 
     async def _on_QueueCallerAbandon(self, e: ev.QueueCallerAbandon) -> None:  # noqa: N802
@@ -336,8 +352,11 @@ class CallTracker:
                            and trunk_of(c.channel.name) is not None), None)
             if caller is not None:
                 inbound[linked] = caller
+        # A call we first heard of after the snapshot began may be missing from it: it is
+        # new, not gone (its events came in while the lists were being read).
+        fresh = {cid for cid, c in self.calls.items() if c.seen_at >= snap.started_at > 0}
         gone = {cid for cid, c in self.calls.items()
-                if c.linkedid not in inbound and not c.ended}
+                if c.linkedid not in inbound and not c.ended and cid not in fresh}
         adopted = {lk for lk in inbound if call_id_of(self.node, lk) not in self.calls}
         if self.on_resync is not None:
             await self.on_resync(e, gone, set(inbound))
@@ -369,11 +388,27 @@ class CallTracker:
                 call.queue = entry.queue
                 await self.emit("queued", call, now - entry.wait_s, "resync", queue=entry.queue,
                                 position=entry.position)
-        for cid in [cid for cid, c in self.calls.items() if c.linkedid not in inbound]:
+        for cid in [cid for cid, c in self.calls.items()
+                    if c.linkedid not in inbound and cid not in fresh]:
             self.calls.pop(cid, None)
         log.info("calls resynchronised", extra={
             "node": self.node, "live": len(inbound), "adopted": len(adopted),
             "ended_while_away": len(gone)})
+
+    def seen_since(self, snap: ev.Snapshot) -> SeenSince:
+        """What the events told of calls that the snapshot may not show yet."""
+        seen = SeenSince()
+        for cid, c in self.calls.items():
+            if c.ended:
+                seen.ended.add(cid)
+                continue
+            if snap.started_at and c.seen_at >= snap.started_at:
+                seen.up.add(cid)
+            if c.answered_by:
+                seen.not_waiting.add(cid)
+            elif c.queue and snap.started_at and c.queued_at >= snap.started_at:
+                seen.joined[cid] = (c.queue, c.queued_at)
+        return seen
 
     @property
     def active(self) -> int:

@@ -135,6 +135,8 @@ class Snapshot:
     entries: list[QueueEntry]
     members: list[QueueMember]
     taken_at: float = field(default_factory=time.time)
+    # When the first list was asked for: what we learnt after it may be missing from it.
+    started_at: float = 0.0
 
 
 @dataclass(frozen=True)

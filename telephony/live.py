@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 
 from hotline.privacy import mask_number
 from telephony import events as ev
-from telephony.calls import CallFact, agent_of
+from telephony.calls import CallFact, SeenSince, agent_of
 
 log = logging.getLogger(__name__)
 
@@ -269,12 +269,14 @@ class LiveState:
                             "" if removed else str(m.penalty))
 
     async def rebuild(self, node: str, snap: ev.Snapshot,
-                      ended: set[str] | frozenset[str] = frozenset()) -> None:
-        """Make the node's live state equal to Asterisk's snapshot. ``ended``: calls whose end
-        was already handled, though a lagging snapshot may still list them."""
+                      seen: SeenSince | None = None) -> None:
+        """Make the node's live state equal to Asterisk's snapshot, corrected by ``seen``:
+        what the event stream told after the snapshot began (the lists are read one after
+        the other while calls go on, and lag the events a little)."""
+        seen = seen or SeenSince()
         await self.flush()
-        live_calls = {f"{node}:{c.channel.linkedid}" for c in snap.channels
-                      if c.channel.uniqueid == c.channel.linkedid} - ended
+        live_calls = ({f"{node}:{c.channel.linkedid}" for c in snap.channels
+                       if c.channel.uniqueid == c.channel.linkedid} - seen.ended) | seen.up
         known = set(await self.redis.smembers(self.key("calls", node)))
         pipe = self.redis.pipeline(transaction=False)
         for stale in known - live_calls:
@@ -284,14 +286,17 @@ class LiveState:
         agents = set(await self.redis.smembers(self.key("agents", node)))
         for a in agents:
             pipe.delete(self.key("agent", a, "queues"))
-        queues = {m.queue for m in snap.members} | {e.queue for e in snap.entries}
+        queues = ({m.queue for m in snap.members} | {e.queue for e in snap.entries}
+                  | {q for q, _ in seen.joined.values()})
         for q in queues:
             pipe.delete(self.key("queue", q, "waiting"))
         for e in snap.entries:
-            if f"{node}:{e.channel.linkedid}" in ended:
+            cid = f"{node}:{e.channel.linkedid}"
+            if cid in seen.ended or cid in seen.not_waiting or cid in seen.joined:
                 continue
-            pipe.zadd(self.key("queue", e.queue, "waiting"),
-                      {f"{node}:{e.channel.linkedid}": snap.taken_at - e.wait_s})
+            pipe.zadd(self.key("queue", e.queue, "waiting"), {cid: snap.taken_at - e.wait_s})
+        for cid, (queue, at) in seen.joined.items():
+            pipe.zadd(self.key("queue", queue, "waiting"), {cid: at})
         await pipe.execute()
         for m in snap.members:
             self._member(node, m)
