@@ -359,9 +359,7 @@ class HotlineService:
         except BaseException:
             self._redis_dirty = True  # not rebuilt: the next check tries again
             raise
-        if done == "down":
-            self._redis_dirty = True
-        else:
+        if done != "down":  # down: _redis_failed has marked it dirty
             self._loss_pending = False
         return done
 
@@ -407,7 +405,7 @@ class HotlineService:
             async with self.store.sessions() as s:
                 cases = {c.call_id: c for c in (await s.execute(select(Case).where(
                     Case.call_id.in_([c.call_id for c in calls])))).scalars()}
-        waiting = {f"{rt.node.id}:{e.channel.linkedid}": e for e in snap.entries}
+        waiting = seen.waiting(rt.node.id, snap)
         node = rt.node.id
         for call in calls:
             case = cases.get(call.call_id)
@@ -419,14 +417,9 @@ class HotlineService:
                 facts.append(CallFact("routed", call.call_id, node, call.arrived_at, {
                     "queue": case.route_queue, "city": case.city, "priority": case.priority,
                     "case": case.number}, source="resync"))
-            entry = waiting.get(call.call_id)
-            joined = seen.joined.get(call.call_id)
-            if joined is not None:
-                facts.append(CallFact("queued", call.call_id, node, joined[1],
-                                      {"queue": joined[0]}, source="resync"))
-            elif entry is not None and call.call_id not in seen.not_waiting:
-                facts.append(CallFact("queued", call.call_id, node,
-                                      snap.taken_at - entry.wait_s, {"queue": entry.queue},
+            if call.call_id in waiting:
+                queue, since = waiting[call.call_id]
+                facts.append(CallFact("queued", call.call_id, node, since, {"queue": queue},
                                       source="resync"))
             if call.answered_by:
                 leg = next((g for g in call.agents.values() if g.answered_at), None)

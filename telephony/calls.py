@@ -93,17 +93,29 @@ class Call:
     seen_at: float = field(default_factory=time.time)
     queued_at: float = 0.0
 
+    def heard_after(self, snap: ev.Snapshot) -> bool:
+        """First heard of after the snapshot began: it may be missing from it."""
+        return 0 < snap.started_at <= self.seen_at
+
 
 @dataclass
 class SeenSince:
     """Calls as the event stream knows them, where it is newer than a snapshot: ended (the
     snapshot may still list them), up (first heard of after it began), no longer waiting
-    (answered or ended), joined a queue after it began (call id -> queue, when)."""
+    (answered), joined a queue after it began (call id -> queue, when)."""
 
     ended: set[str] = field(default_factory=set)
     up: set[str] = field(default_factory=set)
     not_waiting: set[str] = field(default_factory=set)
     joined: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def waiting(self, node: str, snap: ev.Snapshot) -> dict[str, tuple[str, float]]:
+        """Who waits in which queue since when: the snapshot's entries, corrected."""
+        out = {cid: (e.queue, snap.taken_at - e.wait_s) for e in snap.entries
+               if (cid := call_id_of(node, e.channel.linkedid)) not in self.ended
+               and cid not in self.not_waiting}
+        out.update(self.joined)
+        return out
 
 
 def trunk_of(channel_name: str) -> str | None:
@@ -354,7 +366,7 @@ class CallTracker:
                 inbound[linked] = caller
         # A call we first heard of after the snapshot began may be missing from it: it is
         # new, not gone (its events came in while the lists were being read).
-        fresh = {cid for cid, c in self.calls.items() if c.seen_at >= snap.started_at > 0}
+        fresh = {cid for cid, c in self.calls.items() if c.heard_after(snap)}
         gone = {cid for cid, c in self.calls.items()
                 if c.linkedid not in inbound and not c.ended and cid not in fresh}
         adopted = {lk for lk in inbound if call_id_of(self.node, lk) not in self.calls}
@@ -401,13 +413,12 @@ class CallTracker:
         for cid, c in self.calls.items():
             if c.ended:
                 seen.ended.add(cid)
-                continue
-            if snap.started_at and c.seen_at >= snap.started_at:
-                seen.up.add(cid)
-            if c.answered_by:
+            elif c.answered_by:
                 seen.not_waiting.add(cid)
-            elif c.queue and snap.started_at and c.queued_at >= snap.started_at:
+            elif c.queue and 0 < snap.started_at <= c.queued_at:
                 seen.joined[cid] = (c.queue, c.queued_at)
+            if not c.ended and c.heard_after(snap):
+                seen.up.add(cid)
         return seen
 
     @property

@@ -188,21 +188,16 @@ class LiveState:
                     self.write_errors += len(batch)
                     log.warning("live state not written", extra={
                         "commands": len(batch), "error": str(exc) or type(exc).__name__})
-                    self._lost(exc)
+                    if self.on_lost_writes is not None:
+                        self.on_lost_writes(exc)
                     continue
                 failed = [r for r in results if isinstance(r, Exception)]
                 if failed:
                     self.write_errors += len(failed)
                     log.warning("live state commands failed", extra={
                         "failed": len(failed), "error": str(failed[0])[:200]})
-                    self._lost(failed[0])
-
-    def _lost(self, exc: BaseException) -> None:
-        if self.on_lost_writes is not None:
-            try:
-                self.on_lost_writes(exc)
-            except Exception:  # the owner's hook must not stop the writer
-                log.exception("live state: lost-writes hook failed")
+                    if self.on_lost_writes is not None:
+                        self.on_lost_writes(failed[0])
 
     # -- calls ----------------------------------------------------------------------------
 
@@ -286,16 +281,12 @@ class LiveState:
         agents = set(await self.redis.smembers(self.key("agents", node)))
         for a in agents:
             pipe.delete(self.key("agent", a, "queues"))
+        waiting = seen.waiting(node, snap)
         queues = ({m.queue for m in snap.members} | {e.queue for e in snap.entries}
-                  | {q for q, _ in seen.joined.values()})
+                  | {q for q, _ in waiting.values()})
         for q in queues:
             pipe.delete(self.key("queue", q, "waiting"))
-        for e in snap.entries:
-            cid = f"{node}:{e.channel.linkedid}"
-            if cid in seen.ended or cid in seen.not_waiting or cid in seen.joined:
-                continue
-            pipe.zadd(self.key("queue", e.queue, "waiting"), {cid: snap.taken_at - e.wait_s})
-        for cid, (queue, at) in seen.joined.items():
+        for cid, (queue, at) in waiting.items():
             pipe.zadd(self.key("queue", queue, "waiting"), {cid: at})
         await pipe.execute()
         for m in snap.members:

@@ -12,8 +12,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from telephony import events as ev
-from telephony.calls import CallFact, CallTracker, SeenSince
+from telephony.calls import CallFact, SeenSince
 from telephony.live import LiveState
+from tests.test_events_under_load import tracked
 
 
 def _caller(linkedid: str) -> ev.Channel:
@@ -56,12 +57,7 @@ async def test_a_snapshot_listing_an_ended_call_does_not_bring_it_back(redis):
 
 
 async def test_a_call_first_heard_of_while_the_snapshot_was_read_is_not_gone():
-    facts: list[CallFact] = []
-
-    async def sink(fact: CallFact) -> None:
-        facts.append(fact)
-
-    tracker = CallTracker("node1", [sink])
+    tracker, facts = tracked()
     old = _caller("1.10")
     await tracker.handle(ev.Newchannel("node1", channel=old))
     started = time.time()
