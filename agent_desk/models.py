@@ -4,7 +4,7 @@ the audit log of who viewed, exported or changed a case.
 They live beside the call records (same metadata, migrations 0005_console and 0007_privacy)
 without changing the ``cases`` table: the form is one row per case, written only by the
 console. What the agent writes (subject, address, content) is personal data: encrypted with
-``hotline.privacy.PersonalData`` (``*_enc`` columns); the category and the department stay
+``common.privacy.PersonalData`` (``*_enc`` columns); the category and the department stay
 in clear for statistics."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cases.models import Base, utcnow
+from common.db import Base, utcnow
 
 CATEGORIES = ("consultation", "help", "complaint", "report", "suggestion")
 # auditor: reads the audit log (and nothing else).

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from hotline.config import Config
-from queueing.model import interface
+from common.config import Config
+from common.queues import interface
 from telephony.ami import AmiClient
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from typing import Any
 
 import pjsua2 as pj
 
-from hotline.privacy import mask_number
+from common.privacy import mask_number
 
 log = logging.getLogger(__name__)
 

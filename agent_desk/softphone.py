@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hotline.privacy import mask_number
+from common.privacy import mask_number
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ async def run_softphone(cfg: Any, agent_id: str, *, answer: str = "auto",
     from redis.asyncio import Redis
 
     from agent_desk.sipengine import SipStack
-    from hotline.secrets import sip_password
+    from common.secrets import sip_password
 
     agent = cfg.agent(agent_id)
     node = cfg.node(cfg.city(agent.city).node)

@@ -1,6 +1,6 @@
 """The console's reads and writes on cases: the case form, search, detail, export, callback
 tasks. Personal fields are encrypted here on the way in and decrypted on the way out
-(hotline.privacy.PersonalData); every change is written with its audit entry in one
+(common.privacy.PersonalData); every change is written with its audit entry in one
 transaction (agent_desk/audit.py)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 from agent_desk.audit import Actor, Audit
 from agent_desk.models import CATEGORIES, CallbackTask, CaseForm
 from cases.models import Case
-from hotline.privacy import PersonalData
+from common.privacy import PersonalData
 
 
 class NotFound(LookupError):

@@ -31,8 +31,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cases.models import Case
-from hotline.config import Config
-from queueing.model import all_queues, split_queue
+from common.config import Config
+from common.queues import all_queues, split_queue
 
 log = logging.getLogger(__name__)
 

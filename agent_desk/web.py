@@ -37,9 +37,9 @@ from agent_desk.presence import PAUSE_REASONS, AgentPresence, PresenceError
 from agent_desk.store import EXPORT_COLUMNS, FORM_FIELDS, Conflict, ConsoleStore, NotFound
 from agent_desk.wallboard import Client, Wallboard
 from cases.models import Case
-from hotline.privacy import scrub
+from common.facts import CallFact
+from common.privacy import scrub
 from telephony.callcontrol import TransferError
-from telephony.calls import CallFact
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cases.models import Base, utcnow
+from common.db import Base, utcnow
 
 
 class Recording(Base):
@@ -57,6 +57,6 @@ class TranscriptSegment(Base):
     speaker: Mapped[str] = mapped_column(String(8))  # caller | agent
     start: Mapped[float] = mapped_column(Float)
     end: Mapped[float] = mapped_column(Float)
-    # What was said is personal data: encrypted (hotline.privacy.PersonalData).
+    # What was said is personal data: encrypted (common.privacy.PersonalData).
     text_enc: Mapped[str | None] = mapped_column(Text)
     confidence: Mapped[float | None] = mapped_column(Float)

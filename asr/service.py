@@ -16,7 +16,7 @@
 - Retention (hotline/retention.py, run from here every ``[recording] purge_interval_s``):
   recordings older than ``[recording] retention_days`` and transcripts older than
   ``[privacy] transcript_retention_days`` are deleted, and the case and the audit log say so.
-- What was said is personal data: segments' text is encrypted (hotline.privacy).
+- What was said is personal data: segments' text is encrypted (common.privacy).
 """
 
 from __future__ import annotations
@@ -46,12 +46,13 @@ from asr.audio import AudioError
 from asr.jobs import JobQueue
 from asr.live import LiveCaptions, caption_json
 from asr.models import Recording, Transcript, TranscriptSegment
-from cases.models import Case, utcnow
+from cases.models import Case
 from cases.store import database_unavailable
-from hotline.config import Config
-from hotline.logs import call_scope, note_call_id
-from hotline.privacy import PersonalData
-from telephony import events as ev
+from common import events as ev
+from common.config import Config
+from common.db import utcnow
+from common.logs import call_scope, note_call_id
+from common.privacy import PersonalData
 
 log = logging.getLogger(__name__)
 

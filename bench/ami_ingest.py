@@ -267,9 +267,9 @@ def serve(config_path: str) -> None:
     """Child: the real service; one JSON line of counters on stdout every 0.25 s."""
     import uvloop
 
-    from hotline.config import load_config
-    from hotline.logs import setup_logging
-    from hotline.privacy import PersonalData
+    from common.config import load_config
+    from common.logs import setup_logging
+    from common.privacy import PersonalData
     from hotline.service import HotlineService
 
     cfg = load_config(Path(config_path))
@@ -534,7 +534,7 @@ async def main(args: argparse.Namespace) -> int:
         "service.log_format": "json", "asr.enabled": False, "recording.enabled": False})
     cfg_path = work / "hotline.toml"
     cfg_path.write_text(toml, encoding="utf-8")
-    from hotline.config import load_config
+    from common.config import load_config
 
     cfg = load_config(cfg_path)
     lab = Lab(cfg)

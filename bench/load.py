@@ -54,10 +54,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hotline.config import Config, parse_config  # noqa: E402
+from common.config import Config, parse_config  # noqa: E402
+from common.privacy import PersonalData, mask_number, scrub  # noqa: E402
+from common.secrets import sip_password  # noqa: E402
 from hotline.lab import Lab, _to_toml, ensure_secrets, free_sip_port, lab_config_toml  # noqa: E402
-from hotline.privacy import PersonalData, mask_number, scrub  # noqa: E402
-from hotline.secrets import sip_password  # noqa: E402
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 SIPP_SHARE = Path("/usr/share/sip-tester")
@@ -68,7 +68,7 @@ REDIS_URL = os.environ.get("HOTLINE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 CITY = "nanjing"
 QUEUE_BY_KEY = {"0": f"{CITY}-general", "1": f"{CITY}-enterprise_policy"}
 HZ = os.sysconf("SC_CLK_TCK")
-# --ami-filter: events and variables the service does not read (telephony/events.py parses
+# --ami-filter: events and variables the service does not read (common/events.py parses
 # the others; call control reads OriginateResponse and Confbridge*). QUEUE_MAX_PENALTY,
 # HOTLINE_KEY, HOTLINE_ROUTE_SOURCE, HOTLINE_WIDENED and HOTLINE_PREFERRED_MISS stay.
 AMI_FILTERS = (

@@ -88,7 +88,7 @@ async def prepare(cfg, db_url: str):  # type: ignore[no-untyped-def]
     from cases.db import make_engine, migrate, sessionmaker
     from cases.models import CallerProfile, Case
     from cases.store import CaseRef, CaseStore
-    from hotline.privacy import PersonalData, mask_number
+    from common.privacy import PersonalData, mask_number
     from queueing.lookups import CallerProfiles, EarlierCases, RoutingLookups
 
     personal = PersonalData(cfg.data_key)
@@ -122,8 +122,8 @@ async def prepare(cfg, db_url: str):  # type: ignore[no-untyped-def]
 async def serve(args: argparse.Namespace) -> None:
     import logging
 
+    from common.logs import setup_logging
     from hotline.lab import ensure_secrets, lab_config
-    from hotline.logs import setup_logging
     from queueing.router import MISS, RouteEndpoint
 
     ensure_secrets()

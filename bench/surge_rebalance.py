@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hotline.config import SurgeSection
+from common.config import SurgeSection
 from queueing.surge import Candidate, Hysteresis, Observed, figures, plan
 
 CITIES = {  # agents, calls per minute before the surge

@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common.logs import setup_logging
 from hotline.lab import Lab, lab_config
-from hotline.logs import setup_logging
 from telephony.sounds import tone
 
 

@@ -26,8 +26,8 @@ from aiohttp import ClientSession, WSMsgType, web
 from redis.asyncio import Redis
 
 from agent_desk.wallboard import Client, Wallboard
+from common.logs import setup_logging
 from hotline.lab import free_port, lab_config
-from hotline.logs import setup_logging
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 LOOP = ["uvloop"]

@@ -61,7 +61,7 @@ def alembic_config(connection: Any = None, url: str | None = None,
 async def migrate(engine: AsyncEngine, revision: str = "head", *, personal: Any = None
                   ) -> None:
     """Bring the schema to ``revision`` (runs at every start; a no-op when up to date).
-    ``personal``: the service's hotline.privacy.PersonalData, for migrations that encrypt."""
+    ``personal``: the service's common.privacy.PersonalData, for migrations that encrypt."""
 
     def upgrade(sync_conn: Any) -> None:
         command.upgrade(alembic_config(sync_conn, personal=personal), revision)

@@ -37,10 +37,10 @@ from cases.models import (
     TransferRecord,
 )
 from cases.transfers import apply_transfer_fact
-from hotline.logs import call_scope, note_case
-from hotline.privacy import PersonalData, mask_number
-from hotline.tasks import cancel_and_wait
-from telephony.calls import CallFact
+from common.facts import CallFact
+from common.logs import call_scope, note_case
+from common.privacy import PersonalData, mask_number
+from common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cases.models import CallLeg, Case, TransferRecord
-from telephony.calls import CallFact
+from common.facts import CallFact
 
 # Outcomes of a leg's dial (the timeline and the console speak these codes).
 OUTCOMES = ("answered", "busy", "no_answer", "failed", "caller_hung_up", "cancelled")

@@ -28,7 +28,7 @@ import signal
 import sys
 from pathlib import Path
 
-from hotline.config import Config, ConfigError, load_config
+from common.config import Config, ConfigError, load_config
 
 EXIT_CONFIG = 2
 
@@ -42,7 +42,7 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from hotline.config import secret_weakness
+    from common.config import secret_weakness
 
     cfg = _load(args)
     problems = []
@@ -105,8 +105,8 @@ def cmd_asterisk(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from hotline.logs import setup_logging
-    from hotline.privacy import PersonalData
+    from common.logs import setup_logging
+    from common.privacy import PersonalData
     from hotline.service import HotlineService
 
     cfg = _load(args)
@@ -184,7 +184,7 @@ def cmd_callers(args: argparse.Namespace) -> int:
     from redis.asyncio import Redis
 
     from cases.db import make_engine, migrate, sessionmaker
-    from hotline.privacy import PersonalData, mask_number
+    from common.privacy import PersonalData, mask_number
     from queueing.lookups import CallerProfiles, notify_services, routing_channel
 
     cfg = _load(args)
@@ -225,7 +225,7 @@ def cmd_cases(args: argparse.Namespace) -> int:
     from cases.db import make_engine, sessionmaker
     from cases.report import format_case
     from cases.store import CaseStore
-    from hotline.privacy import PersonalData
+    from common.privacy import PersonalData
 
     cfg = _load(args)
 
@@ -273,7 +273,7 @@ def cmd_web_user(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     from cases.db import make_engine, migrate
-    from hotline.privacy import PersonalData
+    from common.privacy import PersonalData
 
     cfg = _load(args)
 
@@ -372,7 +372,7 @@ def _progress(n: int, total: int, done: int, failed: int) -> None:
 def cmd_privacy(args: argparse.Namespace) -> int:
     """The retention job once (``purge``), or data key rotation (``rekey``)."""
     from cases.db import make_engine, migrate, sessionmaker
-    from hotline.privacy import PersonalData
+    from common.privacy import PersonalData
 
     cfg = _load(args)
     personal = PersonalData(cfg.data_key, cfg.previous_data_keys)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cases.report import format_case
+from common.logs import setup_logging
+from common.privacy import mask_number
 from hotline.lab import REPO, Lab, lab_config
-from hotline.logs import setup_logging
-from hotline.privacy import mask_number
 from telephony.sounds import speak
 
 CALLER_LINES = [

@@ -13,9 +13,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from hotline.config import Config, parse_config
-from hotline.privacy import PersonalData
-from hotline.secrets import sip_password
+from common.config import Config, parse_config
+from common.privacy import PersonalData
+from common.secrets import sip_password
 from hotline.service import HotlineService, instance_dir
 from telephony.instance import AsteriskInstance, reap_orphans
 from telephony.runtime import AsteriskRuntime, ensure_runtime

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from agent_desk.models import CallbackTask, CaseForm
 from asr.models import TranscriptSegment
 from cases.models import CallerProfile, CallEvent, Case
-from hotline.privacy import PersonalData
+from common.privacy import PersonalData
 
 BATCH = 500
 

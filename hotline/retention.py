@@ -36,8 +36,8 @@ from agent_desk.audit import SYSTEM, Audit
 from agent_desk.models import CallbackTask, CaseForm
 from asr.models import Recording, Transcript, TranscriptSegment
 from cases.models import CallEvent, CallLeg, Case
-from hotline.config import Config
-from hotline.privacy import PersonalData
+from common.config import Config
+from common.privacy import PersonalData
 
 log = logging.getLogger(__name__)
 

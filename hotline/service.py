@@ -24,17 +24,18 @@ from cases.db import make_engine, migrate, sessionmaker
 from cases.models import Case
 from cases.store import CaseStore
 from cases.surge_audit import SurgeAudit
-from hotline.config import Config, NodeConfig
-from hotline.privacy import PersonalData
+from common import events as ev
+from common.config import Config, NodeConfig
+from common.facts import CallFact
+from common.privacy import PersonalData
 from queueing.lookups import CallerProfiles, EarlierCases, RoutingLookups
 from queueing.membership import MembershipSync
 from queueing.router import RouteEndpoint
 from queueing.skills import AgentSkills
 from queueing.surge_manager import SurgeManager
-from telephony import events as ev
 from telephony.ami import AmiClient, AmiError
 from telephony.callcontrol import CallControl
-from telephony.calls import CallFact, CallTracker, SeenSince
+from telephony.calls import CallTracker, SeenSince
 from telephony.cel import CelReconciler, last_cel_id
 from telephony.fastagi import FastAgiServer
 from telephony.live import LiveState

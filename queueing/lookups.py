@@ -28,11 +28,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cases.models import CallerProfile, Case
-from hotline.privacy import PersonalData, mask_number
-from hotline.tasks import cancel_and_wait
+from common.facts import CallFact
+from common.privacy import PersonalData, mask_number
+from common.tasks import cancel_and_wait
 from queueing.model import GREEN_CHANNEL, EarlierCase
 from queueing.router import MISS
-from telephony.calls import CallFact
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from hotline.config import Config
-from queueing.model import Membership, desired_membership, interface
-from telephony import events as ev
+from common import events as ev
+from common.config import Config
+from common.facts import agent_of
+from common.queues import interface
+from queueing.model import Membership, desired_membership
 from telephony.ami import AmiClient, AmiError
-from telephony.calls import agent_of
 
 log = logging.getLogger(__name__)
 

@@ -5,38 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hotline.config import PROVINCE_POOL, AgentConfig, Config
+from common.config import PROVINCE_POOL, AgentConfig, Config
+from common.queues import interface, personal_queue, queue_name
 
 MAX_LEVEL = 5
-# Each agent also has a queue of their own ("agent-1001"), only them as member: a repeat caller
-# tries the agent who handled the earlier case there first (see queueing/router.py).
-PERSONAL_POOL = "agent"
-
-
-def queue_name(pool: str, skill: str) -> str:
-    return f"{pool}-{skill}"
-
-
-def split_queue(name: str) -> tuple[str, str]:
-    pool, _, skill = name.partition("-")
-    return pool, skill
-
-
-def all_queues(cfg: Config) -> list[str]:
-    pools = [c.id for c in cfg.cities] + [PROVINCE_POOL]
-    return [queue_name(p, s) for p in pools for s in cfg.skills]
-
-
-def fallback_queue(cfg: Config) -> str:
-    return queue_name(PROVINCE_POOL, cfg.queueing.fallback_skill)
-
-
-def personal_queue(agent_id: str) -> str:
-    return f"{PERSONAL_POOL}-{agent_id}"
-
-
-def is_personal_queue(name: str) -> bool:
-    return name.startswith(PERSONAL_POOL + "-")
 
 
 def relax_rule(skill: str) -> str:
@@ -47,10 +19,6 @@ def relax_rule(skill: str) -> str:
 def max_penalty_for(level: int) -> int:
     """The highest penalty an agent of at least ``level`` has."""
     return penalty_for(level)
-
-
-def interface(agent_id: str) -> str:
-    return f"PJSIP/{agent_id}"
 
 
 @dataclass(frozen=True, order=True)

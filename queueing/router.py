@@ -37,18 +37,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from hotline.config import PROVINCE_POOL, Config
-from hotline.logs import call_scope, note_case
-from hotline.privacy import PersonalData, normalize_number
-from hotline.tasks import cancel_and_wait
-from queueing.model import (
-    GREEN_CHANNEL,
-    EarlierCase,
-    max_penalty_for,
-    queue_name,
-    relax_rule,
-)
-from telephony.calls import CallFact, call_id_of
+from common.config import PROVINCE_POOL, Config
+from common.facts import CallFact, call_id_of
+from common.logs import call_scope, note_case
+from common.privacy import PersonalData, normalize_number
+from common.queues import queue_name
+from common.tasks import cancel_and_wait
+from queueing.model import GREEN_CHANNEL, EarlierCase, max_penalty_for, relax_rule
 from telephony.fastagi import AgiAnswer, AgiRequest
 
 log = logging.getLogger(__name__)

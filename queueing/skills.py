@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from hotline.config import Config
+from common.config import Config
 from queueing.model import MAX_LEVEL
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hotline.config import SurgeSection
+from common.config import SurgeSection
 from queueing.erlang import agents_needed, service_level
 
 # Agents' live states (telephony/live.py) that count as present: signed in and reachable.

@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from hotline.config import Config
+from common.config import Config
 from queueing.surge import SurgeError
 
 

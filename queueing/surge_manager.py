@@ -23,8 +23,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 from cases.surge_audit import SurgeAudit
-from hotline.config import Config, SurgeSection
-from queueing.model import queue_name, split_queue
+from common import events as ev
+from common.config import Config, SurgeSection
+from common.queues import queue_name, split_queue
 from queueing.surge import (
     PRESENT_STATES,
     Candidate,
@@ -36,7 +37,6 @@ from queueing.surge import (
     plan,
     projected,
 )
-from telephony import events as ev
 from telephony.ami import AmiClient, AmiError
 
 log = logging.getLogger(__name__)

@@ -43,10 +43,10 @@ from redis.asyncio import Redis  # noqa: E402
 
 from agent_desk.softphone import SipPhones  # noqa: E402
 from cases.db import make_engine, sessionmaker  # noqa: E402
-from hotline.config import load_config  # noqa: E402
+from common.config import load_config  # noqa: E402
+from common.privacy import PersonalData  # noqa: E402
+from common.secrets import sip_password  # noqa: E402
 from hotline.lab import ensure_secrets, lab_config_toml  # noqa: E402
-from hotline.privacy import PersonalData  # noqa: E402
-from hotline.secrets import sip_password  # noqa: E402
 from telephony.sounds import speak  # noqa: E402
 from tests.drills import Checker, Surge, ami_for, queue_entries  # noqa: E402
 
@@ -317,7 +317,7 @@ def main() -> int:
     ap.add_argument("--redis", default=os.environ.get("HOTLINE_TEST_REDIS",
                                                       "redis://127.0.0.1:6379/0"))
     args = ap.parse_args()
-    from hotline.logs import setup_logging
+    from common.logs import setup_logging
 
     setup_logging("warning", "text")
     tmp = Path(tempfile.mkdtemp(prefix="hotline-drill-"))

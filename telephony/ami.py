@@ -35,9 +35,9 @@ from panoramisk import actions as pactions
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
-from hotline.privacy import scrub
-from hotline.tasks import cancel_and_wait
-from telephony import events as ev
+from common import events as ev
+from common.privacy import scrub
+from common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

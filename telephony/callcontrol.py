@@ -50,13 +50,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hotline.config import Config, DestinationConfig
-from hotline.logs import call_scope
-from hotline.privacy import mask_number
-from hotline.tasks import cancel_and_wait
-from telephony import events as ev
+from common import events as ev
+from common.config import Config, DestinationConfig
+from common.facts import CallFact, Sink, call_id_of, trunk_of
+from common.logs import call_scope
+from common.privacy import mask_number
+from common.tasks import cancel_and_wait
 from telephony.ami import AmiActionFailed, AmiClient, AmiError
-from telephony.calls import CallFact, CallTracker, Sink, call_id_of, trunk_of
+from telephony.calls import CallTracker
 
 log = logging.getLogger(__name__)
 

@@ -14,51 +14,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotline.logs import call_scope, note_case
-from telephony import events as ev
+from common import events as ev
+from common.facts import INBOUND_CONTEXTS, CallFact, Sink, agent_of, call_id_of, trunk_of
+from common.logs import call_scope, note_case
 
 log = logging.getLogger(__name__)
 
-INBOUND_CONTEXTS = ("from-carrier", "from-handover")
-TRUNK_PREFIX = "trunk-"
 
-
-def call_id_of(node: str, linkedid: str) -> str:
-    return f"{node}:{linkedid}"
-
-
-@dataclass(frozen=True)
-class CallFact:
-    """Something that happened to a call, from one source (live | resync | cel | router)."""
-
-    kind: str
-    call_id: str
-    node: str
-    at: float
-    data: dict[str, Any] = field(default_factory=dict)
-    source: str = "live"
-
-    @property
-    def key(self) -> str:
-        """The fact's identity on the case's timeline."""
-        d = self.data
-        if self.kind in ("queued",):
-            return f"{self.kind}:{d.get('queue', '')}"
-        if self.kind in ("ringing", "ring_noanswer", "answered", "leg_ended", "agent_left"):
-            return f"{self.kind}:{d.get('uniqueid', '')}"
-        if self.kind == "widened":  # each widening of a waiting call: "level" or a queue
-            return f"{self.kind}:{d.get('step', '')}"
-        if self.kind == "linked":  # another case about the same matter
-            return f"{self.kind}:{d.get('case', '')}"
-        if self.kind.startswith("transfer_"):
-            # A transfer leg's id is its destination channel's uniqueid (telephony.callcontrol).
-            return f"{self.kind}:{d.get('leg', '')}"
-        if self.kind == "requeued":
-            return f"{self.kind}:{d.get('uniqueid', '')}"
-        return self.kind
-
-
-Sink = Callable[[CallFact], Awaitable[None]]
 
 
 @dataclass
@@ -116,23 +78,6 @@ class SeenSince:
                and cid not in self.not_waiting}
         out.update(self.joined)
         return out
-
-
-def trunk_of(channel_name: str) -> str | None:
-    """PJSIP/trunk-nanjing-00000001 -> nanjing."""
-    tech, _, rest = channel_name.partition("/")
-    if tech != "PJSIP" or not rest.startswith(TRUNK_PREFIX):
-        return None
-    return rest[len(TRUNK_PREFIX):].rsplit("-", 1)[0]
-
-
-def agent_of(interface_or_channel: str) -> str | None:
-    """PJSIP/1001 or PJSIP/1001-0000002a -> 1001 (agents' endpoints are their extensions)."""
-    tech, _, rest = interface_or_channel.partition("/")
-    if tech != "PJSIP":
-        return None
-    name = rest.split("-", 1)[0] if "-" in rest else rest
-    return name if name.isdigit() else None
 
 
 class CallTracker:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from hotline.tasks import cancel_and_wait
-from telephony.calls import CallFact, Sink, agent_of, call_id_of, trunk_of
+from common.facts import CallFact, Sink, agent_of, call_id_of, trunk_of
+from common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

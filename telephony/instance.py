@@ -24,9 +24,9 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from hotline.config import Config, NodeConfig
-from hotline.secrets import sip_password
-from queueing.model import all_queues, fallback_queue
+from common.config import Config, NodeConfig
+from common.queues import all_queues, fallback_queue
+from common.secrets import sip_password
 from telephony import sounds
 from telephony.runtime import AsteriskRuntime, AsteriskRuntimeError
 

@@ -25,9 +25,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from hotline.privacy import mask_number
-from telephony import events as ev
-from telephony.calls import CallFact, SeenSince, agent_of
+from common import events as ev
+from common.facts import CallFact, agent_of
+from common.privacy import mask_number
+from telephony.calls import SeenSince
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import pytest
 from redis.asyncio import Redis
 
 from agent_desk.softphone import SipPhones
-from hotline.config import Config
+from common.config import Config
+from common.logs import setup_logging
 from hotline.lab import REPO, Lab, ensure_secrets, lab_config
-from hotline.logs import setup_logging
 from hotline.service import HotlineService
 from telephony.sounds import speak, tone
 

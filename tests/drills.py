@@ -44,11 +44,11 @@ from sqlalchemy.orm import selectinload
 from asr.jobs import JobQueue
 from asr.models import Recording, Transcript
 from cases.models import Case
+from common import events as ev
+from common.facts import agent_of, trunk_of
+from common.privacy import PersonalData, mask_number
 from hotline.lab import free_port
-from hotline.privacy import PersonalData, mask_number
-from telephony import events as ev
 from telephony.ami import AmiActionFailed, AmiClient
-from telephony.calls import agent_of, trunk_of
 from telephony.live import MEMBER_STATUS
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")

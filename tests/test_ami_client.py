@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from telephony import events as ev
+from common import events as ev
 from telephony.ami import AmiActionFailed, AmiClient, AmiDisconnected, AmiTimeout
 from tests.conftest import eventually
 from tests.netfault import FaultProxy

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common import events as ev
 from telephony import ami as ami_mod
-from telephony import events as ev
 from telephony.ami import AmiClient, AmiError, AmiTimeout, BufferedAMIProtocol
 from tests.conftest import eventually
 from tests.test_ami_protocol import NEWCHANNEL, protocol

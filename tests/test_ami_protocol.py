@@ -8,7 +8,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from telephony import events as ev
+from common import events as ev
 from telephony.ami import BufferedAMIProtocol
 
 

@@ -22,8 +22,8 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
+from common.facts import CallFact
 from hotline.lab import Lab, free_port
-from telephony.calls import CallFact
 from tests.conftest import CONSOLE_PASSWORD
 from tests.conftest import test_config as lab_test_config
 

@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 
 from asr.models import Transcript, TranscriptSegment
 from asr.text import normalise
+from common.facts import CallFact
 from hotline.cli import _asr_async
-from telephony.calls import CallFact
 from tests.conftest import eventually, vosk_test_model
 
 pytestmark = pytest.mark.asterisk

@@ -14,10 +14,10 @@ import pytest
 from agent_desk.softphone import SipPhones
 from cases.db import make_engine, sessionmaker
 from cases.store import CaseStore
-from hotline.config import load_config
+from common.config import load_config
+from common.privacy import PersonalData
+from common.secrets import sip_password
 from hotline.lab import REPO, lab_config_toml
-from hotline.privacy import PersonalData
-from hotline.secrets import sip_password
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.asterisk

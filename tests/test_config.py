@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline.config import ConfigError, load_config, parse_config
+from common.config import ConfigError, load_config, parse_config
 from hotline.lab import EXAMPLE_CONFIG, _to_toml
 
 REPO = Path(__file__).resolve().parent.parent

@@ -257,7 +257,7 @@ async def test_transcript_and_recordings_are_served_only_from_the_recordings_dir
         console, tmp_path):
     import time
 
-    from telephony.calls import CallFact
+    from common.facts import CallFact
 
     svc = console.service
     call_id = f"node1:rec-{time.time_ns()}"

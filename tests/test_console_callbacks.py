@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from telephony.calls import CallFact
+from common.facts import CallFact
 from tests.conftest import eventually
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]

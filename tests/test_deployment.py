@@ -123,7 +123,7 @@ async def test_asterisk_image_recipe_runs_here_with_the_container_config(tmp_pat
     import asyncio
     import json as _json
 
-    from hotline.config import load_config
+    from common.config import load_config
     from hotline.service import instance_dir
     from telephony.instance import AsteriskInstance
     from telephony.runtime import CHROOT_MOUNT, PACKAGES, ensure_runtime

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import time
 
-from telephony import events as ev
-from telephony.calls import CallFact, CallTracker
+from common import events as ev
+from common.facts import CallFact
+from telephony.calls import CallTracker
 
 
 def tracked() -> tuple[CallTracker, list[CallFact]]:

@@ -19,8 +19,9 @@ from sqlalchemy.exc import DBAPIError
 from asr.models import Transcript
 from asr.service import _repair_wav
 from cases.store import database_unavailable
-from telephony import events as ev
-from telephony.calls import CallFact, CallTracker
+from common import events as ev
+from common.facts import CallFact
+from telephony.calls import CallTracker
 from tests.conftest import eventually
 from tests.test_asr_jobs import _recorded_call, _speech, _status, _write_wav
 

@@ -11,8 +11,9 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from telephony import events as ev
-from telephony.calls import CallFact, SeenSince
+from common import events as ev
+from common.facts import CallFact
+from telephony.calls import SeenSince
 from telephony.live import LiveState
 from tests.test_events_under_load import tracked
 

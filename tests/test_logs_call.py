@@ -1,7 +1,7 @@
 """The case on every log line about a call: a real call through Asterisk with the service's
 logs captured as JSON; every line that mentions the call (its id, linkedid or a channel) names
 its call id and case number, and no line holds the caller's number in clear. The context is
-set per event, request and job (hotline/logs.py call_scope) and never leaks to other lines."""
+set per event, request and job (common/logs.py call_scope) and never leaks to other lines."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import logging
 
 import pytest
 
-from hotline.logs import JsonFormatter, call_context, call_scope, note_case
-from telephony import events as ev
+from common import events as ev
+from common.logs import JsonFormatter, call_context, call_scope, note_case
 from telephony.calls import CallTracker
 from tests.conftest import eventually
 

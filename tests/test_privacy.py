@@ -3,8 +3,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hotline.logs import JsonFormatter
-from hotline.privacy import PersonalData, mask_number, normalize_number, scrub
+from common.logs import JsonFormatter
+from common.privacy import PersonalData, mask_number, normalize_number, scrub
 
 
 def test_mask():

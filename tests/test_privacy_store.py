@@ -18,12 +18,13 @@ from agent_desk.models import AuditEntry, CallbackTask, CaseForm
 from agent_desk.store import ConsoleStore
 from asr.models import Recording, Transcript, TranscriptSegment
 from cases.db import make_engine, migrate, sessionmaker
-from cases.models import Base, CallEvent, CallLeg, Case
+from cases.models import CallEvent, CallLeg, Case
 from cases.store import CaseStore
+from common.db import Base
+from common.facts import CallFact
+from common.privacy import PersonalData
 from hotline.lab import lab_config
-from hotline.privacy import PersonalData
 from hotline.retention import Retention
-from telephony.calls import CallFact
 from tests.conftest import make_pg_database
 
 CALLER = "13812345678"

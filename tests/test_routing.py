@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from agent_desk.softphone import SipPhones
+from common.privacy import mask_number
+from common.queues import split_queue
 from hotline.lab import Lab
-from hotline.privacy import mask_number
-from queueing.model import split_queue
 from tests.conftest import ServiceFactory, eventually, wait_no_channels
 from tests.conftest import test_config as routing_config
 

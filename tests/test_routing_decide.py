@@ -7,9 +7,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotline.config import PROVINCE_POOL, load_config
+from common.config import PROVINCE_POOL, load_config
+from common.queues import all_queues
 from hotline.lab import EXAMPLE_CONFIG
-from queueing.model import EarlierCase, all_queues, max_penalty_for
+from queueing.model import EarlierCase, max_penalty_for
 from queueing.router import RouteRequest, decide, routing_table
 
 CFG = load_config(EXAMPLE_CONFIG)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline.config import ConfigError, parse_config, secret_weakness
+from common.config import ConfigError, parse_config, secret_weakness
 from hotline.lab import REPO, Lab, free_port, lab_config_toml
 from telephony.instance import AsteriskInstance
 from telephony.runtime import container_runtime

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from common.secrets import sip_password
 from hotline.lab import Lab, free_sip_port
-from hotline.secrets import sip_password
 from tests.conftest import test_config as lab_test_config
 
 pytestmark = [pytest.mark.asterisk]

@@ -9,8 +9,8 @@ import pytest
 
 from cases.db import make_engine, migrate, sessionmaker
 from cases.store import CaseStore
-from hotline.privacy import PersonalData
-from telephony.calls import CallFact
+from common.facts import CallFact
+from common.privacy import PersonalData
 from tests.conftest import make_pg_database
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotline.config import SurgeSection
+from common.config import SurgeSection
 from queueing.surge import (
     Candidate,
     Hysteresis,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hotline.tasks import cancel_and_wait
+from common.tasks import cancel_and_wait
 
 
 async def test_a_task_that_swallows_one_cancellation_is_stopped():

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from cases.db import make_engine, migrate, sessionmaker
 from cases.report import format_case
 from cases.store import CaseStore
-from hotline.config import ConfigError, load_config, parse_config
+from common.config import ConfigError, load_config, parse_config
+from common.facts import CallFact
+from common.privacy import PersonalData
 from hotline.lab import EXAMPLE_CONFIG
-from hotline.privacy import PersonalData
 from telephony.callcontrol import classify_failure
-from telephony.calls import CallFact
 from telephony.cel import CelRow, facts_from_cel
 
 MINIMAL = """

@@ -8,7 +8,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from cases.models import Base
+from common.db import Base
 
 target_metadata = Base.metadata
 config = context.config

@@ -33,7 +33,7 @@ BATCH = 500
 def _personal(needed: bool) -> Any:
     pd = context.config.attributes.get("personal")
     if pd is None and os.environ.get("HOTLINE_DATA_KEY"):
-        from hotline.privacy import PersonalData
+        from common.privacy import PersonalData
 
         pd = PersonalData(os.environ["HOTLINE_DATA_KEY"])
     if pd is None and needed:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from hotline.privacy import mask_number
+from common.privacy import mask_number
 
 # The call the current code is about ({"call_id": ..., "case": ...}). Set with call_scope()
 # around the handling of one call's event, request or job; tasks started inside inherit it.

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from hotline.privacy import mask_number
+from common.privacy import mask_number
 
 
 class MissingField(KeyError):
