@@ -2,7 +2,7 @@
 .PHONY: demo test bootstrap lint
 
 demo: bootstrap
-	.venv/bin/hotline demo
+	.venv/bin/python -m lab.demo
 
 test: bootstrap
 	.venv/bin/python -m pytest

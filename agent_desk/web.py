@@ -33,13 +33,13 @@ from agent_desk import metrics
 from agent_desk.audit import ACTIONS, Actor, Audit
 from agent_desk.auth import COOKIE, LoginLimiter, Session, Sessions, Users
 from agent_desk.models import CATEGORIES, ROLES
-from agent_desk.presence import PAUSE_REASONS, AgentPresence, PresenceError
+from agent_desk.presence.services import PAUSE_REASONS, AgentPresence, PresenceError
 from agent_desk.store import EXPORT_COLUMNS, FORM_FIELDS, Conflict, ConsoleStore, NotFound
-from agent_desk.wallboard import Client, Wallboard
+from agent_desk.supervision.wallboard import Client, Wallboard
 from cases.models import Case
 from common.facts import CallFact
 from common.privacy import scrub
-from telephony.callcontrol import TransferError
+from telephony.transfers.services import TransferError
 
 log = logging.getLogger(__name__)
 
@@ -1196,7 +1196,7 @@ class ConsoleApp:
 
     async def h_agent_skills(self, request: web.Request, sess: Session, body: SkillsBody
                              ) -> web.StreamResponse:
-        from queueing.skills import SkillError
+        from queueing.routing.skills import SkillError
 
         agent = self._known_agent(request)
         try:

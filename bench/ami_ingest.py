@@ -2,7 +2,7 @@
 
 Asterisk drops an AMI reader that does not keep up (manager.conf ``writetimeout``, 100 ms by
 default): the service must read and handle events as fast as they come. This bench starts a
-real Asterisk (hotline/lab.py, free ports) with many agents (each a member of 7 queues) and the
+real Asterisk (lab/harness.py, free ports) with many agents (each a member of 7 queues) and the
 real service in a child process (HotlineService, the production subscriber chain, uvloop), then
 makes Asterisk produce a controlled mix of events from a second AMI connection:
 
@@ -57,7 +57,7 @@ sys.path.insert(0, str(REPO))
 if "--tree" in sys.argv:  # a baseline service from another source tree (--baseline)
     sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])
 
-from hotline.lab import Lab, ensure_secrets, lab_config_toml  # noqa: E402
+from lab.harness import Lab, ensure_secrets, lab_config_toml  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 ASTERISK_PID: list[int] = []
@@ -647,7 +647,7 @@ async def main(args: argparse.Namespace) -> int:
 def baseline_config(toml: str, work: Path) -> str:
     """The same configuration for the baseline service: its own Redis prefix, database and
     FastAGI port (both services read the same Asterisk)."""
-    from hotline.lab import free_port
+    from lab.harness import free_port
 
     out = []
     section = ""

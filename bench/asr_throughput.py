@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from asr import engine
 from asr.live import LiveCaptions, StreamInfo
-from telephony.sounds import speak
+from telephony.asterisk.sounds import speak
 
 REPO = Path(__file__).resolve().parent.parent
 

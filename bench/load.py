@@ -57,7 +57,7 @@ sys.path.insert(0, str(REPO))
 from common.config import Config, parse_config  # noqa: E402
 from common.privacy import PersonalData, mask_number, scrub  # noqa: E402
 from common.secrets import sip_password  # noqa: E402
-from hotline.lab import Lab, _to_toml, ensure_secrets, free_sip_port, lab_config_toml  # noqa: E402
+from lab.harness import Lab, _to_toml, ensure_secrets, free_sip_port, lab_config_toml  # noqa: E402
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 SIPP_SHARE = Path("/usr/share/sip-tester")
@@ -393,7 +393,7 @@ class Stack:
         """Experiment (--ami-filter): the project's configuration plus AMI event filters for
         what the service never reads, to measure what such a filter would save. Not the
         project's configuration (asterisk-conf/manager.conf.j2 has no filter)."""
-        from telephony.instance import reap_orphans
+        from telephony.asterisk.instance import reap_orphans
 
         assert self.lab is not None and self.cfg is not None
         reap_orphans()

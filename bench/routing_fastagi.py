@@ -89,7 +89,7 @@ async def prepare(cfg, db_url: str):  # type: ignore[no-untyped-def]
     from cases.models import CallerProfile, Case
     from cases.store import CaseRef, CaseStore
     from common.privacy import PersonalData, mask_number
-    from queueing.lookups import CallerProfiles, EarlierCases, RoutingLookups
+    from queueing.routing.lookups import CallerProfiles, EarlierCases, RoutingLookups
 
     personal = PersonalData(cfg.data_key)
     engine = make_engine(db_url)
@@ -123,8 +123,8 @@ async def serve(args: argparse.Namespace) -> None:
     import logging
 
     from common.logs import setup_logging
-    from hotline.lab import ensure_secrets, lab_config
-    from queueing.router import MISS, RouteEndpoint
+    from lab.harness import ensure_secrets, lab_config
+    from queueing.routing.router import MISS, RouteEndpoint
 
     ensure_secrets()
     setup_logging("info", "json")
@@ -273,7 +273,7 @@ def _pin(cpu: int) -> list[str]:
 
 def run_server(kind: str, loop_kind: str, workdir: Path, args: argparse.Namespace
                ) -> tuple[subprocess.Popen[str], int]:
-    from hotline.lab import free_port
+    from lab.harness import free_port
 
     port = free_port()
     cmd = [*_pin(0), sys.executable, __file__, "serve", "--kind", kind, "--port", str(port),

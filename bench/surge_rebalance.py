@@ -2,7 +2,7 @@
 
 This is a SIMULATION (one-second steps, minutes of traffic in well under a second), not real
 calls: running hundreds of real calls for an hour is too heavy for this machine. It drives the
-same decision code the service runs — queueing.surge.figures (Erlang C forecast from observed
+same decision code the service runs — queueing.surge.model.figures (Erlang C forecast from observed
 arrivals and handle times), Hysteresis and plan (donor slack, floors, limits) — over a
 simulated contact center: Poisson arrivals per city, exponential handle times, callers who
 abandon after an exponential patience, agents who answer the longest-waiting caller of the
@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.config import SurgeSection
-from queueing.surge import Candidate, Hysteresis, Observed, figures, plan
+from queueing.surge.model import Candidate, Hysteresis, Observed, figures, plan
 
 CITIES = {  # agents, calls per minute before the surge
     "nanjing": (7, 2.0),
@@ -249,7 +249,7 @@ def main() -> None:
     plot(results, args.out, (args.surge_from, args.surge_to))
     table = {mode: summary(r, args.surge_from, args.surge_to) for mode, r in results.items()}
     print(json.dumps({
-        "kind": "simulation (same decision code as the service: queueing.surge)",
+        "kind": "simulation (same decision code as the service: queueing.surge.model)",
         "cities": {c: {"agents": n, "calls_per_min": r} for c, (n, r) in CITIES.items()},
         "surge": {"city": SURGE_CITY, "factor": SURGE_FACTOR,
                   "minutes": [args.surge_from, args.surge_to]},

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from common.logs import setup_logging
-from hotline.lab import Lab, lab_config
-from telephony.sounds import tone
+from lab.harness import Lab, lab_config
+from telephony.asterisk.sounds import tone
 
 
 def emit(**doc: object) -> None:

@@ -1,7 +1,8 @@
 """Wallboard fan-out: Redis pub/sub -> the web process's hub -> N WebSockets.
 
 A publisher puts a burst of call events (queued, answered, ended for synthetic calls) on the
-real Redis ``<prefix>:events`` channel as the live state does; one hub (agent_desk/wallboard.py,
+real Redis ``<prefix>:events`` channel as the live state does; one hub
+(agent_desk/supervision/wallboard.py,
 the same code the console runs) turns them into numbered updates and sends them to every
 socket. The sockets are read by a separate process (as browsers would be elsewhere), which
 checks every socket got every update in order. Runs once with 1 socket and once with N in the
@@ -25,9 +26,9 @@ from typing import Any
 from aiohttp import ClientSession, WSMsgType, web
 from redis.asyncio import Redis
 
-from agent_desk.wallboard import Client, Wallboard
+from agent_desk.supervision.wallboard import Client, Wallboard
 from common.logs import setup_logging
-from hotline.lab import free_port, lab_config
+from lab.harness import free_port, lab_config
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 LOOP = ["uvloop"]

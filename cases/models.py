@@ -70,7 +70,7 @@ class Case(Base):
     # Where the case was first learnt: live (AMI/FastAGI), resync (after reconnect), cel.
     source: Mapped[str] = mapped_column(String(16), default="live")
     # When the work on the case was finished (办结); until then the case is open, and a caller
-    # with an open case is a repeat caller (queueing/lookups.py).
+    # with an open case is a repeat caller (queueing/routing/lookups.py).
     closed_at: Mapped[datetime | None] = mapped_column()
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -496,7 +496,7 @@ class CaseStore:
         """The caller's number in clear, for roles allowed to see it."""
         return self.personal.decrypt(case.caller_enc)
 
-    # -- CEL checkpoints (telephony.cel.CheckpointStore) --------------------------------------
+    # -- CEL checkpoints (telephony.calls.cel.CheckpointStore) -----------------------------
 
     async def get_checkpoint(self, node: str) -> int:
         async with self.sessions() as session:

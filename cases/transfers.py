@@ -1,6 +1,6 @@
 """Transfers and hand-overs on the case record.
 
-Applies the facts of ``telephony.callcontrol`` to the case: one ``transfer_legs`` row per leg
+Applies the facts of ``telephony.transfers.services`` to the case: one ``transfer_legs`` row per leg
 (keyed by the leg id, which is the destination channel's uniqueid), the leg in ``call_legs``
 (role ``transfer``), and the case's flags. The store calls this once per fact key, and columns
 are only filled, never overwritten, so the same leg reported live and again after a reconnect

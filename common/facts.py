@@ -43,7 +43,8 @@ class CallFact:
         if self.kind == "linked":  # another case about the same matter
             return f"{self.kind}:{d.get('case', '')}"
         if self.kind.startswith("transfer_"):
-            # A transfer leg's id is its destination channel's uniqueid (telephony.callcontrol).
+            # A transfer leg's id is its destination channel's uniqueid
+            # (telephony.transfers.services).
             return f"{self.kind}:{d.get('leg', '')}"
         if self.kind == "requeued":
             return f"{self.kind}:{d.get('uniqueid', '')}"

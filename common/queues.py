@@ -7,7 +7,7 @@ from __future__ import annotations
 from common.config import PROVINCE_POOL, Config
 
 # Each agent also has a queue of their own ("agent-1001"), only them as member: a repeat caller
-# tries the agent who handled the earlier case there first (see queueing/router.py).
+# tries the agent who handled the earlier case there first (see queueing/routing/router.py).
 PERSONAL_POOL = "agent"
 
 

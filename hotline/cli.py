@@ -4,7 +4,6 @@
     hotline asterisk runtime             find or build (and cache) the Asterisk runtime
     hotline asterisk render|up|down|status|cli "CMD"   manage this config's Asterisk nodes
     hotline serve                        run the service (AMI, router, case records, workers)
-    hotline demo                         real calls through a real Asterisk, then their cases
     hotline softphone --agent 1001       an agent's pjsua2 softphone
     hotline cases [--limit N]            the latest case records
     hotline callers add|remove NUMBER [--category elderly|disabled]   green channel (绿色通道)
@@ -64,8 +63,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def cmd_asterisk(args: argparse.Namespace) -> int:
     from hotline.service import instance_dir
-    from telephony.instance import AsteriskInstance
-    from telephony.runtime import container_runtime, ensure_runtime
+    from telephony.asterisk.instance import AsteriskInstance
+    from telephony.asterisk.runtime import container_runtime, ensure_runtime
 
     # Rendering for a container needs no Asterisk here: it mounts the files at /srv/hotline.
     runtime = (container_runtime() if args.action == "render" and args.for_container
@@ -164,14 +163,8 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from hotline.demo import run_demo
-
-    return asyncio.run(run_demo(calls=args.calls))
-
-
 def cmd_softphone(args: argparse.Namespace) -> int:
-    from agent_desk.softphone import run_softphone
+    from agent_desk.softphone.phones import run_softphone
 
     cfg = _load(args)
     return asyncio.run(run_softphone(cfg, args.agent, answer=args.answer,
@@ -185,7 +178,7 @@ def cmd_callers(args: argparse.Namespace) -> int:
 
     from cases.db import make_engine, migrate, sessionmaker
     from common.privacy import PersonalData, mask_number
-    from queueing.lookups import CallerProfiles, notify_services, routing_channel
+    from queueing.routing.lookups import CallerProfiles, notify_services, routing_channel
 
     cfg = _load(args)
 
@@ -421,7 +414,7 @@ def cmd_privacy(args: argparse.Namespace) -> int:
 
 
 def cmd_surge(args: argparse.Namespace) -> int:
-    from queueing.surge_cli import run
+    from queueing.surge.cli import run
 
     return asyncio.run(run(_load(args), args))
 
@@ -463,10 +456,6 @@ def build_parser() -> argparse.ArgumentParser:
     wu.add_argument("--name", default="", help="display name")
     wu.set_defaults(fn=cmd_web_user)
 
-    d = sub.add_parser("demo", help="real calls through a real Asterisk, then their cases")
-    d.add_argument("--calls", type=int, default=5)
-    d.set_defaults(fn=cmd_demo)
-
     sp = sub.add_parser("softphone", help="an agent's SIP softphone (pjsua2)")
     sp.add_argument("--agent", required=True)
     sp.add_argument("--answer", choices=["auto", "manual", "console"], default="auto",
@@ -499,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--dry-run", action="store_true",
                     help="purge: only count what is due, change nothing")
     pv.set_defaults(fn=cmd_privacy)
-    from queueing.surge_cli import add_parser as add_surge_parser
+    from queueing.surge.cli import add_parser as add_surge_parser
 
     add_surge_parser(sub, cmd_surge)
     return p
@@ -515,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from telephony.runtime import AsteriskRuntimeError
+        from telephony.asterisk.runtime import AsteriskRuntimeError
 
         if isinstance(exc, AsteriskRuntimeError):
             print(f"asterisk runtime: {exc}", file=sys.stderr)

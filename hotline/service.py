@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_desk.presence import AgentPresence
+from agent_desk.presence.services import AgentPresence
 from cases.db import make_engine, migrate, sessionmaker
 from cases.models import Case
 from cases.store import CaseStore
@@ -28,17 +28,17 @@ from common import events as ev
 from common.config import Config, NodeConfig
 from common.facts import CallFact
 from common.privacy import PersonalData
-from queueing.lookups import CallerProfiles, EarlierCases, RoutingLookups
-from queueing.membership import MembershipSync
-from queueing.router import RouteEndpoint
-from queueing.skills import AgentSkills
-from queueing.surge_manager import SurgeManager
+from queueing.membership.sync import MembershipSync
+from queueing.routing.lookups import CallerProfiles, EarlierCases, RoutingLookups
+from queueing.routing.router import RouteEndpoint
+from queueing.routing.skills import AgentSkills
+from queueing.surge.manager import SurgeManager
 from telephony.ami import AmiClient, AmiError
-from telephony.callcontrol import CallControl
-from telephony.calls import CallTracker, SeenSince
-from telephony.cel import CelReconciler, last_cel_id
+from telephony.calls.cel import CelReconciler, last_cel_id
+from telephony.calls.tracker import CallTracker, SeenSince
 from telephony.fastagi import FastAgiServer
-from telephony.live import LiveState
+from telephony.live.state import LiveState
+from telephony.transfers.services import CallControl
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class HotlineService:
                                   ami_of=lambda n: self.nodes[n].ami,
                                   audit=SurgeAudit(self.engine), skills_of=self.skills.of,
                                   publish=self.live.publish)
-        # Agents' sign-in and pause as the console sets them (agent_desk/presence.py).
+        # Agents' sign-in and pause as the console sets them (agent_desk/presence/services.py).
         self.presence = AgentPresence(
             cfg, self.redis, cfg.redis.prefix, ami_of=lambda n: self.nodes[n].ami,
             apply_of=lambda n: self.nodes[n].membership.apply_agent if n in self.nodes

@@ -41,13 +41,13 @@ sys.path.insert(0, str(REPO))
 
 from redis.asyncio import Redis  # noqa: E402
 
-from agent_desk.softphone import SipPhones  # noqa: E402
+from agent_desk.softphone.phones import SipPhones  # noqa: E402
 from cases.db import make_engine, sessionmaker  # noqa: E402
 from common.config import load_config  # noqa: E402
 from common.privacy import PersonalData  # noqa: E402
 from common.secrets import sip_password  # noqa: E402
-from hotline.lab import ensure_secrets, lab_config_toml  # noqa: E402
-from telephony.sounds import speak  # noqa: E402
+from lab.harness import ensure_secrets, lab_config_toml  # noqa: E402
+from telephony.asterisk.sounds import speak  # noqa: E402
 from tests.drills import Checker, Surge, ami_for, queue_entries  # noqa: E402
 
 AGENTS = ("1001", "1002", "2001")

@@ -286,7 +286,7 @@ class AmiClient:
         self.events_received = 0
         self.events_handled = 0
         self.last_event_at = 0.0
-        # Subscribers that buffer their writes (telephony.live.LiveState.flush): drain()
+        # Subscribers that buffer their writes (telephony.live.state.LiveState.flush): drain()
         # sends what they hold, so a drained client means "handled and written".
         self.flushers: list[Callable[[], Awaitable[None]]] = []
 

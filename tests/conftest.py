@@ -17,12 +17,12 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from agent_desk.softphone import SipPhones
+from agent_desk.softphone.phones import SipPhones
 from common.config import Config
 from common.logs import setup_logging
-from hotline.lab import REPO, Lab, ensure_secrets, lab_config
 from hotline.service import HotlineService
-from telephony.sounds import speak, tone
+from lab.harness import REPO, Lab, ensure_secrets, lab_config
+from telephony.asterisk.sounds import speak, tone
 
 PG_ADMIN = os.environ.get("HOTLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("HOTLINE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -389,7 +389,7 @@ class ConsoleHarness:
 
     async def agent_phone(self, agent_id: str, **kwargs: Any) -> Any:
         """The agent's softphone (a pjsua2 process) under the console's control."""
-        from agent_desk.softphone import SoftphoneControl
+        from agent_desk.softphone.phones import SoftphoneControl
 
         phone = await self.lab.agent(agent_id, auto_answer=False, **kwargs)
         ctl = await SoftphoneControl(phone, self.service.redis, self.service.cfg.redis.prefix,

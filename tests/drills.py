@@ -12,7 +12,7 @@
       end, the agent who really answered, an outcome, who hung up, or an honest
       ``end_unknown`` where Asterisk itself lost the call);
     * live state: agents' queues, pause and state and the callers waiting in each queue in
-      Redis (telephony/live.py) equal Asterisk's own (QueueStatus, QueueSummary over AMI),
+      Redis (telephony/live/state.py) equal Asterisk's own (QueueStatus, QueueSummary over AMI),
       and so do the calls up;
     * transcription jobs: every answered call's recordings are stored and transcribed, or
       pending in a way that will complete (listed in the Redis job queue); none dropped.
@@ -47,9 +47,9 @@ from cases.models import Case
 from common import events as ev
 from common.facts import agent_of, trunk_of
 from common.privacy import PersonalData, mask_number
-from hotline.lab import free_port
+from lab.harness import free_port
 from telephony.ami import AmiActionFailed, AmiClient
-from telephony.live import MEMBER_STATUS
+from telephony.live.state import MEMBER_STATUS
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 

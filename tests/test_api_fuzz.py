@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from common.facts import CallFact
-from hotline.lab import Lab, free_port
+from lab.harness import Lab, free_port
 from tests.conftest import CONSOLE_PASSWORD
 from tests.conftest import test_config as lab_test_config
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hotline.cli import main
-from hotline.lab import lab_config_toml
+from lab.harness import lab_config_toml
 from tests.conftest import vosk_test_model
 
 

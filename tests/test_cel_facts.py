@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telephony.cel import CelRow, facts_from_cel
+from telephony.calls.cel import CelRow, facts_from_cel
 
 L = "node1-100.0"
 A = "node1-100.1"

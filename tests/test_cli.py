@@ -11,13 +11,13 @@ import sys
 
 import pytest
 
-from agent_desk.softphone import SipPhones
+from agent_desk.softphone.phones import SipPhones
 from cases.db import make_engine, sessionmaker
 from cases.store import CaseStore
 from common.config import load_config
 from common.privacy import PersonalData
 from common.secrets import sip_password
-from hotline.lab import REPO, lab_config_toml
+from lab.harness import REPO, lab_config_toml
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.asterisk

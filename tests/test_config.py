@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from common.config import ConfigError, load_config, parse_config
-from hotline.lab import EXAMPLE_CONFIG, _to_toml
+from lab.harness import EXAMPLE_CONFIG, _to_toml
 
 REPO = Path(__file__).resolve().parent.parent
 

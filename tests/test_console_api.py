@@ -336,7 +336,7 @@ def test_web_user_command_creates_a_user_with_a_hashed_password(tmp_path):
     import subprocess
     import sys
 
-    from hotline.lab import REPO, lab_config_toml
+    from lab.harness import REPO, lab_config_toml
 
     cfg_path = tmp_path / "hotline.toml"
     cfg_path.write_text(lab_config_toml(tmp_path / "data"), encoding="utf-8")

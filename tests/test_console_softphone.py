@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from hotline.lab import REPO, _to_toml
+from lab.harness import REPO, _to_toml
 from tests.conftest import eventually
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]

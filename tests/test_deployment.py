@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hotline.cli import main
-from hotline.lab import REPO, lab_config_toml
+from lab.harness import REPO, lab_config_toml
 
 SECRETS = ["HOTLINE_AMI_SECRET", "HOTLINE_SIP_SECRET", "HOTLINE_DATA_KEY",
            "HOTLINE_SESSION_SECRET", "HOTLINE_DB_PASSWORD"]
@@ -125,8 +125,8 @@ async def test_asterisk_image_recipe_runs_here_with_the_container_config(tmp_pat
 
     from common.config import load_config
     from hotline.service import instance_dir
-    from telephony.instance import AsteriskInstance
-    from telephony.runtime import CHROOT_MOUNT, PACKAGES, ensure_runtime
+    from telephony.asterisk.instance import AsteriskInstance
+    from telephony.asterisk.runtime import CHROOT_MOUNT, PACKAGES, ensure_runtime
 
     recipe = _dockerfile_instructions(REPO / "asterisk-conf" / "Dockerfile")
     assert recipe["FROM"].startswith("debian:sid")

@@ -1,4 +1,4 @@
-"""Erlang C against published reference values (see queueing/erlang.py for the sources)."""
+"""Erlang C against published reference values (see queueing/surge/erlang.py for the sources)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from queueing.erlang import agents_needed, erlang_b, erlang_c, mean_wait, service_level
+from queueing.surge.erlang import agents_needed, erlang_b, erlang_c, mean_wait, service_level
 
 
 def test_reference_p_wait_a10_n11() -> None:

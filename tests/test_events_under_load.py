@@ -8,7 +8,7 @@ import time
 
 from common import events as ev
 from common.facts import CallFact
-from telephony.calls import CallTracker
+from telephony.calls.tracker import CallTracker
 
 
 def tracked() -> tuple[CallTracker, list[CallFact]]:

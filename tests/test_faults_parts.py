@@ -21,7 +21,7 @@ from asr.service import _repair_wav
 from cases.store import database_unavailable
 from common import events as ev
 from common.facts import CallFact
-from telephony.calls import CallTracker
+from telephony.calls.tracker import CallTracker
 from tests.conftest import eventually
 from tests.test_asr_jobs import _recorded_call, _speech, _status, _write_wav
 

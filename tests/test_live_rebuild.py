@@ -13,8 +13,8 @@ from redis.backoff import NoBackoff
 
 from common import events as ev
 from common.facts import CallFact
-from telephony.calls import SeenSince
-from telephony.live import LiveState
+from telephony.calls.tracker import SeenSince
+from telephony.live.state import LiveState
 from tests.test_events_under_load import tracked
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline.lab import REPO
+from lab.harness import REPO
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 

@@ -13,7 +13,7 @@ import pytest
 
 from common import events as ev
 from common.logs import JsonFormatter, call_context, call_scope, note_case
-from telephony.calls import CallTracker
+from telephony.calls.tracker import CallTracker
 from tests.conftest import eventually
 
 CALLER = "13912340077"
@@ -124,7 +124,7 @@ async def test_every_line_about_a_real_call_names_its_case(lab, phones, services
              *(leg.channel for leg in case.legs if leg.channel)}
     # The service's lines (the test's SIP parties are not the service).
     lines = [x for x in captured.lines
-             if not json.loads(x)["logger"].startswith(("agent_desk.softphone", "tests"))]
+             if not json.loads(x)["logger"].startswith(("agent_desk.softphone.phones", "tests"))]
     about = [json.loads(x) for x in lines if any(m in x for m in marks)]
     assert len(about) >= 4, lines  # arrived, facts, ended... at least
     for doc in about:

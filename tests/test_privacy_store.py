@@ -23,8 +23,8 @@ from cases.store import CaseStore
 from common.db import Base
 from common.facts import CallFact
 from common.privacy import PersonalData
-from hotline.lab import lab_config
 from hotline.retention import Retention
+from lab.harness import lab_config
 from tests.conftest import make_pg_database
 
 CALLER = "13812345678"
@@ -307,7 +307,7 @@ def test_privacy_purge_command_dry_run_and_run(tmp_path, capsys):
     import asyncio
 
     from hotline.cli import main
-    from hotline.lab import lab_config_toml
+    from lab.harness import lab_config_toml
 
     db_path = tmp_path / "data" / "hotline.db"
     cfg_path = tmp_path / "hotline.toml"

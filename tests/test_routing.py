@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from agent_desk.softphone import SipPhones
+from agent_desk.softphone.phones import SipPhones
 from common.privacy import mask_number
 from common.queues import split_queue
-from hotline.lab import Lab
+from lab.harness import Lab
 from tests.conftest import ServiceFactory, eventually, wait_no_channels
 from tests.conftest import test_config as routing_config
 
@@ -371,7 +371,7 @@ async def _memberships(service, rlab, agent_id: str) -> dict[str, int]:
 
 
 async def test_supervisor_changes_skills_live(rlab, services):
-    from queueing.skills import SkillError
+    from queueing.routing.skills import SkillError
 
     service = await services.start("sqlite")
     agent = "1002"

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from common.config import PROVINCE_POOL, load_config
 from common.queues import all_queues
-from hotline.lab import EXAMPLE_CONFIG
-from queueing.model import EarlierCase, max_penalty_for
-from queueing.router import RouteRequest, decide, routing_table
+from lab.harness import EXAMPLE_CONFIG
+from queueing.routing.model import EarlierCase, max_penalty_for
+from queueing.routing.router import RouteRequest, decide, routing_table
 
 CFG = load_config(EXAMPLE_CONFIG)
 QUEUES = set(all_queues(CFG))
@@ -143,7 +143,7 @@ async def test_slow_database_answers_the_route_without_the_case_number():
     still gets its queue (not the fallback), and the case gets the decision afterwards."""
     import asyncio
 
-    from queueing.router import ROUTE_VARIABLE, RouteEndpoint
+    from queueing.routing.router import ROUTE_VARIABLE, RouteEndpoint
 
     recorded = []
 

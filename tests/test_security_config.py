@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from common.config import ConfigError, parse_config, secret_weakness
-from hotline.lab import REPO, Lab, free_port, lab_config_toml
-from telephony.instance import AsteriskInstance
-from telephony.runtime import container_runtime
+from lab.harness import REPO, Lab, free_port, lab_config_toml
+from telephony.asterisk.instance import AsteriskInstance
+from telephony.asterisk.runtime import container_runtime
 
 
 def _cfg(tmp_path: Path, **overrides):
@@ -31,7 +31,7 @@ def _node(tmp_path: Path, **node):
 
     raw = tomllib.loads(lab_config_toml(tmp_path))
     raw["nodes"][0].update(node)
-    from hotline.lab import _to_toml
+    from lab.harness import _to_toml
 
     return parse_config(_to_toml(raw), source="t.toml", base_dir=tmp_path)
 
@@ -161,7 +161,7 @@ def make_cert(folder: Path) -> tuple[Path, Path]:
 async def test_ami_over_tls_for_real(tmp_path, redis):
     import tomllib
 
-    from hotline.lab import _to_toml
+    from lab.harness import _to_toml
     from telephony.ami import AmiClient, AmiTimeout
 
     cert, key = make_cert(tmp_path / "tls")

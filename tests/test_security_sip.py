@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from common.secrets import sip_password
-from hotline.lab import Lab, free_sip_port
+from lab.harness import Lab, free_sip_port
 from tests.conftest import test_config as lab_test_config
 
 pytestmark = [pytest.mark.asterisk]

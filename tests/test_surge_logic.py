@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.config import SurgeSection
-from queueing.surge import (
+from queueing.surge.model import (
     Candidate,
     Hysteresis,
     Observed,

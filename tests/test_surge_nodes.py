@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from agent_desk.softphone import SipPhones
-from hotline.lab import Lab
-from queueing.surge import SurgeError
-from queueing.surge_manager import borrowed_interface, state_interface
+from agent_desk.softphone.phones import SipPhones
+from lab.harness import Lab
+from queueing.surge.manager import borrowed_interface, state_interface
+from queueing.surge.model import SurgeError
 from telephony.ami import AmiClient
 from tests.conftest import ServiceFactory, eventually
 from tests.conftest import test_config as base_config
@@ -331,7 +331,7 @@ async def test_supervisor_cli_beside_the_running_service(
     import subprocess
     import sys
 
-    from hotline.lab import REPO, _to_toml
+    from lab.harness import REPO, _to_toml
 
     service = await services.start()
     # Only the command line acts here (the service's policy would return idle moves).

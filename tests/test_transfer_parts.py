@@ -16,9 +16,9 @@ from cases.store import CaseStore
 from common.config import ConfigError, load_config, parse_config
 from common.facts import CallFact
 from common.privacy import PersonalData
-from hotline.lab import EXAMPLE_CONFIG
-from telephony.callcontrol import classify_failure
-from telephony.cel import CelRow, facts_from_cel
+from lab.harness import EXAMPLE_CONFIG
+from telephony.calls.cel import CelRow, facts_from_cel
+from telephony.transfers.services import classify_failure
 
 MINIMAL = """
 [skills]
@@ -229,9 +229,9 @@ def test_cel_ignores_other_channels_named_alike():
 
 def _render(tmp_path: Path, priority_handover: int = 30, **transfers: object
             ) -> dict[str, str]:
-    from hotline.lab import lab_config
-    from telephony.instance import AsteriskInstance
-    from telephony.runtime import ensure_runtime
+    from lab.harness import lab_config
+    from telephony.asterisk.instance import AsteriskInstance
+    from telephony.asterisk.runtime import ensure_runtime
 
     overrides = {f"transfers.{k}": v for k, v in transfers.items()}
     overrides["routing.priority_handover"] = priority_handover

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from telephony.callcontrol import TransferError
-from telephony.cel import facts_from_cel, read_cel
+from telephony.calls.cel import facts_from_cel, read_cel
+from telephony.transfers.services import TransferError
 from tests.audio import rms, tone_level
 from tests.conftest import eventually, wait_clean
 from tests.netfault import FaultProxy

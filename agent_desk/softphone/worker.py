@@ -1,6 +1,6 @@
 """One SIP party in its own process, driven by JSON lines on stdin, reporting on stdout.
 
-Started by ``agent_desk.softphone.SipPhones``; not meant to be run by hand.
+Started by ``agent_desk.softphone.phones.SipPhones``; not meant to be run by hand.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 _CHANNEL = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
 os.dup2(2, 1)
 
-from agent_desk.sipengine import SipCall, SipParty, SipStack  # noqa: E402
+from agent_desk.softphone.engine import SipCall, SipParty, SipStack  # noqa: E402
 
 
 class Worker:

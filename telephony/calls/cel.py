@@ -187,7 +187,7 @@ def facts_from_cel(node: str, rows: list[CelRow], *, finished: bool = True,
 
 
 # A transfer leg's channel: its uniqueid (and so its linkedid) is "<call's linkedid>-x<n><hex4>"
-# (telephony.callcontrol), on a destination's trunk "PJSIP/dest-<id>-<seq>".
+# (telephony.transfers.services), on a destination's trunk "PJSIP/dest-<id>-<seq>".
 TRANSFER_LEG = re.compile(r"^(?P<call>.+)-x[0-9]+[0-9a-f]{4}$")
 DEST_PREFIX = "PJSIP/dest-"
 
@@ -196,7 +196,7 @@ def transfer_facts_from_cel(node: str, rows: list[CelRow], start: CelRow) -> lis
     """The facts of one transfer leg, for its call, as the live service reports them (same
     keys): a leg dialled, answered or ended while the service was away still reaches the case,
     and one it saw is not counted twice."""
-    from telephony.callcontrol import classify_failure
+    from telephony.transfers.services import classify_failure
 
     leg = start.linkedid
     m = TRANSFER_LEG.match(leg)

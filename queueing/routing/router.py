@@ -43,7 +43,7 @@ from common.logs import call_scope, note_case
 from common.privacy import PersonalData, normalize_number
 from common.queues import queue_name
 from common.tasks import cancel_and_wait
-from queueing.model import GREEN_CHANNEL, EarlierCase, max_penalty_for, relax_rule
+from queueing.routing.model import GREEN_CHANNEL, EarlierCase, max_penalty_for, relax_rule
 from telephony.fastagi import AgiAnswer, AgiRequest
 
 log = logging.getLogger(__name__)

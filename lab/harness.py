@@ -17,8 +17,8 @@ from common.config import Config, parse_config
 from common.privacy import PersonalData
 from common.secrets import sip_password
 from hotline.service import HotlineService, instance_dir
-from telephony.instance import AsteriskInstance, reap_orphans
-from telephony.runtime import AsteriskRuntime, ensure_runtime
+from telephony.asterisk.instance import AsteriskInstance, reap_orphans
+from telephony.asterisk.runtime import AsteriskRuntime, ensure_runtime
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "hotline.example.toml"
@@ -179,7 +179,7 @@ class Lab:
     # -- SIP parties --------------------------------------------------------------------------
 
     async def start_sip(self) -> Any:
-        from agent_desk.softphone import SipPhones
+        from agent_desk.softphone.phones import SipPhones
 
         if self.sip is None:
             self.sip = await SipPhones(log_dir=self.cfg.data_dir / "phones").start()

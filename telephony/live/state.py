@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from common import events as ev
 from common.facts import CallFact, agent_of
 from common.privacy import mask_number
-from telephony.calls import SeenSince
+from telephony.calls.tracker import SeenSince
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ class LiveState:
 
     def _member(self, node: str, m: ev.QueueMember, *, removed: bool = False) -> None:
         if "@node-" in m.interface:
-            # An agent lent to this node's city (queueing/surge_manager.py): the agent's state
+            # An agent lent to this node's city (queueing/surge/manager.py): the agent's state
             # is its home node's; the surge manager marks the agent "borrowed_by".
             return
         agent = agent_of(m.interface) or m.member_name

@@ -27,14 +27,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from common.config import Config, NodeConfig
 from common.queues import all_queues, fallback_queue
 from common.secrets import sip_password
-from telephony import sounds
-from telephony.runtime import AsteriskRuntime, AsteriskRuntimeError
+from telephony.asterisk import sounds
+from telephony.asterisk.runtime import AsteriskRuntime, AsteriskRuntimeError
 
 log = logging.getLogger(__name__)
 
 # The templates live in the repository's asterisk-conf/; an installed package (the service's
 # image) is told where they are by HOTLINE_ASTERISK_CONF.
-TEMPLATES = Path(__file__).resolve().parent.parent / "asterisk-conf"
+TEMPLATES = Path(__file__).resolve().parents[2] / "asterisk-conf"
 
 
 def templates_dir() -> Path:

@@ -26,7 +26,7 @@ from cases.surge_audit import SurgeAudit
 from common import events as ev
 from common.config import Config, SurgeSection
 from common.queues import queue_name, split_queue
-from queueing.surge import (
+from queueing.surge.model import (
     PRESENT_STATES,
     Candidate,
     Hysteresis,

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from common.config import Config
-from queueing.surge import SurgeError
+from queueing.surge.model import SurgeError
 
 
 def add_parser(sub: Any, fn: Any) -> None:
@@ -38,7 +38,7 @@ async def _manager(cfg: Config, *, with_ami: bool) -> tuple[Any, list[Any], Any]
 
     from cases.db import make_engine, migrate
     from cases.surge_audit import SurgeAudit
-    from queueing.surge_manager import SurgeManager
+    from queueing.surge.manager import SurgeManager
     from telephony.ami import AmiClient
 
     engine = make_engine(cfg.database_url)

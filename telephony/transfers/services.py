@@ -57,7 +57,7 @@ from common.logs import call_scope
 from common.privacy import mask_number
 from common.tasks import cancel_and_wait
 from telephony.ami import AmiActionFailed, AmiClient, AmiError
-from telephony.calls import CallTracker
+from telephony.calls.tracker import CallTracker
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from common.config import Config
-from queueing.model import MAX_LEVEL
+from queueing.routing.model import MAX_LEVEL
 
 log = logging.getLogger(__name__)
 

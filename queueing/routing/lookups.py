@@ -31,8 +31,8 @@ from cases.models import CallerProfile, Case
 from common.facts import CallFact
 from common.privacy import PersonalData, mask_number
 from common.tasks import cancel_and_wait
-from queueing.model import GREEN_CHANNEL, EarlierCase
-from queueing.router import MISS
+from queueing.routing.model import GREEN_CHANNEL, EarlierCase
+from queueing.routing.router import MISS
 
 log = logging.getLogger(__name__)
 

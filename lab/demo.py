@@ -17,8 +17,8 @@ from pathlib import Path
 from cases.report import format_case
 from common.logs import setup_logging
 from common.privacy import mask_number
-from hotline.lab import REPO, Lab, lab_config
-from telephony.sounds import speak
+from lab.harness import REPO, Lab, lab_config
+from telephony.asterisk.sounds import speak
 
 CALLER_LINES = [
     "你好，我想咨询一下社保卡怎么补办。",
@@ -193,3 +193,17 @@ async def run_demo(calls: int = 5, workdir: Path | None = None) -> int:
     finally:
         await lab.close()
 
+
+
+def main() -> int:
+    """``make demo``: the lab is not part of the shipped package, so it runs from the checkout."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m lab.demo", description=__doc__)
+    parser.add_argument("--calls", type=int, default=5)
+    args = parser.parse_args()
+    return asyncio.run(run_demo(calls=args.calls))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """Surges across cities (多援一): the pure part. Figures of a city's queue, the surge state
 machine with hysteresis, and the proposal of which agents to borrow from which cities. No I/O:
-queueing/surge_manager.py feeds these from Redis and AMI, bench/surge_rebalance.py from a
+queueing/surge/manager.py feeds these from Redis and AMI, bench/surge_rebalance.py from a
 simulation, so both exercise the same decisions."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from common.config import SurgeSection
-from queueing.erlang import agents_needed, service_level
+from queueing.surge.erlang import agents_needed, service_level
 
-# Agents' live states (telephony/live.py) that count as present: signed in and reachable.
+# Agents' live states (telephony/live/state.py) that count as present: signed in and reachable.
 PRESENT_STATES = frozenset({"ready", "on_call", "busy", "ringing", "on_hold", "unknown"})
 IDLE_STATES = frozenset({"ready", "unknown"})
 
@@ -180,7 +180,7 @@ class Candidate:
     node: str
     level: int  # of the surging queue's skill
     skills: dict[str, int]
-    state: str  # live state (telephony/live.py)
+    state: str  # live state (telephony/live/state.py)
     lent: bool = False
 
     @property

@@ -225,7 +225,8 @@ class SipPhones:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             stderr = open(self.log_dir / f"{name}.log", "ab")  # noqa: ASYNC230
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent_desk.sipworker", *(["--port", str(port)] if port else []),
+            sys.executable, "-m", "agent_desk.softphone.worker",
+            *(["--port", str(port)] if port else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=stderr, env={**os.environ,
                                                                 "PYTHONUNBUFFERED": "1"})
@@ -292,7 +293,7 @@ async def run_softphone(cfg: Any, agent_id: str, *, answer: str = "auto",
 
     from redis.asyncio import Redis
 
-    from agent_desk.sipengine import SipStack
+    from agent_desk.softphone.engine import SipStack
     from common.secrets import sip_password
 
     agent = cfg.agent(agent_id)

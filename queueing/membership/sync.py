@@ -11,7 +11,7 @@ from common import events as ev
 from common.config import Config
 from common.facts import agent_of
 from common.queues import interface
-from queueing.model import Membership, desired_membership
+from queueing.routing.model import Membership, desired_membership
 from telephony.ami import AmiClient, AmiError
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class MembershipSync:
         # Whether an agent is signed in (the console's sign-in state); config's auto_login
         # decides until the console says otherwise.
         self.signed_in = signed_in or (lambda agent_id: self.cfg.agent(agent_id).auto_login)
-        # An agent's live skills (queueing.skills.AgentSkills.of); the config's otherwise.
+        # An agent's live skills (queueing.routing.skills.AgentSkills.of); the config's otherwise.
         self.skills_of = skills_of
         self.applied = 0
 
