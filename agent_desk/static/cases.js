@@ -49,7 +49,7 @@ function renderDetail() {
     <h2>${t("section.recordings")}</h2>${recordings.length ? recordings.map(r => html`<div>${tEnum("recording_side", r.side)}
       <audio controls preload="none" src=${r.url}></audio></div>`) : t("common.none")}
     <h2>${t("section.transcript_saved")}</h2>${segments.length
-      ? segments.map(s => html`<div>${tEnum("speaker", s.speaker)}: ${s.text}</div>`)
+      ? segments.map(s => html`<div>${t("transcript.line", { speaker: tEnum("speaker", s.speaker), text: s.text })}</div>`)
       : tEnum("transcript_status", tr.status)}`, $("detail"));
 }
 

@@ -96,7 +96,7 @@ function addCaption(c) {
 }
 function renderCaptions() {
   paint(repeat(CAPTIONS, c => c.n, c => html`<div class="${c.speaker === "agent" ? "agent" : "caller"}${c.final ? "" : " partial"}"
-    data-speaker=${c.speaker}>${tEnum("speaker", c.speaker === "agent" ? "agent" : "caller")}: ${c.text}</div>`), $("captions"));
+    data-speaker=${c.speaker}>${t("transcript.line", { speaker: tEnum("speaker", c.speaker === "agent" ? "agent" : "caller"), text: c.text })}</div>`), $("captions"));
 }
 async function loadTranscript() {
   if (!CASE) return;

@@ -31,6 +31,7 @@ function renderMsg() { say("msg", !MSG ? "" : MSG.key ? t(MSG.key, MSG.vars) : M
 
 function now() { return Date.now() / 1000 - BOARD.skew; }
 function longest(v) { return v.longest_since ? fmtSecs(now() - v.longest_since) : DASH; }
+function cityName(city) { return BOARD.cities[city]?.name || city; }
 function skillsText(agent) { return Object.entries(AGENT_SKILLS[agent] || {}).map(([k, v]) => k + "=" + v).join(","); }
 const byKey = ([a], [b]) => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -50,7 +51,7 @@ function render() {
   // Rows in a fixed order (by agent id): moving a row would take the focus from its input.
   const agents = Object.values(BOARD.agents).sort((a, b) => byKey([a.agent], [b.agent]));
   paint(repeat(agents, a => a.agent, a => html`<tr data-agent=${a.agent}><td>${a.agent} ${a.name}</td>
-    <td>${a.city}${a.borrowed_by ? ` (${t("board.borrowed")} ← ${a.home_city})` : nothing}</td>
+    <td>${cityName(a.city)}${a.borrowed_by ? ` (${t("board.borrowed")} ← ${cityName(a.home_city)})` : nothing}</td>
     <td><span class="badge st-${a.state}">${tEnum("state", a.state)}</span>
       ${a.reason && a.state !== "ready" ? tEnum("reason", a.reason) : nothing}</td>
     <td class="num">${a.since ? fmtSecs(now() - a.since) : DASH}</td>
@@ -87,8 +88,8 @@ function proposalTemplate(p) {
   return html`<h3>${t("surge.proposal")} · ${p.queue}</h3>
     <p>${t("surge.reason", { queue: p.queue, waiting: b.waiting, longest: fmtSecs(b.longest_wait_s),
       sl: pct(b.service_level), arrivals: b.arrivals_per_min.toFixed(1), needed: b.agents_needed, present: b.agents_present })}</p>
-    <p>${t("surge.before")}: ${t("surge.present")} ${b.agents_present}, ${t("surge.forecast")} ${pct(b.forecast_sl)} →
-       ${t("surge.after")}: ${t("surge.present")} ${p.after.agents_present ?? DASH}, ${t("surge.forecast")} ${pct(p.after.forecast_sl)}</p>
+    <p>${t("surge.compare", { before_present: b.agents_present, before_sl: pct(b.forecast_sl),
+      after_present: p.after.agents_present ?? DASH, after_sl: pct(p.after.forecast_sl) })}</p>
     <ul>${p.agents.length ? p.agents.map(a => html`<li data-proposed=${a.agent}>${a.agent} ${a.name} ·
       ${t("surge.from_city")} ${a.from_city} · ${tEnum("state", a.state)}</li>`) : html`<li>${t("surge.no_agents")}</li>`}</ul>
     ${p.notes.map(n => html`<p class="msg">${n}</p>`)}
