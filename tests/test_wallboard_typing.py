@@ -50,6 +50,13 @@ async def test_half_typed_skills_survive_live_updates_and_a_language_switch(
                                             locale="zh-CN")
             board = await ctx.new_page()
             board.set_default_timeout(MS)
+            # A CSP refusal or a script error shows here (module scripts from 'self' only);
+            # the browser's own favicon.ico request is not the pages' (they have no icon).
+            errors: list[str] = []
+            board.on("pageerror", lambda exc: errors.append(str(exc)))
+            board.on("console", lambda m: errors.append(f"{m.text} {m.location.get('url')}")
+                     if m.type == "error"
+                     and not str(m.location.get("url")).endswith("/favicon.ico") else None)
             await board.goto(console.base_url + "/login")
             await board.fill("#username", "sup")
             await board.fill("#password", CONSOLE_PASSWORD)
@@ -113,6 +120,7 @@ async def test_half_typed_skills_survive_live_updates_and_a_language_switch(
             await board.wait_for_function(
                 "() => document.querySelector('#msg').className.includes('ok')")
             assert svc.skills.of("1002") == {"general": 2, "lang_en": 4}
+            assert errors == []
         finally:
             await browser.close()
             await svc.skills.reset("1002", by="test")
