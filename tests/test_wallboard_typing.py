@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import agent_desk
-from tests.conftest import CONSOLE_PASSWORD
+from tests.conftest import CONSOLE_PASSWORD, ConsoleHarness
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
@@ -36,7 +36,7 @@ async def typing_state(page: Any) -> tuple[str, bool]:
 
 
 async def test_half_typed_skills_survive_live_updates_and_a_language_switch(
-        console, artifacts):
+        console: ConsoleHarness, artifacts: Path) -> None:
     from playwright.async_api import async_playwright
 
     svc = console.service
