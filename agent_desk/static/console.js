@@ -124,7 +124,8 @@ function renderCallbacks() {
 async function callBack(id) { try { await act(`/api/callbacks/${id}/call`); } finally { loadCallbacks(); } }
 async function setOutcome(id, select) {
   if (!select.value) return;
-  try { await act(`/api/callbacks/${id}/outcome`, { outcome: select.value }); } finally { loadCallbacks(); }
+  // The row stays while attempts remain: its choice goes back to blank for the next attempt.
+  try { await act(`/api/callbacks/${id}/outcome`, { outcome: select.value }); } finally { select.value = ""; loadCallbacks(); }
 }
 function renderDestinations() {
   paint(repeat(DESTINATIONS, x => x.id, x => html`<option value=${x.id}>${x.name} ${x.number}</option>`), $("dest"));
