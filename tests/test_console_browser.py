@@ -94,8 +94,9 @@ async def test_agent_takes_a_call_in_the_console_and_the_wallboard_follows(
 
             # Transfer panel: an action that does not fit the call is a 409 with a message.
             status, code, message = await agent.evaluate(
-                "() => api('POST', '/api/console/transfer', {action: 'three_way'})"
-                ".then(() => [200, '', ''], e => [e.status, e.code, e.message])")
+                "() => import('/static/app.js').then(m => m.api('POST', '/api/console/transfer',"
+                " {action: 'three_way'})).then(() => [200, '', ''],"
+                " e => [e.status, e.code, e.message])")
             assert status == 409 and code and message, (status, code, message)
             # Hold and unhold through the softphone.
             await agent.click("#hold")

@@ -195,6 +195,8 @@ def test_service_image_recipe_builds_a_package_that_renders_and_migrates(tmp_pat
     zipfile.ZipFile(wheel).extractall(site)
     assert (site / "cases" / "migrations" / "env.py").exists()
     assert (site / "agent_desk" / "static" / "console.html").exists()
+    for nested in ("i18n/zh-CN.json", "vendor/lit-html/lit-html.js", "vendor/lit-html/LICENSE"):
+        assert (site / "agent_desk" / "static" / nested).exists(), nested
     env_line = next(line for line in recipe.splitlines() if line.startswith("ENV "))
     image_env = dict(kv.split("=", 1) for kv in env_line.split()[1:])
     assert image_env["HOTLINE_ASTERISK_CONF"] == "/app/asterisk-conf"
