@@ -14,7 +14,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -77,7 +77,10 @@ def read_cel(path: Path, after_id: int, limit: int = 20000, *,
                 at = float(r[2])
             except (TypeError, ValueError):
                 continue
-            rows.append(CelRow(int(r[0]), str(r[1]), at, *(str(x or "") for x in r[3:14]),
+            (cid_name, cid_num, context, exten, channel, app, appdata, uniqueid, linkedid, peer,
+             userdeftype) = (str(x or "") for x in r[3:14])
+            rows.append(CelRow(int(r[0]), str(r[1]), at, cid_name, cid_num, context, exten,
+                               channel, app, appdata, uniqueid, linkedid, peer, userdeftype,
                                extra=extra if isinstance(extra, dict) else {}))
         return rows
     finally:
@@ -249,7 +252,7 @@ class CelReconciler:
 
     DEAD_AFTER_S = 10.0
 
-    def __init__(self, node: str, path: Path, store: CheckpointStore, sinks: list[Sink],
+    def __init__(self, node: str, path: Path, store: CheckpointStore, sinks: Sequence[Sink],
                  interval_s: float = 30.0, live_ids: LiveLinkedIds | None = None,
                  leg_grace_s: float = 15.0):
         self.node = node

@@ -46,9 +46,9 @@ import functools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from common import events as ev
 from common.config import Config, DestinationConfig
@@ -170,13 +170,18 @@ class CaseLookup(Protocol):
 
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
-def _about_call(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _about_call(
+    method: Callable[Concatenate[CallControl, str, _P], Awaitable[_T]],
+) -> Callable[Concatenate[CallControl, str, _P], Awaitable[_T]]:
     """A console action on a call: its log lines (and its tasks') carry the call and case."""
 
     @functools.wraps(method)
-    async def wrapper(self: CallControl, call: str, *args: Any, **kwargs: Any) -> Any:
+    async def wrapper(self: CallControl, call: str, /, *args: _P.args,
+                      **kwargs: _P.kwargs) -> _T:
         try:
             call_id = await self._resolve(call)
         except TransferError:
@@ -213,7 +218,7 @@ class CallControl:
     the call tracker, so cases exist before transfer facts arrive)."""
 
     def __init__(self, cfg: Config, *, ami_of: Callable[[str], AmiClient],
-                 tracker_of: Callable[[str], CallTracker], sinks: list[Sink],
+                 tracker_of: Callable[[str], CallTracker], sinks: Sequence[Sink],
                  cases: CaseLookup | None = None, publish: Publish | None = None,
                  settle_grace_s: float = 3.0):
         self.cfg = cfg
@@ -996,8 +1001,8 @@ class CallControl:
             ch = members[0].channel
             if len(members) != 1 or trunk_of(ch.name) is None:
                 continue
-            sess = self.sessions.get(call_id_of(e.node, ch.linkedid))
-            if sess is not None and (sess.active is not None or sess.agent_present):
+            owner = self.sessions.get(call_id_of(e.node, ch.linkedid))
+            if owner is not None and (owner.active is not None or owner.agent_present):
                 continue
             await self._requeue_channel(e.node, call_id_of(e.node, ch.linkedid), ch.uniqueid,
                                         bridge_id, "alone in its conference after an outage")
