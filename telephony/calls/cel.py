@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from common.facts import CallFact, Sink, agent_of, call_id_of, trunk_of
 from common.tasks import cancel_and_wait
+from telephony.calls.outcomes import classify_failure
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +200,6 @@ def transfer_facts_from_cel(node: str, rows: list[CelRow], start: CelRow) -> lis
     """The facts of one transfer leg, for its call, as the live service reports them (same
     keys): a leg dialled, answered or ended while the service was away still reaches the case,
     and one it saw is not counted twice."""
-    from telephony.transfers.services import classify_failure
-
     leg = start.linkedid
     m = TRANSFER_LEG.match(leg)
     if m is None or not start.channel.startswith(DEST_PREFIX):

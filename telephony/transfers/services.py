@@ -57,6 +57,13 @@ from common.logs import call_scope
 from common.privacy import mask_number
 from common.tasks import cancel_and_wait
 from telephony.ami import AmiActionFailed, AmiClient, AmiError
+from telephony.calls.outcomes import (
+    ANSWERED,
+    CALLER_HUNG_UP,
+    CANCELLED,
+    FAILED,
+    classify_failure,
+)
 from telephony.calls.tracker import CallTracker
 
 log = logging.getLogger(__name__)
@@ -64,9 +71,6 @@ log = logging.getLogger(__name__)
 XFER = "hotline-xfer"  # the dialplan context (asterisk-conf/extensions.conf.j2)
 HANDOVER_CONTEXT = "from-handover"
 
-# What a leg's dial came to (the case's transfer_legs.outcome; the console translates these).
-ANSWERED, BUSY, NO_ANSWER, FAILED = "answered", "busy", "no_answer", "failed"
-CALLER_HUNG_UP, CANCELLED = "caller_hung_up", "cancelled"
 
 
 class TransferError(Exception):
@@ -191,26 +195,6 @@ def _about_call(
             return await method(self, call, *args, **kwargs)
 
     return wrapper
-
-
-def classify_failure(*, channel_seen: bool, dial_status: str, cause: int | None,
-                     originate_reason: int | None, timeout_s: int) -> tuple[str, str]:
-    """Why a destination was not reached, from what Asterisk told: (outcome, reason).
-
-    Asterisk creates no channel for a trunk whose qualify says it is unreachable; a SIP 486
-    is cause 17 (DialStatus BUSY), 603 is 21, a ring timeout is Originate reason 3 (cause 19),
-    503 and friends are congestion (cause 34 and neighbours)."""
-    if not channel_seen:
-        return FAILED, "unreachable: the destination's trunk is down or refused the call"
-    if dial_status == "BUSY" or cause == 17:
-        return BUSY, "busy"
-    if cause == 21:
-        return BUSY, "declined"
-    if originate_reason == 3 or cause in (18, 19) or dial_status == "NOANSWER":
-        return NO_ANSWER, f"no answer within {timeout_s} s" if timeout_s else "no answer"
-    if dial_status in ("CONGESTION", "CHANUNAVAIL") or cause in (1, 3, 27, 34, 38, 41, 42, 44):
-        return FAILED, f"the destination's network failed (cause {cause})"
-    return FAILED, f"not connected (cause {cause}, dial status {dial_status or '-'})"
 
 
 class CallControl:
