@@ -450,6 +450,8 @@ async def compare_state(gen: RawAmi, prefix: str) -> dict[str, Any]:
     """Redis live state against Asterisk's QueueStatus, member by member."""
     from redis.asyncio import Redis
 
+    from common.replies import text_map
+
     members = await gen.queue_status()
     r = Redis.from_url(REDIS_URL, decode_responses=True)
     mismatches: list[str] = []
@@ -461,8 +463,8 @@ async def compare_state(gen: RawAmi, prefix: str) -> dict[str, Any]:
             agent = loc.removeprefix("PJSIP/")
             by_agent.setdefault(agent, {})[m["Queue"]] = m
         for agent, queues in by_agent.items():
-            live = await r.hgetall(f"{prefix}:agent:{agent}:queues")
-            hash_ = await r.hgetall(f"{prefix}:agent:{agent}")
+            live = text_map(await r.hgetall(f"{prefix}:agent:{agent}:queues"))
+            hash_ = text_map(await r.hgetall(f"{prefix}:agent:{agent}"))
             for q, m in queues.items():
                 checked += 1
                 got = json.loads(live[q]) if q in live else None
@@ -540,8 +542,9 @@ async def main(args: argparse.Namespace) -> int:
     lab = Lab(cfg)
     await lab.start_asterisk()
     node = cfg.nodes[0]
-    if lab.instance.pid():
-        ASTERISK_PID.append(lab.instance.pid())  # type: ignore[arg-type]
+    asterisk_pid = lab.instance.pid()
+    if asterisk_pid:
+        ASTERISK_PID.append(asterisk_pid)
     child: Child | None = None
     listener = gen = None
     profiler = None

@@ -70,6 +70,8 @@ async def run(rounds: int) -> int:
                 if call_id:
                     break
                 await asyncio.sleep(0.05)
+            if call_id is None:
+                raise RuntimeError("the service never saw agent 1001 answer")
             t0 = time.monotonic()
             leg = await service.callcontrol.emergency(call_id, "1001", "police")
             p_call = await asyncio.wait_for(police.incoming.get(), 10)

@@ -51,7 +51,9 @@ class CallFact:
         return self.kind
 
 
-Sink = Callable[[CallFact], Awaitable[None]]
+# A sink may answer with something: the case store answers with the case it wrote (its
+# ``number`` names the call's case, telephony.calls.tracker); the others answer None.
+Sink = Callable[[CallFact], Awaitable[object]]
 
 
 def trunk_of(channel_name: str) -> str | None:

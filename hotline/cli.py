@@ -94,9 +94,9 @@ def cmd_asterisk(args: argparse.Namespace) -> int:
             was = inst.stop()
             print(f"node {node.id}: {'stopped' if was else 'was not running'}")
         elif args.action == "status":
-            pid = inst.pid()
-            print(f"node {node.id}: " + (f"running (pid {pid})" if pid else "stopped"))
-            if pid:
+            running = inst.pid()
+            print(f"node {node.id}: " + (f"running (pid {running})" if running else "stopped"))
+            if running:
                 print(inst.cli("core show channels count").strip())
         elif args.action == "cli":
             print(inst.cli(" ".join(args.command)), end="")

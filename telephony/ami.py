@@ -97,7 +97,7 @@ class AmiActionFailed(AmiError):
         self.response = response
 
 
-class BufferedAMIProtocol(AMIProtocol):
+class BufferedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk ships no types
     """Frames the stream on bytes and decodes whole messages; hands events to the client.
 
     Events (nearly all the traffic) are parsed into plain dicts by :func:`parse_fields`;
@@ -105,6 +105,8 @@ class BufferedAMIProtocol(AMIProtocol):
     in, the buffer never holds more than one message of at most ``MAX_MESSAGE`` bytes, and
     bad input is counted and reported (``client.note_malformed``), never raised.
     """
+
+    version: str | None  # the banner's protocol version (AMIProtocol sets it to None)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from common.config import Config
 from common.queues import interface
+from common.replies import text_map
 from telephony.ami import AmiClient
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class AgentPresence:
         self._state: dict[str, bool] = {}
 
     async def load(self) -> None:
-        for agent, v in (await self.redis.hgetall(self.key)).items():
+        for agent, v in text_map(await self.redis.hgetall(self.key)).items():
             self._state[agent] = v == "1"
 
     async def restore(self) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from common.config import Config
+from common.replies import text_map
 from queueing.routing.model import MAX_LEVEL
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class AgentSkills:
         """The shift's changes, from Redis (skills of unknown agents or skills are dropped)."""
         if self.redis is None:
             return
-        raw = await self.redis.hgetall(self.key)
+        raw = text_map(await self.redis.hgetall(self.key))
         for agent_id, doc in raw.items():
             try:
                 self._live[agent_id] = self._validate(agent_id, json.loads(doc))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +81,7 @@ class SeenSince:
 
 
 class CallTracker:
-    def __init__(self, node: str, sinks: list[Sink] | None = None,
+    def __init__(self, node: str, sinks: Sequence[Sink] | None = None,
                  on_resync: Callable[[ev.Connected, set[str], set[str]], Awaitable[None]]
                  | None = None, case_of: Callable[[str], str | None] | None = None):
         self.node = node
@@ -340,10 +340,10 @@ class CallTracker:
                                     agent=agent, uniqueid=cs.channel.uniqueid,
                                     channel=cs.channel.name, queue=call.queue)
         for entry in snap.entries:
-            call = self.calls.get(call_id_of(self.node, entry.channel.linkedid))
-            if call is not None and not call.ended and call.queue != entry.queue:
-                call.queue = entry.queue
-                await self.emit("queued", call, now - entry.wait_s, "resync", queue=entry.queue,
+            queued = self.calls.get(call_id_of(self.node, entry.channel.linkedid))
+            if queued is not None and not queued.ended and queued.queue != entry.queue:
+                queued.queue = entry.queue
+                await self.emit("queued", queued, now - entry.wait_s, "resync", queue=entry.queue,
                                 position=entry.position)
         for cid in [cid for cid, c in self.calls.items()
                     if c.linkedid not in inbound and cid not in fresh]:
