@@ -16,8 +16,8 @@ from typing import Any
 from common.config import Config, parse_config
 from common.privacy import PersonalData
 from common.secrets import sip_password
-from hotline.service import HotlineService, instance_dir
-from telephony.asterisk.instance import AsteriskInstance, reap_orphans
+from hotline.service import HotlineService
+from telephony.asterisk.instance import AsteriskInstance, instance_dir, reap_orphans
 from telephony.asterisk.runtime import AsteriskRuntime, ensure_runtime
 
 REPO = Path(__file__).resolve().parent.parent
