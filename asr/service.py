@@ -79,7 +79,6 @@ class Transcripts:
         self.queue = JobQueue(redis, self.prefix, cfg.asr.lease_s)
         self.workers = cfg.asr.workers or os.cpu_count() or 1
         self.model_error: str | None = None
-        self.model_info: dict[str, Any] = {}
         self.pool: ProcessPoolExecutor | None = None
         self.live: LiveCaptions | None = None
         self.holding: set[str] = set()
@@ -88,7 +87,6 @@ class Transcripts:
         self.jobs_failed = 0
         self.pool_restarts = 0
         self._tasks: list[asyncio.Task[None]] = []
-        self._wake = asyncio.Event()
         self._pool_lock = asyncio.Lock()
         # Jobs put back from the database (Redis lost them); checked this often.
         self.requeue_interval_s = 60.0
@@ -138,8 +136,7 @@ class Transcripts:
             engine.check_model_dir(self.model_path)
             self.pool = self._new_pool()
             loop = asyncio.get_running_loop()
-            self.model_info = await asyncio.wait_for(
-                loop.run_in_executor(self.pool, engine.worker_ping), 120)
+            await asyncio.wait_for(loop.run_in_executor(self.pool, engine.worker_ping), 120)
             self.model_error = None
         except engine.ModelError as exc:
             self.model_error = str(exc)
