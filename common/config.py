@@ -484,7 +484,7 @@ class SurgeSection(_Section):
 
 
 class PrivacySection(_Section):
-    """Personal data destroyed when due (hotline/retention.py, docs/security.md). The job runs
+    """Personal data destroyed when due (common/retention.py, docs/security.md). The job runs
     every [recording] purge_interval_s with the recordings' retention."""
 
     # Transcripts (what was said) of cases older than this are deleted.

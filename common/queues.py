@@ -33,9 +33,5 @@ def personal_queue(agent_id: str) -> str:
     return f"{PERSONAL_POOL}-{agent_id}"
 
 
-def is_personal_queue(name: str) -> bool:
-    return name.startswith(PERSONAL_POOL + "-")
-
-
 def interface(agent_id: str) -> str:
     return f"PJSIP/{agent_id}"

@@ -28,12 +28,15 @@ from common import events as ev
 from common.config import Config, NodeConfig
 from common.facts import CallFact
 from common.privacy import PersonalData
+from common.retention import RetentionWorker
+from hotline.privacy import retention_job
 from queueing.membership.sync import MembershipSync
 from queueing.routing.lookups import CallerProfiles, EarlierCases, RoutingLookups
 from queueing.routing.router import RouteEndpoint
 from queueing.routing.skills import AgentSkills
 from queueing.surge.manager import SurgeManager
 from telephony.ami import AmiClient, AmiError
+from telephony.asterisk.instance import cel_path, recordings_spool
 from telephony.calls.cel import CelReconciler, last_cel_id
 from telephony.calls.tracker import CallTracker, SeenSince
 from telephony.fastagi import FastAgiServer
@@ -47,14 +50,6 @@ log = logging.getLogger(__name__)
 # console's presence and skill changes and the transcription queue are rebuilt.
 REDIS_RUN_KEY = "run"
 REDIS_DOWN = (RedisError, OSError, TimeoutError)
-
-
-def instance_dir(cfg: Config, node: NodeConfig) -> Path:
-    return cfg.data_dir / "asterisk" / node.id
-
-
-def cel_path(cfg: Config, node: NodeConfig) -> Path:
-    return instance_dir(cfg, node) / "log" / "cel.db"
 
 
 @dataclass
@@ -163,7 +158,7 @@ class HotlineService:
 
         self.transcripts = Transcripts(
             cfg, self.redis, sessions,
-            spools={n.id: instance_dir(cfg, n) / "spool" / "monitor" for n in cfg.nodes},
+            spools={n.id: recordings_spool(cfg, n) for n in cfg.nodes},
             ami_of=lambda n: self.nodes[n].ami, case_of=self.store.cached_number)
 
         self.router = RouteEndpoint(cfg, self.store.apply, personal=self.personal,
@@ -175,6 +170,12 @@ class HotlineService:
         await self.fastagi.start(cfg.fastagi.bind_host, cfg.fastagi.port)
 
         await self.transcripts.start()
+        # Personal data past its period, on the CEL files the reconcilers read.
+        self.retention = RetentionWorker(
+            retention_job(cfg, sessions, self.store,
+                          {n: rt.cel.path for n, rt in self.nodes.items()}),
+            cfg.recording.purge_interval_s)
+        self.retention.start()
         for rt in self.nodes.values():
             if self.cel_from_now and await self.store.get_checkpoint(rt.node.id) == 0:
                 await self.store.set_checkpoint(rt.node.id, max(1, await asyncio.to_thread(
@@ -195,8 +196,7 @@ class HotlineService:
         # The store queues each call's facts in order and writes calls concurrently, so the
         # event stream does not wait for the database (the repeat-caller index runs after it).
         sinks = [self.store.submit, self._live_fact]
-        path = self.cel_paths.get(node.id) or (node.cel_path if node.cel_path else
-                                               cel_path(cfg, node))
+        path = self.cel_paths.get(node.id) or cel_path(cfg, node)
         holder: dict[str, NodeRuntime] = {}
 
         async def live_ids() -> set[str] | None:
@@ -450,6 +450,8 @@ class HotlineService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._redis_task, 5)
             self._redis_task = None
+        if hasattr(self, "retention"):
+            await self.retention.stop()
         if hasattr(self, "transcripts"):
             await self.transcripts.stop()
         if hasattr(self, "surge"):

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from common.config import Config, NodeConfig, parse_config
 from common.privacy import PersonalData
 from common.secrets import sip_password
-from hotline.service import HotlineService, instance_dir
-from telephony.asterisk.instance import AsteriskInstance, reap_orphans
+from hotline.service import HotlineService
+from telephony.asterisk.instance import AsteriskInstance, instance_dir, reap_orphans
 from telephony.asterisk.runtime import AsteriskRuntime, ensure_runtime
 
 if TYPE_CHECKING:  # pjsua2 loads only when a lab starts its phones

@@ -287,7 +287,6 @@ class AmiClient:
         self.malformed_samples: deque[str] = deque(maxlen=20)
         self.events_received = 0
         self.events_handled = 0
-        self.last_event_at = 0.0
         # Subscribers that buffer their writes (telephony.live.state.LiveState.flush): drain()
         # sends what they hold, so a drained client means "handled and written".
         self.flushers: list[Callable[[], Awaitable[None]]] = []
@@ -449,7 +448,6 @@ class AmiClient:
 
     def enqueue(self, message: Message | dict[str, Any]) -> None:
         self.events_received += 1
-        self.last_event_at = time.time()
         self._events.put_nowait(message)
 
     def note_malformed(self, sample: str) -> None:

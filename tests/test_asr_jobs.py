@@ -212,13 +212,16 @@ async def test_full_disk_keeps_the_recording_and_says_so(asr_service, sounds, tm
 async def test_retention_purge_deletes_and_case_says_so(asr_service, sounds):
     from datetime import UTC, datetime, timedelta
 
+    from hotline.privacy import recordings_purger
+
     service = await asr_service(asr={"enabled": False})
     number = await _recorded_call(service, sounds, seconds=3)
     t = await eventually(lambda: _status(service, number, ("pending",)), timeout=30,
                          what="the recording stored")
     paths = [r["path"] for r in t["recordings"]]
     later = datetime.now(UTC) + timedelta(days=service.cfg.recording.retention_days + 1)
-    assert await service.transcripts.purge(later) == 3
+    purger = recordings_purger(service.cfg, service.store.sessions)
+    assert (await purger.purge(later, dry_run=False)).recordings == 3
     t = await service.transcripts.for_case(number)
     assert all(r["deleted_at"] for r in t["recordings"]) and not any(map(_is_file, paths))
     case = await service.store.get(number)

@@ -124,8 +124,7 @@ async def test_asterisk_image_recipe_runs_here_with_the_container_config(tmp_pat
     import json as _json
 
     from common.config import load_config
-    from hotline.service import instance_dir
-    from telephony.asterisk.instance import AsteriskInstance
+    from telephony.asterisk.instance import AsteriskInstance, instance_dir
     from telephony.asterisk.runtime import CHROOT_MOUNT, PACKAGES, ensure_runtime
 
     recipe = _dockerfile_instructions(REPO / "asterisk-conf" / "Dockerfile")

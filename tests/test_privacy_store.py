@@ -23,8 +23,9 @@ from cases.store import CaseStore
 from common.db import Base
 from common.facts import CallFact
 from common.privacy import PersonalData
-from hotline.retention import Retention
+from hotline.privacy import rekey_tables, retention_job
 from lab.harness import lab_config
+from telephony.calls.retention import CelPurger
 from tests.conftest import make_pg_database
 
 CALLER = "13812345678"
@@ -249,7 +250,7 @@ async def test_retention_deletes_recordings_transcripts_and_personal_fields_when
                                               "department": "城管局"}, by="agent1001",
                                 actor=agent)
 
-    retention = Retention(cfg, sessions, pd)
+    retention = retention_job(cfg, sessions, store)
     dry = await retention.run(dry_run=True)
     # old: everything; middle: recording (>180 d) and transcript (>90 d); recent: nothing.
     assert (dry.recordings, dry.transcripts, dry.cases) == (2, 2, 1), dry
@@ -333,7 +334,7 @@ def test_privacy_purge_command_dry_run_and_run(tmp_path, capsys):
 
 
 async def test_key_rotation_reencrypts_and_rehashes(db, monkeypatch):
-    from hotline.rekey import rekey
+    from common.rekey import rekey
 
     engine, _, _ = db
     old = PersonalData("the-old-data-key-1234")
@@ -344,7 +345,7 @@ async def test_key_rotation_reencrypts_and_rehashes(db, monkeypatch):
     await ConsoleStore(sessions, old).save_form(case.number, {"content": SECRETS[2]},
                                                 by="agent1001")
     new = PersonalData("the-new-data-key-5678", previous=["the-old-data-key-1234"])
-    out = await rekey(sessions, new)
+    out = await rekey(sessions, rekey_tables(new))
     assert out["cases"] == 1 and out["case_forms"] == 1
     only_new = PersonalData("the-new-data-key-5678")
     detail = await ConsoleStore(sessions, only_new).detail(case.number, clear=True)
@@ -377,8 +378,11 @@ async def test_asterisk_cel_rows_are_deleted_once_read_and_past_their_period(db,
     conn.close()
     await CaseStore(sessions, pd).set_checkpoint("node1", 2)  # rows 1 and 2 are read
     cfg = lab_config(tmp_path / "lab")
-    retention = Retention(cfg, sessions, pd, cel_paths={"node1": cel})
-    assert (await retention.purge_cel(dry_run=True)).cel_rows == 1
+    store = CaseStore(sessions, pd)
+    retention = retention_job(cfg, sessions, store, cel_paths={"node1": cel})
+    cel_purger = CelPurger({"node1": cel}, store,
+                           retention_days=cfg.privacy.cel_retention_days)
+    assert (await cel_purger.purge(datetime.now(UTC), dry_run=True)).cel_rows == 1
     assert (await retention.run()).cel_rows == 1
     conn = sqlite3.connect(cel)
     left = [r[0] for r in conn.execute("SELECT AcctId FROM cel ORDER BY AcctId")]
