@@ -57,7 +57,7 @@ sys.path.insert(0, str(REPO))
 from common.config import Config, parse_config  # noqa: E402
 from common.privacy import PersonalData, mask_number, scrub  # noqa: E402
 from common.secrets import sip_password  # noqa: E402
-from lab.harness import Lab, _to_toml, ensure_secrets, free_sip_port, lab_config_toml  # noqa: E402
+from lab.harness import Lab, ensure_secrets, free_sip_port, lab_config_toml, to_toml  # noqa: E402
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 SIPP_SHARE = Path("/usr/share/sip-tester")
@@ -170,7 +170,7 @@ def load_config_toml(work: Path, plan: Plan, database_url: str, prefix: str) -> 
     base = 30000 + secrets.randbelow(10) * 2000
     for n in raw["nodes"]:
         n["rtp_start"], n["rtp_end"] = base, base + 1998
-    return _to_toml(raw)
+    return to_toml(raw)
 
 
 class Ami:

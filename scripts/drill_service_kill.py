@@ -48,7 +48,7 @@ from common.privacy import PersonalData  # noqa: E402
 from common.secrets import sip_password  # noqa: E402
 from lab.harness import ensure_secrets, lab_config_toml  # noqa: E402
 from telephony.asterisk.sounds import speak  # noqa: E402
-from tests.drills import Checker, Surge, ami_for, queue_entries  # noqa: E402
+from tests.support.drills import Checker, Surge, ami_for, queue_entries  # noqa: E402
 
 AGENTS = ("1001", "1002", "2001")
 
