@@ -59,7 +59,8 @@ async def test_worker_killed_mid_job_is_retried_and_one_transcript(asr_service, 
     await services.stop(service)
     assert (await service.transcripts.for_case(number2))["status"] == "running" or True
     again = await asr_service(asr={"live": False, "workers": 1})
-    t2 = await eventually(lambda: transcript_status(again, number2, ("done",)), timeout=180, interval=0.5, what="the abandoned job to be taken back")
+    t2 = await eventually(lambda: transcript_status(again, number2, ("done",)), timeout=180,
+                          interval=0.5, what="the abandoned job to be taken back")
     assert await _count(again, number2) == (1, len(t2["segments"]))
     assert t2["segments"]
 
