@@ -1,7 +1,7 @@
 """Fault drills (docs/faults.md): real calls through the real Asterisk while a part of the
-deployment fails, then the same three checks after each (tests/drills.py): one complete case
-per call and none extra, the live state in Redis equal to Asterisk's, no transcription job
-lost. The service killed -9 as its own process is in tests/test_faults_service.py."""
+deployment fails, then the same three checks after each (tests/support/drills.py): one complete
+case per call and none extra, the live state in Redis equal to Asterisk's, no transcription job
+lost. The service killed -9 as its own process is in tests/drills/test_faults_service.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The parts the fault drills (tests/test_faults.py) rely on, each on its own and quickly: an
+"""The parts the fault drills (tests/drills/test_faults.py) rely on, each on its own and quickly: an
 AgentComplete without the caller's channel, WAV sizes repaired after a killed writer, jobs Redis
 lost queued again from the database, a recording Asterisk never marked done, and a Redis that
 lost its data noticed and rebuilt."""

@@ -162,7 +162,8 @@ async def test_asterisk_image_recipe_runs_here_with_the_container_config(tmp_pat
         assert "System uptime" in out
     finally:
         await asyncio.to_thread(inst.stop)
-    # The service's image checks itself with `hotline health` (tests/test_cli.py runs it).
+    # The service's image checks itself with `hotline health` (tests/integration/test_cli.py
+    # runs it).
     compose_text = (REPO / "docker-compose.yml").read_text()
     assert '["CMD", "hotline", "health"]' in compose_text
 

@@ -1,4 +1,4 @@
-"""What the fault drills share (tests/test_faults.py, docs/faults.md).
+"""What the fault drills share (tests/drills/test_faults.py, docs/faults.md).
 
 - Servers a drill may break: a private Redis (``RedisServer``: no persistence, so a restart
   loses everything) and a private PostgreSQL cluster (``PostgresCluster``: initdb + pg_ctl as
