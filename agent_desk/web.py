@@ -368,7 +368,7 @@ ROUTES: list[Route] = [
 def openapi() -> dict[str, Any]:
     """The API as OpenAPI 3.1, from ROUTES: roles (``x-roles``), parameters with the values the
     handlers accept, bodies from the pydantic models, and each answer's schema. Schemathesis
-    exercises every route from it (tests/test_api_fuzz.py)."""
+    exercises every route from it (tests/integration/test_api_fuzz.py)."""
     error = {"description": "error", "content": {"application/json": {
         "schema": _REF["Error"]}}}
     paths: dict[str, Any] = {}

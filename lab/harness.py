@@ -88,11 +88,18 @@ def lab_config_toml(workdir: Path, *, base: Path = EXAMPLE_CONFIG,
     for i, n in enumerate(raw["nodes"]):
         n.update(sip_host="127.0.0.1", sip_port=free_sip_port(), ami_port=free_port(),
                  rtp_start=rtp + i * 100, rtp_end=rtp + i * 100 + 98)
-    return _to_toml(raw)
+    return to_toml(raw)
 
 
-def _to_toml(data: dict[str, Any]) -> str:
-    """Just enough TOML writing for configs (tables, arrays of tables, scalars, inline maps)."""
+def to_toml(data: dict[str, Any]) -> str:
+    """Write a configuration dict as TOML: the inverse of ``tomllib.loads`` for what our
+    configs hold, so a test, benchmark or drill can load the example, change a few keys and
+    write it back (Python has no TOML writer in the standard library).
+
+    Top-level scalars and arrays first, then each table (``[name]``, its values scalars,
+    arrays or inline maps) and each array of tables (``[[name]]``). Nested tables deeper than
+    one level are not supported: a dict inside a table is written as an inline map. Raises
+    TypeError for a value it does not write (None, dates)."""
 
     def value(v: Any) -> str:
         if isinstance(v, bool):
