@@ -428,11 +428,12 @@ async def console(lab: Lab, services: ServiceFactory, request: pytest.FixtureReq
     (``CONSOLE_USERS``). SQLite unless parametrized indirectly with "postgresql"."""
     from aiohttp.test_utils import TestServer
 
-    from agent_desk.auth import Users
-    from agent_desk.web import build_app
+    from agent_desk.web.app import build_app
+    from agent_desk.web.auth import Users
+    from hotline.desk import console_deps
 
     service = await services.start(getattr(request, "param", "sqlite"))
-    app, cons = build_app(service)
+    app, cons = build_app(console_deps(service))
     server = TestServer(app, host="127.0.0.1")
     await asyncio.wait_for(server.start_server(), 20)
     users = Users(service.store.sessions)
