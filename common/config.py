@@ -498,7 +498,7 @@ class PrivacySection(_Section):
 
 
 class WebSection(_Section):
-    """The agent console and supervisor wallboard (agent_desk/web.py, docs/console.md)."""
+    """The agent console and supervisor wallboard (agent_desk/web/, docs/console.md)."""
 
     host: str = "127.0.0.1"
     port: PORT = 8080

@@ -236,7 +236,7 @@ def cmd_cases(args: argparse.Namespace) -> int:
 def cmd_web_user(args: argparse.Namespace) -> int:
     import getpass
 
-    from agent_desk.auth import Users
+    from agent_desk.web.auth import Users
     from cases.db import make_engine, migrate, sessionmaker
 
     cfg = _load(args)

@@ -474,13 +474,15 @@ class HotlineService:
         log.info("hotline service stopped")
 
     async def start_web(self, host: str | None = None, port: int | None = None) -> Any:
-        """The agent console and wallboard (agent_desk/web.py) on [web] host:port; returns
-        the aiohttp runner (``await runner.cleanup()`` stops it)."""
+        """The agent console and wallboard (agent_desk/web/) on [web] host:port, given its
+        collaborators (hotline/desk.py); returns the aiohttp runner (``await
+        runner.cleanup()`` stops it)."""
         from aiohttp import web
 
-        from agent_desk.web import build_app
+        from agent_desk.web.app import build_app
+        from hotline.desk import console_deps
 
-        app, self.console = build_app(self)
+        app, self.console = build_app(console_deps(self))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host or self.cfg.web.host,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from common.config import Config
+from common.errors import DomainError
 from common.replies import text_map
 from queueing.routing.model import MAX_LEVEL
 
@@ -26,8 +27,11 @@ log = logging.getLogger(__name__)
 Applier = Callable[[str], Awaitable[int]]
 
 
-class SkillError(ValueError):
-    """A change that cannot be applied, worded for the supervisor."""
+class SkillError(DomainError):
+    """A change that cannot be applied, worded for the supervisor (code ``invalid``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("invalid", message)
 
 
 @dataclass(frozen=True)

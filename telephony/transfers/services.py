@@ -52,6 +52,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from common import events as ev
 from common.config import Config, DestinationConfig
+from common.errors import DomainError
 from common.facts import CallFact, Sink, call_id_of, trunk_of
 from common.logs import call_scope
 from common.privacy import mask_number
@@ -73,15 +74,10 @@ HANDOVER_CONTEXT = "from-handover"
 
 
 
-class TransferError(Exception):
+class TransferError(DomainError):
     """An action that does not fit the call now (the console answers 409). ``code``: no_call,
     not_your_call, unknown_destination, busy (a leg is already in progress), no_leg,
     not_answered, unavailable (Asterisk could not be asked or refused), bad_mode."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(eq=False)

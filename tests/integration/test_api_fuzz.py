@@ -64,7 +64,7 @@ async def _seed(service) -> dict[str, str]:
                                 url_name=f"fuzz/{f.name}", offset=0.0))
             name = f"fuzz/{f.name}"
         if tail == "abandoned":
-            task = await service.console.store.callback_for_call(call_id, 3)
+            task = await service.console.cases.callback_for_call(call_id, 3)
     return {"number": numbers[0], "id": str(task["id"]), "agent": "1001", "name": name}
 
 
@@ -127,7 +127,7 @@ async def fuzz_lab(tmp_path_factory):
 
 @pytest.mark.timeout(900)  # four schemathesis runs; about two minutes on a quiet machine
 async def test_console_api_fuzzed_from_its_openapi_description(fuzz_lab, tmp_path, redis):
-    from agent_desk.auth import Users
+    from agent_desk.web.auth import Users
 
     st = shutil.which("st", path=str(Path(sys.executable).parent)) or shutil.which("st")
     assert st, "schemathesis is in the dev extra: scripts/bootstrap.sh installs it"

@@ -9,8 +9,8 @@ import json
 import aiohttp
 import pytest
 
-from agent_desk.auth import COOKIE, Sessions, hash_password, verify_password
-from agent_desk.web import ROUTES
+from agent_desk.web.app import ROUTES
+from agent_desk.web.auth import COOKIE, Sessions, hash_password, verify_password
 from tests.support.console import CONSOLE_PASSWORD
 from tests.support.waiting import eventually
 
@@ -21,7 +21,7 @@ ROLE_USER = {"agent": "agent1001", "supervisor": "sup", "admin": "admin",
 
 
 async def add_auditor(console) -> None:
-    from agent_desk.auth import Users
+    from agent_desk.web.auth import Users
 
     await Users(console.service.store.sessions).add("auditor", CONSOLE_PASSWORD, "auditor")
 
@@ -246,6 +246,8 @@ class TranscriptsOfTheAsrHelper:
     """The interface the transcript helper provides as ``service.transcripts`` (agreed in the
     brief); here with fixed content, to test what the console makes of it."""
 
+    dir = None  # the console then serves from [web] recordings_dir
+
     def __init__(self, docs):
         self.docs = docs
 
@@ -269,7 +271,8 @@ async def test_transcript_and_recordings_are_served_only_from_the_recordings_dir
     (rec / "mix.wav").write_bytes(b"RIFF....WAVEfmt ")
     (rec / "2026" / "11" / "agent.wav").write_bytes(b"RIFF....WAVEfmt ")
     (tmp_path / "secret.wav").write_bytes(b"not for you")
-    svc.transcripts = TranscriptsOfTheAsrHelper({ref.number: {
+    real = console.console.transcripts
+    console.console.transcripts = TranscriptsOfTheAsrHelper({ref.number: {
         "status": "done", "error": None,
         "segments": [{"speaker": "caller", "start": 0.5, "end": 2.0, "text": "你好",
                       "confidence": 0.9}],
@@ -298,7 +301,7 @@ async def test_transcript_and_recordings_are_served_only_from_the_recordings_dir
         status, doc = await agent.get("/api/cases/20990101000001/transcript")
         assert status == 404
     finally:
-        del svc.transcripts
+        console.console.transcripts = real
 
     # Without the transcript helper: an empty transcript, not an error.
     status, doc = await agent.get(f"/api/cases/{ref.number}/transcript")

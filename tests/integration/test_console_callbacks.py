@@ -85,10 +85,10 @@ async def test_callback_attempts_are_bounded_and_cases_searchable(console):
                        ("queued", {"queue": "nanjing-general"}),
                        ("abandoned", {"hold_time": 20}), ("ended", {})):
         await svc.store.apply(CallFact(kind, call_id, "node1", now, data))
-    task = await console.console.store.callback_for_call(call_id, 2)
+    task = await console.console.cases.callback_for_call(call_id, 2)
     assert task and task["max_attempts"] == 2
-    assert await console.console.store.callback_for_call(call_id, 2) == {}  # once per case
-    store = console.console.store
+    assert await console.console.cases.callback_for_call(call_id, 2) == {}  # once per case
+    store = console.console.cases
     for attempt in (1, 2):
         t, number = await store.begin_callback(task["id"], "1001")
         assert number == CALLER and t["attempts"] == attempt

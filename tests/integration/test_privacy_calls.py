@@ -58,7 +58,7 @@ async def _all_redis_text(redis, prefix: str) -> str:
 
 @pytest.mark.parametrize("console", ["sqlite", "postgresql"], indirect=True)
 async def test_a_real_call_is_private_masked_by_role_and_audited(console, phones, sounds):
-    from agent_desk.auth import Users
+    from agent_desk.web.auth import Users
 
     svc = console.service
     prefix = svc.cfg.redis.prefix

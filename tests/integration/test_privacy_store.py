@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy import select
 
 from agent_desk.audit import Actor
+from agent_desk.cases.store import ConsoleStore
 from agent_desk.models import AuditEntry, CallbackTask, CaseForm
-from agent_desk.store import ConsoleStore
 from asr.models import Recording, Transcript, TranscriptSegment
 from cases.db import make_engine, migrate, sessionmaker
 from cases.models import CallEvent, CallLeg, Case

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import agent_desk
-from tests.conftest import CONSOLE_PASSWORD, ConsoleHarness
+from tests.support.console import CONSOLE_PASSWORD, ConsoleHarness
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_desk.models import ROLES, WebUser
+from common.errors import DomainError
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 COOKIE = "hl_session"
@@ -109,6 +110,43 @@ class Sessions:
 
     def check_csrf(self, sess: Session, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf(sess), token or "")
+
+
+class SessionGate:
+    """Who is asking: the signed cookie, refused once signed out (the revocation mark lives
+    in Redis until the cookie would have expired: a copied cookie stays useless)."""
+
+    def __init__(self, sessions: Sessions, redis: Redis, prefix: str):
+        self.sessions = sessions
+        self.redis = redis
+        self.prefix = prefix
+
+    def _revoked_key(self, sess: Session) -> str:
+        return f"{self.prefix}:web:revoked:{sess.sid}"
+
+    async def session_of(self, cookie: str | None) -> Session:
+        sess, why = self.sessions.read(cookie)
+        if sess is None:
+            if why == "expired":
+                raise DomainError("session_expired", "your session has expired; sign in again")
+            raise DomainError("not_signed_in", "sign in first")
+        if await self.redis.exists(self._revoked_key(sess)):
+            raise DomainError("not_signed_in", "this session was signed out; sign in again")
+        return sess
+
+    async def revoke(self, sess: Session) -> None:
+        ttl = int(sess.exp - time.time()) + 1
+        if ttl > 0:
+            await self.redis.set(self._revoked_key(sess), "1", ex=ttl)
+
+
+class TooManyAttempts(DomainError):
+    """A locked-out sign-in (429 with Retry-After)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too_many_attempts",
+                         f"too many failed sign-ins; try again in {retry_after} s")
+        self.retry_after = retry_after
 
 
 class LoginLimiter:

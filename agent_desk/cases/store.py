@@ -17,18 +17,17 @@ from sqlalchemy.orm import selectinload
 from agent_desk.audit import Actor, Audit
 from agent_desk.models import CATEGORIES, CallbackTask, CaseForm
 from cases.models import Case
+from common.errors import DomainError
 from common.privacy import PersonalData
 
 
-class NotFound(LookupError):
-    pass
+class NotFound(DomainError):
+    def __init__(self, message: str) -> None:
+        super().__init__("not_found", message)
 
 
-class Conflict(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class Conflict(DomainError):
+    """A change that does not fit the case or task now (stale, closed, busy, ...)."""
 
 
 def iso(v: datetime | None) -> str | None:
@@ -51,6 +50,33 @@ class ConsoleStore:
         self.sessions = sessions
         self.personal = personal
         self.tz = ZoneInfo(timezone)
+
+    # -- finding cases ----------------------------------------------------------------------
+
+    async def case_by(self, *, number: str | None, call_id: str | None = None) -> Case | None:
+        """A case by its number, else by its call."""
+        async with self.sessions() as s:
+            if number:
+                c = (await s.execute(select(Case).where(Case.number == number))
+                     ).scalar_one_or_none()
+                if c is not None:
+                    return c
+            if call_id:
+                return (await s.execute(select(Case).where(Case.call_id == call_id))
+                        ).scalar_one_or_none()
+        return None
+
+    async def earlier(self, case: Case) -> list[dict[str, Any]]:
+        """The same caller's five latest other cases (the repeat-caller panel)."""
+        if not case.caller_hash:
+            return []
+        async with self.sessions() as s:
+            rows = (await s.execute(select(Case).where(
+                Case.caller_hash == case.caller_hash, Case.id != case.id
+            ).order_by(Case.id.desc()).limit(5))).scalars().all()
+        return [{"case": c.number, "created_at": c.created_at.isoformat(),
+                 "status": "closed" if c.closed_at else "open", "outcome": c.outcome}
+                for c in rows]
 
     # -- the case form ----------------------------------------------------------------------
 
