@@ -105,6 +105,7 @@ def cmd_asterisk(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from common.logs import setup_logging
     from common.privacy import PersonalData
+    from hotline.desk import start_web
     from hotline.service import HotlineService
 
     cfg = _load(args)
@@ -115,7 +116,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                  personal=PersonalData(cfg.data_key, cfg.previous_data_keys))
         await service.start()
         # The console and wallboard run in the service unless --no-web.
-        runner = None if getattr(args, "no_web", False) else await service.start_web()
+        runner = None
+        if not getattr(args, "no_web", False):
+            runner, _console = await start_web(service)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -472,26 +471,6 @@ class HotlineService:
         if self.engine is not None:
             await self.engine.dispose()
         log.info("hotline service stopped")
-
-    async def start_web(self, host: str | None = None, port: int | None = None) -> Any:
-        """The agent console and wallboard (agent_desk/web/) on [web] host:port, given its
-        collaborators (hotline/desk.py); returns the aiohttp runner (``await
-        runner.cleanup()`` stops it)."""
-        from aiohttp import web
-
-        from agent_desk.web.app import build_app
-        from hotline.desk import console_deps
-
-        app, self.console = build_app(console_deps(self))
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host or self.cfg.web.host,
-                           self.cfg.web.port if port is None else port)
-        await site.start()
-        log.info("console listening", extra={"host": host or self.cfg.web.host,
-                                             "port": self.cfg.web.port if port is None
-                                             else port})
-        return runner
 
     def stats(self) -> dict[str, object]:
         return {

@@ -16,10 +16,9 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from agent_desk.softphone.phones import SipPhones
-from agent_desk.web.app import build_app
 from agent_desk.web.auth import Users
 from common.logs import setup_logging
-from hotline.desk import console_deps
+from hotline.desk import console_app
 from hotline.service import HotlineService
 from lab.harness import REPO, Lab, ensure_secrets
 from telephony.asterisk.sounds import speak, tone
@@ -151,7 +150,7 @@ async def console(lab: Lab, services: ServiceFactory, request: pytest.FixtureReq
     """The service with its web console on a test server, and a user of each role
     (``CONSOLE_USERS``). SQLite unless parametrized indirectly with "postgresql"."""
     service = await services.start(getattr(request, "param", "sqlite"))
-    app, cons = build_app(console_deps(service))
+    app, cons = console_app(service)
     server = TestServer(app, host="127.0.0.1")
     await asyncio.wait_for(server.start_server(), 20)
     users = Users(service.store.sessions)

@@ -14,55 +14,44 @@ invalid fields, 429 too many logins. A request that fails validation changes not
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from agent_desk import metrics
-from agent_desk.callbacks import http as callbacks_http
-from agent_desk.callbacks import schemas as callbacks_schemas
-from agent_desk.cases import http as cases_http
-from agent_desk.cases import schemas as cases_schemas
-from agent_desk.console import http as console_http
-from agent_desk.supervision import http as supervision_http
-from agent_desk.surge import http as surge_http
-from agent_desk.transfers import http as transfers_http
-from agent_desk.users import http as users_http
-from agent_desk.users import schemas as users_schemas
 from agent_desk.web import middleware, openapi
 from agent_desk.web.auth import COOKIE, Session
 from agent_desk.web.deps import ConsoleDeps
 from agent_desk.web.routes import SCHEMAS, Body, Handler, Route, query_problems, read_body
-from agent_desk.web.ws import Feed
 from common.errors import DomainError
 
 STATIC = Path(__file__).parent.parent / "static"
+RawHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PAGES = ("login", "console", "wallboard", "cases")
 
-# Each feature: its route declarations and the class serving them (h_<route name>).
-FEATURES: Sequence[tuple[Sequence[Route], Callable[[ConsoleDeps], object]]] = (
-    (users_http.ROUTES, users_http.UsersHttp),
-    (console_http.ROUTES, console_http.ConsoleHttp),
-    (transfers_http.ROUTES, transfers_http.TransfersHttp),
-    (cases_http.ROUTES, cases_http.CasesHttp),
-    (callbacks_http.ROUTES, callbacks_http.CallbacksHttp),
-    (supervision_http.ROUTES, supervision_http.SupervisionHttp),
-    (surge_http.ROUTES, surge_http.SurgeHttp),
-)
-ROUTES: list[Route] = [r for routes, _ in FEATURES for r in routes]
-COMPONENTS: dict[str, dict[str, Any]] = {
-    **SCHEMAS, **users_schemas.SCHEMAS, **cases_schemas.SCHEMAS, **callbacks_schemas.SCHEMAS}
 
 
-@functools.cache
-def description() -> bytes:
-    """The OpenAPI description, built once (the declarations do not change at run time)."""
-    return json.dumps(openapi.describe(ROUTES, COMPONENTS)).encode()
+@dataclass(frozen=True)
+class Feature:
+    """One room's part of the API: its route declarations, the object serving them (built
+    from the collaborators; method ``h_<route name>``) and the answer schemas it names."""
+
+    routes: Sequence[Route]
+    serve: Callable[[ConsoleDeps], object]
+    schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def description(features: Sequence[Feature]) -> bytes:
+    """The OpenAPI description of these features (built once per app: the declarations do
+    not change at run time)."""
+    routes = [r for f in features for r in f.routes]
+    components = {**SCHEMAS, **{k: v for f in features for k, v in f.schemas.items()}}
+    return json.dumps(openapi.describe(routes, components)).encode()
 
 
 def guarded(route: Route, handler: Handler, deps: ConsoleDeps
@@ -107,19 +96,25 @@ def _page(deps: ConsoleDeps, name: str
     return page
 
 
-def build_app(deps: ConsoleDeps) -> tuple[web.Application, ConsoleDeps]:
+def build_app(deps: ConsoleDeps, features: Sequence[Feature],
+              sockets: Mapping[str, RawHandler] | None = None
+              ) -> tuple[web.Application, ConsoleDeps]:
+    """The app for these features (the composition root chooses them, hotline/desk.py);
+    ``sockets``: WebSocket endpoints by path (the wallboard feed)."""
     app = web.Application(middlewares=[middleware.errors(lambda: deps.web.max_body_bytes)],
                           client_max_size=deps.web.max_body_bytes)
-    for routes, feature in FEATURES:
-        served = feature(deps)
-        for r in routes:
+    for feature in features:
+        served = feature.serve(deps)
+        for r in feature.routes:
             handler: Handler = getattr(served, f"h_{r.name}")
             # A recording's url_name may hold folders ("2026/11/22/<case>-mix.wav").
             app.router.add_route(r.method, r.path.replace("{name}", "{name:.+}"),
                                  guarded(r, handler, deps))
 
+    described = description(features)
+
     async def h_openapi(request: web.Request) -> web.StreamResponse:
-        return web.Response(body=description(), content_type="application/json")
+        return web.Response(body=described, content_type="application/json")
 
     async def h_metrics(request: web.Request) -> web.StreamResponse:
         """Prometheus scrape (agent_desk/metrics.py): loopback, or the metrics token."""
@@ -139,7 +134,8 @@ def build_app(deps: ConsoleDeps) -> tuple[web.Application, ConsoleDeps]:
 
     app.router.add_get("/api/openapi.json", h_openapi)
     app.router.add_get("/metrics", h_metrics)
-    app.router.add_get("/api/ws", Feed(deps.gate, deps.board).h_ws)
+    for path, socket in (sockets or {}).items():
+        app.router.add_get(path, socket)
     app.router.add_get("/", h_index)
     for page in PAGES:
         app.router.add_get(f"/{page}", _page(deps, page))

@@ -7,20 +7,70 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import date, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
-from agent_desk.audit import Audit
-from agent_desk.cases.store import ConsoleStore
-from agent_desk.presence.services import AgentPresence
-from agent_desk.supervision.wallboard import Wallboard
+from agent_desk.audit import Actor, Audit
 from agent_desk.web.auth import LoginLimiter, SessionGate, Sessions, Users
 from cases.models import Case
 from common.config import Config, WebSection
 from common.facts import CallFact
 from common.privacy import PersonalData
+
+
+class CaseDesk(Protocol):
+    """The console's side of the case records (agent_desk/cases/store.py ConsoleStore)."""
+
+    @property
+    def tz(self) -> tzinfo: ...  # the centre's time zone (dates in queries and exports)
+
+    async def case_by(self, *, number: str | None, call_id: str | None = None
+                      ) -> Case | None: ...
+    async def earlier(self, case: Case) -> list[dict[str, Any]]: ...
+    async def save_form(self, number: str, values: dict[str, str], *, by: str,
+                        version: int | None = None, actor: Actor | None = None
+                        ) -> dict[str, Any]: ...
+    async def close(self, number: str, actor: Actor) -> tuple[Case, str | None]: ...
+    async def search(self, *, caller_hash: str | None = None, day_from: date | None = None,
+                     day_to: date | None = None, city: str | None = None,
+                     category: str | None = None, status: str | None = None,
+                     limit: int = 50, offset: int = 0, clear: bool = False
+                     ) -> dict[str, Any]: ...
+    async def export(self, actor: Actor, *, clear: bool, fmt: str, **filters: Any
+                     ) -> tuple[list[dict[str, Any]], str]: ...
+    async def detail(self, number: str, *, clear: bool) -> dict[str, Any]: ...
+    async def callbacks(self, *, status: str | None = None, city: str | None = None,
+                        limit: int = 100) -> list[dict[str, Any]]: ...
+    async def begin_callback(self, task_id: int, agent_id: str, actor: Actor | None = None
+                             ) -> tuple[dict[str, Any], str]: ...
+    async def finish_callback(self, task_id: int, outcome: str, *, by: str,
+                              note: str = "", actor: Actor | None = None
+                              ) -> dict[str, Any]: ...
+
+
+class Board(Protocol):
+    """The supervisors' live projection (agent_desk/supervision/wallboard.py Wallboard)."""
+
+    agents: dict[str, dict[str, Any]]
+    calls: dict[str, dict[str, Any]]
+
+    def snapshot(self) -> dict[str, Any]: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class Presence(Protocol):
+    """Agents' sign-in and pause (agent_desk/presence/services.py AgentPresence)."""
+
+    def node_of(self, agent_id: str) -> str: ...
+    def is_signed_in(self, agent_id: str) -> bool: ...
+    async def sign_in(self, agent_id: str, *, by: str) -> int: ...
+    async def sign_out(self, agent_id: str, *, by: str) -> int: ...
+    async def pause(self, agent_id: str, paused: bool, *, reason: str = "", by: str
+                    ) -> None: ...
 
 
 class LiveState(Protocol):
@@ -104,9 +154,9 @@ class ConsoleDeps:
     users: Users
     limiter: LoginLimiter
     audit: Audit
-    cases: ConsoleStore
-    board: Wallboard
-    presence: AgentPresence
+    cases: CaseDesk
+    board: Board
+    presence: Presence
     live: LiveState
     callcontrol: CallControl
     facts: CaseFacts

@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from common.facts import CallFact
+from hotline.desk import start_web
 from lab.harness import Lab, free_port
 from tests.support.console import CONSOLE_PASSWORD
 from tests.support.service import lab_test_config
@@ -37,7 +38,7 @@ USERS = {"agent": ("fz-agent", "1001"), "supervisor": ("fz-sup", None),
          "admin": ("fz-admin", None), "auditor": ("fz-auditor", None)}
 
 
-async def _seed(service) -> dict[str, str]:
+async def _seed(service, console) -> dict[str, str]:
     """A few real cases (answered, abandoned with a callback task) for the examples."""
     now = time.time()
     numbers = []
@@ -64,7 +65,7 @@ async def _seed(service) -> dict[str, str]:
                                 url_name=f"fuzz/{f.name}", offset=0.0))
             name = f"fuzz/{f.name}"
         if tail == "abandoned":
-            task = await service.console.cases.callback_for_call(call_id, 3)
+            task = await console.cases.callback_for_call(call_id, 3)
     return {"number": numbers[0], "id": str(task["id"]), "agent": "1001", "name": name}
 
 
@@ -140,14 +141,14 @@ async def test_console_api_fuzzed_from_its_openapi_description(fuzz_lab, tmp_pat
                                 ami_options={"backoff": (0.1, 0.2, 0.5)})
     await service.start()
     port = free_port()
-    runner = await service.start_web("127.0.0.1", port)
+    runner, console = await start_web(service, "127.0.0.1", port)
     base = f"http://127.0.0.1:{port}"
     try:
         await service.wait_connected(20)
         users = Users(service.store.sessions)
         for role, (name, agent) in USERS.items():
             await users.add(name, CONSOLE_PASSWORD, role, agent_id=agent)
-        examples = await _seed(service)
+        examples = await _seed(service, console)
         async with aiohttp.ClientSession() as http:
             spec = await (await http.get(f"{base}/api/openapi.json")).json()
             sessions = {}

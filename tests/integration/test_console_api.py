@@ -9,8 +9,8 @@ import json
 import aiohttp
 import pytest
 
-from agent_desk.web.app import ROUTES
 from agent_desk.web.auth import COOKIE, Sessions, hash_password, verify_password
+from hotline.desk import ROUTES
 from tests.support.console import CONSOLE_PASSWORD
 from tests.support.waiting import eventually
 

@@ -1,5 +1,5 @@
 """The WebSocket feed: wallboard updates for supervisors, the agent's own events for agents
-(agent_desk/supervision/wallboard.py does the fan-out)."""
+(wallboard.py does the fan-out). Mounted at /api/ws by the composition root."""
 
 from __future__ import annotations
 
