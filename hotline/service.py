@@ -25,7 +25,7 @@ from cases.store import CaseStore
 from cases.surge_audit import SurgeAudit
 from common import events as ev
 from common.config import Config, NodeConfig
-from common.facts import CallFact
+from common.facts import CallFact, SeenSince
 from common.privacy import PersonalData
 from common.retention import RetentionWorker
 from hotline.privacy import retention_job
@@ -37,7 +37,7 @@ from queueing.surge.manager import SurgeManager
 from telephony.ami import AmiClient, AmiError
 from telephony.asterisk.instance import cel_path, recordings_spool
 from telephony.calls.cel import CelReconciler, last_cel_id
-from telephony.calls.tracker import CallTracker, SeenSince
+from telephony.calls.tracker import CallTracker
 from telephony.fastagi import FastAgiServer
 from telephony.live.state import LiveState
 from telephony.transfers.services import CallControl

@@ -11,7 +11,7 @@ from common import events as ev
 from common.config import Config
 from common.facts import agent_of
 from common.queues import interface
-from queueing.routing.model import Membership, desired_membership
+from queueing.membership.model import Membership, desired_membership
 from telephony.ami import AmiClient, AmiError
 
 log = logging.getLogger(__name__)

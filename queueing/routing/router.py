@@ -42,9 +42,9 @@ from common.config import PROVINCE_POOL, Config
 from common.facts import CallFact, call_id_of
 from common.logs import call_scope, note_case
 from common.privacy import PersonalData, normalize_number
-from common.queues import queue_name
+from common.queues import max_penalty_for, queue_name, relax_rule
 from common.tasks import cancel_and_wait
-from queueing.routing.model import GREEN_CHANNEL, EarlierCase, max_penalty_for, relax_rule
+from queueing.routing.model import GREEN_CHANNEL, EarlierCase
 from telephony.fastagi import AgiAnswer, AgiRequest
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from redis.asyncio import Redis
 
 from common.config import Config
 from common.errors import DomainError
+from common.queues import MAX_LEVEL
 from common.replies import text_map
-from queueing.routing.model import MAX_LEVEL
 
 log = logging.getLogger(__name__)
 

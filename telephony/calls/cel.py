@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from common.facts import CallFact, Sink, agent_of, call_id_of, trunk_of
+from common.outcomes import classify_failure
 from common.tasks import cancel_and_wait
-from telephony.calls.outcomes import classify_failure
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common import events as ev
-from common.facts import INBOUND_CONTEXTS, CallFact, Sink, agent_of, call_id_of, trunk_of
+from common.facts import (
+    INBOUND_CONTEXTS,
+    CallFact,
+    SeenSince,
+    Sink,
+    agent_of,
+    call_id_of,
+    trunk_of,
+)
 from common.logs import call_scope, note_case
 
 log = logging.getLogger(__name__)
@@ -58,26 +66,6 @@ class Call:
     def heard_after(self, snap: ev.Snapshot) -> bool:
         """First heard of after the snapshot began: it may be missing from it."""
         return 0 < snap.started_at <= self.seen_at
-
-
-@dataclass
-class SeenSince:
-    """Calls as the event stream knows them, where it is newer than a snapshot: ended (the
-    snapshot may still list them), up (first heard of after it began), no longer waiting
-    (answered), joined a queue after it began (call id -> queue, when)."""
-
-    ended: set[str] = field(default_factory=set)
-    up: set[str] = field(default_factory=set)
-    not_waiting: set[str] = field(default_factory=set)
-    joined: dict[str, tuple[str, float]] = field(default_factory=dict)
-
-    def waiting(self, node: str, snap: ev.Snapshot) -> dict[str, tuple[str, float]]:
-        """Who waits in which queue since when: the snapshot's entries, corrected."""
-        out = {cid: (e.queue, snap.taken_at - e.wait_s) for e in snap.entries
-               if (cid := call_id_of(node, e.channel.linkedid)) not in self.ended
-               and cid not in self.not_waiting}
-        out.update(self.joined)
-        return out
 
 
 class CallTracker:

@@ -26,10 +26,9 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from common import events as ev
-from common.facts import CallFact, agent_of
+from common.facts import CallFact, SeenSince, agent_of
 from common.privacy import mask_number
 from common.replies import text, text_map, text_set
-from telephony.calls.tracker import SeenSince
 
 log = logging.getLogger(__name__)
 

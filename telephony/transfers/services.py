@@ -46,7 +46,7 @@ import functools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -55,17 +55,16 @@ from common.config import Config, DestinationConfig
 from common.errors import DomainError
 from common.facts import CallFact, Sink, call_id_of, trunk_of
 from common.logs import call_scope
-from common.privacy import mask_number
-from common.tasks import cancel_and_wait
-from telephony.ami import AmiActionFailed, AmiClient, AmiError
-from telephony.calls.outcomes import (
+from common.outcomes import (
     ANSWERED,
     CALLER_HUNG_UP,
     CANCELLED,
     FAILED,
     classify_failure,
 )
-from telephony.calls.tracker import CallTracker
+from common.privacy import mask_number
+from common.tasks import cancel_and_wait
+from telephony.ami import AmiActionFailed, AmiClient, AmiError
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +163,39 @@ class _Session:
         return self.agent_place in ("queue", "ringback", "conf") and not self.agent_leaving
 
 
+class AnsweringAgent(Protocol):
+    """An agent's leg of a tracked call, as call control reads it."""
+
+    @property
+    def agent_id(self) -> str: ...
+    @property
+    def uniqueid(self) -> str: ...
+    @property
+    def answered_at(self) -> float | None: ...
+
+
+class TrackedCall(Protocol):
+    """A call the node's call tracker follows (telephony/calls/tracker.py Call)."""
+
+    @property
+    def ended(self) -> bool: ...
+    @property
+    def linkedid(self) -> str: ...
+    @property
+    def caller_uniqueid(self) -> str: ...
+    @property
+    def case(self) -> str | None: ...
+    @property
+    def agents(self) -> Mapping[str, AnsweringAgent]: ...
+
+
+class TrackedCalls(Protocol):
+    """A node's call tracker: the calls it follows, by call id."""
+
+    @property
+    def calls(self) -> Mapping[str, TrackedCall]: ...
+
+
 class CaseLookup(Protocol):
     async def get(self, number: str) -> Any: ...
     async def by_call(self, call_id: str) -> Any: ...
@@ -198,7 +230,7 @@ class CallControl:
     the call tracker, so cases exist before transfer facts arrive)."""
 
     def __init__(self, cfg: Config, *, ami_of: Callable[[str], AmiClient],
-                 tracker_of: Callable[[str], CallTracker], sinks: Sequence[Sink],
+                 tracker_of: Callable[[str], TrackedCalls], sinks: Sequence[Sink],
                  cases: CaseLookup | None = None, publish: Publish | None = None,
                  settle_grace_s: float = 3.0):
         self.cfg = cfg

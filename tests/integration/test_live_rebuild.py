@@ -12,8 +12,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from common import events as ev
-from common.facts import CallFact
-from telephony.calls.tracker import SeenSince
+from common.facts import CallFact, SeenSince
 from telephony.live.state import LiveState
 from tests.support.tracking import tracker_with_facts
 

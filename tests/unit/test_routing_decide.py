@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.config import PROVINCE_POOL, load_config
-from common.queues import all_queues
+from common.queues import all_queues, max_penalty_for
 from lab.harness import EXAMPLE_CONFIG
-from queueing.routing.model import EarlierCase, max_penalty_for
+from queueing.routing.model import EarlierCase
 from queueing.routing.router import RouteRequest, decide, routing_table
 
 CFG = load_config(EXAMPLE_CONFIG)

@@ -1,7 +1,8 @@
 """What a dialled leg came to, from what Asterisk told (a transfer leg's outcome).
 
-Call control (telephony.transfers) classifies the legs it dials live; the CEL replay
-(telephony.calls.cel) classifies the legs that ended while the service was away, the same way.
+Shared vocabulary: call control (telephony.transfers) classifies the legs it dials live; the
+CEL replay (telephony.calls.cel) classifies the legs that ended while the service was away,
+the same way; the case records and the console show these outcomes.
 """
 
 from __future__ import annotations
