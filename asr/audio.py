@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import wave
 from functools import cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -15,18 +17,28 @@ class AudioError(Exception):
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
     """16-bit mono PCM samples and their rate; AudioError for anything else."""
+    with open(path, "rb") as f:
+        return read_wav_from(f, path.name)
+
+
+def read_wav_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
+    """The same from a WAV in memory (a sealed recording, decrypted: never written out)."""
+    return read_wav_from(io.BytesIO(data), name)
+
+
+def read_wav_from(source: BinaryIO, name: str) -> tuple[np.ndarray, int]:
     try:
-        with wave.open(str(path), "rb") as w:
+        with wave.open(source, "rb") as w:
             if w.getsampwidth() != 2:
-                raise AudioError(f"{path.name}: {8 * w.getsampwidth()}-bit audio, need 16-bit")
+                raise AudioError(f"{name}: {8 * w.getsampwidth()}-bit audio, need 16-bit")
             rate, channels, frames = w.getframerate(), w.getnchannels(), w.getnframes()
             data = w.readframes(frames)
     except AudioError:
         raise
     except Exception as exc:  # wave raises RuntimeError, struct.error... on bad headers
-        raise AudioError(f"{path.name}: not a readable WAV file ({exc})") from None
+        raise AudioError(f"{name}: not a readable WAV file ({exc})") from None
     if rate < 4000 or rate > 48000:
-        raise AudioError(f"{path.name}: implausible sample rate {rate}")
+        raise AudioError(f"{name}: implausible sample rate {rate}")
     samples = np.frombuffer(data[: len(data) - len(data) % (2 * channels)], dtype="<i2")
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1).astype("<i2")

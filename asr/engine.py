@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from asr.audio import read_wav, resample, rms_dbfs
+from asr.audio import read_wav, read_wav_bytes, resample, rms_dbfs
 from asr.text import normalise
 
 # Segments whose audio is quieter than this are noise the model guessed words into.
@@ -100,6 +100,14 @@ def transcribe_file(path: str, speaker: str, offset: float = 0.0) -> list[dict[s
     """Segments of one side's recording: speaker, start, end (s, plus ``offset``), text,
     confidence. AudioError if the file is not readable audio."""
     samples, rate = read_wav(Path(path))
+    return decode_samples(_model(), samples, rate, speaker, offset, _RATE)
+
+
+def transcribe_audio(audio: bytes, name: str, speaker: str, offset: float = 0.0
+                     ) -> list[dict[str, Any]]:
+    """The same for a recording's WAV in memory: sealed recordings are decrypted by the service
+    and handed over as bytes, so clear audio never touches the disk."""
+    samples, rate = read_wav_bytes(audio, name)
     return decode_samples(_model(), samples, rate, speaker, offset, _RATE)
 
 

@@ -3,8 +3,11 @@
 - Asterisk records: the queue starts MixMonitor on the caller's channel when an agent answers
   (each side in its own file; the caller's channel carries it through consultations, the
   conference and three-way transfers) into the node's spool, and marks the end with a
-  ``.done`` file. The spool watcher moves finished recordings under ``[recording] dir`` named
-  by case, links them on the case and queues a transcription job.
+  ``.done`` file. The spool watcher seals finished recordings into ``[recording] dir`` named
+  by case (``<case>-<part>-<side>.wav.enc``: a random key per file wrapped by the data key,
+  AES-256-GCM in chunks, common/sealed.py), removes the clear files from the spool, links them
+  on the case and queues a transcription job. Both directories are 0700. Transcription reads
+  the audio decrypted in memory; the console plays it back decrypted (never a clear file).
 - Jobs live in Redis (asr/jobs.py) and run in a pool of processes sized to the cores, each
   with one shared Vosk model; the case's transcript status is pending -> running -> done or
   failed (with the error), retried a bounded number of times. The database is the record:
@@ -23,18 +26,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import multiprocessing
 import os
-import shutil
 import struct
 import time
+import wave
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -49,6 +53,7 @@ from asr.models import Recording, Transcript, TranscriptSegment
 from cases.models import Case
 from cases.store import database_unavailable
 from common import events as ev
+from common import sealed
 from common.config import Config
 from common.db import utcnow
 from common.logs import call_scope, note_call_id
@@ -101,9 +106,9 @@ class Transcripts:
     # -- life -----------------------------------------------------------------------------------
 
     async def start(self, *, work: bool = True) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        _private_dir(self.dir)
         for spool in self.spools.values():
-            spool.mkdir(parents=True, exist_ok=True)
+            spool.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.cfg.asr.enabled:
             await self._check_model()
         if work:
@@ -280,7 +285,7 @@ class Transcripts:
         names = {n for _, n in stored}
         try:
             rows, done_at = await asyncio.to_thread(_move_all, marker, folder, case.number,
-                                                    part)
+                                                    part, self.personal)
         except OSError as exc:
             # Full disk, unwritable directory: the files stay in the spool, the case says so,
             # and the next scan tries again.
@@ -381,11 +386,15 @@ class Transcripts:
         await self._set_status(case.id, "running", None, attempts=attempt)
         loop = asyncio.get_running_loop()
         try:
+            # Decrypted here, in memory, and handed to the pool as bytes: no clear copy on disk.
+            audio = await asyncio.gather(*(
+                asyncio.to_thread(sealed.read_all, Path(r.path), self.personal) for r in recs))
             pool = await self._pool()
             results = await asyncio.gather(*(
-                loop.run_in_executor(pool, engine.transcribe_file, r.path, r.side, r.offset)
-                for r in recs))
-        except AudioError as exc:
+                loop.run_in_executor(pool, engine.transcribe_audio, data, Path(r.path).name,
+                                     r.side, r.offset)
+                for r, data in zip(recs, audio, strict=True)))
+        except (AudioError, sealed.SealedFileError) as exc:
             await self._fail(case.id, number, f"recording unreadable: {exc}")
             return "failed"
         except FileNotFoundError as exc:
@@ -588,48 +597,42 @@ class Transcripts:
                 "live_streams": self.live.active if self.live else 0}
 
 
-def _move(src: Path, dst: Path) -> int:
-    """Move a finished recording; the source is removed only once the copy is safe."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    size = src.stat().st_size
-    try:
-        os.replace(src, dst)
-        return size
-    except OSError as exc:
-        if exc.errno != 18:  # EXDEV: another filesystem, copy instead
-            raise
-    tmp = dst.with_suffix(".part")
-    try:
-        with open(src, "rb") as fi, open(tmp, "wb") as fo:
-            shutil.copyfileobj(fi, fo, 1 << 20)
-            fo.flush()
-            os.fsync(fo.fileno())
-        os.replace(tmp, dst)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+def _private_dir(path: Path) -> None:
+    """A directory of recordings: its owner's only (0700), also when it already existed."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def _seal(src: Path, dst: Path, keys: sealed.KeyWrapper) -> int:
+    """Seal a finished recording into the recordings dir; the clear source is removed only once
+    the sealed copy is safe on disk. Returns the clear length."""
+    size = sealed.seal_file(src, dst, keys)
     src.unlink()
     return size
 
 
-def _move_all(marker: Path, folder: Path, number: str, part: int
+def _move_all(marker: Path, folder: Path, number: str, part: int, keys: sealed.KeyWrapper
               ) -> tuple[list[tuple[str, Path, int, float]], float]:
-    """Move one finished recording's files (named by case) out of the spool. A file already
-    moved by an interrupted earlier run is taken as it is."""
+    """Seal one finished recording's files (named by case) out of the spool. A file already
+    sealed by an interrupted earlier run is taken as it is."""
     stem = marker.name.removesuffix(".done")
     sources = {side: marker.with_name(f"{stem}-{side}.wav") for side in SIDES}
     sources["mix"] = marker.with_name(f"{stem}.wav")
     done_at = marker.stat().st_mtime
+    for level in (folder.parents[1], folder.parents[0], folder):  # <year>/<month>/<case>
+        _private_dir(level)
     rows = []
     for side, src in sources.items():
-        dst = folder / f"{number}-{part}-{side}.wav"
+        dst = folder / f"{number}-{part}-{side}.wav{sealed.SUFFIX}"
         if src.exists():
-            size = _move(src, dst)
+            secs = _seconds(src)
+            size = _seal(src, dst, keys)
         elif dst.exists():
-            size = dst.stat().st_size
+            audio = sealed.read_all(dst, keys)
+            secs, size = _seconds_of(audio), len(audio)
         else:
             continue
-        rows.append((side, dst, size, _seconds(dst)))
+        rows.append((side, dst, size, secs))
     return rows, done_at
 
 
@@ -681,10 +684,20 @@ def _mtime(path: Path) -> float:
 
 
 def _seconds(path: Path) -> float:
-    import wave
-
     try:
-        with wave.open(str(path), "rb") as w:
+        with open(path, "rb") as f:
+            return _wav_seconds(f)
+    except OSError:
+        return 0.0
+
+
+def _seconds_of(audio: bytes) -> float:
+    return _wav_seconds(io.BytesIO(audio))
+
+
+def _wav_seconds(source: BinaryIO) -> float:
+    try:
+        with wave.open(source, "rb") as w:
             return w.getnframes() / float(w.getframerate())
     except Exception:  # wave raises RuntimeError, struct.error... on damaged headers
         return 0.0

@@ -77,6 +77,16 @@ class PersonalData:
             return token
         return self.encrypt(self.decrypt(token))
 
+    def wrap_key(self, key: bytes) -> bytes:
+        """A file's own key, encrypted under the data key (sealed recordings: common/sealed.py)."""
+        return self._current.encrypt(key)
+
+    def unwrap_key(self, wrapped: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(wrapped)
+        except InvalidToken:
+            raise ValueError("a file key cannot be unwrapped: wrong data key?") from None
+
     def lookup_hash(self, value: str | None) -> str | None:
         """Equal numbers give equal hashes (for repeat-caller look-ups); the hash reveals nothing
         without the key."""

@@ -3,6 +3,7 @@ the audit log (thin handlers over agent_desk/cases/store.py and agent_desk/audit
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import UTC, date, datetime
@@ -29,6 +30,7 @@ from agent_desk.cases.store import EXPORT_COLUMNS
 from agent_desk.web.auth import Session
 from agent_desk.web.deps import ConsoleDeps
 from agent_desk.web.routes import ALL, AUDITORS, SUPERVISORS, Route, actor, sees_numbers
+from common import sealed
 from common.errors import DomainError
 from common.privacy import scrub
 
@@ -194,6 +196,27 @@ class CasesHttp:
         path = (path if path.is_absolute() else base / path).resolve()
         if not path.is_relative_to(base) or not path.is_file():
             raise DomainError("not_found", "recording not available")
-        await d.audit.record(actor(sess, request), "recording.download", number,
-                             {"file": name, "side": rec.get("side")})
-        return web.FileResponse(path)
+        # Recordings are sealed at rest (common/sealed.py): decrypted here chunk by chunk and
+        # streamed; the first chunk is opened before anything is sent, so a file that does not
+        # open (damaged, another data key) is an error answer, not a cut-off download.
+        chunks = sealed.read_chunks(path, d.personal)
+        try:
+            try:
+                first = await asyncio.to_thread(next, chunks, b"")
+            except (sealed.SealedFileError, OSError) as exc:
+                raise DomainError("not_found", f"recording not readable: {exc}") from None
+            await d.audit.record(actor(sess, request), "recording.download", number,
+                                 {"file": name, "side": rec.get("side")})
+            clear_name = path.name.removesuffix(sealed.SUFFIX)
+            resp = web.StreamResponse(headers={
+                "Content-Type": "audio/wav", "Cache-Control": "no-store",
+                "Content-Disposition": f'inline; filename="{clear_name}"'})
+            await resp.prepare(request)
+            chunk: bytes | None = first
+            while chunk:
+                await resp.write(chunk)
+                chunk = await asyncio.to_thread(next, chunks, None)
+            await resp.write_eof()
+            return resp
+        finally:
+            chunks.close()  # the file, also when the client goes away mid-stream

@@ -4,11 +4,16 @@ wait until AMI answers, stop it cleanly.
 An instance directory holds everything the node writes::
 
     etc/      rendered from asterisk-conf/*.j2 (secrets inside: mode 0600)
-    lib/      astdb (persistent queue members)
-    spool/    monitor/ recordings, outgoing
-    log/      messages.log, cel.db (CEL: the call history read after outages)
+    lib/      astdb (persistent queue members: agents' interfaces, no callers)
+    spool/    monitor/ recordings while a call lasts (then sealed and moved: asr/), outgoing
+    log/      messages.log, security.log, cel.db (CEL: the call history read after outages;
+              purged by retention). No queue_log and no verbose log: they hold callers'
+              numbers in clear (logger.conf).
     run/      control socket and pid
     sounds/   the Mandarin prompt; moh/ music on hold
+
+Asterisk runs as its own user (asterisk.conf ``runuser``), never as root: at each start the
+instance's files are handed to that user and its directories made private (0700).
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "asterisk-conf"
 # <astlogdir>/<table>.db, and the table is ``cel``.
 CEL_DB = Path("log") / "cel.db"
 RECORDINGS_SPOOL = Path("spool") / "monitor"
+# Directories that hold callers' data or secrets: the Asterisk user's only.
+PRIVATE_DIRS = ("", "etc", "lib", "spool", "spool/monitor", "spool/outgoing", "log", "run",
+                "cache")
 
 
 def instance_dir(cfg: Config, node: NodeConfig) -> Path:
@@ -168,6 +176,8 @@ class AsteriskInstance:
         for sub in ("etc", "lib/keys", "spool/monitor", "spool/outgoing", "log", "run", "cache",
                     "sounds", "moh"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        for sub in PRIVATE_DIRS:
+            (self.dir / sub).chmod(0o700)
         templates = templates_dir()
         env = Environment(
             loader=FileSystemLoader(str(templates)), undefined=StrictUndefined,
@@ -249,6 +259,7 @@ class AsteriskInstance:
             self.owner_file.write_text(str(owner_pid))
         for stale in ("asterisk.ctl", "asterisk.pid"):
             (self.dir / "run" / stale).unlink(missing_ok=True)
+        self.hand_over()
         out = open(self.log_file, "ab")
         proc = subprocess.Popen(
             self.runtime.argv(self.dir, "-f"), stdin=subprocess.DEVNULL, stdout=out,
@@ -258,6 +269,16 @@ class AsteriskInstance:
         self.pid_file.write_text(str(proc.pid))
         log.info("asterisk started", extra={"node": self.node.id, "pid": proc.pid})
         return proc.pid
+
+    def hand_over(self) -> None:
+        """Give the instance's files to the user Asterisk runs as (it drops root before it
+        reads them) and make its directories private."""
+        uid, gid = self.runtime.run_user()
+        for sub in PRIVATE_DIRS:
+            (self.dir / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+            (self.dir / sub).chmod(0o700)
+        for path in [self.dir, *self.dir.rglob("*")]:
+            os.lchown(path, uid, gid)
 
     def stop(self, timeout: float = 15.0) -> bool:
         """Stop gracefully (core stop now), then by signal. True if it was running."""

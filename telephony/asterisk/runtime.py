@@ -25,6 +25,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MIN_VERSION = 20
+# Asterisk runs as this user of its root (or of this machine, for an installed Asterisk): never
+# as root, so a leaked AMI secret or a flaw in a channel driver does not own the machine.
+RUN_USER = "asterisk"
 # Where an instance's directory appears inside the chroot.
 CHROOT_MOUNT = "/srv/hotline"
 RUNTIME_FORMAT = 1  # bump when the build recipe changes, so caches are rebuilt
@@ -53,6 +56,22 @@ class AsteriskRuntime:
     @property
     def kind(self) -> str:
         return "installed" if self.root is None else "chroot"
+
+    def run_user(self) -> tuple[int, int]:
+        """The uid and gid Asterisk runs as: its root's own ``asterisk`` user, whose numbers
+        can mean someone else on the host (the instance's files are handed to those numbers)."""
+        passwd = (self.root or Path("/")) / "etc" / "passwd"
+        try:
+            lines = passwd.read_text().splitlines()
+        except OSError as exc:
+            raise AsteriskRuntimeError(f"cannot read {passwd}: {exc}") from None
+        for line in lines:
+            fields = line.split(":")
+            if len(fields) > 3 and fields[0] == RUN_USER:
+                return int(fields[2]), int(fields[3])
+        raise AsteriskRuntimeError(
+            f"no {RUN_USER} user in {passwd}: Debian's asterisk package creates it; "
+            "reinstall the package (or delete the cached root to rebuild it)")
 
     def asterisk_path(self, instance_dir: Path) -> str:
         """Where Asterisk sees an instance's directory."""
@@ -201,8 +220,9 @@ def build_chroot(root: Path, report: Callable[[str], None] = _default_report) ->
         raise AsteriskRuntimeError(
             f"debootstrap failed (exit {rc}); its last lines:\n  " + "\n  ".join(tail[-12:])
         )
-    # Asterisk's files belong to the root's own asterisk user, whose uid means someone else on
-    # the host; Asterisk runs as root here and must own them or it cannot open astdb.
+    # Asterisk's packaged directories belong to the root's own asterisk user, whose uid means
+    # someone else on the host. Asterisk uses none of them (each instance has its own
+    # directories, handed to that user at start: instance.py), so root keeps them.
     for d in ("etc/asterisk", "var/lib/asterisk", "var/spool/asterisk", "var/log/asterisk",
               "var/run/asterisk", "var/cache/asterisk"):
         path = tmp / d
