@@ -260,6 +260,7 @@ async def test_transcript_and_recordings_are_served_only_from_the_recordings_dir
         console, tmp_path):
     import time
 
+    from common import sealed
     from common.facts import CallFact
 
     svc = console.service
@@ -268,8 +269,10 @@ async def test_transcript_and_recordings_are_served_only_from_the_recordings_dir
                                          {"caller": "13800001111", "dialed": "12345"}))
     rec = tmp_path / "recordings"
     (rec / "2026" / "11").mkdir(parents=True)
-    (rec / "mix.wav").write_bytes(b"RIFF....WAVEfmt ")
-    (rec / "2026" / "11" / "agent.wav").write_bytes(b"RIFF....WAVEfmt ")
+    clear = tmp_path / "clear.wav"
+    clear.write_bytes(b"RIFF....WAVEfmt ")
+    for f in (rec / "mix.wav", rec / "2026" / "11" / "agent.wav"):  # sealed, as asr/ stores them
+        sealed.seal_file(clear, f, console.console.personal)
     (tmp_path / "secret.wav").write_bytes(b"not for you")
     real = console.console.transcripts
     console.console.transcripts = TranscriptsOfTheAsrHelper({ref.number: {
