@@ -47,10 +47,8 @@ def _files_with(root: Path, needle: bytes) -> list[str]:
     return found
 
 
-async def test_a_recorded_call_is_sealed_at_rest_played_back_by_the_console_and_no_node_file_keeps_the_number(  # noqa: E501
-        lab, phones, asr_service, sounds):
-    caller = f"139{time.time_ns() % 10**8:08d}"  # a number no earlier call of the session used
-    service = await asr_service(asr={"live": False})
+async def _recorded_call(lab, sounds, service, caller: str):
+    """A real call from ``caller``, answered by 1001 and recorded; its case once transcribed."""
     agent = await lab.agent("1001", play=sounds["agent_speech"])
     party = await lab.caller(caller, play=sounds["caller_speech"])
     call = await lab.dial(party)
@@ -71,7 +69,34 @@ async def test_a_recorded_call_is_sealed_at_rest_played_back_by_the_console_and_
         t = await service.transcripts.for_case(case.number)
         return t if t["status"] in ("done", "failed") else None
 
-    t = await eventually(transcribed, timeout=120, what="the transcript")
+    return case, await eventually(transcribed, timeout=120, what="the transcript")
+
+
+def _caller() -> str:
+    return f"139{time.time_ns() % 10**8:08d}"  # a number no earlier call of the session used
+
+
+async def test_no_file_of_the_node_keeps_the_callers_number_and_its_directories_are_private(
+        lab, phones, asr_service, sounds):
+    caller = _caller()
+    service = await asr_service(asr={"live": False})
+    await _recorded_call(lab, sounds, service, caller)
+    # Spool, logs (no queue_log, no verbose log), astdb, run, etc: none holds the number.
+    needle = caller.encode()
+    for inst in lab.instances.values():
+        found = await asyncio.to_thread(_files_with, inst.dir, needle)
+        assert found == [], (inst.dir, found)
+        assert not (inst.dir / "log" / "queue_log").exists()
+        assert list((inst.dir / "spool" / "monitor").glob("*.wav")) == []
+        for sub in PRIVATE_DIRS:
+            assert _mode(inst.dir / sub) == 0o700, sub
+
+
+async def test_a_recorded_call_is_sealed_at_rest_and_played_back_by_the_console(
+        lab, phones, asr_service, sounds):
+    caller = _caller()
+    service = await asr_service(asr={"live": False})
+    case, t = await _recorded_call(lab, sounds, service, caller)
     # Transcription read the sealed files (decrypted in memory).
     assert t["status"] == "done", t["error"]
     recs = {r["side"]: r for r in t["recordings"]}
@@ -113,15 +138,8 @@ async def test_a_recorded_call_is_sealed_at_rest_played_back_by_the_console_and_
     finally:
         await console.close()
 
-    # No file of the node (spool, logs, astdb, ...) nor of the recordings holds the number.
-    needle = caller.encode()
-    for inst in lab.instances.values():
-        assert _files_with(inst.dir, needle) == [], inst.dir
-        assert not (inst.dir / "log" / "queue_log").exists()
-        assert list((inst.dir / "spool" / "monitor").glob("*.wav")) == []
-        for sub in PRIVATE_DIRS:
-            assert _mode(inst.dir / sub) == 0o700, sub
-    assert _files_with(top, needle) == []
+    # Nor do the sealed recordings.
+    assert await asyncio.to_thread(_files_with, top, caller.encode()) == []
 
 
 def test_asterisk_runs_as_its_own_user_not_root(lab):
