@@ -41,7 +41,8 @@ async def test_queue_member_actions(lab):
         await c.queue_remove(q, iface)
         with pytest.raises(AmiActionFailed):
             await c.queue_remove(q, iface)  # not there any more: a clear error
-        assert "Asterisk" in await c.command("core show version")
+        with pytest.raises(AmiActionFailed):  # the service's user has no "command" class
+            await c.command("core show version")
     finally:
         await c.stop()
 
@@ -62,11 +63,12 @@ async def test_originate_redirect_mixmonitor_hangup_on_a_real_call(lab, phones, 
         incoming = await asyncio.wait_for(agent.incoming.get(), 15)
         await asyncio.wait_for(incoming.answered.wait(), 10)
         chan = await eventually(lambda: _channel_of(c, "PJSIP/1002-"), what="channel")
+        # MixMonitor is a "system" action (its Command option runs a shell): the service
+        # records through the queue's dialplan instead, and its AMI user may not start one.
         target = lab.instance.recordings_dir / "ami-test.wav"
-        await c.mix_monitor(chan, lab.instance.asterisk_path(target))
-        await asyncio.sleep(1.5)
-        await c.stop_mix_monitor(chan)
-        assert target.exists() and target.stat().st_size > 1000
+        with pytest.raises(AmiActionFailed):
+            await c.mix_monitor(chan, lab.instance.asterisk_path(target))
+        assert not target.exists()
         await c.redirect(chan, "agents", "1002")  # redirected channel dials 1002: busy/fails
         await asyncio.sleep(0.5)
         remaining = await _channel_of(c, "PJSIP/1002-")
@@ -74,11 +76,16 @@ async def test_originate_redirect_mixmonitor_hangup_on_a_real_call(lab, phones, 
             await c.hangup(remaining)
         await asyncio.wait_for(incoming.disconnected.wait(), 10)
         assert any(isinstance(e, ev.Newchannel) for e in seen)
-        assert any(isinstance(e, ev.Hangup) for e in seen)
+        # The phone may hear the BYE before AMI's Hangup event is read.
+        await eventually(lambda: _seen(seen, ev.Hangup), what="AMI's Hangup event")
         with pytest.raises(AmiActionFailed):
             await c.hangup("PJSIP/no-such-channel-0000")
     finally:
         await c.stop()
+
+
+async def _seen(seen, kind):
+    return any(isinstance(e, kind) for e in seen)
 
 
 async def _channel_of(c, prefix):
