@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from asr.models import Recording, Transcript, TranscriptSegment
 from cases.models import Case
 from cases.retention import add_timeline_note, case_numbers
+from common import sealed
 from common.privacy import PersonalData
 from common.rekey import RekeyTable
 from common.retention import BATCH, AuditTrail, PurgeReport
@@ -144,9 +145,19 @@ class AsrCaseEraser:
 
 
 def rekey_tables(pd: PersonalData) -> list[RekeyTable]:
-    """What was said on calls, under the current key."""
+    """What was said on calls, under the current key: the transcripts' text, and the
+    recordings' file keys (each sealed file's header is rewrapped; its audio stays as it is).
+    A clear WAV stored before recordings were sealed is sealed by the service at its start
+    (``Transcripts.seal_clear_recordings``); a file already gone is skipped."""
     def segment(g: TranscriptSegment) -> bool:
         g.text_enc = pd.reencrypt(g.text_enc)
         return True
 
-    return [RekeyTable("transcript_segments", TranscriptSegment, segment)]
+    def recording(r: Recording) -> bool:
+        path = Path(r.path)
+        if path.name.endswith(sealed.SUFFIX) and path.is_file():
+            sealed.rewrap(path, pd)
+        return False  # the row itself holds nothing encrypted
+
+    return [RekeyTable("transcript_segments", TranscriptSegment, segment),
+            RekeyTable("recordings", Recording, recording, Recording.deleted_at.is_(None))]

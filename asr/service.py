@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asr import engine
@@ -112,6 +112,9 @@ class Transcripts:
         if self.cfg.asr.enabled:
             await self._check_model()
         if work:
+            sealed_now = await self.seal_clear_recordings()
+            if sealed_now:
+                log.info("clear recordings sealed", extra={"recordings": sealed_now})
             await self.queue.reclaim()
             if self.cfg.asr.enabled:
                 await self.requeue(orphans=True)
@@ -564,6 +567,30 @@ class Transcripts:
                             "deleted_at": r.deleted_at.isoformat() if r.deleted_at else None}
                            for r in recs],
         }
+
+    async def seal_clear_recordings(self) -> int:
+        """Recordings stored in clear before sealing existed: sealed beside themselves, the
+        clear file removed, then the row pointed at the sealed one (a run cut short anywhere is
+        finished by the next). Returns how many."""
+        async with self.sessions() as s:
+            rows = (await s.execute(select(Recording.id, Recording.path, Recording.url_name)
+                                    .where(Recording.deleted_at.is_(None),
+                                           Recording.path.not_like(f"%{sealed.SUFFIX}")))
+                    ).all()
+        done = 0
+        for rec_id, path, url_name in rows:
+            src = Path(path)
+            dst = src.with_name(src.name + sealed.SUFFIX)
+            if await asyncio.to_thread(src.is_file):
+                await asyncio.to_thread(_private_dir, src.parent)
+                await asyncio.to_thread(_seal, src, dst, self.personal)
+            elif not await asyncio.to_thread(dst.is_file):
+                continue  # gone: retention's business
+            async with self.sessions() as s, s.begin():
+                await s.execute(update(Recording).where(Recording.id == rec_id).values(
+                    path=str(dst), url_name=url_name + sealed.SUFFIX))
+            done += 1
+        return done
 
     def recording_path(self, url_name: str) -> Path | None:
         """The file for a console URL, only if it lies inside the recordings dir."""
