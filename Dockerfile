@@ -13,6 +13,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && install -d -o hotline -g hotline -m 0700 /var/lib/hotline
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY common common
 COPY hotline hotline
 COPY telephony telephony
 COPY queueing queueing

@@ -33,7 +33,7 @@ from common.config import Config, NodeConfig
 from common.queues import all_queues, fallback_queue
 from common.secrets import sip_password
 from telephony.asterisk import sounds
-from telephony.asterisk.runtime import AsteriskRuntime, AsteriskRuntimeError
+from telephony.asterisk.runtime import CONTAINER_VERSION, AsteriskRuntime, AsteriskRuntimeError
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +222,9 @@ class AsteriskInstance:
             written.append(out)
         sounds.speak(cfg.menu.prompt, self.dir / "sounds" / "welcome.wav", tempo=1.3)
         sounds.music_on_hold(self.dir / "moh" / "chimes.wav")
+        if os.geteuid() == 0 and self.runtime.version != CONTAINER_VERSION:
+            # A running Asterisk reloads them as its own user (the container renders as it).
+            self.hand_over()
         return written
 
     # -- process ----------------------------------------------------------------------------

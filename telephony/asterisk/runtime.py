@@ -28,6 +28,7 @@ MIN_VERSION = 20
 # Asterisk runs as this user of its root (or of this machine, for an installed Asterisk): never
 # as root, so a leaked AMI secret or a flaw in a channel driver does not own the machine.
 RUN_USER = "asterisk"
+CONTAINER_VERSION = "container"  # the runtime of a node in Asterisk's image (render only)
 # Where an instance's directory appears inside the chroot.
 CHROOT_MOUNT = "/srv/hotline"
 RUNTIME_FORMAT = 1  # bump when the build recipe changes, so caches are rebuilt
@@ -106,7 +107,7 @@ def _q(value: object) -> str:
 def container_runtime() -> AsteriskRuntime:
     """Asterisk in a container that mounts the instance directory at /srv/hotline (the
     docker-compose deployment): rendering needs only the paths, not a binary here."""
-    return AsteriskRuntime(version="container", binary="/usr/sbin/asterisk",
+    return AsteriskRuntime(version=CONTAINER_VERSION, binary="/usr/sbin/asterisk",
                            root=Path("/nonexistent-container-root"))
 
 
