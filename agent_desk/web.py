@@ -457,11 +457,8 @@ class ConsoleApp:
                                service_level_s=self.web.service_level_s)
         self.prefix = service.cfg.redis.prefix
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.callbacks_created = 0
 
     async def start(self) -> None:
-        self.board.on_abandoned = self._abandoned
-        self.board.on_call_ended = self._wrapup_after_call
         await self.board.start()
 
     async def stop(self) -> None:
@@ -473,39 +470,6 @@ class ConsoleApp:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _wrapup_after_call(self, call_id: str, agent: str) -> None:
-        """Timed wrap-up (事后处理) after every answered call, shown on the wallboard: paused
-        with reason after_call_work, ready again after ``wrapup_after_call_s`` unless the agent
-        (or a supervisor) changed the state meanwhile."""
-        seconds = self.web.wrapup_after_call_s
-        if not seconds or not self.presence.is_signed_in(agent):
-            return
-        try:
-            await self.presence.pause(agent, True, reason="after_call_work", by="wrap-up")
-            await asyncio.sleep(seconds)
-            live = await self.service.live.agent(agent)
-            if live.get("paused") == "1" and live.get("reason") == "after_call_work":
-                await self.presence.pause(agent, False, by="wrap-up")
-        except Exception as exc:
-            log.warning("wrap-up not applied", extra={"agent": agent, "error": str(exc)})
-
-    async def _abandoned(self, call_id: str) -> None:
-        # The case may still be taking the abandon fact: give the store a moment, bounded.
-        for _ in range(20):
-            try:
-                task = await self.store.callback_for_call(call_id, self.web.callback_attempts)
-            except Exception as exc:
-                log.warning("callback task not created", extra={"error": str(exc)})
-                return
-            if task == {}:
-                return
-            if task is not None:
-                self.callbacks_created += 1
-                log.info("callback task created", extra={"task": task["id"],
-                                                         "case": task["case"]})
-                return
-            await asyncio.sleep(0.25)
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from cases.store import database_unavailable
 from common import events as ev
 from common.config import Config
 from common.db import utcnow
+from common.livekeys import LiveKeys
 from common.logs import call_scope, note_call_id
 from common.privacy import PersonalData
 
@@ -202,7 +203,7 @@ class Transcripts:
                             "Variable": f"HOTLINE_SPY={channel}"}, timeout=10)
 
     async def _caption(self, msg: dict[str, Any]) -> None:
-        await self.redis.publish(f"{self.prefix}:captions", caption_json(msg))
+        await self.redis.publish(LiveKeys(self.prefix).captions, caption_json(msg))
 
     # -- recordings: spool -> recordings dir ----------------------------------------------------
 

@@ -57,6 +57,7 @@ sys.path.insert(0, str(REPO))
 if "--tree" in sys.argv:  # a baseline service from another source tree (--baseline)
     sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])
 
+from common.livekeys import LiveKeys  # noqa: E402
 from lab.harness import Lab, ensure_secrets, lab_config_toml  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -461,8 +462,8 @@ async def compare_state(gen: RawAmi, prefix: str) -> dict[str, Any]:
             agent = loc.removeprefix("PJSIP/")
             by_agent.setdefault(agent, {})[m["Queue"]] = m
         for agent, queues in by_agent.items():
-            live = await r.hgetall(f"{prefix}:agent:{agent}:queues")
-            hash_ = await r.hgetall(f"{prefix}:agent:{agent}")
+            live = await r.hgetall(LiveKeys(prefix).agent_queues(agent))
+            hash_ = await r.hgetall(LiveKeys(prefix).agent(agent))
             for q, m in queues.items():
                 checked += 1
                 got = json.loads(live[q]) if q in live else None

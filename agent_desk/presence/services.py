@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 
 from common.config import Config
+from common.livekeys import LiveKeys
 from common.queues import interface
 from telephony.ami import AmiClient
 
@@ -41,7 +42,7 @@ class AgentPresence:
         self.cfg = cfg
         self.redis = redis
         self.key = f"{prefix}:signed_in"
-        self.events = f"{prefix}:events"
+        self.events = LiveKeys(prefix).events
         self.ami_of = ami_of
         self.apply_of = apply_of
         self._state: dict[str, bool] = {}

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.livekeys import LiveKeys
 from common.privacy import mask_number
 
 log = logging.getLogger(__name__)
@@ -352,8 +353,9 @@ class SoftphoneControl:
         self.party = party
         self.redis = redis
         self.agent_id = agent_id
-        self.commands = f"{prefix}:softphone:{agent_id}"
-        self.events = f"{prefix}:events"
+        keys = LiveKeys(prefix)
+        self.commands = keys.softphone(agent_id)
+        self.events = keys.events
         self.current: Any = None
         self.handled = 0
         self._tasks: list[asyncio.Task[None]] = []

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cases.models import Case
 from common.config import Config
+from common.livekeys import LiveKeys
 from common.queues import all_queues, split_queue
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class Wallboard:
         self.cfg = cfg
         self.redis = redis
         self.prefix = prefix
+        self.keys = LiveKeys(prefix)
         self.sessions = sessions
         self.sl_s = service_level_s
         self.tz = ZoneInfo(cfg.service.timezone)
@@ -140,11 +142,6 @@ class Wallboard:
         self.messages = 0
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
-        # Called with the call id of each caller who hung up while queued (callback tasks).
-        self.on_abandoned: Callable[[str], Awaitable[None]] | None = None
-        # Called with (call id, agent) when an answered call ends (timed wrap-up).
-        self.on_call_ended: Callable[[str, str], Awaitable[None]] | None = None
-        self._side: set[asyncio.Task[None]] = set()
         self._pending: list[str] = []
         self._flush_scheduled = False
 
@@ -164,7 +161,7 @@ class Wallboard:
             self.remove(c)
 
     async def _listen(self) -> None:
-        channels = (f"{self.prefix}:events", f"{self.prefix}:captions")
+        channels = (self.keys.events, self.keys.captions)
         while True:
             pubsub = self.redis.pubsub()
             try:
@@ -180,7 +177,7 @@ class Wallboard:
                         continue
                     if not isinstance(doc, dict):
                         continue
-                    if msg["channel"].endswith(":captions"):
+                    if msg["channel"] == self.keys.captions:
                         self._caption(doc)
                     else:
                         await self.handle(doc)
@@ -201,7 +198,7 @@ class Wallboard:
         queues = set(self.queues)
         pipe = self.redis.pipeline(transaction=False)
         for q in sorted(queues):
-            pipe.zrange(f"{self.prefix}:queue:{q}:waiting", 0, -1, withscores=True)
+            pipe.zrange(self.keys.waiting(q), 0, -1, withscores=True)
         results = await pipe.execute()
         for q, rows in zip(sorted(queues), results, strict=True):
             self.queues[q].waiting = {cid: float(score) for cid, score in rows}
@@ -209,8 +206,8 @@ class Wallboard:
             await self._load_agent(a.id)
 
     async def _load_agent(self, agent_id: str) -> None:
-        h = await self.redis.hgetall(f"{self.prefix}:agent:{agent_id}")
-        queues = await self.redis.hgetall(f"{self.prefix}:agent:{agent_id}:queues")
+        h = await self.redis.hgetall(self.keys.agent(agent_id))
+        queues = await self.redis.hgetall(self.keys.agent_queues(agent_id))
         self.agents[agent_id] = self._agent_view(agent_id, h, queues)
 
     def _agent_view(self, agent_id: str, h: dict[str, str], queues: dict[str, str]
@@ -385,19 +382,9 @@ class Wallboard:
                     self._count(st, "abandoned", None)
                     changed.add(q)
             if fact != "abandoned":
-                ended = self.calls.pop(call_id, None) or {}
-                if ended.get("answered") and ended.get("agent") and \
-                        self.on_call_ended is not None:
-                    self._side_task(self.on_call_ended(call_id, str(ended["agent"])))
-            elif self.on_abandoned is not None:
-                self._side_task(self.on_abandoned(call_id))
+                self.calls.pop(call_id, None)
         if len(self._counted) > 200_000:
             self._counted.clear()
-
-    def _side_task(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._side.add(task)
-        task.add_done_callback(self._side.discard)
 
     # -- fan-out ----------------------------------------------------------------------------
 
