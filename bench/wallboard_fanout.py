@@ -27,8 +27,8 @@ from aiohttp import ClientSession, WSMsgType, web
 from redis.asyncio import Redis
 
 from agent_desk.supervision.wallboard import Client, Wallboard
-from common.logs import setup_logging
 from common.livekeys import LiveKeys
+from common.logs import setup_logging
 from lab.harness import free_port, lab_config
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -9,17 +9,21 @@ import contextlib
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agent_desk.callbacks.worker import CallbackWorker
 from agent_desk.presence.services import AgentPresence
+from agent_desk.presence.wrapup import WrapUpWorker
+from agent_desk.store import ConsoleStore
+from asr.service import Transcripts
 from cases.db import make_engine, migrate, sessionmaker
 from cases.models import Case
 from cases.store import CaseStore
@@ -28,6 +32,7 @@ from common import events as ev
 from common.config import Config, NodeConfig
 from common.facts import CallFact
 from common.privacy import PersonalData
+from common.tasks import cancel_and_wait
 from queueing.membership.sync import MembershipSync
 from queueing.routing.lookups import CallerProfiles, EarlierCases, RoutingLookups
 from queueing.routing.router import RouteEndpoint
@@ -39,6 +44,9 @@ from telephony.calls.tracker import CallTracker, SeenSince
 from telephony.fastagi import FastAgiServer
 from telephony.live.state import LiveState
 from telephony.transfers.services import CallControl
+
+if TYPE_CHECKING:
+    from agent_desk.web import ConsoleApp
 
 log = logging.getLogger(__name__)
 
@@ -57,44 +65,105 @@ def cel_path(cfg: Config, node: NodeConfig) -> Path:
     return instance_dir(cfg, node) / "log" / "cel.db"
 
 
-@dataclass
 class NodeRuntime:
-    """Everything the service keeps for one Asterisk node."""
+    """Everything the service keeps for one Asterisk node: its AMI client, call tracker, CEL
+    reconciler and queue membership, wired to the service's shared parts. Its handlers are its
+    own methods, so every part exists before the AMI client can call one."""
 
-    node: NodeConfig
-    ami: AmiClient
-    tracker: CallTracker
-    cel: CelReconciler
-    membership: MembershipSync
-    events_handled: int = 0
-    resyncs: int = 0
-    # Redis lost what it held about this node: after the next resync, put the live calls
-    # back from the tracker, the cases and the snapshot.
-    live_lost: bool = False
+    def __init__(self, service: HotlineService, node: NodeConfig, cel: Path) -> None:
+        cfg = service.cfg
+        self.service = service
+        self.node = node
+        self.events_handled = 0
+        self.resyncs = 0
+        # Redis lost what it held about this node: after the next resync, put the live calls
+        # back from the tracker, the cases and the snapshot.
+        self.live_lost = False
+        store = service.store
+        self.cel = CelReconciler(node.id, cel, store, [store.apply],
+                                 interval_s=service.cel_interval_s, live_ids=self._live_ids)
+        # The store queues each call's facts in order and writes calls concurrently, so the
+        # event stream does not wait for the database (the workers on facts run after it).
+        self.tracker = CallTracker(node.id, [store.submit, service._live_fact],
+                                   on_resync=self._on_resync, case_of=store.cached_number)
+        host, port = service.ami_addresses.get(node.id, node.ami_endpoint())
+        self.ami = AmiClient(node=node.id, host=host, port=port, username=node.ami_username,
+                             secret=service.ami_secret, subscriber=self._on_event,
+                             ssl=node.ami_ssl_context(cfg.base_dir),
+                             server_hostname=node.ami_server_name,
+                             **service.ami_options)  # type: ignore[arg-type]  # tuning kwargs
+        # The live state's buffered writes go out when the client has caught up.
+        self.ami.flushers.append(service.live.flush)
+        self.membership = MembershipSync(cfg, node.id, lambda: self.ami,
+                                         skills_of=service.skills.of,
+                                         signed_in=service.presence.is_signed_in)
+        service.skills.appliers[node.id] = self.membership.apply_agent
+        # Membership first: a resync must put agents back before calls are reconciled. Each
+        # handler on its own: Redis away must not keep the case records from their facts.
+        self._handlers: tuple[tuple[str, Callable[[ev.DomainEvent], Awaitable[None]]], ...] = (
+            ("membership", self.membership.on_event), ("calls", self.tracker.handle),
+            ("callcontrol", service.callcontrol.on_event), ("live", self._live_event),
+            ("transcripts", service.transcripts.on_event), ("surge", service.surge.on_event))
+
+    async def _live_ids(self) -> set[str] | None:
+        if not self.ami.connected:
+            return None
+        snap = await self.ami.snapshot()
+        return {c.channel.linkedid for c in snap.channels}
+
+    async def _on_resync(self, event: ev.Connected, gone: set[str], live: set[str]) -> None:
+        await self.service._reconcile(self, event, live)
+
+    async def _live_event(self, event: ev.DomainEvent) -> None:
+        live = self.service.live
+        if not (isinstance(event, ev.Connected) and event.snapshot is not None):
+            await live.on_event(event)
+            return
+        # The tracker has handled this snapshot already (calls come before live).
+        seen = self.tracker.seen_since(event.snapshot)
+        await live.rebuild(self.node.id, event.snapshot, seen)
+        if self.live_lost:
+            await self.service._replay_live(self, event.snapshot, seen)
+            self.live_lost = False
+
+    async def _on_event(self, event: ev.DomainEvent) -> None:
+        self.events_handled += 1
+        for name, handler in self._handlers:
+            try:
+                await handler(event)
+            except asyncio.CancelledError:
+                raise
+            except REDIS_DOWN as exc:
+                self.service._redis_failed(f"{name} event", exc)
+            except Exception:
+                log.exception("AMI event handler failed",
+                              extra={"node": self.node.id, "handler": name})
 
 
-@dataclass
 class HotlineService:
-    cfg: Config
-    ami_secret: str
-    personal: PersonalData
-    engine: AsyncEngine | None = None
-    redis: Redis | None = None
-    cel_paths: dict[str, Path] = field(default_factory=dict)
-    cel_interval_s: float = 30.0
-    # Where to reach each node's AMI when not where the config says (tests put a fault
-    # injector in between), and AmiClient tuning (ping interval, timeouts).
-    ami_addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
-    ami_options: dict[str, object] = field(default_factory=dict)
-    # A new database on an Asterisk with history: start reading CEL from now, not from the
-    # beginning (otherwise every past call would be imported as a case).
-    cel_from_now: bool = False
-    # How often Redis is checked for an outage or a loss of its data.
-    redis_check_s: float = 2.0
+    """The service: every collaborator is built here, at construction, and only started in
+    ``start()`` (stopped in reverse order by ``stop()``)."""
 
-    def __post_init__(self) -> None:
-        self.nodes: dict[str, NodeRuntime] = {}
-        self.fastagi: FastAgiServer | None = None
+    def __init__(self, cfg: Config, ami_secret: str, personal: PersonalData, *,
+                 engine: AsyncEngine | None = None, redis: Redis | None = None,
+                 cel_paths: dict[str, Path] | None = None, cel_interval_s: float = 30.0,
+                 ami_addresses: dict[str, tuple[str, int]] | None = None,
+                 ami_options: dict[str, object] | None = None, cel_from_now: bool = False,
+                 redis_check_s: float = 2.0) -> None:
+        self.cfg = cfg
+        self.ami_secret = ami_secret
+        self.personal = personal
+        self.cel_paths = cel_paths or {}
+        self.cel_interval_s = cel_interval_s
+        # Where to reach each node's AMI when not where the config says (tests put a fault
+        # injector in between), and AmiClient tuning (ping interval, timeouts).
+        self.ami_addresses = ami_addresses or {}
+        self.ami_options = ami_options or {}
+        # A new database on an Asterisk with history: start reading CEL from now, not from the
+        # beginning (otherwise every past call would be imported as a case).
+        self.cel_from_now = cel_from_now
+        # How often Redis is checked for an outage or a loss of its data.
+        self.redis_check_s = redis_check_s
         self.started_at = 0.0
         self.redis_run_id: str | None = None
         self.redis_outages = 0  # times Redis was found unreachable
@@ -105,75 +174,86 @@ class HotlineService:
         self._redis_task: asyncio.Task[None] | None = None
         self._quiet: dict[str, float] = {}
         self._loss_pending = False
+        self.console: ConsoleApp | None = None  # with the web console (start_web)
 
-    # -- build ------------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        cfg = self.cfg
-        if self.engine is None:
-            self.engine = make_engine(cfg.database_url)
-        await migrate(self.engine, personal=self.personal)
-        self.store = CaseStore(sessionmaker(self.engine), self.personal, cfg.service.timezone)
-        if self.redis is None:
-            self.redis = Redis.from_url(cfg.redis_url, decode_responses=True)
-        await self.redis.ping()
-        await self._mark_redis()
-        self.live = LiveState(self.redis, cfg.redis.prefix,
+        prefix = cfg.redis.prefix
+        self.engine = engine if engine is not None else make_engine(cfg.database_url)
+        self.redis = redis if redis is not None else Redis.from_url(cfg.redis_url,
+                                                                     decode_responses=True)
+        sessions = sessionmaker(self.engine)
+        self.store = CaseStore(sessions, personal, cfg.service.timezone)
+        self.live = LiveState(self.redis, prefix,
                               on_lost_writes=lambda exc: self._redis_failed("live state", exc))
         # Routing: live skills, and the caller look-ups the router answers from memory.
-        self.skills = AgentSkills(cfg, self.redis, cfg.redis.prefix)
-        await self.skills.load()
-        sessions = sessionmaker(self.engine)
-        self.profiles = CallerProfiles(sessions, self.personal)
-        self.earlier_cases = EarlierCases(sessions, self.personal,
-                                          cfg.routing.repeat_window_days, self.store.cached)
-        self.lookups = RoutingLookups(self.redis, cfg.redis.prefix, self.profiles,
-                                      self.earlier_cases, cfg.routing.refresh_s)
+        self.skills = AgentSkills(cfg, self.redis, prefix)
+        self.profiles = CallerProfiles(sessions, personal)
+        self.earlier_cases = EarlierCases(sessions, personal, cfg.routing.repeat_window_days,
+                                          self.store.cached)
+        self.lookups = RoutingLookups(self.redis, prefix, self.profiles, self.earlier_cases,
+                                      cfg.routing.refresh_s)
         self.profiles.notify = self.lookups.notify
-        await self.lookups.start()
-
-        async def earlier_after_store(fact: CallFact) -> None:
-            # The repeat-caller index reads the case of the call: after it is stored.
-            if fact.source in ("live", "resync"):
-                await self.earlier_cases.on_fact(fact)
-
-        self.store.after_apply.append(earlier_after_store)
         # Transfers to branch centers and emergency lines (the console API drives it).
         self.callcontrol = CallControl(
-            cfg, ami_of=lambda n: self.nodes[n].ami, tracker_of=lambda n: self.nodes[n].tracker,
+            cfg, ami_of=self._ami_of, tracker_of=lambda n: self.nodes[n].tracker,
             sinks=[self.store.apply, self._live_fact], cases=self.store,
             publish=self.live.publish)
-
         # Surges across cities (多援一): figures, proposals, moves between nodes.
-        self.surge = SurgeManager(cfg, self.redis, cfg.redis.prefix,
-                                  ami_of=lambda n: self.nodes[n].ami,
+        self.surge = SurgeManager(cfg, self.redis, prefix, ami_of=self._ami_of,
                                   audit=SurgeAudit(self.engine), skills_of=self.skills.of,
                                   publish=self.live.publish)
         # Agents' sign-in and pause as the console sets them (agent_desk/presence/services.py).
-        self.presence = AgentPresence(
-            cfg, self.redis, cfg.redis.prefix, ami_of=lambda n: self.nodes[n].ami,
-            apply_of=lambda n: self.nodes[n].membership.apply_agent if n in self.nodes
-            else None)
-        await self.presence.load()
-
-        for node in cfg.nodes:
-            self.nodes[node.id] = self._build_node(node)
+        self.presence = AgentPresence(cfg, self.redis, prefix, ami_of=self._ami_of,
+                                      apply_of=self._membership_of)
+        # Workers on call facts, with or without the web console: missed-call callbacks and
+        # timed wrap-up. They and the repeat-caller index read the case: they run after it.
+        self.callbacks = CallbackWorker(ConsoleStore(sessions, personal, cfg.service.timezone),
+                                        max_attempts=cfg.web.callback_attempts)
+        self.wrapup = WrapUpWorker(self.presence, self.live,
+                                   seconds=cfg.web.wrapup_after_call_s)
+        self.store.after_apply += [self._earlier_after_store, self.callbacks.on_fact,
+                                   self.wrapup.on_fact]
         # Recordings and transcripts (asr/): Asterisk records, this moves, links, transcribes.
-        from asr.service import Transcripts
-
         self.transcripts = Transcripts(
             cfg, self.redis, sessions,
             spools={n.id: instance_dir(cfg, n) / "spool" / "monitor" for n in cfg.nodes},
-            ami_of=lambda n: self.nodes[n].ami, case_of=self.store.cached_number)
-
-        self.router = RouteEndpoint(cfg, self.store.apply, personal=self.personal,
+            ami_of=self._ami_of, case_of=self.store.cached_number)
+        self.nodes: dict[str, NodeRuntime] = {}
+        for node in cfg.nodes:
+            path = self.cel_paths.get(node.id) or (node.cel_path if node.cel_path
+                                                   else cel_path(cfg, node))
+            self.nodes[node.id] = NodeRuntime(self, node, path)
+        self.router = RouteEndpoint(cfg, self.store.apply, personal=personal,
                                     profiles=self.profiles, earlier_cases=self.earlier_cases,
                                     case_number=self.store.cached_number)
-        self.router.start()
         self.fastagi = FastAgiServer(route_timeout=cfg.fastagi.dialplan_timeout_s)
         self.fastagi.add_route("route", self.router)
-        await self.fastagi.start(cfg.fastagi.bind_host, cfg.fastagi.port)
 
+    def _ami_of(self, node: str) -> AmiClient:
+        return self.nodes[node].ami
+
+    def _membership_of(self, node: str) -> Callable[[str], Awaitable[int]] | None:
+        rt = self.nodes.get(node)
+        return rt.membership.apply_agent if rt is not None else None
+
+    async def _earlier_after_store(self, fact: CallFact) -> None:
+        # The repeat-caller index reads the case of the call: after it is stored.
+        if fact.source in ("live", "resync"):
+            await self.earlier_cases.on_fact(fact)
+
+    # -- start ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        await migrate(self.engine, personal=self.personal)
+        await self.redis.ping()
+        await self._mark_redis()
+        await self.skills.load()
+        await self.lookups.start()
+        await self.presence.load()
+        self.callbacks.start()
+        self.wrapup.start()
+        self.router.start()
+        await self.fastagi.start(cfg.fastagi.bind_host, cfg.fastagi.port)
         await self.transcripts.start()
         for rt in self.nodes.values():
             if self.cel_from_now and await self.store.get_checkpoint(rt.node.id) == 0:
@@ -189,82 +269,6 @@ class HotlineService:
         log.info("hotline service started", extra={
             "nodes": list(self.nodes), "fastagi_port": cfg.fastagi.port,
             "database": self.engine.dialect.name})
-
-    def _build_node(self, node: NodeConfig) -> NodeRuntime:
-        cfg = self.cfg
-        # The store queues each call's facts in order and writes calls concurrently, so the
-        # event stream does not wait for the database (the repeat-caller index runs after it).
-        sinks = [self.store.submit, self._live_fact]
-        path = self.cel_paths.get(node.id) or (node.cel_path if node.cel_path else
-                                               cel_path(cfg, node))
-        holder: dict[str, NodeRuntime] = {}
-
-        async def live_ids() -> set[str] | None:
-            ami = holder["rt"].ami
-            if not ami.connected:
-                return None
-            snap = await ami.snapshot()
-            return {c.channel.linkedid for c in snap.channels}
-
-        cel = CelReconciler(node.id, path, self.store, [self.store.apply],
-                            interval_s=self.cel_interval_s, live_ids=live_ids)
-
-        async def on_resync(event: ev.Connected, gone: set[str], live: set[str]) -> None:
-            await self._reconcile(holder["rt"], event, live)
-
-        tracker = CallTracker(node.id, sinks, on_resync=on_resync,
-                              case_of=self.store.cached_number)
-
-        async def live_event(event: ev.DomainEvent) -> None:
-            rt = holder["rt"]
-            if not (isinstance(event, ev.Connected) and event.snapshot is not None):
-                await self.live.on_event(event)
-                return
-            # The tracker has handled this snapshot already (calls come before live).
-            seen = rt.tracker.seen_since(event.snapshot)
-            await self.live.rebuild(rt.node.id, event.snapshot, seen)
-            if rt.live_lost:
-                await self._replay_live(rt, event.snapshot, seen)
-                rt.live_lost = False
-
-        async def transcripts_event(event: ev.DomainEvent) -> None:
-            if hasattr(self, "transcripts"):
-                await self.transcripts.on_event(event)
-
-        # Membership first: a resync must put agents back before calls are reconciled. Each
-        # handler on its own: Redis away must not keep the case records from their facts.
-        handlers = (("membership", lambda e: holder["rt"].membership.on_event(e)),
-                    ("calls", tracker.handle), ("callcontrol", self.callcontrol.on_event),
-                    ("live", live_event), ("transcripts", transcripts_event),
-                    ("surge", self.surge.on_event))
-
-        async def on_event(event: ev.DomainEvent) -> None:
-            rt = holder["rt"]
-            rt.events_handled += 1
-            for name, handler in handlers:
-                try:
-                    await handler(event)
-                except asyncio.CancelledError:
-                    raise
-                except REDIS_DOWN as exc:
-                    self._redis_failed(f"{name} event", exc)
-                except Exception:
-                    log.exception("AMI event handler failed",
-                                  extra={"node": node.id, "handler": name})
-
-        host, port = self.ami_addresses.get(node.id, node.ami_endpoint())
-        ami = AmiClient(node=node.id, host=host, port=port, username=node.ami_username,
-                        secret=self.ami_secret, subscriber=on_event,
-                        ssl=node.ami_ssl_context(cfg.base_dir),
-                        server_hostname=node.ami_server_name,
-                        **self.ami_options)  # type: ignore[arg-type]
-        ami.flushers.append(self.live.flush)  # the live state's buffered writes, when caught up
-        membership = MembershipSync(cfg, node.id, lambda: ami, skills_of=self.skills.of,
-                                    signed_in=self.presence.is_signed_in)
-        self.skills.appliers[node.id] = membership.apply_agent
-        rt = NodeRuntime(node, ami, tracker, cel, membership)
-        holder["rt"] = rt
-        return rt
 
     async def _reconcile(self, rt: NodeRuntime, event: ev.Connected,
                          live_calls: set[str]) -> None:
@@ -296,7 +300,6 @@ class HotlineService:
 
     async def _mark_redis(self) -> None:
         """Our mark on this Redis dataset (the first service to see it empty writes it)."""
-        assert self.redis is not None
         await self.redis.set(self._run_key, f"{time.time():.0f}-{secrets.token_hex(6)}",
                              nx=True)
         self.redis_run_id = await self.redis.get(self._run_key)
@@ -329,7 +332,6 @@ class HotlineService:
     async def check_redis(self) -> str:
         """One look at Redis: "ok", "down", or after an outage "recovered" (data kept) or
         "rebuilt" (Redis came back empty: restarted without persistence, or flushed)."""
-        assert self.redis is not None
         try:
             run = await asyncio.wait_for(self.redis.get(self._run_key), 5)
         except REDIS_DOWN as exc:
@@ -384,11 +386,10 @@ class HotlineService:
                 log.warning("live state resync deferred", extra={"node": rt.node.id,
                                                                  "error": str(exc)})
         requeued: list[str] = []
-        if hasattr(self, "transcripts"):
-            try:
-                requeued = await self.transcripts.requeue()
-            except Exception as exc:  # the periodic requeue tries again
-                log.warning("transcription jobs not requeued yet", extra={"error": str(exc)})
+        try:
+            requeued = await self.transcripts.requeue()
+        except Exception as exc:  # the periodic requeue tries again
+            log.warning("transcription jobs not requeued yet", extra={"error": str(exc)})
         self.redis_recoveries += 1
         log.warning("Redis state rebuilt" if lost else "Redis back: state resynchronised",
                     extra={"nodes": len(self.nodes), "jobs_requeued": len(requeued)})
@@ -443,32 +444,28 @@ class HotlineService:
         await asyncio.gather(*(rt.ami.drain(timeout) for rt in self.nodes.values()))
         await self.router.drain(timeout)
         await self.store.drain(timeout)
+        await self.callbacks.drain(timeout)
 
     async def stop(self) -> None:
+        """Stop what start() started, in reverse order. The case store is closed (what it
+        still holds written) before the workers it feeds."""
         if self._redis_task is not None:
-            self._redis_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._redis_task, 5)
+            await cancel_and_wait([self._redis_task], what="redis-watch")
             self._redis_task = None
-        if hasattr(self, "transcripts"):
-            await self.transcripts.stop()
-        if hasattr(self, "surge"):
-            await self.surge.stop()
-        if hasattr(self, "callcontrol"):
-            await self.callcontrol.stop()
-        for rt in self.nodes.values():
+        await self.surge.stop()
+        await self.callcontrol.stop()  # transfers act through the nodes' AMI clients
+        for rt in reversed(self.nodes.values()):
             await rt.cel.stop()
             await rt.ami.stop()
-        if self.fastagi is not None:
-            await self.fastagi.stop()
+        await self.transcripts.stop()
+        await self.fastagi.stop()
         await self.router.stop()
-        if hasattr(self, "store"):
-            await self.store.close()
+        await self.store.close()
+        await self.wrapup.stop()
+        await self.callbacks.stop()
         await self.lookups.stop()
-        if self.redis is not None:
-            await self.redis.aclose()
-        if self.engine is not None:
-            await self.engine.dispose()
+        await self.redis.aclose()
+        await self.engine.dispose()
         log.info("hotline service stopped")
 
     async def start_web(self, host: str | None = None, port: int | None = None) -> Any:

@@ -45,7 +45,7 @@ async def test_cli_softphone_answers_when_the_console_says_so(console, phones, s
         assert state["case"]["caller"] == "137****1234"
         await asyncio.sleep(1.0)  # the softphone does not answer by itself
         assert await _call_state(agent) == "ringing"
-        console.console.web = svc.cfg.web.model_copy(update={"wrapup_after_call_s": 2})
+        svc.wrapup.seconds = 2
         status, doc = await agent.post("/api/console/answer")
         assert status == 200, doc
         await eventually(lambda: _is_talking(agent), 15, what="the call answered")

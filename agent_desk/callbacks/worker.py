@@ -10,6 +10,7 @@ handled here is not looked up again when the CEL sweep repeats its facts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -62,8 +63,11 @@ class CallbackWorker:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="callback-worker")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Create the tasks still queued (bounded), then stop."""
         if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                await self.drain(timeout)
             await cancel_and_wait([self._task], what="callback worker")
             self._task = None
 
