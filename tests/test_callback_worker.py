@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from agent_desk.store import ConsoleStore
-from cases.models import Case, CallEvent
+from cases.models import CallEvent, Case
 from common.tasks import cancel_and_wait
 from hotline.service import HotlineService
 from lab.harness import Lab
