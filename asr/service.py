@@ -54,6 +54,7 @@ from common.db import utcnow
 from common.livekeys import LiveKeys
 from common.logs import call_scope, note_call_id
 from common.privacy import PersonalData
+from common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +163,7 @@ class Transcripts:
         return list(procs)
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(t, 5)
+        await cancel_and_wait(self._tasks, what="transcripts")
         self._tasks.clear()
         if self.live is not None:
             await self.live.stop()

@@ -57,6 +57,7 @@ sys.path.insert(0, str(REPO))
 from common.config import Config, parse_config  # noqa: E402
 from common.privacy import PersonalData, mask_number, scrub  # noqa: E402
 from common.secrets import sip_password  # noqa: E402
+from common.tasks import cancel_and_wait  # noqa: E402
 from lab.harness import Lab, _to_toml, ensure_secrets, free_sip_port, lab_config_toml  # noqa: E402
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
@@ -902,9 +903,7 @@ async def run_load(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         stop.set()
         if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(BaseException):
-                await watcher
+            await cancel_and_wait([watcher], what="watcher")
         progress("stopping sipp, the service and Asterisk")
         await st.stop()
 

@@ -48,6 +48,7 @@ from common import events as ev
 from common.facts import agent_of, trunk_of
 from common.livekeys import LiveKeys
 from common.privacy import PersonalData, mask_number
+from common.tasks import cancel_and_wait
 from lab.harness import free_port
 from telephony.ami import AmiActionFailed, AmiClient
 from telephony.live.state import MEMBER_STATUS
@@ -260,9 +261,7 @@ class Surge:
         return [p for p in self.calls if not p.call.disconnected.is_set()]
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks, what="drill calls")
         for p in self._spare:
             with contextlib.suppress(Exception):
                 await p.phone.close()

@@ -27,6 +27,7 @@ from typing import Any
 
 from common.livekeys import LiveKeys
 from common.privacy import mask_number
+from common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -369,10 +370,7 @@ class SoftphoneControl:
         return self
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=3)
+        await cancel_and_wait(self._tasks, what="softphone control")
 
     async def report(self, event: str, **extra: Any) -> None:
         await self.redis.publish(self.events, json.dumps({

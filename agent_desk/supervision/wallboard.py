@@ -34,6 +34,7 @@ from cases.models import Case
 from common.config import Config
 from common.livekeys import LiveKeys
 from common.queues import all_queues, split_queue
+from common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +156,8 @@ class Wallboard:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task], timeout=3)
+            await cancel_and_wait([self._task], what="wallboard")
+            self._task = None
         for c in list(self.clients):
             self.remove(c)
 

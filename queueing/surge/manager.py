@@ -27,6 +27,7 @@ from common import events as ev
 from common.config import Config, SurgeSection
 from common.livekeys import LiveKeys
 from common.queues import queue_name, split_queue
+from common.tasks import cancel_and_wait
 from queueing.surge.model import (
     PRESENT_STATES,
     Candidate,
@@ -128,9 +129,7 @@ class SurgeManager:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task], what="surge")
             self._task = None
 
     async def _loop(self) -> None:
