@@ -39,7 +39,8 @@ def _lowpass(factor: int, taps_per_phase: int = 16) -> np.ndarray:
     n = factor * taps_per_phase * 2 + 1
     t = np.arange(n) - (n - 1) / 2
     h = np.sinc(t / factor) * np.kaiser(n, 6.0)
-    return (h / h.sum() * factor).astype(np.float32)
+    taps: np.ndarray = h / h.sum() * factor
+    return taps.astype(np.float32)
 
 
 def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
@@ -64,4 +65,4 @@ def rms_dbfs(samples: np.ndarray) -> float:
     if samples.size == 0:
         return -120.0
     rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
-    return 20 * np.log10(max(rms, 1e-6) / 32768.0)
+    return float(20 * np.log10(max(rms, 1e-6) / 32768.0))

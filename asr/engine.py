@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from asr.audio import AudioError, read_wav, resample, rms_dbfs
+from asr.audio import read_wav, resample, rms_dbfs
 from asr.text import normalise
 
 # Segments whose audio is quieter than this are noise the model guessed words into.
@@ -94,10 +94,6 @@ def worker_ping() -> dict[str, Any]:
     """Loads (or reports) the model in a pool process: used at start to fail clearly."""
     _model()
     return {"pid": os.getpid(), "rate": _RATE, "model": str(_MODEL_PATH)}
-
-
-def worker_pid() -> int:
-    return os.getpid()
 
 
 def transcribe_file(path: str, speaker: str, offset: float = 0.0) -> list[dict[str, Any]]:
@@ -195,6 +191,3 @@ class Stream:
         return [{"text": seg["text"], "final": True, "start": seg["start"],
                  "end": seg["end"], "confidence": seg["confidence"]}]
 
-
-class AudioFileError(AudioError):
-    pass

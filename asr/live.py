@@ -168,13 +168,5 @@ async def _audio_chunks(reader: asyncio.StreamReader) -> Any:
             return
 
 
-def audio_message(pcm: bytes) -> bytes:
-    return struct.pack(">BH", KIND_AUDIO, len(pcm)) + pcm
-
-
-def uuid_message(sid: str) -> bytes:
-    return struct.pack(">BH", KIND_UUID, 16) + uuid.UUID(sid).bytes
-
-
 def caption_json(msg: dict[str, Any]) -> str:
     return json.dumps(msg, ensure_ascii=False)

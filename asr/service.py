@@ -13,8 +13,8 @@
 - A recording whose Asterisk was killed never gets its ``.done`` mark: once its call has
   ended, its WAV sizes are repaired and it is taken like any other.
 - Live captions (asr/live.py) while the call runs.
-- Retention (hotline/retention.py, run from here every ``[recording] purge_interval_s``):
-  recordings older than ``[recording] retention_days`` and transcripts older than
+- Retention (asr/retention.py, run by the service's retention worker): recordings older than
+  ``[recording] retention_days`` and transcripts older than
   ``[privacy] transcript_retention_days`` are deleted, and the case and the audit log say so.
 - What was said is personal data: segments' text is encrypted (common.privacy).
 """
@@ -81,7 +81,6 @@ class Transcripts:
         self.queue = JobQueue(redis, self.prefix, cfg.asr.lease_s)
         self.workers = cfg.asr.workers or os.cpu_count() or 1
         self.model_error: str | None = None
-        self.model_info: dict[str, Any] = {}
         self.pool: ProcessPoolExecutor | None = None
         self.live: LiveCaptions | None = None
         self.holding: set[str] = set()
@@ -90,7 +89,6 @@ class Transcripts:
         self.jobs_failed = 0
         self.pool_restarts = 0
         self._tasks: list[asyncio.Task[None]] = []
-        self._wake = asyncio.Event()
         self._pool_lock = asyncio.Lock()
         # Jobs put back from the database (Redis lost them); checked this often.
         self.requeue_interval_s = 60.0
@@ -121,7 +119,6 @@ class Transcripts:
                                                        name="asr-requeue"))
                 for i in range(self.workers):
                     self._tasks.append(asyncio.create_task(self._worker(), name=f"asr-w{i}"))
-            self._tasks.append(asyncio.create_task(self._purge_loop(), name="asr-purge"))
         if (work and self.cfg.asr.enabled and self.cfg.asr.live and self.model_error is None
                 and self.ami_of is not None):
             model = await asyncio.to_thread(engine.load_model, self.model_path)
@@ -141,8 +138,7 @@ class Transcripts:
             engine.check_model_dir(self.model_path)
             self.pool = self._new_pool()
             loop = asyncio.get_running_loop()
-            self.model_info = await asyncio.wait_for(
-                loop.run_in_executor(self.pool, engine.worker_ping), 120)
+            await asyncio.wait_for(loop.run_in_executor(self.pool, engine.worker_ping), 120)
             self.model_error = None
         except engine.ModelError as exc:
             self.model_error = str(exc)
@@ -563,7 +559,7 @@ class Transcripts:
         p = (self.dir / url_name).resolve()
         return p if p.is_relative_to(self.dir.resolve()) and p.is_file() else None
 
-    # -- backlog and retention ------------------------------------------------------------------
+    # -- backlog --------------------------------------------------------------------------------
 
     async def backlog(self, *, since: datetime | None = None, include_failed: bool = True
                       ) -> list[str]:
@@ -582,29 +578,6 @@ class Transcripts:
         for n in wanted:
             await self.queue.enqueue(n, reset=True)
         return wanted
-
-    async def purge(self, now: datetime | None = None) -> int:
-        """Delete recordings past the retention period; the case and the audit log record
-        when (hotline/retention.py). Returns how many files."""
-        from hotline.retention import Retention
-
-        report = await Retention(self.cfg, self.sessions, self.personal).purge_recordings(now)
-        return report.recordings
-
-    async def _purge_loop(self) -> None:
-        # The whole retention job (recordings, transcripts, personal fields of old cases) runs
-        # here: every service has this helper, with or without ASR.
-        from hotline.retention import Retention
-
-        retention = Retention(self.cfg, self.sessions, self.personal)
-        while True:
-            try:
-                await retention.run()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("retention job failed (tried again at the next interval)")
-            await asyncio.sleep(self.cfg.recording.purge_interval_s)
 
     def stats(self) -> dict[str, Any]:
         return {"model_error": self.model_error, "jobs_done": self.jobs_done,
@@ -703,12 +676,6 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return time.time()
-
-
-def _unlink_all(paths: list[str]) -> None:
-    for p in paths:
-        with contextlib.suppress(FileNotFoundError):
-            Path(p).unlink()
 
 
 def _seconds(path: Path) -> float:

@@ -41,7 +41,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import secrets
 import signal
 import subprocess
@@ -52,27 +51,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
-REPO = Path(__file__).resolve().parent.parent
+from benchlib import REDIS_URL, REPO, RESULTS, BenchAmi, emit, loadavg
+
 sys.path.insert(0, str(REPO))
 if "--tree" in sys.argv:  # a baseline service from another source tree (--baseline)
     sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])
 
-from common.livekeys import LiveKeys  # noqa: E402
-from lab.harness import Lab, ensure_secrets, lab_config_toml  # noqa: E402
+from common.livekeys import LiveKeys
+from lab.harness import Lab, ensure_secrets, lab_config_toml
 
-RESULTS = REPO / "bench" / "results"
 ASTERISK_PID: list[int] = []
 BASELINE: list[Any] = []  # the --baseline service (a Child), fed the same events
 BASE_PREFIX = f"bench-ingest-base-{secrets.token_hex(3)}"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 CONTEXT = "bench-ingest"
 # The dialplan each originated Local channel runs (added over AMI: asterisk-conf is untouched).
 DIALPLAN = ["Answer()", "Set(BENCH_A=1)", "Set(BENCH_B=${EPOCH})", "NoOp(bench)",
             "UserEvent(BenchCall,Step:dialplan)", "Hangup()"]
-
-
-def emit(**doc: Any) -> None:
-    print(json.dumps(doc, ensure_ascii=False), flush=True)
 
 
 def agents_config(n: int) -> list[dict[str, Any]]:
@@ -85,108 +79,6 @@ def agents_config(n: int) -> list[dict[str, Any]]:
                     "skills": {"general": 1 + i % 5, "enterprise_policy": 1 + (i // 5) % 5,
                                "lang_en": 1 + (i // 25) % 5}})
     return out
-
-
-# -- a plain AMI connection (the generator and the reference counter) --------------------------
-
-class RawAmi:
-    """Bytes in, bytes out: counts events by type without parsing more than the first line."""
-
-    EVENT = re.compile(rb"Event: ([A-Za-z0-9_-]+)")
-
-    def __init__(self, host: str, port: int, user: str, secret: str, *, events: bool):
-        self.addr = (host, port)
-        self.user, self.secret, self.events = user, secret, events
-        self.by_type: Counter[str] = Counter()
-        self.per_second: Counter[int] = Counter()  # events by wall-clock second
-        self.total = 0
-        self.responses = 0
-        self.errors = 0
-        self.error_samples: list[str] = []
-        self.lists: dict[str, list[bytes]] = {}
-        self._list_done: dict[str, asyncio.Future[list[bytes]]] = {}
-        self.closed = asyncio.Event()
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def connect(self) -> RawAmi:
-        reader, self.writer = await asyncio.open_connection(*self.addr)
-        await reader.readline()  # banner
-        self.writer.write(
-            f"Action: Login\r\nUsername: {self.user}\r\nSecret: {self.secret}\r\n"
-            f"Events: {'on' if self.events else 'off'}\r\nActionID: login\r\n\r\n".encode())
-        reply = await reader.readuntil(b"\r\n\r\n")
-        if b"Success" not in reply:
-            raise RuntimeError(f"AMI login refused: {reply[:200]!r}")
-        self._task = asyncio.create_task(self._read(reader))
-        return self
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        buf = b""
-        try:
-            while True:
-                data = await reader.read(1 << 16)
-                if not data:
-                    break
-                buf += data
-                *messages, buf = buf.split(b"\r\n\r\n")
-                for m in messages:
-                    self._message(m.lstrip(b"\r\n"))
-        finally:
-            self.closed.set()
-
-    def _message(self, m: bytes) -> None:
-        if m.startswith(b"Event: "):
-            aid = _header(m, b"ActionID")
-            if aid and aid in self.lists:
-                self.lists[aid].append(m)
-                if m.startswith(b"Event: QueueStatusComplete"):
-                    self._list_done.pop(aid).set_result(self.lists.pop(aid))
-                return
-            name = m[7:m.find(b"\r\n")] if b"\r\n" in m else m[7:]
-            self.by_type[name.decode(errors="replace")] += 1
-            self.per_second[int(time.time())] += 1
-            self.total += 1
-        elif m.startswith(b"Response: "):
-            self.responses += 1
-            if m.startswith(b"Response: Error"):
-                self.errors += 1
-                if len(self.error_samples) < 10:
-                    self.error_samples.append(m[:200].decode(errors="replace"))
-
-    def write(self, data: bytes) -> None:
-        assert self.writer is not None
-        self.writer.write(data)
-
-    async def queue_status(self) -> list[dict[str, str]]:
-        aid = f"qs-{secrets.token_hex(4)}"
-        self.lists[aid] = []
-        fut: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
-        self._list_done[aid] = fut
-        self.write(f"Action: QueueStatus\r\nActionID: {aid}\r\n\r\n".encode())
-        raw = await asyncio.wait_for(fut, 60)
-        out = []
-        for m in raw:
-            fields = {}
-            for line in m.decode(errors="replace").split("\r\n"):
-                k, _, v = line.partition(": ")
-                fields[k] = v
-            if fields.get("Event") == "QueueMember":
-                out.append(fields)
-        return out
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(Exception):
-                await self.writer.wait_closed()
-
-
-def _header(m: bytes, name: bytes) -> str | None:
-    i = m.find(b"\r\n" + name + b": ")
-    if i < 0:
-        return None
-    j = m.find(b"\r\n", i + 2)
-    return m[i + len(name) + 4: j if j >= 0 else len(m)].decode(errors="replace")
 
 
 # -- the generator ---------------------------------------------------------------------------
@@ -240,7 +132,7 @@ class Mix:
                 for k, share in self.shares.items() if share > 0}
 
 
-async def drive(gen: RawAmi, mix: Mix, rate: float, seconds: float,
+async def drive(gen: BenchAmi, mix: Mix, rate: float, seconds: float,
                 tick: float = 0.01) -> None:
     """Send the mix's actions for ``seconds`` at ``rate`` events/s, evenly over ticks."""
     per_s = mix.per_second(rate)
@@ -257,8 +149,7 @@ async def drive(gen: RawAmi, mix: Mix, rate: float, seconds: float,
                 batch.append(mix.actions(kind))
         if batch:
             gen.write(b"".join(batch))
-            assert gen.writer is not None
-            await gen.writer.drain()
+            await gen.drain()
         await asyncio.sleep(tick)
 
 
@@ -339,10 +230,6 @@ class Child:
                 self.proc.kill()
 
 
-def loadavg() -> list[str]:
-    return [f"{x:.2f}" for x in os.getloadavg()]
-
-
 def start_profiler(pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
     """py-spy (PyPI) sampling the service during the hold."""
     return subprocess.Popen(
@@ -359,7 +246,7 @@ def proc_cpu(pid: int) -> float:
 
 # -- the run ----------------------------------------------------------------------------------
 
-async def quiet(listener: RawAmi, child: Child, *, timeout: float = 90) -> None:
+async def quiet(listener: BenchAmi, child: Child, *, timeout: float = 90) -> None:
     """Until Asterisk has stopped sending and the services handled all they received."""
     children = [child, *BASELINE]
     deadline = time.monotonic() + timeout
@@ -391,7 +278,7 @@ def service_metrics(s0: dict[str, Any], s1: dict[str, Any], s2: dict[str, Any],
     }
 
 
-async def step(listener: RawAmi, gen: RawAmi, child: Child, mix: Mix, rate: float,
+async def step(listener: BenchAmi, gen: BenchAmi, child: Child, mix: Mix, rate: float,
                seconds: float, phase: str) -> dict[str, Any]:
     children = [child, *BASELINE]
     l0 = listener.total
@@ -447,11 +334,13 @@ async def step(listener: RawAmi, gen: RawAmi, child: Child, mix: Mix, rate: floa
     return doc
 
 
-async def compare_state(gen: RawAmi, prefix: str) -> dict[str, Any]:
+async def compare_state(gen: BenchAmi, prefix: str) -> dict[str, Any]:
     """Redis live state against Asterisk's QueueStatus, member by member."""
     from redis.asyncio import Redis
 
-    members = await gen.queue_status()
+    from common.replies import text_map
+
+    members = await gen.queue_members()
     r = Redis.from_url(REDIS_URL, decode_responses=True)
     mismatches: list[str] = []
     checked = 0
@@ -462,8 +351,8 @@ async def compare_state(gen: RawAmi, prefix: str) -> dict[str, Any]:
             agent = loc.removeprefix("PJSIP/")
             by_agent.setdefault(agent, {})[m["Queue"]] = m
         for agent, queues in by_agent.items():
-            live = await r.hgetall(LiveKeys(prefix).agent_queues(agent))
-            hash_ = await r.hgetall(LiveKeys(prefix).agent(agent))
+            live = text_map(await r.hgetall(LiveKeys(prefix).agent_queues(agent)))
+            hash_ = text_map(await r.hgetall(LiveKeys(prefix).agent(agent)))
             for q, m in queues.items():
                 checked += 1
                 got = json.loads(live[q]) if q in live else None
@@ -481,7 +370,7 @@ async def compare_state(gen: RawAmi, prefix: str) -> dict[str, Any]:
             "mismatch_samples": mismatches[:10]}
 
 
-async def calibrate(listener: RawAmi, gen: RawAmi, child: Child, mix: Mix) -> dict[str, float]:
+async def calibrate(listener: BenchAmi, gen: BenchAmi, child: Child, mix: Mix) -> dict[str, float]:
     """Events per action of each kind, measured on this Asterisk."""
     yields = {}
     for kind in Mix.SHARES:
@@ -541,8 +430,9 @@ async def main(args: argparse.Namespace) -> int:
     lab = Lab(cfg)
     await lab.start_asterisk()
     node = cfg.nodes[0]
-    if lab.instance.pid():
-        ASTERISK_PID.append(lab.instance.pid())  # type: ignore[arg-type]
+    asterisk_pid = lab.instance.pid()
+    if asterisk_pid:
+        ASTERISK_PID.append(asterisk_pid)
     child: Child | None = None
     listener = gen = None
     profiler = None
@@ -553,10 +443,10 @@ async def main(args: argparse.Namespace) -> int:
                 f'dialplan add extension s,{prio},{app} into {CONTEXT}')
             if "added" not in out.lower():
                 raise RuntimeError(f"dialplan not added: {out}")
-        listener = await RawAmi("127.0.0.1", node.ami_port, node.ami_username,
-                                cfg.ami_secret, events=True).connect()
-        gen = await RawAmi("127.0.0.1", node.ami_port, node.ami_username, cfg.ami_secret,
-                           events=False).connect()
+        listener = await BenchAmi("127.0.0.1", node.ami_port, node.ami_username,
+                                  cfg.ami_secret, events=True).connect()
+        gen = await BenchAmi("127.0.0.1", node.ami_port, node.ami_username, cfg.ami_secret,
+                             events=False).connect()
         child = Child(cfg_path, work / "service.log")
         reader = asyncio.create_task(child.read())
         if args.baseline:
@@ -567,7 +457,7 @@ async def main(args: argparse.Namespace) -> int:
             await BASELINE[0].wait_ready()
         await child.wait_ready()
         await quiet(listener, child)
-        members = await gen.queue_status()
+        members = await gen.queue_members()
         memberships: dict[str, list[str]] = {}
         for m in members:
             memberships.setdefault(m["Location"].removeprefix("PJSIP/"), []).append(m["Queue"])
@@ -668,7 +558,7 @@ def baseline_config(toml: str, work: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def per_second_series(listener: RawAmi, child: Child, t0: float, t1: float
+def per_second_series(listener: BenchAmi, child: Child, t0: float, t1: float
                       ) -> list[dict[str, float]]:
     """Offered (the reference reader's count) and handled (the service's) per second."""
     out = []

@@ -16,8 +16,10 @@ import os
 import sys
 import time
 import wave
+from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,10 +63,11 @@ def rtf_one_core(path: Path, seconds: float) -> float:
     return (time.perf_counter() - t) / seconds
 
 
-async def live_streams(model, rate, n: int, seconds: float, audio: np.ndarray) -> dict:
+async def live_streams(model: Any, rate: int, n: int, seconds: float,
+                       audio: np.ndarray) -> dict[str, Any]:
     """n streams fed in real time (20 ms frames); kept up if every stream finishes within
     2 s of its last frame."""
-    async def publish(_msg):
+    async def publish(_msg: dict[str, Any]) -> None:
         return None
 
     live = LiveCaptions(model, rate, publish, threads=2, max_streams=1000)
@@ -76,7 +79,7 @@ async def live_streams(model, rate, n: int, seconds: float, audio: np.ndarray) -
         frame = 160
         last = [0.0]
 
-        async def chunks():
+        async def chunks() -> AsyncIterator[bytes]:
             for k in range(0, int(seconds * 8000), frame):
                 due = start + k / 8000
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
@@ -91,7 +94,7 @@ async def live_streams(model, rate, n: int, seconds: float, audio: np.ndarray) -
     return {"streams": n, "max_lag_s": round(max(lags), 2), "kept_up": max(lags) < 2.0}
 
 
-async def hangup_to_transcript(model, rate, call: tuple[Path, Path], seconds: float,
+async def hangup_to_transcript(model: Any, rate: int, call: tuple[Path, Path], seconds: float,
                                others: int, audio: np.ndarray) -> float:
     """While ``others`` calls stream live, the 3-minute call's two sides go to the worker
     pool (2 processes, one shared model each) as the service does after hangup."""

@@ -51,21 +51,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from benchlib import PG_ADMIN, REDIS_URL, REPO, RESULTS, BenchAmi, emit, loadavg
+
 sys.path.insert(0, str(REPO))
 
-from common.config import Config, parse_config  # noqa: E402
-from common.privacy import PersonalData, mask_number, scrub  # noqa: E402
-from common.secrets import sip_password  # noqa: E402
-from common.tasks import cancel_and_wait  # noqa: E402
-from lab.harness import Lab, _to_toml, ensure_secrets, free_sip_port, lab_config_toml  # noqa: E402
+from common.config import Config, parse_config
+from common.privacy import PersonalData, mask_number, scrub
+from common.secrets import sip_password
+from common.tasks import cancel_and_wait
+from lab.harness import Lab, ensure_secrets, free_sip_port, lab_config_toml, to_toml
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 SIPP_SHARE = Path("/usr/share/sip-tester")
 SCENARIOS = Path(__file__).resolve().parent / "sipp"
-RESULTS = Path(__file__).resolve().parent / "results"
-PG_ADMIN = os.environ.get("HOTLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("HOTLINE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 CITY = "nanjing"
 QUEUE_BY_KEY = {"0": f"{CITY}-general", "1": f"{CITY}-enterprise_policy"}
 HZ = os.sysconf("SC_CLK_TCK")
@@ -82,10 +80,6 @@ AMI_FILTERS = (
 )
 MEMBER_STATES = ("Not in use", "In use", "Busy", "Unavailable", "Ringing", "Ring+Inuse",
                  "On Hold", "Invalid", "Unknown")
-
-
-def emit(**doc: Any) -> None:
-    print(json.dumps(doc, ensure_ascii=False, default=str), flush=True)
 
 
 def progress(msg: str) -> None:
@@ -171,102 +165,21 @@ def load_config_toml(work: Path, plan: Plan, database_url: str, prefix: str) -> 
     base = 30000 + secrets.randbelow(10) * 2000
     for n in raw["nodes"]:
         n["rtp_start"], n["rtp_end"] = base, base + 1998
-    return _to_toml(raw)
+    return to_toml(raw)
 
 
-class Ami:
-    """A small AMI connection for watching (events off): commands and queue summaries."""
-
-    def __init__(self, host: str, port: int, user: str, secret: str):
-        self.addr = (host, port)
-        self.user, self.secret = user, secret
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.n = 0
-        self.lock = asyncio.Lock()
-
-    async def connect(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(*self.addr)
-        await self.reader.readline()
-        resp = await self._request({"Action": "Login", "Username": self.user,
-                                    "Secret": self.secret, "Events": "off"})
-        if resp[0].get("Response") != "Success":
-            raise RuntimeError(f"AMI login refused: {resp}")
-
-    async def _read_msg(self) -> dict[str, str]:
-        assert self.reader is not None
-        raw = await self.reader.readuntil(b"\r\n\r\n")
-        msg: dict[str, str] = {}
-        for line in raw.decode(errors="replace").split("\r\n"):
-            k, sep, v = line.partition(": ")
-            if sep:
-                msg.setdefault(k, v)
-            elif line and "Output" not in msg:
-                msg["_text"] = msg.get("_text", "") + line + "\n"
-        return msg
-
-    async def _request(self, action: dict[str, str], *, until: str | None = None
-                       ) -> list[dict[str, str]]:
-        assert self.writer is not None
-        async with self.lock:
-            self.n += 1
-            aid = f"load-{self.n}"
-            self.writer.write("".join(f"{k}: {v}\r\n" for k, v in
-                                      {**action, "ActionID": aid}.items()).encode() + b"\r\n")
-            await self.writer.drain()
-            out: list[dict[str, str]] = []
-            while True:
-                msg = await asyncio.wait_for(self._read_msg(), 10)
-                if msg.get("ActionID") != aid:
-                    continue
-                out.append(msg)
-                if until is None or msg.get("Event") == until or msg.get("Response") == "Error":
-                    return out
-
-    async def command(self, cmd: str) -> str:
-        """A CLI command's output (Asterisk 22 sends it as Output: lines)."""
-        assert self.reader is not None and self.writer is not None
-        async with self.lock:
-            self.n += 1
-            aid = f"load-{self.n}"
-            self.writer.write(f"Action: Command\r\nCommand: {cmd}\r\nActionID: {aid}\r\n\r\n"
-                              .encode())
-            await self.writer.drain()
-            while True:
-                raw = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
-                text = raw.decode(errors="replace")
-                if f"ActionID: {aid}" not in text:
-                    continue
-                return "\n".join(line[8:] for line in text.split("\r\n")
-                                 if line.startswith("Output: "))
-
-    async def queues(self) -> dict[str, dict[str, int]]:
-        msgs = await self._request({"Action": "QueueSummary"}, until="QueueSummaryComplete")
-        out = {}
-        for m in msgs:
-            if m.get("Event") == "QueueSummary":
-                out[m["Queue"]] = {k: int(m.get(k, "0") or 0) for k in
-                                   ("LoggedIn", "Available", "Callers", "LongestHoldTime")}
-        return out
-
-    async def members(self, queue: str) -> dict[str, str]:
-        """Agent id -> device state as ``queue show`` prints it (Not in use, In use, ...)."""
-        out = {}
-        for line in (await self.command(f"queue show {queue}")).splitlines():
-            line = line.strip()
-            if "(PJSIP/" not in line:
-                continue
-            agent = line.split(" ", 1)[0]
-            states = [p.split(")", 1)[0] for p in line.split("(")[1:]]
-            known = [s for s in states if s in MEMBER_STATES]
-            out[agent] = known[0] if known else "?"
-        return out
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            with contextlib.suppress(Exception):
-                self.writer.close()
-                await self.writer.wait_closed()
+async def queue_members_state(ami: BenchAmi, queue: str) -> dict[str, str]:
+    """Agent id -> device state as ``queue show`` prints it (Not in use, In use, ...)."""
+    out = {}
+    for line in (await ami.command(f"queue show {queue}")).splitlines():
+        line = line.strip()
+        if "(PJSIP/" not in line:
+            continue
+        agent = line.split(" ", 1)[0]
+        states = [p.split(")", 1)[0] for p in line.split("(")[1:]]
+        known = [s for s in states if s in MEMBER_STATES]
+        out[agent] = known[0] if known else "?"
+    return out
 
 
 def cpu_ticks(pid: int) -> int | None:
@@ -316,7 +229,7 @@ class Stack:
         self.cfg: Config | None = None
         self.lab: Lab | None = None
         self.service: subprocess.Popen[bytes] | None = None
-        self.ami: Ami | None = None
+        self.ami: BenchAmi | None = None
         self.sipps: list[subprocess.Popen[bytes]] = []
         self.agent_port = 0
         self.callers_sipp: subprocess.Popen[bytes] | None = None
@@ -383,8 +296,8 @@ class Stack:
         else:
             await self.lab.start_asterisk()
         node = self.cfg.nodes[0]
-        self.ami = Ami(node.ami_host, node.ami_port, node.ami_username, self.cfg.ami_secret)
-        await self.ami.connect()
+        self.ami = await BenchAmi(node.ami_host, node.ami_port, node.ami_username,
+                                  self.cfg.ami_secret, events=False).connect()
         progress("starting the service: hotline serve" + ("" if self.web else " --no-web"))
         self.spawn_service()
         await self.wait_members()
@@ -424,7 +337,7 @@ class Stack:
         while time.monotonic() < deadline:
             if self.service is not None and self.service.poll() is not None:
                 raise RuntimeError("the service exited at start:\n" + self.service_log_tail())
-            if len(await self.ami.members(QUEUE_BY_KEY["0"])) >= want:
+            if len(await queue_members_state(self.ami, QUEUE_BY_KEY["0"])) >= want:
                 return
             await asyncio.sleep(0.5)
         raise TimeoutError(f"agents not in {QUEUE_BY_KEY['0']} after {timeout:.0f} s:\n"
@@ -529,7 +442,7 @@ class Stack:
         while time.monotonic() < deadline:
             if self.agents_sipp.poll() is not None:
                 raise RuntimeError(f"agents' sipp exited; see {self.work}/agents.out")
-            states = await self.ami.members(QUEUE_BY_KEY["0"])
+            states = await queue_members_state(self.ami, QUEUE_BY_KEY["0"])
             if sum(1 for v in states.values() if v == "Not in use") >= self.plan.agents:
                 progress(f"{self.plan.agents} agents registered and available")
                 return
@@ -786,7 +699,7 @@ class Watch:
                 for line in count.splitlines():
                     if "active channel" in line:
                         s.channels = int(line.split()[0])
-                qs = await self.st.ami.queues()
+                qs = await self.st.ami.queue_summary()
                 s.waiting = sum(q["Callers"] for q in qs.values())
                 general = qs.get(QUEUE_BY_KEY["0"], {})
                 s.talking = max(0, self.st.plan.agents - general.get("Available", 0))
@@ -815,12 +728,6 @@ class Watch:
             await self.sample()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
-
-
-def loadavg() -> list[float]:
-    with contextlib.suppress(OSError):
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    return []
 
 
 def pct(values: list[float], p: float) -> float | None:

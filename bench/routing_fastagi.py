@@ -38,7 +38,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from cases.store import CaseStore
+    from common.config import Config
+    from common.facts import CallFact
+    from common.privacy import PersonalData
+    from queueing.routing.lookups import CallerProfiles, EarlierCases, RoutingLookups
+    from queueing.routing.router import CallerLookup, Miss
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -78,7 +91,12 @@ def request_bytes(n: int) -> bytes:
 
 # -- the server side ------------------------------------------------------------------------------
 
-async def prepare(cfg, db_url: str):  # type: ignore[no-untyped-def]
+_T = TypeVar("_T")
+
+
+async def prepare(cfg: Config, db_url: str) -> tuple[
+        AsyncEngine, Redis, CaseStore, PersonalData, CallerProfiles, EarlierCases,
+        RoutingLookups]:
     """Database with profiles and earlier cases; the look-ups as the service wires them."""
     from datetime import UTC, datetime
 
@@ -119,12 +137,28 @@ async def prepare(cfg, db_url: str):  # type: ignore[no-untyped-def]
     return engine, redis, store, personal, profiles, earlier, lookups
 
 
+class _Cold(Generic[_T]):
+    """A look-up that never answers from memory: every decision asks the database."""
+
+    def __init__(self, warm: CallerLookup[_T]):
+        from queueing.routing.router import MISS
+
+        self.warm = warm
+        self.miss: Literal[Miss.MISS] = MISS
+
+    def peek(self, caller_hash: str) -> Literal[Miss.MISS]:
+        return self.miss
+
+    async def lookup(self, caller_hash: str) -> _T | None:
+        return await self.warm.lookup(caller_hash)
+
+
 async def serve(args: argparse.Namespace) -> None:
     import logging
 
     from common.logs import setup_logging
     from lab.harness import ensure_secrets, lab_config
-    from queueing.routing.router import MISS, RouteEndpoint
+    from queueing.routing.router import RouteEndpoint
 
     ensure_secrets()
     setup_logging("info", "json")
@@ -144,7 +178,7 @@ async def serve(args: argparse.Namespace) -> None:
 
         value = "nanjing-general|0|20261122000001||||province-general|||"
 
-        async def stock_route(request):  # type: ignore[no-untyped-def]
+        async def stock_route(request: Any) -> None:  # panoramisk's Request (untyped)
             await request.send_command(f'SET VARIABLE HOTLINE_ROUTE "{value}"')
 
         app = Application()
@@ -158,14 +192,13 @@ async def serve(args: argparse.Namespace) -> None:
                                                                                      db_url)
         recorded = [0]
 
-        async def count(fact):  # type: ignore[no-untyped-def]
+        async def count(fact: CallFact) -> None:
             recorded[0] += 1
 
-        if args.kind == "ours-cold":  # every decision asks the database
-            profiles.peek = lambda h: MISS  # type: ignore[method-assign]
-            earlier.peek = lambda h: MISS  # type: ignore[method-assign]
+        cold = args.kind == "ours-cold"  # every decision asks the database
         endpoint = RouteEndpoint(cfg, store.apply if args.record else count, personal=personal,
-                                 profiles=profiles, earlier_cases=earlier,
+                                 profiles=_Cold(profiles) if cold else profiles,
+                                 earlier_cases=_Cold(earlier) if cold else earlier,
                                  case_number=store.cached_number)
         endpoint.start()
         server = FastAgiServer(route_timeout=cfg.fastagi.dialplan_timeout_s)
@@ -200,9 +233,10 @@ class _Client(asyncio.Protocol):
         self.buf = b""
         self.ok = False
 
-    def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
-        self.transport = transport
-        transport.write(self.payload)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream connection's protocol is always handed a (read-write) Transport.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.payload)
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -220,7 +254,7 @@ class _Client(asyncio.Protocol):
             self.done.set_result(self.ok)
 
 
-async def load(port: int, concurrency: int, seconds: float, warmup: float) -> dict:
+async def load(port: int, concurrency: int, seconds: float, warmup: float) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     counter = [0]
     lat: list[float] = []
@@ -268,7 +302,7 @@ async def load(port: int, concurrency: int, seconds: float, warmup: float) -> di
 # -- orchestration --------------------------------------------------------------------------------
 
 def _pin(cpu: int) -> list[str]:
-    return ["taskset", "-c", str(cpu)] if os.cpu_count() and os.cpu_count() > 1 else []
+    return ["taskset", "-c", str(cpu)] if (os.cpu_count() or 1) > 1 else []
 
 
 def run_server(kind: str, loop_kind: str, workdir: Path, args: argparse.Namespace
@@ -290,11 +324,12 @@ def run_server(kind: str, loop_kind: str, workdir: Path, args: argparse.Namespac
     return proc, port
 
 
-def stats(proc: subprocess.Popen[str]) -> dict:
+def stats(proc: subprocess.Popen[str]) -> dict[str, Any]:
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write("stats\n")
     proc.stdin.flush()
-    return json.loads(proc.stdout.readline())
+    counters: dict[str, Any] = json.loads(proc.stdout.readline())
+    return counters
 
 
 def main() -> int:
@@ -313,7 +348,7 @@ def main() -> int:
     p.add_argument("--servers", default="ours:uvloop,ours:asyncio,stock:asyncio,ours-cold:uvloop")
     args = p.parse_args()
 
-    def run(coro):  # type: ignore[no-untyped-def]
+    def run(coro: Coroutine[Any, Any, _T]) -> _T:
         if args.loop == "uvloop":
             import uvloop
 
@@ -360,11 +395,11 @@ def main() -> int:
                     proc.stdin.close()
                 proc.wait(30)
 
-    def best(kind: str, loop_kind: str) -> dict:
+    def best(kind: str, loop_kind: str) -> dict[str, Any]:
         rows = [r for r in results if r["server"] == kind and r["loop"] == loop_kind]
         return max(rows, key=lambda r: r["per_s"]) if rows else {}
 
-    def at(kind: str, loop_kind: str, level: int) -> dict:
+    def at(kind: str, loop_kind: str, level: int) -> dict[str, Any]:
         return next((r for r in results if r["server"] == kind and r["loop"] == loop_kind
                      and r["concurrency"] == level), {})
 

@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -83,13 +84,27 @@ def callers(minutes: int, surge_from: int, surge_to: int, seed: int) -> list[Cal
     return out
 
 
-def run(calls: list[Caller], minutes: int, rebalance: bool) -> dict[str, object]:
+# One city's figures, minute by minute: service level (None before any call), longest wait,
+# agents lent in.
+PerMinute = dict[str, list[float | None]]
+
+
+class RunResult(TypedDict):
+    per_minute: dict[str, PerMinute]
+    moves: int
+    returns: int
+    surge_transitions: int
+    logs: dict[str, CityLog]
+
+
+def run(calls: list[Caller], minutes: int, rebalance: bool) -> RunResult:
     agents = [Agent(f"{city[:2]}{i:02d}", city) for city, (n, _) in CITIES.items()
               for i in range(n)]
     queues: dict[str, list[Caller]] = {c: [] for c in CITIES}
     logs = {c: CityLog() for c in CITIES}
     hyst = Hysteresis(POLICY.enter_after_s, POLICY.exit_after_s)
-    per_min = {c: {"sl": [], "longest_wait_s": [], "lent_in": []} for c in CITIES}
+    per_min: dict[str, PerMinute] = {c: {"sl": [], "longest_wait_s": [], "lent_in": []}
+                                      for c in CITIES}
     minute_waits: dict[str, list[tuple[float, bool]]] = {c: [] for c in CITIES}
     recent: dict[str, list[list[tuple[float, bool]]]] = {c: [] for c in CITIES}
     moves = returns = 0
@@ -183,10 +198,10 @@ def policy(t: float, agents: list[Agent], queues: dict[str, list[Caller]],
     return moved, returned
 
 
-def summary(result: dict[str, object], surge_from: int, surge_to: int) -> dict[str, object]:
+def summary(result: RunResult, surge_from: int,
+            surge_to: int) -> dict[str, dict[str, dict[str, float | None]]]:
     out = {}
-    logs: dict[str, CityLog] = result["logs"]  # type: ignore[assignment]
-    for city, lg in logs.items():
+    for city, lg in result["logs"].items():
         row = {}
         for name, (a, b) in {"before": (0, surge_from), "surge": (surge_from, surge_to),
                              "after": (surge_to, 10**9)}.items():
@@ -199,7 +214,7 @@ def summary(result: dict[str, object], surge_from: int, surge_to: int) -> dict[s
     return out
 
 
-def plot(results: dict[str, dict[str, object]], path: Path, surge: tuple[int, int]) -> None:
+def plot(results: dict[str, RunResult], path: Path, surge: tuple[int, int]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -208,7 +223,7 @@ def plot(results: dict[str, dict[str, object]], path: Path, surge: tuple[int, in
     fig, axes = plt.subplots(3, 1, figsize=(11, 10), sharex=True)
     colors = {"nanjing": "tab:red", "suzhou": "tab:blue", "wuxi": "tab:green"}
     for mode, style in (("without", ":"), ("with", "-")):
-        pm = results[mode]["per_minute"]  # type: ignore[index]
+        pm = results[mode]["per_minute"]
         for city in CITIES:
             xs = list(range(1, len(pm[city]["sl"]) + 1))
             sl = [None if v is None else v * 100 for v in pm[city]["sl"]]

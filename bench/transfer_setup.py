@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import statistics
 import sys
@@ -20,13 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import emit
+
 from common.logs import setup_logging
 from lab.harness import Lab, lab_config
 from telephony.asterisk.sounds import tone
-
-
-def emit(**doc: object) -> None:
-    print(json.dumps(doc, ensure_ascii=False), flush=True)
 
 
 async def run(rounds: int) -> int:
@@ -70,6 +67,8 @@ async def run(rounds: int) -> int:
                 if call_id:
                     break
                 await asyncio.sleep(0.05)
+            if call_id is None:
+                raise RuntimeError("the service never saw agent 1001 answer")
             t0 = time.monotonic()
             leg = await service.callcontrol.emergency(call_id, "1001", "police")
             p_call = await asyncio.wait_for(police.incoming.get(), 10)

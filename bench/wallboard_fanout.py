@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, WSMsgType, web
+from benchlib import REDIS_URL, emit
 from redis.asyncio import Redis
 
 from agent_desk.supervision.wallboard import Client, Wallboard
@@ -31,12 +32,7 @@ from common.livekeys import LiveKeys
 from common.logs import setup_logging
 from lab.harness import free_port, lab_config
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 LOOP = ["uvloop"]
-
-
-def emit(**doc: object) -> None:
-    print(json.dumps(doc, ensure_ascii=False), flush=True)
 
 
 # -- the reading side (a child process) --------------------------------------------------------

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from cases.models import Case
 
 
-def _t(case_time, tz: ZoneInfo) -> str:  # type: ignore[no-untyped-def]
+def _t(case_time: datetime | None, tz: ZoneInfo) -> str:
     return case_time.astimezone(tz).strftime("%H:%M:%S") if case_time else "-"
 
 

@@ -438,24 +438,6 @@ class CaseStore:
                        & (Case.id != case_id)))).all()
             return sorted({(r[0], r[1]) for r in rows})
 
-    async def close_case(self, number: str, at: datetime | None = None) -> str | None:
-        """Mark the work on a case finished (办结); returns the caller's lookup hash so the
-        repeat-caller look-up can forget it."""
-        async with self.sessions() as session, session.begin():
-            case = (await session.execute(
-                select(Case).where(Case.number == number))).scalar_one_or_none()
-            if case is None:
-                raise KeyError(number)
-            if case.closed_at is None:
-                case.closed_at = at or datetime.now(UTC)
-            return case.caller_hash
-
-    # -- route decisions from the router ------------------------------------------------------
-
-    async def open_for_route(self, fact: CallFact) -> CaseRef:
-        """Called by the router before the call queues: returns the case (for screen pop)."""
-        return await self.apply(fact)
-
     # -- reading ------------------------------------------------------------------------------
 
     async def get(self, number: str) -> Case | None:
@@ -484,13 +466,6 @@ class CaseStore:
     async def count(self) -> int:
         async with self.sessions() as session:
             return int((await session.execute(select(func.count(Case.id)))).scalar_one())
-
-    async def active_on(self, node: str) -> list[Case]:
-        await self._flushed()
-        async with self.sessions() as session:
-            return list((await session.execute(
-                select(Case).where(Case.node == node, Case.call_state == "active")
-            )).scalars())
 
     def caller_number(self, case: Case) -> str | None:
         """The caller's number in clear, for roles allowed to see it."""

@@ -18,9 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cases.models import CallLeg, Case, TransferRecord
 from common.facts import CallFact
 
-# Outcomes of a leg's dial (the timeline and the console speak these codes).
-OUTCOMES = ("answered", "busy", "no_answer", "failed", "caller_hung_up", "cancelled")
-
 
 def _ts(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)

@@ -484,7 +484,7 @@ class SurgeSection(_Section):
 
 
 class PrivacySection(_Section):
-    """Personal data destroyed when due (hotline/retention.py, docs/security.md). The job runs
+    """Personal data destroyed when due (common/retention.py, docs/security.md). The job runs
     every [recording] purge_interval_s with the recordings' retention."""
 
     # Transcripts (what was said) of cases older than this are deleted.
@@ -498,7 +498,7 @@ class PrivacySection(_Section):
 
 
 class WebSection(_Section):
-    """The agent console and supervisor wallboard (agent_desk/web.py, docs/console.md)."""
+    """The agent console and supervisor wallboard (agent_desk/web/, docs/console.md)."""
 
     host: str = "127.0.0.1"
     port: PORT = 8080
@@ -613,12 +613,12 @@ class Config(_Section):
                 if pool not in city_ids:
                     problems.append(f"agents[{i}].pools[{j}]: unknown city {pool!r}")
         ports: dict[tuple[str, int], str] = {}
-        for i, n in enumerate(self.nodes):
-            for name, port in (("sip_port", n.sip_port), ("ami_port", n.ami_port)):
-                key = (name[:3], port)
-                if key in ports:
-                    problems.append(f"nodes[{i}].{name}: {port} already used by {ports[key]}")
-                ports[key] = f"nodes[{i}].{name}"
+        for i, node in enumerate(self.nodes):
+            for name, port in (("sip_port", node.sip_port), ("ami_port", node.ami_port)):
+                port_key = (name[:3], port)
+                if port_key in ports:
+                    problems.append(f"nodes[{i}].{name}: {port} already used by {ports[port_key]}")
+                ports[port_key] = f"nodes[{i}].{name}"
         problems.extend(_destination_problems(self))
         for city in self.surge.floors:
             if city not in city_ids:

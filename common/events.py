@@ -174,7 +174,7 @@ class QueueMember:
 @dataclass(frozen=True)
 class Newchannel(DomainEvent):
     ami_name = "Newchannel"
-    channel: Channel = None  # type: ignore[assignment]
+    channel: Channel = field(kw_only=True)
 
     @classmethod
     def parse(cls, node: str, f: Mapping[str, str]) -> Newchannel:
@@ -184,7 +184,7 @@ class Newchannel(DomainEvent):
 @dataclass(frozen=True)
 class Hangup(DomainEvent):
     ami_name = "Hangup"
-    channel: Channel = None  # type: ignore[assignment]
+    channel: Channel = field(kw_only=True)
     cause: int = 0
     cause_text: str = ""
 
@@ -197,7 +197,7 @@ class Hangup(DomainEvent):
 @dataclass(frozen=True)
 class VarSet(DomainEvent):
     ami_name = "VarSet"
-    channel: Channel = None  # type: ignore[assignment]
+    channel: Channel = field(kw_only=True)
     variable: str = ""
     value: str = ""
 
@@ -210,7 +210,7 @@ class VarSet(DomainEvent):
 @dataclass(frozen=True)
 class QueueCallerJoin(DomainEvent):
     ami_name = "QueueCallerJoin"
-    channel: Channel = None  # type: ignore[assignment]
+    channel: Channel = field(kw_only=True)
     queue: str = ""
     position: int = 0
 
@@ -223,7 +223,7 @@ class QueueCallerJoin(DomainEvent):
 @dataclass(frozen=True)
 class QueueCallerLeave(DomainEvent):
     ami_name = "QueueCallerLeave"
-    channel: Channel = None  # type: ignore[assignment]
+    channel: Channel = field(kw_only=True)
     queue: str = ""
 
     @classmethod
@@ -234,7 +234,7 @@ class QueueCallerLeave(DomainEvent):
 @dataclass(frozen=True)
 class QueueCallerAbandon(DomainEvent):
     ami_name = "QueueCallerAbandon"
-    channel: Channel = None  # type: ignore[assignment]
+    channel: Channel = field(kw_only=True)
     queue: str = ""
     hold_time: float = 0.0
 
@@ -246,7 +246,7 @@ class QueueCallerAbandon(DomainEvent):
 
 @dataclass(frozen=True)
 class _AgentEvent(DomainEvent):
-    channel: Channel = None  # type: ignore[assignment]  # the caller
+    channel: Channel = field(kw_only=True)  # the caller
     agent_channel: Channel | None = None
     queue: str = ""
     member_name: str = ""
@@ -324,7 +324,7 @@ class QueueMemberEvent(DomainEvent):
     """QueueMemberStatus / Added / Removed / Pause / Penalty / Ringinuse."""
 
     kind: str = ""
-    member: QueueMember = None  # type: ignore[assignment]
+    member: QueueMember = field(kw_only=True)
 
     @classmethod
     def parse_named(cls, node: str, name: str, f: Mapping[str, str]) -> QueueMemberEvent:
@@ -348,7 +348,7 @@ def parse_member(f: Mapping[str, str]) -> QueueMember:
 @dataclass(frozen=True)
 class BridgeEnter(DomainEvent):
     ami_name = "BridgeEnter"
-    channel: Channel = None  # type: ignore[assignment]
+    channel: Channel = field(kw_only=True)
     bridge_id: str = ""
     bridge_type: str = ""
     swap_uniqueid: str = ""
@@ -363,7 +363,7 @@ class BridgeEnter(DomainEvent):
 @dataclass(frozen=True)
 class BridgeLeave(DomainEvent):
     ami_name = "BridgeLeave"
-    channel: Channel = None  # type: ignore[assignment]
+    channel: Channel = field(kw_only=True)
     bridge_id: str = ""
 
     @classmethod
@@ -375,7 +375,7 @@ class BridgeLeave(DomainEvent):
 class DialBegin(DomainEvent):
     ami_name = "DialBegin"
     channel: Channel | None = None
-    dest: Channel = None  # type: ignore[assignment]
+    dest: Channel = field(kw_only=True)
     dial_string: str = ""
 
     @classmethod
@@ -388,7 +388,7 @@ class DialBegin(DomainEvent):
 class DialEnd(DomainEvent):
     ami_name = "DialEnd"
     channel: Channel | None = None
-    dest: Channel = None  # type: ignore[assignment]
+    dest: Channel = field(kw_only=True)
     status: str = ""
 
     @classmethod

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from common import events as ev
+
 INBOUND_CONTEXTS = ("from-carrier", "from-handover")
 TRUNK_PREFIX = "trunk-"
 
@@ -51,7 +53,9 @@ class CallFact:
         return self.kind
 
 
-Sink = Callable[[CallFact], Awaitable[None]]
+# A sink may answer with something: the case store answers with the case it wrote (its
+# ``number`` names the call's case, telephony.calls.tracker); the others answer None.
+Sink = Callable[[CallFact], Awaitable[object]]
 
 
 def trunk_of(channel_name: str) -> str | None:
@@ -69,3 +73,23 @@ def agent_of(interface_or_channel: str) -> str | None:
         return None
     name = rest.split("-", 1)[0] if "-" in rest else rest
     return name if name.isdigit() else None
+
+
+@dataclass
+class SeenSince:
+    """Calls as the event stream knows them, where it is newer than a snapshot: ended (the
+    snapshot may still list them), up (first heard of after it began), no longer waiting
+    (answered), joined a queue after it began (call id -> queue, when)."""
+
+    ended: set[str] = field(default_factory=set)
+    up: set[str] = field(default_factory=set)
+    not_waiting: set[str] = field(default_factory=set)
+    joined: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def waiting(self, node: str, snap: ev.Snapshot) -> dict[str, tuple[str, float]]:
+        """Who waits in which queue since when: the snapshot's entries, corrected."""
+        out = {cid: (e.queue, snap.taken_at - e.wait_s) for e in snap.entries
+               if (cid := call_id_of(node, e.channel.linkedid)) not in self.ended
+               and cid not in self.not_waiting}
+        out.update(self.joined)
+        return out

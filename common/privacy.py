@@ -77,13 +77,6 @@ class PersonalData:
             return token
         return self.encrypt(self.decrypt(token))
 
-    def old_lookup_hashes(self, value: str | None) -> list[str]:
-        """The value's look-up hash under each previous key (key rotation)."""
-        if not value:
-            return []
-        n = normalize_number(value).encode()
-        return [hmac.new(k, n, hashlib.sha256).hexdigest()[:40] for _, k in self._old]
-
     def lookup_hash(self, value: str | None) -> str | None:
         """Equal numbers give equal hashes (for repeat-caller look-ups); the hash reveals nothing
         without the key."""

@@ -33,9 +33,25 @@ def personal_queue(agent_id: str) -> str:
     return f"{PERSONAL_POOL}-{agent_id}"
 
 
-def is_personal_queue(name: str) -> bool:
-    return name.startswith(PERSONAL_POOL + "-")
-
-
 def interface(agent_id: str) -> str:
     return f"PJSIP/{agent_id}"
+
+
+# Skill levels 1-5: a higher level, a lower penalty (Asterisk offers calls to penalty 0 first).
+# Routing widens a waiting call by raising its maximum penalty; membership sets each member's.
+MAX_LEVEL = 5
+
+
+def penalty_for(level: int) -> int:
+    """Higher skill level, lower penalty: Asterisk offers calls to penalty 0 first."""
+    return MAX_LEVEL - level
+
+
+def max_penalty_for(level: int) -> int:
+    """The highest penalty an agent of at least ``level`` has."""
+    return penalty_for(level)
+
+
+def relax_rule(skill: str) -> str:
+    """The queuerules.conf rule that widens a skill queue to every level (rendered per skill)."""
+    return f"relax-{skill}"

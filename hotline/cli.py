@@ -62,8 +62,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_asterisk(args: argparse.Namespace) -> int:
-    from hotline.service import instance_dir
-    from telephony.asterisk.instance import AsteriskInstance
+    from telephony.asterisk.instance import AsteriskInstance, instance_dir
     from telephony.asterisk.runtime import container_runtime, ensure_runtime
 
     # Rendering for a container needs no Asterisk here: it mounts the files at /srv/hotline.
@@ -94,9 +93,9 @@ def cmd_asterisk(args: argparse.Namespace) -> int:
             was = inst.stop()
             print(f"node {node.id}: {'stopped' if was else 'was not running'}")
         elif args.action == "status":
-            pid = inst.pid()
-            print(f"node {node.id}: " + (f"running (pid {pid})" if pid else "stopped"))
-            if pid:
+            running = inst.pid()
+            print(f"node {node.id}: " + (f"running (pid {running})" if running else "stopped"))
+            if running:
                 print(inst.cli("core show channels count").strip())
         elif args.action == "cli":
             print(inst.cli(" ".join(args.command)), end="")
@@ -106,6 +105,7 @@ def cmd_asterisk(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from common.logs import setup_logging
     from common.privacy import PersonalData
+    from hotline.desk import start_web
     from hotline.service import HotlineService
 
     cfg = _load(args)
@@ -116,7 +116,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                  personal=PersonalData(cfg.data_key, cfg.previous_data_keys))
         await service.start()
         # The console and wallboard run in the service unless --no-web.
-        runner = None if getattr(args, "no_web", False) else await service.start_web()
+        runner = None
+        if not getattr(args, "no_web", False):
+            runner, _console = await start_web(service)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -237,7 +239,7 @@ def cmd_cases(args: argparse.Namespace) -> int:
 def cmd_web_user(args: argparse.Namespace) -> int:
     import getpass
 
-    from agent_desk.auth import Users
+    from agent_desk.web.auth import Users
     from cases.db import make_engine, migrate, sessionmaker
 
     cfg = _load(args)
@@ -307,17 +309,20 @@ async def _asr_async(cfg: Config, args: argparse.Namespace) -> int:
 
     from asr.service import Transcripts
     from cases.db import make_engine, migrate, sessionmaker
-    from hotline.service import instance_dir
+    from hotline.privacy import recordings_purger
+    from telephony.asterisk.instance import recordings_spool
 
     engine = make_engine(cfg.database_url)
     await migrate(engine)
     redis = Redis.from_url(cfg.redis_url, decode_responses=True)
-    tr = Transcripts(cfg, redis, sessionmaker(engine),
-                     spools={n.id: instance_dir(cfg, n) / "spool" / "monitor"
-                             for n in cfg.nodes})
+    sessions = sessionmaker(engine)
+    tr = Transcripts(cfg, redis, sessions,
+                     spools={n.id: recordings_spool(cfg, n) for n in cfg.nodes})
     try:
         if args.action == "purge":
-            print(f"{await tr.purge()} recording file(s) deleted")
+            report = await recordings_purger(cfg, sessions).purge(datetime.now(UTC),
+                                                                  dry_run=False)
+            print(f"{report.recordings} recording file(s) deleted")
             return 0
         await tr.start(work=False)
         if tr.model_error:
@@ -376,9 +381,11 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             await migrate(engine, personal=personal)
             sessions = sessionmaker(engine)
             if args.action == "purge":
-                from hotline.retention import Retention
+                from cases.store import CaseStore
+                from hotline.privacy import retention_job
 
-                report = await Retention(cfg, sessions, personal).run(dry_run=args.dry_run)
+                job = retention_job(cfg, sessions, CaseStore(sessions, personal))
+                report = await job.run(dry_run=args.dry_run)
                 verb = "would be deleted" if args.dry_run else "deleted"
                 print(f"recordings {verb}: {report.recordings} file(s) "
                       f"(older than {cfg.recording.retention_days} days)")
@@ -392,14 +399,15 @@ def cmd_privacy(args: argparse.Namespace) -> int:
                       f"{report.cases}" + (f" (older than {days} days)" if days
                                            else " (kept: case_personal_retention_days = 0)"))
                 return 0
-            from hotline.rekey import rekey
+            from common.rekey import rekey
+            from hotline.privacy import rekey_tables
 
             if not cfg.previous_data_keys:
                 print(f"privacy rekey: put the old key(s) in "
                       f"{cfg.security.data_key_previous_env} and the new one in "
                       f"{cfg.security.data_key_env}", file=sys.stderr)
                 return 2
-            out = await rekey(sessions, personal, progress=lambda name, n: print(
+            out = await rekey(sessions, rekey_tables(personal), progress=lambda name, n: print(
                 f"{name}: {n} row(s) re-encrypted", flush=True))
             print(f"done: {sum(out.values())} row(s); restart the services with "
                   f"{cfg.security.data_key_env} only")

@@ -12,7 +12,6 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -20,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_desk.callbacks.worker import CallbackWorker
+from agent_desk.cases.store import ConsoleStore
 from agent_desk.presence.services import AgentPresence
 from agent_desk.presence.wrapup import WrapUpWorker
-from agent_desk.store import ConsoleStore
 from asr.service import Transcripts
 from cases.db import make_engine, migrate, sessionmaker
 from cases.models import Case
@@ -30,23 +29,24 @@ from cases.store import CaseStore
 from cases.surge_audit import SurgeAudit
 from common import events as ev
 from common.config import Config, NodeConfig
-from common.facts import CallFact
+from common.facts import CallFact, SeenSince
 from common.privacy import PersonalData
+from common.replies import text_or_none
+from common.retention import RetentionWorker
 from common.tasks import cancel_and_wait
+from hotline.privacy import retention_job
 from queueing.membership.sync import MembershipSync
 from queueing.routing.lookups import CallerProfiles, EarlierCases, RoutingLookups
 from queueing.routing.router import RouteEndpoint
 from queueing.routing.skills import AgentSkills
 from queueing.surge.manager import SurgeManager
 from telephony.ami import AmiClient, AmiError
+from telephony.asterisk.instance import cel_path, recordings_spool
 from telephony.calls.cel import CelReconciler, last_cel_id
-from telephony.calls.tracker import CallTracker, SeenSince
+from telephony.calls.tracker import CallTracker
 from telephony.fastagi import FastAgiServer
 from telephony.live.state import LiveState
 from telephony.transfers.services import CallControl
-
-if TYPE_CHECKING:
-    from agent_desk.web import ConsoleApp
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,6 @@ log = logging.getLogger(__name__)
 # console's presence and skill changes and the transcription queue are rebuilt.
 REDIS_RUN_KEY = "run"
 REDIS_DOWN = (RedisError, OSError, TimeoutError)
-
-
-def instance_dir(cfg: Config, node: NodeConfig) -> Path:
-    return cfg.data_dir / "asterisk" / node.id
-
-
-def cel_path(cfg: Config, node: NodeConfig) -> Path:
-    return instance_dir(cfg, node) / "log" / "cel.db"
 
 
 class NodeRuntime:
@@ -174,7 +166,6 @@ class HotlineService:
         self._redis_task: asyncio.Task[None] | None = None
         self._quiet: dict[str, float] = {}
         self._loss_pending = False
-        self.console: ConsoleApp | None = None  # with the web console (start_web)
 
         prefix = cfg.redis.prefix
         self.engine = engine if engine is not None else make_engine(cfg.database_url)
@@ -215,13 +206,17 @@ class HotlineService:
         # Recordings and transcripts (asr/): Asterisk records, this moves, links, transcribes.
         self.transcripts = Transcripts(
             cfg, self.redis, sessions,
-            spools={n.id: instance_dir(cfg, n) / "spool" / "monitor" for n in cfg.nodes},
+            spools={n.id: recordings_spool(cfg, n) for n in cfg.nodes},
             ami_of=self._ami_of, case_of=self.store.cached_number)
         self.nodes: dict[str, NodeRuntime] = {}
         for node in cfg.nodes:
-            path = self.cel_paths.get(node.id) or (node.cel_path if node.cel_path
-                                                   else cel_path(cfg, node))
+            path = self.cel_paths.get(node.id) or cel_path(cfg, node)
             self.nodes[node.id] = NodeRuntime(self, node, path)
+        # Personal data past its period, on the CEL files the reconcilers read.
+        self.retention = RetentionWorker(
+            retention_job(cfg, sessions, self.store,
+                          {n: rt.cel.path for n, rt in self.nodes.items()}),
+            cfg.recording.purge_interval_s)
         self.router = RouteEndpoint(cfg, self.store.apply, personal=personal,
                                     profiles=self.profiles, earlier_cases=self.earlier_cases,
                                     case_number=self.store.cached_number)
@@ -255,6 +250,7 @@ class HotlineService:
         self.router.start()
         await self.fastagi.start(cfg.fastagi.bind_host, cfg.fastagi.port)
         await self.transcripts.start()
+        self.retention.start()
         for rt in self.nodes.values():
             if self.cel_from_now and await self.store.get_checkpoint(rt.node.id) == 0:
                 await self.store.set_checkpoint(rt.node.id, max(1, await asyncio.to_thread(
@@ -302,7 +298,7 @@ class HotlineService:
         """Our mark on this Redis dataset (the first service to see it empty writes it)."""
         await self.redis.set(self._run_key, f"{time.time():.0f}-{secrets.token_hex(6)}",
                              nx=True)
-        self.redis_run_id = await self.redis.get(self._run_key)
+        self.redis_run_id = text_or_none(await self.redis.get(self._run_key))
 
     async def _live_fact(self, fact: CallFact) -> None:
         try:
@@ -406,7 +402,8 @@ class HotlineService:
         with contextlib.suppress(Exception):  # without the database: fewer details, same calls
             async with self.store.sessions() as s:
                 cases = {c.call_id: c for c in (await s.execute(select(Case).where(
-                    Case.call_id.in_([c.call_id for c in calls])))).scalars()}
+                    Case.call_id.in_([c.call_id for c in calls])))).scalars()
+                    if c.call_id is not None}
         waiting = seen.waiting(rt.node.id, snap)
         node = rt.node.id
         for call in calls:
@@ -457,6 +454,7 @@ class HotlineService:
         for rt in reversed(self.nodes.values()):
             await rt.cel.stop()
             await rt.ami.stop()
+        await self.retention.stop()
         await self.transcripts.stop()
         await self.fastagi.stop()
         await self.router.stop()
@@ -467,24 +465,6 @@ class HotlineService:
         await self.redis.aclose()
         await self.engine.dispose()
         log.info("hotline service stopped")
-
-    async def start_web(self, host: str | None = None, port: int | None = None) -> Any:
-        """The agent console and wallboard (agent_desk/web.py) on [web] host:port; returns
-        the aiohttp runner (``await runner.cleanup()`` stops it)."""
-        from aiohttp import web
-
-        from agent_desk.web import build_app
-
-        app, self.console = build_app(self)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host or self.cfg.web.host,
-                           self.cfg.web.port if port is None else port)
-        await site.start()
-        log.info("console listening", extra={"host": host or self.cfg.web.host,
-                                             "port": self.cfg.web.port if port is None
-                                             else port})
-        return runner
 
     def stats(self) -> dict[str, object]:
         return {

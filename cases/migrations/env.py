@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from common.db import Base
@@ -14,14 +17,14 @@ target_metadata = Base.metadata
 config = context.config
 
 
-def render_item(type_, obj, autogen_context):  # type: ignore[no-untyped-def]
+def render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str | Literal[False]:
     # Migrations must not import the app's types: UTCDateTime is a DateTime(timezone=True).
     if type_ == "type" and type(obj).__name__ == "UTCDateTime":
         return "sa.DateTime(timezone=True)"
     return False
 
 
-def run_with(connection) -> None:  # type: ignore[no-untyped-def]
+def run_with(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata,
                       render_as_batch=connection.dialect.name == "sqlite",
                       compare_type=True, render_item=render_item)

@@ -11,7 +11,7 @@ from common import events as ev
 from common.config import Config
 from common.facts import agent_of
 from common.queues import interface
-from queueing.routing.model import Membership, desired_membership
+from queueing.membership.model import Membership, desired_membership
 from telephony.ami import AmiClient, AmiError
 
 log = logging.getLogger(__name__)
@@ -80,19 +80,19 @@ class MembershipSync:
             if agent is not None and (only is None or agent in only):
                 have[(m.queue, agent)] = m
         changes = 0
-        for key, m in sorted(want.items()):
+        for key, wanted in sorted(want.items()):
             cur = have.get(key)
             try:
                 if cur is None:
-                    await ami.queue_add(m.queue, m.interface, penalty=m.penalty,
-                                        member_name=m.agent_id)
+                    await ami.queue_add(wanted.queue, wanted.interface, penalty=wanted.penalty,
+                                        member_name=wanted.agent_id)
                     changes += 1
-                elif cur.penalty != m.penalty:
-                    await ami.queue_penalty(m.interface, m.penalty, queue=m.queue)
+                elif cur.penalty != wanted.penalty:
+                    await ami.queue_penalty(wanted.interface, wanted.penalty, queue=wanted.queue)
                     changes += 1
             except AmiError as exc:
                 log.warning("queue membership not applied", extra={
-                    "queue": m.queue, "agent": m.agent_id, "error": str(exc)})
+                    "queue": wanted.queue, "agent": wanted.agent_id, "error": str(exc)})
         for key, cur in have.items():
             if key not in want and key[1] in {a.id for a in self.cfg.agents}:
                 try:

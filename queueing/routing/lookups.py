@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from redis.asyncio import Redis
 from sqlalchemy import select
@@ -32,7 +32,7 @@ from common.facts import CallFact
 from common.privacy import PersonalData, mask_number
 from common.tasks import cancel_and_wait
 from queueing.routing.model import GREEN_CHANNEL, EarlierCase
-from queueing.routing.router import MISS
+from queueing.routing.router import MISS, Miss
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class CallerProfiles:
         self.loaded = True
         return len(self.index)
 
-    def peek(self, caller_hash: str) -> str | None:
+    def peek(self, caller_hash: str) -> str | Literal[Miss.MISS] | None:
         if not self.loaded:
             return MISS
         return self.index.get(caller_hash)
@@ -160,7 +160,7 @@ class EarlierCases:
         self.loaded = True
         return len(index)
 
-    def peek(self, caller_hash: str) -> EarlierCase | None:
+    def peek(self, caller_hash: str) -> EarlierCase | Literal[Miss.MISS] | None:
         if not self.loaded:
             return MISS
         found = self.index.get(caller_hash)

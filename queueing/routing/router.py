@@ -31,19 +31,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 from common.config import PROVINCE_POOL, Config
 from common.facts import CallFact, call_id_of
 from common.logs import call_scope, note_case
 from common.privacy import PersonalData, normalize_number
-from common.queues import queue_name
+from common.queues import max_penalty_for, queue_name, relax_rule
 from common.tasks import cancel_and_wait
-from queueing.routing.model import GREEN_CHANNEL, EarlierCase, max_penalty_for, relax_rule
+from queueing.routing.model import GREEN_CHANNEL, EarlierCase
 from telephony.fastagi import AgiAnswer, AgiRequest
 
 log = logging.getLogger(__name__)
@@ -252,18 +253,22 @@ def decide(cfg: Config | RoutingTable, req: RouteRequest) -> RouteDecision:
 T = TypeVar("T", covariant=True)
 
 
-class _Miss:
+class Miss(enum.Enum):
+    """What a look-up's ``peek`` says when only its ``lookup`` can tell (a sentinel)."""
+
+    MISS = "MISS"
+
     def __repr__(self) -> str:
         return "MISS"
 
 
-MISS: Any = _Miss()
+MISS: Final = Miss.MISS
 
 
 class CallerLookup(Protocol[T]):
     """A look-up by the caller's keyed hash (never by the number in clear)."""
 
-    def peek(self, caller_hash: str) -> T | None:
+    def peek(self, caller_hash: str) -> T | Literal[Miss.MISS] | None:
         """Answer from memory if possible; ``MISS`` if only ``lookup`` can tell."""
 
     async def lookup(self, caller_hash: str) -> T | None: ...
@@ -307,7 +312,9 @@ class RouteEndpoint:
         self.unrecorded = 0
         self.unnumbered = 0  # answered before the database gave the case its number
         self._recorders = recorders
-        self._backlog: asyncio.Queue[tuple[RouteRequest, RouteDecision, float]] | None = None
+        self._backlog: (
+            asyncio.Queue[tuple[RouteRequest, RouteDecision | _Recorded, float]] | None
+        ) = None
         self._backlog_max = backlog
         self._workers: list[asyncio.Task[None]] = []
 
@@ -389,16 +396,17 @@ class RouteEndpoint:
     async def _slow(self, req: RouteRequest, digest: str | None, started: float,
                     decision: RouteDecision | None) -> AgiAnswer:
         if decision is None:
-            profile = earlier = None
+            profile: str | None = None
+            earlier: EarlierCase | None = None
             if digest is not None:
                 if self.profiles is not None:
-                    profile = self.profiles.peek(digest)
-                    if profile is MISS:
-                        profile = await self.profiles.lookup(digest)
+                    known_profile = self.profiles.peek(digest)
+                    profile = (await self.profiles.lookup(digest) if known_profile is MISS
+                               else known_profile)
                 if self.earlier_cases is not None:
-                    earlier = self.earlier_cases.peek(digest)
-                    if earlier is MISS:
-                        earlier = await self.earlier_cases.lookup(digest)
+                    known_earlier = self.earlier_cases.peek(digest)
+                    earlier = (await self.earlier_cases.lookup(digest) if known_earlier is MISS
+                               else known_earlier)
             req = self._with_facts(req, profile, earlier)
             decision = (await self.decide_fn(req) if self.decide_fn is not None
                         else decide(self.table, req))

@@ -18,16 +18,21 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from common.config import Config
+from common.errors import DomainError
 from common.livekeys import LiveKeys
-from queueing.routing.model import MAX_LEVEL
+from common.queues import MAX_LEVEL
+from common.replies import text_map
 
 log = logging.getLogger(__name__)
 
 Applier = Callable[[str], Awaitable[int]]
 
 
-class SkillError(ValueError):
-    """A change that cannot be applied, worded for the supervisor."""
+class SkillError(DomainError):
+    """A change that cannot be applied, worded for the supervisor (code ``invalid``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("invalid", message)
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class AgentSkills:
         """The shift's changes, from Redis (skills of unknown agents or skills are dropped)."""
         if self.redis is None:
             return
-        raw = await self.redis.hgetall(self.key)
+        raw = text_map(await self.redis.hgetall(self.key))
         for agent_id, doc in raw.items():
             try:
                 self._live[agent_id] = self._validate(agent_id, json.loads(doc))

@@ -7,7 +7,7 @@ Notation: ``traffic`` A in Erlangs = arrival rate x mean handle time; ``agents``
     service level SL(t)   = 1 − C(N, A) · exp(−(N − A) · t / AHT)
     mean wait     ASA     = C(N, A) · AHT / (N − A)
 
-Reference values (checked in tests/test_erlang.py): A = 10 Erlangs, N = 11 → P(wait) ≈ 0.682;
+Reference values (checked in tests/unit/test_erlang.py): A = 10 Erlangs, N = 11 → P(wait) ≈ 0.682;
 the worked example of Call Centre Helper's "Erlang C formula – made simple" (100 calls in
 30 min, AHT 180 s, 80 % in 20 s: A = 10) gives 13 agents → SL 79.6 %, 14 agents → SL 88.8 %,
 ASA 7.8 s, so 14 agents; Erlang B(10, 10) ≈ 0.215 (standard Erlang B tables); M/M/2 at

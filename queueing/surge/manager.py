@@ -27,6 +27,7 @@ from common import events as ev
 from common.config import Config, SurgeSection
 from common.livekeys import LiveKeys
 from common.queues import queue_name, split_queue
+from common.replies import text_map, text_or_none
 from common.tasks import cancel_and_wait
 from queueing.surge.model import (
     PRESENT_STATES,
@@ -281,7 +282,7 @@ class SurgeManager:
     # -- figures ----------------------------------------------------------------------------
 
     async def refresh_moves(self) -> dict[str, dict[str, Any]]:
-        raw = await self.redis.hgetall(self.key("surge", "moves"))
+        raw = text_map(await self.redis.hgetall(self.key("surge", "moves")))
         self._moves = {a: json.loads(v) for a, v in raw.items()}
         if self._moves:
             self._known_moves = dict(self._moves)
@@ -499,7 +500,8 @@ class SurgeManager:
                                       ex=self.s.lock_ttl_s)
             if not ok:
                 await self._unlock(held)
-                who = await self.redis.get(self.key("surge", "lock", "agent", a)) or "?"
+                holder = await self.redis.get(self.key("surge", "lock", "agent", a))
+                who = text_or_none(holder) or "?"
                 raise SurgeError("conflict", f"agent {a} is being moved by "
                                              f"{who.split(':', 1)[0]}")
             held.append(a)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from common.config import SurgeSection
+from common.errors import DomainError
 from queueing.surge.erlang import agents_needed, service_level
 
 # Agents' live states (telephony/live/state.py) that count as present: signed in and reachable.
@@ -16,17 +17,9 @@ PRESENT_STATES = frozenset({"ready", "on_call", "busy", "ringing", "on_hold", "u
 IDLE_STATES = frozenset({"ready", "unknown"})
 
 
-class SurgeError(Exception):
+class SurgeError(DomainError):
     """A refused surge action; ``code`` is conflict, not_found, floor, busy or unavailable
     (the console maps conflict/busy/floor to 409, not_found to 404)."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
 
 
 @dataclass

@@ -6,7 +6,7 @@ An instance directory holds everything the node writes::
     etc/      rendered from asterisk-conf/*.j2 (secrets inside: mode 0600)
     lib/      astdb (persistent queue members)
     spool/    monitor/ recordings, outgoing
-    log/      messages.log, master.db (CEL: the call history read after outages)
+    log/      messages.log, cel.db (CEL: the call history read after outages)
     run/      control socket and pid
     sounds/   the Mandarin prompt; moh/ music on hold
 """
@@ -35,6 +35,28 @@ log = logging.getLogger(__name__)
 # The templates live in the repository's asterisk-conf/; an installed package (the service's
 # image) is told where they are by HOTLINE_ASTERISK_CONF.
 TEMPLATES = Path(__file__).resolve().parents[2] / "asterisk-conf"
+
+
+# Inside an instance directory. res_cdrel_custom (cel_sqlite3_custom.conf) writes CEL to
+# <astlogdir>/<table>.db, and the table is ``cel``.
+CEL_DB = Path("log") / "cel.db"
+RECORDINGS_SPOOL = Path("spool") / "monitor"
+
+
+def instance_dir(cfg: Config, node: NodeConfig) -> Path:
+    """Where a managed node's Asterisk keeps everything it writes."""
+    return cfg.data_dir / "asterisk" / node.id
+
+
+def cel_path(cfg: Config, node: NodeConfig) -> Path:
+    """The node's CEL database as this service sees it: ``[nodes] cel_path`` when set (an
+    external node's shared volume), else the one in its instance directory."""
+    return node.cel_path or instance_dir(cfg, node) / CEL_DB
+
+
+def recordings_spool(cfg: Config, node: NodeConfig) -> Path:
+    """Where the node's MixMonitor writes recordings (asr/ takes them from there)."""
+    return instance_dir(cfg, node) / RECORDINGS_SPOOL
 
 
 def templates_dir() -> Path:
@@ -125,11 +147,11 @@ class AsteriskInstance:
 
     @property
     def cel_db(self) -> Path:
-        return self.dir / "log" / "master.db"
+        return self.dir / CEL_DB
 
     @property
     def recordings_dir(self) -> Path:
-        return self.dir / "spool" / "monitor"
+        return self.dir / RECORDINGS_SPOOL
 
     @property
     def pid_file(self) -> Path:

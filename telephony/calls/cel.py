@@ -14,12 +14,13 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from common.facts import CallFact, Sink, agent_of, call_id_of, trunk_of
+from common.outcomes import classify_failure
 from common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,10 @@ def read_cel(path: Path, after_id: int, limit: int = 20000, *,
                 at = float(r[2])
             except (TypeError, ValueError):
                 continue
-            rows.append(CelRow(int(r[0]), str(r[1]), at, *(str(x or "") for x in r[3:14]),
+            (cid_name, cid_num, context, exten, channel, app, appdata, uniqueid, linkedid, peer,
+             userdeftype) = (str(x or "") for x in r[3:14])
+            rows.append(CelRow(int(r[0]), str(r[1]), at, cid_name, cid_num, context, exten,
+                               channel, app, appdata, uniqueid, linkedid, peer, userdeftype,
                                extra=extra if isinstance(extra, dict) else {}))
         return rows
     finally:
@@ -196,8 +200,6 @@ def transfer_facts_from_cel(node: str, rows: list[CelRow], start: CelRow) -> lis
     """The facts of one transfer leg, for its call, as the live service reports them (same
     keys): a leg dialled, answered or ended while the service was away still reaches the case,
     and one it saw is not counted twice."""
-    from telephony.transfers.services import classify_failure
-
     leg = start.linkedid
     m = TRANSFER_LEG.match(leg)
     if m is None or not start.channel.startswith(DEST_PREFIX):
@@ -249,7 +251,7 @@ class CelReconciler:
 
     DEAD_AFTER_S = 10.0
 
-    def __init__(self, node: str, path: Path, store: CheckpointStore, sinks: list[Sink],
+    def __init__(self, node: str, path: Path, store: CheckpointStore, sinks: Sequence[Sink],
                  interval_s: float = 30.0, live_ids: LiveLinkedIds | None = None,
                  leg_grace_s: float = 15.0):
         self.node = node

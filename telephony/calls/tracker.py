@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from common import events as ev
-from common.facts import INBOUND_CONTEXTS, CallFact, Sink, agent_of, call_id_of, trunk_of
+from common.facts import (
+    INBOUND_CONTEXTS,
+    CallFact,
+    SeenSince,
+    Sink,
+    agent_of,
+    call_id_of,
+    trunk_of,
+)
 from common.logs import call_scope, note_case
 
 log = logging.getLogger(__name__)
@@ -60,28 +68,8 @@ class Call:
         return 0 < snap.started_at <= self.seen_at
 
 
-@dataclass
-class SeenSince:
-    """Calls as the event stream knows them, where it is newer than a snapshot: ended (the
-    snapshot may still list them), up (first heard of after it began), no longer waiting
-    (answered), joined a queue after it began (call id -> queue, when)."""
-
-    ended: set[str] = field(default_factory=set)
-    up: set[str] = field(default_factory=set)
-    not_waiting: set[str] = field(default_factory=set)
-    joined: dict[str, tuple[str, float]] = field(default_factory=dict)
-
-    def waiting(self, node: str, snap: ev.Snapshot) -> dict[str, tuple[str, float]]:
-        """Who waits in which queue since when: the snapshot's entries, corrected."""
-        out = {cid: (e.queue, snap.taken_at - e.wait_s) for e in snap.entries
-               if (cid := call_id_of(node, e.channel.linkedid)) not in self.ended
-               and cid not in self.not_waiting}
-        out.update(self.joined)
-        return out
-
-
 class CallTracker:
-    def __init__(self, node: str, sinks: list[Sink] | None = None,
+    def __init__(self, node: str, sinks: Sequence[Sink] | None = None,
                  on_resync: Callable[[ev.Connected, set[str], set[str]], Awaitable[None]]
                  | None = None, case_of: Callable[[str], str | None] | None = None):
         self.node = node
@@ -340,10 +328,10 @@ class CallTracker:
                                     agent=agent, uniqueid=cs.channel.uniqueid,
                                     channel=cs.channel.name, queue=call.queue)
         for entry in snap.entries:
-            call = self.calls.get(call_id_of(self.node, entry.channel.linkedid))
-            if call is not None and not call.ended and call.queue != entry.queue:
-                call.queue = entry.queue
-                await self.emit("queued", call, now - entry.wait_s, "resync", queue=entry.queue,
+            queued = self.calls.get(call_id_of(self.node, entry.channel.linkedid))
+            if queued is not None and not queued.ended and queued.queue != entry.queue:
+                queued.queue = entry.queue
+                await self.emit("queued", queued, now - entry.wait_s, "resync", queue=entry.queue,
                                 position=entry.position)
         for cid in [cid for cid, c in self.calls.items()
                     if c.linkedid not in inbound and cid not in fresh]:

@@ -21,15 +21,15 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
 from common import events as ev
-from common.facts import CallFact, agent_of
+from common.facts import CallFact, SeenSince, agent_of
 from common.livekeys import LiveKeys
 from common.privacy import mask_number
-from telephony.calls.tracker import SeenSince
+from common.replies import text, text_map, text_set
 
 log = logging.getLogger(__name__)
 
@@ -278,13 +278,13 @@ class LiveState:
         live_calls = ({f"{node}:{c.channel.linkedid}" for c in snap.channels
                        if c.channel.uniqueid == c.channel.linkedid} - seen.ended) | seen.up
         keys = self.keys
-        known = set(await self.redis.smembers(keys.calls(node)))
+        known = text_set(await self.redis.smembers(keys.calls(node)))
         pipe = self.redis.pipeline(transaction=False)
         for stale in known - live_calls:
             pipe.hset(keys.call(stale), "state", "ended")
             pipe.expire(keys.call(stale), self.ended_ttl_s)
             pipe.srem(keys.calls(node), stale)
-        agents = set(await self.redis.smembers(keys.agents(node)))
+        agents = text_set(await self.redis.smembers(keys.agents(node)))
         for a in agents:
             pipe.delete(keys.agent_queues(a))
         waiting = seen.waiting(node, snap)
@@ -302,21 +302,23 @@ class LiveState:
 
     async def agent(self, agent_id: str) -> dict[str, str]:
         await self.flush()
-        return dict(await self.redis.hgetall(self.keys.agent(agent_id)))
+        return text_map(await self.redis.hgetall(self.keys.agent(agent_id)))
 
     async def call(self, call_id: str) -> dict[str, str]:
         await self.flush()
-        return dict(await self.redis.hgetall(self.keys.call(call_id)))
+        return text_map(await self.redis.hgetall(self.keys.call(call_id)))
 
     async def waiting(self, queue: str) -> list[tuple[str, float]]:
         """Callers waiting in ``queue`` with the time they joined, longest first."""
         await self.flush()
-        return list(await self.redis.zrange(self.keys.waiting(queue), 0, -1,
-                                            withscores=True))
+        scored = await self.redis.zrange(self.keys.waiting(queue), 0, -1, withscores=True)
+        # With scores, redis-py answers (member, score) pairs; its type covers every form.
+        pairs = cast(list[tuple[bytes | str, float]], scored)
+        return [(text(member), float(score)) for member, score in pairs]
 
     async def active_calls(self, node: str) -> set[str]:
         await self.flush()
-        return set(await self.redis.smembers(self.keys.calls(node)))
+        return text_set(await self.redis.smembers(self.keys.calls(node)))
 
 
 def _message(kind: str, payload: dict[str, Any]) -> str:

@@ -46,38 +46,37 @@ import functools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from common import events as ev
 from common.config import Config, DestinationConfig
+from common.errors import DomainError
 from common.facts import CallFact, Sink, call_id_of, trunk_of
 from common.logs import call_scope
+from common.outcomes import (
+    ANSWERED,
+    CALLER_HUNG_UP,
+    CANCELLED,
+    FAILED,
+    classify_failure,
+)
 from common.privacy import mask_number
 from common.tasks import cancel_and_wait
 from telephony.ami import AmiActionFailed, AmiClient, AmiError
-from telephony.calls.tracker import CallTracker
 
 log = logging.getLogger(__name__)
 
 XFER = "hotline-xfer"  # the dialplan context (asterisk-conf/extensions.conf.j2)
 HANDOVER_CONTEXT = "from-handover"
 
-# What a leg's dial came to (the case's transfer_legs.outcome; the console translates these).
-ANSWERED, BUSY, NO_ANSWER, FAILED = "answered", "busy", "no_answer", "failed"
-CALLER_HUNG_UP, CANCELLED = "caller_hung_up", "cancelled"
 
 
-class TransferError(Exception):
+class TransferError(DomainError):
     """An action that does not fit the call now (the console answers 409). ``code``: no_call,
     not_your_call, unknown_destination, busy (a leg is already in progress), no_leg,
     not_answered, unavailable (Asterisk could not be asked or refused), bad_mode."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(eq=False)
@@ -164,19 +163,57 @@ class _Session:
         return self.agent_place in ("queue", "ringback", "conf") and not self.agent_leaving
 
 
+class AnsweringAgent(Protocol):
+    """An agent's leg of a tracked call, as call control reads it."""
+
+    @property
+    def agent_id(self) -> str: ...
+    @property
+    def uniqueid(self) -> str: ...
+    @property
+    def answered_at(self) -> float | None: ...
+
+
+class TrackedCall(Protocol):
+    """A call the node's call tracker follows (telephony/calls/tracker.py Call)."""
+
+    @property
+    def ended(self) -> bool: ...
+    @property
+    def linkedid(self) -> str: ...
+    @property
+    def caller_uniqueid(self) -> str: ...
+    @property
+    def case(self) -> str | None: ...
+    @property
+    def agents(self) -> Mapping[str, AnsweringAgent]: ...
+
+
+class TrackedCalls(Protocol):
+    """A node's call tracker: the calls it follows, by call id."""
+
+    @property
+    def calls(self) -> Mapping[str, TrackedCall]: ...
+
+
 class CaseLookup(Protocol):
     async def get(self, number: str) -> Any: ...
     async def by_call(self, call_id: str) -> Any: ...
 
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
-def _about_call(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _about_call(
+    method: Callable[Concatenate[CallControl, str, _P], Awaitable[_T]],
+) -> Callable[Concatenate[CallControl, str, _P], Awaitable[_T]]:
     """A console action on a call: its log lines (and its tasks') carry the call and case."""
 
     @functools.wraps(method)
-    async def wrapper(self: CallControl, call: str, *args: Any, **kwargs: Any) -> Any:
+    async def wrapper(self: CallControl, call: str, /, *args: _P.args,
+                      **kwargs: _P.kwargs) -> _T:
         try:
             call_id = await self._resolve(call)
         except TransferError:
@@ -188,32 +225,12 @@ def _about_call(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitabl
     return wrapper
 
 
-def classify_failure(*, channel_seen: bool, dial_status: str, cause: int | None,
-                     originate_reason: int | None, timeout_s: int) -> tuple[str, str]:
-    """Why a destination was not reached, from what Asterisk told: (outcome, reason).
-
-    Asterisk creates no channel for a trunk whose qualify says it is unreachable; a SIP 486
-    is cause 17 (DialStatus BUSY), 603 is 21, a ring timeout is Originate reason 3 (cause 19),
-    503 and friends are congestion (cause 34 and neighbours)."""
-    if not channel_seen:
-        return FAILED, "unreachable: the destination's trunk is down or refused the call"
-    if dial_status == "BUSY" or cause == 17:
-        return BUSY, "busy"
-    if cause == 21:
-        return BUSY, "declined"
-    if originate_reason == 3 or cause in (18, 19) or dial_status == "NOANSWER":
-        return NO_ANSWER, f"no answer within {timeout_s} s" if timeout_s else "no answer"
-    if dial_status in ("CONGESTION", "CHANUNAVAIL") or cause in (1, 3, 27, 34, 38, 41, 42, 44):
-        return FAILED, f"the destination's network failed (cause {cause})"
-    return FAILED, f"not connected (cause {cause}, dial status {dial_status or '-'})"
-
-
 class CallControl:
     """Transfers for every node's calls. ``on_event`` must see each node's AMI events (after
     the call tracker, so cases exist before transfer facts arrive)."""
 
     def __init__(self, cfg: Config, *, ami_of: Callable[[str], AmiClient],
-                 tracker_of: Callable[[str], CallTracker], sinks: list[Sink],
+                 tracker_of: Callable[[str], TrackedCalls], sinks: Sequence[Sink],
                  cases: CaseLookup | None = None, publish: Publish | None = None,
                  settle_grace_s: float = 3.0):
         self.cfg = cfg
@@ -996,8 +1013,8 @@ class CallControl:
             ch = members[0].channel
             if len(members) != 1 or trunk_of(ch.name) is None:
                 continue
-            sess = self.sessions.get(call_id_of(e.node, ch.linkedid))
-            if sess is not None and (sess.active is not None or sess.agent_present):
+            owner = self.sessions.get(call_id_of(e.node, ch.linkedid))
+            if owner is not None and (owner.active is not None or owner.agent_present):
                 continue
             await self._requeue_channel(e.node, call_id_of(e.node, ch.linkedid), ch.uniqueid,
                                         bridge_id, "alone in its conference after an outage")

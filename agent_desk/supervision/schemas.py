@@ -1,0 +1,26 @@
+"""Supervisors: the wallboard, agents, pausing and skills (request bodies, answer schemas)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictBool, StrictInt
+
+from agent_desk.web.routes import OBJ, B, Body, I, S, obj, ok_and
+
+
+class AgentPauseBody(Body):
+    paused: StrictBool
+    reason: Literal["rest", "training", "after_call_work", "meeting", "supervisor"] = \
+        "supervisor"
+
+
+class SkillsBody(Body):
+    skills: dict[Annotated[str, Field(max_length=32)], StrictInt]
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {}
+WALLBOARD = obj({"type": {"const": "snapshot"}, "seq": I})
+AGENTS = obj({"agents": {"type": "array", "items": obj({"agent": S})}, "skills": OBJ})
+AGENT_PAUSE = ok_and(agent=S, paused=B)
+AGENT_SKILLS = ok_and(agent=S, before=OBJ, after=OBJ)

@@ -1,0 +1,152 @@
+"""The web app: agent console, supervisor wallboard and their HTTP/WebSocket API (aiohttp).
+
+Built from explicit collaborators (``build_app(ConsoleDeps)``, assembled by the composition
+root), so the same app runs inside ``hotline serve`` and alone in tests. Every feature
+declares its routes once (``<feature>/http.py``: roles, body model, query, answer schema);
+this module mounts them behind the common checks, and the same declarations give the OpenAPI
+description at ``/api/openapi.json``. See docs/console.md.
+
+Errors are JSON ``{"error": <code>, "message": <words>}`` with a 4xx status (middleware.py):
+400 bad JSON, 401 not signed in / session expired, 403 wrong role or missing CSRF token, 404
+unknown id, 409 an action that does not fit the call or agent now, 413 body too large, 422
+invalid fields, 429 too many logins. A request that fails validation changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from agent_desk import metrics
+from agent_desk.web import middleware, openapi
+from agent_desk.web.auth import COOKIE, Session
+from agent_desk.web.deps import ConsoleDeps
+from agent_desk.web.routes import SCHEMAS, Body, Handler, Route, query_problems, read_body
+from common.errors import DomainError
+
+STATIC = Path(__file__).parent.parent / "static"
+RawHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PAGES = ("login", "console", "wallboard", "cases")
+
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One room's part of the API: its route declarations, the object serving them (built
+    from the collaborators; method ``h_<route name>``) and the answer schemas it names."""
+
+    routes: Sequence[Route]
+    serve: Callable[[ConsoleDeps], object]
+    schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def description(features: Sequence[Feature]) -> bytes:
+    """The OpenAPI description of these features (built once per app: the declarations do
+    not change at run time)."""
+    routes = [r for f in features for r in f.routes]
+    components = {**SCHEMAS, **{k: v for f in features for k, v in f.schemas.items()}}
+    return json.dumps(openapi.describe(routes, components)).encode()
+
+
+def guarded(route: Route, handler: Handler, deps: ConsoleDeps
+            ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The handler behind the route's checks: session and role, CSRF on changes, the query
+    against its description, the body against its model."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        sess: Session | None = None
+        if route.roles:
+            sess = await deps.gate.session_of(request.cookies.get(COOKIE))
+            if sess.role not in route.roles:
+                raise DomainError("forbidden", f"role {sess.role} may not do this "
+                                               f"({', '.join(route.roles)} only)")
+            if route.method != "GET" and not deps.sessions.check_csrf(
+                    sess, request.headers.get("X-CSRF-Token")):
+                raise DomainError("csrf", "missing or wrong X-CSRF-Token header")
+        if route.query and (problems := query_problems(route, request.query)):
+            raise DomainError("invalid", "query: " + "; ".join(problems))
+        body = None
+        limit = deps.web.max_body_bytes
+        if route.body is not None:
+            body = await read_body(request, route.body, limit)
+        elif route.method != "GET" and request.can_read_body:
+            # No body expected: still enforce the size limit and reject garbage.
+            raw = await request.read()
+            if raw.strip() not in (b"", b"{}", b"null"):
+                await read_body(request, Body, limit, raw)
+        return await handler(request, sess, body)
+
+    return wrapped
+
+
+def _page(deps: ConsoleDeps, name: str
+          ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def page(request: web.Request) -> web.StreamResponse:
+        if name != "login" and deps.sessions.read(request.cookies.get(COOKIE))[0] is None:
+            raise web.HTTPFound("/login")
+        resp = web.FileResponse(STATIC / f"{name}.html")
+        resp.headers.update(middleware.PAGE_HEADERS)
+        return resp
+    return page
+
+
+def build_app(deps: ConsoleDeps, features: Sequence[Feature],
+              sockets: Mapping[str, RawHandler] | None = None
+              ) -> tuple[web.Application, ConsoleDeps]:
+    """The app for these features (the composition root chooses them, hotline/desk.py);
+    ``sockets``: WebSocket endpoints by path (the wallboard feed)."""
+    app = web.Application(middlewares=[middleware.errors(lambda: deps.web.max_body_bytes)],
+                          client_max_size=deps.web.max_body_bytes)
+    for feature in features:
+        served = feature.serve(deps)
+        for r in feature.routes:
+            handler: Handler = getattr(served, f"h_{r.name}")
+            # A recording's url_name may hold folders ("2026/11/22/<case>-mix.wav").
+            app.router.add_route(r.method, r.path.replace("{name}", "{name:.+}"),
+                                 guarded(r, handler, deps))
+
+    described = description(features)
+
+    async def h_openapi(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=described, content_type="application/json")
+
+    async def h_metrics(request: web.Request) -> web.StreamResponse:
+        """Prometheus scrape (agent_desk/metrics.py): loopback, or the metrics token."""
+        if not metrics.allowed(request.remote, request.headers.get("Authorization"),
+                               os.environ.get("HOTLINE_METRICS_TOKEN")):
+            raise DomainError("forbidden", "metrics are served to the loopback or with the "
+                                           "bearer token in HOTLINE_METRICS_TOKEN")
+        return web.Response(text=await deps.exposition(), content_type="text/plain",
+                            charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
+
+    async def h_index(request: web.Request) -> web.StreamResponse:
+        sess, _ = deps.sessions.read(request.cookies.get(COOKIE))
+        if sess is None:
+            raise web.HTTPFound("/login")
+        raise web.HTTPFound({"agent": "/console", "auditor": "/api/audit"}.get(
+            sess.role, "/wallboard"))
+
+    app.router.add_get("/api/openapi.json", h_openapi)
+    app.router.add_get("/metrics", h_metrics)
+    for path, socket in (sockets or {}).items():
+        app.router.add_get(path, socket)
+    app.router.add_get("/", h_index)
+    for page in PAGES:
+        app.router.add_get(f"/{page}", _page(deps, page))
+    app.router.add_static("/static", STATIC, show_index=False)
+
+    async def start(_app: web.Application) -> None:
+        await deps.board.start()
+
+    async def stop(_app: web.Application) -> None:
+        await deps.board.stop()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app, deps

@@ -1,0 +1,181 @@
+"""What the web layer is given: the collaborators of every feature's HTTP module, typed by
+the Protocols below (what the handlers call, nothing more). The composition root builds one
+``ConsoleDeps`` (hotline/desk.py); the features read it, never the service."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, tzinfo
+from pathlib import Path
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+
+from agent_desk.audit import Actor, Audit
+from agent_desk.web.auth import LoginLimiter, SessionGate, Sessions, Users
+from cases.models import Case
+from common.config import Config, WebSection
+from common.facts import CallFact
+from common.privacy import PersonalData
+
+
+class CaseDesk(Protocol):
+    """The console's side of the case records (agent_desk/cases/store.py ConsoleStore)."""
+
+    @property
+    def tz(self) -> tzinfo: ...  # the centre's time zone (dates in queries and exports)
+
+    async def case_by(self, *, number: str | None, call_id: str | None = None
+                      ) -> Case | None: ...
+    async def earlier(self, case: Case) -> list[dict[str, Any]]: ...
+    async def save_form(self, number: str, values: dict[str, str], *, by: str,
+                        version: int | None = None, actor: Actor | None = None
+                        ) -> dict[str, Any]: ...
+    async def close(self, number: str, actor: Actor) -> tuple[Case, str | None]: ...
+    async def search(self, *, caller_hash: str | None = None, day_from: date | None = None,
+                     day_to: date | None = None, city: str | None = None,
+                     category: str | None = None, status: str | None = None,
+                     limit: int = 50, offset: int = 0, clear: bool = False
+                     ) -> dict[str, Any]: ...
+    async def export(self, actor: Actor, *, clear: bool, fmt: str, **filters: Any
+                     ) -> tuple[list[dict[str, Any]], str]: ...
+    async def detail(self, number: str, *, clear: bool) -> dict[str, Any]: ...
+    async def callbacks(self, *, status: str | None = None, city: str | None = None,
+                        limit: int = 100) -> list[dict[str, Any]]: ...
+    async def begin_callback(self, task_id: int, agent_id: str, actor: Actor | None = None
+                             ) -> tuple[dict[str, Any], str]: ...
+    async def finish_callback(self, task_id: int, outcome: str, *, by: str,
+                              note: str = "", actor: Actor | None = None
+                              ) -> dict[str, Any]: ...
+
+
+class Board(Protocol):
+    """The supervisors' live projection (agent_desk/supervision/wallboard.py Wallboard)."""
+
+    agents: dict[str, dict[str, Any]]
+    calls: dict[str, dict[str, Any]]
+
+    def snapshot(self) -> dict[str, Any]: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class Presence(Protocol):
+    """Agents' sign-in and pause (agent_desk/presence/services.py AgentPresence)."""
+
+    def node_of(self, agent_id: str) -> str: ...
+    def is_signed_in(self, agent_id: str) -> bool: ...
+    async def sign_in(self, agent_id: str, *, by: str) -> int: ...
+    async def sign_out(self, agent_id: str, *, by: str) -> int: ...
+    async def pause(self, agent_id: str, paused: bool, *, reason: str = "", by: str
+                    ) -> None: ...
+
+
+class LiveState(Protocol):
+    async def agent(self, agent_id: str) -> dict[str, str]: ...
+    async def call(self, call_id: str) -> dict[str, str]: ...
+
+
+class Leg(Protocol):
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+class CallControl(Protocol):
+    """telephony.transfers.services.CallControl, as the console uses it."""
+
+    def legs(self, call_id: str) -> list[Any]: ...
+    async def transfer(self, *, call_id: str, agent_id: str, target: str,
+                       mode: str) -> dict[str, Any]: ...
+    # Plain defs: call control's actions are wrapped (each logs with its call and case).
+    def three_way(self, call: str, agent_id: str) -> Awaitable[Leg]: ...
+    def leave(self, call: str, agent_id: str) -> Awaitable[Leg]: ...
+    def cancel(self, call: str, agent_id: str) -> Awaitable[Leg]: ...
+
+
+class CaseFacts(Protocol):
+    """The case store of the call facts (cases/store.py)."""
+
+    async def apply(self, fact: CallFact) -> Any: ...
+    def cached_number(self, call_id: str) -> str | None: ...
+    async def links(self, number: str) -> list[tuple[str, str]]: ...
+
+
+class RepeatCallers(Protocol):
+    async def case_closed(self, caller_hash: str | None) -> None: ...
+
+
+class SkillChange(Protocol):
+    before: dict[str, int]
+    after: dict[str, int]
+    applied: int
+
+
+class Skills(Protocol):
+    def of(self, agent_id: str) -> dict[str, int]: ...
+    async def change(self, agent_id: str, skills: dict[str, int], *, by: str) -> Any: ...
+
+
+class Ami(Protocol):
+    async def originate(self, *, channel: str, application: str | None = ...,
+                        data: str | None = ..., caller_id: str | None = ...,
+                        timeout_s: float = ..., variables: dict[str, str] | None = ...
+                        ) -> Any: ...
+    async def send_list(self, action: dict[str, Any]) -> list[Any]: ...
+    async def hangup(self, channel: str) -> Any: ...
+
+
+class Transcripts(Protocol):
+    @property
+    def dir(self) -> Path | None: ...  # where the recordings are
+
+    async def for_case(self, case_number: str) -> dict[str, Any]: ...
+
+
+class Surge(Protocol):
+    async def status(self) -> dict[str, Any]: ...
+    async def proposal(self, city_or_queue: str) -> dict[str, Any]: ...
+    async def apply(self, proposal_id: str, by: str) -> dict[str, Any]: ...
+    async def return_agents(self, agent_ids: list[str], by: str) -> dict[str, Any]: ...
+    async def moves(self, limit: int) -> list[dict[str, Any]]: ...
+
+
+@dataclass
+class ConsoleDeps:
+    """``web`` is read on every request (a test may swap it for other settings)."""
+
+    cfg: Config
+    web: WebSection
+    redis: Redis
+    personal: PersonalData
+    sessions: Sessions
+    gate: SessionGate
+    users: Users
+    limiter: LoginLimiter
+    audit: Audit
+    cases: CaseDesk
+    board: Board
+    presence: Presence
+    live: LiveState
+    callcontrol: CallControl
+    facts: CaseFacts
+    repeat_callers: RepeatCallers
+    skills: Skills
+    ami_of: Callable[[str], Ami]
+    exposition: Callable[[], Awaitable[str]]  # the Prometheus text (agent_desk/metrics.py)
+    transcripts: Transcripts | None = None
+    surge: Surge | None = None
+
+    def current_call(self, agent: str) -> tuple[str, Mapping[str, Any]] | None:
+        """The agent's latest live call on the wallboard (call id, call)."""
+        calls = [(cid, c) for cid, c in self.board.calls.items() if c.get("agent") == agent]
+        return calls[-1] if calls else None
+
+    async def case_fact(self, number: str, kind: str, data: dict[str, Any], *,
+                        case: Case | None = None) -> None:
+        """A console fact on the case's call timeline (closing, callbacks)."""
+        case = case or await self.cases.case_by(number=number)
+        if case is not None and case.call_id:
+            await self.facts.apply(CallFact(kind, case.call_id, case.node or "", time.time(),
+                                            data, source="console"))

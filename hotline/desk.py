@@ -1,0 +1,92 @@
+"""The agent desk's web collaborators, taken from the running service (the composition
+root's wiring of agent_desk/web: the features get these, never the service)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from agent_desk import metrics
+from agent_desk.audit import Audit
+from agent_desk.callbacks import http as callbacks_http
+from agent_desk.callbacks import schemas as callbacks_schemas
+from agent_desk.cases import http as cases_http
+from agent_desk.cases import schemas as cases_schemas
+from agent_desk.cases.store import ConsoleStore
+from agent_desk.console import http as console_http
+from agent_desk.supervision import http as supervision_http
+from agent_desk.supervision.feed import Feed
+from agent_desk.supervision.wallboard import Wallboard
+from agent_desk.surge import http as surge_http
+from agent_desk.transfers import http as transfers_http
+from agent_desk.users import http as users_http
+from agent_desk.users import schemas as users_schemas
+from agent_desk.web.app import Feature, build_app
+from agent_desk.web.auth import LoginLimiter, SessionGate, Sessions, Users
+from agent_desk.web.deps import ConsoleDeps
+
+if TYPE_CHECKING:
+    from hotline.service import HotlineService
+
+log = logging.getLogger(__name__)
+
+# The rooms that make up the console's API, in the order the description lists them.
+FEATURES: tuple[Feature, ...] = (
+    Feature(users_http.ROUTES, users_http.UsersHttp, users_schemas.SCHEMAS),
+    Feature(console_http.ROUTES, console_http.ConsoleHttp),
+    Feature(transfers_http.ROUTES, transfers_http.TransfersHttp),
+    Feature(cases_http.ROUTES, cases_http.CasesHttp, cases_schemas.SCHEMAS),
+    Feature(callbacks_http.ROUTES, callbacks_http.CallbacksHttp, callbacks_schemas.SCHEMAS),
+    Feature(supervision_http.ROUTES, supervision_http.SupervisionHttp),
+    Feature(surge_http.ROUTES, surge_http.SurgeHttp),
+)
+ROUTES = [r for f in FEATURES for r in f.routes]
+
+
+async def start_web(service: HotlineService, host: str | None = None, port: int | None = None
+                    ) -> tuple[web.AppRunner, ConsoleDeps]:
+    """The agent console and wallboard on [web] host:port (``hotline serve`` unless
+    --no-web); returns the aiohttp runner (``await runner.cleanup()`` stops it) and the
+    console's collaborators."""
+    app, deps = console_app(service)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host = host or service.cfg.web.host
+    port = service.cfg.web.port if port is None else port
+    await web.TCPSite(runner, host, port).start()
+    log.info("console listening", extra={"host": host, "port": port})
+    return runner, deps
+
+
+def console_app(service: HotlineService) -> tuple[web.Application, ConsoleDeps]:
+    """The console's web app over the running service's collaborators."""
+    deps, board = console_deps(service)
+    return build_app(deps, FEATURES, {"/api/ws": Feed(deps.gate, board).h_ws})
+
+
+def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
+    cfg, web = service.cfg, service.cfg.web
+    if service.redis is None:
+        raise RuntimeError("the console needs Redis: start the service first")
+    prefix = cfg.redis.prefix
+    sm = service.store.sessions
+    sessions = Sessions(cfg.session_secret, web.session_ttl_s)
+    board = Wallboard(cfg, service.redis, prefix, sm, service_level_s=web.service_level_s)
+
+    async def exposition() -> str:
+        return await metrics.exposition(service, board)
+
+    deps = ConsoleDeps(
+        cfg=cfg, web=web, redis=service.redis, personal=service.personal,
+        sessions=sessions, gate=SessionGate(sessions, service.redis, prefix),
+        users=Users(sm),
+        limiter=LoginLimiter(service.redis, prefix, web.login_attempts, web.login_window_s,
+                             web.login_attempts_per_address),
+        audit=Audit(sm), cases=ConsoleStore(sm, service.personal, cfg.service.timezone),
+        board=board, presence=service.presence, live=service.live,
+        callcontrol=service.callcontrol, facts=service.store, repeat_callers=service.lookups,
+        skills=service.skills, ami_of=lambda node: service.nodes[node].ami,
+        exposition=exposition, transcripts=service.transcripts, surge=service.surge)
+    return deps, board

@@ -1,0 +1,107 @@
+"""Case records on both databases: the same facts learnt from several sources (live, resync,
+CEL) make one case with one timeline."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cases.db import make_engine, migrate, sessionmaker
+from cases.store import CaseStore
+from common.facts import CallFact
+from common.privacy import PersonalData
+from tests.support.servers import make_pg_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request, tmp_path, pg_admin):
+    drop = None
+    if request.param == "postgresql":
+        url, drop = await make_pg_database(pg_admin)
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'cases.db'}"
+    engine = make_engine(url)
+    await migrate(engine)
+    await migrate(engine)  # a second start finds the schema up to date
+    yield CaseStore(sessionmaker(engine), PersonalData("unit-test-data-key"))
+    await engine.dispose()
+    if drop:
+        await drop()
+
+
+def story(call_id: str, source: str, t0: float) -> list[CallFact]:
+    def f(kind, dt, **data):
+        return CallFact(kind, call_id, "node1", t0 + dt, data, source)
+
+    return [
+        f("arrived", 0, caller="13812345678", caller_name="李四", dialed="12345",
+          trunk="nanjing", uniqueid="node1-1.1", channel="PJSIP/trunk-nanjing-1"),
+        f("queued", 5, queue="nanjing-general"),
+        f("ringing", 6, agent="1001", uniqueid="node1-1.2", channel="PJSIP/1001-2"),
+        f("answered", 7, agent="1001", uniqueid="node1-1.2", channel="PJSIP/1001-2",
+          hold_time=2.0, queue="nanjing-general"),
+        f("completed", 67, talk_time=60.0, reason="agent"),
+        f("ended", 67.2, cause=16, hangup_by="agent"),
+    ]
+
+
+async def test_same_facts_from_two_sources_make_one_timeline(store):
+    t0 = time.time() - 100
+    for fact in story("node1:node1-1.1", "live", t0):
+        await store.apply(fact)
+    for fact in story("node1:node1-1.1", "cel", t0 + 0.4):  # CEL's clock differs a little
+        await store.apply(fact)
+    case = await store.by_call("node1:node1-1.1")
+    assert case is not None
+    assert [e.kind for e in case.events] == ["arrived", "queued", "ringing", "answered",
+                                             "completed", "ended"]
+    assert {e.source for e in case.events} == {"live"}
+    assert case.wait_seconds == 2.0 and case.talk_seconds == 60.0
+    assert case.hangup_by == "agent" and case.outcome == "answered"
+    assert len(case.legs) == 2
+    assert store.facts_duplicate == 6
+    assert await store.count() == 1
+
+
+async def test_case_numbers_are_daily_sequences(store):
+    t0 = time.time()
+    numbers = []
+    for i in range(3):
+        ref = await store.apply(CallFact("arrived", f"node1:x.{i}", "node1", t0, {}, "live"))
+        numbers.append(ref.number)
+    assert len(set(numbers)) == 3
+    assert [int(n[-6:]) for n in numbers] == [1, 2, 3]
+
+
+async def test_ended_without_answer_is_abandoned_or_dropped(store):
+    t0 = time.time()
+    await store.apply(CallFact("arrived", "node1:a", "node1", t0, {}, "live"))
+    await store.apply(CallFact("queued", "node1:a", "node1", t0 + 1, {"queue": "q"}, "live"))
+    await store.apply(CallFact("ended", "node1:a", "node1", t0 + 9, {"cause": 16}, "live"))
+    await store.apply(CallFact("arrived", "node1:b", "node1", t0, {}, "live"))
+    await store.apply(CallFact("ended", "node1:b", "node1", t0 + 3, {"cause": 16}, "live"))
+    a = await store.by_call("node1:a")
+    b = await store.by_call("node1:b")
+    assert a.outcome == "abandoned" and a.wait_seconds == 8.0
+    assert b.outcome == "dropped"
+    assert await store.calls_needing_cel(["node1:a", "node1:zzz"]) == {"node1:zzz"}
+
+
+async def test_agent_complete_after_the_callers_hangup_says_who_hung_up(store):
+    # Under load Asterisk can report the caller's Hangup before AgentComplete: the end of
+    # the call guesses, AgentComplete's reason (live) then has the last word.
+    t0 = time.time() - 100
+    facts = story("node1:late.1", "live", t0)
+    completed, ended = facts[-2], facts[-1]
+    ended = CallFact("ended", ended.call_id, "node1", ended.at, {"cause": 16,
+                                                                "hangup_by": "caller"}, "live")
+    for fact in [*facts[:-2], ended, completed]:
+        await store.apply(fact)
+    case = await store.by_call("node1:late.1")
+    assert case is not None and case.hangup_by == "agent"
+    # A source that only derives it (CEL) never overrides what is there.
+    await store.apply(CallFact("completed", "node1:late.1", "node1", t0 + 68,
+                               {"talk_time": 60.0, "reason": "caller"}, "cel"))
+    case = await store.by_call("node1:late.1")
+    assert case is not None and case.hangup_by == "agent"

@@ -1,0 +1,113 @@
+"""Real calls through the session's Asterisk, as several tests place them: a caller answered by
+an agent (ended, or still up), the service behind a fault proxy, the one case a call leaves,
+and the parties at a transfer destination's trunk."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from lab.harness import Lab
+from tests.support.netfault import FaultProxy
+from tests.support.service import ServiceFactory
+from tests.support.waiting import eventually
+
+CALLER = "13812345678"
+
+
+async def answered_call(lab: Lab, phones: Any, sounds: dict[str, Path], *,
+                        agent_id: str = "1001", caller: str = CALLER, name: str = "张三",
+                        talk_s: float = 3.0, trunk: str = "nanjing",
+                        agent_play: str = "tone_agent", caller_play: str = "caller_speech",
+                        tmp: Path) -> tuple[Any, Any]:
+    """A call answered by the agent, talked for ``talk_s`` and hung up by the caller: the
+    caller's call and the agent's incoming call, both recorded under ``tmp``."""
+    agent = await lab.agent(agent_id, play=sounds[agent_play], record_dir=tmp / "rec")
+    party = await lab.caller(caller, display_name=name, play=sounds[caller_play],
+                             record_dir=tmp / "rec")
+    call = await lab.dial(party, trunk=trunk)
+    incoming = await asyncio.wait_for(agent.incoming.get(), 30)
+    await asyncio.wait_for(incoming.answered.wait(), 10)
+    await asyncio.sleep(talk_s)
+    await party.hangup(call)
+    await asyncio.wait_for(incoming.disconnected.wait(), 10)
+    await party.close()  # finalises the caller's recording
+    await agent.close()
+    return call, incoming
+
+
+async def proxied_service(lab: Lab, services: ServiceFactory,
+                          **kwargs: Any) -> tuple[FaultProxy, Any]:
+    """The service started with its AMI connection through a fault injector."""
+    proxy = await FaultProxy("127.0.0.1", lab.node.ami_port).start()
+    service = await services.start(ami_addresses={lab.node.id: ("127.0.0.1", proxy.port)},
+                                   **kwargs)
+    return proxy, service
+
+
+async def call_in_progress(lab: Lab, sounds: dict[str, Path], tmp_path: Path, *,
+                           caller: str = "13900001111", name: str = "王五",
+                           trunk: str = "nanjing") -> tuple[Any, Any, Any, Any]:
+    """A caller talking with agent 1001 (answered, still up): agent, caller party, the
+    caller's call and the agent's incoming call."""
+    agent = await lab.agent("1001", play=sounds["tone_agent"], record_dir=tmp_path / "rec")
+    members = await asyncio.to_thread(lab.instance.cli, "queue show province-general")
+    assert "PJSIP/1001" in members, members
+    party = await lab.caller(caller, display_name=name, play=sounds["caller_speech"])
+    call = await lab.dial(party, trunk=trunk)
+    incoming = await asyncio.wait_for(agent.incoming.get(), 30)
+    await asyncio.wait_for(incoming.answered.wait(), 10)
+    return agent, party, call, incoming
+
+
+async def hang_up(party: Any, call: Any, incoming: Any) -> None:
+    """The caller hangs up; returns once the agent's side is gone too."""
+    await party.hangup(call)
+    await asyncio.wait_for(incoming.disconnected.wait(), 10)
+
+
+async def only_case(service: Any, state: str = "ended") -> Any:
+    """The one case the service holds, once every case is in ``state``."""
+    async def check() -> Any:
+        cases = await service.store.recent(10)
+        return cases if cases and all(c.call_state == state for c in cases) else None
+
+    cases = await eventually(check, what=f"cases to be {state}")
+    assert len(cases) == 1, [c.number for c in cases]
+    return cases[0]
+
+
+# -- transfer destinations ----------------------------------------------------------------------
+
+async def destination_line(lab: Lab, sounds: dict[str, Path], tmp: Path, dest: str, tone: str,
+                           **kwargs: Any) -> Any:
+    """The party at a destination's trunk; returns once Asterisk sees its trunk reachable."""
+    phone = await lab.line(dest, play=sounds[tone], record_dir=tmp / "rec", **kwargs)
+    await wait_trunk(lab, dest, "Reachable")
+    return phone
+
+
+async def wait_trunk(lab: Lab, dest: str, status: str) -> None:
+    """Wait until Asterisk sees a destination's trunk "Reachable" (or else unavailable)."""
+    endpoint = lab.cfg.destination(dest).endpoint
+
+    async def check() -> bool:
+        out = await asyncio.to_thread(lab.instance.cli, f"pjsip show aor {endpoint}")
+        ok = "Avail" in out and "Unavail" not in out
+        return ok if status == "Reachable" else ("Unavail" in out)
+
+    await eventually(check, timeout=20, what=f"trunk {endpoint} {status}")
+
+
+async def answered_incoming(phone: Any, timeout: float = 20) -> Any:
+    """The next call ringing at ``phone``, once answered."""
+    call = await asyncio.wait_for(phone.incoming.get(), timeout)
+    await asyncio.wait_for(call.answered.wait(), timeout)
+    return call
+
+
+async def settled_leg(leg: Any, timeout: float = 30) -> Any:
+    """A transfer leg once it is answered or has failed."""
+    await asyncio.wait_for(leg.settled.wait(), timeout)
+    return leg
