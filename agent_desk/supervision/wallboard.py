@@ -19,7 +19,7 @@ import json
 import logging
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as dtime
@@ -34,6 +34,7 @@ from cases.models import Case
 from common.config import Config
 from common.livekeys import LiveKeys
 from common.queues import all_queues, split_queue
+from common.replies import text_map
 from common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class Client:
     transport's write buffer; other messages go through a bounded queue and a writer task."""
 
     def __init__(self, send: Send, *, role: str, agent: str | None, max_queue: int = 20000,
-                 on_overflow: Callable[[], Awaitable[None]] | None = None,
+                 on_overflow: Callable[[], Coroutine[Any, Any, None]] | None = None,
                  transport: asyncio.Transport | None = None, max_buffer: int = 8 << 20):
         self.send = send
         self.role = role
@@ -207,8 +208,8 @@ class Wallboard:
             await self._load_agent(a.id)
 
     async def _load_agent(self, agent_id: str) -> None:
-        h = await self.redis.hgetall(self.keys.agent(agent_id))
-        queues = await self.redis.hgetall(self.keys.agent_queues(agent_id))
+        h = text_map(await self.redis.hgetall(self.keys.agent(agent_id)))
+        queues = text_map(await self.redis.hgetall(self.keys.agent_queues(agent_id)))
         self.agents[agent_id] = self._agent_view(agent_id, h, queues)
 
     def _agent_view(self, agent_id: str, h: dict[str, str], queues: dict[str, str]
@@ -239,8 +240,9 @@ class Wallboard:
                 Case.created_at >= start, Case.queue.is_not(None),
                 Case.outcome.in_(("answered", "abandoned"))))).all()
         for call_id, queue, outcome, wait in rows:
-            st = self.queues.get(queue)
-            if st is None or call_id in self._counted:
+            st = self.queues.get(queue) if queue else None
+            # The query asks for calls with a queue and an outcome: both are there.
+            if st is None or call_id is None or outcome is None or call_id in self._counted:
                 continue
             self._counted.add(call_id)
             self._count(st, outcome, wait)
@@ -373,7 +375,7 @@ class Wallboard:
                 self._count(st, "answered", wait)
                 changed.add(q)
         elif fact in ("abandoned", "ended", "orphaned"):
-            q = call.get("queue")
+            q = str(call.get("queue") or "")
             st = self.queues.get(q) if q else None
             if st is not None:
                 if st.waiting.pop(call_id, None) is not None:
