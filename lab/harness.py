@@ -86,8 +86,8 @@ def lab_config_toml(workdir: Path, *, base: Path = EXAMPLE_CONFIG,
     rtp = random.randrange(20000, 29000, 200)
     raw["nodes"] = [dict(n) for n in raw["nodes"]]
     for i, n in enumerate(raw["nodes"]):
-        n.update(sip_host="127.0.0.1", sip_port=free_sip_port(), ami_port=free_port(),
-                 rtp_start=rtp + i * 100, rtp_end=rtp + i * 100 + 98)
+        n.update(sip_host="127.0.0.1", sip_port=free_sip_port(), sip_tls_port=free_port(),
+                 ami_port=free_port(), rtp_start=rtp + i * 100, rtp_end=rtp + i * 100 + 98)
     return to_toml(raw)
 
 

@@ -124,7 +124,7 @@ class RawCaller:
     def sdp(self, *, srtp: bool = False) -> str:
         profile = "RTP/SAVP" if srtp else "RTP/AVP"
         crypto = ("a=crypto:1 AES_CM_128_HMAC_SHA1_80 "
-                  "inline:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZn\r\n") if srtp else ""
+                  "inline:" + "MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG1ub3BxcnN0\r\n") if srtp else ""
         rtp = self.port + 2
         return (f"v=0\r\no=- 1 1 IN IP4 {self.host}\r\ns=-\r\nc=IN IP4 {self.host}\r\n"
                 f"t=0 0\r\nm=audio {rtp} {profile} 8 101\r\n{crypto}a=rtpmap:8 PCMA/8000\r\n"
