@@ -27,6 +27,7 @@ from common import events as ev
 from common.config import Config, NodeConfig
 from common.facts import CallFact, SeenSince
 from common.privacy import PersonalData
+from common.redisconn import open_redis
 from common.retention import RetentionWorker
 from hotline.privacy import retention_job
 from queueing.membership.sync import MembershipSync
@@ -109,7 +110,7 @@ class HotlineService:
         await migrate(self.engine, personal=self.personal)
         self.store = CaseStore(sessionmaker(self.engine), self.personal, cfg.service.timezone)
         if self.redis is None:
-            self.redis = Redis.from_url(cfg.redis_url, decode_responses=True)
+            self.redis = await open_redis(cfg)  # AUTH and TLS as configured, or a clear error
         await self.redis.ping()
         await self._mark_redis()
         self.live = LiveState(self.redis, cfg.redis.prefix,

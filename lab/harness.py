@@ -13,9 +13,9 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent_desk.softphone.credentials import issue_credentials
 from common.config import Config, NodeConfig, parse_config
 from common.privacy import PersonalData
-from common.secrets import sip_password
 from hotline.service import HotlineService
 from telephony.asterisk.instance import AsteriskInstance, instance_dir, reap_orphans
 from telephony.asterisk.runtime import AsteriskRuntime, ensure_runtime
@@ -197,9 +197,9 @@ class Lab:
 
     async def agent(self, agent_id: str, **kwargs: Any) -> Phone:
         sip = await self.start_sip()
-        node = self.cfg.city(self.cfg.agent(agent_id).city).node
-        return await sip.agent(agent_id, sip_password(self.cfg.sip_secret, agent_id),
-                               server=self.sip_server(node), **kwargs)
+        # The phone gets the agent's own credentials, issued as for an agent's machine.
+        creds = issue_credentials(self.cfg, agent_id)
+        return await sip.agent(agent_id, creds.password, server=creds.server, **kwargs)
 
     async def caller(self, number: str, **kwargs: Any) -> Phone:
         sip = await self.start_sip()
