@@ -4,7 +4,6 @@ and an operator's error (never the password) when Redis refuses the login."""
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
@@ -15,11 +14,11 @@ from common.config import Config, ConfigError
 
 def redis_client(cfg: Config) -> Redis:
     """A client for the configured Redis (no I/O yet)."""
-    options: dict[str, Any] = {"decode_responses": True}
-    if cfg.redis.tls_ca is not None:
-        ca = cfg.redis.tls_ca
-        options["ssl_ca_certs"] = str(ca if ca.is_absolute() else cfg.base_dir / ca)
-    return Redis.from_url(cfg.redis_url, **options)
+    ca = cfg.redis.tls_ca
+    if ca is None:
+        return Redis.from_url(cfg.redis_url, decode_responses=True)
+    return Redis.from_url(cfg.redis_url, decode_responses=True,
+                          ssl_ca_certs=str(ca if ca.is_absolute() else cfg.base_dir / ca))
 
 
 def redis_where(cfg: Config) -> str:
