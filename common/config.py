@@ -75,9 +75,53 @@ class DatabaseSection(_Section):
 
 
 class RedisSection(_Section):
+    # redis://[user]:${HOTLINE_REDIS_PASSWORD}@host:port/db for Redis AUTH (the password from
+    # the environment), rediss://... for TLS (checked against tls_ca, else the system's CAs).
     url: str = "redis://127.0.0.1:6379/0"
     # Every key and channel starts with this, so several deployments can share one Redis.
     prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "hotline"
+    # The CA (PEM) that signed the Redis server's certificate, for rediss:// URLs.
+    tls_ca: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// (TLS) or unix://")
+        return v
+
+    @model_validator(mode="after")
+    def _tls(self) -> RedisSection:
+        if self.tls_ca is not None and not self.url.startswith("rediss://"):
+            raise ValueError("tls_ca is only used with a rediss:// (TLS) url")
+        return self
+
+
+class SipTlsSection(_Section):
+    """SIP over TLS with SRTP media (docs/security.md). Each node listens for TLS on its
+    sip_tls_port with this certificate; without cert/key the service makes a self-signed
+    one in <data_dir>/tls when it renders Asterisk's configuration (enough for nodes
+    rendered by one service: they trust the same certificate)."""
+
+    # Inter-node trunks (agents lent across cities) carry callers' voices between sites:
+    # TLS-only signalling and SRTP media, on unless turned off.
+    internode: bool = True
+    # Agents' endpoints require SRTP (softphones must then register over TLS).
+    agents: bool = False
+    # Carrier and handover trunks require SRTP (the carrier's SBC must call over TLS).
+    carriers: bool = False
+    # PEM files; relative paths are under the configuration file's folder.
+    cert: Path | None = None
+    key: Path | None = None
+    # Who signed the peers' certificates (default: cert itself, for a self-signed one).
+    ca: Path | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> SipTlsSection:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together (both PEM files, or neither for a "
+                             "self-signed certificate made by the service)")
+        return self
 
 
 def _network_list(v: list[str]) -> list[str]:
@@ -138,6 +182,8 @@ class NodeConfig(_Section):
     mode: Literal["managed", "external"] = "managed"
     sip_host: str = "127.0.0.1"
     sip_port: PORT = 5060
+    # SIP over TLS ([sip_tls]); default sip_port + 1.
+    sip_tls_port: PORT | None = None
     ami_host: str = "127.0.0.1"
     ami_port: PORT = 5038
     ami_username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")] = "hotline"
@@ -190,6 +236,11 @@ class NodeConfig(_Section):
                 raise ValueError("ami_tls_port must differ from ami_port (the plain AMI "
                                  "listener stays on the loopback)")
         return self
+
+    @property
+    def tls_port(self) -> int:
+        """Where the node listens for SIP over TLS."""
+        return self.sip_tls_port or self.sip_port + 1
 
     @property
     def ami_plain_host(self) -> str:
@@ -535,6 +586,7 @@ class Config(_Section):
     database: DatabaseSection = DatabaseSection()
     redis: RedisSection = RedisSection()
     security: SecuritySection = SecuritySection()
+    sip_tls: SipTlsSection = SipTlsSection()
     fastagi: FastAgiSection = FastAgiSection()
     queueing: QueueingSection = QueueingSection()
     menu: MenuConfig = MenuConfig()
@@ -614,7 +666,10 @@ class Config(_Section):
                     problems.append(f"agents[{i}].pools[{j}]: unknown city {pool!r}")
         ports: dict[tuple[str, int], str] = {}
         for i, node in enumerate(self.nodes):
-            for name, port in (("sip_port", node.sip_port), ("ami_port", node.ami_port)):
+            for name, port in (("sip_port", node.sip_port), ("ami_port", node.ami_port),
+                               ("sip_tls_port", node.sip_tls_port)):
+                if port is None:
+                    continue
                 port_key = (name[:3], port)
                 if port_key in ports:
                     problems.append(f"nodes[{i}].{name}: {port} already used by {ports[port_key]}")
@@ -649,6 +704,12 @@ class Config(_Section):
     @property
     def redis_url(self) -> str:
         return expand_env(self.redis.url, "redis.url")
+
+    def sip_tls_on(self, node_id: str) -> bool:
+        """Whether the node listens for SIP over TLS (some of its endpoints need it)."""
+        t = self.sip_tls
+        return t.agents or t.carriers or (t.internode and any(
+            n.id != node_id for n in self.nodes))
 
     def node(self, node_id: str) -> NodeConfig:
         for n in self.nodes:

@@ -4,7 +4,8 @@
     hotline asterisk runtime             find or build (and cache) the Asterisk runtime
     hotline asterisk render|up|down|status|cli "CMD"   manage this config's Asterisk nodes
     hotline serve                        run the service (AMI, router, case records, workers)
-    hotline softphone --agent 1001       an agent's pjsua2 softphone
+    hotline softphone --agent 1001 --credentials FILE   an agent's pjsua2 softphone
+    hotline softphone credentials --agent 1001 --out FILE   issue that agent's credentials
     hotline cases [--limit N]            the latest case records
     hotline callers add|remove NUMBER [--category elderly|disabled]   green channel (绿色通道)
     hotline db upgrade                   apply database migrations
@@ -22,9 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from common.config import Config, ConfigError, load_config
@@ -166,27 +169,44 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_softphone(args: argparse.Namespace) -> int:
-    from agent_desk.softphone.phones import run_softphone
+    from agent_desk.softphone.credentials import (
+        issue_credentials,
+        softphone_credentials,
+        write_credentials,
+    )
 
     cfg = _load(args)
-    return asyncio.run(run_softphone(cfg, args.agent, answer=args.answer,
+    if args.action == "credentials":
+        # On the service's host (it needs the master SIP secret): one agent's password only.
+        creds = issue_credentials(cfg, args.agent)
+        if args.out is None:
+            print(json.dumps(asdict(creds), indent=2))
+        else:
+            write_credentials(args.out, creds)
+            print(f"credentials of agent {creds.agent} written to {args.out} (mode 0600): "
+                  f"give them to that agent only; their softphone runs with "
+                  f"--credentials {args.out.name}")
+        return 0
+    from agent_desk.softphone.phones import run_softphone
+
+    creds = softphone_credentials(cfg, args.agent, args.credentials)
+    return asyncio.run(run_softphone(cfg, creds, answer=args.answer,
                                      play=args.play, record_dir=args.record))
 
 
 def cmd_callers(args: argparse.Namespace) -> int:
     """Register or remove a green-channel caller (elderly or disabled): running services
     hear of it at once over Redis and route the next call with priority."""
-    from redis.asyncio import Redis
-
     from cases.db import make_engine, migrate, sessionmaker
     from common.privacy import PersonalData, mask_number
+    from common.redisconn import open_redis
     from queueing.routing.lookups import CallerProfiles, notify_services, routing_channel
 
     cfg = _load(args)
 
     async def run() -> int:
         engine = make_engine(cfg.database_url)
-        redis = Redis.from_url(cfg.redis_url, decode_responses=True)
+        redis = await open_redis(cfg)
         try:
             await migrate(engine)
             channel = routing_channel(cfg.redis.prefix)
@@ -305,16 +325,15 @@ def cmd_asr(args: argparse.Namespace) -> int:
 async def _asr_async(cfg: Config, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
-    from redis.asyncio import Redis
-
     from asr.service import Transcripts
     from cases.db import make_engine, migrate, sessionmaker
+    from common.redisconn import open_redis
     from hotline.privacy import recordings_purger
     from telephony.asterisk.instance import recordings_spool
 
     engine = make_engine(cfg.database_url)
     await migrate(engine)
-    redis = Redis.from_url(cfg.redis_url, decode_responses=True)
+    redis = await open_redis(cfg)
     sessions = sessionmaker(engine)
     tr = Transcripts(cfg, redis, sessions,
                      spools={n.id: recordings_spool(cfg, n) for n in cfg.nodes})
@@ -464,8 +483,15 @@ def build_parser() -> argparse.ArgumentParser:
     wu.add_argument("--name", default="", help="display name")
     wu.set_defaults(fn=cmd_web_user)
 
-    sp = sub.add_parser("softphone", help="an agent's SIP softphone (pjsua2)")
+    sp = sub.add_parser("softphone", help="an agent's SIP softphone (pjsua2), or issue an "
+                                          "agent's credentials for it")
+    sp.add_argument("action", nargs="?", choices=["run", "credentials"], default="run",
+                    help="credentials: print or write (--out) the agent's own SIP credentials "
+                         "(where the service runs: needs the master SIP secret)")
     sp.add_argument("--agent", required=True)
+    sp.add_argument("--credentials", type=Path,
+                    help="the agent's credentials file (else HOTLINE_AGENT_PASSWORD)")
+    sp.add_argument("--out", type=Path, help="credentials: write them to this file (0600)")
     sp.add_argument("--answer", choices=["auto", "manual", "console"], default="auto",
                     help="console: answer, hold and hang up when the web console says so")
     sp.add_argument("--play", type=Path, help="WAV to play into calls (default: silence)")

@@ -31,6 +31,7 @@ from common import events as ev
 from common.config import Config, NodeConfig
 from common.facts import CallFact, SeenSince
 from common.privacy import PersonalData
+from common.redisconn import login, redis_client
 from common.replies import text_or_none
 from common.retention import RetentionWorker
 from common.tasks import cancel_and_wait
@@ -169,8 +170,8 @@ class HotlineService:
 
         prefix = cfg.redis.prefix
         self.engine = engine if engine is not None else make_engine(cfg.database_url)
-        self.redis = redis if redis is not None else Redis.from_url(cfg.redis_url,
-                                                                     decode_responses=True)
+        # AUTH and TLS as configured (common/redisconn.py); the login is checked at start.
+        self.redis = redis if redis is not None else redis_client(cfg)
         sessions = sessionmaker(self.engine)
         self.store = CaseStore(sessions, personal, cfg.service.timezone)
         self.live = LiveState(self.redis, prefix,
@@ -240,7 +241,7 @@ class HotlineService:
     async def start(self) -> None:
         cfg = self.cfg
         await migrate(self.engine, personal=self.personal)
-        await self.redis.ping()
+        await login(self.redis, cfg)  # a refused login is an operator's error, said clearly
         await self._mark_redis()
         await self.skills.load()
         await self.lookups.start()

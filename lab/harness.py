@@ -13,9 +13,9 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent_desk.softphone.credentials import issue_credentials
 from common.config import Config, NodeConfig, parse_config
 from common.privacy import PersonalData
-from common.secrets import sip_password
 from hotline.service import HotlineService
 from telephony.asterisk.instance import AsteriskInstance, instance_dir, reap_orphans
 from telephony.asterisk.runtime import AsteriskRuntime, ensure_runtime
@@ -86,8 +86,8 @@ def lab_config_toml(workdir: Path, *, base: Path = EXAMPLE_CONFIG,
     rtp = random.randrange(20000, 29000, 200)
     raw["nodes"] = [dict(n) for n in raw["nodes"]]
     for i, n in enumerate(raw["nodes"]):
-        n.update(sip_host="127.0.0.1", sip_port=free_sip_port(), ami_port=free_port(),
-                 rtp_start=rtp + i * 100, rtp_end=rtp + i * 100 + 98)
+        n.update(sip_host="127.0.0.1", sip_port=free_sip_port(), sip_tls_port=free_port(),
+                 ami_port=free_port(), rtp_start=rtp + i * 100, rtp_end=rtp + i * 100 + 98)
     return to_toml(raw)
 
 
@@ -197,9 +197,9 @@ class Lab:
 
     async def agent(self, agent_id: str, **kwargs: Any) -> Phone:
         sip = await self.start_sip()
-        node = self.cfg.city(self.cfg.agent(agent_id).city).node
-        return await sip.agent(agent_id, sip_password(self.cfg.sip_secret, agent_id),
-                               server=self.sip_server(node), **kwargs)
+        # The phone gets the agent's own credentials, issued as for an agent's machine.
+        creds = issue_credentials(self.cfg, agent_id)
+        return await sip.agent(agent_id, creds.password, server=creds.server, **kwargs)
 
     async def caller(self, number: str, **kwargs: Any) -> Phone:
         sip = await self.start_sip()

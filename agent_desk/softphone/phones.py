@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_desk.softphone.credentials import AgentCredentials
 from common.livekeys import LiveKeys
 from common.privacy import mask_number
 from common.tasks import cancel_and_wait
@@ -288,30 +289,27 @@ class SipPhones:
         self.phones.clear()
 
 
-async def run_softphone(cfg: Any, agent_id: str, *, answer: str = "auto",
+async def run_softphone(cfg: Any, creds: AgentCredentials, *, answer: str = "auto",
                         play: Path | None = None, record_dir: Path | None = None) -> int:
-    """``hotline softphone --agent 1001``: register and take calls until interrupted."""
+    """``hotline softphone --agent 1001 --credentials FILE``: register with the agent's own
+    credentials (never the master SIP secret) and take calls until interrupted."""
     import signal
 
-    from redis.asyncio import Redis
-
     from agent_desk.softphone.engine import SipStack
-    from common.secrets import sip_password
+    from common.redisconn import open_redis
 
+    agent_id = creds.agent
     agent = cfg.agent(agent_id)
-    node = cfg.node(cfg.city(agent.city).node)
-    host = "127.0.0.1" if node.sip_host in ("0.0.0.0", "") else node.sip_host
     stack = await SipStack().start()
-    party = await stack.agent(agent_id, sip_password(cfg.sip_secret, agent_id),
-                              server=f"{host}:{node.sip_port}", play=play,
+    party = await stack.agent(agent_id, creds.password, server=creds.server, play=play,
                               record_dir=record_dir, auto_answer=answer == "auto")
     how = {"auto": "auto-answering", "manual": "press Enter to answer",
            "console": "answering when the web console says so"}[answer]
-    print(f"softphone {agent_id} ({agent.name}) registered at {host}:{node.sip_port}; "
+    print(f"softphone {agent_id} ({agent.name}) registered at {creds.server}; "
           f"{how}; Ctrl-C to quit", flush=True)
     control: SoftphoneControl | None = None
     if answer == "console":
-        redis = Redis.from_url(cfg.redis_url, decode_responses=True)
+        redis = await open_redis(cfg)
         control = await SoftphoneControl(party, redis, cfg.redis.prefix, agent_id).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
