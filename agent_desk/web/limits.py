@@ -6,12 +6,15 @@ every web request parsed and answered delays the routing answers waiting behind 
 
 - ``anonymous_requests_per_s`` (burst ``anonymous_burst``): requests without a valid session
   (the login page and its files, ``/api/login``, ``/api/openapi.json``, ``/api/me`` of a
-  stranger) per client address, a token bucket. Over it the answer is 429, held back until the
-  address would have had a token again (at most ``HOLD_MAX_S``): a client that waits for each
-  answer, as a flooding script does, then asks at the allowed rate instead of as fast as the
-  loop answers. Signed-in users are not counted here (they are known and audited).
-- ``max_requests_in_flight``: requests being handled or held at once, whoever asks; one more is
-  answered 503 at once and its connection closed (nothing queues without bound).
+  stranger) per client address, a token bucket. Over it the answer is 429, held back
+  ``HOLD_S`` first: a client that waits for each answer, as a flooding script does, then asks
+  once a second per connection instead of as fast as the loop answers (a held request costs a
+  timer, no CPU). Signed-in users are not counted here (they are known and audited).
+- ``max_requests_in_flight``: requests being handled at once, whoever asks (not WebSockets,
+  which live long and have their own cap); one more is answered 503, held the same way.
+
+Nothing queues without bound: a refusal holds a timer, at most ``HELD_MAX`` of them; beyond,
+the refusal is answered at once and the connection closed.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from common.config import WebSection
 
 Next = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-HOLD_S = 1.0  # how long a refused request is held before its 429
+HOLD_S = 1.0  # how long a refused request is held before its answer
+HELD_MAX = 10_000  # refusals held at once; beyond, answered at once and disconnected
 ADDRESSES_MAX = 10_000  # buckets kept; beyond, the full ones are forgotten
 
 
@@ -80,9 +84,11 @@ def _refusal(status: int, code: str, message: str, retry_after: float) -> web.Re
         "X-Content-Type-Options": "nosniff"})
 
 
-def limits(web_settings: Callable[[], WebSection], sessions: Sessions) -> Middleware:
+def limits(web_settings: Callable[[], WebSection], sessions: Sessions, *,
+           hold_s: float = HOLD_S) -> Middleware:
     """The middleware (outermost: a refused request costs no more than its parsing)."""
     in_flight = 0
+    held = 0
     rates: dict[tuple[int, int], AddressRate] = {}
 
     def rate_of(settings: WebSection) -> AddressRate | None:
@@ -94,25 +100,37 @@ def limits(web_settings: Callable[[], WebSection], sessions: Sessions) -> Middle
             rates[key] = AddressRate(*key)
         return rates[key]
 
+    async def refuse(status: int, code: str, message: str, retry_after: float
+                     ) -> web.Response:
+        nonlocal held
+        if held >= HELD_MAX:  # not even a timer more: answer and drop the connection
+            resp = _refusal(status, code, message, retry_after)
+            resp.force_close()
+            return resp
+        held += 1
+        try:
+            await asyncio.sleep(hold_s)
+        finally:
+            held -= 1
+        return _refusal(status, code, message, max(0.0, retry_after - hold_s))
+
     @web.middleware
     async def middleware(request: web.Request, handler: Next) -> web.StreamResponse:
         nonlocal in_flight
         settings = web_settings()
+        rate = rate_of(settings)
+        if rate is not None and sessions.read(request.cookies.get(COOKIE))[0] is None:
+            wait = rate.take(request.remote or "")
+            if wait:
+                return await refuse(429, "too_many_requests",
+                                    "too many requests from this address; slow down", wait)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await handler(request)  # lives as long as the socket: capped on its own
         cap = settings.max_requests_in_flight
         if cap and in_flight >= cap:
-            resp = _refusal(503, "busy", "the console is busy; try again shortly", 1)
-            resp.force_close()  # the connection goes too: a new one has to be accepted first
-            return resp
+            return await refuse(503, "busy", "the console is busy; try again shortly", hold_s)
         in_flight += 1
         try:
-            rate = rate_of(settings)
-            if rate is not None and sessions.read(request.cookies.get(COOKIE))[0] is None:
-                wait = rate.take(request.remote or "")
-                if wait:
-                    await asyncio.sleep(HOLD_S)
-                    return _refusal(429, "too_many_requests",
-                                    "too many requests from this address; slow down",
-                                    max(0.0, wait - HOLD_S))
             return await handler(request)
         finally:
             in_flight -= 1
