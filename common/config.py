@@ -564,6 +564,13 @@ class WebSection(_Section):
     login_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     login_attempts_per_address: Annotated[int, Field(ge=1, le=10000)] = 30
     login_window_s: Annotated[int, Field(ge=10, le=3600)] = 300
+    # What the web port may take from the event loop it shares with FastAGI routing
+    # (agent_desk/web/limits.py; 0 = no limit): requests per second per client address without
+    # a session (login page, its files, /api/openapi.json; enough for a centre signing in
+    # behind one NAT address), and requests handled at once (beyond: 503).
+    anonymous_requests_per_s: Annotated[int, Field(ge=0, le=100_000)] = 50
+    anonymous_burst: Annotated[int, Field(ge=1, le=100_000)] = 200
+    max_requests_in_flight: Annotated[int, Field(ge=0, le=100_000)] = 512
     # Roles that see callers' numbers in clear (everyone else sees 138****5678).
     see_numbers: list[Literal["agent", "supervisor", "admin"]] = ["supervisor", "admin"]
     # Missed-call callbacks: attempts per task, and how the caller is dialled from the

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from agent_desk import metrics
-from agent_desk.web import middleware, openapi
+from agent_desk.web import limits, middleware, openapi
 from agent_desk.web.auth import COOKIE, Session
 from agent_desk.web.deps import ConsoleDeps
 from agent_desk.web.routes import SCHEMAS, Body, Handler, Route, query_problems, read_body
@@ -101,7 +101,9 @@ def build_app(deps: ConsoleDeps, features: Sequence[Feature],
               ) -> tuple[web.Application, ConsoleDeps]:
     """The app for these features (the composition root chooses them, hotline/desk.py);
     ``sockets``: WebSocket endpoints by path (the wallboard feed)."""
-    app = web.Application(middlewares=[middleware.errors(lambda: deps.web.max_body_bytes)],
+    # The limits first: a request they refuse costs the shared loop no more than its parsing.
+    app = web.Application(middlewares=[limits.limits(lambda: deps.web, deps.sessions),
+                                       middleware.errors(lambda: deps.web.max_body_bytes)],
                           client_max_size=deps.web.max_body_bytes)
     for feature in features:
         served = feature.serve(deps)
