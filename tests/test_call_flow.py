@@ -28,7 +28,7 @@ async def answered_call(lab, phones, sounds, *, agent_id="1001", caller=CALLER,
     await asyncio.sleep(talk_s)
     await party.hangup(call)
     await asyncio.wait_for(incoming.disconnected.wait(), 10)
-    await party.close()  # finalises the caller's recording
+    await party.close()  # returns once its process has finished its recordings and exited
     await agent.close()
     return call, incoming
 
@@ -41,12 +41,14 @@ async def test_caller_reaches_agent_and_case_is_complete(lab, phones, services, 
 
     # Each side's recording holds the other side: the agent heard speech, the caller heard
     # the agent's 1300 Hz tone once connected (before that: the prompt and silence).
-    copy_artifact(incoming.record_file, artifacts, f"call-{db}-agent-heard.wav")
-    copy_artifact(call.record_file, artifacts, f"call-{db}-caller-heard.wav")
-    assert incoming.record_file and speech_like(incoming.record_file), "agent heard no speech"
-    assert tone_level(incoming.record_file, 1300) < 0.2, "agent heard its own tone back"
-    end = duration(call.record_file)
-    assert tone_level(call.record_file, 1300, end - 2.5, end - 0.3) > 0.6, (
+    # Read only what each softphone's process reported finished and complete.
+    agent_heard, caller_heard = await incoming.recording(), await call.recording()
+    copy_artifact(agent_heard, artifacts, f"call-{db}-agent-heard.wav")
+    copy_artifact(caller_heard, artifacts, f"call-{db}-caller-heard.wav")
+    assert speech_like(agent_heard), "agent heard no speech"
+    assert tone_level(agent_heard, 1300) < 0.2, "agent heard its own tone back"
+    end = duration(caller_heard)
+    assert tone_level(caller_heard, 1300, end - 2.5, end - 0.3) > 0.6, (
         "caller did not hear the agent")
 
     await service.drain()

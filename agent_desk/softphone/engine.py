@@ -27,9 +27,14 @@ from typing import Any
 
 import pjsua2 as pj
 
+from agent_desk.softphone.wavfile import wav_complete
 from common.privacy import mask_number
 
 log = logging.getLogger(__name__)
+
+# How long the conference bridge may take to destroy a recorder let go of (normally one clock
+# tick, ~10 ms; more on a loaded machine).
+RECORDING_FINISH_S = 10.0
 
 
 @dataclass
@@ -76,6 +81,11 @@ class SipCall:
         self.answered = self.stack.event()
         self.disconnected = self.stack.event()
         self.media_active = self.stack.event()
+        # Set once this call's recorder is destroyed (its WAV header written) or, without a
+        # recorder, once none can start any more; only then may anyone read ``record_file``.
+        self.recorded = self.stack.event()
+        self.recording_complete: bool | None = None
+        self._recording_done = False
 
     # -- callbacks (stack thread) -------------------------------------------------------
 
@@ -107,7 +117,7 @@ class SipCall:
                 self._media_up = True
                 if self.play_file is not None:
                     self._start_player(aud)
-                if self.record_file is not None:
+                if self.record_file is not None and not self._recording_done:
                     self._recorder = pj.AudioMediaRecorder()
                     self._recorder.createRecorder(str(self.record_file))
                     aud.startTransmit(self._recorder)
@@ -120,9 +130,35 @@ class SipCall:
         self._player.startTransmit(aud)
 
     def _release_media(self) -> None:
-        # Destroying the recorder writes the WAV header; do it now, not at garbage collection.
-        self._recorder = None
         self._player = None
+        self._finish_recording()
+
+    def _finish_recording(self) -> None:
+        """Let go of the recorder and have the stack watch its file until complete.
+
+        pjmedia writes the WAV header's sizes only when the recorder's port is destroyed, and
+        since pjsip 2.14 that happens asynchronously: dropping the recorder queues its removal
+        from the conference bridge, whose clock destroys it on a later tick. So the file is
+        complete some milliseconds after this, and must be before the library is destroyed
+        (or it never is). Readers wait for ``recorded``."""
+        if self._recording_done:
+            return
+        self._recording_done = True
+        had_recorder = self._recorder is not None
+        self._recorder = None  # the only reference: pjsua2 destroys the recorder now
+        if had_recorder and self.record_file is not None:
+            self.stack.watch_recording(self)
+        else:
+            self._recorded(None)
+
+    def _recorded(self, complete: bool | None) -> None:
+        """The recording is over (``complete``: whether its file is; None: none was made)."""
+        self.recording_complete = complete
+        if complete is not None and self.record_file is not None:
+            self.stack.recordings.append((self.record_file, complete))
+        self.stack.notify("recorded", self, complete=complete,
+                          record_file=str(self.record_file) if complete is not None else None)
+        self.stack.signal(self.recorded)
 
     # -- actions (stack thread) ---------------------------------------------------------
 
@@ -145,7 +181,8 @@ class SipCall:
         self.pj = None
 
     def stop_recording(self) -> None:
-        self._recorder = None
+        """Finish this call's recording while the call goes on (``recorded`` tells when)."""
+        self._finish_recording()
 
 
 class SipParty:
@@ -301,6 +338,11 @@ class SipStack:
         self._stopping = threading.Event()
         self._ready: Future[int] = Future()
         self.local_port = 0
+        # Every recording this stack finished, and whether its file is complete (stack thread
+        # appends; read after the thread has ended).
+        self.recordings: list[tuple[Path, bool]] = []
+        # Recordings let go of but not complete yet, each with its deadline (stack thread).
+        self._unfinished: list[tuple[float, SipCall]] = []
         # Called on the asyncio loop with (kind, call or party, details) for every change:
         # "registered", "incoming", "state", "media". The worker process relays these.
         self.observer: Callable[[str, Any, dict[str, Any]], None] | None = None
@@ -314,12 +356,20 @@ class SipStack:
         self.local_port = await asyncio.wrap_future(self._ready)
         return self
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 30.0) -> list[tuple[Path, bool]]:
+        """Hang up, destroy every recorder and then the library, and wait for the thread to
+        end; returns every recording finished, and whether its file is complete. Raises if the
+        thread is still running after ``timeout`` (its recordings are then not to be
+        trusted)."""
         if self._thread is None:
-            return
+            return list(self.recordings)
         self._stopping.set()
-        await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 15)
+        thread = self._thread
+        await asyncio.get_running_loop().run_in_executor(None, thread.join, timeout)
+        if thread.is_alive():
+            raise RuntimeError(f"the pjsua2 thread did not stop within {timeout:.0f} s")
         self._thread = None
+        return list(self.recordings)
 
     def _main(self) -> None:
         ep = pj.Endpoint()
@@ -352,6 +402,7 @@ class SipStack:
                 ep.libHandleEvents(5)
                 self._run_commands()
                 self._run_timers()
+                self._check_recordings()
         finally:
             self._shutdown(ep)
 
@@ -391,11 +442,35 @@ class SipStack:
         for party in self._parties:
             for c in party.calls:
                 c.detach()
+        # Every recorder destroyed (its file complete) before the library: one still queued in
+        # the conference bridge when the library goes keeps its empty header for ever.
+        while self._unfinished:
+            ep.libHandleEvents(5)
+            self._check_recordings()
         for acc in self._accounts:
             with contextlib.suppress(Exception):
                 acc.shutdown()
         self._accounts.clear()
         ep.libDestroy()
+
+    def watch_recording(self, call: SipCall) -> None:
+        self._unfinished.append((_now() + RECORDING_FINISH_S, call))
+
+    def _check_recordings(self) -> None:
+        if not self._unfinished:
+            return
+        waiting: list[tuple[float, SipCall]] = []
+        for deadline, call in self._unfinished:
+            assert call.record_file is not None
+            if wav_complete(call.record_file):
+                call._recorded(True)
+            elif _now() >= deadline:
+                log.error("recording not finished in time", extra={"file": str(
+                    call.record_file)})
+                call._recorded(False)
+            else:
+                waiting.append((deadline, call))
+        self._unfinished = waiting
 
     # -- thread plumbing ------------------------------------------------------------------
 

@@ -96,6 +96,10 @@ class Worker:
             await party.play(call, _p(msg.get("path")))
         elif op == "stop_recording":
             await stack.run(call.stop_recording)
+            await asyncio.wait_for(call.recorded.wait(), 30)
+            if call.recording_complete is False:
+                raise RuntimeError(f"recording {call.record_file} is incomplete")
+            return {"record_file": str(call.record_file) if call.recording_complete else None}
         else:
             raise ValueError(f"unknown op {op!r}")
         return None
@@ -114,12 +118,14 @@ async def main() -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     worker.send({"ev": "ready", "port": worker.stack.local_port})
+    quit_id: Any = None
     while True:
         line = await reader.readline()
         if not line:
-            break
+            break  # the parent has gone: stop all the same, so the recordings are complete
         msg = json.loads(line)
         if msg.get("op") == "quit":
+            quit_id = msg.get("id")
             break
         try:
             result = await worker.op(msg)
@@ -127,8 +133,24 @@ async def main() -> None:
         except Exception as exc:  # reported to the parent, which raises it there
             worker.send({"re": msg.get("id"), "ok": False,
                          "error": f"{type(exc).__name__}: {exc}"})
-    await worker.stack.stop()
-    worker.send({"ev": "bye"})
+    await shut_down(worker, quit_id)
+
+
+async def shut_down(worker: Worker, quit_id: Any) -> None:
+    """Stop the library (every recorder is destroyed before it), then acknowledge: the parent
+    reads the recordings only after this answer and the process's exit."""
+    try:
+        recordings = await worker.stack.stop()
+    except Exception as exc:
+        worker.send({"re": quit_id, "ok": False, "error": f"{type(exc).__name__}: {exc}"})
+        return
+    incomplete = [str(path) for path, complete in recordings if not complete]
+    if incomplete:
+        worker.send({"re": quit_id, "ok": False,
+                     "error": f"recordings left incomplete: {', '.join(incomplete)}"})
+        return
+    worker.send({"re": quit_id, "ok": True,
+                 "result": {"recordings": [str(path) for path, _ in recordings]}})
 
 
 if __name__ == "__main__":
