@@ -222,7 +222,7 @@ class Phone:
     async def unregister(self) -> None:
         await self._request("unregister")
 
-    async def close(self, timeout: float = 30.0) -> None:
+    async def close(self, timeout: float = 45.0) -> None:
         """Hang up, unregister and end the process. Returns only when the process has
         acknowledged that every recorder is destroyed and every recording complete, and has
         exited; raises ``PhoneError`` if it could not (its recordings are then not to be read).
