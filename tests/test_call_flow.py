@@ -67,8 +67,10 @@ async def test_caller_reaches_agent_and_case_is_complete(lab, phones, services, 
     assert 2.0 <= case.talk_seconds <= 5.0
     assert case.number.startswith(case.created_at.astimezone().strftime("%Y")[:4])
     kinds = [e.kind for e in case.events]
+    # Not "completed" before "ended": under load Asterisk sends the queue's AgentComplete after
+    # the caller's Hangup (the tracker copes: telephony/calls/tracker.py _ended).
     for a, b in [("arrived", "routed"), ("routed", "queued"), ("queued", "ringing"),
-                 ("ringing", "answered"), ("answered", "completed"), ("completed", "ended")]:
+                 ("ringing", "answered"), ("answered", "completed"), ("answered", "ended")]:
         assert kinds.index(a) < kinds.index(b), kinds
     times = {e.kind: e.at for e in case.events}
     assert times["ended"] >= times["answered"] >= times["queued"] >= times["arrived"]

@@ -119,6 +119,7 @@ class SipCall:
                     self._start_player(aud)
                 if self.record_file is not None and not self._recording_done:
                     self._recorder = pj.AudioMediaRecorder()
+                    self.stack.recording_started.append(self)
                     self._recorder.createRecorder(str(self.record_file))
                     aud.startTransmit(self._recorder)
             self.stack.signal(self.media_active)
@@ -341,6 +342,7 @@ class SipStack:
         # Every recording this stack finished, and whether its file is complete (stack thread
         # appends; read after the thread has ended).
         self.recordings: list[tuple[Path, bool]] = []
+        self.recording_started: list[SipCall] = []
         # Recordings let go of but not complete yet, each with its deadline (stack thread).
         self._unfinished: list[tuple[float, SipCall]] = []
         # Called on the asyncio loop with (kind, call or party, details) for every change:
@@ -369,7 +371,10 @@ class SipStack:
         if thread.is_alive():
             raise RuntimeError(f"the pjsua2 thread did not stop within {timeout:.0f} s")
         self._thread = None
-        return list(self.recordings)
+        # A recording started but never finished (the thread failed on the way) is incomplete.
+        unfinished = [(c.record_file, False) for c in self.recording_started
+                      if c.recording_complete is None and c.record_file is not None]
+        return list(self.recordings) + unfinished
 
     def _main(self) -> None:
         ep = pj.Endpoint()
@@ -436,12 +441,15 @@ class SipStack:
             ep.hangupAllCalls()
         deadline = _now() + 2
         while _now() < deadline and any(
-            c.is_active() for p in self._parties for c in p.calls
+            _active(c) for p in self._parties for c in p.calls
         ):
             ep.libHandleEvents(10)
         for party in self._parties:
             for c in party.calls:
-                c.detach()
+                try:
+                    c.detach()
+                except Exception:  # one call's failure must not leave the others' files
+                    log.exception("dropping a call failed")
         # Every recorder destroyed (its file complete) before the library: one still queued in
         # the conference bridge when the library goes keeps its empty header for ever.
         while self._unfinished:
@@ -568,6 +576,13 @@ class SipStack:
                 self._accounts.remove(party.account)
 
         await self.run(do)
+
+
+def _active(call: SipCall) -> bool:
+    try:
+        return call.is_active()
+    except pj.Error:
+        return False
 
 
 def _now() -> float:

@@ -232,13 +232,16 @@ class Phone:
         await asyncio.shield(self._closing)
 
     async def _close(self, timeout: float) -> None:
-        failure: BaseException | None = None
+        failure: BaseException | str | None = None
         alive = self.proc.returncode is None and not self.closed.is_set()
         if alive and not self._killed:
             try:
                 await self._request("quit", timeout=timeout)
             except (PhoneError, TimeoutError, OSError) as exc:
                 failure = exc
+        elif not self._killed:
+            # Ended before being asked to: it crashed, and nothing finished its recordings.
+            failure = f"the process had exited by itself (code {await self.proc.wait()})"
         try:
             await asyncio.wait_for(self.proc.wait(), timeout if failure is None else 1.0)
         except TimeoutError:

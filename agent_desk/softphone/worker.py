@@ -6,6 +6,7 @@ Started by ``agent_desk.softphone.phones.SipPhones``; not meant to be run by han
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import itertools
 import json
 import os
@@ -110,6 +111,8 @@ def _p(v: str | None) -> Path | None:
 
 
 async def main() -> None:
+    # A crash inside pjsua2 (SIGSEGV, SIGABRT) leaves its Python stack in the party's log.
+    faulthandler.enable()
     port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
     worker = Worker(port)
     await worker.stack.start()
