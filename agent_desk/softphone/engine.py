@@ -4,7 +4,8 @@ pjsua2 allows one library instance per process and is not thread-safe, so one ``
 owns it on a dedicated thread (``threadCnt = 0``, ``mainThreadOnly``) and every pjsua2 call runs
 there; asyncio code talks to it through ``await stack.run(fn)``. pjsua2's Call objects stay on
 that thread and are dropped before the library is destroyed (one freed later aborts the
-process), and WAV recorders are destroyed explicitly (or their header stays empty).
+process), and WAV recorders are destroyed explicitly, their files watched until complete, before
+the library (or their header stays empty).
 
 The PyPI wheel is built with PJSUA_MAX_CALLS = 4: one engine holds at most four calls. That is
 why each party (an agent's softphone, a caller) runs its own engine in its own process.
@@ -146,7 +147,7 @@ class SipCall:
             return
         self._recording_done = True
         had_recorder = self._recorder is not None
-        self._recorder = None  # the only reference: pjsua2 destroys the recorder now
+        self._recorder = None  # the only reference: its port goes from the bridge next
         if had_recorder and self.record_file is not None:
             self.stack.watch_recording(self)
         else:
