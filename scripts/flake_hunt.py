@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -207,8 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         broken = [r for r in run_records if r.problem]
         for r in broken:
             print(f"run {r.run}: {r.problem} (see {r.log})")
-        print(f"{len(records)} tests, {args.runs} runs; results in "
-              f"{os.path.relpath(out, Path.cwd())}/")
+        where = out.resolve()
+        if where.is_relative_to(Path.cwd()):
+            where = where.relative_to(Path.cwd())
+        print(f"{len(records)} tests, {args.runs} runs; results in {where}/")
     bad = any(r.failures for r in records) or any(r.problem for r in run_records)
     return 1 if bad else 0
 
