@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from agent_desk.softphone.wavfile import wav_complete
 from common import events as ev
 from telephony.ami import AmiActionFailed, AmiClient, AmiDisconnected, AmiTimeout
 from tests.support.netfault import FaultProxy
@@ -66,7 +67,10 @@ async def test_originate_redirect_mixmonitor_hangup_on_a_real_call(lab, phones, 
         await c.mix_monitor(chan, lab.instance.asterisk_path(target))
         await asyncio.sleep(1.5)
         await c.stop_mix_monitor(chan)
-        assert target.exists() and target.stat().st_size > 1000
+
+        async def written() -> bool:  # MixMonitor's own thread closes the file after the stop
+            return wav_complete(target) and target.stat().st_size > 1000
+        await eventually(written, what="MixMonitor's file complete")
         await c.redirect(chan, "agents", "1002")  # redirected channel dials 1002: busy/fails
         await asyncio.sleep(0.5)
         remaining = await _channel_of(c, "PJSIP/1002-")

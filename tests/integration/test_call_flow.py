@@ -21,12 +21,14 @@ async def test_caller_reaches_agent_and_case_is_complete(lab, phones, services, 
 
     # Each side's recording holds the other side: the agent heard speech, the caller heard
     # the agent's 1300 Hz tone once connected (before that: the prompt and silence).
-    copy_artifact(incoming.record_file, artifacts, f"call-{db}-agent-heard.wav")
-    copy_artifact(call.record_file, artifacts, f"call-{db}-caller-heard.wav")
-    assert incoming.record_file and speech_like(incoming.record_file), "agent heard no speech"
-    assert tone_level(incoming.record_file, 1300) < 0.2, "agent heard its own tone back"
-    end = duration(call.record_file)
-    assert tone_level(call.record_file, 1300, end - 2.5, end - 0.3) > 0.6, (
+    # Read only what each softphone's process reported finished and complete.
+    agent_heard, caller_heard = await incoming.recording(), await call.recording()
+    copy_artifact(agent_heard, artifacts, f"call-{db}-agent-heard.wav")
+    copy_artifact(caller_heard, artifacts, f"call-{db}-caller-heard.wav")
+    assert speech_like(agent_heard), "agent heard no speech"
+    assert tone_level(agent_heard, 1300) < 0.2, "agent heard its own tone back"
+    end = duration(caller_heard)
+    assert tone_level(caller_heard, 1300, end - 2.5, end - 0.3) > 0.6, (
         "caller did not hear the agent")
 
     await service.drain()
@@ -45,8 +47,10 @@ async def test_caller_reaches_agent_and_case_is_complete(lab, phones, services, 
     assert 2.0 <= case.talk_seconds <= 5.0
     assert case.number.startswith(case.created_at.astimezone().strftime("%Y")[:4])
     kinds = [e.kind for e in case.events]
+    # Not "completed" before "ended": under load Asterisk sends the queue's AgentComplete after
+    # the caller's Hangup (the tracker copes: telephony/calls/tracker.py _ended).
     for a, b in [("arrived", "routed"), ("routed", "queued"), ("queued", "ringing"),
-                 ("ringing", "answered"), ("answered", "completed"), ("completed", "ended")]:
+                 ("ringing", "answered"), ("answered", "completed"), ("answered", "ended")]:
         assert kinds.index(a) < kinds.index(b), kinds
     times = {e.kind: e.at for e in case.events}
     assert times["ended"] >= times["answered"] >= times["queued"] >= times["arrived"]

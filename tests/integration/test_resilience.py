@@ -99,7 +99,11 @@ async def test_service_down_call_takes_fallback_queue_and_still_gets_its_case(
     agent, party, call, incoming = await call_in_progress(lab, sounds, tmp_path,
                                                           caller="13700002222")
     service = await services.start()
-    await asyncio.sleep(1)
+
+    async def resynced() -> bool:  # the service has learnt call A at its resync
+        rt = service.nodes[lab.node.id]
+        return any(not c.ended for c in rt.tracker.calls.values())
+    await eventually(resynced, what="call A learnt at the resync")
     await hang_up(party, call, incoming)
     a = await only_case(service)
     assert a.source in ("resync", "cel")  # learnt at the resync, history from CEL

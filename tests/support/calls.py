@@ -32,7 +32,7 @@ async def answered_call(lab: Lab, phones: Any, sounds: dict[str, Path], *,
     await asyncio.sleep(talk_s)
     await party.hangup(call)
     await asyncio.wait_for(incoming.disconnected.wait(), 10)
-    await party.close()  # finalises the caller's recording
+    await party.close()  # returns once its process has finished its recordings and exited
     await agent.close()
     return call, incoming
 
