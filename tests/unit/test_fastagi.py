@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from telephony.fastagi import AgiRequest, FastAgiServer
-from tests.conftest import eventually
+from tests.support.waiting import eventually
 
 
 async def ok_route(request: AgiRequest) -> None:
