@@ -9,7 +9,8 @@ description at ``/api/openapi.json``. See docs/console.md.
 Errors are JSON ``{"error": <code>, "message": <words>}`` with a 4xx status (middleware.py):
 400 bad JSON, 401 not signed in / session expired, 403 wrong role or missing CSRF token, 404
 unknown id, 409 an action that does not fit the call or agent now, 413 body too large, 422
-invalid fields, 429 too many logins. A request that fails validation changes nothing.
+invalid fields, 429 too many logins or too many requests without a session (limits.py), 503
+too many requests at once. A request that fails validation changes nothing.
 """
 
 from __future__ import annotations
