@@ -350,7 +350,8 @@ async def test_key_rotation_reencrypts_and_rehashes(db, monkeypatch):
     out = await rekey(sessions, rekey_tables(new))
     assert out["cases"] == 1 and out["case_forms"] == 1
     only_new = PersonalData("the-new-data-key-5678")
-    detail = await ConsoleStore(sessions, only_new).detail(case.number, clear=True, scope=Scope.everything())
+    detail = await ConsoleStore(sessions, only_new).detail(case.number, clear=True,
+                                                           scope=Scope.everything())
     assert detail["caller"] == CALLER and detail["form"]["content"] == SECRETS[2]
     async with sessions() as s:
         c = await s.get(Case, case.id)
