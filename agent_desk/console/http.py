@@ -74,8 +74,14 @@ class ConsoleHttp:
                            "legs": [leg.snapshot() for leg in d.callcontrol.legs(call_id)]}
             case = await d.current_case(agent)
             if case is not None:
-                out["case"] = await self._screen_pop(case, sess)
-                await self._audit_pop(request, sess, case.number)
+                try:
+                    out["case"] = await self._screen_pop(case, sess)
+                except DomainError as exc:
+                    if exc.code != "not_found":
+                        raise
+                    # The call moved on between the two looks: no pop this time.
+                else:
+                    await self._audit_pop(request, sess, case.number)
         return web.json_response(out)
 
     async def _audit_pop(self, request: web.Request, sess: Session, number: str) -> None:
