@@ -59,19 +59,23 @@ async def _city_users(console) -> None:
     await users.add("sup-sz", CONSOLE_PASSWORD, "supervisor", city="suzhou")
 
 
-async def test_an_agent_sees_only_the_cases_they_answered(console):
+async def test_an_agent_sees_only_the_cases_they_answered_and_their_citys_callbacks(console):
     svc = console.service
     mine = await _case(svc, CALLER, "nanjing", "1001")
     colleague = await _case(svc, CALLER, "nanjing", "1002")
     suzhou = await _case(svc, CALLER, "suzhou", "2001")
-    missed = await _case(svc, OTHER, "nanjing", None)
+    missed = await _case(svc, OTHER, "suzhou", None)  # on suzhou's callback list
+    to_call_back = await _case(svc, OTHER, "nanjing", None)  # on nanjing's
+    await svc.drain()  # the callback worker has made both tasks
     agent = await console.user("agent1001")
 
     # Search: by the caller's number, by filters, or nothing at all.
     assert await _numbers(agent, f"&number={CALLER}") == {mine}
-    assert await _numbers(agent) == {mine}
+    assert await _numbers(agent) == {mine, to_call_back}
     assert await _numbers(agent, "&city=suzhou") == set()
-    assert await _numbers(agent, f"&number={OTHER}") == set()
+    assert await _numbers(agent, f"&number={OTHER}") == {to_call_back}
+    status, doc = await agent.get("/api/callbacks")
+    assert [t["case"] for t in doc["callbacks"]] == [to_call_back]
     # The case, its transcript, its form and closing: 404, as if it did not exist.
     for number in (colleague, suzhou, missed):
         for path in (f"/api/cases/{number}", f"/api/cases/{number}/transcript"):
@@ -100,6 +104,9 @@ async def test_an_agent_sees_only_the_cases_they_answered(console):
             "SELECT case_number FROM audit_log WHERE action = 'case.view' "
             "AND username = 'agent1001'"))).scalars().all()
     assert set(viewed) == {mine}
+    # The city's callback list: the agent rings those callers back, so may read the case.
+    status, doc = await agent.get(f"/api/cases/{to_call_back}")
+    assert status == 200 and doc["callback"]["status"] == "pending"
 
 
 async def test_supervisors_see_their_city_and_province_users_every_city(console):

@@ -89,7 +89,7 @@ async def test_callback_attempts_are_bounded_and_cases_searchable(console):
         await svc.store.apply(CallFact(kind, call_id, "node1", now, data))
     await svc.drain()  # the callback worker has made the task from the abandon
     store = console.console.cases
-    [task] = await store.callbacks(status="pending")
+    [task] = await store.callbacks(Scope.everything(), status="pending")
     assert task["max_attempts"] == 2
     assert await store.callback_for_call(call_id, 2) == {}  # once per case
     for attempt in (1, 2):

@@ -357,7 +357,8 @@ async def test_key_rotation_reencrypts_and_rehashes(db, monkeypatch):
         c = await s.get(Case, case.id)
     assert c.caller_hash == only_new.lookup_hash(CALLER) != old.lookup_hash(CALLER)
     with pytest.raises(ValueError, match="wrong data key"):
-        await ConsoleStore(sessions, old).detail(case.number, clear=True, scope=Scope.everything())
+        await ConsoleStore(sessions, old).detail(case.number, clear=True,
+                                                 scope=Scope.everything())
 
 
 async def test_asterisk_cel_rows_are_deleted_once_read_and_past_their_period(db, tmp_path):
