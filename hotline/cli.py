@@ -266,6 +266,10 @@ def cmd_web_user(args: argparse.Namespace) -> int:
     if args.role == "agent" and args.agent not in {a.id for a in cfg.agents}:
         print(f"--agent: not an agent of the configuration: {args.agent!r}", file=sys.stderr)
         return 2
+    if args.city is not None and args.city not in {"province", *(c.id for c in cfg.cities)}:
+        print(f"--city: a city of the configuration or 'province': {args.city!r}",
+              file=sys.stderr)
+        return 2
     password = os.environ.get("HOTLINE_NEW_PASSWORD") or getpass.getpass("password: ")
 
     async def run() -> None:
@@ -273,7 +277,8 @@ def cmd_web_user(args: argparse.Namespace) -> int:
         await migrate(engine)
         try:
             await Users(sessionmaker(engine)).add(args.username, password, args.role,
-                                                  agent_id=args.agent, display_name=args.name)
+                                                  agent_id=args.agent, display_name=args.name,
+                                                  city=args.city)
         finally:
             await engine.dispose()
 
@@ -481,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
                     required=True)
     wu.add_argument("--agent", help="the agent's id (for role agent)")
     wu.add_argument("--name", default="", help="display name")
+    wu.add_argument("--city", help="whose cases the user sees: a city id, or 'province' for "
+                                   "every city (default: an agent's own city, the province "
+                                   "for other roles; unchanged on a reset)")
     wu.set_defaults(fn=cmd_web_user)
 
     sp = sub.add_parser("softphone", help="an agent's SIP softphone (pjsua2), or issue an "

@@ -40,7 +40,7 @@ class CallbacksHttp:
     async def h_callbacks(self, request: web.Request, sess: Session, body: None
                           ) -> web.StreamResponse:
         return web.json_response({"callbacks": await self.deps.cases.callbacks(
-            status=request.query.get("status") or None,
+            await self.deps.scope(sess), status=request.query.get("status") or None,
             city=request.query.get("city") or None)})
 
     async def h_callback_call(self, request: web.Request, sess: Session, body: None
@@ -50,7 +50,9 @@ class CallbacksHttp:
         task_id = _task_id(request)
         if d.current_call(agent) is not None:
             raise DomainError("on_call", "finish the current call first")
-        task, number = await d.cases.begin_callback(task_id, agent, actor(sess, request))
+        scope = await d.scope(sess)
+        task, number = await d.cases.begin_callback(task_id, agent, scope,
+                                                    actor(sess, request))
         ring = d.web.callback_ring_s
         try:
             await d.ami_of(d.presence.node_of(agent)).originate(
@@ -60,7 +62,7 @@ class CallbacksHttp:
                 variables={"HOTLINE_CALLBACK": str(task_id)})
         except Exception as exc:
             # Nothing half-done: the attempt is recorded as failed, the task stays open.
-            await d.cases.finish_callback(task_id, "failed_to_dial", by=agent,
+            await d.cases.finish_callback(task_id, "failed_to_dial", by=agent, scope=scope,
                                           note=str(exc)[:200])
             raise DomainError("unavailable", f"Asterisk could not place the call: {exc}"
                               ) from None
@@ -74,7 +76,8 @@ class CallbacksHttp:
                                  body: CallbackOutcomeBody) -> web.StreamResponse:
         d = self.deps
         task = await d.cases.finish_callback(_task_id(request), body.outcome, by=sess.user,
-                                             note=body.note, actor=actor(sess, request))
+                                             scope=await d.scope(sess), note=body.note,
+                                             actor=actor(sess, request))
         fact: dict[str, Any] = {"by": sess.user, "outcome": body.outcome}
         if body.note:  # the agent's words: encrypted on the timeline too
             fact["note_enc"] = d.personal.encrypt(body.note)

@@ -72,11 +72,16 @@ class ConsoleHttp:
                            "answered_at": as_float(hot.get("talking_at")),
                            "ringing_at": as_float(hot.get("ringing_at")),
                            "legs": [leg.snapshot() for leg in d.callcontrol.legs(call_id)]}
-            number = hot.get("case") or d.facts.cached_number(call_id)
-            case = await d.cases.case_by(number=number, call_id=call_id)
+            case = await d.current_case(agent)
             if case is not None:
-                out["case"] = await self._screen_pop(case, sess)
-                await self._audit_pop(request, sess, case.number)
+                try:
+                    out["case"] = await self._screen_pop(case, sess)
+                except DomainError as exc:
+                    if exc.code != "not_found":
+                        raise
+                    # The call moved on between the two looks: no pop this time.
+                else:
+                    await self._audit_pop(request, sess, case.number)
         return web.json_response(out)
 
     async def _audit_pop(self, request: web.Request, sess: Session, number: str) -> None:
@@ -91,8 +96,12 @@ class ConsoleHttp:
 
     async def _screen_pop(self, case: Case, sess: Session) -> dict[str, Any]:
         d = self.deps
-        detail = await d.cases.detail(case.number, clear=sees_numbers(d.web, sess))
-        detail["earlier"] = await d.cases.earlier(case)
+        # The same need-to-know as the case routes: the current call's case and its caller's
+        # earlier cases are in the agent's scope; nothing else reaches the pop.
+        scope = await d.scope(sess)
+        detail = await d.cases.detail(case.number, clear=sees_numbers(d.web, sess),
+                                      scope=scope)
+        detail["earlier"] = await d.cases.earlier(case, scope)
         detail["links"] = [{"case": n, "reason": r} for n, r in await d.facts.links(case.number)]
         detail.pop("timeline", None)
         return detail

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent_desk.models import PROVINCE
 from agent_desk.users.schemas import LOGOUT, ME, TOO_MANY, USERS_ADD, LoginBody, UserBody
 from agent_desk.web.auth import COOKIE, Session, TooManyAttempts
 from agent_desk.web.deps import ConsoleDeps
@@ -80,10 +81,14 @@ class UsersHttp:
                 not body.agent_id or body.agent_id not in {a.id for a in self.deps.cfg.agents}):
             raise DomainError("invalid", "agent_id: an agent of the configuration is "
                                          "required for role agent")
+        if body.city is not None and body.city != PROVINCE and body.city not in {
+                c.id for c in self.deps.cfg.cities}:
+            raise DomainError("invalid", "city: a city of the configuration or "
+                                         f"{PROVINCE!r}")
         try:
             user = await self.deps.users.add(body.username, body.password, body.role,
                                              agent_id=body.agent_id,
-                                             display_name=body.display_name)
+                                             display_name=body.display_name, city=body.city)
         except ValueError as exc:
             raise DomainError("invalid", str(exc)) from None
         log.info("console user saved", extra={"user": body.username, "role": body.role,

@@ -22,6 +22,8 @@ class UserBody(Body):
     role: Literal["agent", "supervisor", "admin", "auditor"]
     agent_id: Annotated[StrictStr, Field(pattern=r"^[0-9]{3,8}$")] | None = None
     display_name: Annotated[StrictStr, Field(max_length=64)] = ""
+    # A city of the configuration, or "province" (every city); omitted: unchanged.
+    city: Annotated[StrictStr, Field(min_length=1, max_length=32)] | None = None
 
 
 SCHEMAS: dict[str, dict[str, Any]] = {

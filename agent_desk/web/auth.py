@@ -191,7 +191,10 @@ class Users:
         self.sessions = sessions
 
     async def add(self, username: str, password: str, role: str, *, agent_id: str | None = None,
-                  display_name: str = "") -> WebUser:
+                  display_name: str = "", city: str | None = None) -> WebUser:
+        """Create a user or reset one. ``city``: whose cases the user sees (a city id or
+        "province"); None keeps an existing user's city (a new one: agent_desk/access.py's
+        default)."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         if role == "agent" and not agent_id:
@@ -207,6 +210,8 @@ class Users:
             user.password_hash = hash_password(password)
             user.role, user.agent_id = role, agent_id
             user.display_name = display_name or username
+            if city is not None:
+                user.city = city
             user.disabled = False
         return user
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from agent_desk.access import Scope
 from agent_desk.cases.store import ConsoleStore
 from cases.models import CallEvent, Case
 from common.tasks import cancel_and_wait
@@ -39,7 +40,7 @@ async def test_a_caller_who_gives_up_in_the_queue_gets_a_callback_without_the_co
     assert service.callbacks.callbacks_created == 1
     # The same facts again (a CEL sweep repeats them): still one task.
     await service.drain()
-    assert len(await _store(service).callbacks(status="pending")) == 1
+    assert len(await _store(service).callbacks(Scope.everything(), status="pending")) == 1
     await caller.close()
 
 
@@ -116,7 +117,7 @@ def _store(service: HotlineService) -> ConsoleStore:
 
 
 async def _pending(service: HotlineService, caller: str) -> dict[str, Any] | None:
-    tasks = await _store(service).callbacks(status="pending")
+    tasks = await _store(service).callbacks(Scope.everything(), status="pending")
     return next((t for t in tasks if t["caller"] == caller), None)
 
 

@@ -287,7 +287,7 @@ async def test_transcript_and_recordings_are_served_only_from_the_recordings_dir
             {"side": "caller", "path": str(rec / "mix.wav"), "url_name": "gone.wav",
              "deleted_at": "2026-11-22T00:00:00+00:00"}]}})
     console.console.web = svc.cfg.web.model_copy(update={"recordings_dir": rec})
-    agent = await console.user("agent1001")
+    agent = await console.user("sup")  # recordings are for supervisors (issue 15)
     try:
         status, doc = await agent.get(f"/api/cases/{ref.number}/transcript")
         assert status == 200 and doc["segments"][0]["text"] == "你好"

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from agent_desk.access import Scope
 from common.facts import CallFact
 from tests.support.waiting import eventually
 
@@ -88,13 +89,14 @@ async def test_callback_attempts_are_bounded_and_cases_searchable(console):
         await svc.store.apply(CallFact(kind, call_id, "node1", now, data))
     await svc.drain()  # the callback worker has made the task from the abandon
     store = console.console.cases
-    [task] = await store.callbacks(status="pending")
+    [task] = await store.callbacks(Scope.everything(), status="pending")
     assert task["max_attempts"] == 2
     assert await store.callback_for_call(call_id, 2) == {}  # once per case
     for attempt in (1, 2):
-        t, number = await store.begin_callback(task["id"], "1001")
+        t, number = await store.begin_callback(task["id"], "1001", Scope.everything())
         assert number == CALLER and t["attempts"] == attempt
-        t = await store.finish_callback(task["id"], "no_answer", by="1001")
+        t = await store.finish_callback(task["id"], "no_answer", by="1001",
+                                       scope=Scope.everything())
     assert t["status"] == "failed" and len(t["log"]) == 4
     status, doc = await agent.post(f"/api/callbacks/{task['id']}/call")
     assert status == 409 and doc["error"] == "finished", doc

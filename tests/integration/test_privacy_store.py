@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 
+from agent_desk.access import Scope
 from agent_desk.audit import Actor
 from agent_desk.cases.store import ConsoleStore
 from agent_desk.models import AuditEntry, CallbackTask, CaseForm
@@ -121,7 +122,7 @@ async def test_migration_encrypts_existing_rows_and_downgrade_gives_them_back(
     assert SECRETS[0] in await _dump(engine)
 
     await migrate(engine, personal=pd)
-    assert await _version(engine) == "0007_privacy"
+    assert await _version(engine) == "0008_access"
     dump = await _dump(engine)
     for secret in (*SECRETS, CALLER):
         assert secret not in dump, secret
@@ -133,7 +134,8 @@ async def test_migration_encrypts_existing_rows_and_downgrade_gives_them_back(
 
     # What the console reads is what was written.
     sessions = sessionmaker(engine)
-    detail = await ConsoleStore(sessions, pd).detail("20261122000001", clear=True)
+    detail = await ConsoleStore(sessions, pd).detail("20261122000001", clear=True,
+                                                    scope=Scope.everything())
     assert detail["form"]["subject"] == SECRETS[0] and detail["form"]["address"] == SECRETS[1]
     assert detail["form"]["content"] == SECRETS[2] and detail["form"]["department"] == "城管局"
     assert detail["callback"]["log"][0]["note"] == SECRETS[3]
@@ -248,7 +250,7 @@ async def test_retention_deletes_recordings_transcripts_and_personal_fields_when
         await console.save_form(case.number, {"category": "complaint", "subject": SECRETS[0],
                                               "address": SECRETS[1], "content": SECRETS[2],
                                               "department": "城管局"}, by="agent1001",
-                                actor=agent)
+                                scope=Scope.everything(), actor=agent)
 
     retention = retention_job(cfg, sessions, store)
     dry = await retention.run(dry_run=True)
@@ -343,18 +345,20 @@ async def test_key_rotation_reencrypts_and_rehashes(db, monkeypatch):
     case = await _case(CaseStore(sessions, old), "rekey", created=datetime.now(UTC),
                        sessions=sessions)
     await ConsoleStore(sessions, old).save_form(case.number, {"content": SECRETS[2]},
-                                                by="agent1001")
+                                                by="agent1001", scope=Scope.everything())
     new = PersonalData("the-new-data-key-5678", previous=["the-old-data-key-1234"])
     out = await rekey(sessions, rekey_tables(new))
     assert out["cases"] == 1 and out["case_forms"] == 1
     only_new = PersonalData("the-new-data-key-5678")
-    detail = await ConsoleStore(sessions, only_new).detail(case.number, clear=True)
+    detail = await ConsoleStore(sessions, only_new).detail(case.number, clear=True,
+                                                           scope=Scope.everything())
     assert detail["caller"] == CALLER and detail["form"]["content"] == SECRETS[2]
     async with sessions() as s:
         c = await s.get(Case, case.id)
     assert c.caller_hash == only_new.lookup_hash(CALLER) != old.lookup_hash(CALLER)
     with pytest.raises(ValueError, match="wrong data key"):
-        await ConsoleStore(sessions, old).detail(case.number, clear=True)
+        await ConsoleStore(sessions, old).detail(case.number, clear=True,
+                                                 scope=Scope.everything())
 
 
 async def test_asterisk_cel_rows_are_deleted_once_read_and_past_their_period(db, tmp_path):
