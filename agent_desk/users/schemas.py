@@ -24,6 +24,10 @@ class UserBody(Body):
     display_name: Annotated[StrictStr, Field(max_length=64)] = ""
 
 
+class UserStateBody(Body):
+    disabled: bool
+
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Me": obj({"user": S, "role": {"enum": list(ROLES)}, "agent": SN, "csrf": S,
                "expires_at": {"type": "number"}, "see_numbers": B},
@@ -32,6 +36,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 ME = ref("Me")
 LOGOUT = OK
 USERS_ADD = ok_and(user=S, role={"enum": list(ROLES)})
+USER_STATE = ok_and(user=S, disabled=B)
 # A locked-out sign-in.
 TOO_MANY = {"description": "too many failed sign-ins",
             "content": {"application/json": {"schema": ref("Error")}},

@@ -87,6 +87,7 @@ PATH: dict[str, dict[str, Any]] = {
     "name": {"type": "string", "minLength": 1, "maxLength": 255},
     "id": {"type": "string", "minLength": 1, "maxLength": 20},
     "agent": {"type": "string", "minLength": 1, "maxLength": 16},
+    "user": {"type": "string", "minLength": 1, "maxLength": 64},
 }
 
 
