@@ -330,3 +330,52 @@ async def test_pages_connect_only_to_their_own_host(console):
     host = resp.url.host + f":{resp.url.port}"
     assert f"connect-src 'self' ws://{host} wss://{host};" in csp, csp
     assert " ws: " not in csp and "wss: " not in csp
+
+
+def test_web_user_disable_and_audit_verify_commands(tmp_path):
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    from lab.harness import REPO, lab_config_toml
+
+    cfg_path = tmp_path / "hotline.toml"
+    cfg_path.write_text(lab_config_toml(tmp_path / "data"), encoding="utf-8")
+    env = {**os.environ, "HOTLINE_NEW_PASSWORD": "a-long-password-1"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hotline.cli", "--config", str(cfg_path),
+                               *args], capture_output=True, text=True, timeout=120, cwd=REPO,
+                              env=env)
+
+    assert run("web", "user", "zhao", "--role", "supervisor").returncode == 0
+    db_path = tmp_path / "data" / "hotline.db"
+
+    def user_row() -> tuple[int, int]:
+        db = sqlite3.connect(db_path)
+        try:
+            return db.execute("select disabled, session_version from web_users "
+                              "where username = 'zhao'").fetchone()
+        finally:
+            db.close()
+
+    _, version = user_row()
+    done = run("web", "user", "zhao", "--disable")
+    assert done.returncode == 0 and "disabled" in done.stdout, done.stderr
+    assert user_row() == (1, version + 1)
+    assert run("web", "user", "zhao", "--enable").returncode == 0
+    assert user_row()[0] == 0
+    assert run("web", "user", "nobody", "--disable").returncode == 2
+    assert run("web", "user", "zhao").returncode == 2  # neither --role nor a state
+
+    ok = run("audit", "verify")
+    assert ok.returncode == 0 and "intact" in ok.stdout, ok.stdout + ok.stderr
+    db = sqlite3.connect(db_path)
+    actions = [r[0] for r in db.execute("select action from audit_log order by id")]
+    assert actions == ["user.create", "user.disable", "user.enable"], actions
+    db.execute("update audit_log set username = 'someone' where action = 'user.disable'")
+    db.commit()
+    db.close()
+    broken = run("audit", "verify")
+    assert broken.returncode == 1 and "was changed" in broken.stdout, broken.stdout
