@@ -111,6 +111,10 @@ class Audit:
         so two processes never chain the same entries."""
         sealed = 0
         async with self._sealing:
+            async with self.sessions() as s:  # nothing pending: no write lock taken
+                if (await s.execute(select(AuditEntry.id).where(
+                        AuditEntry.chain_seq.is_(None)).limit(1))).first() is None:
+                    return 0
             while True:
                 async with self.sessions() as s, s.begin():
                     await s.execute(update(AuditChain).where(AuditChain.id == 1)

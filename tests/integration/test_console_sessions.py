@@ -254,6 +254,7 @@ async def test_live_feed_refuses_auditors_and_caps_sockets_per_user(console):
         await ws.close()
 
 
+@pytest.mark.parametrize("console", ["sqlite", "postgresql"], indirect=True)
 async def test_admin_actions_and_sign_ins_are_audited_in_a_hash_chain(console):
     admin = await console.user("admin")
     sup = await console.user("sup")
