@@ -40,6 +40,10 @@ class WebUser(Base):
     city: Mapped[str | None] = mapped_column(String(32))
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # In every session cookie; raised by a password reset, role change or disabling, so the
+    # older cookies stop working (0009_sessions). A new user starts at a random value: an id
+    # reused after a deletion never matches an old cookie.
+    session_version: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class CaseForm(Base):
@@ -109,7 +113,8 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_case_at", "case_number", "at"),
-                      Index("ix_audit_log_user_at", "username", "at"))
+                      Index("ix_audit_log_user_at", "username", "at"),
+                      UniqueConstraint("chain_seq", name="uq_audit_log_chain_seq"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -119,3 +124,19 @@ class AuditEntry(Base):
     case_number: Mapped[str | None] = mapped_column(String(32))
     address: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The hash chain (agent_desk/audit.py seal/verify): position in the chain, the previous
+    # entry's hash and SHA-256(previous hash + this entry's content). Empty until sealed.
+    chain_seq: Mapped[int | None] = mapped_column(Integer)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditChain(Base):
+    """The head of the audit log's hash chain (one row): sealing locks it, so entries are
+    chained one process at a time."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    head: Mapped[str] = mapped_column(String(64), default="")

@@ -586,6 +586,18 @@ class WebSection(_Section):
     service_level_s: Annotated[int, Field(ge=1, le=300)] = 15
     # Where the transcript helper's recordings are; the console serves files only from here.
     recordings_dir: Path | None = None
+    # Reverse proxies (CIDRs) whose X-Forwarded-For names the client: the address the login
+    # limit, /metrics and the audit log see. Any other peer's header is ignored.
+    trusted_proxies: list[str] = []
+    # A session unused (no API request) this long is refused; 0 = only session_ttl_s.
+    idle_timeout_s: Annotated[int, Field(ge=0, le=86400)] = 30 * 60
+    # Open WebSockets per user and web process; a further one is refused (429).
+    max_sockets_per_user: Annotated[int, Field(ge=1, le=100)] = 5
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        return _network_list(v)
 
 
 class Config(_Section):

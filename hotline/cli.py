@@ -257,12 +257,26 @@ def cmd_cases(args: argparse.Namespace) -> int:
 
 
 def cmd_web_user(args: argparse.Namespace) -> int:
+    """Create a user or reset its password (``--role``), or disable / enable it: a reset,
+    role change or disabling ends the user's sessions and sockets at once (the change is
+    written to Redis for the running services; if Redis cannot be reached they follow
+    within a minute)."""
     import getpass
 
-    from agent_desk.web.auth import Users
+    from redis.exceptions import RedisError
+
+    from agent_desk.audit import SYSTEM
+    from agent_desk.web.auth import Users, UserStates
     from cases.db import make_engine, migrate, sessionmaker
+    from common.errors import DomainError
+    from common.redisconn import redis_client
 
     cfg = _load(args)
+    state_change = args.disable or args.enable
+    if not state_change and not args.role:
+        print("--role is needed to create a user or reset its password (or give --disable "
+              "or --enable)", file=sys.stderr)
+        return 2
     if args.role == "agent" and args.agent not in {a.id for a in cfg.agents}:
         print(f"--agent: not an agent of the configuration: {args.agent!r}", file=sys.stderr)
         return 2
@@ -270,25 +284,66 @@ def cmd_web_user(args: argparse.Namespace) -> int:
         print(f"--city: a city of the configuration or 'province': {args.city!r}",
               file=sys.stderr)
         return 2
-    password = os.environ.get("HOTLINE_NEW_PASSWORD") or getpass.getpass("password: ")
+    password = "" if state_change else (
+        os.environ.get("HOTLINE_NEW_PASSWORD") or getpass.getpass("password: "))
 
     async def run() -> None:
         engine = make_engine(cfg.database_url)
-        await migrate(engine)
+        redis = redis_client(cfg)  # AUTH and TLS as configured
         try:
-            await Users(sessionmaker(engine)).add(args.username, password, args.role,
-                                                  agent_id=args.agent, display_name=args.name,
-                                                  city=args.city)
+            await migrate(engine)
+            states: UserStates | None = UserStates(redis, cfg.redis.prefix)
+            try:
+                await redis.ping()
+            except (OSError, RedisError) as exc:
+                print(f"warning: Redis not reachable ({exc}); running services see the "
+                      f"change within {UserStates.TTL_S} s", file=sys.stderr)
+                states = None
+            users = Users(sessionmaker(engine), states)
+            if state_change:
+                await users.set_disabled(args.username, bool(args.disable), actor=SYSTEM)
+            else:
+                await users.add(args.username, password, args.role, agent_id=args.agent,
+                                display_name=args.name, city=args.city,
+                                actor=SYSTEM)
         finally:
+            await redis.aclose()
             await engine.dispose()
 
     try:
         asyncio.run(run())
-    except ValueError as exc:
+    except (ValueError, DomainError) as exc:
         print(f"not saved: {exc}", file=sys.stderr)
         return 2
-    print(f"user {args.username} ({args.role}) saved")
+    if state_change:
+        print(f"user {args.username} {'disabled' if args.disable else 'enabled'}")
+    else:
+        print(f"user {args.username} ({args.role}) saved")
     return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Seal the audit entries not yet chained, then check the whole chain (exit 1 if an
+    entry was changed or deleted)."""
+    from agent_desk.audit import Audit
+    from cases.db import make_engine, migrate, sessionmaker
+
+    cfg = _load(args)
+
+    async def run() -> int:
+        engine = make_engine(cfg.database_url)
+        try:
+            await migrate(engine)
+            report = await Audit(sessionmaker(engine)).verify(seal=not args.no_seal)
+        finally:
+            await engine.dispose()
+        for problem in report.problems:
+            print(problem)
+        print(f"{report.entries} entries in the chain, {report.unsealed} not yet sealed, "
+              f"head {report.head or '-'}: {'intact' if report.ok else 'BROKEN'}")
+        return 0 if report.ok else 1
+
+    return asyncio.run(run())
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -483,13 +538,24 @@ def build_parser() -> argparse.ArgumentParser:
                                       "from HOTLINE_NEW_PASSWORD)")
     wu.add_argument("username")
     wu.add_argument("--role", choices=["agent", "supervisor", "admin", "auditor"],
-                    required=True)
+                    help="create the user or reset its password with this role")
+    state = wu.add_mutually_exclusive_group()
+    state.add_argument("--disable", action="store_true",
+                       help="disable the user: its sessions and sockets end at once")
+    state.add_argument("--enable", action="store_true", help="enable it again")
     wu.add_argument("--agent", help="the agent's id (for role agent)")
     wu.add_argument("--name", default="", help="display name")
     wu.add_argument("--city", help="whose cases the user sees: a city id, or 'province' for "
                                    "every city (default: an agent's own city, the province "
                                    "for other roles; unchanged on a reset)")
     wu.set_defaults(fn=cmd_web_user)
+    au = sub.add_parser("audit", help="the audit log")
+    ausub = au.add_subparsers(dest="audit_cmd", required=True)
+    av = ausub.add_parser("verify", help="check the audit log's hash chain (exit 1 if an "
+                                         "entry was changed or deleted)")
+    av.add_argument("--no-seal", action="store_true",
+                    help="do not chain the entries written since the last seal first")
+    av.set_defaults(fn=cmd_audit_verify)
 
     sp = sub.add_parser("softphone", help="an agent's SIP softphone (pjsua2), or issue an "
                                           "agent's credentials for it")

@@ -32,7 +32,15 @@ from agent_desk.cases.schemas import (
 from agent_desk.cases.store import EXPORT_COLUMNS
 from agent_desk.web.auth import Session
 from agent_desk.web.deps import ConsoleDeps
-from agent_desk.web.routes import ALL, AUDITORS, SUPERVISORS, Route, actor, sees_numbers
+from agent_desk.web.routes import (
+    ALL,
+    AUDITORS,
+    SUPERVISORS,
+    Route,
+    actor,
+    sees_numbers,
+    spreadsheet_cell,
+)
 from common.errors import DomainError
 from common.privacy import scrub
 
@@ -109,9 +117,7 @@ class CasesHttp:
         w = csv.DictWriter(buf, fieldnames=list(EXPORT_COLUMNS), extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            # A cell starting with = + - @ is a formula to a spreadsheet: quote it away.
-            w.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v)
-                        for k, v in r.items()})
+            w.writerow({k: spreadsheet_cell(v) for k, v in r.items()})
         # UTF-8 with a byte order mark: spreadsheets then read the Chinese text right.
         return web.Response(body=("\ufeff" + buf.getvalue()).encode(),
                             content_type="text/csv", charset="utf-8", headers=headers)

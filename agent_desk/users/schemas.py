@@ -26,6 +26,10 @@ class UserBody(Body):
     city: Annotated[StrictStr, Field(min_length=1, max_length=32)] | None = None
 
 
+class UserStateBody(Body):
+    disabled: bool
+
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Me": obj({"user": S, "role": {"enum": list(ROLES)}, "agent": SN, "csrf": S,
                "expires_at": {"type": "number"}, "see_numbers": B},
@@ -34,6 +38,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 ME = ref("Me")
 LOGOUT = OK
 USERS_ADD = ok_and(user=S, role={"enum": list(ROLES)})
+USER_STATE = ok_and(user=S, disabled=B)
 # A locked-out sign-in.
 TOO_MANY = {"description": "too many failed sign-ins",
             "content": {"application/json": {"schema": ref("Error")}},

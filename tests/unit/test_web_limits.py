@@ -111,7 +111,8 @@ async def test_strangers_over_their_rate_get_429_signed_in_users_do_not(served):
     # A forged cookie is still a stranger.
     assert (await client.get("/fast", cookies={COOKIE: "forged.sig"})).status == 429
 
-    user = type("U", (), {"id": 1, "username": "sup", "role": "supervisor", "agent_id": None})()
+    user = type("U", (), {"id": 1, "username": "sup", "role": "supervisor", "agent_id": None,
+                         "session_version": 0})()
     cookie, _ = app.sessions.issue(user)
     assert [(await client.get("/fast", cookies={COOKIE: cookie})).status
             for _ in range(5)] == [200] * 5
