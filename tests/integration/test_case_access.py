@@ -144,11 +144,17 @@ async def test_supervisors_see_their_city_and_province_users_every_city(console)
         "username": "sup-nj", "password": CONSOLE_PASSWORD, "role": "supervisor",
         "city": "province"})
     assert status == 200, doc
-    assert await _numbers(sup_nj) == {nj1, nj2, sz}  # the next request, no new sign-in
+    # Saving the user is a reset: the old session ends (docs/security.md), the new one sees
+    # every city.
+    status, doc = await sup_nj.get("/api/cases?limit=200")
+    assert status == 401, doc
+    sup_nj = await console.user("sup-nj")
+    assert await _numbers(sup_nj) == {nj1, nj2, sz}
     # A password reset without a city keeps it.
     status, doc = await admin.post("/api/users", {
         "username": "sup-sz", "password": CONSOLE_PASSWORD, "role": "supervisor"})
-    assert status == 200 and await _numbers(sup_sz) == {sz}
+    assert status == 200, doc
+    assert await _numbers(await console.user("sup-sz")) == {sz}
 
 
 async def test_a_closed_cases_form_is_frozen(console):
