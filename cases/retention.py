@@ -23,8 +23,9 @@ from common.privacy import PersonalData
 from common.rekey import RekeyTable
 from common.retention import BATCH, AuditTrail, PurgeReport
 
-# Timeline fields that name or quote the caller.
-CALLER_FIELDS = frozenset({"caller", "caller_name", "note"})
+# Timeline fields that name or quote the caller (note_enc: a callback attempt's note,
+# encrypted but still the caller's words, and readable while the key is).
+CALLER_FIELDS = frozenset({"caller", "caller_name", "note", "note_enc"})
 
 
 class CaseDataEraser(Protocol):
