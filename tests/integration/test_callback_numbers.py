@@ -12,6 +12,7 @@ import pytest
 
 from common.facts import CallFact
 from tests.support.asterisk import leftovers, wait_clean
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asterisk]
 
@@ -64,3 +65,37 @@ async def test_the_dialplan_dials_digits_only_and_never_a_second_channel(console
     assert await wait_clean(lab) == {}
     assert party.incoming.empty()
     await party.close()
+
+
+async def test_an_allowed_number_is_called_back_through_the_dialplan(console, sounds):
+    svc = console.service
+    agent = await console.user("agent1001")
+    phone = await console.agent_phone("1001", play=sounds["tone_agent"])
+    party = await console.lab.caller("13912345678")
+    call_id = f"node1:allowed-{time.time_ns()}"
+    for kind, data in (("arrived", {"caller": "+86 139-1234-5678", "dialed": "12345"}),
+                       ("routed", {"queue": "nanjing-general", "city": "nanjing"}),
+                       ("queued", {"queue": "nanjing-general"}),
+                       ("abandoned", {"hold_time": 20}), ("ended", {})):
+        await svc.store.apply(CallFact(kind, call_id, "node1", time.time(), data))
+    task = await console.console.cases.callback_for_call(call_id, 3)
+    console.console.web = svc.cfg.web.model_copy(update={
+        "callback_dial": f"PJSIP/trunk-carrier/sip:{{number}}@127.0.0.1:{party.port}"})
+    status, doc = await agent.post(f"/api/callbacks/{task['id']}/call")
+    assert status == 200 and doc["task"]["status"] == "calling", doc
+    ctl = console.controls[0]
+    await eventually(lambda: _ringing(ctl), 30, what="the agent's softphone ringing")
+    status, doc = await agent.post("/api/console/answer")
+    assert status == 200, doc
+    back = await asyncio.wait_for(party.incoming.get(), 30)
+    await party.answer(back)
+    await asyncio.wait_for(back.answered.wait(), 10)
+    status, doc = await agent.post("/api/console/hangup")
+    assert status == 200, doc
+    await asyncio.wait_for(back.disconnected.wait(), 15)
+    await party.close()
+    await phone.close()
+
+
+async def _ringing(ctl) -> bool:
+    return ctl.current is not None

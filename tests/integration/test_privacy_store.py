@@ -120,7 +120,7 @@ async def test_migration_encrypts_existing_rows_and_downgrade_gives_them_back(
     assert await _version(engine) == "0006_surge"
     assert SECRETS[0] in await _dump(engine)
 
-    await migrate(engine, personal=pd)
+    await migrate(engine, "0007_privacy", personal=pd)
     assert await _version(engine) == "0007_privacy"
     dump = await _dump(engine)
     for secret in (*SECRETS, CALLER):
