@@ -1,6 +1,7 @@
 """Issue 15 on both databases: a purged case keeps no callback note on its timeline (Medium 3),
-and data written under the old SHA-256 key derivation stays readable and findable after
-migration 0010_secrets and `hotline privacy rekey` (Medium 2)."""
+data written under the old SHA-256 key derivation stays readable and findable after
+migration 0010_secrets and `hotline privacy rekey` (Medium 2), and no caller name is kept
+(Low)."""
 
 from __future__ import annotations
 
@@ -145,3 +146,23 @@ async def test_data_under_the_old_derivation_is_read_found_and_rekeyed(engine):
     with pytest.raises(Exception):  # noqa: B017 (InvalidToken: no longer the old derivation)
         old_fernet.decrypt(c.caller_enc.encode())
     assert pd.decrypt(c.caller_enc) == CALLER
+
+
+async def test_the_callers_name_is_not_kept(engine):
+    """Minimum necessary: the CallerIDName was stored (encrypted) and never used; 0010 drops
+    the column and a new case keeps the name nowhere."""
+    pd = PersonalData(os.environ["HOTLINE_DATA_KEY"])
+    await migrate(engine, personal=pd)
+    async with engine.connect() as conn:
+        columns = await conn.run_sync(lambda c: [col["name"] for col in
+                                                 sa.inspect(c).get_columns("cases")])
+    assert "caller_name_enc" not in columns
+    sessions = sessionmaker(engine)
+    store = CaseStore(sessions, pd)
+    await store.apply(CallFact("arrived", "node1:named", "node1", datetime.now(UTC).timestamp(),
+                               {"caller": CALLER, "caller_name": "张三丰", "dialed": "12345"}))
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT * FROM cases"))).all()
+    assert len(rows) == 1
+    assert not [v for v in rows[0] if isinstance(v, str) and v.startswith("gAAAA")
+                and pd.decrypt(v) == "张三丰"]

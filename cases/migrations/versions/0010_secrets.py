@@ -1,4 +1,4 @@
-"""secrets: callers' look-up hashes under the HKDF-derived key
+"""secrets: callers' look-up hashes under the HKDF-derived key; no caller name
 
 The data key's keys are now derived with HKDF-SHA256 (common/secrets.py) instead of one
 SHA-256. Values encrypted before still decrypt (the old derivation stays, for decryption
@@ -7,6 +7,10 @@ computed for the caller now: every stored hash (cases, caller_profiles) is recom
 from the encrypted number, before the service looks anything up. The key is needed when there
 are such rows: the service and `hotline db upgrade` pass it in; otherwise it is read from
 HOTLINE_DATA_KEY.
+
+cases.caller_name_enc is dropped: the caller's CallerIDName was stored (encrypted) but never
+shown or used; minimum necessary says not to keep it. The agent asks the name when the case
+needs it, and writes it on the form.
 
 Revision ID: 0010_secrets
 Revises: 0007_privacy
@@ -67,12 +71,16 @@ def upgrade() -> None:
     pd = _personal(conn)
     if pd is not None:
         _rehash(conn, pd, legacy=False)
+    # Plain ALTER TABLE, never batch mode's copy-and-drop (it would cascade-delete every
+    # timeline, form and recording row of the cases on SQLite).
+    op.drop_column("cases", "caller_name_enc")
 
 
 def downgrade() -> None:
     # Hashes only: values encrypted since the upgrade stay under the HKDF key (decrypt them
     # with this version's code, or keep the upgrade).
     conn = op.get_bind()
+    op.add_column("cases", sa.Column("caller_name_enc", sa.Text(), nullable=True))
     pd = _personal(conn)
     if pd is not None:
         _rehash(conn, pd, legacy=True)
