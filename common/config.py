@@ -99,6 +99,7 @@ class SecuritySection(_Section):
 
     ami_secret_env: str = "HOTLINE_AMI_SECRET"
     sip_secret_env: str = "HOTLINE_SIP_SECRET"
+    # 32 random bytes (hex or base64), checked at start: random_key_weakness.
     data_key_env: str = "HOTLINE_DATA_KEY"
     # Earlier data keys, whitespace-separated, still accepted for decryption while
     # `hotline privacy rekey` re-encrypts everything with the current key.
@@ -532,7 +533,7 @@ class WebSection(_Section):
 
     host: str = "127.0.0.1"
     port: PORT = 8080
-    # Environment variable holding the session-signing secret (at least 32 characters).
+    # Environment variable holding the session-signing secret (32 random bytes, hex or base64).
     session_secret_env: str = "HOTLINE_SESSION_SECRET"
     session_ttl_s: Annotated[int, Field(ge=60, le=86400)] = 8 * 3600
     # Set on the cookie when served over HTTPS (behind the proxy); off for the lab.
