@@ -4,6 +4,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng sox \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY common common
 COPY hotline hotline
 COPY telephony telephony
 COPY queueing queueing
