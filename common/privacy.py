@@ -33,13 +33,14 @@ _DIGITS = "0123456789０１２３４５６７８９〇零一二三四五六七�
 _TO_ASCII = str.maketrans(_DIGITS, "01234567890123456789" + "00123456789" + "1")
 _D = f"[{_DIGITS}]"
 _SEP = r"(?:[ \u3000]*[-－‐‑–—][ \u3000]*|[ \u3000]+)"
-_NUMBERISH = re.compile(rf"(?<!{_D})(?<![0-9][.,])(?:[+＋][ \u3000]?)?{_D}(?:{_SEP}?{_D})*")
+_NUMBERISH = re.compile(rf"(?<!{_D})(?<![0-9]\.)(?:[+＋][ \u3000]?)?{_D}(?:{_SEP}?{_D})*")
 _SEP_RE = re.compile(_SEP)
 # Dates are not numbers to hide: 2026-12-06, 2026/12/06, 2026.12.06.
 _DATE = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}([-/.])(?:0?[1-9]|1[0-2])\1"
                    r"(?:0?[1-9]|[12][0-9]|3[01])(?![0-9])")
-# A figure with a currency or a unit is an amount, not a number to hide.
-_AMOUNT_AFTER = re.compile(r"[ \u3000]?(?:[元块圆角万亿千百%％]|[.,][0-9])")
+# A figure with a currency, a unit or cents is an amount, not a number to hide. (Thousands
+# separators need no rule: no group between them is long enough to be masked.)
+_AMOUNT_AFTER = re.compile(r"[ \u3000]?(?:[元块圆角万亿千百%％]|\.[0-9]{1,2}(?![0-9]))")
 _AMOUNT_BEFORE = ("¥", "￥", "$", "＄")
 # What a phone number looks like once written as digits (after an optional 86 / 0086): a
 # mobile, a landline with its area code, a local 7-8 digit landline, a 400/800 line.

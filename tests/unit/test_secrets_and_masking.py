@@ -149,11 +149,13 @@ MASKED = [
     ("0755-1234567", "075****4567"),
     ("010 12345678", "010****5678"),
     ("2026-12-06 13812345678", "2026-12-06 138****5678"),
+    ("call 13812345678.", "call 138****5678."),
 ]
 KEPT = [
     "请拨打12345", "110", "报警打110，急救120", "12345 110", "编号 12", "2026-12-06",
     "2026/12/6 下午三点", "2026年12月6日", "金额2500000元", "¥ 1234567", "1,234,567",
-    "3.1415926", "一万二千三百元", "第一二三次", "共 3 人", "12:30", "房间 1203",
+    "3.1415926", "1234567.89", "12,345,678", "一万二千三百元", "第一二三次", "共 3 人",
+    "12:30", "房间 1203",
 ]
 
 
@@ -236,3 +238,16 @@ def test_callback_patterns_are_configurable_and_checked(tmp_path):
         with pytest.raises(ConfigError, match=why):
             parse_config(lab_config_toml(tmp_path, overrides={
                 "callbacks.allowed_patterns": bad}), base_dir=tmp_path)
+
+
+def test_config_check_names_a_weak_data_key_and_session_secret(tmp_path, monkeypatch, capsys):
+    from hotline.cli import main
+
+    path = tmp_path / "hotline.toml"
+    path.write_text(lab_config_toml(tmp_path / "data"), encoding="utf-8")
+    monkeypatch.setenv("HOTLINE_DATA_KEY", "hotline12345")
+    monkeypatch.setenv("HOTLINE_SESSION_SECRET", "hotline12345" * 4)
+    assert main(["--config", str(path), "config", "check"]) == 2
+    out = capsys.readouterr().out
+    assert "HOTLINE_DATA_KEY is not usable" in out and "HOTLINE_SESSION_SECRET is not usable" in out
+    assert "secrets.token_urlsafe(32)" in out
