@@ -166,3 +166,43 @@ async def test_the_callers_name_is_not_kept(engine):
     assert len(rows) == 1
     assert not [v for v in rows[0] if isinstance(v, str) and v.startswith("gAAAA")
                 and pd.decrypt(v) == "张三丰"]
+
+
+def test_rekey_command_runs_without_a_previous_key(tmp_path, capsys):
+    """Moving to the HKDF derivation needs no new key: `hotline privacy rekey` re-encrypts
+    under the current one."""
+    import asyncio
+
+    from hotline.cli import main
+    from lab.harness import lab_config_toml
+
+    db_path = tmp_path / "data" / "hotline.db"
+    cfg_path = tmp_path / "hotline.toml"
+    cfg_path.write_text(lab_config_toml(tmp_path / "data"), encoding="utf-8")
+    key = os.environ["HOTLINE_DATA_KEY"]
+    old_fernet, _ = _sha256_keys(key)
+
+    async def seed_and_read(write: bool) -> str:
+        engine = make_engine(f"sqlite+aiosqlite:///{db_path}")
+        try:
+            await migrate(engine, personal=PersonalData(key))
+            async with engine.begin() as conn:
+                if write:
+                    await conn.execute(sa.text(
+                        "INSERT INTO cases (id, number, call_state, source, priority, flags, "
+                        "created_at, updated_at, caller_enc) VALUES (1, '20261206000009', "
+                        "'ended', 'live', 0, '[]', :now, :now, :enc)"),
+                        {"now": datetime.now(UTC),
+                         "enc": old_fernet.encrypt(CALLER.encode()).decode()})
+                return str((await conn.execute(sa.text(
+                    "SELECT caller_enc FROM cases WHERE id = 1"))).scalar_one())
+        finally:
+            await engine.dispose()
+    before = asyncio.run(seed_and_read(True))
+    assert old_fernet.decrypt(before.encode()) == CALLER.encode()
+    assert main(["--config", str(cfg_path), "privacy", "rekey"]) == 0
+    assert "cases: 1 row(s) re-encrypted" in capsys.readouterr().out
+    after = asyncio.run(seed_and_read(False))
+    assert after != before and PersonalData(key).decrypt(after) == CALLER
+    with pytest.raises(Exception):  # noqa: B017 (InvalidToken: not the old derivation now)
+        old_fernet.decrypt(after.encode())
