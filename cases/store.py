@@ -329,8 +329,7 @@ class CaseStore:
             fill(arrived_at=at, dialed_number=d.get("dialed"), trunk=d.get("trunk"),
                  caller_enc=self.personal.encrypt(caller),
                  caller_hash=self.personal.lookup_hash(caller),
-                 caller_masked=mask_number(caller) if caller else None,
-                 caller_name_enc=self.personal.encrypt(d.get("caller_name") or None))
+                 caller_masked=mask_number(caller) if caller else None)
             if d.get("uniqueid"):
                 await self._leg(session, case, d["uniqueid"], channel=d.get("channel", ""),
                                 role="caller", party=mask_number(caller), started_at=at)

@@ -143,6 +143,7 @@ class SecuritySection(_Section):
 
     ami_secret_env: str = "HOTLINE_AMI_SECRET"
     sip_secret_env: str = "HOTLINE_SIP_SECRET"
+    # 32 random bytes (hex or base64), checked at start: random_key_weakness.
     data_key_env: str = "HOTLINE_DATA_KEY"
     # Earlier data keys, whitespace-separated, still accepted for decryption while
     # `hotline privacy rekey` re-encrypts everything with the current key.
@@ -548,12 +549,42 @@ class PrivacySection(_Section):
     cel_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
 
 
+# Numbers a callback may dial (regular expressions over the whole number, after +86/0086 and
+# spaces or dashes are dropped): Chinese mobiles, landlines with their area code, local
+# 7-8 digit landlines. Short codes (110, 12345, 95xxx), premium and international numbers
+# match none of them.
+CALLBACK_PATTERNS = [r"1[3-9][0-9]{9}", r"0(?:10|2[0-9])[0-9]{8}", r"0[3-9][0-9]{2}[0-9]{7,8}",
+                     r"[2-8][0-9]{6,7}"]
+
+
+class CallbacksSection(_Section):
+    """Which numbers a missed-call callback may dial (agent_desk/callbacks/numbers.py): the
+    caller ID is the caller's word, and a spoofed premium, international or emergency number
+    must not make the hotline call it."""
+
+    allowed_patterns: list[str] = CALLBACK_PATTERNS
+
+    @field_validator("allowed_patterns")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one pattern (or no callback could be made)")
+        for p in v:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"{p!r} is not a regular expression: {exc}") from exc
+            if re.fullmatch(p, "110") or re.fullmatch(p, "12345"):
+                raise ValueError(f"{p!r} lets a callback dial a short code (110, 12345)")
+        return v
+
+
 class WebSection(_Section):
     """The agent console and supervisor wallboard (agent_desk/web/, docs/console.md)."""
 
     host: str = "127.0.0.1"
     port: PORT = 8080
-    # Environment variable holding the session-signing secret (at least 32 characters).
+    # Environment variable holding the session-signing secret (32 random bytes, hex or base64).
     session_secret_env: str = "HOTLINE_SESSION_SECRET"
     session_ttl_s: Annotated[int, Field(ge=60, le=86400)] = 8 * 3600
     # Set on the cookie when served over HTTPS (behind the proxy); off for the lab.
@@ -624,6 +655,7 @@ class Config(_Section):
     asr: AsrSection = AsrSection()
     surge: SurgeSection = SurgeSection()
     privacy: PrivacySection = PrivacySection()
+    callbacks: CallbacksSection = CallbacksSection()
     web: WebSection = WebSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.
@@ -801,13 +833,21 @@ class Config(_Section):
     def previous_data_keys(self) -> list[str]:
         return os.environ.get(self.security.data_key_previous_env, "").split()
 
+    def random_key(self, env_name: str, *, what: str) -> str:
+        """A key that must be 32 random bytes (the data key, the session secret)."""
+        value = os.environ.get(env_name, "")
+        if why := random_key_weakness(value):
+            raise ConfigError(f"{what}: the key in environment variable {env_name} is not "
+                              f"usable: {why}. {MAKE_RANDOM_KEY}")
+        return value
+
     @property
     def data_key(self) -> str:
-        return self.secret(self.security.data_key_env, what="security.data_key_env")
+        return self.random_key(self.security.data_key_env, what="security.data_key_env")
 
     @property
     def session_secret(self) -> str:
-        return self.secret(self.web.session_secret_env, what="web.session_secret_env")
+        return self.random_key(self.web.session_secret_env, what="web.session_secret_env")
 
 
 def _destination_problems(cfg: Config) -> list[str]:
@@ -850,6 +890,48 @@ def secret_weakness(value: str) -> str | None:
     runs = sum(1 for a, b in itertools.pairwise(low) if ord(b) - ord(a) in (0, 1))
     if runs > len(low) // 2:
         return "mostly repeated or consecutive characters"
+    return None
+
+
+RANDOM_KEY_BYTES = 32
+MAKE_RANDOM_KEY = ("Make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))' "
+                   "(32 random bytes)")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+
+
+def random_key_weakness(value: str) -> str | None:
+    """Why a value is not a usable 32-byte random key (None: it is one).
+
+    The data key and the session secret guard every personal field and every session: a word
+    list must not find them (``hotline12345`` was found from a cookie). Accepted: 32 or more
+    bytes written as hex (64+ characters) or base64 / URL-safe base64 (43+ characters), that
+    look random: no word from a list, no repeated pattern, enough different characters."""
+    if not value:
+        return "unset"
+    value = value.strip()
+    if _HEX.fullmatch(value):
+        nbytes, alphabet, least = len(value) // 2, "hex", 10
+    elif _BASE64.fullmatch(value):
+        nbytes, alphabet, least = len(value.rstrip("=")) * 3 // 4, "base64", 16
+    else:
+        return "not hex or base64 (a random key written as text has no other characters)"
+    if nbytes < RANDOM_KEY_BYTES:
+        return f"{alphabet} of {nbytes} bytes, at least {RANDOM_KEY_BYTES} needed"
+    rest = value.lower()
+    for w in WEAK_WORDS:
+        rest = rest.replace(w, "")
+    if len(rest) < len(value) * 4 // 5:  # a random key may hold one by chance, not many
+        return "made of well-known words (password, secret, hotline, 12345...)"
+    if len(set(value)) < least:
+        return f"only {len(set(value))} different characters: not random"
+    # A pattern that repeats (abcabc..., a word typed twice) is not random either.
+    for period in range(1, len(value) // 2 + 1):
+        same = sum(a == b for a, b in zip(value, value[period:], strict=False))
+        if same * 2 > len(value) - period:
+            return "a repeated pattern: not random"
+    if (why := secret_weakness(value)) is not None:
+        return why
     return None
 
 

@@ -44,18 +44,21 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from common.config import secret_weakness
+    from common.config import MAKE_RANDOM_KEY, random_key_weakness, secret_weakness
 
     cfg = _load(args)
     problems = []
-    for what, env, strong in (("AMI secret", cfg.security.ami_secret_env, True),
-                              ("SIP secret", cfg.security.sip_secret_env, True),
-                              ("data key", cfg.security.data_key_env, False)):
+    for what, env in (("AMI secret", cfg.security.ami_secret_env),
+                      ("SIP secret", cfg.security.sip_secret_env)):
         value = os.environ.get(env, "")
         if len(value) < 12:
             problems.append(f"  {what}: set {env} (>= 12 characters) before starting")
-        elif strong and (why := secret_weakness(value)):
+        elif why := secret_weakness(value):
             problems.append(f"  {what}: {env} is too weak: {why}")
+    for what, env in (("data key", cfg.security.data_key_env),
+                      ("session secret", cfg.web.session_secret_env)):
+        if why := random_key_weakness(os.environ.get(env, "")):
+            problems.append(f"  {what}: {env} is not usable: {why}. {MAKE_RANDOM_KEY}")
     print(f"{_config_path(args)}: OK — {len(cfg.nodes)} node(s), {len(cfg.cities)} cities, "
           f"{len(cfg.agents)} agents, {len(cfg.skills)} skills, {len(cfg.trunks)} trunks")
     if problems:
@@ -482,10 +485,11 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             from hotline.privacy import rekey_tables
 
             if not cfg.previous_data_keys:
-                print(f"privacy rekey: put the old key(s) in "
-                      f"{cfg.security.data_key_previous_env} and the new one in "
-                      f"{cfg.security.data_key_env}", file=sys.stderr)
-                return 2
+                # Still worth running: values written before the HKDF derivation are
+                # re-encrypted under it (the old derivation then only has old backups to read).
+                print(f"privacy rekey: no previous key in "
+                      f"{cfg.security.data_key_previous_env}: re-encrypting under the current "
+                      f"key only", flush=True)
             out = await rekey(sessions, rekey_tables(personal), progress=lambda name, n: print(
                 f"{name}: {n} row(s) re-encrypted", flush=True))
             print(f"done: {sum(out.values())} row(s); restart the services with "

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent_desk.softphone.credentials import issue_credentials
-from common.config import Config, NodeConfig, parse_config
+from common.config import Config, NodeConfig, parse_config, random_key_weakness, secret_weakness
 from common.privacy import PersonalData
 from hotline.service import HotlineService
 from telephony.asterisk.instance import AsteriskInstance, instance_dir, reap_orphans
@@ -92,11 +92,14 @@ def free_sip_port() -> int:
 
 
 def ensure_secrets() -> None:
-    """Secrets for a lab run: the environment's if set, otherwise fresh random ones."""
-    for name in ("HOTLINE_AMI_SECRET", "HOTLINE_SIP_SECRET", "HOTLINE_DATA_KEY",
-                 "HOTLINE_SESSION_SECRET"):
-        if len(os.environ.get(name, "")) < 12:
-            os.environ[name] = secrets.token_urlsafe(24)
+    """Secrets for a lab run: the environment's if strong enough for the service, otherwise
+    fresh random ones (32 random bytes each, as the service requires of its keys)."""
+    for name in ("HOTLINE_AMI_SECRET", "HOTLINE_SIP_SECRET"):
+        if secret_weakness(os.environ.get(name, "")):
+            os.environ[name] = secrets.token_urlsafe(32)
+    for name in ("HOTLINE_DATA_KEY", "HOTLINE_SESSION_SECRET"):
+        if random_key_weakness(os.environ.get(name, "")):
+            os.environ[name] = secrets.token_urlsafe(32)
 
 
 def lab_config(workdir: Path, **kwargs: Any) -> Config:

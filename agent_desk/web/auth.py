@@ -3,7 +3,7 @@
 - Passwords: scrypt (RFC 7914; n=2**14, r=8, p=1) with a 16-byte salt per user, stored as
   ``scrypt$n$r$p$salt$hash`` so parameters can be raised later.
 - Sessions: a signed cookie ``hl_session`` = base64(JSON {uid, user, role, agent, exp, sid,
-  ver}) + HMAC-SHA256 with the secret from HOTLINE_SESSION_SECRET. Nothing secret is in it; the
+  ver}) + HMAC-SHA256 keyed by HKDF from HOTLINE_SESSION_SECRET. Nothing secret is in it; the
   expiry is inside the signed part, so an old cookie cannot be replayed past it. The cookie is
   not enough: every request also checks the user as stored now (``SessionGate``): it exists,
   is enabled, has the cookie's role and agent, and its session version is the cookie's (a
@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from agent_desk.audit import Actor, Audit
 from agent_desk.models import ROLES, WebUser
 from common.errors import DomainError
+from common.secrets import SESSION_CSRF, SESSION_SIGN, derive_key
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 COOKIE = "hl_session"
@@ -99,8 +100,9 @@ class Sessions:
     def __init__(self, secret: str, ttl_s: int):
         if len(secret) < 12:
             raise ValueError("the session secret must have at least 12 characters")
-        self._key = hashlib.sha256(b"hotline-session|" + secret.encode()).digest()
-        self._csrf_key = hashlib.sha256(b"hotline-csrf|" + secret.encode()).digest()
+        # HKDF, a label each: a cookie's signature says nothing about the CSRF key.
+        self._key = derive_key(secret, SESSION_SIGN)
+        self._csrf_key = derive_key(secret, SESSION_CSRF)
         self.ttl_s = ttl_s
 
     def _sign(self, body: bytes) -> str:

@@ -124,7 +124,8 @@ class Skills(Protocol):
 
 
 class Ami(Protocol):
-    async def originate(self, *, channel: str, application: str | None = ...,
+    async def originate(self, *, channel: str, context: str | None = ...,
+                        exten: str | None = ..., application: str | None = ...,
                         data: str | None = ..., caller_id: str | None = ...,
                         timeout_s: float = ..., variables: dict[str, str] | None = ...
                         ) -> Any: ...

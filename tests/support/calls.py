@@ -67,6 +67,18 @@ async def hang_up(party: Any, call: Any, incoming: Any) -> None:
     await asyncio.wait_for(incoming.disconnected.wait(), 10)
 
 
+def arrived_names(service: Any, node_id: str) -> list[str]:
+    """The callers' names (CallerIDName) as the service decoded them from AMI, call by call:
+    the service keeps no name (minimum necessary), so a test listens for the arrivals."""
+    names: list[str] = []
+
+    async def listen(fact: Any) -> None:
+        if fact.kind == "arrived":
+            names.append(fact.data.get("caller_name", ""))
+    service.nodes[node_id].tracker.sinks.append(listen)
+    return names
+
+
 async def only_case(service: Any, state: str = "ended") -> Any:
     """The one case the service holds, once every case is in ``state``."""
     async def check() -> Any:
