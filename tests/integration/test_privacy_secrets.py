@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
+from agent_desk.access import Scope
 from agent_desk.audit import Actor
 from agent_desk.cases.store import ConsoleStore
 from agent_desk.models import CallbackTask
@@ -71,8 +72,9 @@ async def test_purge_removes_callback_notes_from_the_timeline(engine, tmp_path):
     case = await _case(store, f"note-{datetime.now(UTC).timestamp()}",
                        datetime.now(UTC) - timedelta(days=40), sessions)
     task = await console.callback_for_call(case.call_id, 3)
-    await console.begin_callback(task["id"], "1001")
+    await console.begin_callback(task["id"], "1001", Scope.everything())
     await console.finish_callback(task["id"], "no_answer", by="agent1001", note=NOTE,
+                                  scope=Scope.everything(),
                                   actor=Actor("agent1001", "agent", "127.0.0.1"))
     # As the console writes it: the outcome on the timeline, the note encrypted.
     async with sessions() as s, s.begin():
@@ -80,12 +82,12 @@ async def test_purge_removes_callback_notes_from_the_timeline(engine, tmp_path):
                         at=datetime.now(UTC), source="console",
                         detail={"by": "agent1001", "outcome": "no_answer",
                                 "note_enc": pd.encrypt(NOTE)}))
-    before = await console.detail(case.number, clear=True)
+    before = await console.detail(case.number, clear=True, scope=Scope.everything())
     assert NOTE in str(before["timeline"])
 
     report = await retention_job(cfg, sessions, store).run()
     assert report.cases == 1
-    detail = await console.detail(case.number, clear=True)
+    detail = await console.detail(case.number, clear=True, scope=Scope.everything())
     assert NOTE not in str(detail), detail
     async with sessions() as s:
         events = (await s.execute(select(CallEvent).where(CallEvent.case_id == case.id))
@@ -130,9 +132,11 @@ async def test_data_under_the_old_derivation_is_read_found_and_rekeyed(engine):
     await migrate(engine, personal=pd)  # 0010_secrets: the hashes under the HKDF key
     sessions = sessionmaker(engine)
     console = ConsoleStore(sessions, pd)
-    found = await console.search(caller_hash=pd.lookup_hash("+86 138-1234-5678"))
+    found = await console.search(Scope.everything(),
+                                 caller_hash=pd.lookup_hash("+86 138-1234-5678"))
     assert [c["number"] for c in found["cases"]] == ["20261206000001"]
-    assert (await console.detail("20261206000001", clear=True))["caller"] == CALLER
+    assert (await console.detail("20261206000001", clear=True,
+                                  scope=Scope.everything()))["caller"] == CALLER
     async with engine.connect() as conn:
         hashes = (await conn.execute(sa.text(
             "SELECT caller_hash FROM caller_profiles"))).scalars().all()

@@ -13,7 +13,7 @@ from types import ModuleType
 from agent_desk.softphone.wavfile import wav_complete
 from lab.harness import free_port, free_sip_port
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _flake_hunt() -> ModuleType:
