@@ -59,7 +59,7 @@ class CallbackWorker:
         self._remember(fact.call_id)
         self._calls.put_nowait(fact.call_id)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="callback-worker")
 

@@ -124,7 +124,7 @@ class SurgeManager:
 
     # -- run --------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="surge")
 
