@@ -1,9 +1,10 @@
 """The console's tables: users, the case form (工单内容), missed-call callbacks (漏接回拨) and
 the audit log of who viewed, exported or changed a case.
 
-They live beside the call records (same metadata, migrations 0005_console and 0007_privacy)
-without changing the ``cases`` table: the form is one row per case, written only by the
-console. What the agent writes (subject, address, content) is personal data: encrypted with
+They live beside the call records (same metadata, migrations 0005_console, 0007_privacy,
+0008_access) without changing the ``cases`` table: the form is one row per case, written
+only by the console, each saved state also appended to ``case_form_versions``. What the
+agent writes (subject, address, content) is personal data: encrypted with
 ``common.privacy.PersonalData`` (``*_enc`` columns); the category and the department stay
 in clear for statistics."""
 
@@ -20,6 +21,8 @@ from common.db import Base, utcnow
 CATEGORIES = ("consultation", "help", "complaint", "report", "suggestion")
 # auditor: reads the audit log (and nothing else).
 ROLES = ("agent", "supervisor", "admin", "auditor")
+# A user's city that means every city.
+PROVINCE = "province"
 
 
 class WebUser(Base):
@@ -32,8 +35,15 @@ class WebUser(Base):
     # The agent's id (SIP extension) for role "agent".
     agent_id: Mapped[str | None] = mapped_column(String(16))
     display_name: Mapped[str] = mapped_column(String(64), default="")
+    # The city whose cases the user sees (a city id of the configuration), or PROVINCE (every
+    # city). None: an agent's own city (the configuration's), the province for other roles.
+    city: Mapped[str | None] = mapped_column(String(32))
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # In every session cookie; raised by a password reset, role change or disabling, so the
+    # older cookies stop working (0009_sessions). A new user starts at a random value: an id
+    # reused after a deletion never matches an old cookie.
+    session_version: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class CaseForm(Base):
@@ -53,6 +63,25 @@ class CaseForm(Base):
     updated_by: Mapped[str] = mapped_column(String(64), default="")
     version: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CaseFormVersion(Base):
+    """Every saved state of a case's form, in order: appended with each change (never
+    updated; the retention job blanks ``values_enc`` when the case's personal data is due),
+    so what the caller first said is kept whatever later edits say. ``values_enc``: the whole
+    form after the change (JSON), encrypted with PersonalData."""
+
+    __tablename__ = "case_form_versions"
+    __table_args__ = (UniqueConstraint("case_id", "version", name="uq_case_form_versions"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"),
+                                         index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    values_enc: Mapped[str | None] = mapped_column(Text)
+    fields: Mapped[list[str]] = mapped_column(JSON, default=list)  # which fields changed
+    saved_by: Mapped[str] = mapped_column(String(64))
+    saved_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class CallbackTask(Base):
@@ -84,7 +113,8 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_case_at", "case_number", "at"),
-                      Index("ix_audit_log_user_at", "username", "at"))
+                      Index("ix_audit_log_user_at", "username", "at"),
+                      UniqueConstraint("chain_seq", name="uq_audit_log_chain_seq"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -94,3 +124,19 @@ class AuditEntry(Base):
     case_number: Mapped[str | None] = mapped_column(String(32))
     address: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The hash chain (agent_desk/audit.py seal/verify): position in the chain, the previous
+    # entry's hash and SHA-256(previous hash + this entry's content). Empty until sealed.
+    chain_seq: Mapped[int | None] = mapped_column(Integer)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditChain(Base):
+    """The head of the audit log's hash chain (one row): sealing locks it, so entries are
+    chained one process at a time."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    head: Mapped[str] = mapped_column(String(64), default="")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_desk.audit import SYSTEM, Audit
-from agent_desk.models import CallbackTask, CaseForm
+from agent_desk.models import CallbackTask, CaseForm, CaseFormVersion
 from common.privacy import PersonalData
 from common.rekey import RekeyTable
 from common.retention import PurgeReport
@@ -34,6 +34,10 @@ class DeskCaseEraser:
         for form in (await session.execute(select(CaseForm).where(
                 CaseForm.case_id.in_(case_ids)))).scalars().all():
             form.subject_enc = form.address_enc = form.content_enc = None
+        # The form's history is append-only, except for this: its text is due too.
+        for version in (await session.execute(select(CaseFormVersion).where(
+                CaseFormVersion.case_id.in_(case_ids)))).scalars().all():
+            version.values_enc = None
         for task in (await session.execute(select(CallbackTask).where(
                 CallbackTask.case_id.in_(case_ids)))).scalars().all():
             task.log = [{k: v for k, v in e.items() if k not in ("note", "note_enc")}
@@ -42,7 +46,7 @@ class DeskCaseEraser:
 
 
 def rekey_tables(pd: PersonalData) -> list[RekeyTable]:
-    """Forms and callback notes under the current key."""
+    """Forms, their versions and callback notes under the current key."""
     re = pd.reencrypt
 
     def form(f: CaseForm) -> bool:
@@ -57,5 +61,11 @@ def rekey_tables(pd: PersonalData) -> list[RekeyTable]:
                  for e in t.log]
         return True
 
+    def version(v: CaseFormVersion) -> bool:
+        v.values_enc = re(v.values_enc)
+        return True
+
     return [RekeyTable("case_forms", CaseForm, form),
+            RekeyTable("case_form_versions", CaseFormVersion, version,
+                       CaseFormVersion.values_enc.is_not(None)),
             RekeyTable("callback_tasks", CallbackTask, task)]

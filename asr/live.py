@@ -5,8 +5,8 @@ one half listens with ChanSpy (option ``o``: only what that channel says) to the
 channel, the other to the agent's; the other half of each runs AudioSocket to this server,
 which receives 8 kHz signed-linear audio tagged with a UUID. Each stream has its own
 recognizer on the service's one shared model; Vosk's C calls release the GIL, so streams decode
-in parallel on a thread pool. Partial and final results are published on ``<prefix>:captions``.
-The post-call transcript stays the authoritative one.
+in parallel on a thread pool. Partial and final results are published on ``<prefix>:captions``,
+numbers masked (common.privacy.scrub). The post-call transcript stays the authoritative one.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asr.engine import Stream
+from common.privacy import scrub
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,10 @@ class LiveCaptions:
 
     async def _emit(self, info: StreamInfo, ev: dict[str, Any]) -> None:
         info.published += 1
+        # Captions go to the agent's console, where numbers are masked: scrubbed here, before
+        # they leave the service (a partial one hides a number still being said whole).
         msg = {"call_id": info.call_id, "case": info.case, "speaker": info.speaker,
-               "text": ev["text"], "final": ev["final"],
+               "text": scrub(ev["text"], partial=not ev["final"]), "final": ev["final"],
                "start": round(info.offset + ev["start"], 2),
                "end": round(info.offset + ev["end"], 2)}
         await self.publish(msg)

@@ -56,8 +56,10 @@ from common import events as ev
 from common import sealed
 from common.config import Config
 from common.db import utcnow
+from common.livekeys import LiveKeys
 from common.logs import call_scope, note_call_id
 from common.privacy import PersonalData
+from common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -165,11 +167,7 @@ class Transcripts:
         return list(procs)
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(t, 5)
+        await cancel_and_wait(self._tasks, what="transcripts")
         self._tasks.clear()
         if self.live is not None:
             await self.live.stop()
@@ -206,7 +204,7 @@ class Transcripts:
                             "Variable": f"HOTLINE_SPY={channel}"}, timeout=10)
 
     async def _caption(self, msg: dict[str, Any]) -> None:
-        await self.redis.publish(f"{self.prefix}:captions", caption_json(msg))
+        await self.redis.publish(LiveKeys(self.prefix).captions, caption_json(msg))
 
     # -- recordings: spool -> recordings dir ----------------------------------------------------
 

@@ -57,6 +57,7 @@ sys.path.insert(0, str(REPO))
 if "--tree" in sys.argv:  # a baseline service from another source tree (--baseline)
     sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])
 
+from common.livekeys import LiveKeys
 from lab.harness import Lab, ensure_secrets, lab_config_toml
 
 ASTERISK_PID: list[int] = []
@@ -350,8 +351,8 @@ async def compare_state(gen: BenchAmi, prefix: str) -> dict[str, Any]:
             agent = loc.removeprefix("PJSIP/")
             by_agent.setdefault(agent, {})[m["Queue"]] = m
         for agent, queues in by_agent.items():
-            live = text_map(await r.hgetall(f"{prefix}:agent:{agent}:queues"))
-            hash_ = text_map(await r.hgetall(f"{prefix}:agent:{agent}"))
+            live = text_map(await r.hgetall(LiveKeys(prefix).agent_queues(agent)))
+            hash_ = text_map(await r.hgetall(LiveKeys(prefix).agent(agent)))
             for q, m in queues.items():
                 checked += 1
                 got = json.loads(live[q]) if q in live else None

@@ -58,6 +58,7 @@ sys.path.insert(0, str(REPO))
 from common.config import Config, parse_config
 from common.privacy import PersonalData, mask_number, scrub
 from common.secrets import sip_password
+from common.tasks import cancel_and_wait
 from lab.harness import Lab, ensure_secrets, free_sip_port, lab_config_toml, to_toml
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
@@ -809,9 +810,7 @@ async def run_load(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         stop.set()
         if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(BaseException):
-                await watcher
+            await cancel_and_wait([watcher], what="watcher")
         progress("stopping sipp, the service and Asterisk")
         await st.stop()
 

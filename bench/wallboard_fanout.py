@@ -28,6 +28,7 @@ from benchlib import REDIS_URL, emit
 from redis.asyncio import Redis
 
 from agent_desk.supervision.wallboard import Client, Wallboard
+from common.livekeys import LiveKeys
 from common.logs import setup_logging
 from lab.harness import free_port, lab_config
 
@@ -117,7 +118,7 @@ async def round_(cfg: Any, redis: Redis, sockets: int, calls: int) -> dict[str, 
     clients = list(board.clients)  # (a socket leaves the hub once its reader is done)
 
     started = time.time()
-    channel = f"{prefix}:events"
+    channel = LiveKeys(prefix).events
     batch = 200
     for start in range(0, calls, batch):
         pipe = redis.pipeline(transaction=False)

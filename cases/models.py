@@ -39,7 +39,6 @@ class Case(Base):
     caller_enc: Mapped[str | None] = mapped_column(Text)
     caller_hash: Mapped[str | None] = mapped_column(String(40), index=True)
     caller_masked: Mapped[str | None] = mapped_column(String(32))
-    caller_name_enc: Mapped[str | None] = mapped_column(Text)
     # When the retention job blanked the case's personal fields ([privacy]
     # case_personal_retention_days); the anonymous figures stay.
     personal_purged_at: Mapped[datetime | None] = mapped_column()

@@ -1,7 +1,7 @@
 """The case record's share of retention and key rotation.
 
 - Personal fields of cases older than ``[privacy] case_personal_retention_days`` (0: kept):
-  the caller's number, name, look-up hash and masked number, the caller's leg party and any
+  the caller's number, look-up hash and masked number, the caller's leg party and any
   caller field on the timeline are blanked. The other features' personal data on those cases
   (recordings, transcripts, what the agent wrote, callback notes) goes in the same
   transaction, through the ``CaseDataEraser`` each of them gives. What is left is anonymous:
@@ -23,8 +23,9 @@ from common.privacy import PersonalData
 from common.rekey import RekeyTable
 from common.retention import BATCH, AuditTrail, PurgeReport
 
-# Timeline fields that name or quote the caller.
-CALLER_FIELDS = frozenset({"caller", "caller_name", "note"})
+# Timeline fields that name or quote the caller (note_enc: a callback attempt's note,
+# encrypted but still the caller's words, and readable while the key is).
+CALLER_FIELDS = frozenset({"caller", "caller_name", "note", "note_enc"})
 
 
 class CaseDataEraser(Protocol):
@@ -96,7 +97,7 @@ class CasePersonalPurger:
             if ev.detail and (CALLER_FIELDS & set(ev.detail)):
                 ev.detail = {k: v for k, v in ev.detail.items() if k not in CALLER_FIELDS}
         for c in cases:
-            c.caller_enc = c.caller_name_enc = c.caller_hash = c.caller_masked = None
+            c.caller_enc = c.caller_hash = c.caller_masked = None
             c.personal_purged_at = now
             add_timeline_note(s, c.id, "personal_data_deleted", now, why,
                               key="personal_deleted")
@@ -109,7 +110,7 @@ def rekey_tables(pd: PersonalData) -> list[RekeyTable]:
 
     def case(c: Case) -> bool:
         number = pd.decrypt(c.caller_enc)
-        c.caller_enc, c.caller_name_enc = re(c.caller_enc), re(c.caller_name_enc)
+        c.caller_enc = re(c.caller_enc)
         if number:
             c.caller_hash = pd.lookup_hash(number)
         return True

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +54,19 @@ class CaseRef:
     id: int
     number: str
     created: bool
+
+
+@dataclass(frozen=True)
+class CallSummary:
+    """What the live state shows of a call's case (its replay after Redis lost it)."""
+
+    number: str
+    caller_masked: str | None
+    dialed_number: str | None
+    trunk: str | None
+    route_queue: str | None
+    city: str | None
+    priority: int
 
 
 # SQLSTATEs of a server going away or not back yet: connection exceptions (08xxx), admin and
@@ -329,8 +342,7 @@ class CaseStore:
             fill(arrived_at=at, dialed_number=d.get("dialed"), trunk=d.get("trunk"),
                  caller_enc=self.personal.encrypt(caller),
                  caller_hash=self.personal.lookup_hash(caller),
-                 caller_masked=mask_number(caller) if caller else None,
-                 caller_name_enc=self.personal.encrypt(d.get("caller_name") or None))
+                 caller_masked=mask_number(caller) if caller else None)
             if d.get("uniqueid"):
                 await self._leg(session, case, d["uniqueid"], channel=d.get("channel", ""),
                                 role="caller", party=mask_number(caller), started_at=at)
@@ -518,6 +530,15 @@ class CaseStore:
                                            Case.created_at <= cutoff)
             )).scalars()
             return [r for r in rows if r and r not in live_call_ids]
+
+    async def calls_summary(self, call_ids: Sequence[str]) -> dict[str, CallSummary]:
+        """The cases of these calls, by call id, as the live state shows them."""
+        async with self.sessions() as session:
+            rows = (await session.execute(select(Case).where(Case.call_id.in_(call_ids))
+                                          )).scalars()
+            return {c.call_id: CallSummary(c.number, c.caller_masked, c.dialed_number, c.trunk,
+                                           c.route_queue, c.city, c.priority)
+                    for c in rows if c.call_id is not None}
 
 
 def _round(v: Any) -> float | None:

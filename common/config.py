@@ -75,9 +75,53 @@ class DatabaseSection(_Section):
 
 
 class RedisSection(_Section):
+    # redis://[user]:${HOTLINE_REDIS_PASSWORD}@host:port/db for Redis AUTH (the password from
+    # the environment), rediss://... for TLS (checked against tls_ca, else the system's CAs).
     url: str = "redis://127.0.0.1:6379/0"
     # Every key and channel starts with this, so several deployments can share one Redis.
     prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "hotline"
+    # The CA (PEM) that signed the Redis server's certificate, for rediss:// URLs.
+    tls_ca: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// (TLS) or unix://")
+        return v
+
+    @model_validator(mode="after")
+    def _tls(self) -> RedisSection:
+        if self.tls_ca is not None and not self.url.startswith("rediss://"):
+            raise ValueError("tls_ca is only used with a rediss:// (TLS) url")
+        return self
+
+
+class SipTlsSection(_Section):
+    """SIP over TLS with SRTP media (docs/security.md). Each node listens for TLS on its
+    sip_tls_port with this certificate; without cert/key the service makes a self-signed
+    one in <data_dir>/tls when it renders Asterisk's configuration (enough for nodes
+    rendered by one service: they trust the same certificate)."""
+
+    # Inter-node trunks (agents lent across cities) carry callers' voices between sites:
+    # TLS-only signalling and SRTP media, on unless turned off.
+    internode: bool = True
+    # Agents' endpoints require SRTP (softphones must then register over TLS).
+    agents: bool = False
+    # Carrier and handover trunks require SRTP (the carrier's SBC must call over TLS).
+    carriers: bool = False
+    # PEM files; relative paths are under the configuration file's folder.
+    cert: Path | None = None
+    key: Path | None = None
+    # Who signed the peers' certificates (default: cert itself, for a self-signed one).
+    ca: Path | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> SipTlsSection:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together (both PEM files, or neither for a "
+                             "self-signed certificate made by the service)")
+        return self
 
 
 def _network_list(v: list[str]) -> list[str]:
@@ -99,6 +143,7 @@ class SecuritySection(_Section):
 
     ami_secret_env: str = "HOTLINE_AMI_SECRET"
     sip_secret_env: str = "HOTLINE_SIP_SECRET"
+    # 32 random bytes (hex or base64), checked at start: random_key_weakness.
     data_key_env: str = "HOTLINE_DATA_KEY"
     # Earlier data keys, whitespace-separated, still accepted for decryption while
     # `hotline privacy rekey` re-encrypts everything with the current key.
@@ -138,6 +183,8 @@ class NodeConfig(_Section):
     mode: Literal["managed", "external"] = "managed"
     sip_host: str = "127.0.0.1"
     sip_port: PORT = 5060
+    # SIP over TLS ([sip_tls]); default sip_port + 1.
+    sip_tls_port: PORT | None = None
     ami_host: str = "127.0.0.1"
     ami_port: PORT = 5038
     ami_username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")] = "hotline"
@@ -190,6 +237,11 @@ class NodeConfig(_Section):
                 raise ValueError("ami_tls_port must differ from ami_port (the plain AMI "
                                  "listener stays on the loopback)")
         return self
+
+    @property
+    def tls_port(self) -> int:
+        """Where the node listens for SIP over TLS."""
+        return self.sip_tls_port or self.sip_port + 1
 
     @property
     def ami_plain_host(self) -> str:
@@ -497,12 +549,42 @@ class PrivacySection(_Section):
     cel_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
 
 
+# Numbers a callback may dial (regular expressions over the whole number, after +86/0086 and
+# spaces or dashes are dropped): Chinese mobiles, landlines with their area code, local
+# 7-8 digit landlines. Short codes (110, 12345, 95xxx), premium and international numbers
+# match none of them.
+CALLBACK_PATTERNS = [r"1[3-9][0-9]{9}", r"0(?:10|2[0-9])[0-9]{8}", r"0[3-9][0-9]{2}[0-9]{7,8}",
+                     r"[2-8][0-9]{6,7}"]
+
+
+class CallbacksSection(_Section):
+    """Which numbers a missed-call callback may dial (agent_desk/callbacks/numbers.py): the
+    caller ID is the caller's word, and a spoofed premium, international or emergency number
+    must not make the hotline call it."""
+
+    allowed_patterns: list[str] = CALLBACK_PATTERNS
+
+    @field_validator("allowed_patterns")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one pattern (or no callback could be made)")
+        for p in v:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"{p!r} is not a regular expression: {exc}") from exc
+            if re.fullmatch(p, "110") or re.fullmatch(p, "12345"):
+                raise ValueError(f"{p!r} lets a callback dial a short code (110, 12345)")
+        return v
+
+
 class WebSection(_Section):
     """The agent console and supervisor wallboard (agent_desk/web/, docs/console.md)."""
 
     host: str = "127.0.0.1"
     port: PORT = 8080
-    # Environment variable holding the session-signing secret (at least 32 characters).
+    # Environment variable holding the session-signing secret (32 random bytes, hex or base64).
     session_secret_env: str = "HOTLINE_SESSION_SECRET"
     session_ttl_s: Annotated[int, Field(ge=60, le=86400)] = 8 * 3600
     # Set on the cookie when served over HTTPS (behind the proxy); off for the lab.
@@ -513,6 +595,13 @@ class WebSection(_Section):
     login_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     login_attempts_per_address: Annotated[int, Field(ge=1, le=10000)] = 30
     login_window_s: Annotated[int, Field(ge=10, le=3600)] = 300
+    # What the web port may take from the event loop it shares with FastAGI routing
+    # (agent_desk/web/limits.py; 0 = no limit): requests per second per client address without
+    # a session (login page, its files, /api/openapi.json; enough for a centre signing in
+    # behind one NAT address), and requests handled at once (beyond: 503).
+    anonymous_requests_per_s: Annotated[int, Field(ge=0, le=100_000)] = 50
+    anonymous_burst: Annotated[int, Field(ge=1, le=100_000)] = 200
+    max_requests_in_flight: Annotated[int, Field(ge=0, le=100_000)] = 512
     # Roles that see callers' numbers in clear (everyone else sees 138****5678).
     see_numbers: list[Literal["agent", "supervisor", "admin"]] = ["supervisor", "admin"]
     # Missed-call callbacks: attempts per task, and how the caller is dialled from the
@@ -528,6 +617,18 @@ class WebSection(_Section):
     service_level_s: Annotated[int, Field(ge=1, le=300)] = 15
     # Where the transcript helper's recordings are; the console serves files only from here.
     recordings_dir: Path | None = None
+    # Reverse proxies (CIDRs) whose X-Forwarded-For names the client: the address the login
+    # limit, /metrics and the audit log see. Any other peer's header is ignored.
+    trusted_proxies: list[str] = []
+    # A session unused (no API request) this long is refused; 0 = only session_ttl_s.
+    idle_timeout_s: Annotated[int, Field(ge=0, le=86400)] = 30 * 60
+    # Open WebSockets per user and web process; a further one is refused (429).
+    max_sockets_per_user: Annotated[int, Field(ge=1, le=100)] = 5
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        return _network_list(v)
 
 
 class Config(_Section):
@@ -535,6 +636,7 @@ class Config(_Section):
     database: DatabaseSection = DatabaseSection()
     redis: RedisSection = RedisSection()
     security: SecuritySection = SecuritySection()
+    sip_tls: SipTlsSection = SipTlsSection()
     fastagi: FastAgiSection = FastAgiSection()
     queueing: QueueingSection = QueueingSection()
     menu: MenuConfig = MenuConfig()
@@ -553,6 +655,7 @@ class Config(_Section):
     asr: AsrSection = AsrSection()
     surge: SurgeSection = SurgeSection()
     privacy: PrivacySection = PrivacySection()
+    callbacks: CallbacksSection = CallbacksSection()
     web: WebSection = WebSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.
@@ -614,7 +717,10 @@ class Config(_Section):
                     problems.append(f"agents[{i}].pools[{j}]: unknown city {pool!r}")
         ports: dict[tuple[str, int], str] = {}
         for i, node in enumerate(self.nodes):
-            for name, port in (("sip_port", node.sip_port), ("ami_port", node.ami_port)):
+            for name, port in (("sip_port", node.sip_port), ("ami_port", node.ami_port),
+                               ("sip_tls_port", node.sip_tls_port)):
+                if port is None:
+                    continue
                 port_key = (name[:3], port)
                 if port_key in ports:
                     problems.append(f"nodes[{i}].{name}: {port} already used by {ports[port_key]}")
@@ -649,6 +755,12 @@ class Config(_Section):
     @property
     def redis_url(self) -> str:
         return expand_env(self.redis.url, "redis.url")
+
+    def sip_tls_on(self, node_id: str) -> bool:
+        """Whether the node listens for SIP over TLS (some of its endpoints need it)."""
+        t = self.sip_tls
+        return t.agents or t.carriers or (t.internode and any(
+            n.id != node_id for n in self.nodes))
 
     def node(self, node_id: str) -> NodeConfig:
         for n in self.nodes:
@@ -721,13 +833,21 @@ class Config(_Section):
     def previous_data_keys(self) -> list[str]:
         return os.environ.get(self.security.data_key_previous_env, "").split()
 
+    def random_key(self, env_name: str, *, what: str) -> str:
+        """A key that must be 32 random bytes (the data key, the session secret)."""
+        value = os.environ.get(env_name, "")
+        if why := random_key_weakness(value):
+            raise ConfigError(f"{what}: the key in environment variable {env_name} is not "
+                              f"usable: {why}. {MAKE_RANDOM_KEY}")
+        return value
+
     @property
     def data_key(self) -> str:
-        return self.secret(self.security.data_key_env, what="security.data_key_env")
+        return self.random_key(self.security.data_key_env, what="security.data_key_env")
 
     @property
     def session_secret(self) -> str:
-        return self.secret(self.web.session_secret_env, what="web.session_secret_env")
+        return self.random_key(self.web.session_secret_env, what="web.session_secret_env")
 
 
 def _destination_problems(cfg: Config) -> list[str]:
@@ -770,6 +890,48 @@ def secret_weakness(value: str) -> str | None:
     runs = sum(1 for a, b in itertools.pairwise(low) if ord(b) - ord(a) in (0, 1))
     if runs > len(low) // 2:
         return "mostly repeated or consecutive characters"
+    return None
+
+
+RANDOM_KEY_BYTES = 32
+MAKE_RANDOM_KEY = ("Make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))' "
+                   "(32 random bytes)")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+
+
+def random_key_weakness(value: str) -> str | None:
+    """Why a value is not a usable 32-byte random key (None: it is one).
+
+    The data key and the session secret guard every personal field and every session: a word
+    list must not find them (``hotline12345`` was found from a cookie). Accepted: 32 or more
+    bytes written as hex (64+ characters) or base64 / URL-safe base64 (43+ characters), that
+    look random: no word from a list, no repeated pattern, enough different characters."""
+    if not value:
+        return "unset"
+    value = value.strip()
+    if _HEX.fullmatch(value):
+        nbytes, alphabet, least = len(value) // 2, "hex", 10
+    elif _BASE64.fullmatch(value):
+        nbytes, alphabet, least = len(value.rstrip("=")) * 3 // 4, "base64", 16
+    else:
+        return "not hex or base64 (a random key written as text has no other characters)"
+    if nbytes < RANDOM_KEY_BYTES:
+        return f"{alphabet} of {nbytes} bytes, at least {RANDOM_KEY_BYTES} needed"
+    rest = value.lower()
+    for w in WEAK_WORDS:
+        rest = rest.replace(w, "")
+    if len(rest) < len(value) * 4 // 5:  # a random key may hold one by chance, not many
+        return "made of well-known words (password, secret, hotline, 12345...)"
+    if len(set(value)) < least:
+        return f"only {len(set(value))} different characters: not random"
+    # A pattern that repeats (abcabc..., a word typed twice) is not random either.
+    for period in range(1, len(value) // 2 + 1):
+        same = sum(a == b for a, b in zip(value, value[period:], strict=False))
+        if same * 2 > len(value) - period:
+            return "a repeated pattern: not random"
+    if (why := secret_weakness(value)) is not None:
+        return why
     return None
 
 

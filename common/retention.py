@@ -93,7 +93,7 @@ class RetentionWorker:
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="retention")
 

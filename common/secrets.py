@@ -1,9 +1,30 @@
-"""Secrets derived from the ones in the environment, so the repo and config hold none."""
+"""Secrets derived from the ones in the environment, so the repo and config hold none.
+
+Keys for different purposes come from one secret through HKDF-SHA256 (RFC 5869) with a label
+per purpose (``LABELS``): knowing one derived key tells nothing about the secret or the
+others, and no purpose can be confused with another."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+# One HKDF label ("info") per purpose; a new purpose gets a new label, never an old one.
+DATA_ENCRYPT = b"hotline/data-key/encrypt/v2"
+DATA_LOOKUP = b"hotline/data-key/lookup/v2"
+SESSION_SIGN = b"hotline/session-secret/sign/v2"
+SESSION_CSRF = b"hotline/session-secret/csrf/v2"
+LABELS = (DATA_ENCRYPT, DATA_LOOKUP, SESSION_SIGN, SESSION_CSRF)
+_SALT = b"hotline-12345"
+
+
+def derive_key(secret: str, label: bytes, length: int = 32) -> bytes:
+    """A key for one purpose (``label``) from a secret of the environment."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=_SALT,
+                info=label).derive(secret.encode())
 
 
 def sip_password(master: str, endpoint: str) -> str:

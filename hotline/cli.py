@@ -4,7 +4,8 @@
     hotline asterisk runtime             find or build (and cache) the Asterisk runtime
     hotline asterisk render|up|down|status|cli "CMD"   manage this config's Asterisk nodes
     hotline serve                        run the service (AMI, router, case records, workers)
-    hotline softphone --agent 1001       an agent's pjsua2 softphone
+    hotline softphone --agent 1001 --credentials FILE   an agent's pjsua2 softphone
+    hotline softphone credentials --agent 1001 --out FILE   issue that agent's credentials
     hotline cases [--limit N]            the latest case records
     hotline callers add|remove NUMBER [--category elderly|disabled]   green channel (绿色通道)
     hotline db upgrade                   apply database migrations
@@ -22,9 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from common.config import Config, ConfigError, load_config
@@ -41,18 +44,21 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from common.config import secret_weakness
+    from common.config import MAKE_RANDOM_KEY, random_key_weakness, secret_weakness
 
     cfg = _load(args)
     problems = []
-    for what, env, strong in (("AMI secret", cfg.security.ami_secret_env, True),
-                              ("SIP secret", cfg.security.sip_secret_env, True),
-                              ("data key", cfg.security.data_key_env, False)):
+    for what, env in (("AMI secret", cfg.security.ami_secret_env),
+                      ("SIP secret", cfg.security.sip_secret_env)):
         value = os.environ.get(env, "")
         if len(value) < 12:
             problems.append(f"  {what}: set {env} (>= 12 characters) before starting")
-        elif strong and (why := secret_weakness(value)):
+        elif why := secret_weakness(value):
             problems.append(f"  {what}: {env} is too weak: {why}")
+    for what, env in (("data key", cfg.security.data_key_env),
+                      ("session secret", cfg.web.session_secret_env)):
+        if why := random_key_weakness(os.environ.get(env, "")):
+            problems.append(f"  {what}: {env} is not usable: {why}. {MAKE_RANDOM_KEY}")
     print(f"{_config_path(args)}: OK — {len(cfg.nodes)} node(s), {len(cfg.cities)} cities, "
           f"{len(cfg.agents)} agents, {len(cfg.skills)} skills, {len(cfg.trunks)} trunks")
     if problems:
@@ -166,27 +172,44 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_softphone(args: argparse.Namespace) -> int:
-    from agent_desk.softphone.phones import run_softphone
+    from agent_desk.softphone.credentials import (
+        issue_credentials,
+        softphone_credentials,
+        write_credentials,
+    )
 
     cfg = _load(args)
-    return asyncio.run(run_softphone(cfg, args.agent, answer=args.answer,
+    if args.action == "credentials":
+        # On the service's host (it needs the master SIP secret): one agent's password only.
+        creds = issue_credentials(cfg, args.agent)
+        if args.out is None:
+            print(json.dumps(asdict(creds), indent=2))
+        else:
+            write_credentials(args.out, creds)
+            print(f"credentials of agent {creds.agent} written to {args.out} (mode 0600): "
+                  f"give them to that agent only; their softphone runs with "
+                  f"--credentials {args.out.name}")
+        return 0
+    from agent_desk.softphone.phones import run_softphone
+
+    creds = softphone_credentials(cfg, args.agent, args.credentials)
+    return asyncio.run(run_softphone(cfg, creds, answer=args.answer,
                                      play=args.play, record_dir=args.record))
 
 
 def cmd_callers(args: argparse.Namespace) -> int:
     """Register or remove a green-channel caller (elderly or disabled): running services
     hear of it at once over Redis and route the next call with priority."""
-    from redis.asyncio import Redis
-
     from cases.db import make_engine, migrate, sessionmaker
     from common.privacy import PersonalData, mask_number
+    from common.redisconn import open_redis
     from queueing.routing.lookups import CallerProfiles, notify_services, routing_channel
 
     cfg = _load(args)
 
     async def run() -> int:
         engine = make_engine(cfg.database_url)
-        redis = Redis.from_url(cfg.redis_url, decode_responses=True)
+        redis = await open_redis(cfg)
         try:
             await migrate(engine)
             channel = routing_channel(cfg.redis.prefix)
@@ -237,33 +260,93 @@ def cmd_cases(args: argparse.Namespace) -> int:
 
 
 def cmd_web_user(args: argparse.Namespace) -> int:
+    """Create a user or reset its password (``--role``), or disable / enable it: a reset,
+    role change or disabling ends the user's sessions and sockets at once (the change is
+    written to Redis for the running services; if Redis cannot be reached they follow
+    within a minute)."""
     import getpass
 
-    from agent_desk.web.auth import Users
+    from redis.exceptions import RedisError
+
+    from agent_desk.audit import SYSTEM
+    from agent_desk.web.auth import Users, UserStates
     from cases.db import make_engine, migrate, sessionmaker
+    from common.errors import DomainError
+    from common.redisconn import redis_client
 
     cfg = _load(args)
+    state_change = args.disable or args.enable
+    if not state_change and not args.role:
+        print("--role is needed to create a user or reset its password (or give --disable "
+              "or --enable)", file=sys.stderr)
+        return 2
     if args.role == "agent" and args.agent not in {a.id for a in cfg.agents}:
         print(f"--agent: not an agent of the configuration: {args.agent!r}", file=sys.stderr)
         return 2
-    password = os.environ.get("HOTLINE_NEW_PASSWORD") or getpass.getpass("password: ")
+    if args.city is not None and args.city not in {"province", *(c.id for c in cfg.cities)}:
+        print(f"--city: a city of the configuration or 'province': {args.city!r}",
+              file=sys.stderr)
+        return 2
+    password = "" if state_change else (
+        os.environ.get("HOTLINE_NEW_PASSWORD") or getpass.getpass("password: "))
 
     async def run() -> None:
         engine = make_engine(cfg.database_url)
-        await migrate(engine)
+        redis = redis_client(cfg)  # AUTH and TLS as configured
         try:
-            await Users(sessionmaker(engine)).add(args.username, password, args.role,
-                                                  agent_id=args.agent, display_name=args.name)
+            await migrate(engine)
+            states: UserStates | None = UserStates(redis, cfg.redis.prefix)
+            try:
+                await redis.ping()
+            except (OSError, RedisError) as exc:
+                print(f"warning: Redis not reachable ({exc}); running services see the "
+                      f"change within {UserStates.TTL_S} s", file=sys.stderr)
+                states = None
+            users = Users(sessionmaker(engine), states)
+            if state_change:
+                await users.set_disabled(args.username, bool(args.disable), actor=SYSTEM)
+            else:
+                await users.add(args.username, password, args.role, agent_id=args.agent,
+                                display_name=args.name, city=args.city,
+                                actor=SYSTEM)
         finally:
+            await redis.aclose()
             await engine.dispose()
 
     try:
         asyncio.run(run())
-    except ValueError as exc:
+    except (ValueError, DomainError) as exc:
         print(f"not saved: {exc}", file=sys.stderr)
         return 2
-    print(f"user {args.username} ({args.role}) saved")
+    if state_change:
+        print(f"user {args.username} {'disabled' if args.disable else 'enabled'}")
+    else:
+        print(f"user {args.username} ({args.role}) saved")
     return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Seal the audit entries not yet chained, then check the whole chain (exit 1 if an
+    entry was changed or deleted)."""
+    from agent_desk.audit import Audit
+    from cases.db import make_engine, migrate, sessionmaker
+
+    cfg = _load(args)
+
+    async def run() -> int:
+        engine = make_engine(cfg.database_url)
+        try:
+            await migrate(engine)
+            report = await Audit(sessionmaker(engine)).verify(seal=not args.no_seal)
+        finally:
+            await engine.dispose()
+        for problem in report.problems:
+            print(problem)
+        print(f"{report.entries} entries in the chain, {report.unsealed} not yet sealed, "
+              f"head {report.head or '-'}: {'intact' if report.ok else 'BROKEN'}")
+        return 0 if report.ok else 1
+
+    return asyncio.run(run())
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -305,16 +388,15 @@ def cmd_asr(args: argparse.Namespace) -> int:
 async def _asr_async(cfg: Config, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
-    from redis.asyncio import Redis
-
     from asr.service import Transcripts
     from cases.db import make_engine, migrate, sessionmaker
+    from common.redisconn import open_redis
     from hotline.privacy import recordings_purger
     from telephony.asterisk.instance import recordings_spool
 
     engine = make_engine(cfg.database_url)
     await migrate(engine)
-    redis = Redis.from_url(cfg.redis_url, decode_responses=True)
+    redis = await open_redis(cfg)
     sessions = sessionmaker(engine)
     tr = Transcripts(cfg, redis, sessions,
                      spools={n.id: recordings_spool(cfg, n) for n in cfg.nodes})
@@ -403,10 +485,11 @@ def cmd_privacy(args: argparse.Namespace) -> int:
             from hotline.privacy import rekey_tables
 
             if not cfg.previous_data_keys:
-                print(f"privacy rekey: put the old key(s) in "
-                      f"{cfg.security.data_key_previous_env} and the new one in "
-                      f"{cfg.security.data_key_env}", file=sys.stderr)
-                return 2
+                # Still worth running: values written before the HKDF derivation are
+                # re-encrypted under it (the old derivation then only has old backups to read).
+                print(f"privacy rekey: no previous key in "
+                      f"{cfg.security.data_key_previous_env}: re-encrypting under the current "
+                      f"key only", flush=True)
             out = await rekey(sessions, rekey_tables(personal), progress=lambda name, n: print(
                 f"{name}: {n} row(s) re-encrypted", flush=True))
             print(f"done: {sum(out.values())} row(s); restart the services with "
@@ -459,13 +542,34 @@ def build_parser() -> argparse.ArgumentParser:
                                       "from HOTLINE_NEW_PASSWORD)")
     wu.add_argument("username")
     wu.add_argument("--role", choices=["agent", "supervisor", "admin", "auditor"],
-                    required=True)
+                    help="create the user or reset its password with this role")
+    state = wu.add_mutually_exclusive_group()
+    state.add_argument("--disable", action="store_true",
+                       help="disable the user: its sessions and sockets end at once")
+    state.add_argument("--enable", action="store_true", help="enable it again")
     wu.add_argument("--agent", help="the agent's id (for role agent)")
     wu.add_argument("--name", default="", help="display name")
+    wu.add_argument("--city", help="whose cases the user sees: a city id, or 'province' for "
+                                   "every city (default: an agent's own city, the province "
+                                   "for other roles; unchanged on a reset)")
     wu.set_defaults(fn=cmd_web_user)
+    au = sub.add_parser("audit", help="the audit log")
+    ausub = au.add_subparsers(dest="audit_cmd", required=True)
+    av = ausub.add_parser("verify", help="check the audit log's hash chain (exit 1 if an "
+                                         "entry was changed or deleted)")
+    av.add_argument("--no-seal", action="store_true",
+                    help="do not chain the entries written since the last seal first")
+    av.set_defaults(fn=cmd_audit_verify)
 
-    sp = sub.add_parser("softphone", help="an agent's SIP softphone (pjsua2)")
+    sp = sub.add_parser("softphone", help="an agent's SIP softphone (pjsua2), or issue an "
+                                          "agent's credentials for it")
+    sp.add_argument("action", nargs="?", choices=["run", "credentials"], default="run",
+                    help="credentials: print or write (--out) the agent's own SIP credentials "
+                         "(where the service runs: needs the master SIP secret)")
     sp.add_argument("--agent", required=True)
+    sp.add_argument("--credentials", type=Path,
+                    help="the agent's credentials file (else HOTLINE_AGENT_PASSWORD)")
+    sp.add_argument("--out", type=Path, help="credentials: write them to this file (0600)")
     sp.add_argument("--answer", choices=["auto", "manual", "console"], default="auto",
                     help="console: answer, hold and hang up when the web console says so")
     sp.add_argument("--play", type=Path, help="WAV to play into calls (default: silence)")

@@ -24,7 +24,7 @@ from agent_desk.transfers import http as transfers_http
 from agent_desk.users import http as users_http
 from agent_desk.users import schemas as users_schemas
 from agent_desk.web.app import Feature, build_app
-from agent_desk.web.auth import LoginLimiter, SessionGate, Sessions, Users
+from agent_desk.web.auth import LoginLimiter, SessionGate, Sessions, Users, UserStates
 from agent_desk.web.deps import ConsoleDeps
 
 if TYPE_CHECKING:
@@ -63,7 +63,18 @@ async def start_web(service: HotlineService, host: str | None = None, port: int 
 def console_app(service: HotlineService) -> tuple[web.Application, ConsoleDeps]:
     """The console's web app over the running service's collaborators."""
     deps, board = console_deps(service)
-    return build_app(deps, FEATURES, {"/api/ws": Feed(deps.gate, board).h_ws})
+    feed = Feed(deps.gate, board, lambda: deps.web.max_sockets_per_user)
+    app, deps = build_app(deps, FEATURES, {"/api/ws": feed.h_ws})
+
+    async def start_feed(_app: web.Application) -> None:
+        await feed.start()
+
+    async def stop_feed(_app: web.Application) -> None:
+        await feed.stop()
+
+    app.on_startup.append(start_feed)
+    app.on_shutdown.append(stop_feed)
+    return app, deps
 
 
 def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
@@ -74,14 +85,17 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
     sm = service.store.sessions
     sessions = Sessions(cfg.session_secret, web.session_ttl_s)
     board = Wallboard(cfg, service.redis, prefix, sm, service_level_s=web.service_level_s)
+    states = UserStates(service.redis, prefix)
+    users = Users(sm, states)
 
     async def exposition() -> str:
         return await metrics.exposition(service, board)
 
     deps = ConsoleDeps(
         cfg=cfg, web=web, redis=service.redis, personal=service.personal,
-        sessions=sessions, gate=SessionGate(sessions, service.redis, prefix),
-        users=Users(sm),
+        sessions=sessions,
+        gate=SessionGate(sessions, states, users, idle_timeout_s=web.idle_timeout_s),
+        users=users,
         limiter=LoginLimiter(service.redis, prefix, web.login_attempts, web.login_window_s,
                              web.login_attempts_per_address),
         audit=Audit(sm), cases=ConsoleStore(sm, service.personal, cfg.service.timezone),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cases.report import format_case
+from common.facts import agent_of
 from common.logs import setup_logging
 from common.privacy import mask_number
 from hotline.service import HotlineService
@@ -86,6 +87,23 @@ async def _transcript(service: HotlineService, number: str,
         await asyncio.sleep(0.5)
 
 
+async def _members_in_place(service: object, timeout: float = 15.0) -> None:
+    """Wait until every node's queues hold the members the service wants (it reconciles them
+    on connect) before any call is placed."""
+    nodes = service.nodes.values()  # type: ignore[attr-defined]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        missing = 0
+        for rt in nodes:
+            snap = await rt.ami.snapshot()
+            have = {(m.queue, agent_of(m.interface)) for m in snap.members}
+            missing += sum((m.queue, m.agent_id) not in have for m in rt.membership.desired())
+        if not missing or loop.time() > deadline:
+            return  # past the deadline the calls go on: the fallback queue takes them
+        await asyncio.sleep(0.2)
+
+
 async def run_demo(calls: int = 5, workdir: Path | None = None) -> int:
     setup_logging("warning", "text")
     logging.getLogger("hotline").setLevel(logging.INFO)
@@ -119,7 +137,7 @@ async def run_demo(calls: int = 5, workdir: Path | None = None) -> int:
                                            record_dir=workdir / "recordings")
             _say(f"  agent {a.id} {a.name} ({cfg.city(a.city).name}) registered, skills "
                  + ", ".join(f"{s}:{lv}" for s, lv in a.skills.items()))
-        await asyncio.sleep(0.5)  # queue membership reconciled on connect
+        await _members_in_place(service)
 
         _say(f"\nplacing {calls} calls (each talks {TALK_S:.0f} s once an agent answers) ...")
         # Agents' phones show the caller's number masked (138****5678): its last four digits

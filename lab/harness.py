@@ -13,9 +13,9 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.config import Config, NodeConfig, parse_config
+from agent_desk.softphone.credentials import issue_credentials
+from common.config import Config, NodeConfig, parse_config, random_key_weakness, secret_weakness
 from common.privacy import PersonalData
-from common.secrets import sip_password
 from hotline.service import HotlineService
 from telephony.asterisk.instance import AsteriskInstance, instance_dir, reap_orphans
 from telephony.asterisk.runtime import AsteriskRuntime, ensure_runtime
@@ -27,30 +27,79 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "hotline.example.toml"
 
 
+# Ports handed out by this process: never twice (a port closed by one test can still be in
+# use, or about to be, by the next one's server).
+_HANDED_OUT: set[int] = set()
+# Lab servers' ports come from below the kernel's ephemeral range: a port from bind(0) is an
+# ephemeral one, which any client socket (Redis, PostgreSQL, AMI, SIP) may take as its source
+# port between our check and the server's bind. Above the labs' RTP ranges (20000-29199).
+_LAB_PORTS = (30000, 32700)
+
+
+def _ephemeral_low() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii")
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int, kinds: tuple[int, ...]) -> bool:
+    for kind in kinds:
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def _pick_port(kinds: tuple[int, ...]) -> int:
+    low, high = _LAB_PORTS[0], min(_LAB_PORTS[1], _ephemeral_low() - 1)
+    for _ in range(1000):
+        port = random.randrange(low, high)
+        if port not in _HANDED_OUT and _bindable(port, kinds):
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError(f"no free port in {low}-{high}")
+
+
+_RTP_BASES: set[int] = set()
+
+
+def _rtp_base(nodes: int) -> int:
+    """The start of ``nodes`` RTP ranges (100 ports each) that no other lab of this process
+    uses: two labs' Asterisks running at once (the session's and a test's own) must not
+    share media ports."""
+    span = -(-nodes // 2) * 200
+    free = [b for b in range(20000, 29000, 200)
+            if b + span <= 29200 and not any(b <= u < b + span or u <= b < u + 200
+                                            for u in _RTP_BASES)]
+    base = random.choice(free) if free else random.randrange(20000, 29000, 200)
+    _RTP_BASES.update(range(base, base + span, 200))
+    return base
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now on 127.0.0.1, outside the ephemeral range, and not handed out before
+    by this process."""
+    return _pick_port((kind,))
 
 
 def free_sip_port() -> int:
     """A port free for both UDP (SIP) and TCP."""
-    while True:
-        port = free_port(socket.SOCK_DGRAM)
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
+    return _pick_port((socket.SOCK_DGRAM, socket.SOCK_STREAM))
 
 
 def ensure_secrets() -> None:
-    """Secrets for a lab run: the environment's if set, otherwise fresh random ones."""
-    for name in ("HOTLINE_AMI_SECRET", "HOTLINE_SIP_SECRET", "HOTLINE_DATA_KEY",
-                 "HOTLINE_SESSION_SECRET"):
-        if len(os.environ.get(name, "")) < 12:
-            os.environ[name] = secrets.token_urlsafe(24)
+    """Secrets for a lab run: the environment's if strong enough for the service, otherwise
+    fresh random ones (32 random bytes each, as the service requires of its keys)."""
+    for name in ("HOTLINE_AMI_SECRET", "HOTLINE_SIP_SECRET"):
+        if secret_weakness(os.environ.get(name, "")):
+            os.environ[name] = secrets.token_urlsafe(32)
+    for name in ("HOTLINE_DATA_KEY", "HOTLINE_SESSION_SECRET"):
+        if random_key_weakness(os.environ.get(name, "")):
+            os.environ[name] = secrets.token_urlsafe(32)
 
 
 def lab_config(workdir: Path, **kwargs: Any) -> Config:
@@ -83,11 +132,11 @@ def lab_config_toml(workdir: Path, *, base: Path = EXAMPLE_CONFIG,
             raw[section] = value
     # Every node (the example's, or several given in overrides: one per city for surge tests)
     # on free ports of this machine; all started from the same cached runtime.
-    rtp = random.randrange(20000, 29000, 200)
+    rtp = _rtp_base(len(raw["nodes"]))
     raw["nodes"] = [dict(n) for n in raw["nodes"]]
     for i, n in enumerate(raw["nodes"]):
-        n.update(sip_host="127.0.0.1", sip_port=free_sip_port(), ami_port=free_port(),
-                 rtp_start=rtp + i * 100, rtp_end=rtp + i * 100 + 98)
+        n.update(sip_host="127.0.0.1", sip_port=free_sip_port(), sip_tls_port=free_port(),
+                 ami_port=free_port(), rtp_start=rtp + i * 100, rtp_end=rtp + i * 100 + 98)
     return to_toml(raw)
 
 
@@ -197,9 +246,9 @@ class Lab:
 
     async def agent(self, agent_id: str, **kwargs: Any) -> Phone:
         sip = await self.start_sip()
-        node = self.cfg.city(self.cfg.agent(agent_id).city).node
-        return await sip.agent(agent_id, sip_password(self.cfg.sip_secret, agent_id),
-                               server=self.sip_server(node), **kwargs)
+        # The phone gets the agent's own credentials, issued as for an agent's machine.
+        creds = issue_credentials(self.cfg, agent_id)
+        return await sip.agent(agent_id, creds.password, server=creds.server, **kwargs)
 
     async def caller(self, number: str, **kwargs: Any) -> Phone:
         sip = await self.start_sip()

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent_desk.callbacks.numbers import callback_number
 from agent_desk.callbacks.schemas import CALLBACKS, QUERY, TASK, CallbackOutcomeBody
 from agent_desk.web.auth import Session
 from agent_desk.web.deps import ConsoleDeps
@@ -15,6 +16,8 @@ from agent_desk.web.routes import ALL, Route, actor, agent_of
 from common.errors import DomainError
 
 log = logging.getLogger(__name__)
+
+CALLBACK_CONTEXT = "hotline-callback"  # asterisk-conf/extensions.conf.j2
 
 ROUTES = [
     Route("GET", "/api/callbacks", "callbacks", ALL, "Missed-call callback tasks",
@@ -40,7 +43,7 @@ class CallbacksHttp:
     async def h_callbacks(self, request: web.Request, sess: Session, body: None
                           ) -> web.StreamResponse:
         return web.json_response({"callbacks": await self.deps.cases.callbacks(
-            status=request.query.get("status") or None,
+            await self.deps.scope(sess), status=request.query.get("status") or None,
             city=request.query.get("city") or None)})
 
     async def h_callback_call(self, request: web.Request, sess: Session, body: None
@@ -50,17 +53,31 @@ class CallbacksHttp:
         task_id = _task_id(request)
         if d.current_call(agent) is not None:
             raise DomainError("on_call", "finish the current call first")
-        task, number = await d.cases.begin_callback(task_id, agent, actor(sess, request))
-        ring = d.web.callback_ring_s
+        scope = await d.scope(sess)
+        task, number = await d.cases.begin_callback(task_id, agent, scope,
+                                                    actor(sess, request))
         try:
+            dialable = callback_number(number, d.cfg.callbacks.allowed_patterns,
+                                       refused=[e.number for e in d.cfg.emergency_lines])
+        except DomainError as refused:
+            # Asterisk never hears of it; the attempt is on the task, which stays open.
+            await d.cases.finish_callback(task_id, "number_not_allowed", by=agent, scope=scope)
+            raise refused from None
+        ring = d.web.callback_ring_s
+        before, _, after = d.web.callback_dial.partition("{number}")
+        try:
+            # [hotline-callback] dials once the agent answers, the number filtered again.
             await d.ami_of(d.presence.node_of(agent)).originate(
-                channel=f"PJSIP/{agent}", application="Dial",
-                data=f"{d.web.callback_dial.format(number=number)},{ring}",
+                channel=f"PJSIP/{agent}", context=CALLBACK_CONTEXT, exten="s",
                 caller_id=f"12345 <{d.cfg.transfers.hotline_number}>", timeout_s=ring,
-                variables={"HOTLINE_CALLBACK": str(task_id)})
+                variables={"HOTLINE_CALLBACK": str(task_id),
+                           "HOTLINE_CALLBACK_NUMBER": dialable,
+                           "HOTLINE_CALLBACK_DIAL_BEFORE": before,
+                           "HOTLINE_CALLBACK_DIAL_AFTER": after,
+                           "HOTLINE_CALLBACK_RING": str(ring)})
         except Exception as exc:
             # Nothing half-done: the attempt is recorded as failed, the task stays open.
-            await d.cases.finish_callback(task_id, "failed_to_dial", by=agent,
+            await d.cases.finish_callback(task_id, "failed_to_dial", by=agent, scope=scope,
                                           note=str(exc)[:200])
             raise DomainError("unavailable", f"Asterisk could not place the call: {exc}"
                               ) from None
@@ -74,7 +91,8 @@ class CallbacksHttp:
                                  body: CallbackOutcomeBody) -> web.StreamResponse:
         d = self.deps
         task = await d.cases.finish_callback(_task_id(request), body.outcome, by=sess.user,
-                                             note=body.note, actor=actor(sess, request))
+                                             scope=await d.scope(sess), note=body.note,
+                                             actor=actor(sess, request))
         fact: dict[str, Any] = {"by": sess.user, "outcome": body.outcome}
         if body.note:  # the agent's words: encrypted on the timeline too
             fact["note_enc"] = d.personal.encrypt(body.note)

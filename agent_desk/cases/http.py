@@ -1,5 +1,8 @@
 """Cases: search, detail, the case form, closing, transcript and recordings, the export and
-the audit log (thin handlers over agent_desk/cases/store.py and agent_desk/audit.py)."""
+the audit log (thin handlers over agent_desk/cases/store.py and agent_desk/audit.py).
+
+Every case route works within the asker's need-to-know (``ConsoleDeps.scope``,
+agent_desk/access.py): a case outside it answers 404, like one that does not exist."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from agent_desk.cases.schemas import (
     EXPORT,
     EXPORT_OK,
     FORM,
+    FORM_VERSIONS,
     RECORDING_OK,
     TRANSCRIPT,
     FormBody,
@@ -29,7 +33,15 @@ from agent_desk.cases.schemas import (
 from agent_desk.cases.store import EXPORT_COLUMNS
 from agent_desk.web.auth import Session
 from agent_desk.web.deps import ConsoleDeps
-from agent_desk.web.routes import ALL, AUDITORS, SUPERVISORS, Route, actor, sees_numbers
+from agent_desk.web.routes import (
+    ALL,
+    AUDITORS,
+    SUPERVISORS,
+    Route,
+    actor,
+    sees_numbers,
+    spreadsheet_cell,
+)
 from common import sealed
 from common.errors import DomainError
 from common.privacy import scrub
@@ -49,12 +61,16 @@ ROUTES = [
     Route("GET", "/api/cases/{number}", "case", ALL,
           "A case: timeline, transfers, form, callback, repeat-caller links", answer=CASE),
     Route("PUT", "/api/cases/{number}/form", "case_form", ("agent", "supervisor"),
-          "Save the case form (during or after the call)", FormBody, answer=FORM),
+          "Save the case form (during or after the call; frozen once the case is closed)",
+          FormBody, answer=FORM),
+    Route("GET", "/api/cases/{number}/form/versions", "case_form_versions", SUPERVISORS,
+          "Every saved state of the case form, oldest first (append-only)",
+          answer=FORM_VERSIONS),
     Route("POST", "/api/cases/{number}/close", "case_close", ("agent", "supervisor"),
           "办结: finish the work on the case", answer=CLOSE),
     Route("GET", "/api/cases/{number}/transcript", "case_transcript", ALL,
           "Transcript and recordings of the case", answer=TRANSCRIPT),
-    Route("GET", "/api/recordings/{number}/{name}", "recording", ALL,
+    Route("GET", "/api/recordings/{number}/{name}", "recording", SUPERVISORS,
           "A recording file of the case", ok=RECORDING_OK),
 ]
 
@@ -75,7 +91,7 @@ class CasesHttp:
                       ) -> web.StreamResponse:
         d, q = self.deps, request.query
         caller_hash = d.personal.lookup_hash(q["number"]) if q.get("number") else None
-        out = await d.cases.search(caller_hash=caller_hash, **_filters(q),
+        out = await d.cases.search(await d.scope(sess), caller_hash=caller_hash, **_filters(q),
                                    limit=int(q.get("limit", "50")),
                                    offset=int(q.get("offset", "0")),
                                    clear=sees_numbers(d.web, sess))
@@ -90,8 +106,9 @@ class CasesHttp:
         q = request.query
         fmt = q.get("format") or "csv"
         clear = sees_numbers(self.deps.web, sess)
-        rows, export_id = await self.deps.cases.export(actor(sess, request), clear=clear,
-                                                       fmt=fmt, **_filters(q))
+        rows, export_id = await self.deps.cases.export(
+            actor(sess, request), await self.deps.scope(sess), clear=clear, fmt=fmt,
+            **_filters(q))
         name = f"cases-{export_id}.{fmt}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"',
                    "X-Export-Id": export_id}
@@ -102,9 +119,7 @@ class CasesHttp:
         w = csv.DictWriter(buf, fieldnames=list(EXPORT_COLUMNS), extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            # A cell starting with = + - @ is a formula to a spreadsheet: quote it away.
-            w.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v)
-                        for k, v in r.items()})
+            w.writerow({k: spreadsheet_cell(v) for k, v in r.items()})
         # UTF-8 with a byte order mark: spreadsheets then read the Chinese text right.
         return web.Response(body=("\ufeff" + buf.getvalue()).encode(),
                             content_type="text/csv", charset="utf-8", headers=headers)
@@ -129,11 +144,10 @@ class CasesHttp:
                      ) -> web.StreamResponse:
         d = self.deps
         number = request.match_info["number"]
-        case = await d.cases.case_by(number=number)
-        if case is None:
-            raise DomainError("not_found", f"no case {number}")
-        detail = await d.cases.detail(number, clear=sees_numbers(d.web, sess))
-        detail["earlier"] = await d.cases.earlier(case)
+        scope = await d.scope(sess)
+        case = await d.cases.visible(number, scope)
+        detail = await d.cases.detail(number, clear=sees_numbers(d.web, sess), scope=scope)
+        detail["earlier"] = await d.cases.earlier(case, scope)
         detail["links"] = [{"case": n, "reason": r} for n, r in await d.facts.links(number)]
         await d.audit.record(actor(sess, request), "case.view", number)
         return web.json_response(detail)
@@ -145,14 +159,25 @@ class CasesHttp:
         if not values:
             raise DomainError("invalid", "nothing to save")
         form = await self.deps.cases.save_form(request.match_info["number"], values,
-                                               by=sess.user, version=body.version,
+                                               by=sess.user, scope=await self.deps.scope(sess),
+                                               version=body.version,
                                                actor=actor(sess, request))
         return web.json_response({"ok": True, "form": form})
+
+    async def h_case_form_versions(self, request: web.Request, sess: Session, body: None
+                                   ) -> web.StreamResponse:
+        d = self.deps
+        number = request.match_info["number"]
+        versions = await d.cases.form_versions(number, await d.scope(sess))
+        await d.audit.record(actor(sess, request), "case.view", number,
+                             {"form_versions": len(versions)})
+        return web.json_response({"case": number, "versions": versions})
 
     async def h_case_close(self, request: web.Request, sess: Session, body: None
                            ) -> web.StreamResponse:
         number = request.match_info["number"]
-        case, caller_hash = await self.deps.cases.close(number, actor(sess, request))
+        case, caller_hash = await self.deps.cases.close(number, actor(sess, request),
+                                                        await self.deps.scope(sess))
         # The repeat-caller routing forgets the closed case (in every service).
         await self.deps.repeat_callers.case_closed(caller_hash)
         await self.deps.case_fact(number, "closed", {"by": sess.user}, case=case)
@@ -162,12 +187,13 @@ class CasesHttp:
                                 ) -> web.StreamResponse:
         d = self.deps
         number = request.match_info["number"]
-        if await d.cases.case_by(number=number) is None:
-            raise DomainError("not_found", f"no case {number}")
+        await d.cases.visible(number, await d.scope(sess))
         doc: dict[str, Any] = {"status": "none", "error": None, "segments": [],
                                "recordings": []}
         if d.transcripts is not None:
             doc = await d.transcripts.for_case(number)
+        if sess.role not in SUPERVISORS:
+            doc["recordings"] = []  # recordings are played by supervisors only
         for rec in doc.get("recordings", []):
             rec["url"] = f"/api/recordings/{number}/{rec.get('url_name', '')}"
             rec.pop("path", None)
@@ -185,6 +211,7 @@ class CasesHttp:
         # The transcript helper's recordings dir, or [web] recordings_dir.
         root = (d.transcripts.dir if d.transcripts is not None else None) \
             or d.web.recordings_dir
+        await d.cases.visible(number, await d.scope(sess))
         if d.transcripts is None or root is None:
             raise DomainError("not_found", "no recordings here")
         doc = await d.transcripts.for_case(number)

@@ -53,6 +53,9 @@ AUDIT = obj({"total": I, "entries": {"type": "array", "items": obj({
     "detail": OBJ})}})
 CASE = ref("CaseDetail")
 FORM = ok_and(form=ref("Form"))
+FORM_VERSIONS = obj({"case": S, "versions": {"type": "array", "items": obj({
+    "version": I, "saved_by": S, "saved_at": SN, "fields": {"type": "array", "items": S},
+    "values": OBJ, "purged": B})}})
 CLOSE = ok_and(status={"const": "closed"})
 TRANSCRIPT = obj({"status": S, "error": SN, "segments": {
     "type": "array", "items": obj({"speaker": S, "start": {"type": "number"},

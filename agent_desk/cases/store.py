@@ -1,10 +1,13 @@
 """The console's reads and writes on cases: the case form, search, detail, export, callback
 tasks. Personal fields are encrypted here on the way in and decrypted on the way out
 (common.privacy.PersonalData); every change is written with its audit entry in one
-transaction (agent_desk/audit.py)."""
+transaction (agent_desk/audit.py). Every read and change is limited to the asker's
+``Scope`` (agent_desk/access.py): a case outside it is "not found"."""
 
 from __future__ import annotations
 
+import json
+import secrets
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,8 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from agent_desk.access import Scope
 from agent_desk.audit import Actor, Audit
-from agent_desk.models import CATEGORIES, CallbackTask, CaseForm
+from agent_desk.models import CATEGORIES, CallbackTask, CaseForm, CaseFormVersion
 from cases.models import Case
 from common.errors import DomainError
 from common.privacy import PersonalData
@@ -66,13 +70,14 @@ class ConsoleStore:
                         ).scalar_one_or_none()
         return None
 
-    async def earlier(self, case: Case) -> list[dict[str, Any]]:
-        """The same caller's five latest other cases (the repeat-caller panel)."""
+    async def earlier(self, case: Case, scope: Scope) -> list[dict[str, Any]]:
+        """The same caller's five latest other cases the asker may see (the repeat-caller
+        panel)."""
         if not case.caller_hash:
             return []
         async with self.sessions() as s:
             rows = (await s.execute(select(Case).where(
-                Case.caller_hash == case.caller_hash, Case.id != case.id
+                Case.caller_hash == case.caller_hash, Case.id != case.id, scope.condition()
             ).order_by(Case.id.desc()).limit(5))).scalars().all()
         return [{"case": c.number, "created_at": c.created_at.isoformat(),
                  "status": "closed" if c.closed_at else "open", "outcome": c.outcome}
@@ -80,22 +85,39 @@ class ConsoleStore:
 
     # -- the case form ----------------------------------------------------------------------
 
-    async def _case(self, s: AsyncSession, number: str) -> Case:
-        case = (await s.execute(select(Case).where(Case.number == number))).scalar_one_or_none()
+    async def _case(self, s: AsyncSession, number: str, scope: Scope, *,
+                    for_update: bool = False) -> Case:
+        """The case if the asker may see it; "not found" either way otherwise (case numbers
+        are sequential: a refusal must not tell that one exists)."""
+        q = select(Case).where(Case.number == number, scope.condition())
+        if for_update:
+            q = q.with_for_update()
+        case = (await s.execute(q)).scalar_one_or_none()
         if case is None:
             raise NotFound(f"no case {number}")
         return case
 
-    async def save_form(self, number: str, values: dict[str, str], *, by: str,
+    async def visible(self, number: str, scope: Scope) -> Case:
+        """The case, if the asker may see it (else NotFound)."""
+        async with self.sessions() as s:
+            return await self._case(s, number, scope)
+
+    async def save_form(self, number: str, values: dict[str, str], *, by: str, scope: Scope,
                         version: int | None = None, actor: Actor | None = None
                         ) -> dict[str, Any]:
         """Save (part of) the form. ``version``: the version the agent edited; a newer one in
-        the database means someone else saved in between (Conflict). The audit entry
-        (which fields, not their values) commits with the change."""
+        the database means someone else saved in between (Conflict). A closed case's form is
+        frozen (Conflict "closed"). Each save appends the whole form, encrypted, to
+        case_form_versions (the earlier text stays). The audit entry (which fields, not their
+        values) commits with the change."""
         if "category" in values and values["category"] not in CATEGORIES:
             raise ValueError(f"category must be one of {', '.join(CATEGORIES)}")
         async with self.sessions() as s, s.begin():
-            case = await self._case(s, number)
+            # Locked: a close and a save of the same case do not interleave.
+            case = await self._case(s, number, scope, for_update=True)
+            if case.closed_at is not None:
+                raise Conflict("closed", f"case {number} is closed: its form can no longer "
+                                         f"be changed")
             form = (await s.execute(select(CaseForm).where(CaseForm.case_id == case.id))
                     ).scalar_one_or_none()
             if form is None:
@@ -104,6 +126,12 @@ class ConsoleStore:
             if version is not None and version != form.version:
                 raise Conflict("stale", f"the case was saved by {form.updated_by} in the "
                                         f"meantime (version {form.version}); reload it")
+            if form.version and (await s.execute(select(CaseFormVersion.id).where(
+                    CaseFormVersion.case_id == case.id,
+                    CaseFormVersion.version == form.version))).first() is None:
+                # A form saved before versions were kept (0008_access): its state first.
+                s.add(self._version(case.id, form, [], form.updated_by or "",
+                                    form.updated_at))
             for k, v in values.items():
                 if k in PERSONAL_FORM_FIELDS:
                     setattr(form, f"{k}_enc", self.personal.encrypt(v))
@@ -112,11 +140,38 @@ class ConsoleStore:
             form.updated_by = by
             form.version = (form.version or 0) + 1
             form.updated_at = datetime.now(UTC)
+            s.add(self._version(case.id, form, sorted(values), by, form.updated_at))
             if actor is not None:
                 Audit.add(s, actor, "case.form", number,
                           {"fields": sorted(values), "version": form.version})
             await s.flush()
             return self._form(form)
+
+    def _version(self, case_id: int, form: CaseForm, fields: list[str], by: str,
+                 at: datetime | None) -> CaseFormVersion:
+        """The form as it is now, as an appended, encrypted version."""
+        state = {k: v for k, v in self._form(form).items()
+                 if k in ("category", *PERSONAL_FORM_FIELDS, "department")}
+        return CaseFormVersion(
+            case_id=case_id, version=form.version, fields=fields, saved_by=by,
+            saved_at=at or datetime.now(UTC),
+            values_enc=self.personal.encrypt(json.dumps(state, ensure_ascii=False)))
+
+    async def form_versions(self, number: str, scope: Scope) -> list[dict[str, Any]]:
+        """Every saved state of the case's form, oldest first (blank once purged)."""
+        async with self.sessions() as s:
+            case = await self._case(s, number, scope)
+            rows = (await s.execute(select(CaseFormVersion).where(
+                CaseFormVersion.case_id == case.id).order_by(CaseFormVersion.version))
+                    ).scalars().all()
+        out = []
+        for v in rows:
+            text = self.personal.decrypt_text(v.values_enc)
+            values: dict[str, Any] = json.loads(text) if text else {}
+            out.append({"version": v.version, "saved_by": v.saved_by,
+                        "saved_at": iso(v.saved_at), "fields": list(v.fields or []),
+                        "values": values, "purged": v.values_enc is None})
+        return out
 
     def _form(self, form: CaseForm | None) -> dict[str, Any]:
         if form is None:
@@ -128,11 +183,12 @@ class ConsoleStore:
                 "department": form.department, "version": form.version,
                 "updated_by": form.updated_by, "updated_at": iso(form.updated_at)}
 
-    async def close(self, number: str, actor: Actor) -> tuple[Case, str | None]:
+    async def close(self, number: str, actor: Actor, scope: Scope
+                    ) -> tuple[Case, str | None]:
         """办结, with its audit entry in the same transaction. Returns the case and the
         caller's look-up hash (the repeat-caller look-up forgets it)."""
         async with self.sessions() as s, s.begin():
-            case = await self._case(s, number)
+            case = await self._case(s, number, scope, for_update=True)
             if case.closed_at is not None:
                 raise Conflict("closed", f"case {number} is already closed")
             case.closed_at = datetime.now(UTC)
@@ -161,10 +217,12 @@ class ConsoleStore:
             "subject": self.personal.decrypt_text(form.subject_enc) if form else "",
         }
 
-    def _query(self, *, caller_hash: str | None = None, day_from: date | None = None,
-               day_to: date | None = None, city: str | None = None,
-               category: str | None = None, status: str | None = None) -> Any:
-        q = select(Case, CaseForm).outerjoin(CaseForm, CaseForm.case_id == Case.id)
+    def _query(self, scope: Scope, *, caller_hash: str | None = None,
+               day_from: date | None = None, day_to: date | None = None,
+               city: str | None = None, category: str | None = None,
+               status: str | None = None) -> Any:
+        q = select(Case, CaseForm).outerjoin(CaseForm, CaseForm.case_id == Case.id).where(
+            scope.condition())
         if caller_hash:
             q = q.where(Case.caller_hash == caller_hash)
         if day_from:
@@ -182,12 +240,12 @@ class ConsoleStore:
             q = q.where(Case.closed_at.is_not(None))
         return q
 
-    async def search(self, *, caller_hash: str | None = None, day_from: date | None = None,
-                     day_to: date | None = None, city: str | None = None,
-                     category: str | None = None, status: str | None = None,
-                     limit: int = 50, offset: int = 0, clear: bool = False
-                     ) -> dict[str, Any]:
-        q = self._query(caller_hash=caller_hash, day_from=day_from, day_to=day_to, city=city,
+    async def search(self, scope: Scope, *, caller_hash: str | None = None,
+                     day_from: date | None = None, day_to: date | None = None,
+                     city: str | None = None, category: str | None = None,
+                     status: str | None = None, limit: int = 50, offset: int = 0,
+                     clear: bool = False) -> dict[str, Any]:
+        q = self._query(scope, caller_hash=caller_hash, day_from=day_from, day_to=day_to, city=city,
                         category=category, status=status)
         async with self.sessions() as s:
             total = (await s.execute(select(func.count()).select_from(q.subquery()))
@@ -197,14 +255,12 @@ class ConsoleStore:
         return {"total": int(total),
                 "cases": [self.summary(c, f, clear=clear) for c, f in rows]}
 
-    async def export(self, actor: Actor, *, clear: bool, fmt: str, **filters: Any
-                     ) -> tuple[list[dict[str, Any]], str]:
+    async def export(self, actor: Actor, scope: Scope, *, clear: bool, fmt: str,
+                     **filters: Any) -> tuple[list[dict[str, Any]], str]:
         """Cases for an export (at most EXPORT_LIMIT), the caller masked unless ``clear``.
         Each exported case gets an audit entry (one export id), written before the data
         leaves."""
-        import secrets
-
-        q = self._query(**filters)
+        q = self._query(scope, **filters)
         async with self.sessions() as s:
             total = (await s.execute(select(func.count()).select_from(q.subquery()))
                      ).scalar_one()
@@ -238,9 +294,10 @@ class ConsoleStore:
             d["note"] = self.personal.decrypt_text(d.pop("note_enc"))
         return d
 
-    async def detail(self, number: str, *, clear: bool) -> dict[str, Any]:
+    async def detail(self, number: str, *, clear: bool, scope: Scope) -> dict[str, Any]:
         async with self.sessions() as s:
-            case = (await s.execute(select(Case).where(Case.number == number).options(
+            case = (await s.execute(select(Case).where(
+                    Case.number == number, scope.condition()).options(
                 selectinload(Case.events), selectinload(Case.legs)))).scalar_one_or_none()
             if case is None:
                 raise NotFound(f"no case {number}")
@@ -297,9 +354,10 @@ class ConsoleStore:
         except IntegrityError:
             return {}
 
-    async def callbacks(self, *, status: str | None = None, city: str | None = None,
-                        limit: int = 100) -> list[dict[str, Any]]:
-        q = select(CallbackTask, Case).join(Case, Case.id == CallbackTask.case_id)
+    async def callbacks(self, scope: Scope, *, status: str | None = None,
+                        city: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        q = select(CallbackTask, Case).join(Case, Case.id == CallbackTask.case_id).where(
+            scope.task_condition())
         if status:
             q = q.where(CallbackTask.status == status)
         if city:
@@ -308,14 +366,20 @@ class ConsoleStore:
             rows = (await s.execute(q.order_by(CallbackTask.id.desc()).limit(limit))).all()
         return [self._task(t, c) for t, c in rows]
 
-    async def begin_callback(self, task_id: int, agent_id: str, actor: Actor | None = None
-                             ) -> tuple[dict[str, Any], str]:
+    async def _task_row(self, s: AsyncSession, task_id: int, scope: Scope) -> CallbackTask:
+        task = (await s.execute(select(CallbackTask).where(
+            CallbackTask.id == task_id, scope.task_condition()).with_for_update())
+                ).scalar_one_or_none()
+        if task is None:
+            raise NotFound(f"no callback task {task_id}")
+        return task
+
+    async def begin_callback(self, task_id: int, agent_id: str, scope: Scope,
+                             actor: Actor | None = None) -> tuple[dict[str, Any], str]:
         """Count an attempt (bounded) and return the task and the number to dial (decrypted
         for the dial only: the agent's page never gets it). Audited with the attempt."""
         async with self.sessions() as s, s.begin():
-            task = await s.get(CallbackTask, task_id, with_for_update=True)
-            if task is None:
-                raise NotFound(f"no callback task {task_id}")
+            task = await self._task_row(s, task_id, scope)
             case = await s.get(Case, task.case_id)
             assert case is not None
             if task.status == "calling":
@@ -338,14 +402,12 @@ class ConsoleStore:
             await s.flush()
             return self._task(task, case), number
 
-    async def finish_callback(self, task_id: int, outcome: str, *, by: str,
+    async def finish_callback(self, task_id: int, outcome: str, *, by: str, scope: Scope,
                               note: str = "", actor: Actor | None = None) -> dict[str, Any]:
         """Record an attempt's outcome: reached closes the task; otherwise it stays pending
         until the attempts are used up."""
         async with self.sessions() as s, s.begin():
-            task = await s.get(CallbackTask, task_id)
-            if task is None:
-                raise NotFound(f"no callback task {task_id}")
+            task = await self._task_row(s, task_id, scope)
             case = await s.get(Case, task.case_id)
             if task.status in ("done", "failed", "cancelled"):
                 raise Conflict("finished", f"this callback is already {task.status}")

@@ -17,6 +17,7 @@ from agent_desk.web.deps import ConsoleDeps
 from agent_desk.web.routes import Route, actor, agent_of, as_float, sees_numbers
 from cases.models import Case
 from common.errors import DomainError
+from common.livekeys import LiveKeys
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,16 @@ class ConsoleHttp:
                            "answered_at": as_float(hot.get("talking_at")),
                            "ringing_at": as_float(hot.get("ringing_at")),
                            "legs": [leg.snapshot() for leg in d.callcontrol.legs(call_id)]}
-            number = hot.get("case") or d.facts.cached_number(call_id)
-            case = await d.cases.case_by(number=number, call_id=call_id)
+            case = await d.current_case(agent)
             if case is not None:
-                out["case"] = await self._screen_pop(case, sess)
-                await self._audit_pop(request, sess, case.number)
+                try:
+                    out["case"] = await self._screen_pop(case, sess)
+                except DomainError as exc:
+                    if exc.code != "not_found":
+                        raise
+                    # The call moved on between the two looks: no pop this time.
+                else:
+                    await self._audit_pop(request, sess, case.number)
         return web.json_response(out)
 
     async def _audit_pop(self, request: web.Request, sess: Session, number: str) -> None:
@@ -90,8 +96,12 @@ class ConsoleHttp:
 
     async def _screen_pop(self, case: Case, sess: Session) -> dict[str, Any]:
         d = self.deps
-        detail = await d.cases.detail(case.number, clear=sees_numbers(d.web, sess))
-        detail["earlier"] = await d.cases.earlier(case)
+        # The same need-to-know as the case routes: the current call's case and its caller's
+        # earlier cases are in the agent's scope; nothing else reaches the pop.
+        scope = await d.scope(sess)
+        detail = await d.cases.detail(case.number, clear=sees_numbers(d.web, sess),
+                                      scope=scope)
+        detail["earlier"] = await d.cases.earlier(case, scope)
         detail["links"] = [{"case": n, "reason": r} for n, r in await d.facts.links(case.number)]
         detail.pop("timeline", None)
         return detail
@@ -127,8 +137,8 @@ class ConsoleHttp:
 
     async def _softphone(self, agent: str, op: str) -> dict[str, Any]:
         rid = f"{agent}-{time.time_ns()}"
-        n = await self.deps.redis.publish(f"{self.deps.cfg.redis.prefix}:softphone:{agent}",
-                                          json.dumps({"op": op, "id": rid}))
+        channel = LiveKeys(self.deps.cfg.redis.prefix).softphone(agent)
+        n = await self.deps.redis.publish(channel, json.dumps({"op": op, "id": rid}))
         if not n:
             raise DomainError("no_softphone", "the agent's softphone is not connected to the "
                                               "console (hotline softphone --answer console)")

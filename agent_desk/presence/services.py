@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from common.config import Config
 from common.errors import DomainError
+from common.livekeys import LiveKeys
 from common.queues import interface
 from common.replies import text_map
 from telephony.ami import AmiClient, AmiError
@@ -38,7 +39,7 @@ class AgentPresence:
         self.cfg = cfg
         self.redis = redis
         self.key = f"{prefix}:signed_in"
-        self.events = f"{prefix}:events"
+        self.events = LiveKeys(prefix).events
         self.ami_of = ami_of
         self.apply_of = apply_of
         self._state: dict[str, bool] = {}

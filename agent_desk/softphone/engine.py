@@ -4,7 +4,8 @@ pjsua2 allows one library instance per process and is not thread-safe, so one ``
 owns it on a dedicated thread (``threadCnt = 0``, ``mainThreadOnly``) and every pjsua2 call runs
 there; asyncio code talks to it through ``await stack.run(fn)``. pjsua2's Call objects stay on
 that thread and are dropped before the library is destroyed (one freed later aborts the
-process), and WAV recorders are destroyed explicitly (or their header stays empty).
+process), and WAV recorders are destroyed explicitly, their files watched until complete, before
+the library (or their header stays empty).
 
 The PyPI wheel is built with PJSUA_MAX_CALLS = 4: one engine holds at most four calls. That is
 why each party (an agent's softphone, a caller) runs its own engine in its own process.
@@ -27,10 +28,15 @@ from typing import Any, TypeVar
 
 import pjsua2 as pj
 
+from agent_desk.softphone.wavfile import wav_complete
 from common.privacy import mask_number
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+
+# How long the conference bridge may take to destroy a recorder let go of (normally one clock
+# tick, ~10 ms; more on a loaded machine).
+RECORDING_FINISH_S = 10.0
 
 
 @dataclass
@@ -77,6 +83,11 @@ class SipCall:
         self.answered = self.stack.event()
         self.disconnected = self.stack.event()
         self.media_active = self.stack.event()
+        # Set once this call's recorder is destroyed (its WAV header written) or, without a
+        # recorder, once none can start any more; only then may anyone read ``record_file``.
+        self.recorded = self.stack.event()
+        self.recording_complete: bool | None = None
+        self._recording_done = False
 
     # -- callbacks (stack thread) -------------------------------------------------------
 
@@ -108,8 +119,9 @@ class SipCall:
                 self._media_up = True
                 if self.play_file is not None:
                     self._start_player(aud)
-                if self.record_file is not None:
+                if self.record_file is not None and not self._recording_done:
                     self._recorder = pj.AudioMediaRecorder()
+                    self.stack.recording_started.append(self)
                     self._recorder.createRecorder(str(self.record_file))
                     aud.startTransmit(self._recorder)
             self.stack.signal(self.media_active)
@@ -121,9 +133,35 @@ class SipCall:
         self._player.startTransmit(aud)
 
     def _release_media(self) -> None:
-        # Destroying the recorder writes the WAV header; do it now, not at garbage collection.
-        self._recorder = None
         self._player = None
+        self._finish_recording()
+
+    def _finish_recording(self) -> None:
+        """Let go of the recorder and have the stack watch its file until complete.
+
+        pjmedia writes the WAV header's sizes only when the recorder's port is destroyed, and
+        since pjsip 2.14 that happens asynchronously: dropping the recorder queues its removal
+        from the conference bridge, whose clock destroys it on a later tick. So the file is
+        complete some milliseconds after this, and must be before the library is destroyed
+        (or it never is). Readers wait for ``recorded``."""
+        if self._recording_done:
+            return
+        self._recording_done = True
+        had_recorder = self._recorder is not None
+        self._recorder = None  # the only reference: its port goes from the bridge next
+        if had_recorder and self.record_file is not None:
+            self.stack.watch_recording(self)
+        else:
+            self._recorded(None)
+
+    def _recorded(self, complete: bool | None) -> None:
+        """The recording is over (``complete``: whether its file is; None: none was made)."""
+        self.recording_complete = complete
+        if complete is not None and self.record_file is not None:
+            self.stack.recordings.append((self.record_file, complete))
+        self.stack.notify("recorded", self, complete=complete,
+                          record_file=str(self.record_file) if complete is not None else None)
+        self.stack.signal(self.recorded)
 
     # -- actions (stack thread) ---------------------------------------------------------
 
@@ -146,7 +184,8 @@ class SipCall:
         self.pj = None
 
     def stop_recording(self) -> None:
-        self._recorder = None
+        """Finish this call's recording while the call goes on (``recorded`` tells when)."""
+        self._finish_recording()
 
 
 class SipParty:
@@ -302,6 +341,12 @@ class SipStack:
         self._stopping = threading.Event()
         self._ready: Future[int] = Future()
         self.local_port = 0
+        # Every recording this stack finished, and whether its file is complete (stack thread
+        # appends; read after the thread has ended).
+        self.recordings: list[tuple[Path, bool]] = []
+        self.recording_started: list[SipCall] = []
+        # Recordings let go of but not complete yet, each with its deadline (stack thread).
+        self._unfinished: list[tuple[float, SipCall]] = []
         # Called on the asyncio loop with (kind, call or party, details) for every change:
         # "registered", "incoming", "state", "media". The worker process relays these.
         self.observer: Callable[[str, Any, dict[str, Any]], None] | None = None
@@ -315,12 +360,23 @@ class SipStack:
         self.local_port = await asyncio.wrap_future(self._ready)
         return self
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 30.0) -> list[tuple[Path, bool]]:
+        """Hang up, destroy every recorder and then the library, and wait for the thread to
+        end; returns every recording finished, and whether its file is complete. Raises if the
+        thread is still running after ``timeout`` (its recordings are then not to be
+        trusted)."""
         if self._thread is None:
-            return
+            return list(self.recordings)
         self._stopping.set()
-        await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 15)
+        thread = self._thread
+        await asyncio.get_running_loop().run_in_executor(None, thread.join, timeout)
+        if thread.is_alive():
+            raise RuntimeError(f"the pjsua2 thread did not stop within {timeout:.0f} s")
         self._thread = None
+        # A recording started but never finished (the thread failed on the way) is incomplete.
+        unfinished = [(c.record_file, False) for c in self.recording_started
+                      if c.recording_complete is None and c.record_file is not None]
+        return list(self.recordings) + unfinished
 
     def _main(self) -> None:
         ep = pj.Endpoint()
@@ -353,6 +409,7 @@ class SipStack:
                 ep.libHandleEvents(5)
                 self._run_commands()
                 self._run_timers()
+                self._check_recordings()
         finally:
             self._shutdown(ep)
 
@@ -386,17 +443,44 @@ class SipStack:
             ep.hangupAllCalls()
         deadline = _now() + 2
         while _now() < deadline and any(
-            c.is_active() for p in self._parties for c in p.calls
+            _active(c) for p in self._parties for c in p.calls
         ):
             ep.libHandleEvents(10)
         for party in self._parties:
             for c in party.calls:
-                c.detach()
+                try:
+                    c.detach()
+                except Exception:  # one call's failure must not leave the others' files
+                    log.exception("dropping a call failed")
+        # Every recorder destroyed (its file complete) before the library: one still queued in
+        # the conference bridge when the library goes keeps its empty header for ever.
+        while self._unfinished:
+            ep.libHandleEvents(5)
+            self._check_recordings()
         for acc in self._accounts:
             with contextlib.suppress(Exception):
                 acc.shutdown()
         self._accounts.clear()
         ep.libDestroy()
+
+    def watch_recording(self, call: SipCall) -> None:
+        self._unfinished.append((_now() + RECORDING_FINISH_S, call))
+
+    def _check_recordings(self) -> None:
+        if not self._unfinished:
+            return
+        waiting: list[tuple[float, SipCall]] = []
+        for deadline, call in self._unfinished:
+            assert call.record_file is not None
+            if wav_complete(call.record_file):
+                call._recorded(True)
+            elif _now() >= deadline:
+                log.error("recording not finished in time", extra={"file": str(
+                    call.record_file)})
+                call._recorded(False)
+            else:
+                waiting.append((deadline, call))
+        self._unfinished = waiting
 
     # -- thread plumbing ------------------------------------------------------------------
 
@@ -494,6 +578,13 @@ class SipStack:
                 self._accounts.remove(party.account)
 
         await self.run(do)
+
+
+def _active(call: SipCall) -> bool:
+    try:
+        return call.is_active()
+    except pj.Error:
+        return False
 
 
 def _now() -> float:

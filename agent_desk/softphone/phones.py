@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_desk.softphone.credentials import AgentCredentials
+from common.livekeys import LiveKeys
 from common.privacy import mask_number
+from common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,26 @@ class PhoneCall:
         self.media_updates = 0
         # When media first flowed (wall clock): the party's recording starts then.
         self.media_at: float | None = None
+        # Set when the party's process has destroyed this call's recorder (the WAV is then
+        # complete: ``recording_complete``) or knows none will start.
+        self.recorded = asyncio.Event()
+        self.recording_complete: bool | None = None
+
+    @property
+    def finished_recording(self) -> Path:
+        """The recording, once finished and complete; raises before that (never read a file
+        its writer still holds)."""
+        if not self.recorded.is_set():
+            raise PhoneError(f"{self!r}: its recording is not finished yet (close the phone, "
+                             "hang up, or stop_recording first)")
+        if self.record_file is None or not self.recording_complete:
+            raise PhoneError(f"{self!r}: no complete recording ({self.record_file})")
+        return self.record_file
+
+    async def recording(self, timeout: float = 15.0) -> Path:
+        """Wait until the recording is finished, and return it (see ``finished_recording``)."""
+        await asyncio.wait_for(self.recorded.wait(), timeout)
+        return self.finished_recording
 
     def __repr__(self) -> str:
         return f"<PhoneCall {self.phone.name}#{self.id} {self.record.state}>"
@@ -74,6 +97,8 @@ class Phone:
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._seq = itertools.count(1)
         self._reader: asyncio.Task[None] | None = None
+        self._closing: asyncio.Future[None] | None = None
+        self._killed = False
         self.port = 0
 
     async def _request(self, op: str, timeout: float = 15.0, **args: Any) -> Any:
@@ -116,6 +141,9 @@ class Phone:
                     fut.set_exception(PhoneError(f"{self.name}: softphone process exited"))
             for call in self.calls.values():
                 call.disconnected.set()
+                # No recorder will be finished any more: readers fail now, not at a timeout
+                # (recording_complete stays None unless the process said otherwise).
+                call.recorded.set()
 
     def _on_message(self, msg: dict[str, Any]) -> None:
         if "re" in msg:
@@ -146,6 +174,12 @@ class Phone:
                 call.answered.set()
             elif r.state == "DISCONNCTD" or r.state.startswith("DISCONN"):
                 call.disconnected.set()
+        elif ev == "recorded":
+            call = self._call(msg["call"])
+            if msg.get("record_file"):
+                call.record_file = Path(msg["record_file"])
+            call.recording_complete = msg.get("complete")
+            call.recorded.set()
         elif ev == "media":
             call = self._call(msg["call"])
             call.media_updates += 1
@@ -181,30 +215,51 @@ class Phone:
     async def play(self, call: PhoneCall, path: Path | None) -> None:
         await self._request("play", call=call.id, path=str(path) if path else None)
 
-    async def stop_recording(self, call: PhoneCall) -> None:
-        """Close the WAV of what this party heard (its header is written now)."""
-        await self._request("stop_recording", call=call.id)
+    async def stop_recording(self, call: PhoneCall) -> Path | None:
+        """Close the WAV of what this party heard; returns once its process has destroyed the
+        recorder and checked the file (None: nothing was recorded)."""
+        res = await self._request("stop_recording", call=call.id)
+        await asyncio.wait_for(call.recorded.wait(), 5)  # the event precedes the answer
+        return Path(res["record_file"]) if res and res.get("record_file") else None
 
     async def unregister(self) -> None:
         await self._request("unregister")
 
-    async def close(self, timeout: float = 10.0) -> None:
-        """Hang up, unregister and end the process (recordings are finalised first)."""
-        if self.proc.returncode is None and self.proc.stdin is not None:
-            with contextlib.suppress(Exception):
-                self.proc.stdin.write(b'{"op": "quit"}\n')
-                await self.proc.stdin.drain()
+    async def close(self, timeout: float = 45.0) -> None:
+        """Hang up, unregister and end the process. Returns only when the process has
+        acknowledged that every recorder is destroyed and every recording complete, and has
+        exited; raises ``PhoneError`` if it could not (its recordings are then not to be read).
+        Closing twice, or from several tasks, waits for the same close."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close(timeout))
+        await asyncio.shield(self._closing)
+
+    async def _close(self, timeout: float) -> None:
+        failure: BaseException | str | None = None
+        alive = self.proc.returncode is None and not self.closed.is_set()
+        if alive and not self._killed:
             try:
-                await asyncio.wait_for(self.proc.wait(), timeout)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+                await self._request("quit", timeout=timeout)
+            except (PhoneError, TimeoutError, OSError) as exc:
+                failure = exc
+        elif not self._killed:
+            # Ended before being asked to: it crashed, and nothing finished its recordings.
+            failure = f"the process had exited by itself (code {await self.proc.wait()})"
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout if failure is None else 1.0)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 await self._reader
+        if failure is not None:
+            raise PhoneError(f"{self.name}: did not close cleanly, its recordings may be "
+                             f"incomplete: {failure}")
 
     def kill(self) -> None:
         """The softphone dies as a crash would (no BYE, no unregister)."""
+        self._killed = True
         if self.proc.returncode is None:
             self.proc.kill()
 
@@ -282,34 +337,36 @@ class SipPhones:
             self.phones.remove(phone)
 
     async def stop(self) -> None:
-        await asyncio.gather(*(p.close() for p in self.phones), return_exceptions=True)
+        results = await asyncio.gather(*(p.close() for p in self.phones),
+                                       return_exceptions=True)
+        for phone, result in zip(self.phones, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("softphone did not close cleanly",
+                            extra={"phone": phone.name, "error": str(result)})
         self.phones.clear()
 
 
-async def run_softphone(cfg: Any, agent_id: str, *, answer: str = "auto",
+async def run_softphone(cfg: Any, creds: AgentCredentials, *, answer: str = "auto",
                         play: Path | None = None, record_dir: Path | None = None) -> int:
-    """``hotline softphone --agent 1001``: register and take calls until interrupted."""
+    """``hotline softphone --agent 1001 --credentials FILE``: register with the agent's own
+    credentials (never the master SIP secret) and take calls until interrupted."""
     import signal
 
-    from redis.asyncio import Redis
-
     from agent_desk.softphone.engine import SipStack
-    from common.secrets import sip_password
+    from common.redisconn import open_redis
 
+    agent_id = creds.agent
     agent = cfg.agent(agent_id)
-    node = cfg.node(cfg.city(agent.city).node)
-    host = "127.0.0.1" if node.sip_host in ("0.0.0.0", "") else node.sip_host
     stack = await SipStack().start()
-    party = await stack.agent(agent_id, sip_password(cfg.sip_secret, agent_id),
-                              server=f"{host}:{node.sip_port}", play=play,
+    party = await stack.agent(agent_id, creds.password, server=creds.server, play=play,
                               record_dir=record_dir, auto_answer=answer == "auto")
     how = {"auto": "auto-answering", "manual": "press Enter to answer",
            "console": "answering when the web console says so"}[answer]
-    print(f"softphone {agent_id} ({agent.name}) registered at {host}:{node.sip_port}; "
+    print(f"softphone {agent_id} ({agent.name}) registered at {creds.server}; "
           f"{how}; Ctrl-C to quit", flush=True)
     control: SoftphoneControl | None = None
     if answer == "console":
-        redis = Redis.from_url(cfg.redis_url, decode_responses=True)
+        redis = await open_redis(cfg)
         control = await SoftphoneControl(party, redis, cfg.redis.prefix, agent_id).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -352,8 +409,9 @@ class SoftphoneControl:
         self.party = party
         self.redis = redis
         self.agent_id = agent_id
-        self.commands = f"{prefix}:softphone:{agent_id}"
-        self.events = f"{prefix}:events"
+        keys = LiveKeys(prefix)
+        self.commands = keys.softphone(agent_id)
+        self.events = keys.events
         self.current: Any = None
         self.handled = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -367,10 +425,7 @@ class SoftphoneControl:
         return self
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=3)
+        await cancel_and_wait(self._tasks, what="softphone control")
 
     async def report(self, event: str, **extra: Any) -> None:
         await self.redis.publish(self.events, json.dumps({

@@ -6,6 +6,7 @@ Started by ``agent_desk.softphone.phones.SipPhones``; not meant to be run by han
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import itertools
 import json
 import os
@@ -96,6 +97,10 @@ class Worker:
             await party.play(call, _p(msg.get("path")))
         elif op == "stop_recording":
             await stack.run(call.stop_recording)
+            await asyncio.wait_for(call.recorded.wait(), 30)
+            if call.recording_complete is False:
+                raise RuntimeError(f"recording {call.record_file} is incomplete")
+            return {"record_file": str(call.record_file) if call.recording_complete else None}
         else:
             raise ValueError(f"unknown op {op!r}")
         return None
@@ -106,6 +111,8 @@ def _p(v: str | None) -> Path | None:
 
 
 async def main() -> None:
+    # A crash inside pjsua2 (SIGSEGV, SIGABRT) leaves its Python stack in the party's log.
+    faulthandler.enable()
     port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
     worker = Worker(port)
     await worker.stack.start()
@@ -114,12 +121,14 @@ async def main() -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     worker.send({"ev": "ready", "port": worker.stack.local_port})
+    quit_id: Any = None
     while True:
         line = await reader.readline()
         if not line:
-            break
+            break  # the parent has gone: stop all the same, so the recordings are complete
         msg = json.loads(line)
         if msg.get("op") == "quit":
+            quit_id = msg.get("id")
             break
         try:
             result = await worker.op(msg)
@@ -127,8 +136,24 @@ async def main() -> None:
         except Exception as exc:  # reported to the parent, which raises it there
             worker.send({"re": msg.get("id"), "ok": False,
                          "error": f"{type(exc).__name__}: {exc}"})
-    await worker.stack.stop()
-    worker.send({"ev": "bye"})
+    await shut_down(worker, quit_id)
+
+
+async def shut_down(worker: Worker, quit_id: Any) -> None:
+    """Stop the library (every recorder is destroyed before it), then acknowledge: the parent
+    reads the recordings only after this answer and the process's exit."""
+    try:
+        recordings = await worker.stack.stop()
+    except Exception as exc:
+        worker.send({"re": quit_id, "ok": False, "error": f"{type(exc).__name__}: {exc}"})
+        return
+    incomplete = [str(path) for path, complete in recordings if not complete]
+    if incomplete:
+        worker.send({"re": quit_id, "ok": False,
+                     "error": f"recordings left incomplete: {', '.join(incomplete)}"})
+        return
+    worker.send({"re": quit_id, "ok": True,
+                 "result": {"recordings": [str(path) for path, _ in recordings]}})
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import { $, api, currentUser, loadMe, openSocket, say, startPage } from "./app.j
 import { fmtSecs, t, tEnum } from "./i18n.js";
 
 const CALLBACK_OUTCOMES = ["reached", "no_answer", "busy", "wrong_number", "cancelled"];
-const TRANSFER_ACTIONS = ["consult", "three_way", "leave", "cancel", "emergency"];
+const TRANSFER_ACTIONS = ["consult", "three_way", "blind", "leave", "cancel", "emergency"];
 let STATE = null, FORM_VERSION = null, CASE = null, TIMER_FROM = null, SINCE = null, CLOCK_SKEW = 0;
 let CALLBACKS = [], DESTINATIONS = [], CAPTIONS = [], NEXT_CAPTION = 0, FORM_MSG = null;
 

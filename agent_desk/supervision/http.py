@@ -15,7 +15,7 @@ from agent_desk.supervision.schemas import (
 )
 from agent_desk.web.auth import Session
 from agent_desk.web.deps import ConsoleDeps
-from agent_desk.web.routes import SUPERVISORS, Route
+from agent_desk.web.routes import SUPERVISORS, Route, actor
 from common.errors import DomainError
 
 ROUTES = [
@@ -58,11 +58,15 @@ class SupervisionHttp:
                             ) -> web.StreamResponse:
         agent = self._known_agent(request)
         await self.deps.presence.pause(agent, body.paused, reason=body.reason, by=sess.user)
+        await self.deps.audit.record(actor(sess, request), "agent.pause", None, {
+            "agent": agent, "paused": body.paused, "reason": body.reason})
         return web.json_response({"ok": True, "agent": agent, "paused": body.paused})
 
     async def h_agent_skills(self, request: web.Request, sess: Session, body: SkillsBody
                              ) -> web.StreamResponse:
         agent = self._known_agent(request)
         change = await self.deps.skills.change(agent, body.skills, by=sess.user)
+        await self.deps.audit.record(actor(sess, request), "agent.skills", None, {
+            "agent": agent, "before": change.before, "after": change.after})
         return web.json_response({"ok": True, "agent": agent, "before": change.before,
                                   "after": change.after, "applied": change.applied})

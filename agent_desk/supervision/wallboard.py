@@ -19,7 +19,7 @@ import json
 import logging
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as dtime
@@ -32,7 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cases.models import Case
 from common.config import Config
+from common.livekeys import LiveKeys
 from common.queues import all_queues, split_queue
+from common.replies import text_map
+from common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +78,7 @@ class Client:
     transport's write buffer; other messages go through a bounded queue and a writer task."""
 
     def __init__(self, send: Send, *, role: str, agent: str | None, max_queue: int = 20000,
-                 on_overflow: Callable[[], Awaitable[None]] | None = None,
+                 on_overflow: Callable[[], Coroutine[Any, Any, None]] | None = None,
                  transport: asyncio.Transport | None = None, max_buffer: int = 8 << 20):
         self.send = send
         self.role = role
@@ -127,6 +130,7 @@ class Wallboard:
         self.cfg = cfg
         self.redis = redis
         self.prefix = prefix
+        self.keys = LiveKeys(prefix)
         self.sessions = sessions
         self.sl_s = service_level_s
         self.tz = ZoneInfo(cfg.service.timezone)
@@ -140,11 +144,6 @@ class Wallboard:
         self.messages = 0
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
-        # Called with the call id of each caller who hung up while queued (callback tasks).
-        self.on_abandoned: Callable[[str], Awaitable[None]] | None = None
-        # Called with (call id, agent) when an answered call ends (timed wrap-up).
-        self.on_call_ended: Callable[[str, str], Awaitable[None]] | None = None
-        self._side: set[asyncio.Task[None]] = set()
         self._pending: list[str] = []
         self._flush_scheduled = False
 
@@ -158,13 +157,13 @@ class Wallboard:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task], timeout=3)
+            await cancel_and_wait([self._task], what="wallboard")
+            self._task = None
         for c in list(self.clients):
             self.remove(c)
 
     async def _listen(self) -> None:
-        channels = (f"{self.prefix}:events", f"{self.prefix}:captions")
+        channels = (self.keys.events, self.keys.captions)
         while True:
             pubsub = self.redis.pubsub()
             try:
@@ -180,7 +179,7 @@ class Wallboard:
                         continue
                     if not isinstance(doc, dict):
                         continue
-                    if msg["channel"].endswith(":captions"):
+                    if msg["channel"] == self.keys.captions:
                         self._caption(doc)
                     else:
                         await self.handle(doc)
@@ -201,7 +200,7 @@ class Wallboard:
         queues = set(self.queues)
         pipe = self.redis.pipeline(transaction=False)
         for q in sorted(queues):
-            pipe.zrange(f"{self.prefix}:queue:{q}:waiting", 0, -1, withscores=True)
+            pipe.zrange(self.keys.waiting(q), 0, -1, withscores=True)
         results = await pipe.execute()
         for q, rows in zip(sorted(queues), results, strict=True):
             self.queues[q].waiting = {cid: float(score) for cid, score in rows}
@@ -209,8 +208,8 @@ class Wallboard:
             await self._load_agent(a.id)
 
     async def _load_agent(self, agent_id: str) -> None:
-        h = await self.redis.hgetall(f"{self.prefix}:agent:{agent_id}")
-        queues = await self.redis.hgetall(f"{self.prefix}:agent:{agent_id}:queues")
+        h = text_map(await self.redis.hgetall(self.keys.agent(agent_id)))
+        queues = text_map(await self.redis.hgetall(self.keys.agent_queues(agent_id)))
         self.agents[agent_id] = self._agent_view(agent_id, h, queues)
 
     def _agent_view(self, agent_id: str, h: dict[str, str], queues: dict[str, str]
@@ -241,8 +240,9 @@ class Wallboard:
                 Case.created_at >= start, Case.queue.is_not(None),
                 Case.outcome.in_(("answered", "abandoned"))))).all()
         for call_id, queue, outcome, wait in rows:
-            st = self.queues.get(queue)
-            if st is None or call_id in self._counted:
+            st = self.queues.get(queue) if queue else None
+            # The query asks for calls with a queue and an outcome: both are there.
+            if st is None or call_id is None or outcome is None or call_id in self._counted:
                 continue
             self._counted.add(call_id)
             self._count(st, outcome, wait)
@@ -375,7 +375,7 @@ class Wallboard:
                 self._count(st, "answered", wait)
                 changed.add(q)
         elif fact in ("abandoned", "ended", "orphaned"):
-            q = call.get("queue")
+            q = str(call.get("queue") or "")
             st = self.queues.get(q) if q else None
             if st is not None:
                 if st.waiting.pop(call_id, None) is not None:
@@ -385,19 +385,9 @@ class Wallboard:
                     self._count(st, "abandoned", None)
                     changed.add(q)
             if fact != "abandoned":
-                ended = self.calls.pop(call_id, None) or {}
-                if ended.get("answered") and ended.get("agent") and \
-                        self.on_call_ended is not None:
-                    self._side_task(self.on_call_ended(call_id, str(ended["agent"])))
-            elif self.on_abandoned is not None:
-                self._side_task(self.on_abandoned(call_id))
+                self.calls.pop(call_id, None)
         if len(self._counted) > 200_000:
             self._counted.clear()
-
-    def _side_task(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._side.add(task)
-        task.add_done_callback(self._side.discard)
 
     # -- fan-out ----------------------------------------------------------------------------
 

@@ -9,10 +9,21 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_desk.users.schemas import LOGOUT, ME, TOO_MANY, USERS_ADD, LoginBody, UserBody
+from agent_desk.audit import Actor
+from agent_desk.models import PROVINCE
+from agent_desk.users.schemas import (
+    LOGOUT,
+    ME,
+    TOO_MANY,
+    USER_STATE,
+    USERS_ADD,
+    LoginBody,
+    UserBody,
+    UserStateBody,
+)
 from agent_desk.web.auth import COOKIE, Session, TooManyAttempts
 from agent_desk.web.deps import ConsoleDeps
-from agent_desk.web.routes import EVERYONE, Route
+from agent_desk.web.routes import EVERYONE, OK, Route, actor
 from common.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -23,8 +34,14 @@ ROUTES = [
     Route("POST", "/api/logout", "logout", EVERYONE, "Sign out", answer=LOGOUT),
     Route("GET", "/api/me", "me", EVERYONE, "The signed-in user and the CSRF token",
           answer=ME),
-    Route("POST", "/api/users", "users_add", ("admin",), "Create or reset a user", UserBody,
+    Route("POST", "/api/users", "users_add", ("admin",),
+          "Create a user, or reset its password, role and agent (its sessions end)", UserBody,
           answer=USERS_ADD),
+    Route("POST", "/api/users/{user}/state", "user_state", ("admin",),
+          "Disable a user (its sessions and sockets end at once) or enable it again",
+          UserStateBody, answer=USER_STATE),
+    Route("DELETE", "/api/users/{user}", "user_delete", ("admin",),
+          "Delete a user (its sessions and sockets end at once)", answer=OK),
 ]
 
 
@@ -36,16 +53,20 @@ class UsersHttp:
                       ) -> web.StreamResponse:
         d = self.deps
         address = request.remote or "?"
-        wait = await d.limiter.blocked(body.username, address)
+        # The attempt is taken before the password is checked: concurrent guesses count.
+        wait = await d.limiter.reserve(body.username, address)
         if wait:
             raise TooManyAttempts(wait)
         user = await d.users.authenticate(body.username, body.password)
         if user is None:
-            await d.limiter.failed(body.username, address)
             log.info("console sign-in failed", extra={"address": address})
+            await d.audit.record(Actor(body.username, "none", address),
+                                 "session.signin_failed")
             raise DomainError("bad_credentials", "wrong username or password")
         await d.limiter.succeeded(body.username, address)
         cookie, new = d.sessions.issue(user)
+        await d.gate.started(new, user)
+        await d.audit.record(Actor(user.username, user.role, address), "session.signin")
         resp = web.json_response(self._me(new, user.display_name))
         resp.set_cookie(COOKIE, cookie, max_age=d.web.session_ttl_s, httponly=True,
                         samesite="Strict", secure=d.web.secure_cookies, path="/")
@@ -67,6 +88,7 @@ class UsersHttp:
     async def h_logout(self, request: web.Request, sess: Session, body: None
                        ) -> web.StreamResponse:
         await self.deps.gate.revoke(sess)
+        await self.deps.audit.record(actor(sess, request), "session.signout")
         resp = web.json_response({"ok": True})
         resp.del_cookie(COOKIE, path="/")
         return resp
@@ -80,12 +102,40 @@ class UsersHttp:
                 not body.agent_id or body.agent_id not in {a.id for a in self.deps.cfg.agents}):
             raise DomainError("invalid", "agent_id: an agent of the configuration is "
                                          "required for role agent")
+        if body.city is not None and body.city != PROVINCE and body.city not in {
+                c.id for c in self.deps.cfg.cities}:
+            raise DomainError("invalid", "city: a city of the configuration or "
+                                         f"{PROVINCE!r}")
         try:
             user = await self.deps.users.add(body.username, body.password, body.role,
                                              agent_id=body.agent_id,
-                                             display_name=body.display_name)
+                                             display_name=body.display_name, city=body.city,
+                                             actor=actor(sess, request))
         except ValueError as exc:
             raise DomainError("invalid", str(exc)) from None
         log.info("console user saved", extra={"user": body.username, "role": body.role,
                                               "by": sess.user})
         return web.json_response({"ok": True, "user": user.username, "role": user.role})
+
+    def _username(self, request: web.Request, sess: Session) -> str:
+        name = request.match_info["user"]
+        if len(name) > 64:
+            raise DomainError("not_found", "no such user")
+        if name == sess.user:
+            raise DomainError("forbidden", "admins may not disable or delete themselves")
+        return name
+
+    async def h_user_state(self, request: web.Request, sess: Session, body: UserStateBody
+                           ) -> web.StreamResponse:
+        state = await self.deps.users.set_disabled(self._username(request, sess),
+                                                   body.disabled, actor=actor(sess, request))
+        log.info("console user state", extra={"user": state.user, "disabled": state.disabled,
+                                              "by": sess.user})
+        return web.json_response({"ok": True, "user": state.user, "disabled": state.disabled})
+
+    async def h_user_delete(self, request: web.Request, sess: Session, body: None
+                            ) -> web.StreamResponse:
+        name = self._username(request, sess)
+        await self.deps.users.delete(name, actor=actor(sess, request))
+        log.info("console user deleted", extra={"user": name, "by": sess.user})
+        return web.json_response({"ok": True})

@@ -22,6 +22,12 @@ class UserBody(Body):
     role: Literal["agent", "supervisor", "admin", "auditor"]
     agent_id: Annotated[StrictStr, Field(pattern=r"^[0-9]{3,8}$")] | None = None
     display_name: Annotated[StrictStr, Field(max_length=64)] = ""
+    # A city of the configuration, or "province" (every city); omitted: unchanged.
+    city: Annotated[StrictStr, Field(min_length=1, max_length=32)] | None = None
+
+
+class UserStateBody(Body):
+    disabled: bool
 
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -32,6 +38,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 ME = ref("Me")
 LOGOUT = OK
 USERS_ADD = ok_and(user=S, role={"enum": list(ROLES)})
+USER_STATE = ok_and(user=S, disabled=B)
 # A locked-out sign-in.
 TOO_MANY = {"description": "too many failed sign-ins",
             "content": {"application/json": {"schema": ref("Error")}},

@@ -9,12 +9,16 @@ description at ``/api/openapi.json``. See docs/console.md.
 Errors are JSON ``{"error": <code>, "message": <words>}`` with a 4xx status (middleware.py):
 400 bad JSON, 401 not signed in / session expired, 403 wrong role or missing CSRF token, 404
 unknown id, 409 an action that does not fit the call or agent now, 413 body too large, 422
-invalid fields, 429 too many logins. A request that fails validation changes nothing.
+invalid fields, 429 too many logins or too many requests without a session (limits.py), 503
+too many requests at once. A request that fails validation changes nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import json
+import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,16 +28,18 @@ from typing import Any
 from aiohttp import web
 
 from agent_desk import metrics
-from agent_desk.web import middleware, openapi
+from agent_desk.web import limits, middleware, openapi
 from agent_desk.web.auth import COOKIE, Session
 from agent_desk.web.deps import ConsoleDeps
 from agent_desk.web.routes import SCHEMAS, Body, Handler, Route, query_problems, read_body
+from common.config import WebSection
 from common.errors import DomainError
+from common.tasks import cancel_and_wait
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent.parent / "static"
 RawHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PAGES = ("login", "console", "wallboard", "cases")
-
 
 
 @dataclass(frozen=True)
@@ -85,15 +91,38 @@ def guarded(route: Route, handler: Handler, deps: ConsoleDeps
     return wrapped
 
 
+async def _signed_in(deps: ConsoleDeps, request: web.Request) -> Session | None:
+    try:
+        return await deps.gate.session_of(request.cookies.get(COOKIE))
+    except DomainError:
+        return None
+
+
 def _page(deps: ConsoleDeps, name: str
           ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def page(request: web.Request) -> web.StreamResponse:
-        if name != "login" and deps.sessions.read(request.cookies.get(COOKIE))[0] is None:
+        if name != "login" and await _signed_in(deps, request) is None:
             raise web.HTTPFound("/login")
         resp = web.FileResponse(STATIC / f"{name}.html")
-        resp.headers.update(middleware.PAGE_HEADERS)
+        resp.headers.update(middleware.page_headers(request.host))
         return resp
     return page
+
+
+def cookie_warning(settings: WebSection) -> str | None:
+    """Why the session cookie is at risk, if it is: sent without ``Secure`` from an address
+    other than the loopback (anyone on the network path can read it over plain HTTP)."""
+    if settings.secure_cookies:
+        return None
+    try:
+        loopback = ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:
+        loopback = settings.host == "localhost"
+    if loopback:
+        return None
+    return (f"[web] host = {settings.host!r} is not the loopback and secure_cookies is off: "
+            "session cookies travel in clear; serve the console through an HTTPS proxy and "
+            "set secure_cookies = true")
 
 
 def build_app(deps: ConsoleDeps, features: Sequence[Feature],
@@ -101,8 +130,13 @@ def build_app(deps: ConsoleDeps, features: Sequence[Feature],
               ) -> tuple[web.Application, ConsoleDeps]:
     """The app for these features (the composition root chooses them, hotline/desk.py);
     ``sockets``: WebSocket endpoints by path (the wallboard feed)."""
-    app = web.Application(middlewares=[middleware.errors(lambda: deps.web.max_body_bytes)],
-                          client_max_size=deps.web.max_body_bytes)
+    # The client first (through trusted proxies), then the limits: a request they refuse
+    # costs the shared loop no more than its parsing.
+    app = web.Application(middlewares=[
+        middleware.client_address(lambda: deps.web.trusted_proxies),
+        limits.limits(lambda: deps.web, deps.sessions),
+        middleware.errors(lambda: deps.web.max_body_bytes)],
+        client_max_size=deps.web.max_body_bytes)
     for feature in features:
         served = feature.serve(deps)
         for r in feature.routes:
@@ -126,7 +160,7 @@ def build_app(deps: ConsoleDeps, features: Sequence[Feature],
                             charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
 
     async def h_index(request: web.Request) -> web.StreamResponse:
-        sess, _ = deps.sessions.read(request.cookies.get(COOKIE))
+        sess = await _signed_in(deps, request)
         if sess is None:
             raise web.HTTPFound("/login")
         raise web.HTTPFound({"agent": "/console", "auditor": "/api/audit"}.get(
@@ -141,10 +175,16 @@ def build_app(deps: ConsoleDeps, features: Sequence[Feature],
         app.router.add_get(f"/{page}", _page(deps, page))
     app.router.add_static("/static", STATIC, show_index=False)
 
+    sealer: list[asyncio.Task[None]] = []
+
     async def start(_app: web.Application) -> None:
+        if (warning := cookie_warning(deps.web)) is not None:
+            log.warning(warning)
         await deps.board.start()
+        sealer.append(asyncio.create_task(deps.audit.sealer()))
 
     async def stop(_app: web.Application) -> None:
+        await cancel_and_wait(sealer, what="audit sealer")
         await deps.board.stop()
 
     app.on_startup.append(start)

@@ -13,8 +13,10 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
+from agent_desk.access import CurrentCall, Scope
 from agent_desk.audit import Actor, Audit
-from agent_desk.web.auth import LoginLimiter, SessionGate, Sessions, Users
+from agent_desk.models import PROVINCE
+from agent_desk.web.auth import LoginLimiter, Session, SessionGate, Sessions, Users
 from cases.models import Case
 from common.config import Config, WebSection
 from common.facts import CallFact
@@ -29,24 +31,28 @@ class CaseDesk(Protocol):
 
     async def case_by(self, *, number: str | None, call_id: str | None = None
                       ) -> Case | None: ...
-    async def earlier(self, case: Case) -> list[dict[str, Any]]: ...
-    async def save_form(self, number: str, values: dict[str, str], *, by: str,
+    # Every read and change below is limited to the asker's Scope (agent_desk/access.py).
+    async def visible(self, number: str, scope: Scope) -> Case: ...
+    async def earlier(self, case: Case, scope: Scope) -> list[dict[str, Any]]: ...
+    async def save_form(self, number: str, values: dict[str, str], *, by: str, scope: Scope,
                         version: int | None = None, actor: Actor | None = None
                         ) -> dict[str, Any]: ...
-    async def close(self, number: str, actor: Actor) -> tuple[Case, str | None]: ...
-    async def search(self, *, caller_hash: str | None = None, day_from: date | None = None,
-                     day_to: date | None = None, city: str | None = None,
-                     category: str | None = None, status: str | None = None,
-                     limit: int = 50, offset: int = 0, clear: bool = False
-                     ) -> dict[str, Any]: ...
-    async def export(self, actor: Actor, *, clear: bool, fmt: str, **filters: Any
-                     ) -> tuple[list[dict[str, Any]], str]: ...
-    async def detail(self, number: str, *, clear: bool) -> dict[str, Any]: ...
-    async def callbacks(self, *, status: str | None = None, city: str | None = None,
-                        limit: int = 100) -> list[dict[str, Any]]: ...
-    async def begin_callback(self, task_id: int, agent_id: str, actor: Actor | None = None
-                             ) -> tuple[dict[str, Any], str]: ...
-    async def finish_callback(self, task_id: int, outcome: str, *, by: str,
+    async def form_versions(self, number: str, scope: Scope) -> list[dict[str, Any]]: ...
+    async def close(self, number: str, actor: Actor, scope: Scope
+                    ) -> tuple[Case, str | None]: ...
+    async def search(self, scope: Scope, *, caller_hash: str | None = None,
+                     day_from: date | None = None, day_to: date | None = None,
+                     city: str | None = None, category: str | None = None,
+                     status: str | None = None, limit: int = 50, offset: int = 0,
+                     clear: bool = False) -> dict[str, Any]: ...
+    async def export(self, actor: Actor, scope: Scope, *, clear: bool, fmt: str,
+                     **filters: Any) -> tuple[list[dict[str, Any]], str]: ...
+    async def detail(self, number: str, *, clear: bool, scope: Scope) -> dict[str, Any]: ...
+    async def callbacks(self, scope: Scope, *, status: str | None = None,
+                        city: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+    async def begin_callback(self, task_id: int, agent_id: str, scope: Scope,
+                             actor: Actor | None = None) -> tuple[dict[str, Any], str]: ...
+    async def finish_callback(self, task_id: int, outcome: str, *, by: str, scope: Scope,
                               note: str = "", actor: Actor | None = None
                               ) -> dict[str, Any]: ...
 
@@ -118,7 +124,8 @@ class Skills(Protocol):
 
 
 class Ami(Protocol):
-    async def originate(self, *, channel: str, application: str | None = ...,
+    async def originate(self, *, channel: str, context: str | None = ...,
+                        exten: str | None = ..., application: str | None = ...,
                         data: str | None = ..., caller_id: str | None = ...,
                         timeout_s: float = ..., variables: dict[str, str] | None = ...
                         ) -> Any: ...
@@ -171,6 +178,37 @@ class ConsoleDeps:
         """The agent's latest live call on the wallboard (call id, call)."""
         calls = [(cid, c) for cid, c in self.board.calls.items() if c.get("agent") == agent]
         return calls[-1] if calls else None
+
+    async def current_case(self, agent: str) -> Case | None:
+        """The case of the agent's current call (the screen pop's case), if any."""
+        cur = self.current_call(agent)
+        if cur is None:
+            return None
+        call_id = cur[0]
+        hot = await self.live.call(call_id)
+        number = hot.get("case") or self.facts.cached_number(call_id)
+        return await self.cases.case_by(number=number, call_id=call_id)
+
+    async def scope(self, sess: Session) -> Scope:
+        """What this user may see now (need-to-know, agent_desk/access.py): their city from
+        the users table (not the cookie), and for an agent their current call."""
+        user = await self.users.get(sess.uid)
+        if user is None or user.disabled or user.username != sess.user:
+            return Scope.nobody(sess.user)
+        agent = user.agent_id if user.role == "agent" else None
+        city = user.city
+        if city is None and agent:
+            try:
+                city = self.cfg.agent(agent).city
+            except KeyError:
+                return Scope.nobody(sess.user)
+        current = None
+        if agent:
+            case = await self.current_case(agent)
+            if case is not None:
+                current = CurrentCall(case.id, case.city, case.caller_hash)
+        return Scope(sess.user, user.role, None if city in (None, PROVINCE) else city,
+                     agent=agent, current=current)
 
     async def case_fact(self, number: str, kind: str, data: dict[str, Any], *,
                         case: Case | None = None) -> None:

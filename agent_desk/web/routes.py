@@ -87,6 +87,7 @@ PATH: dict[str, dict[str, Any]] = {
     "name": {"type": "string", "minLength": 1, "maxLength": 255},
     "id": {"type": "string", "minLength": 1, "maxLength": 20},
     "agent": {"type": "string", "minLength": 1, "maxLength": 16},
+    "user": {"type": "string", "minLength": 1, "maxLength": 64},
 }
 
 
@@ -176,6 +177,18 @@ def agent_of(sess: Session) -> str:
 
 def sees_numbers(settings: WebSection, sess: Session) -> bool:
     return sess.role in settings.see_numbers
+
+
+# What a spreadsheet reads as a formula (or a DDE call) at the start of a cell.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(v: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a leading
+    apostrophe (OWASP's CSV injection advice); anything else as it is."""
+    if isinstance(v, str) and v.startswith(FORMULA_START):
+        return "'" + v
+    return v
 
 
 def as_float(v: str | None) -> float | None:

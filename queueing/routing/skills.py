@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from common.config import Config
 from common.errors import DomainError
+from common.livekeys import LiveKeys
 from common.queues import MAX_LEVEL
 from common.replies import text_map
 
@@ -48,6 +49,7 @@ class AgentSkills:
         self.cfg = cfg
         self.redis = redis
         self.key = f"{prefix}:skills"
+        self.events = LiveKeys(prefix).events
         self._live: dict[str, dict[str, int]] = {}
         # node id -> applies one agent's membership on that node (MembershipSync.apply_agent)
         self.appliers: dict[str, Applier] = {}
@@ -98,7 +100,7 @@ class AgentSkills:
         self._live[agent_id] = after
         if self.redis is not None:
             await self.redis.hset(self.key, agent_id, json.dumps(after))
-            await self.redis.publish(f"{self.key.rsplit(':', 1)[0]}:events", json.dumps({
+            await self.redis.publish(self.events, json.dumps({
                 "type": "skills", "at": time.time(), "agent": agent_id, "skills": after,
                 "by": by}))
         applied = await self._apply(agent_id)

@@ -34,16 +34,15 @@ def add_parser(sub: Any, fn: Any) -> None:
 
 
 async def _manager(cfg: Config, *, with_ami: bool) -> tuple[Any, list[Any], Any]:
-    from redis.asyncio import Redis
-
     from cases.db import make_engine, migrate
     from cases.surge_audit import SurgeAudit
+    from common.redisconn import open_redis
     from queueing.surge.manager import SurgeManager
     from telephony.ami import AmiClient
 
     engine = make_engine(cfg.database_url)
     await migrate(engine)
-    redis = Redis.from_url(cfg.redis_url, decode_responses=True)
+    redis = await open_redis(cfg)
     amis: dict[str, AmiClient] = {}
     if with_ami:
         for n in cfg.nodes:

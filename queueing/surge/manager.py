@@ -25,8 +25,10 @@ from redis.asyncio import Redis
 from cases.surge_audit import SurgeAudit
 from common import events as ev
 from common.config import Config, SurgeSection
+from common.livekeys import LiveKeys
 from common.queues import queue_name, split_queue
 from common.replies import text_map, text_or_none
+from common.tasks import cancel_and_wait
 from queueing.surge.model import (
     PRESENT_STATES,
     Candidate,
@@ -78,6 +80,7 @@ class SurgeManager:
         self.s = cfg.surge
         self.redis = redis
         self.prefix = prefix
+        self.live_keys = LiveKeys(prefix)  # agents' and queues' live state (telephony.live)
         self._ami_of = ami_of
         self.audit = audit
         self.skills_of = skills_of or (lambda a: dict(cfg.agent(a).skills))
@@ -121,15 +124,13 @@ class SurgeManager:
 
     # -- run --------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="surge")
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task], what="surge")
             self._task = None
 
     async def _loop(self) -> None:
@@ -296,7 +297,7 @@ class SurgeManager:
             pipe.hset(self.key("surge", "moves"),
                       mapping={a: json.dumps(m) for a, m in moves.items()})
             for a, m in moves.items():
-                pipe.hset(self.key("agent", a), mapping={"borrowed_by": m["to_city"],
+                pipe.hset(self.live_keys.agent(a), mapping={"borrowed_by": m["to_city"],
                                                          "home_city": m["home_city"]})
             await pipe.execute()
             self._moves = dict(moves)
@@ -312,8 +313,8 @@ class SurgeManager:
         """Every configured agent's live state and queues (one round trip)."""
         pipe = self.redis.pipeline(transaction=False)
         for a in self.cfg.agents:
-            pipe.hmget(self.key("agent", a.id), ["state", "reason"])
-            pipe.hkeys(self.key("agent", a.id, "queues"))
+            pipe.hmget(self.live_keys.agent(a.id), ["state", "reason"])
+            pipe.hkeys(self.live_keys.agent_queues(a.id))
         res = await pipe.execute()
         out = {}
         for i, a in enumerate(self.cfg.agents):
@@ -328,8 +329,8 @@ class SurgeManager:
         pipe = self.redis.pipeline(transaction=False)
         for kind in ("arr", "ans", "abn", "aht"):
             pipe.zrangebyscore(self.key("surge", "q", queue, kind), lo, "+inf")
-        pipe.zrange(self.key("queue", queue, "waiting"), 0, 0, withscores=True)
-        pipe.zcard(self.key("queue", queue, "waiting"))
+        pipe.zrange(self.live_keys.waiting(queue), 0, 0, withscores=True)
+        pipe.zcard(self.live_keys.waiting(queue))
         arr, ans, abn, aht, oldest, waiting = await pipe.execute()
         return Observed(
             arrivals=len(arr), answered_waits=[float(x.rsplit("|", 1)[1]) for x in ans],
@@ -577,7 +578,7 @@ class SurgeManager:
             await self.redis.hset(self.key("surge", "moves"), agent, json.dumps(move))
             self._moves[agent] = move
             self._known_moves[agent] = move
-            await self.redis.hset(self.key("agent", agent), mapping={
+            await self.redis.hset(self.live_keys.agent(agent), mapping={
                 "borrowed_by": p["city"], "home_city": x["from_city"]})
             await self.audit.record(move_id=move["move_id"], action="borrow", agent=agent,
                                     from_city=x["from_city"], to_city=p["city"],
@@ -624,7 +625,7 @@ class SurgeManager:
                 await self.redis.hdel(self.key("surge", "moves"), a)
                 self._moves.pop(a, None)
                 self._known_moves.pop(a, None)
-                await self.redis.hdel(self.key("agent", a), "borrowed_by", "home_city")
+                await self.redis.hdel(self.live_keys.agent(a), "borrowed_by", "home_city")
                 await self.audit.record(move_id=move["move_id"], action="return", agent=a,
                                         from_city=move["home_city"], to_city=move["to_city"],
                                         queue=move["queue"], by=by, reason=reason,

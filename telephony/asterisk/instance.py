@@ -33,6 +33,7 @@ from common.config import Config, NodeConfig
 from common.queues import all_queues, fallback_queue
 from common.secrets import sip_password
 from telephony.asterisk import sounds
+from telephony.asterisk.certs import sip_certificate
 from telephony.asterisk.runtime import CONTAINER_VERSION, AsteriskRuntime, AsteriskRuntimeError
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,18 @@ class PeerView:
     port: int
     password: str  # the peer's password to call in here
     outbound_password: str  # this node's password at the peer
+    tls_port: int  # the peer's SIP/TLS listener (used when [sip_tls] internode is on)
+
+
+@dataclass
+class TlsView:
+    """This node's SIP/TLS transport as Asterisk sees it ([sip_tls])."""
+
+    on: bool
+    port: int
+    cert: str = ""
+    key: str = ""
+    ca: str = ""
 
 
 class AsteriskInstance:
@@ -196,8 +209,9 @@ class AsteriskInstance:
             "peers": [PeerView(n.id, f"node-{n.id}", f"node-{self.node.id}",
                                "127.0.0.1" if n.sip_host == "0.0.0.0" else n.sip_host,
                                n.sip_port, sip_password(sip_master, f"node-{n.id}"),
-                               sip_password(sip_master, f"node-{self.node.id}"))
+                               sip_password(sip_master, f"node-{self.node.id}"), n.tls_port)
                       for n in cfg.nodes if n.id != self.node.id],
+            "sip_tls": cfg.sip_tls, "tls": self._sip_tls(cfg),
         }
         if self.node.ami_tls:
             # AMI over TLS: Asterisk (in its root) reads the certificate from its own etc/.
@@ -226,6 +240,23 @@ class AsteriskInstance:
             # A running Asterisk reloads them as its own user (the container renders as it).
             self.hand_over()
         return written
+
+    def _sip_tls(self, cfg: Config) -> TlsView:
+        """Copy the SIP certificate into etc/keys (Asterisk reads it inside its root)."""
+        view = TlsView(cfg.sip_tls_on(self.node.id), self.node.tls_port)
+        if not view.on:
+            return view
+        certificate = sip_certificate(cfg)
+        keys = self.dir / "etc" / "keys"
+        keys.mkdir(parents=True, exist_ok=True)
+        for src, name in ((certificate.cert, "sip-cert.pem"), (certificate.key, "sip-key.pem"),
+                          (certificate.ca, "sip-ca.pem")):
+            fd = os.open(keys / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(src.read_bytes())
+        view.cert, view.key, view.ca = (self.asterisk_path(keys / n) for n in (
+            "sip-cert.pem", "sip-key.pem", "sip-ca.pem"))
+        return view
 
     # -- process ----------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from common import events as ev
 from common.facts import CallFact, SeenSince, agent_of
+from common.livekeys import LiveKeys
 from common.privacy import mask_number
 from common.replies import text, text_map, text_set
 
@@ -44,8 +45,9 @@ CALL_STATE = {
 }
 
 
-# One batch of queue member updates, applied in order. ARGV[1]: the key prefix; ARGV[2]: now;
-# ARGV[3]: the updates, separated by \30, each 7 values separated by \31: agent, node, queue,
+# One batch of queue member updates, applied in order. ARGV[1]: the events channel; ARGV[2..7]:
+# head and tail of the agent, agent queues and node agents keys (common.livekeys); ARGV[8]: now;
+# ARGV[9]: the updates, separated by \30, each 7 values separated by \31: agent, node, queue,
 # state, paused (0|1), reason, penalty ("" when the member was removed). One argument for the
 # batch keeps the client's packing cheap. (Keys are built here: one Redis, not a cluster.)
 MEMBER_SCRIPT = """
@@ -58,18 +60,18 @@ local function split(s, sep)
     i = j + 1
   end
 end
-local prefix, now = ARGV[1], tonumber(ARGV[2])
-local channel = prefix .. ':events'
-local updates = split(ARGV[3], '\\30')
+local channel, now = ARGV[1], tonumber(ARGV[8])
+local updates = split(ARGV[9], '\\30')
 for _, rec in ipairs(updates) do
   local u = split(rec, '\\31')
   local agent, node, queue, state = u[1], u[2], u[3], u[4]
   local paused, reason, penalty = u[5], u[6], u[7]
-  local k = prefix .. ':agent:' .. agent
+  local k = ARGV[2] .. agent .. ARGV[3]
+  local queues = ARGV[4] .. agent .. ARGV[5]
   if penalty == '' then
-    redis.call('HDEL', k .. ':queues', queue)
+    redis.call('HDEL', queues, queue)
   else
-    redis.call('HSET', k .. ':queues', queue, string.format('{"penalty": %s, "paused": %s}',
+    redis.call('HSET', queues, queue, string.format('{"penalty": %s, "paused": %s}',
                penalty, paused == '1' and 'true' or 'false'))
   end
   local msg = {type = 'agent', at = now, agent = agent, node = node, state = state,
@@ -77,13 +79,13 @@ for _, rec in ipairs(updates) do
                removed = penalty == ''}
   if redis.call('HGET', k, 'state') ~= state then
     redis.call('HSET', k, 'agent', agent, 'node', node, 'state', state, 'paused', paused,
-               'reason', reason, 'since', ARGV[2])
+               'reason', reason, 'since', ARGV[8])
     msg.since = now
   else
     redis.call('HSET', k, 'agent', agent, 'node', node, 'state', state, 'paused', paused,
                'reason', reason)
   end
-  redis.call('SADD', prefix .. ':agents:' .. node, agent)
+  redis.call('SADD', ARGV[6] .. node .. ARGV[7], agent)
   redis.call('PUBLISH', channel, cjson.encode(msg))
 end
 return #updates
@@ -91,11 +93,12 @@ return #updates
 _SEPARATORS = str.maketrans({"\x1e": " ", "\x1f": " "})
 
 # A call leaves its queue's waiting set: the queue is the fact's, or the one recorded when the
-# call joined (read in Redis, no round trip).
+# call joined (read in Redis, no round trip). ARGV[1], ARGV[2]: head and tail of the waiting
+# key (common.livekeys); ARGV[3]: the queue or ""; ARGV[4]: the call id.
 LEAVE_SCRIPT = """
-local q = ARGV[2]
+local q = ARGV[3]
 if q == '' then q = redis.call('HGET', KEYS[1], 'waiting_in') end
-if q then redis.call('ZREM', ARGV[1] .. ':queue:' .. q .. ':waiting', ARGV[3]) end
+if q then redis.call('ZREM', ARGV[1] .. q .. ARGV[2], ARGV[4]) end
 return 0
 """
 
@@ -110,6 +113,10 @@ class LiveState:
         self.redis = redis
         self.on_lost_writes = on_lost_writes
         self.prefix = prefix
+        self.keys = LiveKeys(prefix)
+        k = self.keys
+        self._member_args = (k.events, k.agent.head, k.agent.tail, k.agent_queues.head,
+                             k.agent_queues.tail, k.agents.head, k.agents.tail)
         self.ended_ttl_s = ended_ttl_s
         self.batch_max = batch_max
         self.flush_delay_s = flush_delay_s
@@ -121,12 +128,9 @@ class LiveState:
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
 
-    def key(self, *parts: str) -> str:
-        return ":".join((self.prefix, *parts))
-
     @property
     def channel(self) -> str:
-        return self.key("events")
+        return self.keys.events
 
     async def publish(self, kind: str, payload: dict[str, Any]) -> None:
         """Publish now, after everything buffered (subscribers see changes in order)."""
@@ -144,9 +148,9 @@ class LiveState:
     def _member_update(self, *values: str) -> None:
         last = self._pending[-1] if self._pending else None
         if last is None or last[1] is not MEMBER_SCRIPT:
-            last = ["EVAL", MEMBER_SCRIPT, 0, self.prefix, "", []]
+            last = ["EVAL", MEMBER_SCRIPT, 0, *self._member_args, "", []]
             self._pending.append(last)
-        last[5].append("\x1f".join(values))
+        last[-1].append("\x1f".join(values))
         self.published += 1
         self._note_pending()
 
@@ -180,8 +184,8 @@ class LiveState:
                 pipe = self.redis.pipeline(transaction=False)
                 for cmd in batch:
                     if cmd[1] is MEMBER_SCRIPT:
-                        cmd[4] = repr(time.time())
-                        cmd[5] = "\x1e".join(cmd[5])
+                        cmd[-2] = repr(time.time())
+                        cmd[-1] = "\x1e".join(cmd[-1])
                     pipe.execute_command(*cmd)
                 try:
                     results = await pipe.execute(raise_on_error=False)
@@ -207,7 +211,7 @@ class LiveState:
             return  # history, not live
         state = CALL_STATE.get(fact.kind)
         d = fact.data
-        k = self.key("call", fact.call_id)
+        k = self.keys.call(fact.call_id)
         fields: dict[str, Any] = {"call_id": fact.call_id, "node": fact.node}
         if state:
             fields["state"] = state
@@ -227,17 +231,17 @@ class LiveState:
         # Who waits in which queue, by when they joined (longest wait = oldest score). Sets
         # and sorted sets make repeated facts harmless.
         if fact.kind == "queued" and d.get("queue"):
-            self._command("ZADD", self.key("queue", d["queue"], "waiting"), fact.at,
+            self._command("ZADD", self.keys.waiting(d["queue"]), fact.at,
                           fact.call_id)
             self._command("HSET", k, "waiting_in", d["queue"])
         elif fact.kind in ("answered", "abandoned", "ended", "orphaned"):
-            self._command("EVAL", LEAVE_SCRIPT, 1, k, self.prefix, d.get("queue") or "",
-                          fact.call_id)
+            self._command("EVAL", LEAVE_SCRIPT, 1, k, self.keys.waiting.head,
+                          self.keys.waiting.tail, d.get("queue") or "", fact.call_id)
         if state == "ended":
             self._command("EXPIRE", k, self.ended_ttl_s)
-            self._command("SREM", self.key("calls", fact.node), fact.call_id)
+            self._command("SREM", self.keys.calls(fact.node), fact.call_id)
         elif fact.kind == "arrived":
-            self._command("SADD", self.key("calls", fact.node), fact.call_id)
+            self._command("SADD", self.keys.calls(fact.node), fact.call_id)
         self._command("PUBLISH", self.channel, _message("call", {
             "call_id": fact.call_id, "node": fact.node, "fact": fact.kind,
             **{k2: v for k2, v in fields.items() if k2 not in ("call_id", "node")}}))
@@ -273,22 +277,23 @@ class LiveState:
         await self.flush()
         live_calls = ({f"{node}:{c.channel.linkedid}" for c in snap.channels
                        if c.channel.uniqueid == c.channel.linkedid} - seen.ended) | seen.up
-        known = text_set(await self.redis.smembers(self.key("calls", node)))
+        keys = self.keys
+        known = text_set(await self.redis.smembers(keys.calls(node)))
         pipe = self.redis.pipeline(transaction=False)
         for stale in known - live_calls:
-            pipe.hset(self.key("call", stale), "state", "ended")
-            pipe.expire(self.key("call", stale), self.ended_ttl_s)
-            pipe.srem(self.key("calls", node), stale)
-        agents = text_set(await self.redis.smembers(self.key("agents", node)))
+            pipe.hset(keys.call(stale), "state", "ended")
+            pipe.expire(keys.call(stale), self.ended_ttl_s)
+            pipe.srem(keys.calls(node), stale)
+        agents = text_set(await self.redis.smembers(keys.agents(node)))
         for a in agents:
-            pipe.delete(self.key("agent", a, "queues"))
+            pipe.delete(keys.agent_queues(a))
         waiting = seen.waiting(node, snap)
         queues = ({m.queue for m in snap.members} | {e.queue for e in snap.entries}
                   | {q for q, _ in waiting.values()})
         for q in queues:
-            pipe.delete(self.key("queue", q, "waiting"))
+            pipe.delete(keys.waiting(q))
         for cid, (queue, at) in waiting.items():
-            pipe.zadd(self.key("queue", queue, "waiting"), {cid: at})
+            pipe.zadd(keys.waiting(queue), {cid: at})
         await pipe.execute()
         for m in snap.members:
             self._member(node, m)
@@ -297,24 +302,23 @@ class LiveState:
 
     async def agent(self, agent_id: str) -> dict[str, str]:
         await self.flush()
-        return text_map(await self.redis.hgetall(self.key("agent", agent_id)))
+        return text_map(await self.redis.hgetall(self.keys.agent(agent_id)))
 
     async def call(self, call_id: str) -> dict[str, str]:
         await self.flush()
-        return text_map(await self.redis.hgetall(self.key("call", call_id)))
+        return text_map(await self.redis.hgetall(self.keys.call(call_id)))
 
     async def waiting(self, queue: str) -> list[tuple[str, float]]:
         """Callers waiting in ``queue`` with the time they joined, longest first."""
         await self.flush()
-        scored = await self.redis.zrange(self.key("queue", queue, "waiting"), 0, -1,
-                                         withscores=True)
+        scored = await self.redis.zrange(self.keys.waiting(queue), 0, -1, withscores=True)
         # With scores, redis-py answers (member, score) pairs; its type covers every form.
         pairs = cast(list[tuple[bytes | str, float]], scored)
         return [(text(member), float(score)) for member, score in pairs]
 
     async def active_calls(self, node: str) -> set[str]:
         await self.flush()
-        return text_set(await self.redis.smembers(self.key("calls", node)))
+        return text_set(await self.redis.smembers(self.keys.calls(node)))
 
 
 def _message(kind: str, payload: dict[str, Any]) -> str:

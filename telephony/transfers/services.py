@@ -1071,6 +1071,9 @@ class CallControl:
             for key in [k for k, (s, _r) in self._by_uid.items() if s is sess]:
                 del self._by_uid[key]
 
+    async def start(self) -> None:
+        """Nothing runs before the first console action (sessions begin with them)."""
+
     async def stop(self) -> None:
         await cancel_and_wait(list(self._tasks), what="callcontrol")
 

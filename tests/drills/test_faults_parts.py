@@ -21,6 +21,7 @@ from asr.service import _repair_wav
 from cases.store import database_unavailable
 from common import events as ev
 from common.facts import CallFact
+from common.livekeys import LiveKeys
 from tests.support.asr import recorded_call, speech_samples, transcript_status, write_wav
 from tests.support.tracking import tracker_with_facts
 from tests.support.waiting import eventually
@@ -144,7 +145,7 @@ async def test_redis_that_lost_its_data_is_noticed_and_rebuilt(lab, services):
     await service.presence.sign_out("2001", by="test")
     try:
         assert await service.check_redis() == "ok"
-        before = await r.hgetall(f"{prefix}:agent:1001:queues")
+        before = await r.hgetall(LiveKeys(prefix).agent_queues("1001"))
         assert before
         # Redis restarted without persistence, as far as this prefix can tell.
         keys = [k async for k in r.scan_iter(f"{prefix}:*")]
@@ -152,7 +153,7 @@ async def test_redis_that_lost_its_data_is_noticed_and_rebuilt(lab, services):
         assert await service.check_redis() == "rebuilt"
         assert service.redis_losses == 1
         assert await r.hget(f"{prefix}:signed_in", "2001") == "0"
-        await eventually(lambda: _same(r, f"{prefix}:agent:1001:queues", before),
+        await eventually(lambda: _same(r, LiveKeys(prefix).agent_queues("1001"), before),
                          what="agent 1001's queues back from Asterisk")
         assert await service.check_redis() == "ok"
     finally:

@@ -11,7 +11,13 @@ import asyncio
 import pytest
 
 from tests.support.amiwire import EOM
-from tests.support.calls import call_in_progress, hang_up, only_case, proxied_service
+from tests.support.calls import (
+    arrived_names,
+    call_in_progress,
+    hang_up,
+    only_case,
+    proxied_service,
+)
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asterisk
@@ -32,6 +38,7 @@ async def test_garbage_mid_stream_during_a_call_leaves_its_case_complete(
         lab, phones, services, sounds, tmp_path):
     proxy, service = await proxied_service(lab, services)
     ami = service.nodes[lab.node.id].ami
+    names = arrived_names(service, lab.node.id)
     _agent, party, call, incoming = await call_in_progress(lab, sounds, tmp_path, name="张三丰")
     await service.drain()
     connections, malformed = ami.connections, ami.malformed
@@ -54,7 +61,7 @@ async def test_garbage_mid_stream_during_a_call_leaves_its_case_complete(
     case = await only_case(service)
     assert case.outcome == "answered" and case.agent_id == "1001"
     assert case.hangup_by == "caller" and case.call_state == "ended"
-    assert service.personal.decrypt(case.caller_name_enc) == "张三丰"
+    assert names == ["张三丰"]
     kinds = [e.kind for e in case.events]
     assert kinds.count("answered") == 1 and kinds.count("ended") == 1, kinds
     await proxy.stop()

@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
+from agent_desk.access import Scope
 from common.facts import CallFact
 from hotline.desk import start_web
 from lab.harness import Lab, free_port
@@ -65,17 +66,78 @@ async def _seed(service, console) -> dict[str, str]:
                                 url_name=f"fuzz/{f.name}", offset=0.0))
             name = f"fuzz/{f.name}"
         if tail == "abandoned":
-            task = await console.cases.callback_for_call(call_id, 3)
+            await service.drain()  # the callback worker makes the task of the abandon
+            task = next(t for t in await console.cases.callbacks(Scope.everything())
+                        if t["case"] == case.number)
     return {"number": numbers[0], "id": str(task["id"]), "agent": "1001", "name": name}
 
 
-def _spec_with_examples(spec: dict, examples: dict[str, str]) -> dict:
+async def _seed_not_for_the_agent(service) -> list[str]:
+    """Cases the agent (1001, nanjing) must never receive: another agent's in the same city
+    and another city's, the second one with a callback task of its own city."""
+    now = time.time()
+    numbers = []
+    for city, agent in (("nanjing", "1002"), ("suzhou", "2001"), ("suzhou", None)):
+        call_id = f"node1:fuzz-other-{city}-{time.time_ns()}"
+        facts = [("arrived", {"caller": "13912345670", "dialed": "12345"}),
+                 ("routed", {"queue": f"{city}-general", "city": city}),
+                 ("queued", {"queue": f"{city}-general"})]
+        facts += ([("answered", {"agent": agent, "uniqueid": f"o{time.time_ns()}",
+                                 "hold_time": 2})] if agent else
+                  [("abandoned", {"hold_time": 20})])
+        facts.append(("ended", {}))
+        for kind, data in facts:
+            await service.store.apply(CallFact(kind, call_id, "node1", now, data))
+        numbers.append((await service.store.by_call(call_id)).number)
+    await service.drain()  # the callback worker makes the suzhou abandon's task
+    return numbers
+
+
+def _spec_with_examples(spec: dict, examples: dict[str, str],
+                        more: dict[str, list[str]] | None = None) -> dict:
     for ops in spec["paths"].values():
         for op in ops.values():
             for p in op.get("parameters", []):
                 if p["in"] == "path" and p["name"] in examples:
                     p["examples"] = {"seeded": {"value": examples[p["name"]]}}
+                    for i, v in enumerate((more or {}).get(p["name"], [])):
+                        p["examples"][f"other{i}"] = {"value": v}
     return spec
+
+
+def _leaks(har: dict, forbidden: list[str], agent: str, city: str) -> list[str]:
+    """What an agent's answers held that is not theirs to see: a forbidden case number
+    anywhere, or a case (or callback task) of another agent or city."""
+    found = []
+
+    def walk(doc: object, where: str) -> None:
+        if isinstance(doc, dict):
+            if "number" in doc and "agent_id" in doc and doc["agent_id"] not in (None, agent):
+                found.append(f"{where}: case {doc['number']} of agent {doc['agent_id']}")
+            if "city" in doc and ("number" in doc or "case" in doc) \
+                    and doc["city"] not in (None, city):
+                found.append(f"{where}: {doc.get('number') or doc.get('case')} of "
+                             f"{doc['city']}")
+            for v in doc.values():
+                walk(v, where)
+        elif isinstance(doc, list):
+            for v in doc:
+                walk(v, where)
+
+    for entry in har["log"]["entries"]:
+        where = f"{entry['request']['method']} {entry['request']['url']}"
+        if "/api/openapi.json" in where:
+            continue  # the description: schemas, not cases
+        text = entry["response"].get("content", {}).get("text") or ""
+        # (A refusal repeats the number asked for: "no case <number>".)
+        for n in forbidden if 200 <= entry["response"]["status"] < 300 else ():
+            if n in text:
+                found.append(f"{where}: {n} in the answer")
+        try:
+            walk(json.loads(text), where)
+        except ValueError:
+            pass
+    return found
 
 
 async def _consistency(engine) -> list[str]:
@@ -149,6 +211,7 @@ async def test_console_api_fuzzed_from_its_openapi_description(fuzz_lab, tmp_pat
         for role, (name, agent) in USERS.items():
             await users.add(name, CONSOLE_PASSWORD, role, agent_id=agent)
         examples = await _seed(service, console)
+        not_for_the_agent = await _seed_not_for_the_agent(service)
         async with aiohttp.ClientSession() as http:
             spec = await (await http.get(f"{base}/api/openapi.json")).json()
             sessions = {}
@@ -158,7 +221,8 @@ async def test_console_api_fuzzed_from_its_openapi_description(fuzz_lab, tmp_pat
                 assert resp.status == 200, await resp.text()
                 sessions[role] = (resp.cookies["hl_session"].value, (await resp.json())["csrf"])
         spec_file = tmp_path / "openapi.json"
-        spec_file.write_text(json.dumps(_spec_with_examples(spec, examples)), encoding="utf-8")
+        spec_file.write_text(json.dumps(_spec_with_examples(
+            spec, examples, {"number": not_for_the_agent})), encoding="utf-8")
 
         reports = []
         for role, (cookie, csrf) in sessions.items():
@@ -172,7 +236,8 @@ async def test_console_api_fuzzed_from_its_openapi_description(fuzz_lab, tmp_pat
                     "--exclude-operation-id", "logout",  # would end this role's session
                     "--exclude-operation-id", "ws",  # a WebSocket handshake, tested apart
                     "-H", f"Cookie: hl_session={cookie}", "-H", f"X-CSRF-Token: {csrf}",
-                    "--report", "junit", "--report-dir", str(report)]
+                    "--report", "junit,har", "--report-dir", str(report),
+                    "--report-har-path", str(report / "run.har")]
             started = time.monotonic()
             out = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True,
                                           timeout=400, cwd=tmp_path)
@@ -182,6 +247,11 @@ async def test_console_api_fuzzed_from_its_openapi_description(fuzz_lab, tmp_pat
                   + out.stdout[-1500:])
         failed = [(role, out.stdout[-6000:]) for role, out, _ in reports if out.returncode]
         assert not failed, "\n\n".join(f"== as {r} ==\n{o}" for r, o in failed)
+        # Need-to-know: the agent's run got nothing of another agent or city (the requests
+        # asked for those cases by number too).
+        har = json.loads((tmp_path / "st-agent" / "run.har").read_text(encoding="utf-8"))
+        assert len(har["log"]["entries"]) > 100
+        assert _leaks(har, not_for_the_agent, "1001", "nanjing") == []
 
         # Still up and serving, AMI still connected.
         async with aiohttp.ClientSession(cookies={"hl_session": sessions["admin"][0]}) as http:

@@ -44,7 +44,7 @@ async def test_speech_both_sides_gives_transcript_from_both(lab, phones, asr_ser
     service = await asr_service()
     captions: list[dict] = []
     pubsub = redis.pubsub()
-    await pubsub.subscribe(f"{service.cfg.redis.prefix}:captions")
+    await pubsub.subscribe(service.live.keys.captions)
 
     async def listen():
         async for m in pubsub.listen():

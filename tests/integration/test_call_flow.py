@@ -7,7 +7,7 @@ import pytest
 
 from tests.support.artifacts import copy_artifact
 from tests.support.audio import duration, speech_like, tone_level
-from tests.support.calls import CALLER, answered_call
+from tests.support.calls import CALLER, answered_call, arrived_names
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asterisk
@@ -17,16 +17,19 @@ pytestmark = pytest.mark.asterisk
 async def test_caller_reaches_agent_and_case_is_complete(lab, phones, services, sounds, db,
                                                          tmp_path, artifacts):
     service = await services.start(db)
+    names = arrived_names(service, lab.node.id)
     call, incoming = await answered_call(lab, phones, sounds, tmp=tmp_path)
 
     # Each side's recording holds the other side: the agent heard speech, the caller heard
     # the agent's 1300 Hz tone once connected (before that: the prompt and silence).
-    copy_artifact(incoming.record_file, artifacts, f"call-{db}-agent-heard.wav")
-    copy_artifact(call.record_file, artifacts, f"call-{db}-caller-heard.wav")
-    assert incoming.record_file and speech_like(incoming.record_file), "agent heard no speech"
-    assert tone_level(incoming.record_file, 1300) < 0.2, "agent heard its own tone back"
-    end = duration(call.record_file)
-    assert tone_level(call.record_file, 1300, end - 2.5, end - 0.3) > 0.6, (
+    # Read only what each softphone's process reported finished and complete.
+    agent_heard, caller_heard = await incoming.recording(), await call.recording()
+    copy_artifact(agent_heard, artifacts, f"call-{db}-agent-heard.wav")
+    copy_artifact(caller_heard, artifacts, f"call-{db}-caller-heard.wav")
+    assert speech_like(agent_heard), "agent heard no speech"
+    assert tone_level(agent_heard, 1300) < 0.2, "agent heard its own tone back"
+    end = duration(caller_heard)
+    assert tone_level(caller_heard, 1300, end - 2.5, end - 0.3) > 0.6, (
         "caller did not hear the agent")
 
     await service.drain()
@@ -45,8 +48,10 @@ async def test_caller_reaches_agent_and_case_is_complete(lab, phones, services, 
     assert 2.0 <= case.talk_seconds <= 5.0
     assert case.number.startswith(case.created_at.astimezone().strftime("%Y")[:4])
     kinds = [e.kind for e in case.events]
+    # Not "completed" before "ended": under load Asterisk sends the queue's AgentComplete after
+    # the caller's Hangup (the tracker copes: telephony/calls/tracker.py _ended).
     for a, b in [("arrived", "routed"), ("routed", "queued"), ("queued", "ringing"),
-                 ("ringing", "answered"), ("answered", "completed"), ("completed", "ended")]:
+                 ("ringing", "answered"), ("answered", "completed"), ("answered", "ended")]:
         assert kinds.index(a) < kinds.index(b), kinds
     times = {e.kind: e.at for e in case.events}
     assert times["ended"] >= times["answered"] >= times["queued"] >= times["arrived"]
@@ -62,7 +67,7 @@ async def test_caller_reaches_agent_and_case_is_complete(lab, phones, services, 
     assert service.store.caller_number(case) == CALLER
     assert case.caller_hash == service.personal.lookup_hash("+86 138-1234-5678")
     assert all(CALLER not in str(e.detail) for e in case.events)
-    assert service.personal.decrypt(case.caller_name_enc) == "张三"
+    assert names == ["张三"]  # decoded, and stored nowhere (test_privacy_calls.py)
 
     live = await service.live.agent("1001")
     assert live["node"] == lab.node.id

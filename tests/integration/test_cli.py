@@ -50,7 +50,9 @@ async def test_operator_runs_asterisk_and_the_service_from_the_config(tmp_path, 
             stdout=log, stderr=log, cwd=REPO)
         phones = SipPhones()
         try:
-            await asyncio.sleep(2)
+            async def healthy() -> bool:  # serving: the console answers, AMI is connected
+                return (await asyncio.to_thread(hotline, cfg_path, "health")).returncode == 0
+            await eventually(healthy, timeout=30, what="the served service healthy")
             node = cfg.nodes[0]
             agent = await phones.agent("1001", sip_password(cfg.sip_secret, "1001"),
                                        server=f"127.0.0.1:{node.sip_port}",

@@ -28,7 +28,7 @@ async def add_auditor(console) -> None:
 
 def concrete(path: str) -> str:
     return (path.replace("{number}", "20990101000001").replace("{name}", "x.wav")
-            .replace("{id}", "999999").replace("{agent}", "1001"))
+            .replace("{id}", "999999").replace("{agent}", "1001").replace("{user}", "nobody"))
 
 
 def test_passwords_are_scrypt_hashed():
@@ -71,7 +71,8 @@ async def test_every_endpoint_checks_role_session_and_csrf(console):
 
     # A session past its expiry, correctly signed, is refused as expired.
     old, _ = Sessions(console.service.cfg.session_secret, 60).issue(
-        type("U", (), {"id": 1, "username": "sup", "role": "supervisor", "agent_id": None})(),
+        type("U", (), {"id": 1, "username": "sup", "role": "supervisor", "agent_id": None,
+                         "session_version": 0})(),
         now=1_000_000)
     expired = await console.anonymous()
     expired.client.session.cookie_jar.update_cookies({COOKIE: old})
@@ -290,7 +291,7 @@ async def test_transcript_and_recordings_are_served_only_from_the_recordings_dir
             {"side": "caller", "path": str(rec / "mix.wav"), "url_name": "gone.wav",
              "deleted_at": "2026-11-22T00:00:00+00:00"}]}})
     console.console.web = svc.cfg.web.model_copy(update={"recordings_dir": rec})
-    agent = await console.user("agent1001")
+    agent = await console.user("sup")  # recordings are for supervisors (issue 15)
     try:
         status, doc = await agent.get(f"/api/cases/{ref.number}/transcript")
         assert status == 200 and doc["segments"][0]["text"] == "你好"

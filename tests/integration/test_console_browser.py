@@ -111,7 +111,7 @@ async def test_agent_takes_a_call_in_the_console_and_the_wallboard_follows(
                 call_id = (await s.execute(select(Case.call_id).where(
                     Case.number == case_number))).scalar_one()
             for speaker, text in (("caller", "我想咨询社保卡补办"), ("agent", "好的，请讲")):
-                await svc.redis.publish(f"{svc.cfg.redis.prefix}:captions", json.dumps({
+                await svc.redis.publish(svc.live.keys.captions, json.dumps({
                     "call_id": call_id, "case": case_number, "speaker": speaker,
                     "text": text, "final": True, "start": 0.0, "end": 1.0}))
             await agent.wait_for_function(

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from agent_desk.softphone.credentials import issue_credentials, write_credentials
 from lab.harness import REPO, to_toml
 from tests.support.waiting import eventually
 
@@ -22,9 +23,12 @@ async def test_cli_softphone_answers_when_the_console_says_so(console, phones, s
     cfg_path = tmp_path / "hotline.toml"
     cfg_path.write_text(to_toml(svc.cfg.model_dump(mode="json", exclude_none=True,
                                                     exclude={"base_dir"})), encoding="utf-8")
+    # The agent's own credentials, as issued for their machine (never the master secret).
+    creds = tmp_path / "agent-1002.json"
+    write_credentials(creds, issue_credentials(svc.cfg, "1002"))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "hotline.cli", "--config", str(cfg_path), "softphone",
-        "--agent", "1002", "--answer", "console", cwd=REPO,
+        "--agent", "1002", "--credentials", str(creds), "--answer", "console", cwd=REPO,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
         assert proc.stdout is not None
@@ -45,7 +49,7 @@ async def test_cli_softphone_answers_when_the_console_says_so(console, phones, s
         assert state["case"]["caller"] == "137****1234"
         await asyncio.sleep(1.0)  # the softphone does not answer by itself
         assert await _call_state(agent) == "ringing"
-        console.console.web = svc.cfg.web.model_copy(update={"wrapup_after_call_s": 2})
+        svc.wrapup.seconds = 2
         status, doc = await agent.post("/api/console/answer")
         assert status == 200, doc
         await eventually(lambda: _is_talking(agent), 15, what="the call answered")

@@ -16,7 +16,7 @@ from hotline.cli import main
 from lab.harness import REPO, lab_config_toml
 
 SECRETS = ["HOTLINE_AMI_SECRET", "HOTLINE_SIP_SECRET", "HOTLINE_DATA_KEY",
-           "HOTLINE_SESSION_SECRET", "HOTLINE_DB_PASSWORD"]
+           "HOTLINE_SESSION_SECRET", "HOTLINE_DB_PASSWORD", "HOTLINE_REDIS_PASSWORD"]
 
 
 def compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from common.tasks import cancel_and_wait
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asterisk
@@ -53,8 +54,7 @@ async def test_waiting_caller_then_answered_is_published(lab, phones, services, 
         assert facts.index(a) < facts.index(b), facts
     assert all("13600006666" not in json.dumps(m) for m in messages)
     assert any(m["type"] == "agent" and m["agent"] == "1002" for m in messages)
-    collector.cancel()
-    await asyncio.gather(collector, return_exceptions=True)
+    await cancel_and_wait([collector], what="collector")
     await pubsub.aclose()
 
 

@@ -118,7 +118,11 @@ async def test_every_line_about_a_real_call_names_its_case(lab, phones, services
         return next((c for c in cases if c.call_state == "ended"), None)
 
     case = await eventually(ended, what="the case to end")
-    await asyncio.sleep(0.5)
+
+    async def end_logged():  # the tracker logs "call ended" as it hands on the last fact
+        return any(d["msg"] == "call ended" and d.get("call_id") == case.call_id
+                   for d in map(json.loads, list(captured.lines)))
+    await eventually(end_logged, what="the tracker's 'call ended' line")
     marks = {case.call_id, case.call_id.split(":", 1)[1],
              *(leg.channel for leg in case.legs if leg.channel)}
     # The service's lines (the test's SIP parties are not the service).

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 
+from agent_desk.access import Scope
 from agent_desk.audit import Actor
 from agent_desk.cases.store import ConsoleStore
 from agent_desk.models import AuditEntry, CallbackTask, CaseForm
@@ -120,7 +121,7 @@ async def test_migration_encrypts_existing_rows_and_downgrade_gives_them_back(
     assert await _version(engine) == "0006_surge"
     assert SECRETS[0] in await _dump(engine)
 
-    await migrate(engine, personal=pd)
+    await migrate(engine, "0007_privacy", personal=pd)
     assert await _version(engine) == "0007_privacy"
     dump = await _dump(engine)
     for secret in (*SECRETS, CALLER):
@@ -133,7 +134,8 @@ async def test_migration_encrypts_existing_rows_and_downgrade_gives_them_back(
 
     # What the console reads is what was written.
     sessions = sessionmaker(engine)
-    detail = await ConsoleStore(sessions, pd).detail("20261122000001", clear=True)
+    detail = await ConsoleStore(sessions, pd).detail("20261122000001", clear=True,
+                                                    scope=Scope.everything())
     assert detail["form"]["subject"] == SECRETS[0] and detail["form"]["address"] == SECRETS[1]
     assert detail["form"]["content"] == SECRETS[2] and detail["form"]["department"] == "城管局"
     assert detail["callback"]["log"][0]["note"] == SECRETS[3]
@@ -248,7 +250,7 @@ async def test_retention_deletes_recordings_transcripts_and_personal_fields_when
         await console.save_form(case.number, {"category": "complaint", "subject": SECRETS[0],
                                               "address": SECRETS[1], "content": SECRETS[2],
                                               "department": "城管局"}, by="agent1001",
-                                actor=agent)
+                                scope=Scope.everything(), actor=agent)
 
     retention = retention_job(cfg, sessions, store)
     dry = await retention.run(dry_run=True)
@@ -266,7 +268,7 @@ async def test_retention_deletes_recordings_transcripts_and_personal_fields_when
         old, middle, recent = [await s.get(Case, cases[k].id) for k in ("old", "middle",
                                                                        "recent")]
         assert old.caller_enc is None and old.caller_hash is None and old.caller_masked is None
-        assert old.caller_name_enc is None and old.personal_purged_at is not None
+        assert old.personal_purged_at is not None
         # The anonymous figures stay.
         assert old.outcome == "answered" and old.agent_id == "1001" and old.city == "nanjing"
         assert middle.caller_enc and recent.caller_enc and middle.personal_purged_at is None
@@ -343,18 +345,20 @@ async def test_key_rotation_reencrypts_and_rehashes(db, monkeypatch):
     case = await _case(CaseStore(sessions, old), "rekey", created=datetime.now(UTC),
                        sessions=sessions)
     await ConsoleStore(sessions, old).save_form(case.number, {"content": SECRETS[2]},
-                                                by="agent1001")
+                                                by="agent1001", scope=Scope.everything())
     new = PersonalData("the-new-data-key-5678", previous=["the-old-data-key-1234"])
     out = await rekey(sessions, rekey_tables(new))
     assert out["cases"] == 1 and out["case_forms"] == 1
     only_new = PersonalData("the-new-data-key-5678")
-    detail = await ConsoleStore(sessions, only_new).detail(case.number, clear=True)
+    detail = await ConsoleStore(sessions, only_new).detail(case.number, clear=True,
+                                                           scope=Scope.everything())
     assert detail["caller"] == CALLER and detail["form"]["content"] == SECRETS[2]
     async with sessions() as s:
         c = await s.get(Case, case.id)
     assert c.caller_hash == only_new.lookup_hash(CALLER) != old.lookup_hash(CALLER)
     with pytest.raises(ValueError, match="wrong data key"):
-        await ConsoleStore(sessions, old).detail(case.number, clear=True)
+        await ConsoleStore(sessions, old).detail(case.number, clear=True,
+                                                 scope=Scope.everything())
 
 
 async def test_asterisk_cel_rows_are_deleted_once_read_and_past_their_period(db, tmp_path):

@@ -19,6 +19,7 @@ import pytest
 from agent_desk.softphone.phones import SipPhones
 from common.privacy import mask_number
 from common.queues import split_queue
+from common.tasks import cancel_and_wait
 from lab.harness import Lab
 from tests.support.asterisk import wait_no_channels
 from tests.support.service import ServiceFactory, lab_test_config
@@ -135,11 +136,7 @@ class Switchboard:
                 fut.set_result(agent_id)
 
     async def close(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await cancel_and_wait(self._tasks, what="answering agents")
 
 
 @pytest.fixture

@@ -48,15 +48,15 @@ class Party:
         """Tone levels in what this party heard between two wall-clock times (margins
         trimmed: a phase's first second may still carry the previous one)."""
         t0 = self.call.media_at
-        assert t0 is not None and self.call.record_file is not None, f"{self.name}: no media"
+        assert t0 is not None, f"{self.name}: no media"
         a, b = start - t0 + 1.0, end - t0 - 0.3
         assert b - a > 1.0, f"{self.name}: window too short ({a:.1f}..{b:.1f})"
-        return {who: round(tone_level(self.call.record_file, f, a, b), 3)
+        return {who: round(tone_level(self.call.finished_recording, f, a, b), 3)
                 for who, f in FREQS.items()}
 
     def loudness(self, start: float, end: float) -> float:
         t0 = self.call.media_at or 0.0
-        return rms(self.call.record_file, start - t0 + 1.0, end - t0 - 0.3)
+        return rms(self.call.finished_recording, start - t0 + 1.0, end - t0 - 0.3)
 
 
 @dataclass

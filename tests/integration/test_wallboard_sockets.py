@@ -56,6 +56,9 @@ def matches(state: dict[str, Any], waiting: dict[str, int], paused: dict[str, bo
 
 async def test_100_wallboards_keep_up_with_a_burst_of_calls(console, phones, sounds):
     svc = console.service
+    # 100 wallboards of one supervisor: over the per-user socket cap, raised for the test.
+    console.console.web = console.console.web.model_copy(
+        update={"max_sockets_per_user": SOCKETS})
     sup = await console.user("sup")
     # Nobody answers: agents paused, so callers wait and then give up (abandon).
     for agent in ("1001", "1002"):

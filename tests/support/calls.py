@@ -32,7 +32,7 @@ async def answered_call(lab: Lab, phones: Any, sounds: dict[str, Path], *,
     await asyncio.sleep(talk_s)
     await party.hangup(call)
     await asyncio.wait_for(incoming.disconnected.wait(), 10)
-    await party.close()  # finalises the caller's recording
+    await party.close()  # returns once its process has finished its recordings and exited
     await agent.close()
     return call, incoming
 
@@ -65,6 +65,18 @@ async def hang_up(party: Any, call: Any, incoming: Any) -> None:
     """The caller hangs up; returns once the agent's side is gone too."""
     await party.hangup(call)
     await asyncio.wait_for(incoming.disconnected.wait(), 10)
+
+
+def arrived_names(service: Any, node_id: str) -> list[str]:
+    """The callers' names (CallerIDName) as the service decoded them from AMI, call by call:
+    the service keeps no name (minimum necessary), so a test listens for the arrivals."""
+    names: list[str] = []
+
+    async def listen(fact: Any) -> None:
+        if fact.kind == "arrived":
+            names.append(fact.data.get("caller_name", ""))
+    service.nodes[node_id].tracker.sinks.append(listen)
+    return names
 
 
 async def only_case(service: Any, state: str = "ended") -> Any:

@@ -46,7 +46,10 @@ from asr.models import Recording, Transcript
 from cases.models import Case
 from common import events as ev
 from common.facts import agent_of, trunk_of
+from common.livekeys import LiveKeys
 from common.privacy import PersonalData, mask_number
+from common.replies import text_map, text_or_none, text_set
+from common.tasks import cancel_and_wait
 from lab.harness import free_port
 from telephony.ami import AmiActionFailed, AmiClient
 from telephony.live.state import MEMBER_STATUS
@@ -259,9 +262,7 @@ class Surge:
         return [p for p in self.calls if not p.call.disconnected.is_set()]
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks, what="drill calls")
         for p in self._spare:
             with contextlib.suppress(Exception):
                 await p.phone.close()
@@ -360,15 +361,16 @@ async def live_problems(ami: AmiClient, redis: Redis, prefix: str, node: str) ->
         states.setdefault(agent, set()).add(
             "paused" if m.paused and m.status in (1, 0) else MEMBER_STATUS.get(m.status,
                                                                                "unknown"))
-    known = set(await redis.smembers(f"{prefix}:agents:{node}")) | set(want)
+    keys = LiveKeys(prefix)
+    known = text_set(await redis.smembers(keys.agents(node))) | set(want)
     for agent in sorted(known):
-        raw = await redis.hgetall(f"{prefix}:agent:{agent}:queues")
+        raw = text_map(await redis.hgetall(keys.agent_queues(agent)))
         got = {q: json.loads(v) for q, v in raw.items()}
         if got != want.get(agent, {}):
             out.append(f"agent {agent}: queues in Redis {got}, in Asterisk "
                        f"{want.get(agent, {})}")
         if agent in states:
-            state = await redis.hget(f"{prefix}:agent:{agent}", "state")
+            state = text_or_none(await redis.hget(keys.agent(agent), "state"))
             if state not in states[agent]:
                 out.append(f"agent {agent}: state {state} in Redis, {states[agent]} in "
                            f"Asterisk")
@@ -376,10 +378,11 @@ async def live_problems(ami: AmiClient, redis: Redis, prefix: str, node: str) ->
     waiting: dict[str, set[str]] = {}
     for e in snap.entries:
         waiting.setdefault(e.queue, set()).add(f"{node}:{e.channel.linkedid}")
-    keys = [k async for k in redis.scan_iter(f"{prefix}:queue:*:waiting")]
-    queues = {k[len(prefix) + 7:-8] for k in keys} | set(waiting)
+    found = [k async for k in redis.scan_iter(keys.waiting.glob)]
+    head, tail = keys.waiting.head, keys.waiting.tail
+    queues = {k[len(head):-len(tail)] for k in found} | set(waiting)
     for q in sorted(queues):
-        got_w = set(await redis.zrange(f"{prefix}:queue:{q}:waiting", 0, -1))
+        got_w = {str(m) for m in await redis.zrange(keys.waiting(q), 0, -1)}
         if got_w != waiting.get(q, set()):
             out.append(f"queue {q}: waiting in Redis {sorted(got_w)}, in Asterisk "
                        f"{sorted(waiting.get(q, set()))}")
@@ -390,13 +393,14 @@ async def live_problems(ami: AmiClient, redis: Redis, prefix: str, node: str) ->
     # Calls up.
     up = {f"{node}:{c.channel.linkedid}" for c in snap.channels
           if c.channel.uniqueid == c.channel.linkedid and trunk_of(c.channel.name)}
-    got_calls = set(await redis.smembers(f"{prefix}:calls:{node}"))
+    got_calls = text_set(await redis.smembers(keys.calls(node)))
     if got_calls != up:
         out.append(f"calls up in Redis {sorted(got_calls)}, in Asterisk {sorted(up)}")
         for extra in sorted(got_calls - up):  # what wrote it last tells why it stayed
-            out.append(f"  {extra} in Redis: {await redis.hgetall(f'{prefix}:call:{extra}')}")
+            leftover = text_map(await redis.hgetall(keys.call(str(extra))))
+            out.append(f"  {extra} in Redis: {leftover}")
     for call_id in sorted(up & got_calls):
-        h = await redis.hgetall(f"{prefix}:call:{call_id}")
+        h = text_map(await redis.hgetall(keys.call(call_id)))
         if h.get("state") in (None, "ended"):
             out.append(f"call {call_id} up in Asterisk, {h.get('state')} in Redis")
     return out

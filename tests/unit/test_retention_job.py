@@ -51,7 +51,7 @@ async def test_worker_runs_the_job_at_start_and_stops():
     calls: list[tuple[str, datetime, bool]] = []
     worker = RetentionWorker(RetentionJob([Counting("one", calls, PurgeReport(), ran)]),
                              interval_s=3600)
-    worker.start()
+    await worker.start()
     await asyncio.wait_for(ran.wait(), 10)
     await worker.stop()
     assert [(name, dry) for name, _, dry in calls] == [("one", False)]

@@ -1,0 +1,104 @@
+"""Missed-call callbacks as a worker on call facts: every caller who hung up while queued gets
+a callback task, with or without the web console (``hotline serve --no-web``).
+
+The case store calls ``on_fact`` once a fact is on its case (``CaseStore.after_apply``), so
+the task always finds its case and the caller's number. Facts from every source count: a call
+abandoned while the service was away comes back from Asterisk's CEL (source ``cel``) and is
+called back too. One task per call: the store makes at most one per case, and a call already
+handled here is not looked up again when the CEL sweep repeats its facts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from common.facts import CallFact
+from common.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+# Calls remembered as handled (a CEL sweep repeats the facts of recent calls); then forgotten,
+# the store's one task per case still holds.
+REMEMBERED_CALLS = 100_000
+
+
+class CallbackTasks(Protocol):
+    """Where callback tasks are kept (agent_desk.store.ConsoleStore)."""
+
+    async def callback_for_call(self, call_id: str, max_attempts: int
+                                ) -> dict[str, Any] | None: ...
+
+
+class CallbackWorker:
+    """Abandoned call → one callback task, created off the case writer's path (one task of
+    its own, in order)."""
+
+    def __init__(self, tasks: CallbackTasks, *, max_attempts: int,
+                 max_age_s: float = 86_400.0, clock: Callable[[], float] = time.time):
+        self.tasks = tasks
+        self.max_attempts = max_attempts
+        # A first import of an Asterisk's CEL history must not turn months of old missed
+        # calls into callbacks: only calls abandoned within this long are called back.
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self.callbacks_created = 0
+        self._handled: dict[str, None] = {}  # call ids, oldest first
+        self._calls: asyncio.Queue[str] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def on_fact(self, fact: CallFact) -> None:
+        """A fact now on its case (a CaseStore.after_apply hook)."""
+        if fact.kind != "abandoned" or fact.call_id in self._handled:
+            return
+        if self.clock() - fact.at > self.max_age_s:
+            return
+        self._remember(fact.call_id)
+        self._calls.put_nowait(fact.call_id)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="callback-worker")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Create the tasks still queued (bounded), then stop."""
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                await self.drain(timeout)
+            await cancel_and_wait([self._task], what="callback worker")
+            self._task = None
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every abandoned call heard so far has its task (or failed to)."""
+        await asyncio.wait_for(self._calls.join(), timeout)
+
+    def _remember(self, call_id: str) -> None:
+        self._handled[call_id] = None
+        if len(self._handled) > REMEMBERED_CALLS:
+            del self._handled[next(iter(self._handled))]
+
+    async def _run(self) -> None:
+        while True:
+            call_id = await self._calls.get()
+            try:
+                await self._create(call_id)
+            finally:
+                self._calls.task_done()
+
+    async def _create(self, call_id: str) -> None:
+        try:
+            task = await self.tasks.callback_for_call(call_id, self.max_attempts)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The database is away: a repeated fact (the CEL sweep) tries again.
+            self._handled.pop(call_id, None)
+            log.warning("callback task not created",
+                        extra={"call_id": call_id, "error": str(exc) or type(exc).__name__})
+            return
+        if task:  # None: no case or no caller number; {}: made already
+            self.callbacks_created += 1
+            log.info("callback task created", extra={"task": task["id"], "case": task["case"]})
