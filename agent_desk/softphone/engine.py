@@ -348,15 +348,18 @@ class _EofMarker(pj.AudioMediaPlayer):  # type: ignore[misc]  # pjsua2 (SWIG) sh
     def __init__(self, path: Path, sink: pj.AudioMedia):
         super().__init__()
         self.delivered = threading.Event()
+        self.armed = False
         self.createPlayer(str(path), pj.PJMEDIA_FILE_NO_LOOP)
         self.sink = sink
 
     def arm(self) -> None:
         self.delivered.clear()
+        self.armed = True
         self.setPos(0)
         self.startTransmit(self.sink)
 
     def disarm(self) -> None:
+        self.armed = False
         with contextlib.suppress(pj.Error):
             self.stopTransmit(self.sink)
 
@@ -577,9 +580,11 @@ class SipStack:
         self._silenced.clear()
 
     def _drop_marker(self) -> None:
-        if self._marker is not None:
-            self._marker.disarm()
-            self._marker = None
+        marker, self._marker = self._marker, None
+        if marker is not None:
+            if marker.armed and not marker.delivered.is_set():
+                marker.thisown = False  # its end-of-file may still come: as for the players
+            marker.disarm()
         if self._marker_file is not None:
             self._marker_file.unlink(missing_ok=True)
             self._marker_file = None
