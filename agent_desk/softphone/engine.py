@@ -7,6 +7,14 @@ that thread and are dropped before the library is destroyed (one freed later abo
 process), and WAV recorders are destroyed explicitly, their files watched until complete, before
 the library (or their header stays empty).
 
+Players are never destroyed where they stop. pjsua2 2.15.1 hands every WAV player's end-of-file
+to pjmedia's event thread with a pointer to the ``AudioMediaPlayer``; one destroyed while such an
+event is still queued (a looping file wrapped just before the hangup) is called there after it is
+freed, and the process dies (SIGSEGV in ``AudioMediaPlayer::eof_cb``; fixed upstream after 2.15.1,
+pjproject #5045). So a player let go of is retired: silenced, kept, and destroyed by the stack's
+loop only once the bridge no longer reads it and an end-of-file queued after its last one (the
+``_EofMarker``'s) has been delivered: every event about it is then over.
+
 The PyPI wheel is built with PJSUA_MAX_CALLS = 4: one engine holds at most four calls. That is
 why each party (an agent's softphone, a caller) runs its own engine in its own process.
 """
@@ -17,9 +25,12 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import queue
+import tempfile
 import threading
 import time
+import wave
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -37,6 +48,8 @@ _T = TypeVar("_T")
 # How long the conference bridge may take to destroy a recorder let go of (normally one clock
 # tick, ~10 ms; more on a loaded machine).
 RECORDING_FINISH_S = 10.0
+# How long retiring players may take at shutdown (normally a few clock ticks).
+PLAYERS_RETIRE_S = 10.0
 
 
 @dataclass
@@ -78,6 +91,7 @@ class SipCall:
         self.play_file: Path | None = None
         self.record_file: Path | None = None
         self._player: pj.AudioMediaPlayer | None = None
+        self._player_sink: pj.AudioMedia | None = None
         self._recorder: pj.AudioMediaRecorder | None = None
         self._media_up = False
         self.answered = self.stack.event()
@@ -104,9 +118,9 @@ class SipCall:
         if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
             self.stack.signal(self.answered)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self._release_media()
             self.stack.signal(self.disconnected)
-            self.stack.later(0, self.detach)  # next turn: pjsua2 is still inside this call
+            # Next turn, outside pjsua2's callback: it is still tearing the call's media down.
+            self.stack.later(0, self.detach)
 
     def _on_media(self) -> None:
         assert self.pj is not None
@@ -131,9 +145,23 @@ class SipCall:
         self._player = pj.AudioMediaPlayer()
         self._player.createPlayer(str(self.play_file), 0)  # 0 = loop
         self._player.startTransmit(aud)
+        self._player_sink = aud
+
+    def _stop_player(self, *, call_alive: bool) -> None:
+        """Silence the player and hand it to the stack, which destroys it once no event about
+        it can come any more (see the module's docstring)."""
+        player, sink = self._player, self._player_sink
+        self._player = self._player_sink = None
+        if player is None:
+            return
+        if call_alive and sink is not None:
+            # After a disconnect the call's port is already going, and with it the connection.
+            with contextlib.suppress(pj.Error):
+                player.stopTransmit(sink)
+        self.stack.retire_player(player)
 
     def _release_media(self) -> None:
-        self._player = None
+        self._stop_player(call_alive=False)
         self._finish_recording()
 
     def _finish_recording(self) -> None:
@@ -167,7 +195,7 @@ class SipCall:
 
     def change_playback(self, path: Path | None) -> None:
         self.play_file = path
-        self._player = None
+        self._stop_player(call_alive=True)
         if path is not None and self._media_up and self.pj is not None:
             info = self.pj.getInfo()
             for i, media in enumerate(info.media):
@@ -312,6 +340,42 @@ class _Account(pj.Account):  # type: ignore[misc]  # pjsua2 (SWIG) ships no type
                           headers=dict(call.record.headers))
 
 
+class _EofMarker(pj.AudioMediaPlayer):  # type: ignore[misc]  # pjsua2 (SWIG) ships no types
+    """A short silent WAV played once into the null sound device, to learn when the events
+    queued before its end-of-file have been delivered: pjmedia has one event thread, which
+    delivers them in order, and this one last. Re-armed for each round of retired players."""
+
+    def __init__(self, path: Path, sink: pj.AudioMedia):
+        super().__init__()
+        self.delivered = threading.Event()
+        self.armed = False
+        self.createPlayer(str(path), pj.PJMEDIA_FILE_NO_LOOP)
+        self.sink = sink
+
+    def arm(self) -> None:
+        self.delivered.clear()
+        self.armed = True
+        self.setPos(0)
+        self.startTransmit(self.sink)
+
+    def disarm(self) -> None:
+        self.armed = False
+        with contextlib.suppress(pj.Error):
+            self.stopTransmit(self.sink)
+
+    def onEof2(self) -> None:  # pjmedia's event thread; nothing touches the player after this
+        self.delivered.set()
+
+
+def _silence(path: Path, seconds: float = 0.1) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * int(8000 * seconds))
+    return path
+
+
 def _answer_if_ringing(call: SipCall) -> None:
     with contextlib.suppress(pj.Error):
         c = call.pj
@@ -347,6 +411,12 @@ class SipStack:
         self.recording_started: list[SipCall] = []
         # Recordings let go of but not complete yet, each with its deadline (stack thread).
         self._unfinished: list[tuple[float, SipCall]] = []
+        # Players let go of (stack thread): waiting for the bridge to stop reading them, and
+        # those that it no longer reads, waiting for the marker's end-of-file to be delivered.
+        self._retired: list[pj.AudioMediaPlayer] = []
+        self._silenced: list[pj.AudioMediaPlayer] = []
+        self._marker: _EofMarker | None = None
+        self._marker_file: Path | None = None
         # Called on the asyncio loop with (kind, call or party, details) for every change:
         # "registered", "incoming", "state", "media". The worker process relays these.
         self.observer: Callable[[str, Any, dict[str, Any]], None] | None = None
@@ -410,6 +480,7 @@ class SipStack:
                 self._run_commands()
                 self._run_timers()
                 self._check_recordings()
+                self._check_players(ep)
         finally:
             self._shutdown(ep)
 
@@ -457,11 +528,66 @@ class SipStack:
         while self._unfinished:
             ep.libHandleEvents(5)
             self._check_recordings()
+        # Every player destroyed once no event about it can come, and before the library (which
+        # would otherwise free the players Python still holds).
+        deadline = _now() + PLAYERS_RETIRE_S
+        while (self._retired or self._silenced) and _now() < deadline:
+            ep.libHandleEvents(5)
+            self._check_players(ep)
+        if self._retired or self._silenced:
+            log.error("players not retired in time: the library destroys them")
+            self._leave_to_library()
+        self._drop_marker()
         for acc in self._accounts:
             with contextlib.suppress(Exception):
                 acc.shutdown()
         self._accounts.clear()
         ep.libDestroy()
+
+    def retire_player(self, player: pj.AudioMediaPlayer) -> None:
+        self._retired.append(player)
+
+    def _check_players(self, ep: pj.Endpoint) -> None:
+        """Destroy the retired players no event can be about any more (stack thread)."""
+        if self._silenced:
+            assert self._marker is not None
+            if not self._marker.delivered.is_set():
+                return
+            # Every end-of-file queued before the marker's is delivered: none is left for these.
+            self._marker.disarm()
+            self._silenced.clear()  # the only references: destroyed here
+        if not self._retired:
+            return
+        # The bridge applies disconnections on its clock: until a player has no listener left
+        # it may still read it, and queue another end-of-file.
+        if any(_listened_to(p) for p in self._retired):
+            return
+        self._silenced, self._retired = self._retired, []
+        if self._marker is None:
+            fd, name = tempfile.mkstemp(prefix="eof-marker-", suffix=".wav")
+            os.close(fd)
+            self._marker_file = _silence(Path(name))
+            self._marker = _EofMarker(self._marker_file, ep.audDevManager().getPlaybackDevMedia())
+        self._marker.arm()
+
+    def _leave_to_library(self) -> None:
+        """Players that could not be retired safely: left to ``libDestroy``, which destroys
+        every player it knows of (Python lets go of its ownership, or it would free them
+        twice)."""
+        for player in self._retired + self._silenced:
+            player.thisown = False
+        self._retired.clear()
+        self._silenced.clear()
+
+    def _drop_marker(self) -> None:
+        marker, self._marker = self._marker, None
+        if marker is not None:
+            if marker.armed and not marker.delivered.is_set():
+                marker.thisown = False  # its end-of-file may still come: as for the players
+            marker.disarm()
+        if self._marker_file is not None:
+            self._marker_file.unlink(missing_ok=True)
+            self._marker_file = None
 
     def watch_recording(self, call: SipCall) -> None:
         self._unfinished.append((_now() + RECORDING_FINISH_S, call))
@@ -578,6 +704,13 @@ class SipStack:
                 self._accounts.remove(party.account)
 
         await self.run(do)
+
+
+def _listened_to(player: pj.AudioMediaPlayer) -> bool:
+    try:
+        return bool(player.getPortInfo().listeners)
+    except pj.Error:  # no longer in the bridge
+        return False
 
 
 def _active(call: SipCall) -> bool:
