@@ -177,12 +177,6 @@ class BenchAmi:
                       timeout: float = 10) -> list[dict[str, str]]:
         return [fields(m) for m in await self.request_raw(action, until=until, timeout=timeout)]
 
-    async def command(self, cmd: str) -> str:
-        """A CLI command's output (Asterisk 22 sends it as Output: lines)."""
-        [reply] = await self.request_raw({"Action": "Command", "Command": cmd})
-        return "\n".join(line[8:] for line in reply.decode(errors="replace").split("\r\n")
-                         if line.startswith("Output: "))
-
     async def queue_members(self, timeout: float = 60) -> list[dict[str, str]]:
         """QueueStatus: every queue membership (QueueMember events)."""
         msgs = await self.request({"Action": "QueueStatus"}, until="QueueStatusComplete",

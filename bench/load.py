@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,10 +169,11 @@ def load_config_toml(work: Path, plan: Plan, database_url: str, prefix: str) -> 
     return to_toml(raw)
 
 
-async def queue_members_state(ami: BenchAmi, queue: str) -> dict[str, str]:
+async def queue_members_state(cli: Callable[[str], Awaitable[str]], queue: str
+                              ) -> dict[str, str]:
     """Agent id -> device state as ``queue show`` prints it (Not in use, In use, ...)."""
     out = {}
-    for line in (await ami.command(f"queue show {queue}")).splitlines():
+    for line in (await cli(f"queue show {queue}")).splitlines():
         line = line.strip()
         if "(PJSIP/" not in line:
             continue
@@ -236,6 +238,13 @@ class Stack:
         self.agents_sipp: subprocess.Popen[bytes] | None = None
         self.exit_cpu: dict[str, float] = {}
         self.config_path = self.work / "hotline.toml"
+
+    async def cli(self, command: str) -> str:
+        """An Asterisk CLI command (``asterisk -rx``): the service's AMI user may not run
+        commands (docs/security.md), and the bench asks as the operator would."""
+        assert self.lab is not None and self.cfg is not None
+        inst = self.lab.instances[self.cfg.nodes[0].id]
+        return await asyncio.to_thread(inst.cli, command)
 
     # database
 
@@ -337,7 +346,7 @@ class Stack:
         while time.monotonic() < deadline:
             if self.service is not None and self.service.poll() is not None:
                 raise RuntimeError("the service exited at start:\n" + self.service_log_tail())
-            if len(await queue_members_state(self.ami, QUEUE_BY_KEY["0"])) >= want:
+            if len(await queue_members_state(self.cli, QUEUE_BY_KEY["0"])) >= want:
                 return
             await asyncio.sleep(0.5)
         raise TimeoutError(f"agents not in {QUEUE_BY_KEY['0']} after {timeout:.0f} s:\n"
@@ -442,12 +451,12 @@ class Stack:
         while time.monotonic() < deadline:
             if self.agents_sipp.poll() is not None:
                 raise RuntimeError(f"agents' sipp exited; see {self.work}/agents.out")
-            states = await queue_members_state(self.ami, QUEUE_BY_KEY["0"])
+            states = await queue_members_state(self.cli, QUEUE_BY_KEY["0"])
             if sum(1 for v in states.values() if v == "Not in use") >= self.plan.agents:
                 progress(f"{self.plan.agents} agents registered and available")
                 return
             await asyncio.sleep(0.5)
-        text = await self.ami.command(f"queue show {QUEUE_BY_KEY['0']}")
+        text = await self.cli(f"queue show {QUEUE_BY_KEY['0']}")
         raise TimeoutError(f"agents not available after registering:\n{text}")
 
     def media_base(self, i: int) -> int:
@@ -695,7 +704,7 @@ class Watch:
         s = Sample(time.monotonic(), cpu)
         if with_ami and self.st.ami is not None:
             with contextlib.suppress(Exception):
-                count = await self.st.ami.command("core show channels count")
+                count = await self.st.cli("core show channels count")
                 for line in count.splitlines():
                     if "active channel" in line:
                         s.channels = int(line.split()[0])

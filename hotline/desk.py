@@ -24,8 +24,9 @@ from agent_desk.transfers import http as transfers_http
 from agent_desk.users import http as users_http
 from agent_desk.users import schemas as users_schemas
 from agent_desk.web.app import Feature, build_app
-from agent_desk.web.auth import LoginLimiter, SessionGate, Sessions, Users, UserStates
+from agent_desk.web.auth import SessionGate, Sessions, Users, UserStates
 from agent_desk.web.deps import ConsoleDeps
+from agent_desk.web.login_limits import LoginLimiter
 
 if TYPE_CHECKING:
     from hotline.service import HotlineService

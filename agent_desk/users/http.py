@@ -21,8 +21,9 @@ from agent_desk.users.schemas import (
     UserBody,
     UserStateBody,
 )
-from agent_desk.web.auth import COOKIE, Session, TooManyAttempts
+from agent_desk.web.auth import COOKIE, Session
 from agent_desk.web.deps import ConsoleDeps
+from agent_desk.web.login_limits import TooManyAttempts
 from agent_desk.web.routes import EVERYONE, OK, Route, actor
 from common.errors import DomainError
 

@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 from agent_desk.access import CurrentCall, Scope
 from agent_desk.audit import Actor, Audit
 from agent_desk.models import PROVINCE
-from agent_desk.web.auth import LoginLimiter, Session, SessionGate, Sessions, Users
+from agent_desk.web.auth import Session, SessionGate, Sessions, Users
+from agent_desk.web.login_limits import LoginLimiter
 from cases.models import Case
 from common.config import Config, WebSection
 from common.facts import CallFact

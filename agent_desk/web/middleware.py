@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from agent_desk.web.auth import TooManyAttempts
+from agent_desk.web.login_limits import TooManyAttempts
 from common.errors import DomainError
 
 log = logging.getLogger(__name__)
