@@ -32,10 +32,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import math
 import os
 import platform
+import re
 import secrets
 import shlex
 import shutil
@@ -56,6 +58,7 @@ from benchlib import PG_ADMIN, REDIS_URL, REPO, RESULTS, BenchAmi, emit, loadavg
 
 sys.path.insert(0, str(REPO))
 
+from common import sealed
 from common.config import Config, parse_config
 from common.privacy import PersonalData, mask_number, scrub
 from common.secrets import sip_password
@@ -169,6 +172,9 @@ def load_config_toml(work: Path, plan: Plan, database_url: str, prefix: str) -> 
     return to_toml(raw)
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 async def queue_members_state(cli: Callable[[str], Awaitable[str]], queue: str
                               ) -> dict[str, str]:
     """Agent id -> device state as ``queue show`` prints it (Not in use, In use, ...)."""
@@ -244,7 +250,8 @@ class Stack:
         commands (docs/security.md), and the bench asks as the operator would."""
         assert self.lab is not None and self.cfg is not None
         inst = self.lab.instances[self.cfg.nodes[0].id]
-        return await asyncio.to_thread(inst.cli, command)
+        text = await asyncio.to_thread(inst.cli, command)
+        return ANSI.sub("", text)  # the console colours its words (state names included)
 
     # database
 
@@ -986,7 +993,10 @@ def evaluate_cases(st: Stack, plan: Plan, numbers: list[tuple[str, str]], cases:
                 for r in rs:
                     if r.side == "mix":
                         continue
-                    with wave.open(r.path, "rb") as w:
+                    # Stored sealed (common/sealed.py): opened with the data key, as the
+                    # service does for playback and transcription.
+                    clear = sealed.read_all(Path(r.path), personal)
+                    with wave.open(io.BytesIO(clear), "rb") as w:
                         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
                     if pcm.size == 0 or float(np.sqrt(np.mean(pcm.astype(float) ** 2))) < 200:
                         bad(f"silent_{r.side}", number)
