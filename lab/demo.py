@@ -1,5 +1,5 @@
-"""``hotline demo``: real SIP calls to 12345 through a real Asterisk, answered by agents'
-softphones, and the cases they leave.
+"""``make demo`` (``python -m lab.demo``): real SIP calls to 12345 through a real Asterisk,
+answered by agents' softphones, and the cases they leave.
 
 Everything runs on this machine on free ports (beside any other run): the Asterisk runtime is
 built if missing, Redis is the machine's, the database a fresh SQLite file under var/demo.
