@@ -87,10 +87,10 @@ async def _transcript(service: HotlineService, number: str,
         await asyncio.sleep(0.5)
 
 
-async def _members_in_place(service: object, timeout: float = 15.0) -> None:
+async def _members_in_place(service: HotlineService, timeout: float = 15.0) -> None:
     """Wait until every node's queues hold the members the service wants (it reconciles them
     on connect) before any call is placed."""
-    nodes = service.nodes.values()  # type: ignore[attr-defined]
+    nodes = service.nodes.values()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
