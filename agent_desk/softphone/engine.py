@@ -650,16 +650,9 @@ class SipStack:
             cfg.regConfig.retryIntervalSec = 2
             cred = pj.AuthCredInfo("digest", "*", extension, 0, password)
             cfg.sipConfig.authCreds.append(cred)
-            party = SipParty(self, f"agent{extension}", acc)
-            party.auto_answer = auto_answer
-            party.answer_delay = answer_delay
-            party.play_file = play
-            party.record_dir = record_dir
-            acc.party = party
-            acc.create(cfg)
-            self._accounts.append(acc)
-            self._parties.append(party)
-            return party
+            return self._add_party(acc, cfg, f"agent{extension}", auto_answer=auto_answer,
+                                   answer_delay=answer_delay, play=play,
+                                   record_dir=record_dir)
 
         party = await self.run(make)
         await party.wait_registered()
@@ -677,18 +670,26 @@ class SipStack:
             name = f'"{display_name}" ' if display_name else ""
             cfg.idUri = f"{name}<sip:{number}@{host}>"
             cfg.mediaConfig.transportConfig.port = 0
-            party = SipParty(self, "caller" + mask_number(number).replace("*", "x"), acc)
-            party.auto_answer = auto_answer
-            party.answer_delay = answer_delay
-            party.play_file = play
-            party.record_dir = record_dir
-            acc.party = party
-            acc.create(cfg)
-            self._accounts.append(acc)
-            self._parties.append(party)
-            return party
+            return self._add_party(acc, cfg, "caller" + mask_number(number).replace("*", "x"),
+                                   auto_answer=auto_answer, answer_delay=answer_delay,
+                                   play=play, record_dir=record_dir)
 
         return await self.run(make)
+
+    def _add_party(self, acc: _Account, cfg: pj.AccountConfig, name: str, *,
+                   auto_answer: bool, answer_delay: float, play: Path | None,
+                   record_dir: Path | None) -> SipParty:
+        """The party behind an account, created and kept (stack thread)."""
+        party = SipParty(self, name, acc)
+        party.auto_answer = auto_answer
+        party.answer_delay = answer_delay
+        party.play_file = play
+        party.record_dir = record_dir
+        acc.party = party
+        acc.create(cfg)
+        self._accounts.append(acc)
+        self._parties.append(party)
+        return party
 
     async def remove(self, party: SipParty) -> None:
         """Unregister and drop a party (its softphone "closes")."""
