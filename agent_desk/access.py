@@ -4,7 +4,9 @@
   their current caller (the screen pop's repeat-caller panel; in the agent's city or the
   current case's), and the cases of their city's callback list (abandoned calls to ring back);
 - a supervisor or admin: every case of their city (the province: every city);
-- an auditor: no case (the audit log only).
+- an auditor: no case (the audit log only);
+- a department user: the cases dispatched to their department (any round, unless the
+  dispatch was cancelled before they saw it), with the caller masked.
 
 The rule is one SQL condition (``Scope.condition``), applied by the store to every read and
 change of a case, so a search, a detail, a form, an export and a screen pop all agree. A case
@@ -19,6 +21,7 @@ from typing import Any
 from sqlalchemy import and_, false, or_, select, true
 
 from agent_desk.models import CallbackTask
+from cases.loop.models import Dispatch
 from cases.models import Case
 
 # Roles that see every case of their city (within it, no need-to-know by call).
@@ -45,6 +48,7 @@ class Scope:
     city: str | None
     agent: str | None = None
     current: CurrentCall | None = None
+    department: str | None = None  # role "department": the 承办单位 they work for
 
     @classmethod
     def everything(cls, user: str = "system") -> Scope:
@@ -67,6 +71,11 @@ class Scope:
             return true()
         if self.role in CITY_WIDE:
             return self._in_city()
+        if self.role == "department":
+            if not self.department:
+                return false()
+            return Case.id.in_(select(Dispatch.case_id).where(
+                Dispatch.department_id == self.department, Dispatch.state != "cancelled"))
         if self.role != "agent" or not self.agent:
             return false()
         seen = [Case.agent_id == self.agent,

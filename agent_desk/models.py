@@ -18,9 +18,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import Base, utcnow
 
-CATEGORIES = ("consultation", "help", "complaint", "report", "suggestion")
-# auditor: reads the audit log (and nothing else).
-ROLES = ("agent", "supervisor", "admin", "auditor")
+CATEGORIES = ("consultation", "help", "complaint", "report", "suggestion", "praise")
+# auditor: reads the audit log (and nothing else); department: a 承办单位's staff, who see the
+# cases dispatched to their department (cases/loop).
+ROLES = ("agent", "supervisor", "admin", "auditor", "department")
 # A user's city that means every city.
 PROVINCE = "province"
 
@@ -39,6 +40,8 @@ class WebUser(Base):
     # city). None: an agent's own city (the configuration's), the province for other roles.
     city: Mapped[str | None] = mapped_column(String(32))
     disabled: Mapped[bool] = mapped_column(default=False)
+    # For role "department": the department (cases/loop/models.py Department.id) they work for.
+    department_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # In every session cookie; raised by a password reset, role change or disabling, so the
     # older cookies stop working (0009_sessions). A new user starts at a random value: an id

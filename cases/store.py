@@ -45,6 +45,19 @@ from common.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 
+async def next_case_number(session: AsyncSession, at: datetime, tz: ZoneInfo) -> str:
+    """The next readable case number of ``at``'s day (in the service's time zone): calls and
+    cases that arrive without a call (cases/loop) share the sequence."""
+    day = at.astimezone(tz).strftime("%Y%m%d")
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CaseCounter)
+    stmt = ins.values(day=day, seq=1).on_conflict_do_update(
+        index_elements=[CaseCounter.day], set_={"seq": CaseCounter.seq + 1}
+    ).returning(CaseCounter.seq)
+    seq = (await session.execute(stmt)).scalar_one()
+    return f"{day}{seq:06d}"
+
+
 def ts(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
@@ -281,14 +294,7 @@ class CaseStore:
         return ref
 
     async def _next_number(self, session: AsyncSession, at: datetime) -> str:
-        day = at.astimezone(self.tz).strftime("%Y%m%d")
-        dialect = session.bind.dialect.name if session.bind else "sqlite"
-        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CaseCounter)
-        stmt = ins.values(day=day, seq=1).on_conflict_do_update(
-            index_elements=[CaseCounter.day], set_={"seq": CaseCounter.seq + 1}
-        ).returning(CaseCounter.seq)
-        seq = (await session.execute(stmt)).scalar_one()
-        return f"{day}{seq:06d}"
+        return await next_case_number(session, at, self.tz)
 
     async def _get_or_create(self, session: AsyncSession, fact: CallFact) -> tuple[Case, bool]:
         # Facts never read the case's transfers (cases/transfers.py queries its rows): not

@@ -13,6 +13,7 @@ import os
 import re
 import ssl
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
@@ -579,6 +580,64 @@ class CallbacksSection(_Section):
         return v
 
 
+class DepartmentConfig(_Section):
+    """A 承办单位 of the directory (cases/loop): seeded into the database at start, where
+    admins edit it (a department left out of the file later stays, as it was)."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+    name: str
+    level: Literal["province", "city", "district", "street"]
+    city: ID | None = None
+    parent: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] | None = None
+    unit: str = ""  # the functional unit, for reports across cities: "人社局", "城管局"
+    webhook_url: str | None = None
+
+
+class DepartmentDefaultConfig(_Section):
+    """The department a 事项 goes to (in one city, or in every city without its own)."""
+
+    matter: str
+    department: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+    city: ID | None = None
+
+
+APPEAL_TYPES = ("consultation", "help", "complaint", "report", "suggestion", "praise")
+
+
+class CaseLoopSection(_Section):
+    """The case loop after the call (cases/loop, docs/case-loop.md): classification,
+    departments, time limits (in working time, China's holiday calendar) and 督办."""
+
+    # The 事项分类 tree and 诉求类型 (JSON like cases/loop/matters.json); none: the default.
+    taxonomy_file: Path | None = None
+    # More departments as CSV (id,name,level,city,parent,unit,webhook_url), beside the list.
+    departments_file: Path | None = None
+    departments: list[DepartmentConfig] = []
+    defaults: list[DepartmentDefaultConfig] = []
+    # Time limits: signing for a dispatch (working hours), handling per 诉求类型 (working days).
+    sign_hours: Annotated[float, Field(gt=0, le=72)] = 2
+    limit_days: dict[str, Annotated[int, Field(ge=1, le=90)]] = {
+        "consultation": 1, "help": 3, "complaint": 5, "report": 5, "suggestion": 10,
+        "praise": 5}
+    # 黄灯 when this share of the time limit is used; 红灯 when it is over.
+    yellow_share: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    # Changes to the official calendar (chinese_calendar): days off and working days.
+    extra_holidays: list[date] = []
+    extra_workdays: list[date] = []
+    # How often the 红黄灯 sweep runs.
+    sweep_interval_s: Annotated[int, Field(ge=5, le=3600)] = 60
+    # Earlier cases (closed ones too) a new one is linked to as a repeat complaint.
+    repeat_window_days: Annotated[int, Field(ge=1, le=730)] = 90
+
+    @field_validator("limit_days")
+    @classmethod
+    def _limits(cls, v: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(v) - set(APPEAL_TYPES))
+        if unknown:
+            raise ValueError(f"unknown 诉求类型 {unknown}; one of {', '.join(APPEAL_TYPES)}")
+        return {**{t: 5 for t in APPEAL_TYPES}, **v}
+
+
 class WebSection(_Section):
     """The agent console and supervisor wallboard (agent_desk/web/, docs/console.md)."""
 
@@ -656,6 +715,7 @@ class Config(_Section):
     surge: SurgeSection = SurgeSection()
     privacy: PrivacySection = PrivacySection()
     callbacks: CallbacksSection = CallbacksSection()
+    case_loop: CaseLoopSection = CaseLoopSection()
     web: WebSection = WebSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.
@@ -696,6 +756,19 @@ class Config(_Section):
                 problems.append(f"numbers[{i}].skill: unknown skill {n.skill!r}")
             if n.city is not None and n.city not in city_ids:
                 problems.append(f"numbers[{i}].city: unknown city {n.city!r}")
+        dept_ids = {d.id for d in self.case_loop.departments}
+        unique("case_loop.departments", [d.id for d in self.case_loop.departments])
+        for i, d in enumerate(self.case_loop.departments):
+            if d.city is not None and d.city not in city_ids:
+                problems.append(f"case_loop.departments[{i}].city: unknown city {d.city!r}")
+            if d.parent is not None and d.parent not in dept_ids:
+                problems.append(f"case_loop.departments[{i}].parent: unknown {d.parent!r}")
+        for i, dd in enumerate(self.case_loop.defaults):
+            if dd.city is not None and dd.city not in city_ids:
+                problems.append(f"case_loop.defaults[{i}].city: unknown city {dd.city!r}")
+            if dd.department not in dept_ids and self.case_loop.departments_file is None:
+                problems.append(
+                    f"case_loop.defaults[{i}].department: unknown {dd.department!r}")
         for key, skill in self.menu.keys.items():
             if skill not in self.skills:
                 problems.append(f"menu.keys.{key}: unknown skill {skill!r}")

@@ -103,5 +103,6 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
         board=board, presence=service.presence, live=service.live,
         callcontrol=service.callcontrol, facts=service.store, repeat_callers=service.lookups,
         skills=service.skills, ami_of=lambda node: service.nodes[node].ami,
-        exposition=exposition, transcripts=service.transcripts, surge=service.surge)
+        exposition=exposition, transcripts=service.transcripts, surge=service.surge,
+        loop=service.case_loop)
     return deps, board

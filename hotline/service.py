@@ -18,6 +18,7 @@ from agent_desk.cases.store import ConsoleStore
 from agent_desk.presence.plugin import PresencePlugin
 from asr import plugin as asr_plugin
 from cases.db import make_engine, migrate, sessionmaker
+from cases.loop.plugin import CaseLoopPlugin
 from cases.store import CaseStore
 from cases.surge_audit import SurgeAudit
 from common.config import Config
@@ -62,6 +63,9 @@ class HotlineService:
         self.redis = redis if redis is not None else redis_client(cfg)
         sessions = sessionmaker(self.engine)
         self.store = CaseStore(sessions, personal, cfg.service.timezone)
+        # The case loop after the call (派单, time limits, 回访): its directory is seeded at start.
+        self.case_loop_room = CaseLoopPlugin(cfg, sessions, personal)
+        self.case_loop = self.case_loop_room.loop
 
         # Live state (Redis); every writer reports Redis away to ``redis_health``.
         self.redis_health = RedisHealth()
@@ -144,6 +148,7 @@ class HotlineService:
             self.presence_room,
             self.callbacks,
             Steps("case store", stop=self.store.close),
+            self.case_loop_room,
             self.routing,
             self.transcripts,
             self.retention,

@@ -279,7 +279,7 @@ class Users:
 
     async def add(self, username: str, password: str, role: str, *, agent_id: str | None = None,
                   display_name: str = "", city: str | None = None,
-                  actor: Actor | None = None) -> WebUser:
+                  department_id: str | None = None, actor: Actor | None = None) -> WebUser:
         """Create the user, or reset its password (and role, agent, name): its sessions end.
         ``city``: whose cases the user sees (a city id or "province"); None keeps an existing
         user's city (a new one: agent_desk/access.py's default)."""
@@ -287,6 +287,8 @@ class Users:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         if role == "agent" and not agent_id:
             raise ValueError("an agent user needs the agent's id")
+        if role == "department" and not department_id:
+            raise ValueError("a department user needs the department's id")
         if len(password) < 8:
             raise ValueError("passwords need at least 8 characters")
         detail: dict[str, Any]
@@ -304,6 +306,7 @@ class Users:
                     detail = {"role": [user.role, role], "agent": [user.agent_id, agent_id]}
             user.password_hash = hash_password(password)
             user.role, user.agent_id = role, agent_id
+            user.department_id = department_id if role == "department" else None
             user.display_name = display_name or username
             if city is not None:
                 user.city = city

@@ -5,9 +5,9 @@ the Protocols below (what the handlers call, nothing more). The composition root
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, tzinfo
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +18,11 @@ from agent_desk.audit import Actor, Audit
 from agent_desk.models import PROVINCE
 from agent_desk.web.auth import Session, SessionGate, Sessions, Users
 from agent_desk.web.login_limits import LoginLimiter
+from cases.loop.models import Department
+from cases.loop.states import Actor as LoopActor
+from cases.loop.states import Command
+from cases.loop.store import DepartmentEntry, Details
+from cases.loop.taxonomy import Taxonomy
 from cases.models import Case
 from common.config import Config, WebSection
 from common.facts import CallFact
@@ -149,6 +154,28 @@ class Surge(Protocol):
     async def moves(self, limit: int) -> list[dict[str, Any]]: ...
 
 
+class CaseLoopDesk(Protocol):
+    """The case loop (cases/loop/store.py CaseLoop), as the console uses it."""
+
+    @property
+    def taxonomy(self) -> Taxonomy: ...
+
+    async def act(self, number: str, actor: LoopActor, cmd: Command,
+                  details: Details | None = None, *, visible: Any = None,
+                  idempotency_key: str | None = None) -> dict[str, Any]: ...
+    async def view(self, number: str, *, visible: Any = None, clear_text: bool = True
+                   ) -> dict[str, Any]: ...
+    async def create_case(self, *, channel: str, city: str | None, caller: str | None,
+                          at: datetime | None = None) -> str: ...
+    async def departments(self, *, city: str | None = None, active_only: bool = True
+                          ) -> list[Department]: ...
+    async def upsert_departments(self, entries: Sequence[DepartmentEntry]) -> int: ...
+    async def set_default(self, matter: str, city: str | None, department_id: str
+                          ) -> None: ...
+    async def suggested_department(self, matter: str | None, city: str | None
+                                   ) -> str | None: ...
+
+
 @dataclass
 class ConsoleDeps:
     """``web`` is read on every request (a test may swap it for other settings)."""
@@ -174,6 +201,7 @@ class ConsoleDeps:
     exposition: Callable[[], Awaitable[str]]  # the Prometheus text (agent_desk/metrics.py)
     transcripts: Transcripts | None = None
     surge: Surge | None = None
+    loop: CaseLoopDesk | None = None
 
     def current_call(self, agent: str) -> tuple[str, Mapping[str, Any]] | None:
         """The agent's latest live call on the wallboard (call id, call)."""
@@ -198,6 +226,8 @@ class ConsoleDeps:
             return Scope.nobody(sess.user)
         agent = user.agent_id if user.role == "agent" else None
         city = user.city
+        if user.role == "department":
+            return Scope(sess.user, user.role, None, department=user.department_id)
         if city is None and agent:
             try:
                 city = self.cfg.agent(agent).city
