@@ -12,9 +12,13 @@ import logging
 import shutil
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
+from cases.loop.states import Actor, Command
+from cases.loop.store import Details
 from cases.report import format_case
 from common.facts import agent_of
 from common.logs import setup_logging
@@ -207,7 +211,8 @@ async def run_demo(calls: int = 5, workdir: Path | None = None) -> int:
             _say(f"工单 {case.number}  recordings {len(t['recordings'])}  transcript "
                  f"{t['status']}: {speakers['caller']} caller / {speakers['agent']} agent "
                  f"segment(s)" + (f"  ({t['error']})" if t.get("error") else ""))
-        ok = len(cases) == calls and complete == calls
+        looped = await _case_loop(service, cases[0].number) if cases else False
+        ok = len(cases) == calls and complete == calls and looped
         return 0 if ok else 1
     except Exception as exc:  # the demo explains failures instead of dumping internals
         print(f"demo failed: {exc}", file=sys.stderr)
@@ -217,6 +222,55 @@ async def run_demo(calls: int = 5, workdir: Path | None = None) -> int:
     finally:
         await lab.close()
 
+
+
+STATE_NAMES = {"accepted": "受理", "dispatched": "待签收", "returned": "待改派",
+               "handling": "办理中", "replied": "待审核", "follow_up": "待回访", "closed": "办结",
+               "merged": "已并单"}
+ACTION_NAMES = {"accepted": "受理", "classify": "分类", "finish_direct": "直接办结",
+                "dispatch": "派单", "sign": "签收", "return": "退单", "note": "办理备注",
+                "request_extension": "延期申请", "decide_extension": "延期审批",
+                "reply": "答复", "review": "审核", "follow_up": "回访", "close": "办结",
+                "reopen": "重办", "merge": "并单"}
+
+
+async def _case_loop(service: HotlineService, number: str) -> bool:
+    """One case's whole loop after its call: classified and dispatched by the agent, returned
+    by the wrong department and reassigned, signed and answered by the right one, reviewed,
+    followed up and closed; its timeline printed."""
+    loop = service.case_loop
+    agent, sup = Actor("agent1001", "agent"), Actor("supervisor", "supervisor")
+    renshe = Actor("renshe-staff", "department", "nj-renshe")
+    chengguan = Actor("chengguan-staff", "department", "nj-chengguan")
+    _say(f"\n== the case loop of 工单 {number} ==")
+    steps: list[tuple[Actor, Command, Details | None]] = [
+        (agent, Command("classify"), Details(appeal_type="complaint",
+                                             matter="urban.sanitation.street_vending",
+                                             district="xuanwu", address="玄武区珠江路88号")),
+        (agent, Command("dispatch", lead="nj-renshe"), None),
+        (renshe, Command("return", reason="占道经营不属于人社部门职责，请改派城管"), None),
+        (agent, Command("dispatch", lead="nj-chengguan"), None),
+        (chengguan, Command("sign"), None),
+        (chengguan, Command("reply", reason="已到现场清理占道摊点，并安排每日巡查"),
+         Details(contacted=True)),
+        (sup, Command("review", accept=True), None),
+        (agent, Command("follow_up", resolved=True, satisfaction="satisfied"), None),
+    ]
+    view: dict[str, object] = {}
+    for actor, cmd, details in steps:
+        view = await loop.act(number, actor, cmd, details)
+    timeline = view.get("timeline")
+    assert isinstance(timeline, list)
+    tz = ZoneInfo(service.cfg.service.timezone)
+    for f in timeline:
+        who = f.get("department") or f.get("by") or "系统"
+        why = f" — {f['reason']}" if f.get("reason") else ""
+        at = datetime.fromisoformat(f["at"]).astimezone(tz)
+        _say(f"  {at:%H:%M:%S}  {ACTION_NAMES.get(f['kind'][5:], f['kind']):<4}  "
+             f"{STATE_NAMES.get(str(f.get('to', 'accepted')), '')}  by {who}{why}")
+    _say(f"事项: {view['matter_name']}  承办: {view['lead_department_name']}  "
+         f"state: {STATE_NAMES.get(str(view['state']))}")
+    return view.get("state") == "closed"
 
 
 def main() -> int:
