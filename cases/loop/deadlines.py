@@ -75,3 +75,22 @@ def light(start: datetime, due: datetime, now: datetime, yellow_share: float,
         return "yellow"  # nothing left to use: a deadline at its start warns at once
     used = calendar.working_time_between(start, now)
     return "yellow" if used >= allowed * yellow_share else "green"
+
+
+@dataclass(frozen=True)
+class WorkingTimePolicy:
+    """The loop store's deadline policy (``DeadlinePolicy`` in cases/loop/store.py) counted in
+    working time: the limits, on the calendar."""
+
+    limits: TimeLimits
+    calendar: WorkCalendar
+
+    def sign_due(self, at: datetime) -> datetime:
+        return sign_due(at, self.limits, self.calendar)
+
+    def handle_due(self, appeal_type: str, at: datetime, extension_days: int = 0) -> datetime:
+        return handle_due(at, appeal_type, self.limits, self.calendar,
+                          extension_days=extension_days)
+
+    def light(self, start: datetime, due: datetime, now: datetime) -> Light:
+        return light(start, due, now, self.limits.yellow_share, self.calendar)

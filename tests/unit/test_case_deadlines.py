@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cases.loop.calendar import CalendarNotCovered, WorkCalendar
-from cases.loop.deadlines import TimeLimits, handle_due, light, sign_due
+from cases.loop.deadlines import TimeLimits, WorkingTimePolicy, handle_due, light, sign_due
 from common.errors import DomainError
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -273,3 +273,11 @@ def test_light_of_a_deadline_with_no_working_time_left() -> None:
     start = at(2026, 10, 2, 10)
     assert light(start, start, start, 0.8, CAL) == "yellow"
     assert light(start, start, start + timedelta(minutes=1), 0.8, CAL) == "red"
+
+
+def test_the_policy_the_loop_store_takes() -> None:
+    policy = WorkingTimePolicy(TimeLimits(), CAL)
+    assert policy.sign_due(at(2026, 3, 13, 17)) == at(2026, 3, 16, 10)
+    assert policy.handle_due("help", at(2026, 9, 30, 9)) == at(2026, 10, 10, 9)
+    assert policy.handle_due("help", at(2026, 9, 30, 9), 1) == at(2026, 10, 12, 9)
+    assert policy.light(at(2026, 9, 30, 9), at(2026, 10, 10, 9), at(2026, 10, 5, 9)) == "green"
