@@ -13,7 +13,7 @@ import os
 import re
 import ssl
 import tomllib
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
@@ -624,6 +624,12 @@ class CaseLoopSection(_Section):
     # Changes to the official calendar (chinese_calendar): days off and working days.
     extra_holidays: list[date] = []
     extra_workdays: list[date] = []
+    # Years chinese_calendar does not know yet (a new year before the package is upgraded):
+    # weekends rest there, plus extra_holidays and extra_workdays. Any other unknown year
+    # stops the deadlines with an error naming it instead of guessing.
+    calendar_years: list[Annotated[int, Field(ge=2000, le=2200)]] = []
+    # Office hours, local time: working hours count only these ("HH:MM-HH:MM", in order).
+    office_hours: list[str] = ["08:30-12:00", "13:30-17:30"]
     # How often the 红黄灯 sweep runs.
     sweep_interval_s: Annotated[int, Field(ge=5, le=3600)] = 60
     # Earlier cases (closed ones too) a new one is linked to as a repeat complaint.
@@ -636,6 +642,40 @@ class CaseLoopSection(_Section):
         if unknown:
             raise ValueError(f"unknown 诉求类型 {unknown}; one of {', '.join(APPEAL_TYPES)}")
         return {**{t: 5 for t in APPEAL_TYPES}, **v}
+
+    @field_validator("office_hours")
+    @classmethod
+    def _office_hours(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one period is needed")
+        previous_end: time | None = None
+        for period in v:
+            start, end = _period(period)
+            if end <= start:
+                raise ValueError(f"{period!r} ends before it starts")
+            if previous_end is not None and start < previous_end:
+                raise ValueError(f"{period!r} overlaps or precedes the period before")
+            previous_end = end
+        return v
+
+    @model_validator(mode="after")
+    def _days(self) -> CaseLoopSection:
+        both = sorted(set(self.extra_holidays) & set(self.extra_workdays))
+        if both:
+            raise ValueError("extra_holidays and extra_workdays both list "
+                             + ", ".join(d.isoformat() for d in both))
+        return self
+
+    def office_periods(self) -> list[tuple[time, time]]:
+        return [_period(p) for p in self.office_hours]
+
+
+def _period(text: str) -> tuple[time, time]:
+    """"08:30-12:00" as two times of day."""
+    m = re.fullmatch(r"\s*([0-2]\d):([0-5]\d)\s*-\s*([0-2]\d):([0-5]\d)\s*", text)
+    if m is None or int(m[1]) > 23 or int(m[3]) > 23:
+        raise ValueError(f"{text!r}: a period is HH:MM-HH:MM, like 08:30-12:00")
+    return time(int(m[1]), int(m[2])), time(int(m[3]), int(m[4]))
 
 
 class WebSection(_Section):

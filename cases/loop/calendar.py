@@ -106,6 +106,10 @@ class WorkCalendar:
             self._known[year] = known
         return known
 
+    def covers(self, year: int) -> bool:
+        """Whether the working days of ``year`` are known (the package's or declared)."""
+        return year in self.declared_years or self._package_knows(year)
+
     def is_workday(self, day: date) -> bool:
         if isinstance(day, datetime):
             raise TypeError("is_workday takes a date; use local() for a datetime's date")

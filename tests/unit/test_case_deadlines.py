@@ -15,9 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from cases.loop.calendar import CalendarNotCovered, WorkCalendar
 from cases.loop.deadlines import TimeLimits, WorkingTimePolicy, handle_due, light, sign_due
+from cases.loop.sweep import Assessment, DispatchClock, assess, worst
+from common.config import CaseLoopSection
 from common.errors import DomainError
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -281,3 +284,66 @@ def test_the_policy_the_loop_store_takes() -> None:
     assert policy.handle_due("help", at(2026, 9, 30, 9)) == at(2026, 10, 10, 9)
     assert policy.handle_due("help", at(2026, 9, 30, 9), 1) == at(2026, 10, 12, 9)
     assert policy.light(at(2026, 9, 30, 9), at(2026, 10, 10, 9), at(2026, 10, 5, 9)) == "green"
+
+
+# -- the sweep's pure part -------------------------------------------------------------------
+
+SIGN_DUE, DUE = at(2026, 3, 13, 11), at(2026, 3, 16, 9)
+
+
+def clock(state: str, *, sign_due: datetime | None = SIGN_DUE,
+          due: datetime | None = DUE) -> DispatchClock:
+    # Dispatched Friday 09:00: sign by 11:00, a consultation handled by Monday 09:00.
+    return DispatchClock(state, at(2026, 3, 13, 9), sign_due, due)
+
+
+def test_assess_a_pending_dispatch_runs_both_limits() -> None:
+    assert assess(clock("pending"), at(2026, 3, 13, 9, 30), 0.8, CAL) == \
+        Assessment("green", ())
+    assert assess(clock("pending"), at(2026, 3, 13, 10, 40), 0.8, CAL) == \
+        Assessment("yellow", ())
+    assert assess(clock("pending"), at(2026, 3, 13, 11, 1), 0.8, CAL) == \
+        Assessment("red", ("sign",))
+    assert assess(clock("pending"), at(2026, 3, 16, 9, 1), 0.8, CAL) == \
+        Assessment("red", ("sign", "handle"))
+
+
+def test_assess_a_signed_dispatch_runs_the_handling_limit_only() -> None:
+    assert assess(clock("signed"), at(2026, 3, 13, 11, 1), 0.8, CAL) == \
+        Assessment("green", ())
+    assert assess(clock("signed"), at(2026, 3, 14, 12), 0.8, CAL) == Assessment("yellow", ())
+    assert assess(clock("signed"), at(2026, 3, 16, 9, 1), 0.8, CAL) == \
+        Assessment("red", ("handle",))
+
+
+def test_assess_a_stopped_clock() -> None:
+    for state in ("replied", "returned", "cancelled"):
+        assert assess(clock(state), at(2026, 3, 20), 0.8, CAL) is None
+    assert assess(clock("signed", due=None), at(2026, 3, 20), 0.8, CAL) is None
+
+
+def test_the_worst_light() -> None:
+    assert worst(["green", "red", "yellow"]) == "red"
+    assert worst(["green", "yellow"]) == "yellow"
+    assert worst([]) == "none"
+
+
+def test_covers() -> None:
+    assert CAL.covers(2026) and not CAL.covers(2099)
+    assert WorkCalendar(declared_years=[2099]).covers(2099)
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+def test_office_hours_and_overrides_in_the_configuration() -> None:
+    section = CaseLoopSection(office_hours=["09:00-12:00", "14:00 - 18:00"],
+                              calendar_years=[2027], extra_holidays=[date(2027, 1, 1)])
+    assert section.office_periods() == [(time(9), time(12)), (time(14), time(18))]
+    for bad, why in ((["8:30-12:00"], "HH:MM-HH:MM"), (["12:00-08:00"], "ends before"),
+                     (["08:00-12:00", "11:00-17:00"], "overlaps"), ([], "at least one"),
+                     (["25:00-26:00"], "HH:MM-HH:MM")):
+        with pytest.raises(ValidationError, match=why) as err:
+            CaseLoopSection(office_hours=bad)
+        assert "office_hours" in str(err.value)
+    with pytest.raises(ValidationError, match="2027-01-01"):
+        CaseLoopSection(extra_holidays=[date(2027, 1, 1)], extra_workdays=[date(2027, 1, 1)])
