@@ -35,6 +35,7 @@ STATUS: dict[str, int] = {
     "too_large": 413,
     "invalid": 422, "too_many": 422,
     "too_many_attempts": 429, "too_many_sockets": 429,
+    "calendar_not_covered": 503,
 }
 
 CSP = ("default-src 'self'; connect-src 'self' {ws}; media-src 'self'; "

@@ -4,8 +4,11 @@ Working days are the State Council's calendar (weekends rest, public holidays re
 adjusted working weekends 调休 work), as the ``chinese_calendar`` package publishes it, with the
 operator's overrides on top: extra holidays and extra workdays (a local holiday, a change made
 after the package was released) and whole years the package does not know yet
-(``declared_years``: weekends rest there, plus the overrides). A year nobody describes is an
-error, never a silent guess.
+(``declared_years``: weekends rest there, plus the overrides). A year nobody describes counts
+Monday to Friday (``estimate_unknown_years``, the default: a hotline cannot stop dispatching
+on 24 December because next year's notice is not in the package yet); the years so estimated
+are in ``estimated_years`` and the service warns about them. With the estimate off, such a
+year is an error (``CalendarNotCovered``).
 
 Times given are aware datetimes (the database returns aware UTC, common/db.py); the calendar
 reads them in the service's time zone (Asia/Shanghai unless configured) and answers aware
@@ -63,8 +66,11 @@ class WorkCalendar:
     def __init__(self, *, timezone: str = DEFAULT_TIMEZONE,
                  office_hours: Sequence[tuple[time, time]] = DEFAULT_OFFICE_HOURS,
                  extra_holidays: Iterable[date] = (), extra_workdays: Iterable[date] = (),
-                 declared_years: Iterable[int] = ()) -> None:
+                 declared_years: Iterable[int] = (),
+                 estimate_unknown_years: bool = True) -> None:
         self.tz = ZoneInfo(timezone)
+        self.estimate_unknown_years = estimate_unknown_years
+        self.estimated_years: set[int] = set()
         self.extra_holidays = frozenset(extra_holidays)
         self.extra_workdays = frozenset(extra_workdays)
         both = self.extra_holidays & self.extra_workdays
@@ -120,6 +126,9 @@ class WorkCalendar:
         if self._package_knows(day.year):
             return bool(chinese_calendar.is_workday(day))
         if day.year in self.declared_years:
+            return day.weekday() < 5
+        if self.estimate_unknown_years:
+            self.estimated_years.add(day.year)
             return day.weekday() < 5
         raise CalendarNotCovered(day.year)
 

@@ -84,9 +84,9 @@ class CaseLoopPlugin:
                         if not self.calendar.covers(y)})
         for y in years:
             log.warning("case loop: no holiday schedule for a year the time limits may "
-                        "reach; deadlines in it are refused until chinesecalendar is upgraded "
-                        "or [case_loop] calendar_years and extra_holidays/extra_workdays "
-                        "describe it", extra={"year": y})
+                        "reach; deadlines in it count Monday to Friday (no public holidays) until "
+                        "chinesecalendar is upgraded or [case_loop] calendar_years and "
+                        "extra_holidays/extra_workdays describe it", extra={"year": y})
         return years
 
     async def stop(self) -> None:

@@ -52,13 +52,21 @@ def test_published_calendar(day: date, works: bool) -> None:
     assert CAL.is_workday(day) is works
 
 
-def test_a_year_nobody_describes_is_an_error_naming_it() -> None:
+def test_a_year_nobody_describes_is_an_error_naming_it_when_estimates_are_off() -> None:
+    strict = WorkCalendar(estimate_unknown_years=False)
     with pytest.raises(CalendarNotCovered) as err:
-        CAL.is_workday(date(2099, 1, 5))
+        strict.is_workday(date(2099, 1, 5))
     assert err.value.code == "calendar_not_covered" and "2099" in err.value.message
     assert isinstance(err.value, DomainError)
     with pytest.raises(CalendarNotCovered):
-        CAL.add_working_days(at(2099, 1, 5, 10), 1)
+        strict.add_working_days(at(2099, 1, 5, 10), 1)
+
+
+def test_a_year_nobody_describes_counts_monday_to_friday_and_is_remembered() -> None:
+    cal = WorkCalendar()
+    assert cal.is_workday(date(2099, 1, 2)) and not cal.is_workday(date(2099, 1, 3))
+    assert cal.estimated_years == {2099}
+    assert cal.add_working_days(at(2099, 1, 2, 10), 1) == at(2099, 1, 5, 10)
 
 
 def test_a_declared_year_rests_on_weekends_and_on_its_listed_holidays() -> None:
@@ -70,7 +78,8 @@ def test_a_declared_year_rests_on_weekends_and_on_its_listed_holidays() -> None:
     assert not cal.is_workday(date(2099, 1, 4))      # Sunday
     # Listing a date is not declaring its year.
     with pytest.raises(CalendarNotCovered):
-        WorkCalendar(extra_holidays=[date(2098, 1, 1)]).is_workday(date(2098, 1, 2))
+        WorkCalendar(extra_holidays=[date(2098, 1, 1)],
+                     estimate_unknown_years=False).is_workday(date(2098, 1, 2))
 
 
 def test_overrides_change_known_years_too() -> None:
