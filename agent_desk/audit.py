@@ -44,7 +44,7 @@ ACTIONS = (
     "audit.read", "retention.recordings", "retention.transcript", "retention.personal",
     "user.create", "user.password", "user.role", "user.disable", "user.enable", "user.delete",
     "agent.pause", "agent.skills", "session.signin", "session.signin_failed",
-    "session.signout",
+    "session.signout", "webhook.retry", "webhook.secret", "webhook.rotate",
 )
 SEAL_BATCH = 500
 log = logging.getLogger(__name__)

@@ -678,6 +678,53 @@ def _period(text: str) -> tuple[time, time]:
     return time(int(m[1]), int(m[2])), time(int(m[3]), int(m[4]))
 
 
+class WebhooksSection(_Section):
+    """Signed webhooks to departments' own systems (agent_desk/webhooks, docs/webhooks.md):
+    every change of a case dispatched to a department with a webhook_url is written to an
+    outbox in the change's transaction and delivered by a worker, retried with backoff."""
+
+    enabled: bool = True
+    # The master secret (32 random bytes, hex or base64) each department's signing secret is
+    # derived from (HKDF, one per department and generation). Needed as soon as a department
+    # has a webhook_url.
+    secret_env: str = "HOTLINE_WEBHOOK_SECRET"
+    # One POST may take this long (connect, send, answer).
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # Attempts before a delivery goes to the dead-letter list, and its greatest age.
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 12
+    max_age_s: Annotated[int, Field(ge=1, le=30 * 86400)] = 2 * 86400
+    # Exponential backoff between attempts: base * 2^(attempt-1), at most backoff_max_s,
+    # with jitter (between half and all of it).
+    backoff_base_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    backoff_max_s: Annotated[float, Field(gt=0, le=86400)] = 3600.0
+    # How often the worker looks for due deliveries; how many it takes, and sends at once.
+    interval_s: Annotated[float, Field(gt=0, le=600)] = 2.0
+    batch: Annotated[int, Field(ge=1, le=1000)] = 50
+    concurrency: Annotated[int, Field(ge=1, le=100)] = 8
+    # A delivery taken by a worker that stopped (killed) is taken by another after this.
+    lease_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # After a secret is rotated, deliveries are signed with the previous one too for this long.
+    rotation_grace_s: Annotated[int, Field(ge=0, le=30 * 86400)] = 86400
+    # Webhooks go to public addresses only (no server-side request forgery into the
+    # hotline's own network): loopback, private, link-local and reserved addresses are refused
+    # unless in these networks (e.g. the 政务外网 range the departments are on).
+    allow_networks: list[str] = []
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        return _network_list(v)
+
+    @model_validator(mode="after")
+    def _times(self) -> WebhooksSection:
+        if self.lease_s <= self.timeout_s:
+            raise ValueError("lease_s must be above timeout_s (a delivery in flight would be "
+                             "taken by another worker)")
+        if self.backoff_max_s < self.backoff_base_s:
+            raise ValueError("backoff_max_s must be at least backoff_base_s")
+        return self
+
+
 class WebSection(_Section):
     """The agent console and supervisor wallboard (agent_desk/web/, docs/console.md)."""
 
@@ -756,6 +803,7 @@ class Config(_Section):
     privacy: PrivacySection = PrivacySection()
     callbacks: CallbacksSection = CallbacksSection()
     case_loop: CaseLoopSection = CaseLoopSection()
+    webhooks: WebhooksSection = WebhooksSection()
     web: WebSection = WebSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.
@@ -961,6 +1009,10 @@ class Config(_Section):
     @property
     def session_secret(self) -> str:
         return self.random_key(self.web.session_secret_env, what="web.session_secret_env")
+
+    @property
+    def webhook_secret(self) -> str:
+        return self.random_key(self.webhooks.secret_env, what="webhooks.secret_env")
 
 
 def _destination_problems(cfg: Config) -> list[str]:

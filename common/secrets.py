@@ -6,6 +6,7 @@ others, and no purpose can be confused with another."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 
@@ -17,7 +18,8 @@ DATA_ENCRYPT = b"hotline/data-key/encrypt/v2"
 DATA_LOOKUP = b"hotline/data-key/lookup/v2"
 SESSION_SIGN = b"hotline/session-secret/sign/v2"
 SESSION_CSRF = b"hotline/session-secret/csrf/v2"
-LABELS = (DATA_ENCRYPT, DATA_LOOKUP, SESSION_SIGN, SESSION_CSRF)
+WEBHOOK_SIGN = b"hotline/webhook-secret/sign/v1"
+LABELS = (DATA_ENCRYPT, DATA_LOOKUP, SESSION_SIGN, SESSION_CSRF, WEBHOOK_SIGN)
 _SALT = b"hotline-12345"
 
 
@@ -31,3 +33,12 @@ def sip_password(master: str, endpoint: str) -> str:
     """Each agent's SIP password: unique, strong, and reproducible by the softphone command."""
     digest = hmac.new(master.encode(), f"sip:{endpoint}".encode(), hashlib.sha256).hexdigest()
     return digest[:32]
+
+
+def webhook_secret(master: str, department: str, generation: int) -> str:
+    """A department's webhook signing secret (its ``generation``-th: rotating it takes the
+    next). Nothing is stored: it follows from the master secret, so a stolen database holds
+    no department's secret. 43 URL-safe characters (32 bytes); the HMAC key is this text."""
+    label = WEBHOOK_SIGN + f":{department}:{generation}".encode()
+    key = derive_key(master, label)
+    return "whsec_" + base64.urlsafe_b64encode(key).decode().rstrip("=")

@@ -59,6 +59,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
                       ("session secret", cfg.web.session_secret_env)):
         if why := random_key_weakness(os.environ.get(env, "")):
             problems.append(f"  {what}: {env} is not usable: {why}. {MAKE_RANDOM_KEY}")
+    # The webhooks' master secret: needed once a department has a webhook_url.
+    hooked = [d.id for d in cfg.case_loop.departments if d.webhook_url]
+    env = cfg.webhooks.secret_env
+    value = os.environ.get(env, "")
+    if cfg.webhooks.enabled and (value or hooked) and (why := random_key_weakness(value)):
+        problems.append(f"  webhook secret: {env} is not usable: {why}. {MAKE_RANDOM_KEY}")
     print(f"{_config_path(args)}: OK — {len(cfg.nodes)} node(s), {len(cfg.cities)} cities, "
           f"{len(cfg.agents)} agents, {len(cfg.skills)} skills, {len(cfg.trunks)} trunks")
     if problems:

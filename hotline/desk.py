@@ -27,6 +27,8 @@ from agent_desk.web.app import Feature, build_app
 from agent_desk.web.auth import SessionGate, Sessions, Users, UserStates
 from agent_desk.web.deps import ConsoleDeps
 from agent_desk.web.login_limits import LoginLimiter
+from agent_desk.webhooks import http as webhooks_http
+from agent_desk.webhooks import schemas as webhooks_schemas
 
 if TYPE_CHECKING:
     from hotline.service import HotlineService
@@ -42,6 +44,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(callbacks_http.ROUTES, callbacks_http.CallbacksHttp, callbacks_schemas.SCHEMAS),
     Feature(supervision_http.ROUTES, supervision_http.SupervisionHttp),
     Feature(surge_http.ROUTES, surge_http.SurgeHttp),
+    Feature(webhooks_http.ROUTES, webhooks_http.WebhooksHttp, webhooks_schemas.SCHEMAS),
 )
 ROUTES = [r for f in FEATURES for r in f.routes]
 
@@ -104,5 +107,5 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
         callcontrol=service.callcontrol, facts=service.store, repeat_callers=service.lookups,
         skills=service.skills, ami_of=lambda node: service.nodes[node].ami,
         exposition=exposition, transcripts=service.transcripts, surge=service.surge,
-        loop=service.case_loop)
+        loop=service.case_loop, webhooks=service.webhooks.admin)
     return deps, board

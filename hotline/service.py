@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from agent_desk.callbacks import plugin as callbacks_plugin
 from agent_desk.cases.store import ConsoleStore
 from agent_desk.presence.plugin import PresencePlugin
+from agent_desk.webhooks.plugin import WebhooksPlugin
 from asr import plugin as asr_plugin
 from cases.db import make_engine, migrate, sessionmaker
-from cases.loop.plugin import CaseLoopPlugin
+from cases.loop.plugin import CaseLoopPlugin, taxonomy_of
 from cases.store import CaseStore
 from cases.surge_audit import SurgeAudit
 from common.config import Config
@@ -63,8 +64,12 @@ class HotlineService:
         self.redis = redis if redis is not None else redis_client(cfg)
         sessions = sessionmaker(self.engine)
         self.store = CaseStore(sessions, personal, cfg.service.timezone)
+        # Signed webhooks to departments' systems: the case loop writes each change's
+        # notifications in the change's transaction (the outbox), a worker delivers them.
+        self.webhooks = WebhooksPlugin(cfg, sessions, matter_name=taxonomy_of(cfg).path_names)
         # The case loop after the call (派单, time limits, 回访): its directory is seeded at start.
-        self.case_loop_room = CaseLoopPlugin(cfg, sessions, personal)
+        self.case_loop_room = CaseLoopPlugin(cfg, sessions, personal,
+                                             outbox=self.webhooks.outbox)
         self.case_loop = self.case_loop_room.loop
 
         # Live state (Redis); every writer reports Redis away to ``redis_health``.
@@ -149,6 +154,7 @@ class HotlineService:
             self.callbacks,
             Steps("case store", stop=self.store.close),
             self.case_loop_room,
+            self.webhooks,  # after the directory is seeded (its webhook URLs)
             self.routing,
             self.transcripts,
             self.retention,

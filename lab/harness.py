@@ -97,7 +97,7 @@ def ensure_secrets() -> None:
     for name in ("HOTLINE_AMI_SECRET", "HOTLINE_SIP_SECRET"):
         if secret_weakness(os.environ.get(name, "")):
             os.environ[name] = secrets.token_urlsafe(32)
-    for name in ("HOTLINE_DATA_KEY", "HOTLINE_SESSION_SECRET"):
+    for name in ("HOTLINE_DATA_KEY", "HOTLINE_SESSION_SECRET", "HOTLINE_WEBHOOK_SECRET"):
         if random_key_weakness(os.environ.get(name, "")):
             os.environ[name] = secrets.token_urlsafe(32)
 

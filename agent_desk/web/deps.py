@@ -176,6 +176,19 @@ class CaseLoopDesk(Protocol):
                                    ) -> str | None: ...
 
 
+class WebhookDesk(Protocol):
+    """Webhooks to departments, as the admin sees them (agent_desk/webhooks/services.py
+    WebhookAdmin)."""
+
+    async def deliveries(self, *, state: str | None = None, department: str | None = None,
+                         case: str | None = None, limit: int = 100, offset: int = 0
+                         ) -> list[dict[str, Any]]: ...
+    async def retry(self, delivery_id: int, actor: Actor) -> dict[str, Any]: ...
+    async def departments(self) -> list[dict[str, Any]]: ...
+    async def reveal(self, department: str, actor: Actor) -> dict[str, Any]: ...
+    async def rotate(self, department: str, actor: Actor) -> dict[str, Any]: ...
+
+
 @dataclass
 class ConsoleDeps:
     """``web`` is read on every request (a test may swap it for other settings)."""
@@ -202,6 +215,7 @@ class ConsoleDeps:
     transcripts: Transcripts | None = None
     surge: Surge | None = None
     loop: CaseLoopDesk | None = None
+    webhooks: WebhookDesk | None = None
 
     def current_call(self, agent: str) -> tuple[str, Mapping[str, Any]] | None:
         """The agent's latest live call on the wallboard (call id, call)."""

@@ -88,6 +88,7 @@ PATH: dict[str, dict[str, Any]] = {
     "id": {"type": "string", "minLength": 1, "maxLength": 20},
     "agent": {"type": "string", "minLength": 1, "maxLength": 16},
     "user": {"type": "string", "minLength": 1, "maxLength": 64},
+    "department": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,32}$"},
 }
 
 

@@ -1,0 +1,1 @@
+"""Outbound signed webhooks to departments' own systems (docs/webhooks.md)."""
