@@ -28,7 +28,8 @@ async def add_auditor(console) -> None:
 
 def concrete(path: str) -> str:
     return (path.replace("{number}", "20990101000001").replace("{name}", "x.wav")
-            .replace("{id}", "999999").replace("{agent}", "1001").replace("{user}", "nobody"))
+            .replace("{id}", "999999").replace("{agent}", "1001").replace("{user}", "nobody")
+            .replace("{department}", "nj-chengguan"))
 
 
 def test_passwords_are_scrypt_hashed():
