@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
 from sqlalchemy import func, select
 
 from agent_desk.audit import Actor
@@ -32,9 +30,9 @@ from common.config import WebhooksSection
 from common.db import utcnow
 from common.errors import DomainError
 from common.privacy import PersonalData
-from lab.harness import free_port
 from tests.support.servers import make_pg_database
 from tests.support.waiting import eventually
+from tests.support.webhooks import DepartmentSystem
 
 MASTER = "wh-master-0123456789abcdefghijklmnopqrstuvwxyzABCDEF"
 AGENT = st.Actor("agent1", "agent")
@@ -56,53 +54,6 @@ async def until(check: Any, timeout: float = 10, interval: float = 0.02, *,
     return await eventually(poll, timeout, interval, what=what)
 
 
-class Department:
-    """A department's own system: takes webhooks on /hook, checks each signature with the
-    secret it was given, answers ``status`` (or holds requests while ``gate`` is closed)."""
-
-    def __init__(self, port: int | None = None):
-        self.port = port or free_port()
-        self.secrets: list[str] = []
-        self.status = 200
-        self.requests: list[dict[str, Any]] = []
-        self.gate: asyncio.Event | None = None
-        self.runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        h = request.headers
-        seen = {"key": h.get("Idempotency-Key"), "event": h.get("X-Hotline-Event"),
-                "signature": h.get("X-Hotline-Signature", ""), "body": body,
-                "verified": [verify(s, h.get("X-Hotline-Timestamp", ""), body,
-                                    h.get("X-Hotline-Signature", ""), now=time.time())
-                             for s in self.secrets]}
-        self.requests.append(seen)
-        if self.gate is not None:
-            await self.gate.wait()
-        seen["answered"] = self.status
-        return web.Response(status=self.status)
-
-    async def start(self) -> Department:
-        app = web.Application()
-        app.router.add_post("/hook", self.handle)
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
-
-    def answered_ok(self) -> list[dict[str, Any]]:
-        return [r for r in self.requests if 200 <= r.get("answered", 0) < 300]
-
-
 class Rig:
     """The case loop with the webhooks' outbox, the keys, a worker and the admin's side."""
 
@@ -118,7 +69,7 @@ class Rig:
         self.workers: list[WebhookWorker] = []
         self.worker = self.new_worker(settings)
         self.admin = WebhookAdmin(self.sessions, self.keys, wake=self.worker.wake)
-        self.departments: list[Department] = []
+        self.departments: list[DepartmentSystem] = []
 
     def new_worker(self, settings: WebhooksSection = FAST, **kw: Any) -> WebhookWorker:
         w = WebhookWorker(self.sessions, settings, self.keys, **kw)
@@ -134,8 +85,8 @@ class Rig:
                             "nanjing", "人社局"),
         ])
 
-    async def department(self, *, start: bool = True, reveal: bool = True) -> Department:
-        dept = Department()
+    async def department(self, *, start: bool = True, reveal: bool = True) -> DepartmentSystem:
+        dept = DepartmentSystem()
         if start:
             await dept.start()
         self.departments.append(dept)

@@ -3,6 +3,7 @@ jitter, dead after the attempts or the age), where a webhook may go, and the con
 
 from __future__ import annotations
 
+import time
 import tomllib
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +20,7 @@ from agent_desk.webhooks.policy import (
 from agent_desk.webhooks.signing import sign, signature_header, verify
 from common.config import ConfigError, WebhooksSection, parse_config
 from common.secrets import webhook_secret
-from lab.harness import EXAMPLE_CONFIG, to_toml
+from lab.harness import EXAMPLE_CONFIG, REPO, to_toml
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 SETTINGS = WebhooksSection(max_attempts=4, max_age_s=3600, backoff_base_s=10,
@@ -128,3 +129,20 @@ def test_webhooks_config_defaults_and_errors_name_the_key():
     with pytest.raises(ConfigError) as err:
         parse_config(to_toml(raw), source="hotline.toml")
     assert "webhooks.max_attempts" in str(err.value)
+
+
+def test_the_check_in_docs_webhooks_md_accepts_what_the_service_signs():
+    doc = (REPO / "docs" / "webhooks.md").read_text(encoding="utf-8")
+    code = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    space: dict = {}
+    exec(compile(code, "docs/webhooks.md", "exec"), space)  # the page's own function
+    check = space["verify_hotline_webhook"]
+    body = '{"id":"20260302000017:v2:nj-chengguan","data":{"matter_name":"占道经营"}}'.encode()
+    ts = str(int(time.time()))
+    header = signature_header(["whsec_new", "whsec_old"], ts, body)
+    assert check("whsec_old", ts, header, body) and check("whsec_new", ts, header, body)
+    assert not check("whsec_other", ts, header, body)
+    assert not check("whsec_new", ts, header, body + b" ")
+    assert not check("whsec_new", str(int(ts) - 600), signature_header(
+        ["whsec_new"], str(int(ts) - 600), body), body)
+    assert verify("whsec_new", ts, body, header, now=time.time())
