@@ -699,9 +699,10 @@ class WebhooksSection(_Section):
     backoff_max_s: Annotated[float, Field(gt=0, le=86400)] = 3600.0
     # How often the worker looks for due deliveries; how many it takes, and sends at once.
     interval_s: Annotated[float, Field(gt=0, le=600)] = 2.0
-    batch: Annotated[int, Field(ge=1, le=1000)] = 50
+    batch: Annotated[int, Field(ge=1, le=1000)] = 16
     concurrency: Annotated[int, Field(ge=1, le=100)] = 8
-    # A delivery taken by a worker that stopped (killed) is taken by another after this.
+    # A worker holds a batch this long; one killed mid-batch loses it to another after this.
+    # Above timeout_s times the rounds a batch takes (batch / concurrency).
     lease_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
     # After a secret is rotated, deliveries are signed with the previous one too for this long.
     rotation_grace_s: Annotated[int, Field(ge=0, le=30 * 86400)] = 86400
@@ -717,9 +718,11 @@ class WebhooksSection(_Section):
 
     @model_validator(mode="after")
     def _times(self) -> WebhooksSection:
-        if self.lease_s <= self.timeout_s:
-            raise ValueError("lease_s must be above timeout_s (a delivery in flight would be "
-                             "taken by another worker)")
+        rounds = -(-self.batch // self.concurrency)
+        if self.lease_s <= self.timeout_s * rounds:
+            raise ValueError(f"lease_s must be above timeout_s x {rounds} (batch / "
+                             "concurrency rounds): a delivery in flight would be taken by "
+                             "another worker")
         if self.backoff_max_s < self.backoff_base_s:
             raise ValueError("backoff_max_s must be at least backoff_base_s")
         return self

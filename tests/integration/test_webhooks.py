@@ -42,7 +42,7 @@ CALLER = "13812345678"
 ADDRESS = "玄武区珠江路88号"
 # Small backoff instead of sleeps: a retry is due within 0.1 s.
 FAST = WebhooksSection(backoff_base_s=0.02, backoff_max_s=0.1, interval_s=0.02, timeout_s=2,
-                       lease_s=5, allow_networks=["127.0.0.0/8"], max_attempts=50)
+                       lease_s=30, allow_networks=["127.0.0.0/8"], max_attempts=50)
 
 
 async def until(check: Any, timeout: float = 10, interval: float = 0.02, *,

@@ -125,6 +125,10 @@ def test_webhooks_config_defaults_and_errors_name_the_key():
     with pytest.raises(ConfigError) as err:
         parse_config(to_toml(raw), source="hotline.toml")
     assert "lease_s must be above timeout_s" in str(err.value)
+    raw["webhooks"] = {"timeout_s": 10, "lease_s": 30, "batch": 40, "concurrency": 10}
+    with pytest.raises(ConfigError) as err:
+        parse_config(to_toml(raw), source="hotline.toml")
+    assert "timeout_s x 4" in str(err.value)
     raw["webhooks"] = {"max_attempts": 0}
     with pytest.raises(ConfigError) as err:
         parse_config(to_toml(raw), source="hotline.toml")
