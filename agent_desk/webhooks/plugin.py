@@ -34,10 +34,10 @@ class WebhooksPlugin:
         self.cfg = cfg
         self.sessions = sessions
         s = cfg.webhooks
-        self.outbox = WebhookOutbox(sessions, matter_name=matter_name, clock=clock,
-                                    enabled=s.enabled)
         self.keys = WebhookKeys(grace_s=s.rotation_grace_s, clock=clock)
         self.worker = WebhookWorker(sessions, s, self.keys, clock=clock, rand=rand)
+        self.outbox = WebhookOutbox(sessions, matter_name=matter_name, clock=clock,
+                                    enabled=s.enabled, committed=self.worker.wake)
         self.admin = WebhookAdmin(sessions, self.keys, wake=self.worker.wake, clock=clock)
 
     async def start(self) -> None:

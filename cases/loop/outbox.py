@@ -22,10 +22,11 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import ForeignKey, Index, Integer, String, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cases.loop.models import CaseWork, Department, Dispatch
 from cases.loop.store import LoopChange
@@ -78,11 +79,15 @@ class WebhookOutbox:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *,
                  matter_name: Callable[[str | None], str] = lambda _code: "",
-                 clock: Callable[[], datetime] = utcnow, enabled: bool = True):
+                 clock: Callable[[], datetime] = utcnow, enabled: bool = True,
+                 committed: Callable[[], None] = lambda: None):
+        # ``committed``: called once a transaction that wrote rows commits (the worker looks
+        # at once instead of at its next round).
         self.sessions = sessions
         self.matter_name = matter_name
         self.clock = clock
         self.enabled = enabled
+        self.committed = committed
 
     async def __call__(self, session: AsyncSession, change: LoopChange) -> None:
         """Rows for the departments the change concerns: those it names and those holding a
@@ -175,4 +180,11 @@ class WebhookOutbox:
         stmt = insert(WebhookDelivery).values(**values).on_conflict_do_nothing(
             index_elements=["idempotency_key"])
         result = await session.execute(stmt)
-        return bool(getattr(result, "rowcount", 0))
+        written = bool(getattr(result, "rowcount", 0))
+        if written:
+            sa.event.listen(session.sync_session, "after_commit", self._after_commit,
+                            once=True)
+        return written
+
+    def _after_commit(self, _session: Session) -> None:
+        self.committed()

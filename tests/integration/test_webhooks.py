@@ -61,7 +61,8 @@ class Rig:
         self.engine = engine
         self.sessions = sessionmaker(engine)
         self.taxonomy = Taxonomy.load()
-        self.outbox = WebhookOutbox(self.sessions, matter_name=self.taxonomy.path_names)
+        self.outbox = WebhookOutbox(self.sessions, matter_name=self.taxonomy.path_names,
+                                    committed=self.wake)
         self.loop = CaseLoop(self.sessions, PersonalData("webhook-test-key-0123456789abcdef"),
                              self.taxonomy, outbox=self.outbox)
         self.keys = WebhookKeys(grace_s=settings.rotation_grace_s)
@@ -70,6 +71,10 @@ class Rig:
         self.worker = self.new_worker(settings)
         self.admin = WebhookAdmin(self.sessions, self.keys, wake=self.worker.wake)
         self.departments: list[DepartmentSystem] = []
+
+    def wake(self) -> None:
+        for w in self.workers:
+            w.wake()
 
     def new_worker(self, settings: WebhooksSection = FAST, **kw: Any) -> WebhookWorker:
         w = WebhookWorker(self.sessions, settings, self.keys, **kw)
@@ -146,7 +151,16 @@ async def rig(engine):
     await r.close()
 
 
-async def test_a_change_is_delivered_signed_and_the_department_verifies_it(rig):
+async def test_a_change_is_delivered_signed_and_the_department_verifies_it(engine):
+    # The worker would look only once a minute: each commit that wrote rows wakes it.
+    rig = Rig(engine, FAST.model_copy(update={"interval_s": 60}))
+    try:
+        await _delivered_signed_and_verified(rig)
+    finally:
+        await rig.close()
+
+
+async def _delivered_signed_and_verified(rig: Rig) -> None:
     dept = await rig.department()
     await rig.worker.start()
     number = await rig.dispatched()
@@ -185,7 +199,6 @@ async def test_a_change_is_delivered_signed_and_the_department_verifies_it(rig):
     assert not await rig.outbox.notify("nj-renshe", "supervision.opened", payload)  # no hook
     with pytest.raises(DomainError):
         await rig.outbox.notify("nj-chengguan", "Supervision Opened!", payload)
-    rig.worker.wake()
     await until(lambda: len(dept.answered_ok()) == 3, 10, 0.02, what="the 督办 notice")
     assert dept.requests[2]["event"] == "supervision.opened"
     assert dept.requests[2]["verified"] == [True]
