@@ -69,7 +69,8 @@ class HotlineService:
         self.webhooks = WebhooksPlugin(cfg, sessions, matter_name=taxonomy_of(cfg).path_names)
         # The case loop after the call (派单, time limits, 回访): its directory is seeded at start.
         self.case_loop_room = CaseLoopPlugin(cfg, sessions, personal,
-                                             outbox=self.webhooks.outbox)
+                                             outbox=self.webhooks.outbox,
+                                             notify=self.webhooks.outbox.tell)
         self.case_loop = self.case_loop_room.loop
 
         # Live state (Redis); every writer reports Redis away to ``redis_health``.

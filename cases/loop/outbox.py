@@ -151,6 +151,14 @@ class WebhookOutbox:
         async with self.sessions() as own, own.begin():
             return await self._notify_in(own, department_id, event, payload, key, case_number)
 
+    async def tell(self, department_id: str, event: str, payload: dict[str, Any]) -> None:
+        """The deadline sweep's ``Notify`` (cases/loop/sweep.py), called after its commit:
+        keyed by the payload (the same 督办单 told twice is one row; opened again, a new
+        one). Its ``case`` is the case number."""
+        case = payload.get("case")
+        await self.notify(department_id, event, payload,
+                          case_number=case if isinstance(case, str) else None)
+
     async def _notify_in(self, session: AsyncSession, department_id: str, event: str,
                          payload: dict[str, Any], key: str, case_number: str | None) -> bool:
         if not await self._hooked(session, {department_id}):

@@ -22,8 +22,11 @@ from agent_desk.webhooks.signing import verify
 from agent_desk.webhooks.worker import WebhookWorker
 from cases.db import make_engine, migrate, sessionmaker
 from cases.loop import states as st
+from cases.loop.calendar import WorkCalendar
+from cases.loop.deadlines import TimeLimits
 from cases.loop.outbox import WebhookDelivery, WebhookOutbox
 from cases.loop.store import CaseLoop, DepartmentEntry, Details, LoopChange
+from cases.loop.sweep import DeadlineSweep
 from cases.loop.taxonomy import Taxonomy
 from cases.models import Case
 from common.config import WebhooksSection
@@ -427,3 +430,26 @@ async def _two_dead(rig: Rig) -> list[WebhookDelivery] | None:
 async def _dead(rig: Rig, n: int) -> list[WebhookDelivery] | None:
     rows = await rig.rows(state="dead")
     return rows if len(rows) == n else None
+
+
+async def test_the_deadline_sweeps_supervision_orders_reach_the_department(rig):
+    dept = await rig.department()
+    await rig.worker.start()
+    number = await rig.dispatched()
+    later = utcnow() + timedelta(days=30)  # every limit overdue
+    sweep = DeadlineSweep(rig.sessions, WorkCalendar(), TimeLimits(), now=lambda: later,
+                          notify=rig.outbox.tell)
+    report = await sweep.run()
+    assert report.orders == 4  # sign and handle, for the lead and the assisting department
+
+    async def told() -> list[dict[str, Any]]:
+        return [r for r in dept.answered_ok() if r["event"] == "supervision.opened"]
+
+    seen = await until(lambda: len(dept.answered_ok()) == 3 and told(), what="督办 told")
+    assert {json.loads(r["body"])["data"]["kind"] for r in seen} == {"sign", "handle"}
+    assert all(r["verified"] == [True] for r in seen)
+    assert all(json.loads(r["body"])["data"]["case"] == number for r in seen)
+    # nj-renshe (assisting, no webhook) is not told; a second sweep tells no one again.
+    assert (await sweep.run()).orders == 0
+    rows = await rig.rows(event="supervision.opened")
+    assert len(rows) == 2 and {r.case_number for r in rows} == {number}
