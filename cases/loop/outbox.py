@@ -151,12 +151,13 @@ class WebhookOutbox:
         async with self.sessions() as own, own.begin():
             return await self._notify_in(own, department_id, event, payload, key, case_number)
 
-    async def tell(self, department_id: str, event: str, payload: dict[str, Any]) -> None:
-        """The deadline sweep's ``Notify`` (cases/loop/sweep.py), called after its commit:
-        keyed by the payload (the same 督办单 told twice is one row; opened again, a new
-        one). Its ``case`` is the case number."""
+    async def tell(self, department_id: str, event: str, payload: dict[str, Any], *,
+                   session: AsyncSession | None = None) -> None:
+        """The deadline sweep's ``Notify`` (cases/loop/sweep.py), called inside its
+        transaction: keyed by the payload (the same 督办单 told twice is one row; opened
+        again, a new one). Its ``case`` is the case number."""
         case = payload.get("case")
-        await self.notify(department_id, event, payload,
+        await self.notify(department_id, event, payload, session=session,
                           case_number=case if isinstance(case, str) else None)
 
     async def _notify_in(self, session: AsyncSession, department_id: str, event: str,

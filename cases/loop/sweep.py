@@ -8,7 +8,8 @@ late is as much a problem as the lead one).
 
 When a limit is overdue the sweep opens a supervision order for that dispatch and kind (the
 table's natural key, one per dispatch per kind) with a ``loop.supervise`` fact on the case's
-timeline, and tells the department (``notify``: the webhook room's, after the commit). The fact
+timeline, and tells the department (``notify``: the webhook room's outbox, in the same
+transaction). The fact
 takes the case's next version as its key like every change of the loop store
 (cases/loop/store.py), so a person changing the case at the same moment collides with the
 sweep instead of one silently overwriting the other; the loser tries again (the person) or at
@@ -48,8 +49,8 @@ _RANK: dict[str, int] = {"none": 0, "green": 1, "yellow": 2, "red": 3}
 class Notify(Protocol):
     """Tells a department something happened to one of its cases (the webhook room's)."""
 
-    async def __call__(self, department_id: str, event: str, payload: dict[str, Any]
-                      ) -> None: ...
+    async def __call__(self, department_id: str, event: str, payload: dict[str, Any], *,
+                       session: AsyncSession | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,10 @@ class DeadlineSweep:
             try:
                 async with self.sessions() as session, session.begin():
                     outcome = await self._case(session, case_id, version, current, now, opened)
+                    # In the same transaction: the notice is written if and only if the
+                    # order is (the webhook room's transactional outbox).
+                    for o in opened:
+                        await self._tell(o, session)
             except IntegrityError:
                 outcome = "skipped"  # another sweep, or a person, changed the case first
                 opened.clear()
@@ -150,8 +155,6 @@ class DeadlineSweep:
             elif outcome == "changed":
                 report.changed += 1
             report.orders += len(opened)
-            for o in opened:
-                await self._tell(o)
         self.runs += 1
         if report.orders or report.skipped:
             log.info("deadline sweep", extra={"cases": report.cases, "changed": report.changed,
@@ -216,17 +219,9 @@ class DeadlineSweep:
         await session.flush()
         return "changed"
 
-    async def _tell(self, o: _Opened) -> None:
-        if self.notify is None:
-            return
-        try:
-            await self.notify(o.department, SUPERVISION_OPENED, o.payload)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The order stands; delivering it again is the notifier's (webhook room's) job.
-            log.exception("deadline sweep: a department was not told of its 督办单",
-                          extra={"department": o.department, "case": o.payload["case"]})
+    async def _tell(self, o: _Opened, session: AsyncSession) -> None:
+        if self.notify is not None:
+            await self.notify(o.department, SUPERVISION_OPENED, o.payload, session=session)
 
 
 class SweepWorker:

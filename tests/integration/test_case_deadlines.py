@@ -44,7 +44,9 @@ class Told:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
 
-    async def __call__(self, department_id: str, event: str, payload: dict[str, Any]) -> None:
+    async def __call__(self, department_id: str, event: str, payload: dict[str, Any], *,
+                       session: Any = None) -> None:
+        assert session is not None  # told inside the sweep's transaction
         self.calls.append((department_id, event, payload))
 
 
