@@ -16,6 +16,8 @@ from agent_desk.cases import http as cases_http
 from agent_desk.cases import schemas as cases_schemas
 from agent_desk.cases.store import ConsoleStore
 from agent_desk.console import http as console_http
+from agent_desk.loop import http as loop_http
+from agent_desk.loop import schemas as loop_schemas
 from agent_desk.supervision import http as supervision_http
 from agent_desk.supervision.feed import Feed
 from agent_desk.supervision.wallboard import Wallboard
@@ -45,6 +47,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(supervision_http.ROUTES, supervision_http.SupervisionHttp),
     Feature(surge_http.ROUTES, surge_http.SurgeHttp),
     Feature(webhooks_http.ROUTES, webhooks_http.WebhooksHttp, webhooks_schemas.SCHEMAS),
+    Feature(loop_http.ROUTES, loop_http.LoopHttp, loop_schemas.SCHEMAS),
 )
 ROUTES = [r for f in FEATURES for r in f.routes]
 

@@ -31,7 +31,15 @@ from agent_desk import metrics
 from agent_desk.web import limits, middleware, openapi
 from agent_desk.web.auth import COOKIE, Session
 from agent_desk.web.deps import ConsoleDeps
-from agent_desk.web.routes import SCHEMAS, Body, Handler, Route, query_problems, read_body
+from agent_desk.web.routes import (
+    SCHEMAS,
+    Body,
+    Handler,
+    Route,
+    header_problems,
+    query_problems,
+    read_body,
+)
 from common.config import WebSection
 from common.errors import DomainError
 from common.tasks import cancel_and_wait
@@ -39,7 +47,7 @@ from common.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent.parent / "static"
 RawHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PAGES = ("login", "console", "wallboard", "cases")
+PAGES = ("login", "console", "wallboard", "cases", "supervision")
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,8 @@ def guarded(route: Route, handler: Handler, deps: ConsoleDeps
                 raise DomainError("csrf", "missing or wrong X-CSRF-Token header")
         if route.query and (problems := query_problems(route, request.query)):
             raise DomainError("invalid", "query: " + "; ".join(problems))
+        if route.headers and (problems := header_problems(route, request.headers)):
+            raise DomainError("invalid", "headers: " + "; ".join(problems))
         body = None
         limit = deps.web.max_body_bytes
         if route.body is not None:

@@ -18,10 +18,11 @@ from agent_desk.audit import Actor, Audit
 from agent_desk.models import PROVINCE
 from agent_desk.web.auth import Session, SessionGate, Sessions, Users
 from agent_desk.web.login_limits import LoginLimiter
+from cases.loop.lists import SupervisionFilter
 from cases.loop.models import Department
 from cases.loop.states import Actor as LoopActor
 from cases.loop.states import Command
-from cases.loop.store import DepartmentEntry, Details
+from cases.loop.store import DepartmentEntry, Details, Witness
 from cases.loop.taxonomy import Taxonomy
 from cases.models import Case
 from common.config import Config, WebSection
@@ -162,9 +163,12 @@ class CaseLoopDesk(Protocol):
 
     async def act(self, number: str, actor: LoopActor, cmd: Command,
                   details: Details | None = None, *, visible: Any = None,
-                  idempotency_key: str | None = None) -> dict[str, Any]: ...
+                  idempotency_key: str | None = None, witness: Witness | None = None
+                  ) -> dict[str, Any]: ...
     async def view(self, number: str, *, visible: Any = None, clear_text: bool = True
                    ) -> dict[str, Any]: ...
+    async def supervision(self, f: SupervisionFilter, *, visible: Any = None,
+                          clear_text: bool = True) -> dict[str, Any]: ...
     async def create_case(self, *, channel: str, city: str | None, caller: str | None,
                           at: datetime | None = None) -> str: ...
     async def departments(self, *, city: str | None = None, active_only: bool = True

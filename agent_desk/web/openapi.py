@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agent_desk.web.auth import COOKIE
-from agent_desk.web.routes import ALL, OBJ, PATH, Route, S, obj, ref
+from agent_desk.web.routes import ALL, HEADERS, OBJ, PATH, Route, S, obj, ref
 
 
 def _operation(r: Route, error: dict[str, Any]) -> dict[str, Any]:
@@ -24,6 +24,8 @@ def _operation(r: Route, error: dict[str, Any]) -> dict[str, Any]:
               for p in r.path.split("/") if p.startswith("{")]
     params += [{"name": q, "in": "query", "required": False, "schema": r.spec_of(q)}
                for q in r.query]
+    params += [{"name": h, "in": "header", "required": False, "schema": HEADERS[h]}
+               for h in r.headers]
     if params:
         op["parameters"] = params
     if r.roles:

@@ -90,6 +90,12 @@ PATH: dict[str, dict[str, Any]] = {
     "user": {"type": "string", "minLength": 1, "maxLength": 64},
     "department": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,32}$"},
 }
+# Request headers a route may read (Route.headers): a retry of a change with the same key
+# changes nothing the second time.
+HEADERS: dict[str, dict[str, Any]] = {
+    "Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 100,
+                        "pattern": "^[!-~]+$"},
+}
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,7 @@ class Route:
     # The whole 200 response when it is not just JSON, and further documented answers.
     ok: dict[str, Any] | None = None
     more: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    headers: tuple[str, ...] = ()  # optional request headers it reads (HEADERS)
 
     def spec_of(self, name: str) -> dict[str, Any]:
         return self.query_spec.get(name) or QUERY.get(name, S)
@@ -138,6 +145,22 @@ def query_problems(route: Route, query: Mapping[str, str]) -> list[str]:
                 date.fromisoformat(v)
             except ValueError:
                 problems.append(f"{name}: not a date (YYYY-MM-DD)")
+    return problems
+
+
+def header_problems(route: Route, headers: Mapping[str, str]) -> list[str]:
+    """The optional headers the route reads, checked against their description."""
+    problems = []
+    for name in route.headers:
+        v = headers.get(name)
+        if v is None:
+            continue
+        spec = HEADERS[name]
+        if not spec.get("minLength", 0) <= len(v) <= spec.get("maxLength", 1 << 30):
+            problems.append(f"{name}: {spec.get('minLength', 0)}-{spec.get('maxLength')} "
+                            "characters")
+        elif "pattern" in spec and not re.search(spec["pattern"], v):
+            problems.append(f"{name}: not a valid value")
     return problems
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cases.loop import states as st
+from cases.loop.lists import SupervisionFilter, supervision
 from cases.loop.models import (
     CHANNELS,
     LEVELS,
@@ -87,6 +88,8 @@ class LoopChange:
 # Called inside the change's transaction (a transactional outbox: the notification is written
 # if and only if the change is).
 Outbox = Callable[[AsyncSession, LoopChange], Awaitable[None]]
+# A caller's own record of the change, in the same transaction (the console's audit entry).
+Witness = Callable[[AsyncSession, LoopChange], None]
 
 
 @dataclass(frozen=True)
@@ -223,9 +226,11 @@ class CaseLoop:
 
     async def act(self, number: str, actor: st.Actor, cmd: st.Command,
                   details: Details | None = None, *, visible: Any = None,
-                  idempotency_key: str | None = None) -> dict[str, Any]:
+                  idempotency_key: str | None = None, witness: Witness | None = None
+                  ) -> dict[str, Any]:
         """Apply one command to the case ``number`` (as ``actor``, within ``visible``); the
-        case's loop afterwards (``view``)."""
+        case's loop afterwards (``view``). ``witness`` is called inside the change's
+        transaction (not for a retry that changes nothing)."""
         details = details or Details()
         for attempt in range(3):
             try:
@@ -233,7 +238,10 @@ class CaseLoop:
                     case = await self._case(session, number, visible)
                     if idempotency_key and await self._seen(session, case.id, idempotency_key):
                         break
-                    await self._apply(session, case, actor, cmd, details, idempotency_key)
+                    change = await self._apply(session, case, actor, cmd, details,
+                                               idempotency_key)
+                    if witness is not None:
+                        witness(session, change)
                 break
             except IntegrityError:
                 # Someone else changed the case between our read and our write.
@@ -275,7 +283,7 @@ class CaseLoop:
             .order_by(Dispatch.id))).scalars())
 
     async def _apply(self, session: AsyncSession, case: Case, actor: st.Actor,
-                     cmd: st.Command, details: Details, idem: str | None) -> None:
+                     cmd: st.Command, details: Details, idem: str | None) -> LoopChange:
         work = await self._work(session, case)
         current = await self._dispatches(session, work)
         view = st.WorkView(
@@ -415,10 +423,11 @@ class CaseLoop:
         session.add(CallEvent(case_id=case.id, key=key, kind=decision.fact, at=now,
                               detail=detail, source="console"))
         await session.flush()
+        change = LoopChange(case.id, case.number, a, work.state, now, actor.user,
+                            tuple(sorted(touched)), work.round)
         if self.outbox is not None:
-            await self.outbox(session, LoopChange(
-                case.id, case.number, a, work.state, now, actor.user,
-                tuple(sorted(touched)), work.round))
+            await self.outbox(session, change)
+        return change
 
     async def _close_orders(self, session: AsyncSession, case_id: int, now: datetime) -> None:
         for order in (await session.execute(select(SupervisionOrder).where(
@@ -521,6 +530,14 @@ class CaseLoop:
                             for o in orders],
             "timeline": [self._fact(f, dec) for f in facts],
         }
+
+    async def supervision(self, f: SupervisionFilter, *, visible: Any = None,
+                          clear_text: bool = True) -> dict[str, Any]:
+        """督办: open cases by 红黄灯, department, city and state (most overdue first), the
+        extension requests and the replies waiting for a supervisor (cases/loop/lists.py)."""
+        dec = self.personal.decrypt_text if clear_text else (lambda _t: "")
+        async with self.sessions() as session:
+            return await supervision(session, self.taxonomy, f, visible=visible, decrypt=dec)
 
     @staticmethod
     def _fact(f: CallEvent, dec: Callable[[str | None], str]) -> dict[str, Any]:

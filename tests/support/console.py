@@ -5,17 +5,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from agent_desk.softphone.phones import SoftphoneControl
+from agent_desk.web.auth import Users
+from cases.loop.store import DepartmentEntry
+from common.facts import CallFact
 from hotline.service import HotlineService
 from lab.harness import Lab
 
 CONSOLE_PASSWORD = "correct-horse-12345"
 CONSOLE_USERS = [("agent1001", "agent", "1001"), ("agent1002", "agent", "1002"),
                  ("sup", "supervisor", None), ("admin", "admin", None)]
+# The 承办单位 of the case-loop tests (seed_departments), and where a 事项 goes by default.
+DEPARTMENTS = [
+    DepartmentEntry("nanjing", "南京市人民政府", "city", "nanjing"),
+    DepartmentEntry("nj-chengguan", "南京市城市管理局", "city", "nanjing", "nanjing", "城管局"),
+    DepartmentEntry("nj-renshe", "南京市人力资源和社会保障局", "city", "nanjing", "nanjing",
+                    "人社局"),
+    DepartmentEntry("nj-water", "南京水务集团", "city", "nanjing", "nanjing", "供水公司"),
+    DepartmentEntry("sz-chengguan", "苏州市城市管理局", "city", "suzhou", None, "城管局"),
+    DepartmentEntry("js-power", "国网江苏省电力公司", "province", None, None, "供电公司"),
+]
+DEFAULTS = [("urban.sanitation.street_vending", "nanjing", "nj-chengguan"),
+            ("urban.sanitation.street_vending", "suzhou", "sz-chengguan"),
+            ("utilities.water.outage", "nanjing", "nj-water")]
 
 
 class ConsoleUser:
@@ -80,6 +97,35 @@ class ConsoleHarness:
         assert status == 200, doc
         u.csrf = doc["csrf"]
         return u
+
+    async def seed_departments(self, *logins: tuple[str, str]) -> None:
+        """The departments (DEPARTMENTS, DEFAULTS) and a console user of each given
+        (username, department id), role "department"."""
+        loop = self.service.case_loop
+        await loop.upsert_departments(DEPARTMENTS)
+        for matter, city, dept in DEFAULTS:
+            await loop.set_default(matter, city, dept)
+        users = Users(self.service.store.sessions)
+        for name, dept in logins:
+            await users.add(name, CONSOLE_PASSWORD, "department", department_id=dept)
+
+    async def call_case(self, caller: str, city: str, agent: str | None) -> str:
+        """A case as the call tracker leaves it: routed to the city's queue, answered by the
+        agent (or abandoned), ended."""
+        svc, now = self.service, time.time()
+        call_id = f"node1:case-{time.time_ns()}"
+        facts = [("arrived", {"caller": caller, "dialed": "12345"}),
+                 ("routed", {"queue": f"{city}-general", "city": city}),
+                 ("queued", {"queue": f"{city}-general"})]
+        facts += ([("answered", {"agent": agent, "uniqueid": f"u-{time.time_ns()}",
+                                 "hold_time": 2})] if agent else
+                  [("abandoned", {"hold_time": 9})])
+        facts.append(("ended", {}))
+        for kind, data in facts:
+            await svc.store.apply(CallFact(kind, call_id, "node1", now, data))
+        case = await svc.store.by_call(call_id)
+        assert case is not None
+        return str(case.number)
 
     async def agent_phone(self, agent_id: str, **kwargs: Any) -> Any:
         """The agent's softphone (a pjsua2 process) under the console's control."""
