@@ -5,8 +5,8 @@ import { loadLang, currentLang, toggleLang } from "./i18n.js";
 let me = null;
 export function currentUser() { return me; }
 
-export async function api(method, path, body) {
-  const opts = { method, headers: {}, credentials: "same-origin" };
+export async function api(method, path, body, headers) {
+  const opts = { method, headers: { ...(headers || {}) }, credentials: "same-origin" };
   if (method !== "GET" && me) opts.headers["X-CSRF-Token"] = me.csrf;
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body);
@@ -21,6 +21,11 @@ export async function api(method, path, body) {
     throw err;
   }
   return doc;
+}
+
+// A key for one change (the Idempotency-Key header): a retry of it is applied once.
+export function changeKey() {
+  return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
 }
 
 export async function loadMe() { me = await api("GET", "/api/me"); return me; }

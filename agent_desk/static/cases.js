@@ -4,8 +4,11 @@ import { html, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
 import { $, api, loadMe, say, startPage } from "./app.js";
 import { fmtTime, t, tEnum } from "./i18n.js";
+import { LoopPanel } from "./loop.js";
 
 let CASES = [], DETAIL = null;
+// The case's 工单流转 (loop.js); a change there may close the case: the detail follows.
+const PANEL = new LoopPanel($("loop"), () => loadDetail(location.hash.slice(1)));
 
 function status(s) { return tEnum("case_status", s === "open" ? "open" : "closed"); }
 
@@ -22,11 +25,15 @@ function renderList() {
 }
 async function show() {
   const number = location.hash.slice(1); if (!number) return;
+  if (await loadDetail(number)) { $("loop").classList.remove("hidden"); await PANEL.show(number); }
+  else $("loop").classList.add("hidden");
+}
+async function loadDetail(number) {
   try {
     const c = await api("GET", "/api/cases/" + encodeURIComponent(number));
     const tr = await api("GET", `/api/cases/${encodeURIComponent(number)}/transcript`);
-    DETAIL = { c, tr }; renderDetail();
-  } catch (e) { DETAIL = null; paint(e.message, $("detail")); }
+    DETAIL = { c, tr }; renderDetail(); return true;
+  } catch (e) { DETAIL = null; paint(e.message, $("detail")); return false; }
 }
 function renderDetail() {
   if (!DETAIL) return;
@@ -54,8 +61,9 @@ function renderDetail() {
 }
 
 await startPage();
-await loadMe();
+const me = await loadMe();
+$("nav-supervision").classList.toggle("hidden", !["supervisor", "admin"].includes(me.role));
 $("q").addEventListener("submit", search);
 window.addEventListener("hashchange", show);
 search(); show();
-document.addEventListener("langchange", () => { renderList(); renderDetail(); });
+document.addEventListener("langchange", () => { renderList(); renderDetail(); PANEL.render(); });

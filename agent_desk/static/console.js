@@ -6,11 +6,21 @@ import { html, nothing, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
 import { $, api, currentUser, loadMe, openSocket, say, startPage } from "./app.js";
 import { fmtSecs, t, tEnum } from "./i18n.js";
+import { LoopPanel } from "./loop.js";
 
 const CALLBACK_OUTCOMES = ["reached", "no_answer", "busy", "wrong_number", "cancelled"];
 const TRANSFER_ACTIONS = ["consult", "three_way", "blind", "leave", "cancel", "emergency"];
 let STATE = null, FORM_VERSION = null, CASE = null, TIMER_FROM = null, SINCE = null, CLOCK_SKEW = 0;
 let CALLBACKS = [], DESTINATIONS = [], CAPTIONS = [], NEXT_CAPTION = 0, FORM_MSG = null;
+// The screen-popped case's 工单流转: classified and dispatched during or after the call. A
+// classification with an address saves it on the form: the form takes its new version.
+const PANEL = new LoopPanel($("loop"), async () => {
+  if (!CASE) return;
+  try {
+    const f = (await api("GET", `/api/cases/${CASE.number}`)).form || {};
+    if (f.version > FORM_VERSION) { FORM_VERSION = f.version; $("f-address").value = f.address || ""; }
+  } catch { /* the form keeps its version; a save says if it is stale */ }
+});
 
 function render() {
   const s = STATE; if (!s) return;
@@ -55,6 +65,7 @@ function showCase(c) {
     $("f-content").value = f.content || ""; $("f-department").value = f.department || "";
     FORM_VERSION = f.version || 0; CAPTIONS = []; renderCaptions(); setFormMsg(null);
     loadTranscript();
+    $("loop").classList.remove("hidden"); PANEL.show(c.number);
   }
 }
 async function refresh() {
@@ -162,5 +173,5 @@ openSocket(msg => {
   if (e.type === "call" && e.fact === "abandoned") loadCallbacks();
   refresh();
 }, () => { refresh(); loadCallbacks(); });
-document.addEventListener("langchange", () => { render(); renderCase(); renderCaptions(); renderCallbacks(); renderFormMsg(); });
+document.addEventListener("langchange", () => { render(); renderCase(); renderCaptions(); renderCallbacks(); renderFormMsg(); PANEL.render(); });
 setInterval(tick, 250);
