@@ -273,6 +273,10 @@ class CaseLoop:
                             version=0)
             session.add(work)
             await session.flush()
+        elif case.closed_at is not None and work.state in st.OPEN_STATES:
+            # Closed outside the loop (the case form's 办结, agent_desk/cases): the loop
+            # follows, so the case is not closed a second time.
+            work.state, work.closed_at, work.closed_how = st.CLOSED, case.closed_at, "direct"
         return work
 
     async def _dispatches(self, session: AsyncSession, work: CaseWork) -> list[Dispatch]:
@@ -499,7 +503,9 @@ class CaseLoop:
                             channel="phone", round=0, reopen_count=0, return_count=0,
                             light="none", supervised=False, version=0)
         return {
-            "number": case.number, "state": work.state, "channel": work.channel,
+            "number": case.number,
+            "state": st.CLOSED if case.closed_at and work.state in st.OPEN_STATES
+            else work.state, "channel": work.channel,
             "city": case.city, "district": work.district, "appeal_type": work.appeal_type,
             "appeal_type_name": self.taxonomy.appeal_types.get(work.appeal_type or "", ""),
             "matter": work.matter, "matter_name": self.taxonomy.path_names(work.matter),

@@ -234,6 +234,16 @@ async def test_who_may_do_what(console):
     rows = await audit_rows(svc, spare)
     assert [d["action"] for a, _, d in rows if a == "case.loop"] == ["classify", "merge"]
 
+    # Closed with the case form's 办结: the loop follows, nothing closes it twice.
+    formed = await classified(console, agent, caller="13600004444")
+    status, doc = await agent.post(f"/api/cases/{formed}/close")
+    assert status == 200, doc
+    status, v = await agent.get(loop_path(formed))
+    assert v["state"] == "closed"
+    status, doc = await agent.post(loop_path(formed, "finish_direct"), {})
+    assert status == 409 and doc["error"] == "conflict", doc
+    assert [a for a, _, _ in await audit_rows(svc, formed)].count("case.close") == 1
+
 
 async def _overdue(svc, number: str, light: str, due: datetime, *, supervised: bool = False
                    ) -> None:
