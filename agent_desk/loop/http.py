@@ -176,8 +176,10 @@ class LoopHttp:
         if changed and address:
             # The address itself belongs on the case form (encrypted, versioned, audited);
             # the loop keeps only its keyed hash.
-            await self.deps.cases.save_form(number, {"address": address}, by=sess.user,
-                                            scope=scope, actor=actor(sess, request))
+            form = (await self.deps.cases.detail(number, clear=False, scope=scope))["form"]
+            if form.get("address") != address:
+                await self.deps.cases.save_form(number, {"address": address}, by=sess.user,
+                                                scope=scope, actor=actor(sess, request))
         return web.json_response(view)
 
     async def h_loop_finish_direct(self, request: web.Request, sess: Session, body: ReasonBody

@@ -8,7 +8,8 @@ import { LoopPanel } from "./loop.js";
 
 let CASES = [], DETAIL = null;
 // The case's 工单流转 (loop.js); a change there may close the case: the detail follows.
-const PANEL = new LoopPanel($("loop"), () => loadDetail(location.hash.slice(1)));
+const PANEL = new LoopPanel($("loop"), () => loadDetail(location.hash.slice(1)),
+                           () => DETAIL?.c.form?.address);
 
 function status(s) { return tEnum("case_status", s === "open" ? "open" : "closed"); }
 

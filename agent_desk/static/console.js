@@ -20,7 +20,7 @@ const PANEL = new LoopPanel($("loop"), async () => {
     const f = (await api("GET", `/api/cases/${CASE.number}`)).form || {};
     if (f.version > FORM_VERSION) { FORM_VERSION = f.version; $("f-address").value = f.address || ""; }
   } catch { /* the form keeps its version; a save says if it is stale */ }
-});
+}, () => $("f-address").value);
 
 function render() {
   const s = STATE; if (!s) return;

@@ -46,8 +46,10 @@ export function lightBadge(light, due) {
 }
 
 export class LoopPanel {
-  constructor(el, onChange) {
-    this.el = el; this.onChange = onChange || (() => {});
+  // onChange(view): after a change; address(): the case form's address, to start the
+  // classification's address from.
+  constructor(el, onChange, address) {
+    this.el = el; this.onChange = onChange || (() => {}); this.address = address || (() => "");
     this.number = null; this.view = null; this.suggestion = null; this.cityDepts = [];
     this.msg = null; this.busy = false;
   }
@@ -200,7 +202,8 @@ export class LoopPanel {
         ${groups.map(g => html`<optgroup label=${g}>${LEAVES.filter(l => l.top === g).map(l => html`<option value=${l.code}
           ?selected=${l.code === v.matter}>${l.rest}</option>`)}</optgroup>`)}</select>
       <div class="row"><label for="lp-district">${t("loop.district")}</label><input id="lp-district" maxlength="32" style="width:140px" .value=${v.district || ""}>
-      <label for="lp-address">${t("loop.address")}</label><input id="lp-address" maxlength="256" style="width:260px" placeholder=${t("loop.address_placeholder")}></div>
+      <label for="lp-address">${t("loop.address")}</label><input id="lp-address" maxlength="256" style="width:260px" .value=${this.address() || ""}
+        placeholder=${t("loop.address_placeholder")}></div>
       <button class="primary" id="lp-classify" ?disabled=${this.busy} @click=${() => this.classify()}>${t("loop.classify_save")}</button></div>`;
   }
 

@@ -147,6 +147,12 @@ async def test_agent_classifies_and_dispatches_and_the_supervisor_sees_it(consol
             await sup.wait_for_function(
                 "() => document.querySelector('#detail').textContent.includes('延期审批')")
             assert "loop." not in await sup.inner_text("#detail")
+            # The same panel in English.
+            await sup.click("#lang")
+            await sup.wait_for_function(
+                "() => document.querySelector('#loop h2').textContent === 'Case loop'")
+            row = await sup.inner_text('#lp-timeline tr[data-kind="loop.decide_extension"]')
+            assert "extension decided" in row and "3 working days" in row
             await sup.screenshot(path=str(artifacts / "case-loop-supervisor.png"),
                                  full_page=True)
         finally:

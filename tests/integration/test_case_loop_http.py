@@ -86,6 +86,9 @@ async def test_classify_dispatch_review_follow_up_close_over_http(console):
     # The address went onto the case form (encrypted there), not into the loop.
     status, case = await agent.get(f"/api/cases/{number}")
     assert case["form"]["address"] == ADDRESS
+    status, v = await agent.post(loop_path(number, "classify"), {  # again, the same place
+        "appeal_type": "complaint", "matter": VENDING, "address": ADDRESS})
+    assert status == 200 and v["district"] == "xuanwu", v
 
     status, sug = await agent.get(loop_path(number, "suggestion"))
     assert status == 200, sug
@@ -143,19 +146,20 @@ async def test_classify_dispatch_review_follow_up_close_over_http(console):
     status, doc = await agent.post(loop_path(number, "follow_up"), {"reached": False})
     assert status == 409, doc
     kinds = [f["kind"] for f in v["timeline"]]
-    assert kinds == ["loop.classify", "loop.dispatch", "loop.sign", "loop.reply",
+    assert kinds == ["loop.classify", "loop.classify", "loop.dispatch", "loop.sign", "loop.reply",
                      "loop.review", "loop.reply", "loop.review", "loop.follow_up"]
-    assert [f["by"] for f in v["timeline"]][:2] == ["agent1001", "agent1001"]
+    assert [f["by"] for f in v["timeline"]][:3] == ["agent1001"] * 3
 
     # Audited: every change by HTTP with its entry (what, never the text or the address),
     # the close as a close, every read.
     rows = await audit_rows(svc, number)
     changes = [(u, d["action"]) for a, u, d in rows if a == "case.loop"]
-    assert changes == [("agent1001", "classify"), ("agent1001", "dispatch"),
+    assert changes == [("agent1001", "classify"), ("agent1001", "classify"),
+                       ("agent1001", "dispatch"),
                        ("sup", "review"), ("agent1001", "review"),
                        ("agent1001", "follow_up")]
     assert [a for a, _, _ in rows].count("case.close") == 1
-    assert [a for a, _, _ in rows].count("case.form") == 1  # the address saved
+    assert [a for a, _, _ in rows].count("case.form") == 1  # the address saved, once
     assert {"case.loop_view"} <= {a for a, _, _ in rows}
     assert ("case.loop_view", "agent1001", {"retry": "dispatch"}) in rows
     for text in (ADDRESS, "已清理", "市民满意", "未说明"):
