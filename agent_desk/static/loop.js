@@ -264,9 +264,15 @@ export class LoopPanel {
       <th>${t("loop.who")}</th><th>${t("loop.change")}</th><th>${t("loop.why")}</th></tr></thead>
       <tbody>${v.timeline.length ? v.timeline.map(f => html`<tr data-kind=${f.kind}><td>${fmtTime(f.at)}</td>
         <td>${tEnum("loop_action", f.kind.replace(/^loop\./, ""))}</td>
-        <td>${f.department ? t("loop.by_department", { user: f.by || "", department: deptName(f.department) }) : f.by || ""}</td>
+        <td>${this.who(f)}</td>
         <td>${f.from && f.to && f.from !== f.to ? `${tEnum("loop_state", f.from)} \u2192 ${tEnum("loop_state", f.to)}` : ""}</td>
         <td class="pre">${this.why(f)}</td></tr>`) : html`<tr><td colspan="5">${t("common.none")}</td></tr>`}</tbody></table>`;
+  }
+
+  // Who: a person (with their department), or the service itself (the 红黄灯 sweep).
+  who(f) {
+    if (f.by === "system") return t("loop.by_system");
+    return f.department ? t("loop.by_department", { user: f.by || "", department: deptName(f.department) }) : f.by || "";
   }
 
   // What a fact says beyond who and when, in words.
@@ -283,6 +289,7 @@ export class LoopPanel {
     if (f.satisfaction) out.push(tEnum("satisfaction", f.satisfaction));
     if (f.reached === false) out.push(t("loop.not_reached"));
     if (f.merged_into) out.push(t("loop.fact_merged", { case: f.merged_into }));
+    for (const o of f.orders || []) out.push(t("loop.fact_order", { department: deptName(o.department), kind: tEnum("order_kind", o.kind) }));
     if (f.reason) out.push(f.reason);
     return out.join("\n");
   }

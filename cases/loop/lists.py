@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, true
+from sqlalchemy import and_, case, exists, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cases.loop import states as st
@@ -58,11 +58,15 @@ async def supervision(session: AsyncSession, taxonomy: Taxonomy, f: SupervisionF
     base = select(Case, CaseWork).join(CaseWork, CaseWork.case_id == Case.id).where(*conds)
     total = (await session.execute(select(func.count()).select_from(base.subquery()))
              ).scalar_one()
-    # Most overdue first: the earliest time limit leads; cases without one (not dispatched
-    # yet) after them, oldest first.
+    # Most overdue first: the cases whose department's clock runs, by the limit that runs out
+    # first (signing for it while it waits to be signed, else handling it); then the others
+    # (not dispatched yet, returned, replied, waiting for 回访), oldest first.
+    running = CaseWork.state.in_(st.AT_DEPARTMENT)
+    limit = case((CaseWork.state == st.DISPATCHED,
+                  func.coalesce(CaseWork.sign_due_at, CaseWork.due_at)), else_=CaseWork.due_at)
     rows = (await session.execute(base.order_by(
-        CaseWork.due_at.is_(None), CaseWork.due_at, CaseWork.accepted_at, Case.id)
-        .limit(f.limit).offset(f.offset))).all()
+        ~running, case((running, limit)).is_(None), case((running, limit)),
+        CaseWork.accepted_at, Case.id).limit(f.limit).offset(f.offset))).all()
 
     extensions = (await session.execute(
         select(Case.number, Case.city, Dispatch, CaseWork.appeal_type, CaseWork.matter)

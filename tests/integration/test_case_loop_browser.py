@@ -10,7 +10,6 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 
 from cases.loop import states as st
 from tests.support.console import CONSOLE_PASSWORD
@@ -37,7 +36,10 @@ async def test_agent_classifies_and_dispatches_and_the_supervisor_sees_it(consol
 
     svc = console.service
     await console.seed_departments(("cg-user", "nj-chengguan"))
+    sweep = await console.own_sweep()
     number = await console.call_case(CALLER, "nanjing", "1001")
+    # The loop's work happens a month ago (the store's clock): by now it is overdue.
+    month_ago = datetime.now(UTC) - timedelta(days=30)
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
@@ -45,64 +47,64 @@ async def test_agent_classifies_and_dispatches_and_the_supervisor_sees_it(consol
         try:
             agent = await login(browser, console.base_url, "agent1001")
             await agent.wait_for_url("**/console")
-            await agent.goto(f"{console.base_url}/cases#{number}")
-            await agent.wait_for_selector("#lp-appeal")
-            assert await agent.text_content("#loop h2") == "工单流转"
-            assert await agent.text_content("#lp-state") == "已受理"
+            with console.loop_clock(month_ago):
+                await agent.goto(f"{console.base_url}/cases#{number}")
+                await agent.wait_for_selector("#lp-appeal")
+                assert await agent.text_content("#loop h2") == "工单流转"
+                assert await agent.text_content("#lp-state") == "已受理"
 
-            # 分类: the appeal type and the matter by their Chinese names.
-            await agent.select_option("#lp-appeal", label="投诉")
-            assert await agent.evaluate(
-                "() => document.querySelector('#lp-matter option[value="
-                "\"urban.sanitation.street_vending\"]').parentElement.label") == "城乡建设"
-            await agent.select_option("#lp-matter", label="市容环卫 › 占道经营")
-            await agent.fill("#lp-district", "玄武区")
-            await agent.fill("#lp-address", "玄武区珠江路88号")
-            await agent.click("#lp-classify")
-            await agent.wait_for_function(
-                "() => document.querySelector('#lp-msg')?.textContent === '已保存分类'")
-            assert await agent.text_content("#lp-matter-name") == "城乡建设 › 市容环卫 › 占道经营"
-            assert await agent.text_content("#lp-appeal-name") == "投诉"
+                # 分类: the appeal type and the matter by their Chinese names.
+                await agent.select_option("#lp-appeal", label="投诉")
+                assert await agent.evaluate(
+                    "() => document.querySelector('#lp-matter option[value="
+                    "\"urban.sanitation.street_vending\"]').parentElement.label") == "城乡建设"
+                await agent.select_option("#lp-matter", label="市容环卫 › 占道经营")
+                await agent.fill("#lp-district", "玄武区")
+                await agent.fill("#lp-address", "玄武区珠江路88号")
+                await agent.click("#lp-classify")
+                await agent.wait_for_function(
+                    "() => document.querySelector('#lp-msg')?.textContent === '已保存分类'")
+                assert await agent.text_content("#lp-matter-name") == (
+                    "城乡建设 › 市容环卫 › 占道经营")
+                assert await agent.text_content("#lp-appeal-name") == "投诉"
 
-            # 派单: the suggested department is preselected; 人社局 assists.
-            await agent.wait_for_selector("#lp-lead")
-            assert "南京市城市管理局" in (await agent.text_content("#lp-suggested") or "")
-            assert await agent.input_value("#lp-lead") == "nj-chengguan"
-            assert await agent.evaluate(
-                "() => document.querySelector('#lp-lead').selectedOptions[0].textContent"
-            ) == "南京市城市管理局（推荐）"
-            await agent.select_option("#lp-assist", label="南京市人力资源和社会保障局")
-            await agent.fill("#lp-instructions", "请尽快核实处理")
-            await agent.click("#lp-dispatch")
-            await agent.wait_for_selector('#lp-state[data-state="dispatched"]')
-            assert await agent.text_content("#lp-state") == "待签收"
-            assert await agent.text_content("#lp-msg") == "已派单"
-            light = await agent.text_content("#lp-light") or ""
-            assert light.startswith("绿灯") and "办理时限 " in light
-            assert _zh_date(light)
-            row = await agent.text_content('#lp-timeline tr[data-kind="loop.dispatch"]') or ""
-            assert "派单" in row and "agent1001" in row and "已受理 → 待签收" in row
-            assert "主办：南京市城市管理局；协办：南京市人力资源和社会保障局" in row
-            assert "请尽快核实处理" in row
-            lead = await agent.text_content('#lp-dispatches tr[data-department="nj-chengguan"]')
-            assert "主办" in (lead or "") and "待签收" in (lead or "")
-            assert "nj-chengguan" not in await agent.inner_text("#loop")  # names, not ids
-            await agent.screenshot(path=str(artifacts / "case-loop-dispatched.png"),
-                                   full_page=True)
+                # 派单: the suggested department is preselected; 人社局 assists.
+                await agent.wait_for_selector("#lp-lead")
+                assert "南京市城市管理局" in (await agent.text_content("#lp-suggested") or "")
+                assert await agent.input_value("#lp-lead") == "nj-chengguan"
+                assert await agent.evaluate(
+                    "() => document.querySelector('#lp-lead').selectedOptions[0].textContent"
+                ) == "南京市城市管理局（推荐）"
+                await agent.select_option("#lp-assist", label="南京市人力资源和社会保障局")
+                await agent.fill("#lp-instructions", "请尽快核实处理")
+                await agent.click("#lp-dispatch")
+                await agent.wait_for_selector('#lp-state[data-state="dispatched"]')
+                assert await agent.text_content("#lp-state") == "待签收"
+                assert await agent.text_content("#lp-msg") == "已派单"
+                light = await agent.text_content("#lp-light") or ""
+                assert light.startswith("绿灯") and "办理时限 " in light
+                assert _zh_date(light)
+                row = await agent.text_content('#lp-timeline tr[data-kind="loop.dispatch"]') or ""
+                assert "派单" in row and "agent1001" in row and "已受理 → 待签收" in row
+                assert "主办：南京市城市管理局；协办：南京市人力资源和社会保障局" in row
+                assert "请尽快核实处理" in row
+                lead = await agent.text_content('#lp-dispatches tr[data-department="nj-chengguan"]')
+                assert "主办" in (lead or "") and "待签收" in (lead or "")
+                assert "nj-chengguan" not in await agent.inner_text("#loop")  # names, not ids
+                await agent.screenshot(path=str(artifacts / "case-loop-dispatched.png"),
+                                       full_page=True)
 
-            # The department signs and asks for more time (its own room's API); the sweep
-            # has turned the case red and opened a 督办单.
+            # The department signed at once and asked for more time (its own room's API);
+            # the 红黄灯 sweep, now, finds it overdue: red, and a 督办单.
             loop = svc.case_loop
             cg = st.Actor("cg-user", "department", "nj-chengguan")
-            await loop.act(number, cg, st.Command("sign"))
-            await loop.act(number, cg, st.Command("request_extension", days=3,
-                                                  reason="需协调街道联合执法"))
-            async with svc.store.sessions() as s, s.begin():
-                await s.execute(sa.text(
-                    "UPDATE case_work SET light = 'red', supervised = :t, due_at = :d "
-                    "WHERE case_id = (SELECT id FROM cases WHERE number = :n)"),
-                    {"t": True, "d": datetime.now(UTC) - timedelta(days=1, hours=2),
-                     "n": number})
+            with console.loop_clock(month_ago + timedelta(minutes=30)):
+                await loop.act(number, cg, st.Command("sign"))
+                await loop.act(number, cg, st.Command("request_extension", days=3,
+                                                      reason="需协调街道联合执法"))
+            report = await sweep.run()
+            # 城管局 late handling it; 人社局 (assisting, never signed) late signing and handling.
+            assert report.orders == 3, report
 
             sup = await login(browser, console.base_url, "sup")
             await sup.wait_for_url("**/wallboard")
@@ -112,8 +114,9 @@ async def test_agent_classifies_and_dispatches_and_the_supervisor_sees_it(consol
             await sup.wait_for_selector(row_sel)
             row = await sup.inner_text(row_sel)
             for text in ("红灯", "南京", "办理中", "投诉", "城乡建设 › 市容环卫 › 占道经营",
-                         "南京市城市管理局", "已超期 1 天 2 小时", "督办"):
+                         "南京市城市管理局", "督办"):
                 assert text in row, (text, row)
+            assert re.search(r"已超期 \d+ 天 \d+ 小时", row), row
             assert "nanjing" not in row and "nj-chengguan" not in row
             # Filters: red keeps it, yellow does not.
             await sup.select_option("#s-light", "yellow")
@@ -141,6 +144,8 @@ async def test_agent_classifies_and_dispatches_and_the_supervisor_sees_it(consol
             await sup.wait_for_selector('#lp-timeline tr[data-kind="loop.decide_extension"]')
             row = await sup.inner_text('#lp-timeline tr[data-kind="loop.decide_extension"]')
             assert "延期审批" in row and "通过" in row and "3 个工作日" in row
+            row = await sup.inner_text('#lp-timeline tr[data-kind="loop.supervise"]')
+            assert "系统（时限监控）" in row and "督办 南京市城市管理局：办理超期" in row
             row = await sup.inner_text('#lp-timeline tr[data-kind="loop.sign"]')
             assert "cg-user（南京市城市管理局）" in row and "待签收 → 办理中" in row
             # The call's timeline names the loop's steps too.

@@ -220,7 +220,7 @@ async def test_who_may_do_what(console):
     due = datetime.fromisoformat(v["due_at"])
     status, v = await sup.post(loop_path(number, "decide_extension"), {"accept": True})
     assert status == 200, v
-    assert datetime.fromisoformat(v["due_at"]) - due == timedelta(days=3)
+    assert datetime.fromisoformat(v["due_at"]) > due  # 3 working days later
     assert v["dispatches"][0]["extension"]["state"] == "approved"
     status, board = await sup.get("/api/supervision")
     assert number not in {x["number"] for x in board["extensions"]}
@@ -249,20 +249,22 @@ async def test_who_may_do_what(console):
     assert [a for a, _, _ in await audit_rows(svc, formed)].count("case.close") == 1
 
 
-async def _overdue(svc, number: str, light: str, due: datetime, *, supervised: bool = False
-                   ) -> None:
-    """What the deadline sweep (cases/loop/sweep.py) leaves on a case: its light."""
-    async with svc.store.sessions() as s, s.begin():
-        await s.execute(sa.text(
-            "UPDATE case_work SET light = :l, due_at = :d, supervised = :s WHERE case_id = "
-            "(SELECT id FROM cases WHERE number = :n)"),
-            {"l": light, "d": due, "s": supervised, "n": number})
+def yellow_start(svc, now: datetime) -> datetime:
+    """A time a complaint dispatched then (and signed) is yellow at ``now``: past 80 % of its
+    working time, not yet due (found on the service's own calendar)."""
+    policy = svc.case_loop.deadlines
+    for hours in range(1, 24 * 30):
+        at = now - timedelta(hours=hours)
+        if policy.light(at, policy.handle_due("complaint", at), now) == "yellow":
+            return at
+    raise AssertionError("no yellow start within 30 days")
 
 
 @pytest.mark.parametrize("console", ["sqlite", "postgresql"], indirect=True)
 async def test_the_supervision_list_and_its_filters(console):
     svc = console.service
     await console.seed_departments(*LOGINS)
+    sweep = await console.own_sweep()
     await Users(svc.store.sessions).add("sup-nj", CONSOLE_PASSWORD, "supervisor",
                                         city="nanjing")
     agent, sup = await console.user("agent1001"), await console.user("sup")
@@ -273,15 +275,21 @@ async def test_the_supervision_list_and_its_filters(console):
     later_red = await classified(console, agent, caller="13700005555")
     waiting = await classified(console, agent, caller="13700006666")  # not dispatched
     suzhou = await classified(console, sup, caller="13700007777", city="suzhou", agent="2001")
-    for n, lead in ((red, "nj-chengguan"), (yellow, "nj-renshe"), (later_red, "nj-chengguan"),
-                    (suzhou, "sz-chengguan")):
-        status, doc = await (sup if n == suzhou else agent).post(
-            loop_path(n, "dispatch"), {"lead": lead})
+    # Dispatched days ago (the store's clock), never signed for: overdue, 督办.
+    for n, lead, days, user in ((suzhou, "sz-chengguan", 40, sup),
+                                (red, "nj-chengguan", 30, agent),
+                                (later_red, "nj-chengguan", 10, agent)):
+        with console.loop_clock(now - timedelta(days=days)):
+            status, doc = await user.post(loop_path(n, "dispatch"), {"lead": lead})
         assert status == 200, doc
-    await _overdue(svc, red, "red", now - timedelta(days=2), supervised=True)
-    await _overdue(svc, later_red, "red", now - timedelta(hours=3))
-    await _overdue(svc, yellow, "yellow", now + timedelta(hours=5))
-    await _overdue(svc, suzhou, "red", now - timedelta(days=5))
+    # Signed for in time, most of its working time used: yellow.
+    at = yellow_start(svc, now)
+    with console.loop_clock(at):
+        status, doc = await agent.post(loop_path(yellow, "dispatch"), {"lead": "nj-renshe"})
+        assert status == 200, doc
+        await svc.case_loop.act(yellow, RS, st.Command("sign"))
+    report = await sweep.run()
+    assert report.orders == 6, report  # signing and handling overdue, three times
 
     async def listed(user, query: str = "") -> list[str]:
         status, doc = await user.get("/api/supervision" + query)
@@ -294,10 +302,13 @@ async def test_the_supervision_list_and_its_filters(console):
     assert await listed(sup_nj, "?city=suzhou") == []
     assert await listed(sup_nj) == [red, later_red, yellow, waiting]
     assert await listed(sup_nj, "?light=yellow") == [yellow]
-    assert await listed(sup_nj, "?supervised=true") == [red]
+    assert await listed(sup_nj, "?light=none") == [waiting]
+    assert await listed(sup_nj, "?supervised=true") == [red, later_red]
+    assert await listed(sup_nj, "?supervised=false") == [yellow, waiting]
     assert await listed(sup_nj, "?department=nj-chengguan") == [red, later_red]
     assert await listed(sup_nj, "?state=accepted") == [waiting]
-    assert await listed(sup_nj, "?state=dispatched&department=nj-renshe") == [yellow]
+    assert await listed(sup_nj, "?state=handling&department=nj-renshe") == [yellow]
+    assert await listed(sup_nj, "?state=dispatched&department=nj-renshe") == []
     # Pages.
     status, doc = await sup_nj.get("/api/supervision?limit=2&offset=1")
     assert doc["total"] == 4 and [c["number"] for c in doc["cases"]] == [later_red, yellow]
@@ -313,7 +324,6 @@ async def test_the_supervision_list_and_its_filters(console):
 
     # Replies waiting for review (审核) are listed with their text, for the supervisor.
     loop = svc.case_loop
-    await loop.act(yellow, RS, st.Command("sign"))
     await loop.act(yellow, RS, st.Command("reply", reason="已答复市民"), Details(contacted=True))
     status, doc = await sup_nj.get("/api/supervision")
     assert [(r["number"], r["department_name"], r["reply"]) for r in doc["replies"]] == [

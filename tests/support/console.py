@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -108,6 +110,25 @@ class ConsoleHarness:
         users = Users(self.service.store.sessions)
         for name, dept in logins:
             await users.add(name, CONSOLE_PASSWORD, "department", department_id=dept)
+
+    @contextlib.contextmanager
+    def loop_clock(self, at: datetime) -> Iterator[None]:
+        """The case loop's changes happen at ``at`` meanwhile (the store's injected clock): a
+        case dispatched days ago, without waiting days."""
+        loop = self.service.case_loop
+        before = loop.clock
+        loop.clock = lambda: at
+        try:
+            yield
+        finally:
+            loop.clock = before
+
+    async def own_sweep(self) -> Any:
+        """The 红黄灯 sweep, run by the test only (its worker stopped): ``await
+        sweep.run()`` when the test wants the lights brought up to date."""
+        room = self.service.case_loop_room
+        await room.sweeper.stop()
+        return room.sweep
 
     async def call_case(self, caller: str, city: str, agent: str | None) -> str:
         """A case as the call tracker leaves it: routed to the city's queue, answered by the
