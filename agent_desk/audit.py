@@ -45,6 +45,7 @@ ACTIONS = (
     "user.create", "user.password", "user.role", "user.disable", "user.enable", "user.delete",
     "agent.pause", "agent.skills", "session.signin", "session.signin_failed",
     "session.signout", "webhook.retry", "webhook.secret", "webhook.rotate",
+    "intake.token_issue", "intake.token_revoke",
 )
 SEAL_BATCH = 500
 log = logging.getLogger(__name__)

@@ -87,6 +87,8 @@ class LoopChange:
 # Called inside the change's transaction (a transactional outbox: the notification is written
 # if and only if the change is).
 Outbox = Callable[[AsyncSession, LoopChange], Awaitable[None]]
+# Called inside a new case's transaction with the case (flushed: it has its id and number).
+Within = Callable[[AsyncSession, Case], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -197,9 +199,11 @@ class CaseLoop:
     # -- cases without a call ---------------------------------------------------------------
 
     async def create_case(self, *, channel: str, city: str | None, caller: str | None,
-                          at: datetime | None = None) -> str:
+                          at: datetime | None = None, within: Within | None = None) -> str:
         """A case that arrives without a call (web form, mini-program, partner systems): a
-        case record like a call's, in state 受理, its channel recorded."""
+        case record like a call's, in state 受理, its channel recorded. ``within`` writes what
+        came with it (the form, the channel's reference) in the same transaction: both are
+        stored or neither (a refusal there leaves no case and uses no number)."""
         if channel not in CHANNELS:
             raise DomainError("invalid", f"channel: one of {', '.join(CHANNELS)}")
         now = at or self.clock()
@@ -217,6 +221,8 @@ class CaseLoop:
                                  light="none", supervised=False, version=0))
             session.add(CallEvent(case_id=case.id, key="loop:0", kind="loop.accepted", at=now,
                                   detail={"channel": channel}, source=channel))
+            if within is not None:
+                await within(session, case)
         return number
 
     # -- changes -----------------------------------------------------------------------------

@@ -59,8 +59,9 @@ def families_used() -> set[str]:
 
 def test_the_pages_are_found() -> None:
     names = {p.name for p in SCRIPTS}
-    assert {"app.js", "i18n.js", "console.js", "wallboard.js", "cases.js", "login.js"} <= names
-    assert len(PAGES) == 4
+    assert {"app.js", "i18n.js", "console.js", "wallboard.js", "cases.js", "login.js",
+            "intake.js"} <= names
+    assert len(PAGES) == 5
 
 
 def test_both_languages_have_the_same_keys() -> None:
