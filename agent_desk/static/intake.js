@@ -111,6 +111,7 @@ window.addEventListener("hashchange", route);
 $("form").addEventListener("submit", submit);
 $("q").addEventListener("submit", query);
 $("f-content").addEventListener("input", count);
+$("f-consent").addEventListener("change", () => say("f-msg", ""));
 $("done-status").addEventListener("click", () => { location.hash = "#status"; });
 $("done-again").addEventListener("click", again);
 document.addEventListener("langchange", () => { renderOptions(); renderResult(); });

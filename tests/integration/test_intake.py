@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from agent_desk.intake.cli import run as intake_cli
 from cases.loop import states as st
 from cases.loop.store import DepartmentEntry, Details
+from hotline.privacy import retention_job
 
 pytestmark = [pytest.mark.asterisk]
 
@@ -25,8 +26,8 @@ PHONE = "138-1234-5678"
 DIGITS = "13812345678"
 FORM = {"name": "张秀英", "phone": PHONE, "city": "nanjing", "appeal_type": "complaint",
         "matter": "urban.sanitation.street_vending", "subject": "珠江路夜市占道经营",
-        "address": "南京市玄武区珠江路88号", "content": "每晚十点后摊贩占用人行道，噪音扰民，请处理。",
-        "consent": True}
+        "address": "南京市玄武区珠江路88号", "consent": True,
+        "content": "每晚十点后摊贩占用人行道，噪音扰民，请处理。"}
 SECRETS = (FORM["name"], FORM["subject"], FORM["address"], FORM["content"], DIGITS)
 SUP = st.Actor("sup", "supervisor")
 CG = st.Actor("cg-user", "department", "nj-chengguan")
@@ -107,6 +108,11 @@ async def test_a_web_submission_is_an_encrypted_case_in_the_loop(console):
 async def test_bad_input_is_refused_naming_the_field(console):
     svc = console.service
     cases_before = await _count(svc.engine, "cases")
+    # The page itself: anyone may open it, under the console's CSP.
+    resp = await (await console.anonymous()).client.get("/intake")
+    assert resp.status == 200 and "intake.js" in await resp.text()
+    assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["X-Frame-Options"] == "DENY"
     bad = {
         "phone": ({"phone": "110"}, "联系电话（phone）"),
         "phone format": ({"phone": "call me"}, "联系电话（phone）"),
@@ -291,3 +297,23 @@ async def test_channel_api_takes_a_case_once_per_key_with_a_valid_token(console,
     # Only admins manage tokens.
     sup = await console.user("sup")
     assert (await sup.post("/api/intake/tokens", {"channel": "app", "name": "x"}))[0] == 403
+
+
+async def test_the_retention_job_forgets_the_citizens_name_with_the_form(console):
+    svc = console.service
+    status, doc = await _submit(console)
+    number = doc["number"]
+    async with svc.engine.begin() as conn:  # the case is older than the retention period
+        await conn.execute(sa.text(
+            "UPDATE cases SET created_at = :old WHERE number = :n"), {
+            "old": "2020-01-01 00:00:00", "n": number})
+    report = await retention_job(svc.cfg, svc.store.sessions, svc.store).run()
+    assert report.cases == 1
+    async with svc.engine.connect() as conn:
+        name, channel = (await conn.execute(sa.text(
+            "SELECT r.name_enc, r.channel FROM intake_records r JOIN cases c "
+            "ON c.id = r.case_id WHERE c.number = :n"), {"n": number})).one()
+    assert name is None and channel == "web"
+    sup = await console.user("sup")
+    status, intake = await sup.get(f"/api/cases/{number}/intake")
+    assert status == 200 and intake["name"] == "" and intake["channel"] == "web"
