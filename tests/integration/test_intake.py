@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +19,9 @@ import sqlalchemy as sa
 from agent_desk.intake.cli import run as intake_cli
 from cases.loop import states as st
 from cases.loop.store import DepartmentEntry, Details
-from hotline.privacy import retention_job
+from common.privacy import PersonalData
+from common.rekey import rekey
+from hotline.privacy import rekey_tables, retention_job
 
 pytestmark = [pytest.mark.asterisk]
 
@@ -299,21 +302,30 @@ async def test_channel_api_takes_a_case_once_per_key_with_a_valid_token(console,
     assert (await sup.post("/api/intake/tokens", {"channel": "app", "name": "x"}))[0] == 403
 
 
-async def test_the_retention_job_forgets_the_citizens_name_with_the_form(console):
+async def test_key_rotation_and_the_retention_job_reach_the_citizens_name(console):
     svc = console.service
     status, doc = await _submit(console)
     number = doc["number"]
+
+    async def stored_name() -> str | None:
+        async with svc.engine.connect() as conn:
+            return (await conn.execute(sa.text(
+                "SELECT r.name_enc FROM intake_records r JOIN cases c ON c.id = r.case_id "
+                "WHERE c.number = :n"), {"n": number})).scalar_one()
+
+    # hotline privacy rekey: the name is re-encrypted under the new key.
+    new_key = "the-new-data-key-0123456789abcdef"
+    out = await rekey(svc.store.sessions, rekey_tables(
+        PersonalData(new_key, previous=[os.environ["HOTLINE_DATA_KEY"]])))
+    assert out["intake_records"] == 1
+    assert PersonalData(new_key).decrypt(await stored_name()) == FORM["name"]
     async with svc.engine.begin() as conn:  # the case is older than the retention period
         await conn.execute(sa.text(
             "UPDATE cases SET created_at = :old WHERE number = :n"), {
             "old": "2020-01-01 00:00:00", "n": number})
     report = await retention_job(svc.cfg, svc.store.sessions, svc.store).run()
     assert report.cases == 1
-    async with svc.engine.connect() as conn:
-        name, channel = (await conn.execute(sa.text(
-            "SELECT r.name_enc, r.channel FROM intake_records r JOIN cases c "
-            "ON c.id = r.case_id WHERE c.number = :n"), {"n": number})).one()
-    assert name is None and channel == "web"
+    assert await stored_name() is None
     sup = await console.user("sup")
     status, intake = await sup.get(f"/api/cases/{number}/intake")
     assert status == 200 and intake["name"] == "" and intake["channel"] == "web"
