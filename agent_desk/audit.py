@@ -46,6 +46,7 @@ ACTIONS = (
     "agent.pause", "agent.skills", "session.signin", "session.signin_failed",
     "session.signout", "webhook.retry", "webhook.secret", "webhook.rotate",
     "case.loop", "case.loop_view", "cases.supervision",
+    "intake.token_issue", "intake.token_revoke",
 )
 SEAL_BATCH = 500
 log = logging.getLogger(__name__)

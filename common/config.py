@@ -559,7 +559,7 @@ CALLBACK_PATTERNS = [r"1[3-9][0-9]{9}", r"0(?:10|2[0-9])[0-9]{8}", r"0[3-9][0-9]
 
 
 class CallbacksSection(_Section):
-    """Which numbers a missed-call callback may dial (agent_desk/callbacks/numbers.py): the
+    """Which numbers a missed-call callback may dial (common/numbers.py): the
     caller ID is the caller's word, and a spoofed premium, international or emergency number
     must not make the hotline call it."""
 
@@ -728,6 +728,32 @@ class WebhooksSection(_Section):
         return self
 
 
+class IntakeSection(_Section):
+    """Cases that arrive without a call (agent_desk/intake, docs/intake.md): the public web
+    form (市长信箱) with its status page, and the channel API of the government's other
+    channels (WeChat, mini-programs, partner systems; a per-channel API token each).
+
+    The form is anonymous: what holds it back is counted in Redis per client address and per
+    phone number (fixed windows starting at the first request)."""
+
+    web_form: bool = True
+    channel_api: bool = True
+    # Submissions of the web form per client address (an IPv6 client: per /64) and per phone
+    # number, in a window.
+    submissions_per_address: Annotated[int, Field(ge=1, le=10_000)] = 5
+    submissions_per_number: Annotated[int, Field(ge=1, le=1000)] = 3
+    submission_window_s: Annotated[int, Field(ge=60, le=7 * 86400)] = 3600
+    # Status queries per client address, and wrong answers (phone number or query code) per
+    # case number, in a window: a query code cannot be guessed.
+    queries_per_address: Annotated[int, Field(ge=1, le=10_000)] = 30
+    query_failures_per_case: Annotated[int, Field(ge=1, le=100)] = 5
+    query_window_s: Annotated[int, Field(ge=60, le=86400)] = 3600
+    # Channel API requests per token and minute.
+    channel_requests_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 600
+    # The version of the personal-data notice the citizen consents to (kept with the case).
+    consent_version: Annotated[str, Field(min_length=1, max_length=32)] = "2026-01"
+
+
 class WebSection(_Section):
     """The agent console and supervisor wallboard (agent_desk/web/, docs/console.md)."""
 
@@ -807,6 +833,7 @@ class Config(_Section):
     callbacks: CallbacksSection = CallbacksSection()
     case_loop: CaseLoopSection = CaseLoopSection()
     webhooks: WebhooksSection = WebhooksSection()
+    intake: IntakeSection = IntakeSection()
     web: WebSection = WebSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.

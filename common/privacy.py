@@ -164,6 +164,15 @@ class PersonalData:
             return None
         return _hash(self._lookup, value)
 
+    def text_hash(self, value: str | None) -> str | None:
+        """Equal texts (already normalised by the caller, e.g. an address) give equal hashes;
+        unlike ``lookup_hash`` the text is not read as a phone number. Domain-separated from
+        the numbers' hashes."""
+        if not value:
+            return None
+        return hmac.new(self._lookup, b"text|" + value.encode(), hashlib.sha256
+                        ).hexdigest()[:40]
+
     def legacy_lookup_hash(self, value: str | None) -> str | None:
         """The look-up hash as computed before HKDF (migration 0010_secrets' downgrade)."""
         if not value:

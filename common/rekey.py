@@ -27,27 +27,29 @@ class RekeyTable:
     changed it; ``where`` narrows the rows worth reading."""
 
     name: str
-    model: type[Any]  # an ORM model with an integer ``id``
+    model: type[Any]  # an ORM model with an integer key (``key``: its attribute)
     fix: Callable[[Any], bool]
     where: ColumnElement[bool] | None = None
+    key: str = "id"
 
 
 async def _each(sessions: async_sessionmaker[AsyncSession], table: RekeyTable) -> int:
     """Apply the table's fix to every row, in batches by id; returns how many rows changed."""
     model = table.model
+    key = getattr(model, table.key)
     changed = 0
     last = 0
     while True:
         async with sessions() as s, s.begin():
-            q = select(model).where(model.id > last)
+            q = select(model).where(key > last)
             if table.where is not None:
                 q = q.where(table.where)
-            rows = list((await s.execute(q.order_by(model.id).limit(BATCH))).scalars())
+            rows = list((await s.execute(q.order_by(key).limit(BATCH))).scalars())
             if not rows:
                 return changed
             for r in rows:
                 changed += bool(table.fix(r))
-            last = rows[-1].id
+            last = getattr(rows[-1], table.key)
 
 
 async def rekey(sessions: async_sessionmaker[AsyncSession], tables: Sequence[RekeyTable],

@@ -16,6 +16,8 @@
                                          personal fields of old cases (docs/security.md)
     hotline privacy rekey                re-encrypt personal data with a new data key
     hotline surge status|propose|apply|return|moves   surges across cities (docs/surge.md)
+    hotline intake token --channel wechat [--name N] | tokens | revoke ID
+                                         the channels' API tokens (docs/intake.md)
 """
 
 from __future__ import annotations
@@ -516,6 +518,12 @@ def cmd_surge(args: argparse.Namespace) -> int:
     return asyncio.run(run(_load(args), args))
 
 
+def cmd_intake(args: argparse.Namespace) -> int:
+    from agent_desk.intake.cli import run
+
+    return asyncio.run(run(_load(args), args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotline", description="12345 hotline contact center")
     p.add_argument("--config", help="configuration file (default: $HOTLINE_CONFIG or "
@@ -609,6 +617,9 @@ def build_parser() -> argparse.ArgumentParser:
     from queueing.surge.cli import add_parser as add_surge_parser
 
     add_surge_parser(sub, cmd_surge)
+    from agent_desk.intake.cli import add_parser as add_intake_parser
+
+    add_intake_parser(sub, cmd_intake)
     return p
 
 

@@ -16,6 +16,9 @@ from agent_desk.cases import http as cases_http
 from agent_desk.cases import schemas as cases_schemas
 from agent_desk.cases.store import ConsoleStore
 from agent_desk.console import http as console_http
+from agent_desk.intake import http as intake_http
+from agent_desk.intake import schemas as intake_schemas
+from agent_desk.intake.store import IntakeStore
 from agent_desk.loop import http as loop_http
 from agent_desk.loop import schemas as loop_schemas
 from agent_desk.supervision import http as supervision_http
@@ -48,6 +51,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature(surge_http.ROUTES, surge_http.SurgeHttp),
     Feature(webhooks_http.ROUTES, webhooks_http.WebhooksHttp, webhooks_schemas.SCHEMAS),
     Feature(loop_http.ROUTES, loop_http.LoopHttp, loop_schemas.SCHEMAS),
+    Feature(intake_http.ROUTES, intake_http.IntakeHttp, intake_schemas.SCHEMAS,
+            public_pages=("intake",)),
 )
 ROUTES = [r for f in FEATURES for r in f.routes]
 
@@ -110,5 +115,6 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
         callcontrol=service.callcontrol, facts=service.store, repeat_callers=service.lookups,
         skills=service.skills, ami_of=lambda node: service.nodes[node].ami,
         exposition=exposition, transcripts=service.transcripts, surge=service.surge,
-        loop=service.case_loop, webhooks=service.webhooks.admin)
+        loop=service.case_loop, webhooks=service.webhooks.admin,
+        intake=IntakeStore(sm, service.personal, service.case_loop))
     return deps, board

@@ -8,10 +8,14 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_desk import retention as desk_retention
+from agent_desk.intake import retention as intake_retention
+from agent_desk.intake.retention import IntakeCaseEraser
 from agent_desk.retention import DeskCaseEraser, SystemAudit
 from asr import retention as asr_retention
 from asr.retention import AsrCaseEraser, RecordingsPurger, TranscriptsPurger
 from cases import retention as case_retention
+from cases.loop import retention as loop_retention
+from cases.loop.retention import LoopCaseEraser
 from cases.retention import CasePersonalPurger
 from common.config import Config
 from common.privacy import PersonalData
@@ -36,7 +40,9 @@ def retention_job(cfg: Config, sessions: async_sessionmaker[AsyncSession],
     paths = {n.id: cel_path(cfg, n) for n in cfg.nodes} if cel_paths is None else cel_paths
     return RetentionJob([
         # Personal fields first: they take the case's recordings and transcript with them.
-        CasePersonalPurger(sessions, audit, [AsrCaseEraser(), DeskCaseEraser()],
+        CasePersonalPurger(sessions, audit,
+                           [AsrCaseEraser(), DeskCaseEraser(), IntakeCaseEraser(),
+                            LoopCaseEraser()],
                            retention_days=cfg.privacy.case_personal_retention_days),
         recordings_purger(cfg, sessions),
         TranscriptsPurger(sessions, audit,
@@ -47,5 +53,6 @@ def retention_job(cfg: Config, sessions: async_sessionmaker[AsyncSession],
 
 def rekey_tables(pd: PersonalData) -> list[RekeyTable]:
     """Every table with personal data, as its feature re-encrypts it."""
-    return [*case_retention.rekey_tables(pd), *desk_retention.rekey_tables(pd),
-            *asr_retention.rekey_tables(pd)]
+    return [*case_retention.rekey_tables(pd), *loop_retention.rekey_tables(pd),
+            *desk_retention.rekey_tables(pd),
+            *intake_retention.rekey_tables(pd), *asr_retention.rekey_tables(pd)]

@@ -52,7 +52,7 @@ FILTERS = ("light", "supervised", "department", "city", "state")
 
 def _action(name: str, summary: str, body: type[Any]) -> Route:
     return Route("POST", f"/api/cases/{{number}}/loop/{name}", f"loop_{name}", ALL, summary,
-                 body, answer=LOOP, headers=IDEM)
+                 body, answer=LOOP, optional_headers=IDEM)
 
 
 ROUTES = [

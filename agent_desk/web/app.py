@@ -58,6 +58,9 @@ class Feature:
     routes: Sequence[Route]
     serve: Callable[[ConsoleDeps], object]
     schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    # Pages of the room served to anyone, without signing in (agent_desk/static/<page>.html
+    # at /<page>): the public intake form.
+    public_pages: Sequence[str] = ()
 
 
 def description(features: Sequence[Feature]) -> bytes:
@@ -88,7 +91,7 @@ def guarded(route: Route, handler: Handler, deps: ConsoleDeps
         if route.headers and (problems := header_problems(route, request.headers)):
             raise DomainError("invalid", "headers: " + "; ".join(problems))
         body = None
-        limit = deps.web.max_body_bytes
+        limit = min(deps.web.max_body_bytes, route.max_body or deps.web.max_body_bytes)
         if route.body is not None:
             body = await read_body(request, route.body, limit)
         elif route.method != "GET" and request.can_read_body:
@@ -108,10 +111,10 @@ async def _signed_in(deps: ConsoleDeps, request: web.Request) -> Session | None:
         return None
 
 
-def _page(deps: ConsoleDeps, name: str
+def _page(deps: ConsoleDeps, name: str, *, public: bool = False
           ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def page(request: web.Request) -> web.StreamResponse:
-        if name != "login" and await _signed_in(deps, request) is None:
+        if not public and name != "login" and await _signed_in(deps, request) is None:
             raise web.HTTPFound("/login")
         resp = web.FileResponse(STATIC / f"{name}.html")
         resp.headers.update(middleware.page_headers(request.host))
@@ -183,6 +186,9 @@ def build_app(deps: ConsoleDeps, features: Sequence[Feature],
     app.router.add_get("/", h_index)
     for page in PAGES:
         app.router.add_get(f"/{page}", _page(deps, page))
+    for feature in features:
+        for page in feature.public_pages:
+            app.router.add_get(f"/{page}", _page(deps, page, public=True))
     app.router.add_static("/static", STATIC, show_index=False)
 
     sealer: list[asyncio.Task[None]] = []

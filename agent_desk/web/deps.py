@@ -22,7 +22,7 @@ from cases.loop.lists import SupervisionFilter
 from cases.loop.models import Department
 from cases.loop.states import Actor as LoopActor
 from cases.loop.states import Command
-from cases.loop.store import DepartmentEntry, Details, Witness
+from cases.loop.store import DepartmentEntry, Details, Within, Witness
 from cases.loop.taxonomy import Taxonomy
 from cases.models import Case
 from common.config import Config, WebSection
@@ -170,7 +170,8 @@ class CaseLoopDesk(Protocol):
     async def supervision(self, f: SupervisionFilter, *, visible: Any = None,
                           clear_text: bool = True) -> dict[str, Any]: ...
     async def create_case(self, *, channel: str, city: str | None, caller: str | None,
-                          at: datetime | None = None) -> str: ...
+                          at: datetime | None = None, within: Within | None = None
+                          ) -> str: ...
     async def departments(self, *, city: str | None = None, active_only: bool = True
                           ) -> list[Department]: ...
     async def upsert_departments(self, entries: Sequence[DepartmentEntry]) -> int: ...
@@ -191,6 +192,30 @@ class WebhookDesk(Protocol):
     async def departments(self) -> list[dict[str, Any]]: ...
     async def reveal(self, department: str, actor: Actor) -> dict[str, Any]: ...
     async def rotate(self, department: str, actor: Actor) -> dict[str, Any]: ...
+
+
+class IntakeDesk(Protocol):
+    """Cases that arrive without a call: the public form, the channels' API and their
+    tokens (agent_desk/intake/store.py IntakeStore)."""
+
+    @property
+    def taxonomy(self) -> Taxonomy: ...
+
+    async def submit(self, *, channel: str, city: str, caller: str, name: str, subject: str,
+                     address: str, content: str, appeal_type: str | None, matter: str | None,
+                     actor: Actor, consent_version: str | None = None,
+                     token_id: int | None = None, idempotency_key: str | None = None,
+                     request_hash: str | None = None, external_ref: str | None = None
+                     ) -> dict[str, Any]: ...
+    async def status(self, number: str, *, phone: str | None = None, code: str | None = None
+                     ) -> dict[str, Any] | None: ...
+    async def channel_case(self, number: str, channel: str) -> dict[str, Any]: ...
+    async def intake_of(self, number: str, scope: Scope, actor: Actor) -> dict[str, Any]: ...
+    async def issue_token(self, channel: str, name: str, actor: Actor
+                          ) -> tuple[dict[str, Any], str]: ...
+    async def tokens(self) -> list[dict[str, Any]]: ...
+    async def revoke_token(self, token_id: int, actor: Actor) -> dict[str, Any]: ...
+    async def check_token(self, authorization: str | None) -> tuple[int, str]: ...
 
 
 @dataclass
@@ -220,6 +245,7 @@ class ConsoleDeps:
     surge: Surge | None = None
     loop: CaseLoopDesk | None = None
     webhooks: WebhookDesk | None = None
+    intake: IntakeDesk | None = None
 
     def current_call(self, agent: str) -> tuple[str, Mapping[str, Any]] | None:
         """The agent's latest live call on the wallboard (call id, call)."""

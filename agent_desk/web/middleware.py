@@ -29,13 +29,13 @@ log = logging.getLogger(__name__)
 CONFLICT = 409
 STATUS: dict[str, int] = {
     "bad_json": 400,
-    "not_signed_in": 401, "session_expired": 401, "bad_credentials": 401,
+    "not_signed_in": 401, "session_expired": 401, "bad_credentials": 401, "bad_token": 401,
     "forbidden": 403, "csrf": 403,
     "not_found": 404, "unknown_agent": 404, "unknown_destination": 404, "not_available": 404,
     "too_large": 413,
     "invalid": 422, "too_many": 422,
-    "too_many_attempts": 429, "too_many_sockets": 429,
-    "calendar_not_covered": 503,
+    "too_many_attempts": 429, "too_many_sockets": 429, "rate_limited": 429,
+    "calendar_not_covered": 503, "unavailable": 503,
 }
 
 CSP = ("default-src 'self'; connect-src 'self' {ws}; media-src 'self'; "
@@ -112,8 +112,18 @@ def status_of(exc: DomainError) -> int:
     return STATUS.get(exc.code, CONFLICT)
 
 
+class RateLimited(DomainError):
+    """Too many requests of one kind from one client, number or token (429 with
+    Retry-After); the message says which, in words for whoever asked."""
+
+    def __init__(self, retry_after: int, message: str) -> None:
+        super().__init__("rate_limited", message)
+        self.retry_after = max(1, retry_after)
+
+
 def error_response(exc: DomainError) -> web.Response:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else {}
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(
+        exc, TooManyAttempts | RateLimited) else {}
     return web.json_response({"error": exc.code, "message": exc.message},
                              status=status_of(exc), headers=headers)
 

@@ -24,13 +24,18 @@ def _operation(r: Route, error: dict[str, Any]) -> dict[str, Any]:
               for p in r.path.split("/") if p.startswith("{")]
     params += [{"name": q, "in": "query", "required": False, "schema": r.spec_of(q)}
                for q in r.query]
+    params += [{"name": h, "in": "header", "required": True, "schema": spec}
+               for h, spec in r.headers.items()]
     params += [{"name": h, "in": "header", "required": False, "schema": HEADERS[h]}
-               for h in r.headers]
+               for h in r.optional_headers]
     if params:
         op["parameters"] = params
     if r.roles:
         op["security"] = [{"session": []}] if r.method == "GET" else [
             {"session": [], "csrf": []}]
+    elif r.bearer:
+        op["security"] = [{"bearer": []}]
+        op["x-roles"] = ["api token"]
     if r.body is not None:
         op["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": r.body.model_json_schema()}}}
@@ -65,7 +70,9 @@ def describe(routes: Iterable[Route], schemas: Mapping[str, dict[str, Any]]
                 "session": {"type": "apiKey", "in": "cookie", "name": COOKIE,
                             "description": "the signed session cookie from POST /api/login"},
                 "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
-                         "description": "state changes: the csrf value of GET /api/me"}},
+                         "description": "state changes: the csrf value of GET /api/me"},
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "a channel's API token (hotline intake token)"}},
             "schemas": dict(schemas),
         },
     }

@@ -37,6 +37,13 @@ Handler = Callable[[web.Request, Any, Any], Awaitable[web.StreamResponse]]
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    @classmethod
+    def problems(cls, exc: ValidationError) -> str:
+        """What is wrong with a body, for the 422 answer; each problem names its field (a
+        public form's model says it in the citizen's words)."""
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                         for e in exc.errors())
+
 
 # -- JSON Schema parts for the answers ---------------------------------------------------------
 
@@ -112,7 +119,15 @@ class Route:
     # The whole 200 response when it is not just JSON, and further documented answers.
     ok: dict[str, Any] | None = None
     more: Mapping[str, dict[str, Any]] = field(default_factory=dict)
-    headers: tuple[str, ...] = ()  # optional request headers it reads (HEADERS)
+    # This route's body limit in bytes when smaller than [web] max_body_bytes (0: that).
+    max_body: int = 0
+    # Request headers the route requires, with their schema (documented and checked).
+    headers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    # Served to a program with an API token (Authorization: Bearer), which the handler
+    # checks; documented as the "bearer" security scheme. ``roles`` is then ().
+    bearer: bool = False
+    # Optional request headers it reads, by name (HEADERS): Idempotency-Key.
+    optional_headers: tuple[str, ...] = ()
 
     def spec_of(self, name: str) -> dict[str, Any]:
         return self.query_spec.get(name) or QUERY.get(name, S)
@@ -149,16 +164,18 @@ def query_problems(route: Route, query: Mapping[str, str]) -> list[str]:
 
 
 def header_problems(route: Route, headers: Mapping[str, str]) -> list[str]:
-    """The optional headers the route reads, checked against their description."""
+    """The route's headers: the required ones present, each within its description."""
     problems = []
-    for name in route.headers:
+    for name, spec in [*route.headers.items(),
+                       *((h, HEADERS[h]) for h in route.optional_headers)]:
         v = headers.get(name)
-        if v is None:
+        if v is None or not v.strip():
+            if name in route.headers:
+                problems.append(f"{name}: the header is required")
             continue
-        spec = HEADERS[name]
         if not spec.get("minLength", 0) <= len(v) <= spec.get("maxLength", 1 << 30):
             problems.append(f"{name}: {spec.get('minLength', 0)}-{spec.get('maxLength')} "
-                            "characters")
+                            f"characters")
         elif "pattern" in spec and not re.search(spec["pattern"], v):
             problems.append(f"{name}: not a valid value")
     return problems
@@ -171,6 +188,8 @@ async def read_body(request: web.Request, model: type[Body], max_bytes: int,
         raise DomainError("too_large", f"the body is larger than {max_bytes} bytes")
     if raw is None:
         raw = await request.read()
+    if len(raw) > max_bytes:  # sent without a length (chunked)
+        raise DomainError("too_large", f"the body is larger than {max_bytes} bytes")
     try:
         doc = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
@@ -180,10 +199,7 @@ async def read_body(request: web.Request, model: type[Body], max_bytes: int,
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-            for e in exc.errors())
-        raise DomainError("invalid", problems) from None
+        raise DomainError("invalid", model.problems(exc)) from None
 
 
 # -- what handlers ask of the request ----------------------------------------------------------

@@ -71,6 +71,9 @@ class CaseWork(Base):
     # Keyed hash of the normalised address (repeat complaints by place; the address itself is
     # on the form, encrypted).
     address_hash: Mapped[str | None] = mapped_column(String(40), index=True)
+    # The normalised address the hash was made from (encrypted): a key rotation recomputes
+    # the hash from it (cases/loop/retention.py).
+    address_enc: Mapped[str | None] = mapped_column(Text)
     round: Mapped[int] = mapped_column(Integer, default=0)
     lead_department: Mapped[str | None] = mapped_column(String(32), index=True)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)  # 重办

@@ -90,6 +90,8 @@ class LoopChange:
 Outbox = Callable[[AsyncSession, LoopChange], Awaitable[None]]
 # A caller's own record of the change, in the same transaction (the console's audit entry).
 Witness = Callable[[AsyncSession, LoopChange], None]
+# Called inside a new case's transaction with the case (flushed: it has its id and number).
+Within = Callable[[AsyncSession, Case], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -200,9 +202,11 @@ class CaseLoop:
     # -- cases without a call ---------------------------------------------------------------
 
     async def create_case(self, *, channel: str, city: str | None, caller: str | None,
-                          at: datetime | None = None) -> str:
+                          at: datetime | None = None, within: Within | None = None) -> str:
         """A case that arrives without a call (web form, mini-program, partner systems): a
-        case record like a call's, in state 受理, its channel recorded."""
+        case record like a call's, in state 受理, its channel recorded. ``within`` writes what
+        came with it (the form, the channel's reference) in the same transaction: both are
+        stored or neither (a refusal there leaves no case and uses no number)."""
         if channel not in CHANNELS:
             raise DomainError("invalid", f"channel: one of {', '.join(CHANNELS)}")
         now = at or self.clock()
@@ -220,6 +224,8 @@ class CaseLoop:
                                  light="none", supervised=False, version=0))
             session.add(CallEvent(case_id=case.id, key="loop:0", kind="loop.accepted", at=now,
                                   detail={"channel": channel}, source=channel))
+            if within is not None:
+                await within(session, case)
         return number
 
     # -- changes -----------------------------------------------------------------------------
@@ -317,9 +323,9 @@ class CaseLoop:
             if details.district is not None:
                 work.district = details.district or None
             if details.address:
-                work.address_hash = self.personal.lookup_hash(
-                    normalize_address(details.address)) if normalize_address(
-                    details.address) else None
+                place = normalize_address(details.address)
+                work.address_hash = self.personal.text_hash(place)
+                work.address_enc = self.personal.encrypt(place)
             detail.update(appeal_type=work.appeal_type, matter=work.matter,
                           district=work.district)
             detail["repeats"] = await self._link_repeats(session, case, work, now)

@@ -181,3 +181,48 @@ async def test_idempotency_key_applies_once_and_departments_are_checked(loop):
     assert await loop.suggested_department("urban.sanitation.street_vending",
                                            "nanjing") == "nj-chengguan"
     assert await loop.suggested_department("urban.sanitation.street_vending", "suzhou") is None
+
+
+async def test_places_are_told_apart_by_their_words_not_only_their_digits(loop):
+    first = await classified(loop, caller="13500000001", address="玄武区珠江路88号")
+    other = await classified(loop, caller="13500000002", address="秦淮区中山路88号")
+    v = await loop.view(other)
+    assert next(f for f in v["timeline"] if f["kind"] == "loop.classify")["repeats"] == []
+    del first
+
+
+async def test_loop_text_is_encrypted_rekeyed_and_erased_with_the_case(loop):
+    from sqlalchemy import text
+
+    from cases.loop.retention import LoopCaseEraser, rekey_tables
+    from common.rekey import rekey
+
+    number = await classified(loop)
+    await loop.act(number, AGENT, cmd("dispatch", lead="nj-chengguan"))
+    await loop.act(number, CG, cmd("sign"))
+    await loop.act(number, CG, cmd("reply", reason="已联系张先生并清理摊点"), Details())
+    async with loop.sessions() as s:
+        rows = (await s.execute(text(
+            "SELECT reply_enc FROM case_dispatches UNION ALL SELECT address_enc FROM case_work"
+        ))).all()
+        facts = (await s.execute(text("SELECT detail FROM call_events"))).all()
+    dump = repr(rows) + repr(facts)
+    assert "张先生" not in dump and "珠江路" not in dump
+    # A new data key: the texts re-encrypted, the place hash recomputed (still links).
+    new = PersonalData("loop-test-key-new-0123456789abc",
+                       previous=["loop-test-key-0123456789abcdef"])
+    await rekey(loop.sessions, rekey_tables(new))
+    loop.personal = new
+    v = await loop.view(number)
+    assert v["dispatches"][0]["reply"] == "已联系张先生并清理摊点"
+    again = await classified(loop, caller="13911112222")
+    assert number in next(f for f in (await loop.view(again))["timeline"]
+                          if f["kind"] == "loop.classify")["repeats"]
+    # Retention: the department's words and the place go; the states stay.
+    async with loop.sessions() as s, s.begin():
+        case_id = (await s.execute(text("SELECT id FROM cases WHERE number = :n"),
+                                   {"n": number})).scalar_one()
+        await LoopCaseEraser().forget(s, [case_id], datetime.now(UTC), {})
+    v = await loop.view(number)
+    assert v["dispatches"][0]["reply"] == "" and v["state"] == "replied"
+    assert all("reason" not in f for f in v["timeline"])

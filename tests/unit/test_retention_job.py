@@ -8,9 +8,11 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+from agent_desk.intake.retention import IntakeCaseEraser
 from agent_desk.retention import DeskCaseEraser
 from asr.retention import AsrCaseEraser, RecordingsPurger, TranscriptsPurger
 from cases.db import make_engine, sessionmaker
+from cases.loop.retention import LoopCaseEraser
 from cases.retention import CasePersonalPurger
 from common.retention import PurgeReport, RetentionJob, RetentionWorker
 from hotline.privacy import retention_job
@@ -72,7 +74,8 @@ async def test_root_wires_personal_fields_first_and_cel_last(tmp_path: Path):
         assert kinds == [CasePersonalPurger, RecordingsPurger, TranscriptsPurger, CelPurger]
         personal = job.purgers[0]
         assert isinstance(personal, CasePersonalPurger)
-        assert [type(e) for e in personal.erasers] == [AsrCaseEraser, DeskCaseEraser]
+        assert [type(e) for e in personal.erasers] == [AsrCaseEraser, DeskCaseEraser,
+                                                       IntakeCaseEraser, LoopCaseEraser]
         cel = job.purgers[3]
         assert isinstance(cel, CelPurger)
         # The CEL file Asterisk writes (res_cdrel_custom: <astlogdir>/cel.db).
