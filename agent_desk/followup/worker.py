@@ -350,4 +350,5 @@ class FollowUpWorker:
             return
         outcome = NOT_ANSWERED.get(r.event, "failed" if r.event != "ANSWERS" else "no_keys")
         await self._not_answered(r.task, r.attempt, outcome, int(task["max_attempts"]), now,
-                                 status=r.event.lower())
+                                 status=r.event.lower(),
+                                 keys=f"{r.resolved_key}{r.satisfaction_key}")
