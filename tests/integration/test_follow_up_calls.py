@@ -91,9 +91,14 @@ async def test_answers_close_or_reopen_and_a_restart_neither_loses_nor_duplicate
     # The first call rings; the service stops mid-call (the attempt is claimed, the call is
     # Asterisk's now) and another one takes over the same database.
     ringing = await asyncio.wait_for(line.incoming.get(), 30)
+
+    async def both_made() -> bool:
+        made = await tasks(svc)
+        return [(t.state, t.attempts) for t in made] == [("calling", 1), ("pending", 0)]
+
+    await eventually(both_made, 15, what="the second case's task, waiting its turn")
     await services.stop(svc)
-    made = await tasks(svc)
-    assert [(t.state, t.attempts) for t in made] == [("calling", 1), ("pending", 0)]
+    assert await both_made()
     svc = await start(services, db, dial=dial)
 
     # 1,1: resolved and satisfied → 办结.
