@@ -21,10 +21,11 @@ TS = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("cases") as b:
-        b.add_column(sa.Column("rating", sa.String(16), nullable=True))
-        b.add_column(sa.Column("rated_at", TS, nullable=True))
-        b.create_index("ix_cases_rating", ["rating"])
+    # Plain ALTER TABLE (no batch copy): on SQLite a copied ``cases`` table would be dropped,
+    # and with foreign keys on that cascades to every case's timeline, form and tasks.
+    op.add_column("cases", sa.Column("rating", sa.String(16), nullable=True))
+    op.add_column("cases", sa.Column("rated_at", TS, nullable=True))
+    op.create_index("ix_cases_rating", "cases", ["rating"])
     op.create_table(
         "follow_up_tasks",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -52,7 +53,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("follow_up_tasks")
-    with op.batch_alter_table("cases") as b:
-        b.drop_index("ix_cases_rating")
-        b.drop_column("rated_at")
-        b.drop_column("rating")
+    op.drop_index("ix_cases_rating", "cases")
+    # SQLite 3.35+ drops a column in place (see upgrade: no table copy).
+    op.drop_column("cases", "rated_at")
+    op.drop_column("cases", "rating")
