@@ -16,13 +16,13 @@ from agent_desk.cases import http as cases_http
 from agent_desk.cases import schemas as cases_schemas
 from agent_desk.cases.store import ConsoleStore
 from agent_desk.console import http as console_http
+from agent_desk.followup import http as followup_http
+from agent_desk.followup import schemas as followup_schemas
 from agent_desk.intake import http as intake_http
 from agent_desk.intake import schemas as intake_schemas
 from agent_desk.intake.store import IntakeStore
 from agent_desk.loop import http as loop_http
 from agent_desk.loop import schemas as loop_schemas
-from agent_desk.followup import http as followup_http
-from agent_desk.followup import schemas as followup_schemas
 from agent_desk.supervision import http as supervision_http
 from agent_desk.supervision.feed import Feed
 from agent_desk.supervision.wallboard import Wallboard
