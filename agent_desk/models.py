@@ -108,6 +108,40 @@ class CallbackTask(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class FollowUpTask(Base):
+    """A 回访 call to make (agent_desk/followup): one per case and loop round (the natural
+    key: the worker restarted, or two of them, never make a second one), or one an operator
+    asked for. Each attempt is also a fact on the case's timeline."""
+
+    __tablename__ = "follow_up_tasks"
+    __table_args__ = (UniqueConstraint("case_id", "round", name="uq_follow_up_tasks_round"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    city: Mapped[str | None] = mapped_column(String(32), index=True)
+    # loop (the case reached 待回访) | operator (a supervisor picked the case)
+    origin: Mapped[str] = mapped_column(String(16), default="loop")
+    requested_by: Mapped[str] = mapped_column(String(64), default="")
+    # pending -> calling -> pending (retry) | answered -> done; refused (never dialled),
+    # cancelled (the case left 待回访 first)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    next_at: Mapped[datetime | None] = mapped_column(index=True)
+    attempt_at: Mapped[datetime | None] = mapped_column()  # the current/last attempt began
+    # The last attempt's outcome: answered, no_answer, busy, failed, no_keys, hung_up, lost
+    last_outcome: Mapped[str | None] = mapped_column(String(16))
+    # The caller's answers (回访): resolved yes/no, satisfied | basic | unsatisfied.
+    resolved: Mapped[bool | None] = mapped_column()
+    satisfaction: Mapped[str | None] = mapped_column(String(16))
+    # How it ended: closed | reopened | recorded (the case was not in 待回访) | unreached
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(256), default="")  # why refused / cancelled
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class AuditEntry(Base):
     """One access to or change of a case (or of the audit log itself): who, in which role,
     from where, when, what. Written in the same transaction as the change it records; never

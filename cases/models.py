@@ -71,6 +71,10 @@ class Case(Base):
     # When the work on the case was finished (办结); until then the case is open, and a caller
     # with an open case is a repeat caller (queueing/routing/lookups.py).
     closed_at: Mapped[datetime | None] = mapped_column()
+    # 一键评价 after the call (telephony/calls/rating.py): satisfied | basic | unsatisfied |
+    # none (answered, not rated); None: not answered, or not ended yet.
+    rating: Mapped[str | None] = mapped_column(String(16), index=True)
+    rated_at: Mapped[datetime | None] = mapped_column()
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -416,6 +416,8 @@ class CaseStore:
             if caller_leg is not None and caller_leg.ended_at is None:
                 caller_leg.ended_at = at
                 caller_leg.hangup_cause = d.get("cause")
+        elif kind == "rated":
+            fill(rating=d.get("rating") or None, rated_at=at)
         elif kind == "widened":
             case.flags = sorted(set(case.flags or []) | {"widened"})
         elif kind == "linked":

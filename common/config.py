@@ -343,6 +343,17 @@ class MenuConfig(_Section):
     timeout_s: Annotated[float, Field(ge=0.5, le=10)] = 1.5
 
 
+class RatingSection(_Section):
+    """一键评价: when the agent hangs up first, the caller hears one short prompt and rates the
+    call with one key (asterisk-conf/extensions.conf.j2 [hotline-rating], telephony/calls)."""
+
+    enabled: bool = True
+    prompt: str = "满意请按1，基本满意请按2，不满意请按3。"
+    # How long the caller has for the key once the prompt has played.
+    timeout_s: Annotated[float, Field(ge=1, le=15)] = 5.0
+    thanks: str = "感谢您的评价，再见。"
+
+
 class AgentConfig(_Section):
     id: Annotated[str, Field(pattern=r"^[0-9]{3,8}$")]  # also the SIP extension
     name: str
@@ -754,6 +765,65 @@ class IntakeSection(_Section):
     consent_version: Annotated[str, Field(min_length=1, max_length=32)] = "2026-01"
 
 
+class FollowUpSection(_Section):
+    """回访 calls (agent_desk/followup, docs/follow-up.md): the service calls the caller of a
+    case waiting for 回访 (or one an operator picks) over the caller's city trunk, asks two
+    questions by key and drives the case loop with the answers."""
+
+    enabled: bool = True
+    # When callers may be called, local time, every day ("HH:MM-HH:MM", in order).
+    hours: list[str] = ["09:00-12:00", "14:00-20:00"]
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    # Time between two attempts on one case (no answer, busy, no keys).
+    retry_after_s: Annotated[int, Field(ge=5, le=7 * 86400)] = 2 * 3600
+    ring_s: Annotated[int, Field(ge=5, le=120)] = 30
+    # Per question: the key window after its prompt (each question is asked twice at most).
+    key_timeout_s: Annotated[float, Field(ge=1, le=20)] = 6.0
+    # An attempt that never reported back (Asterisk or the service restarted meanwhile)
+    # counts as not answered after this long.
+    attempt_timeout_s: Annotated[int, Field(ge=30, le=3600)] = 600
+    # How often the worker looks for cases to call and tasks due.
+    poll_s: Annotated[float, Field(ge=0.2, le=600)] = 15.0
+    # Calls at once (the worker's own limit; the trunk has its own).
+    concurrent: Annotated[int, Field(ge=1, le=50)] = 2
+    # How a caller is reached: {trunk} is the city's carrier trunk, {number} the checked
+    # number (digits only; [callbacks] allowed_patterns decide which numbers may be dialled).
+    dial: str = "PJSIP/trunk-{trunk}/sip:{number}@127.0.0.1:5070"
+    # Cities without a carrier trunk of their own call out on this trunk (none: refused).
+    default_trunk: ID | None = None
+    # The per-call prompt naming the case (espeak-ng); a failure falls back to a general one.
+    intro: str = "您好，这里是幺二三四五热线回访。您的工单号{number}，事项：{matter}。"
+    resolved_prompt: str = "您反映的问题是否已经解决？已解决请按1，未解决请按2。"
+    thanks: str = "感谢您的配合，再见。"
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one period is needed")
+        previous_end: time | None = None
+        for period in v:
+            start, end = _period(period)
+            if end <= start:
+                raise ValueError(f"{period!r} ends before it starts")
+            if previous_end is not None and start < previous_end:
+                raise ValueError(f"{period!r} overlaps or precedes the period before")
+            previous_end = end
+        return v
+
+    @field_validator("dial")
+    @classmethod
+    def _dial(cls, v: str) -> str:
+        if v.count("{number}") != 1:
+            raise ValueError("must hold {number} once (where the caller's number goes)")
+        if any(c in v for c in ",&\n"):
+            raise ValueError("must not hold ',' '&' or a line break (Dial options, channels)")
+        return v
+
+    def periods(self) -> list[tuple[time, time]]:
+        return [_period(p) for p in self.hours]
+
+
 class WebSection(_Section):
     """The agent console and supervisor wallboard (agent_desk/web/, docs/console.md)."""
 
@@ -815,6 +885,7 @@ class Config(_Section):
     fastagi: FastAgiSection = FastAgiSection()
     queueing: QueueingSection = QueueingSection()
     menu: MenuConfig = MenuConfig()
+    rating: RatingSection = RatingSection()
     routing: RoutingSection = RoutingSection()
     province: str = "province"
     skills: dict[ID, str]
@@ -834,6 +905,7 @@ class Config(_Section):
     case_loop: CaseLoopSection = CaseLoopSection()
     webhooks: WebhooksSection = WebhooksSection()
     intake: IntakeSection = IntakeSection()
+    follow_up: FollowUpSection = FollowUpSection()
     web: WebSection = WebSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.
@@ -869,6 +941,10 @@ class Config(_Section):
                 problems.append(f"trunks[{i}].node: unknown node {t.node!r}")
             if t.city is not None and t.city not in city_ids:
                 problems.append(f"trunks[{i}].city: unknown city {t.city!r}")
+        trunk_ids = {t.id for t in self.trunks}
+        if self.follow_up.default_trunk and self.follow_up.default_trunk not in trunk_ids:
+            problems.append(f"follow_up.default_trunk: unknown trunk "
+                            f"{self.follow_up.default_trunk!r}")
         for i, n in enumerate(self.numbers):
             if n.skill not in self.skills:
                 problems.append(f"numbers[{i}].skill: unknown skill {n.skill!r}")

@@ -16,6 +16,8 @@ from agent_desk.cases import http as cases_http
 from agent_desk.cases import schemas as cases_schemas
 from agent_desk.cases.store import ConsoleStore
 from agent_desk.console import http as console_http
+from agent_desk.followup import http as followup_http
+from agent_desk.followup import schemas as followup_schemas
 from agent_desk.intake import http as intake_http
 from agent_desk.intake import schemas as intake_schemas
 from agent_desk.intake.store import IntakeStore
@@ -48,6 +50,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(cases_http.ROUTES, cases_http.CasesHttp, cases_schemas.SCHEMAS),
     Feature(callbacks_http.ROUTES, callbacks_http.CallbacksHttp, callbacks_schemas.SCHEMAS),
     Feature(supervision_http.ROUTES, supervision_http.SupervisionHttp),
+    Feature(followup_http.ROUTES, followup_http.FollowUpsHttp, followup_schemas.SCHEMAS),
     Feature(surge_http.ROUTES, surge_http.SurgeHttp),
     Feature(webhooks_http.ROUTES, webhooks_http.WebhooksHttp, webhooks_schemas.SCHEMAS),
     Feature(loop_http.ROUTES, loop_http.LoopHttp, loop_schemas.SCHEMAS),
@@ -116,5 +119,6 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
         skills=service.skills, ami_of=lambda node: service.nodes[node].ami,
         exposition=exposition, transcripts=service.transcripts, surge=service.surge,
         loop=service.case_loop, webhooks=service.webhooks.admin,
-        intake=IntakeStore(sm, service.personal, service.case_loop))
+        intake=IntakeStore(sm, service.personal, service.case_loop),
+        followups=service.followups)
     return deps, board

@@ -14,7 +14,9 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_desk.callbacks import plugin as callbacks_plugin
+from agent_desk.callbacks.numbers import callback_number
 from agent_desk.cases.store import ConsoleStore
+from agent_desk.followup import plugin as followup_plugin
 from agent_desk.presence.plugin import PresencePlugin
 from agent_desk.webhooks.plugin import WebhooksPlugin
 from asr import plugin as asr_plugin
@@ -32,7 +34,8 @@ from hotline.privacy import retention_job
 from queueing.routing.plugin import RoutingPlugin
 from queueing.surge import plugin as surge_plugin
 from telephony.ami import AmiClient
-from telephony.asterisk.instance import cel_path, recordings_spool
+from telephony.asterisk import sounds
+from telephony.asterisk.instance import cel_path, recordings_spool, sounds_dir
 from telephony.live import plugin as live_plugin
 from telephony.live.recovery import RedisGuard, RedisHealth
 from telephony.transfers import plugin as transfers_plugin
@@ -113,6 +116,18 @@ class HotlineService:
             cfg, self.redis, sessions, spools={n.id: recordings_spool(cfg, n) for n in cfg.nodes},
             ami_of=self._ami_of, case_of=self.store.cached_number)
 
+        # 回访 calls: the case loop's 待回访 cases called back, numbers checked with the
+        # callbacks' rules; Asterisk reports over FastAGI ("followup").
+        self.followups = followup_plugin.build(
+            cfg, sessions, personal, self.case_loop,
+            matter_name=lambda code: self.case_loop.taxonomy.path_names(code) if code else "",
+            ami_of=self._ami_of,
+            number_rule=lambda raw: callback_number(
+                raw, cfg.callbacks.allowed_patterns,
+                refused=[e.number for e in cfg.emergency_lines]),
+            sounds_of=lambda node: sounds_dir(cfg, cfg.node(node)), speak=sounds.speak)
+        self.fastagi.add_route(followup_plugin.ROUTE, self.followups)
+
         cel_paths = cel_paths or {}
         ami_addresses = ami_addresses or {}
         self.nodes: dict[str, NodeRuntime] = {}
@@ -161,6 +176,7 @@ class HotlineService:
             self.retention,
             *self.nodes.values(),
             self.callcontrol,  # transfers act through the nodes' AMI clients
+            self.followups,  # calls out through the nodes, hears back over FastAGI
             self.surge,
             self.redis_guard,
         ]

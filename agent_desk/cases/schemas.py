@@ -35,7 +35,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                         "status": {"enum": ["open", "closed"]}, "created_at": SN,
                         "answered_at": SN, "ended_at": SN, "wait_seconds": N,
                         "talk_seconds": N, "closed_at": SN, "category": CATEGORY,
-                        "subject": S}),
+                        "subject": S,
+                        "rating": {"enum": ["satisfied", "basic", "unsatisfied", "none",
+                                            None]}}),
     "Form": obj({"category": CATEGORY, "subject": S, "address": S, "content": S,
                  "department": S, "version": I, "updated_by": S, "updated_at": SN}),
     "CaseDetail": {"allOf": [ref("CaseSummary"), obj({

@@ -213,6 +213,7 @@ class ConsoleStore:
             "created_at": iso(case.created_at), "answered_at": iso(case.answered_at),
             "ended_at": iso(case.ended_at), "wait_seconds": case.wait_seconds,
             "talk_seconds": case.talk_seconds, "closed_at": iso(case.closed_at),
+            "rating": case.rating,
             "category": form.category if form else None,
             "subject": self.personal.decrypt_text(form.subject_enc) if form else "",
         }

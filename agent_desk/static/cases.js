@@ -48,7 +48,8 @@ function renderDetail() {
     <div>${t("field.address")}</div><div>${f.address ?? ""}</div>
     <div>${t("field.content")}</div><div style="white-space:pre-wrap">${f.content ?? ""}</div>
     <div>${t("field.department")}</div><div>${f.department ?? ""}</div>
-    <div>${t("field.status")}</div><div>${status(c.status)}</div></div>
+    <div>${t("field.status")}</div><div>${status(c.status)}</div>
+    <div>${t("field.rating")}</div><div>${tEnum("rating", c.rating)}</div></div>
     <h2>${t("section.timeline")}</h2><table>${c.timeline.map(e => html`<tr><td>${fmtTime(e.at)}</td>
       <td>${tEnum("fact", e.kind)}</td><td>${tEnum("source", e.source)}</td></tr>`)}</table>
     <h2>${t("section.transfers")}</h2><table>${c.transfers.length ? c.transfers.map(x => html`<tr><td>${x.name}</td>

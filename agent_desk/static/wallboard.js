@@ -9,6 +9,8 @@ import { DASH, fmtSecs, pct, secs, t, tEnum } from "./i18n.js";
 
 const BOARD = { seq: 0, queues: {}, cities: {}, agents: {}, skew: 0 };
 let AGENT_SKILLS = {}, WS = null, SURGE = null, PROPOSAL = null, MSG = null;
+// Today's 一键评价 figures, from the case records (not the live feed): read every 30 s.
+let SAT = { cities: {}, queues: {} };
 
 function apply(msg) {
   if (msg.type === "snapshot") { Object.assign(BOARD, { seq: msg.seq, queues: msg.queues, cities: msg.cities, agents: msg.agents }); }
@@ -35,18 +37,27 @@ function cityName(city) { return BOARD.cities[city]?.name || city; }
 function skillsText(agent) { return Object.entries(AGENT_SKILLS[agent] || {}).map(([k, v]) => k + "=" + v).join(","); }
 const byKey = ([a], [b]) => (a < b ? -1 : a > b ? 1 : 0);
 
+function satCells(s) {
+  return html`<td class="num satisfaction">${s ? pct(s.satisfaction_rate) : DASH}</td><td class="num">${s ? s.rated : 0}</td>`;
+}
+async function loadSatisfaction() {
+  try { SAT = await api("GET", "/api/wallboard/satisfaction"); render(); } catch { /* the next read tries again */ }
+}
+
 function render() {
   $("seq").textContent = "#" + BOARD.seq;
   paint(repeat(Object.entries(BOARD.cities), ([c]) => c, ([c, v]) => html`<tr data-city=${c}><td>${v.name || c}</td>
     <td class="num waiting">${v.waiting}</td><td class="num">${longest(v)}</td><td class="num">${pct(v.service_level)}</td>
     <td class="num">${pct(v.abandon_rate)}</td><td class="num">${secs(v.asa)}</td><td class="num answered">${v.answered}</td>
     <td class="num">${v.abandoned}</td><td class="num">${v.agents.ready}</td><td class="num">${v.agents.on_call + v.agents.ringing}</td>
-    <td class="num">${v.agents.wrapup}</td><td class="num">${v.agents.paused}</td><td class="num">${v.agents.borrowed}</td></tr>`),
+    <td class="num">${v.agents.wrapup}</td><td class="num">${v.agents.paused}</td><td class="num">${v.agents.borrowed}</td>
+    ${satCells(SAT.cities[c])}</tr>`),
   $("cities").tBodies[0]);
   const queues = Object.entries(BOARD.queues).filter(([, v]) => v.waiting || v.answered || v.abandoned).sort(byKey);
   paint(repeat(queues, ([q]) => q, ([q, v]) => html`<tr data-queue=${q}><td>${q}</td><td class="num waiting">${v.waiting}</td>
     <td class="num">${longest(v)}</td><td class="num">${pct(v.service_level)}</td><td class="num">${pct(v.abandon_rate)}</td>
-    <td class="num">${secs(v.asa)}</td><td class="num answered">${v.answered}</td><td class="num">${v.abandoned}</td></tr>`),
+    <td class="num">${secs(v.asa)}</td><td class="num answered">${v.answered}</td><td class="num">${v.abandoned}</td>
+    ${satCells(SAT.queues[q])}</tr>`),
   $("queues").tBodies[0]);
   // Rows in a fixed order (by agent id): moving a row would take the focus from its input.
   const agents = Object.values(BOARD.agents).sort((a, b) => byKey([a.agent], [b.agent]));
@@ -139,6 +150,8 @@ $("surge-panel").addEventListener("click", async ev => {
 });
 await loadSurge();
 setInterval(loadSurge, 5000);
+await loadSatisfaction();
+setInterval(loadSatisfaction, 30000);
 openSocket(apply, ws => { WS = ws; });
 document.addEventListener("langchange", () => { render(); renderSurge(); renderMsg(); });
 setInterval(render, 1000);

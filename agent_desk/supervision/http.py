@@ -9,6 +9,7 @@ from agent_desk.supervision.schemas import (
     AGENT_PAUSE,
     AGENT_SKILLS,
     AGENTS,
+    SATISFACTION,
     WALLBOARD,
     AgentPauseBody,
     SkillsBody,
@@ -21,6 +22,9 @@ from common.errors import DomainError
 ROUTES = [
     Route("GET", "/api/wallboard", "wallboard", SUPERVISORS, "The wallboard's full state",
           answer=WALLBOARD),
+    Route("GET", "/api/wallboard/satisfaction", "wallboard_satisfaction", SUPERVISORS,
+          "Today's 一键评价 figures (满意率) per city and queue, from the case records",
+          answer=SATISFACTION),
     Route("GET", "/api/agents", "agents", SUPERVISORS, "Agents with state and skills",
           answer=AGENTS),
     Route("POST", "/api/agents/{agent}/pause", "agent_pause", SUPERVISORS,
@@ -38,6 +42,10 @@ class SupervisionHttp:
     async def h_wallboard(self, request: web.Request, sess: Session, body: None
                           ) -> web.StreamResponse:
         return web.json_response(self.deps.board.snapshot())
+
+    async def h_wallboard_satisfaction(self, request: web.Request, sess: Session, body: None
+                                       ) -> web.StreamResponse:
+        return web.json_response(await self.deps.board.satisfaction())
 
     async def h_agents(self, request: web.Request, sess: Session, body: None
                        ) -> web.StreamResponse:

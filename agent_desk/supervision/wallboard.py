@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from agent_desk.supervision import satisfaction
 from cases.models import Case
 from common.config import Config
 from common.livekeys import LiveKeys
@@ -291,6 +292,12 @@ class Wallboard:
         return {"queues": {q: st.view() for q, st in self.queues.items()},
                 "cities": {c: self.city_view(c) for c in self.cities()},
                 "agents": dict(self.agents)}
+
+    async def satisfaction(self) -> dict[str, Any]:
+        """Today's 满意率 per city and queue, from the case records (not the live state)."""
+        if self.sessions is None:
+            return {"day": datetime.now(self.tz).date().isoformat(), "cities": {}, "queues": {}}
+        return await satisfaction.today(self.sessions, self.tz)
 
     def snapshot(self) -> dict[str, Any]:
         return {"type": "snapshot", "seq": self.seq, "now": time.time(),

@@ -71,6 +71,8 @@ class Board(Protocol):
     calls: dict[str, dict[str, Any]]
 
     def snapshot(self) -> dict[str, Any]: ...
+    # Today's 一键评价 figures per city and queue, from the case records.
+    async def satisfaction(self) -> dict[str, Any]: ...
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 
@@ -153,6 +155,14 @@ class Surge(Protocol):
     async def apply(self, proposal_id: str, by: str) -> dict[str, Any]: ...
     async def return_agents(self, agent_ids: list[str], by: str) -> dict[str, Any]: ...
     async def moves(self, limit: int) -> list[dict[str, Any]]: ...
+
+
+class FollowUps(Protocol):
+    """The 回访 worker (agent_desk/followup/worker.py FollowUpWorker)."""
+
+    async def request(self, number: str, *, by: str) -> dict[str, Any]: ...
+    async def tasks(self, *, state: str | None = None, visible: Any = None
+                    ) -> list[dict[str, Any]]: ...
 
 
 class CaseLoopDesk(Protocol):
@@ -246,6 +256,7 @@ class ConsoleDeps:
     loop: CaseLoopDesk | None = None
     webhooks: WebhookDesk | None = None
     intake: IntakeDesk | None = None
+    followups: FollowUps | None = None
 
     def current_call(self, agent: str) -> tuple[str, Mapping[str, Any]] | None:
         """The agent's latest live call on the wallboard (call id, call)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -66,6 +67,22 @@ def cel_path(cfg: Config, node: NodeConfig) -> Path:
 def recordings_spool(cfg: Config, node: NodeConfig) -> Path:
     """Where the node's MixMonitor writes recordings (asr/ takes them from there)."""
     return instance_dir(cfg, node) / RECORDINGS_SPOOL
+
+
+# Under sounds/: the 回访 prompts made per call (agent_desk/followup writes them there).
+FOLLOWUP_SOUNDS = "followup"
+
+
+def sounds_dir(cfg: Config, node: NodeConfig) -> Path:
+    """Where the node's Asterisk finds its prompts (``${HOTLINE_SOUNDS}`` in the dialplan)."""
+    return instance_dir(cfg, node) / "sounds"
+
+
+def general_intro(template: str) -> str:
+    """The 回访 prompt without a case (when the one naming it could not be made): its
+    sentences that name nothing."""
+    kept = [x for x in re.split(r"(?<=[。！？.!?])", template) if x.strip() and "{" not in x]
+    return "".join(kept) or "您好，这里是幺二三四五热线回访。"
 
 
 def templates_dir() -> Path:
@@ -235,6 +252,16 @@ class AsteriskInstance:
             tmp.replace(out)
             written.append(out)
         sounds.speak(cfg.menu.prompt, self.dir / "sounds" / "welcome.wav", tempo=1.3)
+        # 一键评价 after the call, and the 回访 call's questions (the rating prompt is asked
+        # again there for satisfaction); the 回访 prompt naming each case is made per call.
+        for text, name in ((cfg.rating.prompt, "rating"), (cfg.rating.thanks, "rating_thanks"),
+                           (cfg.follow_up.resolved_prompt, "followup_resolved"),
+                           (cfg.follow_up.thanks, "followup_thanks"),
+                           (general_intro(cfg.follow_up.intro), "followup_intro")):
+            sounds.speak(text, self.dir / "sounds" / f"{name}.wav", tempo=1.3)
+        followup = self.dir / "sounds" / FOLLOWUP_SOUNDS
+        followup.mkdir(parents=True, exist_ok=True)
+        followup.chmod(0o755)
         sounds.music_on_hold(self.dir / "moh" / "chimes.wav")
         if os.geteuid() == 0 and self.runtime.version != CONTAINER_VERSION:
             # A running Asterisk reloads them as its own user (the container renders as it).

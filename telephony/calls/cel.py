@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from common.facts import CallFact, Sink, agent_of, call_id_of, trunk_of
 from common.outcomes import classify_failure
 from common.tasks import cancel_and_wait
+from telephony.calls.rating import NOT_RATED, rating_of, unrated_why
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +134,18 @@ def facts_from_cel(node: str, rows: list[CelRow], *, finished: bool = True,
     caller_left_bridge: float | None = None
     hangups: list[CelRow] = []
     end: CelRow | None = None
+    rated = False
     for r in rows:
         agent = agent_of(r.channel) if r.uniqueid != caller_uid else None
         if r.userdeftype == "HOTLINE_FALLBACK":  # eventtype holds the user event's name
             facts.append(fact("fallback", r.at, status=str(r.extra.get("extra", ""))))
+        elif r.userdeftype == "HOTLINE_RATED" and not rated:
+            rated = True
+            key = str(r.extra.get("extra", ""))[:4]
+            rating = rating_of(key)
+            facts.append(fact("rated", r.at, rating=rating, key=key,
+                              why="" if rating != NOT_RATED else (
+                                  "no_key" if not key else "invalid_key")))
         elif r.event == "APP_START" and r.app == "Queue" and r.uniqueid == caller_uid:
             queue = r.appdata.split(",", 1)[0]
             queued_at = queued_at or r.at
@@ -186,6 +195,9 @@ def facts_from_cel(node: str, rows: list[CelRow], *, finished: bool = True,
                           hold_time=caller_hangup.at - queued_at))
     end_at = end.at if end else (caller_hangup.at if caller_hangup else rows[-1].at)
     cause = int(caller_hangup.extra.get("hangupcause") or 0) if caller_hangup else 0
+    if first_answer is not None and not rated:
+        facts.append(fact("rated", end_at, rating=NOT_RATED, key="",
+                          why=unrated_why(hangup_by)))
     facts.append(fact("ended", end_at, cause=cause, hangup_by=hangup_by))
     return facts
 

@@ -25,6 +25,7 @@ from common.facts import (
     trunk_of,
 )
 from common.logs import call_scope, note_case
+from telephony.calls.rating import NOT_RATED, rating_of, unrated_why
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class Call:
     # When we first heard of it, and when it joined its queue (wall clock, as snapshots).
     seen_at: float = field(default_factory=time.time)
     queued_at: float = 0.0
+    # The caller's 一键评价 was heard (or its absence recorded): one ``rated`` fact per call.
+    rated: bool = False
 
     def heard_after(self, snap: ev.Snapshot) -> bool:
         """First heard of after the snapshot began: it may be missing from it."""
@@ -170,6 +173,11 @@ class CallTracker:
                 answered = [leg for leg in call.agents.values() if leg.answered_at is not None]
                 if answered:
                     hangup_by = "agent" if all(leg.ended for leg in answered) else "caller"
+        if call.answered_by is not None and not call.rated:
+            # Answered and never rated: the caller hung up first or during the prompt.
+            call.rated = True
+            await self.emit("rated", call, at, source, rating=NOT_RATED, key="",
+                            why=unrated_why(hangup_by))
         await self.emit("ended", call, at, source, cause=cause, cause_text=cause_text,
                         hangup_by=hangup_by)
         with call_scope(call.call_id, call.case):
@@ -199,6 +207,15 @@ class CallTracker:
             # The dialplan moved a waiting call on to the next queue (routing overflow).
             await self.emit("widened", call, e.received_at, step=e.value[:64],
                             queue=e.value[:64], previous=call.queue)
+        elif name == "HOTLINE_RATED" and not call.rated:
+            # 一键评价 ([hotline-rating]): the agent hung up first, the caller pressed a key
+            # (or nothing, "key:").
+            call.rated = True
+            key = e.value.removeprefix("key:")[:4]
+            rating = rating_of(key)
+            await self.emit("rated", call, e.received_at, rating=rating, key=key,
+                            why="" if rating != NOT_RATED else ("no_key" if not key
+                                                                else "invalid_key"))
         elif name == "HOTLINE_PREFERRED_MISS" and e.value:
             await self.emit("preferred_missed", call, e.received_at, status=e.value[:32])
         elif name == "QUEUE_MAX_PENALTY":

@@ -132,7 +132,8 @@ async def test_migration_encrypts_existing_rows_and_downgrade_gives_them_back(
         for secret in (*SECRETS, CALLER):
             assert secret.encode() not in raw, f"{secret} left in the SQLite file"
 
-    # What the console reads is what was written.
+    # What the console reads is what was written (through today's models: at head).
+    await migrate(engine, personal=pd)
     sessions = sessionmaker(engine)
     detail = await ConsoleStore(sessions, pd).detail("20261122000001", clear=True,
                                                     scope=Scope.everything())
