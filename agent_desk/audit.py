@@ -8,7 +8,8 @@ the entry cannot be written, the data is not served.
 
 The console's own administration is here too: users created, passwords reset, roles changed,
 users disabled, enabled or deleted, supervisors pausing agents and changing their skills, and
-every sign-in, failed sign-in and sign-out.
+every sign-in, failed sign-in and sign-out; the departments directory's changes, imports and
+exports, and the departments' API tokens issued and revoked.
 
 The log is tamper-evident: a hash chain (``seal``) gives each entry its place, the previous
 entry's hash and SHA-256(previous hash + its own content); ``verify`` (``hotline audit
@@ -47,6 +48,11 @@ ACTIONS = (
     "session.signout", "webhook.retry", "webhook.secret", "webhook.rotate",
     "case.loop", "case.loop_view", "cases.supervision",
     "intake.token_issue", "intake.token_revoke",
+    # The case loop on the department's side (agent_desk/departments): 签收, 退单, notes,
+    # 答复, 延期申请 by a department's staff or its system; the 承办单位 directory and the
+    # departments' API tokens.
+    "directory.change", "directory.import", "directory.export",
+    "directory.default", "token.issue", "token.revoke",
 )
 SEAL_BATCH = 500
 log = logging.getLogger(__name__)

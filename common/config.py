@@ -869,6 +869,9 @@ class WebSection(_Section):
     idle_timeout_s: Annotated[int, Field(ge=0, le=86400)] = 30 * 60
     # Open WebSockets per user and web process; a further one is refused (429).
     max_sockets_per_user: Annotated[int, Field(ge=1, le=100)] = 5
+    # Requests a department's system may make per minute with one API token
+    # (agent_desk/departments; over it: 429 with Retry-After); 0 = no limit.
+    token_requests_per_minute: Annotated[int, Field(ge=0, le=100_000)] = 120
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -16,6 +16,10 @@ from agent_desk.cases import http as cases_http
 from agent_desk.cases import schemas as cases_schemas
 from agent_desk.cases.store import ConsoleStore
 from agent_desk.console import http as console_http
+from agent_desk.departments import http as departments_http
+from agent_desk.departments import schemas as departments_schemas
+from agent_desk.departments.services import DepartmentDesk
+from agent_desk.departments.tokens import DepartmentTokens
 from agent_desk.followup import http as followup_http
 from agent_desk.followup import schemas as followup_schemas
 from agent_desk.intake import http as intake_http
@@ -56,6 +60,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature(loop_http.ROUTES, loop_http.LoopHttp, loop_schemas.SCHEMAS),
     Feature(intake_http.ROUTES, intake_http.IntakeHttp, intake_schemas.SCHEMAS,
             public_pages=("intake",)),
+    Feature(departments_http.ROUTES, departments_http.DepartmentsHttp,
+            departments_schemas.SCHEMAS),
 )
 ROUTES = [r for f in FEATURES for r in f.routes]
 
@@ -106,6 +112,7 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
     async def exposition() -> str:
         return await metrics.exposition(service, board)
 
+    audit = Audit(sm)
     deps = ConsoleDeps(
         cfg=cfg, web=web, redis=service.redis, personal=service.personal,
         sessions=sessions,
@@ -113,12 +120,17 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
         users=users,
         limiter=LoginLimiter(service.redis, prefix, web.login_attempts, web.login_window_s,
                              web.login_attempts_per_address),
-        audit=Audit(sm), cases=ConsoleStore(sm, service.personal, cfg.service.timezone),
+        audit=audit, cases=ConsoleStore(sm, service.personal, cfg.service.timezone),
         board=board, presence=service.presence, live=service.live,
         callcontrol=service.callcontrol, facts=service.store, repeat_callers=service.lookups,
         skills=service.skills, ami_of=lambda node: service.nodes[node].ami,
         exposition=exposition, transcripts=service.transcripts, surge=service.surge,
         loop=service.case_loop, webhooks=service.webhooks.admin,
         intake=IntakeStore(sm, service.personal, service.case_loop),
-        followups=service.followups)
+        followups=service.followups,
+        departments=DepartmentDesk(sm, service.personal, service.case_loop, audit,
+                                   {c.id: c.name for c in cfg.cities},
+                                   yellow_share=cfg.case_loop.yellow_share),
+        tokens=DepartmentTokens(sm, service.redis, prefix,
+                                lambda: deps.web.token_requests_per_minute))
     return deps, board

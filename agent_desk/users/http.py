@@ -36,7 +36,8 @@ ROUTES = [
     Route("GET", "/api/me", "me", EVERYONE, "The signed-in user and the CSRF token",
           answer=ME),
     Route("POST", "/api/users", "users_add", ("admin",),
-          "Create a user, or reset its password, role and agent (its sessions end)", UserBody,
+          "Create a user, or reset its password, role and agent (its sessions end); a "
+          "department user belongs to one department (department_id)", UserBody,
           answer=USERS_ADD),
     Route("POST", "/api/users/{user}/state", "user_state", ("admin",),
           "Disable a user (its sessions and sockets end at once) or enable it again",
@@ -103,6 +104,12 @@ class UsersHttp:
                 not body.agent_id or body.agent_id not in {a.id for a in self.deps.cfg.agents}):
             raise DomainError("invalid", "agent_id: an agent of the configuration is "
                                          "required for role agent")
+        if body.role == "department":
+            known = {d.id for d in await self.deps.loop.departments(active_only=False)
+                     } if self.deps.loop is not None else set()
+            if body.department_id not in known:
+                raise DomainError("invalid", "department_id: a department of the directory "
+                                             "is required for role department")
         if body.city is not None and body.city != PROVINCE and body.city not in {
                 c.id for c in self.deps.cfg.cities}:
             raise DomainError("invalid", "city: a city of the configuration or "
@@ -111,6 +118,7 @@ class UsersHttp:
             user = await self.deps.users.add(body.username, body.password, body.role,
                                              agent_id=body.agent_id,
                                              display_name=body.display_name, city=body.city,
+                                             department_id=body.department_id,
                                              actor=actor(sess, request))
         except ValueError as exc:
             raise DomainError("invalid", str(exc)) from None

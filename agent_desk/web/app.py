@@ -47,7 +47,7 @@ from common.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent.parent / "static"
 RawHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PAGES = ("login", "console", "wallboard", "cases", "supervision")
+PAGES = ("login", "console", "wallboard", "cases", "supervision", "departments")
 
 
 @dataclass(frozen=True)
@@ -176,8 +176,8 @@ def build_app(deps: ConsoleDeps, features: Sequence[Feature],
         sess = await _signed_in(deps, request)
         if sess is None:
             raise web.HTTPFound("/login")
-        raise web.HTTPFound({"agent": "/console", "auditor": "/api/audit"}.get(
-            sess.role, "/wallboard"))
+        raise web.HTTPFound({"agent": "/console", "auditor": "/api/audit",
+                             "department": "/departments"}.get(sess.role, "/wallboard"))
 
     app.router.add_get("/api/openapi.json", h_openapi)
     app.router.add_get("/metrics", h_metrics)

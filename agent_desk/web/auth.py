@@ -81,6 +81,22 @@ class Session:
 
 
 @dataclass(frozen=True)
+class ApiClient:
+    """A department's own system, known by the API token an admin issued it
+    (agent_desk/departments/tokens.py); it acts and is audited as the department."""
+
+    department: str
+    token_id: int
+    label: str = ""
+    role: str = "department"
+
+    @property
+    def user(self) -> str:
+        """Its name in the audit log and on the case's timeline."""
+        return f"api:{self.department}#{self.token_id}"
+
+
+@dataclass(frozen=True)
 class UserState:
     """What a session is checked against: the user as stored now."""
 
@@ -304,6 +320,8 @@ class Users:
                 action, detail = "user.password", {}
                 if user.role != role or user.agent_id != agent_id:
                     detail = {"role": [user.role, role], "agent": [user.agent_id, agent_id]}
+            if role == "department":
+                detail = {**detail, "department": department_id}
             user.password_hash = hash_password(password)
             user.role, user.agent_id = role, agent_id
             user.department_id = department_id if role == "department" else None

@@ -124,6 +124,8 @@ class RateLimited(DomainError):
 def error_response(exc: DomainError) -> web.Response:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(
         exc, TooManyAttempts | RateLimited) else {}
+    if exc.code == "bad_token":
+        headers["WWW-Authenticate"] = 'Bearer realm="hotline"'
     return web.json_response({"error": exc.code, "message": exc.message},
                              status=status_of(exc), headers=headers)
 

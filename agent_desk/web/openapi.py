@@ -72,7 +72,8 @@ def describe(routes: Iterable[Route], schemas: Mapping[str, dict[str, Any]]
                 "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
                          "description": "state changes: the csrf value of GET /api/me"},
                 "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "a channel's API token (hotline intake token)"}},
+                           "description": "an API token: a channel's (intake) or a "
+                                          "department's system's (docs/departments.md)"}},
             "schemas": dict(schemas),
         },
     }

@@ -27,9 +27,12 @@ from common.errors import DomainError
 
 # Everyone who works on cases; auditors only read the audit log (minimum necessary).
 ALL = ("agent", "supervisor", "admin")
+# The staff of a 承办单位 (their department's cases only, agent_desk/access.py); its own
+# system comes with an API token (Route.bearer, agent_desk/departments).
+DEPARTMENT = ("department",)
 SUPERVISORS = ("supervisor", "admin")
 AUDITORS = ("admin", "auditor")
-EVERYONE = (*ALL, "auditor")
+EVERYONE = (*ALL, "auditor", "department")  # sign out, who am I
 
 Handler = Callable[[web.Request, Any, Any], Awaitable[web.StreamResponse]]
 
@@ -96,6 +99,7 @@ PATH: dict[str, dict[str, Any]] = {
     "agent": {"type": "string", "minLength": 1, "maxLength": 16},
     "user": {"type": "string", "minLength": 1, "maxLength": 64},
     "department": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,32}$"},
+    "token": {"type": "string", "minLength": 1, "maxLength": 12},
 }
 # Request headers a route may read (Route.headers): a retry of a change with the same key
 # changes nothing the second time.

@@ -23,6 +23,10 @@ import pytest
 import sqlalchemy as sa
 
 from agent_desk.access import Scope
+from agent_desk.audit import Actor
+from cases.loop.states import Actor as LoopActor
+from cases.loop.states import Command
+from cases.loop.store import DepartmentEntry, Details
 from common.facts import CallFact
 from hotline.desk import start_web
 from lab.harness import Lab, free_port
@@ -35,8 +39,14 @@ EXAMPLES = int(os.environ.get("HOTLINE_FUZZ_EXAMPLES", "6"))
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
           "response_headers_conformance,response_schema_conformance,negative_data_rejection,"
           "unsupported_method")
+# The department's run comes before the admin's: the admin's run finds the department's user
+# in the directory's answers and may delete it.
 USERS = {"agent": ("fz-agent", "1001"), "supervisor": ("fz-sup", None),
-         "admin": ("fz-admin", None), "auditor": ("fz-auditor", None)}
+         "department": ("fz-dept-user", None), "admin": ("fz-admin", None),
+         "auditor": ("fz-auditor", None)}
+# The department whose user and system (API token) are fuzzed, and another one the admin's
+# examples name (so the admin's run does not revoke the token the department's run uses).
+API_DEPT, EXAMPLE_DEPT = "fz-api", "fz-dept"
 
 
 async def _seed(service, console) -> dict[str, str]:
@@ -69,7 +79,18 @@ async def _seed(service, console) -> dict[str, str]:
             await service.drain()  # the callback worker makes the task of the abandon
             task = next(t for t in await console.cases.callbacks(Scope.everything())
                         if t["case"] == case.number)
-    return {"number": numbers[0], "id": str(task["id"]), "agent": "1001", "name": name}
+    # The answered case, classified and dispatched to the fuzzed department: its user's and its
+    # system's runs work on it (sign, note, reply ...).
+    loop = service.case_loop
+    await loop.upsert_departments([
+        DepartmentEntry(API_DEPT, "模糊测试承办单位", "city", "nanjing"),
+        DepartmentEntry(EXAMPLE_DEPT, "模糊测试示例单位", "district", "nanjing", API_DEPT)])
+    agent = LoopActor("fz-agent", "agent")
+    await loop.act(numbers[0], agent, Command("classify"), Details(
+        appeal_type="complaint", matter="urban.sanitation.street_vending"))
+    await loop.act(numbers[0], agent, Command("dispatch", lead=API_DEPT))
+    return {"number": numbers[0], "id": str(task["id"]), "agent": "1001", "name": name,
+            "department": EXAMPLE_DEPT}
 
 
 async def _seed_not_for_the_agent(service) -> list[str]:
@@ -172,8 +193,21 @@ async def _consistency(engine) -> list[str]:
                 problems.append(f"case {number}: {attempts} callback attempts, {audited} "
                                 f"audited")
         for role, in await q("SELECT DISTINCT role FROM web_users"):
-            if role not in ("agent", "supervisor", "admin", "auditor"):
+            if role not in ("agent", "supervisor", "admin", "auditor", "department"):
                 problems.append(f"a user with role {role!r}")
+        for user, in await q("SELECT username FROM web_users WHERE role = 'department' AND "
+                             "(department_id IS NULL OR department_id NOT IN "
+                             "(SELECT id FROM departments))"):
+            problems.append(f"department user {user} without a department of the directory")
+        # Every change of a case's loop by a department is audited.
+        for number, changes, audited in await q(
+                "SELECT c.number, (SELECT count(*) FROM call_events e WHERE e.case_id = c.id "
+                "AND e.kind LIKE 'loop.%' AND e.detail LIKE '%\"role\": \"department\"%'), "
+                "(SELECT count(*) FROM audit_log a WHERE a.case_number = c.number AND "
+                "a.action = 'case.loop') FROM cases c"):
+            if changes > audited:
+                problems.append(f"case {number}: {changes} department changes, {audited} "
+                                "audited")
         for h, in await q("SELECT password_hash FROM web_users"):
             if not h.startswith("scrypt$"):
                 problems.append("a password not hashed with scrypt")
@@ -198,7 +232,9 @@ async def test_console_api_fuzzed_from_its_openapi_description(fuzz_lab, tmp_pat
     cfg = lab.cfg.model_copy(update={
         "database": lab.cfg.database.model_copy(
             update={"url": f"sqlite+aiosqlite:///{tmp_path / 'fuzz.db'}"}),
-        "redis": lab.cfg.redis.model_copy(update={"prefix": f"hotline-fuzz-{time.time_ns()}"})})
+        "redis": lab.cfg.redis.model_copy(update={"prefix": f"hotline-fuzz-{time.time_ns()}"}),
+        # The department's system is fuzzed with one token: no rate limit in the way.
+        "web": lab.cfg.web.model_copy(update={"token_requests_per_minute": 0})})
     service = lab.build_service(cfg, cel_from_now=True,
                                 ami_options={"backoff": (0.1, 0.2, 0.5)})
     await service.start()
@@ -207,10 +243,14 @@ async def test_console_api_fuzzed_from_its_openapi_description(fuzz_lab, tmp_pat
     base = f"http://127.0.0.1:{port}"
     try:
         await service.wait_connected(20)
+        examples = await _seed(service, console)
         users = Users(service.store.sessions)
         for role, (name, agent) in USERS.items():
-            await users.add(name, CONSOLE_PASSWORD, role, agent_id=agent)
-        examples = await _seed(service, console)
+            await users.add(name, CONSOLE_PASSWORD, role, agent_id=agent,
+                            department_id=API_DEPT if role == "department" else None)
+        assert console.tokens is not None
+        token = (await console.tokens.issue(API_DEPT, "fuzz", Actor("fz-admin", "admin"))
+                 )["token"]
         not_for_the_agent = await _seed_not_for_the_agent(service)
         async with aiohttp.ClientSession() as http:
             spec = await (await http.get(f"{base}/api/openapi.json")).json()
@@ -224,10 +264,17 @@ async def test_console_api_fuzzed_from_its_openapi_description(fuzz_lab, tmp_pat
         spec_file.write_text(json.dumps(_spec_with_examples(
             spec, examples, {"number": not_for_the_agent})), encoding="utf-8")
 
+        # A body over [web] max_body_bytes is refused with 413 before it is read: for
+        # schema-violating data (a CSV import past its maxLength) that is a refusal too.
+        config = tmp_path / "schemathesis.toml"
+        config.write_text('[checks.negative_data_rejection]\nexpected-statuses = ["400", '
+                          '"401", "403", "404", "405", "406", "409", "413", "415", "422", '
+                          '"428", "429", "5xx"]\n', encoding="utf-8")
         reports = []
         for role, (cookie, csrf) in sessions.items():
             report = tmp_path / f"st-{role}"
-            argv = [st, "run", str(spec_file), "--url", base, "--checks", CHECKS,
+            argv = [st, "--config-file", str(config), "run", str(spec_file), "--url", base,
+                    "--checks", CHECKS,
                     "--max-examples", str(EXAMPLES), "--seed", "12345", "--workers", "1",
                     "--phases", "examples,coverage,fuzzing", "--request-timeout", "20",
                     "--generation-database", "none", "--no-color",
@@ -236,6 +283,9 @@ async def test_console_api_fuzzed_from_its_openapi_description(fuzz_lab, tmp_pat
                     "--exclude-operation-id", "logout",  # would end this role's session
                     "--exclude-operation-id", "ws",  # a WebSocket handshake, tested apart
                     "-H", f"Cookie: hl_session={cookie}", "-H", f"X-CSRF-Token: {csrf}",
+                    # The department's run is its system's too (/api/dept/..., by token).
+                    *(["-H", f"Authorization: Bearer {token}"] if role == "department"
+                      else []),
                     "--report", "junit,har", "--report-dir", str(report),
                     "--report-har-path", str(report / "run.har")]
             started = time.monotonic()
@@ -251,6 +301,17 @@ async def test_console_api_fuzzed_from_its_openapi_description(fuzz_lab, tmp_pat
         # asked for those cases by number too).
         har = json.loads((tmp_path / "st-agent" / "run.har").read_text(encoding="utf-8"))
         assert len(har["log"]["entries"]) > 100
+        assert _leaks(har, not_for_the_agent, "1001", "nanjing") == []
+        # The department's run (its user and its system) reached its routes and got nothing
+        # of a case not dispatched to it.
+        har = json.loads((tmp_path / "st-department" / "run.har").read_text(encoding="utf-8"))
+        served = {(e["request"]["url"].split("/api/")[1].split("/")[0], e["response"]["status"])
+                  for e in har["log"]["entries"] if "/api/" in e["request"]["url"]}
+        mine = [(e["request"]["method"], e["request"]["url"].split("/api/")[1][:60],
+                 e["response"]["status"], (e["response"].get("content", {}).get("text")
+                                           or "")[:120])
+                for e in har["log"]["entries"] if "/api/dep" in e["request"]["url"]]
+        assert {("department", 200), ("dept", 200)} <= served, mine[:40]
         assert _leaks(har, not_for_the_agent, "1001", "nanjing") == []
 
         # Still up and serving, AMI still connected.

@@ -17,19 +17,29 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.asterisk
 
 ROLE_USER = {"agent": "agent1001", "supervisor": "sup", "admin": "admin",
-             "auditor": "auditor"}
+             "auditor": "auditor", "department": "dept-user"}
 
 
 async def add_auditor(console) -> None:
+    """The roles the console fixture does not make: an auditor, a department's staff."""
     from agent_desk.web.auth import Users
+    from cases.loop.store import DepartmentEntry
 
-    await Users(console.service.store.sessions).add("auditor", CONSOLE_PASSWORD, "auditor")
+    users = Users(console.service.store.sessions)
+    await users.add("auditor", CONSOLE_PASSWORD, "auditor")
+    await console.service.case_loop.upsert_departments([
+        DepartmentEntry("nj-chengguan", "南京市城市管理局", "city", "nanjing")])
+    await users.add("dept-user", CONSOLE_PASSWORD, "department", department_id="nj-chengguan")
 
 
 def concrete(path: str) -> str:
     return (path.replace("{number}", "20990101000001").replace("{name}", "x.wav")
             .replace("{id}", "999999").replace("{agent}", "1001").replace("{user}", "nobody")
-            .replace("{department}", "nj-chengguan"))
+            .replace("{department}", "nj-chengguan").replace("{token}", "999999"))
+
+
+DEPT_BODIES = {"return": {"reason": "x"}, "note": {"text": "x"},
+               "reply": {"text": "x", "contacted": True}, "extension": {"days": 1, "reason": "x"}}
 
 
 def test_passwords_are_scrypt_hashed():
@@ -53,6 +63,14 @@ async def test_every_endpoint_checks_role_session_and_csrf(console):
             assert "requestBody" in spec["paths"][r.path][r.method.lower()]
 
     for r in ROUTES:
+        if r.bearer and r.path.startswith("/api/dept/"):
+            # A department's system: its API token, whatever the cookie (a valid body, so
+            # the token is what is refused).
+            body = DEPT_BODIES.get(r.name.removeprefix("api_"), {})
+            for who in (anon, *users.values()):
+                status, doc = await who.call(r.method, concrete(r.path), body)
+                assert status == 401 and doc["error"] == "bad_token", (r.path, status, doc)
+            continue
         if not r.roles:
             continue
         path = concrete(r.path)
