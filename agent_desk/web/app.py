@@ -88,7 +88,8 @@ def guarded(route: Route, handler: Handler, deps: ConsoleDeps
                 raise DomainError("csrf", "missing or wrong X-CSRF-Token header")
         if route.query and (problems := query_problems(route, request.query)):
             raise DomainError("invalid", "query: " + "; ".join(problems))
-        if route.headers and (problems := header_problems(route, request.headers)):
+        if (route.headers or route.optional_headers) and (
+                problems := header_problems(route, request.headers)):
             raise DomainError("invalid", "headers: " + "; ".join(problems))
         body = None
         limit = min(deps.web.max_body_bytes, route.max_body or deps.web.max_body_bytes)
