@@ -47,7 +47,7 @@ ACTIONS = (
     "agent.pause", "agent.skills", "session.signin", "session.signin_failed",
     "session.signout", "webhook.retry", "webhook.secret", "webhook.rotate",
     "case.loop", "case.loop_view", "cases.supervision",
-    "intake.token_issue", "intake.token_revoke",
+    "intake.token_issue", "intake.token_revoke", "followup.request",
     # The case loop on the department's side (agent_desk/departments): 签收, 退单, notes,
     # 答复, 延期申请 by a department's staff or its system; the 承办单位 directory and the
     # departments' API tokens.

@@ -77,7 +77,7 @@ ITEM = {
     "light": LIGHT, "supervised": B, "extension_state": SN,
 }
 SCHEMAS: dict[str, dict[str, Any]] = {
-    "Department": DEPARTMENT,
+    "DirectoryDepartment": DEPARTMENT,
     "DepartmentCases": obj({
         "department": OBJ, "tab": S,
         "counts": obj({k: I for k in ("todo", "pending", "signed", "replied", "returned",
@@ -97,11 +97,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 CASES = ref("DepartmentCases")
 CASE = ref("DepartmentCase")
-API_ME = obj({"department": ref("Department"), "token": obj({"id": I, "label": S})})
-DIRECTORY = obj({"departments": {"type": "array", "items": ref("Department")},
+API_ME = obj({"department": ref("DirectoryDepartment"), "token": obj({"id": I, "label": S})})
+DIRECTORY = obj({"departments": {"type": "array", "items": ref("DirectoryDepartment")},
                  "levels": {"type": "array", "items": S},
                  "cities": {"type": "array", "items": obj({"id": S, "name": S})}})
-SAVED = ok_and(department=ref("Department"))
+SAVED = ok_and(department=ref("DirectoryDepartment"))
 IMPORTED = ok_and(count=I, created=I, updated=I, dry_run=B)
 DEFAULTS = obj({
     "defaults": {"type": "array", "items": obj({
