@@ -35,7 +35,7 @@ from agent_desk.web.routes import FORMULA_START
 from cases.loop import states as st
 from cases.loop.directory import DirectoryError, parse_csv, to_csv
 from cases.loop.models import LEVELS, CaseWork, Department, DepartmentDefault, Dispatch
-from cases.loop.store import DepartmentEntry, Details
+from cases.loop.store import DepartmentEntry, Details, LoopChange
 from cases.models import Case
 from common.db import utcnow
 from common.errors import DomainError
@@ -274,15 +274,25 @@ class DepartmentDesk:
             key = f"{dept}:{idempotency_key}"
             if len(key) > 100:
                 key = f"{dept}:sha256:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"[:100]
+        changed: list[LoopChange] = []
+
+        def witness(session: AsyncSession, change: LoopChange) -> None:
+            # In the change's own transaction: no change without its audit entry.
+            detail: dict[str, Any] = {"action": action, "department": dept, "via": via,
+                                      "state": change.state}
+            if idempotency_key:
+                detail["idempotency_key"] = idempotency_key
+            self.audit.add(session, who, "case.loop", number, detail)
+            changed.append(change)
+
         await self.loop.act(number, st.Actor(who.user, st.DEPARTMENT, dept), cmd, details,
-                            visible=scope.condition(), idempotency_key=key)
+                            visible=scope.condition(), idempotency_key=key, witness=witness)
         view = await self.case(number, scope, who, via=via, record=False)
-        # One entry for the change and the case it answers (the caller in clear or not).
-        detail: dict[str, Any] = {"action": action, "department": dept, "via": via,
-                                  "caller": "clear" if view["caller_clear"] else "masked"}
-        if idempotency_key:
-            detail["idempotency_key"] = idempotency_key
-        await self.audit.record(who, "case.loop", number, detail)
+        # The case it answers with is a reading too: audited, saying whether the caller's
+        # number was shown in clear (a retry that changed nothing is only this).
+        await self.audit.record(who, "case.view", number, {
+            "after": action, "changed": bool(changed), "via": via,
+            "caller": "clear" if view["caller_clear"] else "masked"})
         return view
 
     # -- the directory (admins) ---------------------------------------------------------------
