@@ -40,6 +40,12 @@ async def test_a_call_becomes_a_case_that_goes_round_the_whole_loop(
     from playwright.async_api import async_playwright
 
     svc = console.service
+    # The configuration's directory was written at start (hotline.example.toml), with its
+    # default department per 事项 and city.
+    configured = {d.id: d for d in await svc.case_loop.departments()}
+    assert configured["js-gov"].level == "province" and configured["nj-xuanwu"].city == "nanjing"
+    assert await svc.case_loop.suggested_department("labour.social_security.card",
+                                                    "suzhou") == "sz-renshe"
     await console.seed_departments(("cg", "nj-chengguan"), ("rs", "nj-renshe"))
     await answered_call(console.lab, phones, sounds, tmp=tmp_path)
     await svc.drain()

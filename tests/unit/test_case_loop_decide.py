@@ -98,3 +98,17 @@ def test_taxonomy_default_and_errors_name_the_entry():
     assert t.path_names("utilities.water.outage") == "公用事业 › 供水 › 停水"
     with pytest.raises(TaxonomyError, match=r"matters\.a\.name"):
         Taxonomy.from_dict({"appeal_types": {"x": "y"}, "matters": {"a": {}}})
+
+
+def test_a_province_replaces_the_default_tree_with_its_own_file(tmp_path):
+    import json
+
+    f = tmp_path / "matters.json"
+    f.write_text(json.dumps({"appeal_types": {"consultation": "咨询", "complaint": "投诉"},
+                             "matters": {"gov": {"name": "政务服务", "children": {
+                                 "hall": {"name": "办事大厅"}}}}}), encoding="utf-8")
+    t = Taxonomy.load(f)
+    assert t.leaves() == ["gov.hall"] and t.path_names("gov.hall") == "政务服务 › 办事大厅"
+    assert t.check("help", "gov.hall") == ["appeal_type: unknown 'help'"]
+    with pytest.raises(TaxonomyError, match="matters.json"):
+        Taxonomy.load(tmp_path / "matters.json.missing")
