@@ -53,6 +53,7 @@ ACTIONS = (
     # departments' API tokens.
     "directory.change", "directory.import", "directory.export",
     "directory.default", "token.issue", "token.revoke",
+    "report.view", "report.export",
 )
 SEAL_BATCH = 500
 log = logging.getLogger(__name__)

@@ -824,6 +824,34 @@ class FollowUpSection(_Section):
         return [_period(p) for p in self.hours]
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class ReportsSection(_Section):
+    """Scheduled reports of the case loop (agent_desk/reports, docs/case-loop-reports.md): the
+    day before's figures every day, the week before's once a week, as XLSX and CSV files by
+    department and by city. A period's files are written once; writing them again gives the
+    same files."""
+
+    enabled: bool = True
+    # Where the files go (relative paths: under data_dir): daily/ and weekly/ inside.
+    dir: Path = Path("reports")
+    # Local time (the service's time zone) at which the day before's report is written.
+    daily_at: time = time(6, 0)
+    # The day the week before's report (Monday to Sunday) is written, at daily_at.
+    weekly_on: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+                       "sunday"] = "monday"
+    # How often the worker looks for a report that is due and not yet written.
+    check_interval_s: Annotated[int, Field(ge=10, le=3600)] = 300
+
+    @field_validator("daily_at")
+    @classmethod
+    def _local(cls, v: time) -> time:
+        if v.tzinfo is not None:
+            raise ValueError("a local time without an offset (the service's time zone)")
+        return v
+
+
 class WebSection(_Section):
     """The agent console and supervisor wallboard (agent_desk/web/, docs/console.md)."""
 
@@ -909,6 +937,7 @@ class Config(_Section):
     webhooks: WebhooksSection = WebhooksSection()
     intake: IntakeSection = IntakeSection()
     follow_up: FollowUpSection = FollowUpSection()
+    reports: ReportsSection = ReportsSection()
     web: WebSection = WebSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.

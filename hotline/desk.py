@@ -27,6 +27,8 @@ from agent_desk.intake import schemas as intake_schemas
 from agent_desk.intake.store import IntakeStore
 from agent_desk.loop import http as loop_http
 from agent_desk.loop import schemas as loop_schemas
+from agent_desk.reports import http as reports_http
+from agent_desk.reports import schemas as reports_schemas
 from agent_desk.supervision import http as supervision_http
 from agent_desk.supervision.feed import Feed
 from agent_desk.supervision.wallboard import Wallboard
@@ -62,6 +64,7 @@ FEATURES: tuple[Feature, ...] = (
             public_pages=("intake",)),
     Feature(departments_http.ROUTES, departments_http.DepartmentsHttp,
             departments_schemas.SCHEMAS),
+    Feature(reports_http.ROUTES, reports_http.ReportsHttp, reports_schemas.SCHEMAS),
 )
 ROUTES = [r for f in FEATURES for r in f.routes]
 
@@ -132,5 +135,6 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
                                    {c.id: c.name for c in cfg.cities},
                                    yellow_share=cfg.case_loop.yellow_share),
         tokens=DepartmentTokens(sm, service.redis, prefix,
-                                lambda: deps.web.token_requests_per_minute))
+                                lambda: deps.web.token_requests_per_minute),
+        reports=service.loop_reports)
     return deps, board

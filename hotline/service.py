@@ -18,10 +18,12 @@ from agent_desk.callbacks.numbers import callback_number
 from agent_desk.cases.store import ConsoleStore
 from agent_desk.followup import plugin as followup_plugin
 from agent_desk.presence.plugin import PresencePlugin
+from agent_desk.reports import plugin as reports_plugin
 from agent_desk.webhooks.plugin import WebhooksPlugin
 from asr import plugin as asr_plugin
 from cases.db import make_engine, migrate, sessionmaker
 from cases.loop.plugin import CaseLoopPlugin, taxonomy_of
+from cases.loop.reports import LoopReports
 from cases.store import CaseStore
 from cases.surge_audit import SurgeAudit
 from common.config import Config
@@ -75,6 +77,10 @@ class HotlineService:
                                              outbox=self.webhooks.outbox,
                                              notify=self.webhooks.outbox.tell)
         self.case_loop = self.case_loop_room.loop
+        # Its figures per department, city and period; the day's and week's files written.
+        self.loop_reports = LoopReports(sessions, cfg.service.timezone,
+                                        {c.id: c.name for c in cfg.cities})
+        self.reports = reports_plugin.build(cfg, self.loop_reports)
 
         # Live state (Redis); every writer reports Redis away to ``redis_health``.
         self.redis_health = RedisHealth()
@@ -171,6 +177,7 @@ class HotlineService:
             Steps("case store", stop=self.store.close),
             self.case_loop_room,
             self.webhooks,  # after the directory is seeded (its webhook URLs)
+            self.reports,
             self.routing,
             self.transcripts,
             self.retention,

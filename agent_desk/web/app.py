@@ -47,7 +47,8 @@ from common.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent.parent / "static"
 RawHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PAGES = ("login", "console", "wallboard", "cases", "supervision", "departments")
+PAGES = ("login", "console", "wallboard", "cases", "supervision", "departments",
+         "reports")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from agent_desk.web.auth import ApiClient, Session, SessionGate, Sessions, Users
 from agent_desk.web.login_limits import LoginLimiter
 from cases.loop.lists import SupervisionFilter
 from cases.loop.models import Department
+from cases.loop.reports import Period, PeriodKind, Query, Report
 from cases.loop.states import Actor as LoopActor
 from cases.loop.states import Command
 from cases.loop.store import DepartmentEntry, Details, Within, Witness
@@ -266,6 +267,13 @@ class ApiTokens(Protocol):
                      ) -> dict[str, Any]: ...
 
 
+class LoopReportsDesk(Protocol):
+    """The case loop's reports (cases/loop/reports.py LoopReports)."""
+
+    def period(self, kind: PeriodKind, day: date | None = None) -> Period: ...
+    async def report(self, q: Query, *, as_of: datetime | None = None) -> Report: ...
+
+
 @dataclass
 class ConsoleDeps:
     """``web`` is read on every request (a test may swap it for other settings)."""
@@ -297,6 +305,7 @@ class ConsoleDeps:
     followups: FollowUps | None = None
     departments: Departments | None = None
     tokens: ApiTokens | None = None
+    reports: LoopReportsDesk | None = None
 
     def current_call(self, agent: str) -> tuple[str, Mapping[str, Any]] | None:
         """The agent's latest live call on the wallboard (call id, call)."""

@@ -1,0 +1,36 @@
+"""loop reports: indexes for the per-period figures
+
+The report's aggregates (cases/loop/reports.py) each read the rows whose own instant falls in
+the period: followed up (``case_work.followup_at``), due to be signed
+(``case_dispatches.sign_due_at``) and replied (``case_dispatches.replied_at``). Without these
+indexes each is a scan of the whole history (bench/case_loop_scale.py: a month's department
+report on a million cases; the plans before and after are in
+bench/results/case_loop_scale.md).
+
+Revision ID: 0016_loop_reports
+Revises: 0015_rating_follow_up
+Create Date: 2026-12-06 19:30:00
+"""
+
+from alembic import op
+
+revision = "0016_loop_reports"
+down_revision = "0015_rating_follow_up"
+branch_labels = None
+depends_on = None
+
+INDEXES = (
+    ("ix_case_work_followup_at", "case_work", ["followup_at"]),
+    ("ix_case_dispatches_sign_due_at", "case_dispatches", ["sign_due_at"]),
+    ("ix_case_dispatches_replied_at", "case_dispatches", ["replied_at"]),
+)
+
+
+def upgrade() -> None:
+    for name, table, columns in INDEXES:
+        op.create_index(name, table, columns)
+
+
+def downgrade() -> None:
+    for name, table, _ in reversed(INDEXES):
+        op.drop_index(name, table)
