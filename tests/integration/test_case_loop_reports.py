@@ -34,24 +34,33 @@ Cases (local time; nj Nanjing, sz Suzhou):
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import zipfile
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
+import sqlalchemy as sa
 
+from agent_desk.models import AuditEntry
 from agent_desk.reports.exports import COLUMNS, HEADER_ROW, to_csv, to_xlsx
 from agent_desk.reports.plugin import ReportFiles, ReportsWorker
+from agent_desk.web.auth import Users
 from cases.db import make_engine, migrate, sessionmaker
 from cases.loop import states as st
+from cases.loop.models import CaseWork
+from cases.loop.queries import alert_list
 from cases.loop.reports import Figures, LoopReports, Query, Report, Row, period_of
 from cases.loop.store import CaseLoop, DepartmentEntry, Details
 from cases.loop.taxonomy import Taxonomy
+from cases.models import Case
 from common.config import ReportsSection
 from common.privacy import PersonalData
+from tests.support.console import CONSOLE_PASSWORD
 from tests.support.servers import make_pg_database
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -70,6 +79,12 @@ WEEK = period_of("week", date(2026, 3, 4), TZ)
 
 def L(month: int, day: int, hour: int, minute: int = 0) -> datetime:  # noqa: N802
     return datetime(2026, month, day, hour, minute, tzinfo=TZ)
+
+
+DEPARTMENTS = [
+    DepartmentEntry("nj-chengguan", "南京市城市管理局", "city", "nanjing", None, "城管局"),
+    DepartmentEntry("sz-renshe", "苏州市人力资源和社会保障局", "city", "suzhou", None, "人社局"),
+]
 
 
 async def seed(lp: CaseLoop, clock: dict[str, datetime]) -> dict[str, str]:
@@ -245,14 +260,10 @@ async def week(request, tmp_path_factory, pg_admin):
     sessions = sessionmaker(engine)
     lp = CaseLoop(sessions, PersonalData("loop-test-key-0123456789abcdef"), Taxonomy.load(),
                   clock=lambda: clock["now"])
-    await lp.upsert_departments([
-        DepartmentEntry("nj-chengguan", "南京市城市管理局", "city", "nanjing", None, "城管局"),
-        DepartmentEntry("sz-renshe", "苏州市人力资源和社会保障局", "city", "suzhou", None,
-                        "人社局"),
-    ])
+    await lp.upsert_departments(DEPARTMENTS)
     numbers = await seed(lp, clock)
     reports = LoopReports(sessions, "Asia/Shanghai", CITIES, clock=lambda: clock["now"])
-    yield reports, numbers, engine
+    yield reports, numbers, sessions
     await engine.dispose()
     if drop is not None:
         await drop()
@@ -426,3 +437,184 @@ async def test_the_worker_writes_the_days_and_weeks_files_once(week, tmp_path):
     assert sorted(p.name for p in await worker.run_once()) == sorted(
         f"loop-{key}-{by}.{ext}" for key in ("2026-03-07", "2026-W09")
         for by in ("department", "city") for ext in ("csv", "xlsx"))
+
+
+async def test_the_red_and_yellow_list_red_first_then_the_most_overdue(week):
+    """The 红黄灯 list (cases/loop/queries.py) over the week's open cases: N5 waits for CG to
+    sign (limit Mar 6 11:00), S1's second round for RS (Mar 6 17:00), S3 is being handled
+    (limit Mar 12 10:00). The deadline sweep sets the lights; here they are set by hand."""
+    _, n, sessions = week
+    lights = {"N5": "red", "S1": "red", "S3": "yellow"}
+    async with sessions() as s, s.begin():
+        for name, light in lights.items():
+            await s.execute(sa.update(CaseWork).where(CaseWork.case_id.in_(
+                sa.select(Case.id).where(Case.number == n[name]))).values(light=light))
+    try:
+        async with sessions() as s:
+            page = await alert_list(s)
+            assert [(r.number, r.light, r.state) for r in page.rows] == [
+                (n["N5"], "red", "dispatched"), (n["S1"], "red", "dispatched"),
+                (n["S3"], "yellow", "handling")]
+            assert page.total == 3
+            assert page.rows[0].limit_at == L(3, 6, 11).astimezone(UTC)
+            assert page.rows[0].lead_department_name == "南京市城市管理局"
+            assert page.rows[2].limit_at == L(3, 12, 10).astimezone(UTC)
+            dept = await alert_list(s, department="sz-renshe")
+            assert [r.number for r in dept.rows] == [n["S1"], n["S3"]]
+            assert [r.number for r in (await alert_list(s, city="nanjing")).rows] == [n["N5"]]
+            yellow = await alert_list(s, lights=("yellow",), count=False)
+            assert [r.number for r in yellow.rows] == [n["S3"]] and yellow.total is None
+            seen = await alert_list(s, visible=Case.city == "suzhou", limit=1, offset=1)
+            assert [r.number for r in seen.rows] == [n["S3"]] and seen.total == 2
+    finally:
+        async with sessions() as s, s.begin():
+            await s.execute(sa.update(CaseWork).where(CaseWork.light.in_(("red", "yellow")))
+                            .values(light="green"))
+
+
+@pytest.mark.asterisk
+@pytest.mark.parametrize("console", ["sqlite", "postgresql"], indirect=True)
+async def test_reports_over_http_for_supervisors_within_their_city(console):
+    svc = console.service
+    clock = {"now": L(2, 27, 9).astimezone(UTC)}
+    lp = CaseLoop(svc.store.sessions, svc.personal, Taxonomy.load(),
+                  clock=lambda: clock["now"])
+    await lp.upsert_departments(DEPARTMENTS)
+    await seed(lp, clock)
+    users = Users(svc.store.sessions)
+    await users.add("sup-sz", CONSOLE_PASSWORD, "supervisor", city="suzhou")
+    await users.add("auditor1", CONSOLE_PASSWORD, "auditor")
+    sup, admin, sz = [await console.user(u) for u in ("sup", "admin", "sup-sz")]
+    week_q = "period=week&date=2026-03-04"
+
+    # The province supervisor: every city, every department.
+    status, doc = await sup.get(f"/api/reports/loop?{week_q}&by=city")
+    assert status == 200, doc
+    assert doc["period"]["label"] == "2026年第10周（3月2日—3月8日）"
+    assert doc["cities"] == [{"id": "nanjing", "name": "南京"}, {"id": "suzhou", "name": "苏州"}]
+    got = {r["key"]: {k: r[k] for k in TOTAL} for r in doc["rows"]}
+    assert got == {k: pytest.approx(v) for k, v in BY_CITY.items()}
+    assert doc["rows"][0]["sign_rate"] == pytest.approx(4 / 7)
+    assert {k: doc["total"][k] for k in TOTAL} == pytest.approx(TOTAL)
+    status, doc = await admin.get(f"/api/reports/loop?{week_q}&by=department")
+    assert status == 200 and [r["key"] for r in doc["rows"]] == [
+        "nj-chengguan", "sz-renshe", None]
+    assert doc["rows"][0]["avg_handle_hours"] == pytest.approx(383 / 7)
+
+    # Exports: the same numbers in the CSV and the workbook.
+    for_check = await svc.loop_reports.report(Query(WEEK, "department"))
+    files = {}
+    for fmt in ("csv", "xlsx"):
+        resp = await sup.client.get(f"/api/reports/loop/export?{week_q}&format={fmt}")
+        assert resp.status == 200
+        assert resp.headers["Content-Disposition"] == (
+            f'attachment; filename="loop-2026-W10-department.{fmt}"')
+        files[fmt] = await resp.read()
+    check_export_numbers(for_check, files["csv"], files["xlsx"])
+
+    # A city's supervisor: that city's cases only, by default and when asking for it.
+    status, doc = await sz.get(f"/api/reports/loop?{week_q}")
+    assert status == 200 and doc["city"] == "suzhou"
+    assert doc["cities"] == [{"id": "suzhou", "name": "苏州"}]
+    assert {r["key"]: (r["accepted"], r["sign_due"]) for r in doc["rows"]} == {
+        "nj-chengguan": (1, 2), "sz-renshe": (2, 3)}
+    status, doc = await sz.get(f"/api/reports/loop?{week_q}&by=city&city=suzhou")
+    assert status == 200 and [r["key"] for r in doc["rows"]] == ["suzhou"]
+    for path in (f"/api/reports/loop?{week_q}&city=nanjing",
+                 f"/api/reports/loop/export?{week_q}&city=nanjing&format=xlsx"):
+        status, doc = await sz.get(path)
+        assert (status, doc["error"]) == (403, "forbidden"), path
+
+    # Other roles, no session, and what the description refuses.
+    for name in ("agent1001", "auditor1"):
+        user = await console.user(name)
+        for path in ("/api/reports/loop", "/api/reports/loop/export"):
+            status, _ = await user.get(path)
+            assert status == 403, (name, path)
+    status, _ = await (await console.anonymous()).get("/api/reports/loop")
+    assert status == 401
+    for bad in ("period=year", "date=1999-12-31", "date=2026-02-30", "by=unit",
+                "city=atlantis", "format=pdf"):
+        status, doc = await sup.get(f"/api/reports/loop/export?{bad}")
+        assert status == 422, (bad, doc)
+
+    # Audited: who read which report, and the exports with their format.
+    async with svc.store.sessions() as s:
+        entries = (await s.execute(sa.select(AuditEntry).where(
+            AuditEntry.action.like("report.%")).order_by(AuditEntry.id))).scalars().all()
+    seen = [(e.username, e.action, e.detail.get("city"), e.detail.get("format"))
+            for e in entries]
+    assert seen == [("sup", "report.view", None, None), ("admin", "report.view", None, None),
+                    ("sup", "report.export", None, "csv"),
+                    ("sup", "report.export", None, "xlsx"),
+                    ("sup-sz", "report.view", "suzhou", None),
+                    ("sup-sz", "report.view", "suzhou", None)]
+    assert all(e.detail["period"] == "2026-W10" for e in entries)
+
+
+@pytest.mark.asterisk
+@pytest.mark.slow
+async def test_the_reports_page_shows_the_figures_and_charts_in_chinese_first(console, artifacts):
+    from playwright.async_api import async_playwright
+
+    svc = console.service
+    clock = {"now": L(2, 27, 9).astimezone(UTC)}
+    lp = CaseLoop(svc.store.sessions, svc.personal, Taxonomy.load(),
+                  clock=lambda: clock["now"])
+    await lp.upsert_departments(DEPARTMENTS)
+    await seed(lp, clock)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                           args=["--no-sandbox", "--disable-gpu"])
+        try:
+            ctx = await browser.new_context(viewport={"width": 1500, "height": 1100},
+                                            locale="zh-CN")
+            page = await ctx.new_page()
+            page.set_default_timeout(30_000)
+            await page.goto(console.base_url + "/login")
+            await page.fill("#username", "sup")
+            await page.fill("#password", CONSOLE_PASSWORD)
+            await page.click("#submit")
+            await page.wait_for_url("**/wallboard")
+            await page.click('a[href="/reports"]')
+            await page.wait_for_url("**/reports")
+            await page.fill("#q-date", "2026-03-04")
+            await page.dispatch_event("#q-date", "change")
+            cg = '#figures tr[data-key="nj-chengguan"]'
+            await page.wait_for_selector(cg)
+            assert await page.text_content("#title") == (
+                "2026年第10周（3月2日—3月8日） · 按承办单位")
+            assert await page.text_content(f'{cg} td:first-child') == "南京市城市管理局"
+            assert await page.text_content(f'{cg} td[data-f="accepted"]') == "5"
+            assert await page.text_content(f'{cg} td[data-f="sign_rate"]') == "71.4%"
+            assert await page.text_content(f'{cg} td[data-f="avg_handle_hours"]') == "54.7"
+            assert await page.text_content(
+                '#figures tr[data-key="total"] th[data-f="accepted"]') == "9"
+            assert await page.text_content('#figures tr[data-key=""] td:first-child') == "未派单"
+            # The charts: three rates for each of the two departments, seven days of bars.
+            assert await page.locator("#rates-svg rect.bar").count() == 6
+            assert await page.locator("#trend-svg rect.bar").count() == 7
+            assert await page.get_attribute("#export-xlsx", "href") == (
+                "/api/reports/loop/export?period=week&by=department&date=2026-03-04"
+                "&format=xlsx&lang=zh-CN")
+            await page.screenshot(path=str(artifacts / "reports-week-by-department.png"),
+                                  full_page=True)
+            # The CSV link downloads the same report.
+            async with page.expect_download() as dl:
+                await page.click("#export-csv")
+            download = await dl.value
+            data = await asyncio.to_thread(Path(await download.path()).read_bytes)
+            assert csv_rows(data)[0]["受理量"] == "5"
+            # By city, in English.
+            await page.select_option("#q-by", "city")
+            await page.wait_for_selector('#figures tr[data-key="suzhou"]')
+            await page.click("#lang")
+            await page.wait_for_function(
+                "() => document.querySelector('#title').textContent.startsWith('Week 10')")
+            assert await page.text_content('#figures tr[data-key="nanjing"] td:first-child') \
+                == "南京"
+            assert await page.text_content("#figures thead th:nth-child(2)") == "Accepted"
+            await page.screenshot(path=str(artifacts / "reports-week-by-city-en.png"),
+                                  full_page=True)
+        finally:
+            await browser.close()
