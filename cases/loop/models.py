@@ -110,6 +110,9 @@ class Dispatch(Base):
                                          index=True)
     department_id: Mapped[str] = mapped_column(ForeignKey("departments.id"))
     round: Mapped[int] = mapped_column(Integer, default=1)
+    # The case's city, copied (as case_work's is): reports by city read the dispatches of a
+    # period without joining every case of the city's history (0012).
+    city: Mapped[str | None] = mapped_column(String(32))
     role: Mapped[str] = mapped_column(String(8), default="lead")  # lead | assist
     # pending (待签收) -> signed -> replied; returned (退单); cancelled
     state: Mapped[str] = mapped_column(String(16), default="pending")

@@ -4,7 +4,8 @@ A period is a local day, an ISO week (Monday to Sunday) or a calendar month in t
 time zone; its bounds are computed here (``Period``) and handed to the database as UTC
 instants, so the same SQL answers on SQLite and PostgreSQL and a day is the centre's day, not
 UTC's. Every figure is a numerator and a denominator counted by an SQL aggregate (``GROUP
-BY`` the department or the city); rates are divided afterwards, and the totals are the sums of
+BY`` the department or the city: one pass over the period's cases, one over its dispatches,
+each with conditional sums); rates are divided afterwards, and the totals are the sums of
 the groups' numerators and denominators (every row counted belongs to exactly one group).
 
 The figures (each anchored on one instant of its own, so a period's report counts each thing
@@ -40,7 +41,8 @@ once):
 Grouping: by department, the case figures go to the case's current 主办 department
 (``case_work.lead_department``; a case never dispatched is in the row without a department)
 and the dispatch figures to the dispatch's department; by city, everything goes to the case's
-city (``case_work.city``). A city filter keeps the cases of that city only.
+city (``case_work.city``, copied onto each dispatch as ``case_dispatches.city``). A city
+filter keeps the cases of that city only.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -299,78 +302,75 @@ class Query:
 
 
 def statements(q: Query, as_of: datetime, dialect: str) -> dict[str, Select[*tuple[Any, ...]]]:
-    """The report's aggregates, one statement per family of figures: each answers rows of
-    (group key, numerators...). The benchmark explains these very statements."""
+    """The report's aggregates: one pass over the cases and one over the dispatches that
+    have an instant in the period, each counting its figures with conditional sums; rows of
+    (group key, numerators and denominators). The benchmark explains these very statements."""
     p = q.period
     by_city = q.by == "city"
     case_key = CaseWork.city if by_city else CaseWork.lead_department
-    disp_key = CaseWork.city if by_city else Dispatch.department_id
+    # The dispatch carries its case's city: no join with the city's whole history.
+    disp_key = Dispatch.city if by_city else Dispatch.department_id
 
-    def case_filters() -> list[ColumnElement[bool]]:
-        out: list[ColumnElement[bool]] = []
-        if q.city is not None:
-            out.append(CaseWork.city == q.city)
-        if q.department is not None:
-            out.append(CaseWork.lead_department == q.department)
-        return out
+    accepted = _in(CaseWork.accepted_at, p)
+    repeat = and_(accepted, exists().where(CaseLink.case_id == CaseWork.case_id,
+                                           CaseLink.reason.in_(REPEAT_REASONS)))
+    reached = and_(_in(CaseWork.followup_at, p), CaseWork.followup_satisfaction.is_not(None))
+    reopen_base = and_(CaseWork.lead_department.is_not(None),
+                       or_(_in(CaseWork.closed_at, p), _in(CaseWork.followup_at, p)))
+    cases = (select(case_key.label("key"),
+                    _count_if(accepted).label("accepted"),
+                    _count_if(repeat).label("repeats"),
+                    _count_if(reached).label("followups"),
+                    _count_if(and_(reached, CaseWork.followup_satisfaction.in_(SATISFIED)))
+                    .label("satisfied"),
+                    _count_if(and_(reached, CaseWork.followup_resolved.is_(True)))
+                    .label("resolved"),
+                    _count_if(reopen_base).label("reopen_base"),
+                    _count_if(and_(reopen_base, CaseWork.reopen_count > 0)).label("reopened"))
+             .where(or_(accepted, _in(CaseWork.followup_at, p), _in(CaseWork.closed_at, p)))
+             .group_by(case_key))
+    if q.city is not None:
+        cases = cases.where(CaseWork.city == q.city)
+    if q.department is not None:
+        cases = cases.where(CaseWork.lead_department == q.department)
 
-    def dispatches(*cols: Any) -> Select[*tuple[Any, ...]]:
-        s = select(disp_key.label("key"), *cols)
-        if by_city or q.city is not None:
-            s = s.join_from(Dispatch, CaseWork, CaseWork.case_id == Dispatch.case_id)
-        else:
-            s = s.select_from(Dispatch)
-        if q.city is not None:
-            s = s.where(CaseWork.city == q.city)
-        if q.department is not None:
-            s = s.where(Dispatch.department_id == q.department)
-        return s.group_by(disp_key)
-
-    repeat = exists().where(CaseLink.case_id == CaseWork.case_id,
-                            CaseLink.reason.in_(REPEAT_REASONS))
-    accepted = (select(case_key.label("key"), func.count().label("accepted"),
-                       _count_if(repeat).label("repeats"))
-                .where(_in(CaseWork.accepted_at, p), *case_filters()).group_by(case_key))
-    followups = (select(case_key.label("key"), func.count().label("followups"),
-                        _count_if(CaseWork.followup_satisfaction.in_(SATISFIED))
-                        .label("satisfied"),
-                        _count_if(CaseWork.followup_resolved.is_(True)).label("resolved"))
-                 .where(_in(CaseWork.followup_at, p),
-                        CaseWork.followup_satisfaction.is_not(None), *case_filters())
-                 .group_by(case_key))
-    reopens = (select(case_key.label("key"), func.count().label("reopen_base"),
-                      _count_if(CaseWork.reopen_count > 0).label("reopened"))
-               .where(CaseWork.lead_department.is_not(None),
-                      or_(_in(CaseWork.closed_at, p), _in(CaseWork.followup_at, p)),
-                      *case_filters())
-               .group_by(case_key))
-    # Gone unsigned through no lateness of the department's: cancelled by a new round, or
-    # returned before the limit.
-    sign_excused = and_(Dispatch.signed_at.is_(None), or_(
-        Dispatch.state == st.CANCELLED,
-        and_(Dispatch.state == st.RETURNED_D, Dispatch.returned_at <= Dispatch.sign_due_at)))
-    signing = (dispatches(func.count().label("sign_due"),
-                          _count_if(Dispatch.signed_at <= Dispatch.sign_due_at)
-                          .label("signed_on_time"))
-               .where(_in(Dispatch.sign_due_at, p),
-                      or_(Dispatch.signed_at.is_not(None), Dispatch.sign_due_at <= as_of),
-                      not_(sign_excused)))
-    handle_excused = and_(Dispatch.replied_at.is_(None), or_(
-        Dispatch.state == st.CANCELLED,
-        and_(Dispatch.state == st.RETURNED_D, Dispatch.returned_at <= Dispatch.due_at)))
-    handling = (dispatches(func.count().label("handle_due"),
-                           _count_if(Dispatch.replied_at <= Dispatch.due_at)
-                           .label("handled_on_time"))
-                .where(Dispatch.role == st.LEAD, _in(Dispatch.due_at, p),
-                       or_(Dispatch.replied_at.is_not(None), Dispatch.due_at <= as_of),
-                       not_(handle_excused)))
-    replies = (dispatches(func.count().label("replied"),
-                          func.coalesce(func.sum(_hours(dialect, Dispatch.replied_at,
-                                                        Dispatch.dispatched_at)), 0.0)
-                          .label("handle_hours"))
-               .where(Dispatch.role == st.LEAD, _in(Dispatch.replied_at, p)))
-    return {"accepted": accepted, "followups": followups, "reopens": reopens,
-            "signing": signing, "handling": handling, "replies": replies}
+    # Gone unsigned (unreplied) through no lateness of the department's: cancelled by a new
+    # round, or returned before the limit.
+    sign_due = and_(
+        _in(Dispatch.sign_due_at, p),
+        or_(Dispatch.signed_at.is_not(None), Dispatch.sign_due_at <= as_of),
+        not_(and_(Dispatch.signed_at.is_(None), or_(
+            Dispatch.state == st.CANCELLED,
+            and_(Dispatch.state == st.RETURNED_D,
+                 Dispatch.returned_at <= Dispatch.sign_due_at)))))
+    lead = Dispatch.role == st.LEAD
+    handle_due = and_(
+        lead, _in(Dispatch.due_at, p),
+        or_(Dispatch.replied_at.is_not(None), Dispatch.due_at <= as_of),
+        not_(and_(Dispatch.replied_at.is_(None), or_(
+            Dispatch.state == st.CANCELLED,
+            and_(Dispatch.state == st.RETURNED_D, Dispatch.returned_at <= Dispatch.due_at)))))
+    replied = and_(lead, _in(Dispatch.replied_at, p))
+    hours = _hours(dialect, Dispatch.replied_at, Dispatch.dispatched_at)
+    dispatches = (select(disp_key.label("key"),
+                         _count_if(sign_due).label("sign_due"),
+                         _count_if(and_(sign_due, Dispatch.signed_at <= Dispatch.sign_due_at))
+                         .label("signed_on_time"),
+                         _count_if(handle_due).label("handle_due"),
+                         _count_if(and_(handle_due, Dispatch.replied_at <= Dispatch.due_at))
+                         .label("handled_on_time"),
+                         _count_if(replied).label("replied"),
+                         func.coalesce(func.sum(case((replied, hours), else_=None)), 0.0)
+                         .label("handle_hours"))
+                  .select_from(Dispatch)
+                  .where(or_(_in(Dispatch.sign_due_at, p), _in(Dispatch.due_at, p),
+                             _in(Dispatch.replied_at, p)))
+                  .group_by(disp_key))
+    if q.city is not None:
+        dispatches = dispatches.where(Dispatch.city == q.city)
+    if q.department is not None:
+        dispatches = dispatches.where(Dispatch.department_id == q.department)
+    return {"cases": cases, "dispatches": dispatches}
 
 
 def series_statements(q: Query, buckets: Sequence[tuple[str, datetime]]
@@ -420,6 +420,11 @@ class LoopReports:
         groups: dict[str | None, Figures] = {}
         async with self.sessions() as session:
             dialect = (await session.connection()).dialect.name
+            if dialect == "postgresql":
+                # Short aggregates over index ranges: compiling them (PostgreSQL's JIT, on by
+                # default above a cost a month of a big history reaches) costs more than it
+                # saves — up to seconds on a small machine.
+                await session.execute(text("SET LOCAL jit = off"))
             for stmt in statements(q, as_of, dialect).values():
                 for row in (await session.execute(stmt)).mappings():
                     fig = groups.setdefault(row["key"], Figures())

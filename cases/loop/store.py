@@ -347,7 +347,8 @@ class CaseLoop:
             due = self.deadlines.handle_due(work.appeal_type or "", now)
             for dept, role in ((lead, st.LEAD), *((x, st.ASSIST) for x in assist)):
                 session.add(Dispatch(case_id=case.id, department_id=dept, round=work.round,
-                                     role=role, state=st.PENDING, dispatched_at=now,
+                                     city=work.city, role=role, state=st.PENDING,
+                                     dispatched_at=now,
                                      dispatched_by=actor.user, sign_due_at=sign_due,
                                      due_at=due, extension_days=0, extension_granted_days=0))
                 touched.add(dept)

@@ -1,17 +1,20 @@
-"""loop reports: indexes for the per-period figures
+"""loop reports: indexes for the per-period figures, the dispatch's city
 
 The report's aggregates (cases/loop/reports.py) each read the rows whose own instant falls in
 the period: followed up (``case_work.followup_at``), due to be signed
 (``case_dispatches.sign_due_at``) and replied (``case_dispatches.replied_at``). Without these
-indexes each is a scan of the whole history (bench/case_loop_scale.py: a month's department
-report on a million cases; the plans before and after are in
-bench/results/case_loop_scale.md).
+indexes each is a scan of the whole history. ``case_dispatches.city`` is the case's city,
+copied when the dispatch is made (the loop store) and here for the existing rows: a report by
+city or within one city reads a period's dispatches alone instead of joining every case of
+the city's history (bench/case_loop_scale.py on a million cases; the plans before and after
+are in bench/results/case_loop_scale.md).
 
 Revision ID: 0016_loop_reports
 Revises: 0015_rating_follow_up
 Create Date: 2026-12-06 19:30:00
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_loop_reports"
@@ -27,6 +30,10 @@ INDEXES = (
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("case_dispatches") as t:
+        t.add_column(sa.Column("city", sa.String(32), nullable=True))
+    op.execute("UPDATE case_dispatches SET city = (SELECT w.city FROM case_work w "
+               "WHERE w.case_id = case_dispatches.case_id)")
     for name, table, columns in INDEXES:
         op.create_index(name, table, columns)
 
@@ -34,3 +41,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name, table, _ in reversed(INDEXES):
         op.drop_index(name, table)
+    with op.batch_alter_table("case_dispatches") as t:
+        t.drop_column("city")
