@@ -7,14 +7,14 @@ complaints, a backlog a department never answers), the ones still open at the en
 yellow as the deadline sweep would — in arrival order into a new PostgreSQL database, with
 ``INSERT … SELECT`` over ``generate_series`` (no row crosses the wire). Then it times:
 
-- the 红黄灯 list (cases/loop/queries.py ``alert_list``, the hotline side's 督办 page): open
-  cases by light, department and city, red first then the most overdue, a page of 50, with
-  its count;
+- the 红黄灯 list (cases/loop/lists.py ``supervision``, the hotline side's 督办 page): open
+  cases by light, department and city, the most overdue first, a page of 50 with the count,
+  as a province supervisor and as a city's (its need-to-know condition);
 - a month's report (cases/loop/reports.py ``LoopReports.report``): by department for the
   province, by city, by department within one city, and a week's.
 
 The schema is this branch's (migration head, dispatches carrying their case's city); the
-measurements are made first without the three indexes of 0012_loop_reports, then with them.
+measurements are made first without the indexes of 0016_loop_reports, then with them.
 
 Each is run ``--repeat`` times (the least and the median kept) and each statement's plan is
 printed with ``EXPLAIN (ANALYZE, BUFFERS)``. JSON lines on stdout; the tables and plans go to
@@ -41,21 +41,24 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 from benchlib import PG_ADMIN, RESULTS, emit, loadavg
-from sqlalchemy import Select, text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cases.db import make_engine, migrate, sessionmaker
-from cases.loop.queries import alert_count_statement, alert_list, alert_statement
-from cases.loop.reports import LoopReports, Period, Query, previous_period, statements
-from cases.loop.reports import series_statements as report_series
+from cases.loop.lists import SupervisionFilter, supervision
+from cases.loop.reports import LoopReports, Period, Query, previous_period
+from cases.loop.taxonomy import Taxonomy
+from cases.models import Case
 
 TZ = "Asia/Shanghai"
-# Migration 0012_loop_reports' indexes (index, table, column): dropped for the first
-# measurement, made again for the second.
-INDEXES = [("ix_case_work_followup_at", "case_work", "followup_at"),
-           ("ix_case_dispatches_sign_due_at", "case_dispatches", "sign_due_at"),
-           ("ix_case_dispatches_replied_at", "case_dispatches", "replied_at")]
-WITHOUT, WITH = "without 0012's indexes", "with 0012's indexes"
+# Migration 0016_loop_reports' indexes (index, table, columns, partial index condition):
+# dropped for the first measurement, made again for the second.
+INDEXES = [("ix_case_work_followup_at", "case_work", "followup_at", None),
+           ("ix_case_dispatches_sign_due_at", "case_dispatches", "sign_due_at", None),
+           ("ix_case_dispatches_replied_at", "case_dispatches", "replied_at", None),
+           ("ix_case_dispatches_extension_requested", "case_dispatches", "updated_at, id",
+            "extension_state = 'requested'")]
+WITHOUT, WITH = "without 0016's indexes", "with 0016's indexes"
 # id, name, share of the cases in per cent (the province's 13 cities).
 CITIES = [("nanjing", "南京", 14), ("suzhou", "苏州", 17), ("wuxi", "无锡", 9),
           ("changzhou", "常州", 7), ("xuzhou", "徐州", 9), ("nantong", "南通", 8),
@@ -333,6 +336,16 @@ async def seed(dsn: str, n: int, now: datetime) -> dict[str, Any]:
         started = time.monotonic()
         await conn.execute("VACUUM ANALYZE")
         out["steps"]["vacuum analyze"] = round(time.monotonic() - started, 1)
+    finally:
+        await conn.close()
+    return {**out, **await describe(dsn)}
+
+
+async def describe(dsn: str) -> dict[str, Any]:
+    """What the database holds."""
+    conn = await asyncpg.connect(dsn)
+    out: dict[str, Any] = {}
+    try:
         for table in ("cases", "case_work", "case_dispatches", "case_links", "departments"):
             out[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")
         out["lights"] = {r["light"]: r["n"] for r in await conn.fetch(
@@ -363,11 +376,38 @@ class Measure:
                 "runs_ms": [round(x, 1) for x in self.ms], **self.detail}
 
 
-async def explain(engine: AsyncEngine, stmt: Select[*tuple[Any, ...]]) -> str:
-    sql = str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
-    async with engine.connect() as conn:
-        rows = (await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")).all()
-    return sql + "\n\n" + "\n".join(r[0] for r in rows)
+class Captured:
+    """The SQL a call sends (the driver's text and parameters), to be explained afterwards."""
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self.statements: list[tuple[str, Any]] = []
+
+    def _seen(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+              executemany: bool) -> None:
+        if not statement.lstrip().upper().startswith("SET"):
+            self.statements.append((statement, parameters))
+
+    async def run(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        event.listen(self.engine.sync_engine, "before_cursor_execute", self._seen)
+        try:
+            return await call()
+        finally:
+            event.remove(self.engine.sync_engine, "before_cursor_execute", self._seen)
+
+    async def explain(self, *, jit_off: bool) -> list[tuple[str, str]]:
+        """Each statement's plan, run as the call ran it (``jit_off``: the report's session
+        turns PostgreSQL's JIT off)."""
+        out = []
+        for i, (sql, params) in enumerate(self.statements, start=1):
+            async with self.engine.begin() as conn:
+                if jit_off:
+                    await conn.exec_driver_sql("SET LOCAL jit = off")
+                rows = (await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {sql}",
+                                                   tuple(params or ()))).all()
+            shown = f"{sql}\n-- parameters: {list(params or ())}"
+            out.append((f"statement {i}", shown + "\n\n" + "\n".join(r[0] for r in rows)))
+        return out
 
 
 async def timed(repeat: int, run: Callable[[], Awaitable[Any]]) -> tuple[list[float], Any]:
@@ -384,30 +424,37 @@ async def measure(engine: AsyncEngine, schema: str, now: datetime, repeat: int
                   ) -> list[Measure]:
     sessions = sessionmaker(engine)
     tz = ZoneInfo(TZ)
+    taxonomy = Taxonomy.load()
     reports = LoopReports(sessions, TZ, {c: n for c, n, _ in CITIES}, clock=lambda: now)
     local_today = now.astimezone(tz).date()
     month: Period = previous_period("month", local_today, tz)
     week: Period = previous_period("week", local_today, tz)
     async with sessions() as s:
         busiest = (await s.execute(text(
-            "SELECT lead_department FROM case_work WHERE light IN ('red', 'yellow') "
+            "SELECT lead_department FROM case_work WHERE light = 'red' "
             "GROUP BY lead_department ORDER BY count(*) DESC LIMIT 1"))).scalar_one()
     out: list[Measure] = []
-    alerts = [("alerts: page 1, all", {}), (f"alerts: page 1, department {busiest}",
-                                            {"department": busiest}),
-              ("alerts: page 1, city suzhou", {"city": "suzhou"}),
-              ("alerts: page 20, all", {"offset": 950})]
-    for name, kw in alerts:
+    # The supervisors' list as the console asks for it: a province supervisor (no
+    # need-to-know condition) and a city's (its Scope condition on the case's city).
+    lists = [("督办 list: red, page 1", SupervisionFilter(light="red"), None),
+             ("督办 list: yellow, page 1", SupervisionFilter(light="yellow"), None),
+             (f"督办 list: red, department {busiest}",
+              SupervisionFilter(light="red", department=busiest), None),
+             ("督办 list: red, a Suzhou supervisor", SupervisionFilter(light="red"),
+              Case.city.in_(["suzhou"])),
+             ("督办 list: red, page 20", SupervisionFilter(light="red", offset=950), None)]
+    for name, f, visible in lists:
         m = Measure(name, schema)
 
-        async def page(kw: dict[str, Any] = kw) -> Any:
+        async def page(f: SupervisionFilter = f, visible: Any = visible) -> Any:
             async with sessions() as s:
-                return await alert_list(s, **kw)
+                return await supervision(s, taxonomy, f, visible=visible,
+                                         decrypt=lambda _t: "")
+        captured = Captured(engine)
+        await captured.run(page)
         m.ms, result = await timed(repeat, page)
-        m.detail = {"rows": len(result.rows), "total": result.total}
-        select_kw = {k: v for k, v in kw.items() if k != "offset"}
-        m.plans = [("page", await explain(engine, alert_statement(**kw))),
-                   ("count", await explain(engine, alert_count_statement(**select_kw)))]
+        m.detail = {"rows": len(result["cases"]), "total": result["total"]}
+        m.plans = await captured.explain(jit_off=False)
         out.append(m)
         emit(bench="case_loop_scale", phase="measure", **m.summary())
     asked = [(f"report: month {month.key} by department", Query(month, "department")),
@@ -420,15 +467,14 @@ async def measure(engine: AsyncEngine, schema: str, now: datetime, repeat: int
 
         async def report(q: Query = q) -> Any:
             return await reports.report(q, as_of=now)
+        captured = Captured(engine)
+        await captured.run(report)
         m.ms, result = await timed(repeat, report)
         m.detail = {"rows": len(result.rows), "accepted": result.total.accepted,
                     "sign_rate": result.total.sign_rate, "handle_rate": result.total.handle_rate,
                     "satisfaction_rate": result.total.satisfaction_rate}
         if i in (0, 2):  # the plans of the province's and one city's department report
-            stmts = {**statements(q, now, "postgresql"),
-                     **{f"series {k}": v
-                        for k, v in report_series(q, q.period.buckets(tz)).items()}}
-            m.plans = [(k, await explain(engine, v)) for k, v in stmts.items()]
+            m.plans = await captured.explain(jit_off=True)
         out.append(m)
         emit(bench="case_loop_scale", phase="measure", **m.summary())
     return out
@@ -448,8 +494,10 @@ def markdown(args: argparse.Namespace, seeded: dict[str, Any], index_s: float,
                                 "departments")) + ".",
         f"States at the end: {json.dumps(seeded['states'], ensure_ascii=False)}; lights: "
         f"{json.dumps(seeded['lights'])}.",
-        "Seeding (s): " + ", ".join(f"{k} {v}" for k, v in seeded["steps"].items()) + ".",
-        f"Creating 0012's three indexes and analysing: {index_s:.1f} s.",
+        (f"Database seeded by an earlier run (`--keep`), measured again: {seeded['reused']}."
+         if seeded.get("reused") else
+         "Seeding (s): " + ", ".join(f"{k} {v}" for k, v in seeded["steps"].items()) + "."),
+        f"Creating 0016's indexes and analysing: {index_s:.1f} s.",
         "",
         "| query | schema | least ms | median ms | runs ms | result |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -472,31 +520,38 @@ async def main() -> None:
     p.add_argument("--cases", type=int, default=1_000_000)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--keep", action="store_true", help="keep the database")
+    p.add_argument("--database", help="measure a database seeded by an earlier --keep run "
+                                      "instead of seeding a new one (kept)")
     p.add_argument("--out", type=Path, default=RESULTS / "case_loop_scale.md")
     args = p.parse_args()
     load = {"before": loadavg()}
     now = datetime.now(UTC).replace(microsecond=0)
-    name = f"hotline_bench_loop_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
+    name = args.database or f"hotline_bench_loop_{secrets.token_hex(4)}"
+    if not args.database:
+        admin = await asyncpg.connect(PG_ADMIN)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
     base = PG_ADMIN.rsplit("/", 1)[0]
     dsn = f"{base}/{name}"
     engine = make_engine(dsn.replace("postgresql://", "postgresql+asyncpg://"))
     try:
         await migrate(engine)
-        async with engine.begin() as conn:  # measured first without 0012's indexes
-            for index, _, _ in INDEXES:
-                await conn.exec_driver_sql(f"DROP INDEX {index}")
-        started = time.monotonic()
-        seeded = await seed(dsn, args.cases, now)
-        seeded["seconds"] = round(time.monotonic() - started, 1)
+        async with engine.begin() as conn:  # measured first without 0016's indexes
+            for index, _, _, _ in INDEXES:
+                await conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
+        if args.database:
+            seeded = {"steps": {}, **await describe(dsn), "reused": name}
+        else:
+            started = time.monotonic()
+            seeded = await seed(dsn, args.cases, now)
+            seeded["seconds"] = round(time.monotonic() - started, 1)
         emit(bench="case_loop_scale", phase="seeded", **seeded)
         results = await measure(engine, WITHOUT, now, args.repeat)
         started = time.monotonic()
         async with engine.begin() as conn:
-            for index, table, column in INDEXES:
-                await conn.exec_driver_sql(f"CREATE INDEX {index} ON {table} ({column})")
+            for index, table, columns, where in INDEXES:
+                await conn.exec_driver_sql(f"CREATE INDEX {index} ON {table} ({columns})"
+                                           + (f" WHERE {where}" if where else ""))
             await conn.exec_driver_sql("ANALYZE case_work")
             await conn.exec_driver_sql("ANALYZE case_dispatches")
         index_s = time.monotonic() - started
@@ -513,7 +568,7 @@ async def main() -> None:
                             encoding="utf-8")
     finally:
         await engine.dispose()
-        if not args.keep:
+        if not args.keep and not args.database:
             admin = await asyncpg.connect(PG_ADMIN)
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()

@@ -60,7 +60,6 @@ from sqlalchemy import (
     Select,
     and_,
     case,
-    exists,
     extract,
     func,
     not_,
@@ -312,8 +311,10 @@ def statements(q: Query, as_of: datetime, dialect: str) -> dict[str, Select[*tup
     disp_key = Dispatch.city if by_city else Dispatch.department_id
 
     accepted = _in(CaseWork.accepted_at, p)
-    repeat = and_(accepted, exists().where(CaseLink.case_id == CaseWork.case_id,
-                                           CaseLink.reason.in_(REPEAT_REASONS)))
+    # An uncorrelated IN: the repeat links are read once and hashed (a correlated EXISTS
+    # costs an index probe per case of the period).
+    repeat = and_(accepted, CaseWork.case_id.in_(
+        select(CaseLink.case_id).where(CaseLink.reason.in_(REPEAT_REASONS))))
     reached = and_(_in(CaseWork.followup_at, p), CaseWork.followup_satisfaction.is_not(None))
     reopen_base = and_(CaseWork.lead_department.is_not(None),
                        or_(_in(CaseWork.closed_at, p), _in(CaseWork.followup_at, p)))

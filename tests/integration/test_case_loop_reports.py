@@ -52,12 +52,9 @@ from agent_desk.reports.plugin import ReportFiles, ReportsWorker
 from agent_desk.web.auth import Users
 from cases.db import make_engine, migrate, sessionmaker
 from cases.loop import states as st
-from cases.loop.models import CaseWork
-from cases.loop.queries import alert_list
 from cases.loop.reports import Figures, LoopReports, Query, Report, Row, period_of
 from cases.loop.store import CaseLoop, DepartmentEntry, Details
 from cases.loop.taxonomy import Taxonomy
-from cases.models import Case
 from common.config import ReportsSection
 from common.privacy import PersonalData
 from tests.support.console import CONSOLE_PASSWORD
@@ -437,39 +434,6 @@ async def test_the_worker_writes_the_days_and_weeks_files_once(week, tmp_path):
     assert sorted(p.name for p in await worker.run_once()) == sorted(
         f"loop-{key}-{by}.{ext}" for key in ("2026-03-07", "2026-W09")
         for by in ("department", "city") for ext in ("csv", "xlsx"))
-
-
-async def test_the_red_and_yellow_list_red_first_then_the_most_overdue(week):
-    """The 红黄灯 list (cases/loop/queries.py) over the week's open cases: N5 waits for CG to
-    sign (limit Mar 6 11:00), S1's second round for RS (Mar 6 17:00), S3 is being handled
-    (limit Mar 12 10:00). The deadline sweep sets the lights; here they are set by hand."""
-    _, n, sessions = week
-    lights = {"N5": "red", "S1": "red", "S3": "yellow"}
-    async with sessions() as s, s.begin():
-        for name, light in lights.items():
-            await s.execute(sa.update(CaseWork).where(CaseWork.case_id.in_(
-                sa.select(Case.id).where(Case.number == n[name]))).values(light=light))
-    try:
-        async with sessions() as s:
-            page = await alert_list(s)
-            assert [(r.number, r.light, r.state) for r in page.rows] == [
-                (n["N5"], "red", "dispatched"), (n["S1"], "red", "dispatched"),
-                (n["S3"], "yellow", "handling")]
-            assert page.total == 3
-            assert page.rows[0].limit_at == L(3, 6, 11).astimezone(UTC)
-            assert page.rows[0].lead_department_name == "南京市城市管理局"
-            assert page.rows[2].limit_at == L(3, 12, 10).astimezone(UTC)
-            dept = await alert_list(s, department="sz-renshe")
-            assert [r.number for r in dept.rows] == [n["S1"], n["S3"]]
-            assert [r.number for r in (await alert_list(s, city="nanjing")).rows] == [n["N5"]]
-            yellow = await alert_list(s, lights=("yellow",), count=False)
-            assert [r.number for r in yellow.rows] == [n["S3"]] and yellow.total is None
-            seen = await alert_list(s, visible=Case.city == "suzhou", limit=1, offset=1)
-            assert [r.number for r in seen.rows] == [n["S3"]] and seen.total == 2
-    finally:
-        async with sessions() as s, s.begin():
-            await s.execute(sa.update(CaseWork).where(CaseWork.light.in_(("red", "yellow")))
-                            .values(light="green"))
 
 
 @pytest.mark.asterisk
