@@ -14,7 +14,7 @@ yellow as the deadline sweep would — in arrival order into a new PostgreSQL da
   province, by city, by department within one city, and a week's.
 
 The schema is this branch's (migration head, dispatches carrying their case's city); the
-measurements are made first without the indexes of 0016_loop_reports, then with them.
+measurements are made first without the indexes of 0017_loop_reports, then with them.
 
 Each is run ``--repeat`` times (the least and the median kept) and each statement's plan is
 printed with ``EXPLAIN (ANALYZE, BUFFERS)``. JSON lines on stdout; the tables and plans go to
@@ -51,14 +51,14 @@ from cases.loop.taxonomy import Taxonomy
 from cases.models import Case
 
 TZ = "Asia/Shanghai"
-# Migration 0016_loop_reports' indexes (index, table, columns, partial index condition):
+# Migration 0017_loop_reports' indexes (index, table, columns, partial index condition):
 # dropped for the first measurement, made again for the second.
 INDEXES = [("ix_case_work_followup_at", "case_work", "followup_at", None),
            ("ix_case_dispatches_sign_due_at", "case_dispatches", "sign_due_at", None),
            ("ix_case_dispatches_replied_at", "case_dispatches", "replied_at", None),
            ("ix_case_dispatches_extension_requested", "case_dispatches", "updated_at, id",
             "extension_state = 'requested'")]
-WITHOUT, WITH = "without 0016's indexes", "with 0016's indexes"
+WITHOUT, WITH = "without 0017's indexes", "with 0017's indexes"
 # id, name, share of the cases in per cent (the province's 13 cities).
 CITIES = [("nanjing", "南京", 14), ("suzhou", "苏州", 17), ("wuxi", "无锡", 9),
           ("changzhou", "常州", 7), ("xuzhou", "徐州", 9), ("nantong", "南通", 8),
@@ -497,7 +497,7 @@ def markdown(args: argparse.Namespace, seeded: dict[str, Any], index_s: float,
         (f"Database seeded by an earlier run (`--keep`), measured again: {seeded['reused']}."
          if seeded.get("reused") else
          "Seeding (s): " + ", ".join(f"{k} {v}" for k, v in seeded["steps"].items()) + "."),
-        f"Creating 0016's indexes and analysing: {index_s:.1f} s.",
+        f"Creating 0017's indexes and analysing: {index_s:.1f} s.",
         "",
         "| query | schema | least ms | median ms | runs ms | result |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -536,7 +536,7 @@ async def main() -> None:
     engine = make_engine(dsn.replace("postgresql://", "postgresql+asyncpg://"))
     try:
         await migrate(engine)
-        async with engine.begin() as conn:  # measured first without 0016's indexes
+        async with engine.begin() as conn:  # measured first without 0017's indexes
             for index, _, _, _ in INDEXES:
                 await conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
         if args.database:

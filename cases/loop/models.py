@@ -86,7 +86,7 @@ class CaseWork(Base):
     # 回访: the caller's answers (satisfied | basic | unsatisfied; resolved yes/no).
     followup_resolved: Mapped[bool | None] = mapped_column()
     followup_satisfaction: Mapped[str | None] = mapped_column(String(16))
-    followup_at: Mapped[datetime | None] = mapped_column(index=True)  # reports (0016)
+    followup_at: Mapped[datetime | None] = mapped_column(index=True)  # reports (0017)
     closed_how: Mapped[str | None] = mapped_column(String(16))  # direct|follow_up|supervisor
     merged_into: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
     accepted_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -104,7 +104,7 @@ class Dispatch(Base):
         UniqueConstraint("case_id", "department_id", "round", name="uq_case_dispatches"),
         Index("ix_case_dispatches_dept_state", "department_id", "state"),
         # The extension requests waiting for a supervisor (the 督办 page's list, lists.py):
-        # a handful of rows, instead of a scan of every dispatch ever made (0016).
+        # a handful of rows, instead of a scan of every dispatch ever made (0017).
         Index("ix_case_dispatches_extension_requested", "updated_at", "id",
               postgresql_where=text("extension_state = 'requested'"),
               sqlite_where=text("extension_state = 'requested'")),
@@ -116,20 +116,20 @@ class Dispatch(Base):
     department_id: Mapped[str] = mapped_column(ForeignKey("departments.id"))
     round: Mapped[int] = mapped_column(Integer, default=1)
     # The case's city, copied (as case_work's is): reports by city read the dispatches of a
-    # period without joining every case of the city's history (0016).
+    # period without joining every case of the city's history (0017).
     city: Mapped[str | None] = mapped_column(String(32))
     role: Mapped[str] = mapped_column(String(8), default="lead")  # lead | assist
     # pending (待签收) -> signed -> replied; returned (退单); cancelled
     state: Mapped[str] = mapped_column(String(16), default="pending")
     dispatched_at: Mapped[datetime] = mapped_column(default=utcnow)
     dispatched_by: Mapped[str] = mapped_column(String(64), default="")
-    sign_due_at: Mapped[datetime | None] = mapped_column(index=True)  # reports (0016)
+    sign_due_at: Mapped[datetime | None] = mapped_column(index=True)  # reports (0017)
     signed_at: Mapped[datetime | None] = mapped_column()
     signed_by: Mapped[str | None] = mapped_column(String(64))
     due_at: Mapped[datetime | None] = mapped_column(index=True)
     returned_at: Mapped[datetime | None] = mapped_column()
     return_reason_enc: Mapped[str | None] = mapped_column(Text)
-    replied_at: Mapped[datetime | None] = mapped_column(index=True)  # reports (0016)
+    replied_at: Mapped[datetime | None] = mapped_column(index=True)  # reports (0017)
     replied_by: Mapped[str | None] = mapped_column(String(64))
     reply_enc: Mapped[str | None] = mapped_column(Text)  # what was done (encrypted)
     contacted_caller: Mapped[bool | None] = mapped_column()

@@ -9,16 +9,16 @@ city or within one city reads a period's dispatches alone instead of joining eve
 the city's history (bench/case_loop_scale.py on a million cases; the plans before and after
 are in bench/results/case_loop_scale.md).
 
-Revision ID: 0016_loop_reports
-Revises: 0015_rating_follow_up
+Revision ID: 0017_loop_reports
+Revises: 0016_department_tokens
 Create Date: 2026-12-06 19:30:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016_loop_reports"
-down_revision = "0015_rating_follow_up"
+revision = "0017_loop_reports"
+down_revision = "0016_department_tokens"
 branch_labels = None
 depends_on = None
 
