@@ -444,6 +444,8 @@ class LoopReports:
                 groups.setdefault(c, Figures())
         elif q.by == "city" and q.city is not None:
             groups.setdefault(q.city, Figures())
+        if q.by == "city":  # the configured cities without a case in the period too
+            names = {k: self.city_names.get(k, k) for k in groups if k is not None}
         rows = [Row(k, names.get(k, k) if k is not None else "", f) for k, f in groups.items()]
         rows.sort(key=self._order(q.by))
         total = Figures()

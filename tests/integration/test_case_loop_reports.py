@@ -417,8 +417,9 @@ async def test_the_worker_writes_the_days_and_weeks_files_once(week, tmp_path):
     assert [(r["编码"], r["受理量"], r["重办"]) for r in by_city] == [
         ("nanjing", 6, 1), ("suzhou", 3, 2), (None, 9, 3)]  # an empty cell
     daily = csv_rows((tmp_path / "reports" / "daily" / "loop-2026-03-08-city.csv").read_bytes())
-    assert [(r["编码"], r["受理量"]) for r in daily] == [("nanjing", "1"), ("suzhou", "0"),
-                                                      ("", "1")]
+    # Sunday: N6 in Nanjing; Suzhou named though it had no case that day.
+    assert [(r["名称"], r["编码"], r["受理量"]) for r in daily] == [
+        ("南京", "nanjing", "1"), ("苏州", "suzhou", "0"), ("合计", "", "1")]
     before = {p: p.read_bytes() for p in written}
     # No clock inside a workbook: its dates and its ZIP entries' are fixed.
     book = zipfile.ZipFile(weekly / "loop-2026-W10-city.xlsx")
