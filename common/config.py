@@ -852,6 +852,49 @@ class ReportsSection(_Section):
         return v
 
 
+class InsightSection(_Section):
+    """Hot-topic alerts and suggested classification (agent_desk/insight,
+    docs/insight.md)."""
+
+    enabled: bool = True
+    # How often new cases are counted and the counts tested.
+    interval_s: Annotated[int, Field(ge=5, le=3600)] = 60
+    # The sliding window counted, and how many earlier same weekdays make its baseline.
+    window_minutes: Annotated[int, Field(ge=10, le=1440)] = 60
+    baseline_weeks: Annotated[int, Field(ge=1, le=12)] = 4
+    # An alert: a count this improbable under the baseline (Poisson tail probability) and at
+    # least min_count cases. A burst lasts while its count stays below p_clear, and
+    # cooldown_minutes after that; then it has subsided and a new burst is a new alert.
+    p_alert: Annotated[float, Field(gt=0, lt=0.5)] = 1e-4
+    p_clear: Annotated[float, Field(gt=0, le=0.5)] = 0.05
+    min_count: Annotated[int, Field(ge=2, le=100_000)] = 5
+    # The expected count assumed where the baseline is lower (a series never seen before).
+    min_expected: Annotated[float, Field(gt=0, le=1000)] = 1.0
+    cooldown_minutes: Annotated[int, Field(ge=0, le=1440)] = 30
+    # A hot series whose excess cases are (this share of) an open alert's joins that alert.
+    overlap_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    # Counts per word of the form and the transcript (keyed hashes, never the text).
+    keywords: bool = True
+    max_terms_per_case: Annotated[int, Field(ge=1, le=500)] = 60
+    # Cases indexed per pass (a first start indexes the baseline's weeks in steps).
+    index_batch: Annotated[int, Field(ge=10, le=100_000)] = 2000
+    # The classifier: trained this often on the latest confirmed cases, a share held back to
+    # measure it; it replaces the keyword rules once it has min_confirmed cases and beats
+    # them on the held-back ones.
+    train_interval_s: Annotated[int, Field(ge=60, le=7 * 86400)] = 3600
+    train_max_cases: Annotated[int, Field(ge=50, le=1_000_000)] = 20_000
+    min_confirmed: Annotated[int, Field(ge=10, le=1_000_000)] = 200
+    held_back_share: Annotated[float, Field(gt=0, lt=0.9)] = 0.2
+    # Where a new alert is announced (through the webhook outbox); none: not sent.
+    webhook_url: str | None = None
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> InsightSection:
+        if self.p_clear < self.p_alert:
+            raise ValueError("p_clear must be at least p_alert (a burst ends after it starts)")
+        return self
+
+
 class WebSection(_Section):
     """The agent console and supervisor wallboard (agent_desk/web/, docs/console.md)."""
 
@@ -938,6 +981,7 @@ class Config(_Section):
     intake: IntakeSection = IntakeSection()
     follow_up: FollowUpSection = FollowUpSection()
     reports: ReportsSection = ReportsSection()
+    insight: InsightSection = InsightSection()
     web: WebSection = WebSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from common.secrets import DATA_ENCRYPT, DATA_LOOKUP, derive_key
+from common.secrets import DATA_ENCRYPT, DATA_LOOKUP, DATA_TERMS, derive_key
 
 
 def mask_number(number: str | None) -> str:
@@ -119,6 +119,7 @@ class PersonalData:
             raise ValueError("the data key must have at least 12 characters")
         self._current, self._lookup = _keys(data_key)
         self._legacy_lookup = _legacy_keys(data_key)[1]
+        self._terms = derive_key(data_key, DATA_TERMS)
         older = [k for k in previous if k and k != data_key]
         self._fernet = MultiFernet([self._current, _legacy_keys(data_key)[0],
                                     *(f for k in older for f in (_keys(k)[0],
@@ -172,6 +173,12 @@ class PersonalData:
             return None
         return hmac.new(self._lookup, b"text|" + value.encode(), hashlib.sha256
                         ).hexdigest()[:40]
+
+    def term_hash(self, word: str) -> str:
+        """A word of free text as a keyed hash (hot-topic counts, the classifier's features):
+        equal words give equal hashes, and the hash says nothing of the word without the key.
+        Not kept across a change of the data key (counts and features start again)."""
+        return hmac.new(self._terms, word.encode(), hashlib.sha256).hexdigest()[:16]
 
     def legacy_lookup_hash(self, value: str | None) -> str | None:
         """The look-up hash as computed before HKDF (migration 0010_secrets' downgrade)."""

@@ -19,7 +19,9 @@ DATA_LOOKUP = b"hotline/data-key/lookup/v2"
 SESSION_SIGN = b"hotline/session-secret/sign/v2"
 SESSION_CSRF = b"hotline/session-secret/csrf/v2"
 WEBHOOK_SIGN = b"hotline/webhook-secret/sign/v1"
-LABELS = (DATA_ENCRYPT, DATA_LOOKUP, SESSION_SIGN, SESSION_CSRF, WEBHOOK_SIGN)
+# Words of what callers said, counted and used as features without being kept in clear.
+DATA_TERMS = b"hotline/data-key/terms/v1"
+LABELS = (DATA_ENCRYPT, DATA_LOOKUP, SESSION_SIGN, SESSION_CSRF, WEBHOOK_SIGN, DATA_TERMS)
 _SALT = b"hotline-12345"
 
 
