@@ -54,6 +54,9 @@ ACTIONS = (
     "directory.change", "directory.import", "directory.export",
     "directory.default", "token.issue", "token.revoke",
     "report.view", "report.export",
+    # agent_desk/insight: hot-topic alerts read, acknowledged, their cases merged (one entry
+    # per case); a suggested classification computed from a case's text.
+    "insight.alerts", "insight.acknowledge", "insight.merge", "case.suggestion",
 )
 SEAL_BATCH = 500
 log = logging.getLogger(__name__)

@@ -167,6 +167,7 @@ async def test_schema_after_migrations_equals_the_models(db):
 
     # Every table in the metadata.
     import agent_desk.departments.models
+    import agent_desk.insight.models
     import agent_desk.intake.models
     import agent_desk.models
     import agent_desk.webhooks.models  # noqa: F401
@@ -187,7 +188,8 @@ async def test_schema_after_migrations_equals_the_models(db):
             "departments", "department_defaults", "case_work", "case_dispatches",
             "supervision_orders", "web_users", "webhook_deliveries", "webhook_keys",
             "intake_records", "intake_tokens",
-            "department_tokens"}
+            "department_tokens", "insight_case_terms", "insight_indexed",
+            "insight_alerts", "insight_alert_cases", "insight_suggestions", "insight_models"}
 
     def table_of(change):
         for part in change if isinstance(change, tuple) else (change,):
