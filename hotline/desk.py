@@ -22,6 +22,8 @@ from agent_desk.departments.services import DepartmentDesk
 from agent_desk.departments.tokens import DepartmentTokens
 from agent_desk.followup import http as followup_http
 from agent_desk.followup import schemas as followup_schemas
+from agent_desk.insight import http as insight_http
+from agent_desk.insight import schemas as insight_schemas
 from agent_desk.intake import http as intake_http
 from agent_desk.intake import schemas as intake_schemas
 from agent_desk.intake.store import IntakeStore
@@ -65,6 +67,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(departments_http.ROUTES, departments_http.DepartmentsHttp,
             departments_schemas.SCHEMAS),
     Feature(reports_http.ROUTES, reports_http.ReportsHttp, reports_schemas.SCHEMAS),
+    Feature(insight_http.ROUTES, insight_http.InsightHttp, insight_schemas.SCHEMAS),
 )
 ROUTES = [r for f in FEATURES for r in f.routes]
 
@@ -136,5 +139,5 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
                                    yellow_share=cfg.case_loop.yellow_share),
         tokens=DepartmentTokens(sm, service.redis, prefix,
                                 lambda: deps.web.token_requests_per_minute),
-        reports=service.loop_reports)
+        reports=service.loop_reports, insight=service.insight)
     return deps, board

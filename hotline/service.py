@@ -17,6 +17,7 @@ from agent_desk.callbacks import plugin as callbacks_plugin
 from agent_desk.callbacks.numbers import callback_number
 from agent_desk.cases.store import ConsoleStore
 from agent_desk.followup import plugin as followup_plugin
+from agent_desk.insight.plugin import InsightPlugin
 from agent_desk.presence.plugin import PresencePlugin
 from agent_desk.reports import plugin as reports_plugin
 from agent_desk.webhooks.plugin import WebhooksPlugin
@@ -133,6 +134,11 @@ class HotlineService:
                 refused=[e.number for e in cfg.emergency_lines]),
             sounds_of=lambda node: sounds_dir(cfg, cfg.node(node)), speak=sounds.speak)
         self.fastagi.add_route(followup_plugin.ROUTE, self.followups)
+        # Hot-topic alerts and suggested classification (a worker on the case records; the
+        # wallboard hears of alerts on the live events channel).
+        self.insight_room = InsightPlugin(cfg, sessions, personal, self.case_loop,
+                                          publish=self.live.publish)
+        self.insight = self.insight_room.insight
 
         cel_paths = cel_paths or {}
         ami_addresses = ami_addresses or {}
@@ -180,6 +186,7 @@ class HotlineService:
             self.reports,
             self.routing,
             self.transcripts,
+            self.insight_room,
             self.retention,
             *self.nodes.values(),
             self.callcontrol,  # transfers act through the nodes' AMI clients

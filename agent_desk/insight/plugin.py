@@ -26,7 +26,8 @@ class InsightPlugin:
                  notify: Notify | None = None):
         self.section = cfg.insight
         self.insight = Insight(InsightStore(sessions, personal), loop, cfg.insight,
-                               publish=publish, notify=notify)
+                               publish=publish, notify=notify,
+                               city_names={c.id: c.name for c in cfg.cities})
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -24,7 +24,8 @@ class SuggestBody(Body):
 NI = {"type": ["integer", "null"]}
 SCHEMAS: dict[str, dict[str, Any]] = {
     "HotAlert": obj({
-        "id": I, "kind": {"enum": ["matter", "keyword"]}, "city": SN, "district": SN,
+        "id": I, "kind": {"enum": ["matter", "keyword"]}, "city": SN, "city_name": SN,
+        "district": SN,
         "matter": SN, "matter_name": SN, "term": SN, "observed": I, "expected": N,
         "p_value": N, "peak": I, "cases": I, "opened_at": SN, "last_warm_at": SN,
         "closed_at": SN, "open": B, "acknowledged_by": SN, "acknowledged_at": SN,
@@ -48,4 +49,6 @@ CLASSIFIER = obj({"source": {"enum": ["model", "rules"]}, "model_id": NI, "min_c
                   "suggestions": {"type": "object"}})
 SUGGESTION = ref("Suggestion")
 ALERT_QUERY: dict[str, dict[str, Any]] = {"status": {"enum": ["open", "closed", "all"]}}
-SUGGEST_QUERY: dict[str, dict[str, Any]] = {"text": {"type": "string", "maxLength": 4000}}
+# Short in the address (percent-encoded Chinese is nine bytes a character; the server's
+# request line is at most 8 KiB): longer texts go in the POST body.
+SUGGEST_QUERY: dict[str, dict[str, Any]] = {"text": {"type": "string", "maxLength": 500}}

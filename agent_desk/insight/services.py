@@ -120,7 +120,8 @@ class Insight:
     def __init__(self, store: InsightStore, loop: Loop, section: InsightSection, *,
                  publish: Publish | None = None, notify: Notify | None = None,
                  clock: Callable[[], datetime] = utcnow,
-                 segment: Callable[[str], list[str]] | None = None):
+                 segment: Callable[[str], list[str]] | None = None,
+                 city_names: dict[str, str] | None = None):
         self.store = store
         self.loop = loop
         self.section = section
@@ -138,6 +139,7 @@ class Insight:
         self._model: tuple[int, NaiveBayes] | None = None
         self._model_checked: datetime | None = None
         self.passes = 0
+        self.city_names = dict(city_names or {})
 
     @property
     def window(self) -> timedelta:
@@ -282,7 +284,8 @@ class Insight:
     def view(self, a: HotAlert) -> dict[str, Any]:
         name = self.taxonomy.path_names
         return {
-            "id": a.id, "kind": a.kind, "city": a.city, "district": a.district,
+            "id": a.id, "kind": a.kind, "city": a.city,
+            "city_name": self.city_names.get(a.city or "", a.city), "district": a.district,
             "matter": a.matter, "matter_name": name(a.matter) if a.matter else None,
             "term": a.term, "observed": a.observed, "expected": round(a.expected, 2),
             "p_value": a.p_value, "peak": a.peak, "cases": a.cases,

@@ -6,6 +6,7 @@ import { html, nothing, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
 import { $, api, loadMe, openSocket, say, startPage } from "./app.js";
 import { DASH, fmtSecs, pct, secs, t, tEnum } from "./i18n.js";
+import { showHotTopics, startHotTopics } from "./hot_topics.js";
 
 const BOARD = { seq: 0, queues: {}, cities: {}, agents: {}, skew: 0 };
 let AGENT_SKILLS = {}, WS = null, SURGE = null, PROPOSAL = null, MSG = null;
@@ -23,6 +24,7 @@ function apply(msg) {
     BOARD.seq = msg.seq;
     for (const k of ["queues", "cities", "agents"]) Object.assign(BOARD[k], msg[k] || {});
   } else return;
+  if (msg.hot_topics) showHotTopics(msg.hot_topics);
   if (msg.now) BOARD.skew = Date.now() / 1000 - msg.now;
   render();
 }
@@ -152,6 +154,7 @@ await loadSurge();
 setInterval(loadSurge, 5000);
 await loadSatisfaction();
 setInterval(loadSatisfaction, 30000);
+await startHotTopics();
 openSocket(apply, ws => { WS = ws; });
 document.addEventListener("langchange", () => { render(); renderSurge(); renderMsg(); });
 setInterval(render, 1000);

@@ -143,6 +143,8 @@ class Wallboard:
         self.clients: set[Client] = set()
         self.by_agent: dict[str, set[Client]] = {}
         self.messages = 0
+        # The open hot-topic alerts as agent_desk/insight last published them.
+        self.hot_topics: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._pending: list[str] = []
@@ -291,7 +293,7 @@ class Wallboard:
     def _all(self) -> dict[str, Any]:
         return {"queues": {q: st.view() for q, st in self.queues.items()},
                 "cities": {c: self.city_view(c) for c in self.cities()},
-                "agents": dict(self.agents)}
+                "agents": dict(self.agents), "hot_topics": list(self.hot_topics)}
 
     async def satisfaction(self) -> dict[str, Any]:
         """Today's 满意率 per city and queue, from the case records (not the live state)."""
@@ -315,6 +317,12 @@ class Wallboard:
                 self._to_agent(str(agent), doc)
         elif kind == "softphone" and doc.get("agent"):
             self._to_agent(str(doc["agent"]), doc)
+        elif kind == "hot_topics":
+            alerts = doc.get("alerts")
+            self.hot_topics = [a for a in alerts if isinstance(a, dict)] \
+                if isinstance(alerts, list) else []
+            self._broadcast({"type": "update", "event": kind, "hot_topics": self.hot_topics})
+            return
         elif kind != "resync" and (doc.get("agent") or doc.get("agents")
                                    or doc.get("agent_ids")):
             # An agent's state, sign-in, skills, or a surge moving agents between cities

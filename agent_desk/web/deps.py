@@ -274,6 +274,23 @@ class LoopReportsDesk(Protocol):
     async def report(self, q: Query, *, as_of: datetime | None = None) -> Report: ...
 
 
+class InsightDesk(Protocol):
+    """Hot-topic alerts and suggested classification (agent_desk/insight/services.py
+    Insight), as the console uses them. ``visible``: the asker's need-to-know (SQL)."""
+
+    async def alerts(self, *, city: str | None, visible: Any, status: str = "open",
+                     limit: int = 50) -> list[dict[str, Any]]: ...
+    async def alert(self, alert_id: int, *, city: str | None, visible: Any
+                    ) -> dict[str, Any]: ...
+    async def acknowledge(self, alert_id: int, *, user: str, city: str | None
+                          ) -> dict[str, Any]: ...
+    async def merge(self, alert_id: int, actor: LoopActor, *, city: str | None,
+                    visible: Any, into: str | None = None) -> dict[str, Any]: ...
+    async def suggest(self, number: str, *, text: str = "", visible: Any, user: str
+                      ) -> dict[str, Any]: ...
+    async def classifier_report(self) -> dict[str, Any]: ...
+
+
 @dataclass
 class ConsoleDeps:
     """``web`` is read on every request (a test may swap it for other settings)."""
@@ -306,6 +323,7 @@ class ConsoleDeps:
     departments: Departments | None = None
     tokens: ApiTokens | None = None
     reports: LoopReportsDesk | None = None
+    insight: InsightDesk | None = None
 
     def current_call(self, agent: str) -> tuple[str, Mapping[str, Any]] | None:
         """The agent's latest live call on the wallboard (call id, call)."""
