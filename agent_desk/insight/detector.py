@@ -3,16 +3,19 @@ burst does it belong to. Pure functions, no I/O (unit-tested directly).
 
 A *series* is what is counted: the cases of one 事项 in one district ("matter"), or the cases
 of a city whose text holds one word ("keyword"). Its *baseline* is the same window on the
-same weekday of the previous weeks. ``decide`` tests the window's count against a Poisson
-law whose mean is the baseline's (never below ``min_expected``): *hot* when the upper tail
-probability is at most ``p_alert`` with at least ``min_count`` cases, *warm* while it stays
-at most ``p_clear``.
+same weekday of the previous weeks. ``decide`` asks how improbable the window's count is if
+the series' Poisson rate is what it was in those weeks: the exact conditional test of two
+Poisson counts (given the total of today's count X and the k weeks' total S, X is binomial
+with n = X + S and p = 1/(k+1)), which also weighs how little a few weeks say about a rare
+series; a series with no earlier week (a new service) is tested against a Poisson law of mean
+``min_expected``. *Hot*: tail probability at most ``p_alert`` with at least ``min_count``
+cases; *warm* while it stays at most ``p_clear``.
 
 ``plan`` turns a pass's verdicts into alerts, one per burst: a hot series already in an open
-alert stays with it; a hot series whose excess cases are mostly an open alert's cases joins
-it (the words of a burst of 停水 cases are the same burst, not alerts of their own); any other
-hot series opens a new alert. An alert none of whose series is warm any more subsides after
-``cooldown``; a later burst of the same series is a new alert.
+alert stays with it; a hot series that is mostly an open alert's cases, or would not be hot
+without them, joins it (the words of a burst of 停水 cases are the same burst, not alerts of
+their own); any other hot series opens a new alert. An alert none of whose series is warm
+any more subsides after ``cooldown``; a later burst of the same series is a new alert.
 """
 
 from __future__ import annotations
@@ -58,6 +61,37 @@ def poisson_tail(k: int, lam: float) -> float:
     return max(0.0, 1.0 - below)
 
 
+def binomial_tail(x: int, n: int, p: float) -> float:
+    """P(X >= x) for X ~ Binomial(n, p), summing from x the way the terms fall."""
+    if x <= 0:
+        return 1.0
+    if x > n or p <= 0:
+        return 0.0
+    if p >= 1:
+        return 1.0
+    q, lp, lq = 1 - p, math.log(p), math.log(1 - p)
+
+    def pmf(i: int) -> float:
+        return math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                        + i * lp + (n - i) * lq)
+
+    if x > n * p:
+        term, total, i = pmf(x), 0.0, x
+        while i <= n and term > total * 1e-17:
+            total += term
+            term *= (n - i) / (i + 1) * p / q
+            i += 1
+        return min(1.0, total)
+    # The tail is large: one minus the terms below x, summed downwards from x - 1.
+    i = x - 1
+    term, below = pmf(i), 0.0
+    while i >= 0 and term > below * 1e-17:
+        below += term
+        term *= i / (n - i + 1) * q / p
+        i -= 1
+    return max(0.0, 1.0 - below)
+
+
 @dataclass(frozen=True)
 class Verdict:
     observed: int
@@ -65,17 +99,23 @@ class Verdict:
     p: float
     hot: bool
     warm: bool
+    baseline: tuple[int, ...] = ()
 
 
 def decide(observed: int, baseline: Sequence[int], rule: Rule) -> Verdict:
     """The window's count ``observed`` against the counts of the same window on earlier
-    same weekdays (``baseline``; missing weeks count as zero cases)."""
-    mean = sum(baseline) / len(baseline) if baseline else 0.0
-    expected = max(mean, rule.min_expected)
-    p = poisson_tail(observed, expected)
+    same weekdays (``baseline``: one count per week the service already ran; none, a series
+    of a new service, is expected at ``min_expected``)."""
+    if baseline:
+        weeks, total = len(baseline), sum(baseline)
+        expected = total / weeks
+        p = binomial_tail(observed, observed + total, 1 / (weeks + 1))
+    else:
+        expected = rule.min_expected
+        p = poisson_tail(observed, expected)
     hot = observed >= rule.min_count and p <= rule.p_alert
     warm = hot or (observed >= rule.min_count and p <= rule.p_clear)
-    return Verdict(observed, expected, p, hot, warm)
+    return Verdict(observed, expected, p, hot, warm, tuple(baseline))
 
 
 @dataclass(frozen=True)
@@ -122,12 +162,15 @@ class Plan:
     quiet: list[int]  # open alerts cooling down (no warm series, not yet subsided)
 
 
-def _explains(burst: Burst, s: Signal, share: float) -> bool:
-    """The burst's cases are (``share`` of) the signal's cases, or at least its excess over
-    the baseline."""
+def _explains(burst: Burst, s: Signal, rule: Rule) -> bool:
+    """The burst explains the signal: its cases are (``overlap_share`` of) the signal's, or
+    without them the signal would not be hot (a common word lifted by the burst)."""
     common = len(s.cases & burst.cases)
-    excess = s.verdict.observed - s.verdict.expected
-    return common > 0 and (common >= share * len(s.cases) or common >= excess)
+    if common == 0:
+        return False
+    if common >= rule.overlap_share * len(s.cases):
+        return True
+    return not decide(len(s.cases) - common, s.verdict.baseline, rule).hot
 
 
 def plan(signals: Sequence[Signal], alerts: Sequence[OpenAlert], now: datetime, rule: Rule
@@ -156,12 +199,12 @@ def plan(signals: Sequence[Signal], alerts: Sequence[OpenAlert], now: datetime, 
             continue  # warm alone keeps a burst going; it does not start one
         target: Burst | None = None
         for a in alerts:
-            if _explains(Burst(a.id, cases=a.cases), s, rule.overlap_share):
+            if _explains(Burst(a.id, cases=a.cases), s, rule):
                 target = bursts.setdefault(a.id, Burst(a.id, cases=set(a.cases),
                                                        keys=set(a.keys)))
                 break
         if target is None:
-            target = next((b for b in new if _explains(b, s, rule.overlap_share)), None)
+            target = next((b for b in new if _explains(b, s, rule)), None)
         if target is None:
             target = Burst(None)
             new.append(target)

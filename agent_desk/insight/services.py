@@ -60,6 +60,7 @@ Notify = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
 MODEL_CHECK = timedelta(seconds=60)  # how often the suggestion looks for a newer model
 WORD_SAMPLE = 20  # cases read to name a hot word
 UNSURE = 0.3  # below this the model defers to the keyword rules
+WORD_RETRY = timedelta(minutes=10)  # a hot word not found in its cases' texts (yet)
 
 
 class Loop(Protocol):
@@ -136,6 +137,7 @@ class Insight:
         self.clock = clock
         self.hash = store.personal.term_hash
         self._words: dict[str, str] = {}  # keyword hash -> the word, once found
+        self._tried: dict[str, datetime] = {}  # when a word was last looked for
         self._model: tuple[int, NaiveBayes] | None = None
         self._model_checked: datetime | None = None
         self.passes = 0
@@ -187,10 +189,15 @@ class Insight:
     async def signals(self, now: datetime) -> list[Signal]:
         """Every series with enough cases in the window, tested against its baseline."""
         start, r, weeks = now - self.window, self.rule, self.section.baseline_weeks
-        shifts = [timedelta(weeks=k) for k in range(1, weeks + 1)]
+        weeks_back = [timedelta(weeks=k) for k in range(1, weeks + 1)]
+
+        async def live(kind: str) -> list[timedelta]:
+            return [d for d in weeks_back if await self.store.live(kind, start - d, now - d)]
+
         out: list[Signal] = []
         cur = await self.store.matter_window(start, now, r.min_count)
         if cur:
+            shifts = await live(MATTER)
             matters = {m for (_c, _d, m), _ in cur.values()}
             base = [await self.store.matter_counts(start - d, now - d, matters) for d in shifts]
             for key, ((city, district, matter), cases) in cur.items():
@@ -199,6 +206,7 @@ class Insight:
         if self.section.keywords:
             kw = await self.store.keyword_window(start, now, r.min_count)
             if kw:
+                shifts = await live(KEYWORD)
                 terms = {t for (_c, t), _ in kw.values()}
                 base = [await self.store.keyword_counts(start - d, now - d, terms)
                         for d in shifts]
@@ -250,14 +258,21 @@ class Insight:
     async def _name_words(self, p: Plan) -> dict[str, str]:
         """The clear word of each hot keyword in an alert: found again in a few of the
         burst's own cases (the hash is all that is stored)."""
+        now = self.clock()
         for b in p.bursts:
             for s in b.signals:
                 if s.kind != KEYWORD or not s.term or s.term in self._words:
                     continue
+                tried = self._tried.get(s.term)
+                if tried is not None and now - tried < WORD_RETRY:
+                    continue
+                self._tried[s.term] = now
                 texts = await self.store.texts_of(sorted(s.cases)[:WORD_SAMPLE])
                 self._words.update(await asyncio.to_thread(self._find_words, texts, {s.term}))
         if len(self._words) > 50_000:
             self._words.clear()
+        if len(self._tried) > 50_000:
+            self._tried.clear()
         return dict(self._words)
 
     async def _announce(self, session: AsyncSession, alert: HotAlert) -> None:

@@ -223,6 +223,16 @@ class InsightStore:
                 .group_by(CaseWork.city, CaseWork.district, CaseWork.matter))).all()
         return {matter_key(c, d, m or ""): int(n) for c, d, m, n in rows}
 
+    async def live(self, kind: str, start: datetime, end: datetime) -> bool:
+        """Whether any case (``kind`` MATTER: classified; KEYWORD: with counted words)
+        arrived in [start, end): a baseline week before the service ran, or before this room
+        counted words, is missing, not a week of zero cases."""
+        q = select(CaseWork.case_id).where(CaseWork.accepted_at >= start,
+                                           CaseWork.accepted_at < end) if kind == MATTER \
+            else select(CaseTerm.case_id).where(CaseTerm.at >= start, CaseTerm.at < end)
+        async with self.sessions() as s:
+            return (await s.execute(q.limit(1))).first() is not None
+
     async def keyword_window(self, start: datetime, end: datetime, min_count: int
                              ) -> dict[str, tuple[tuple[str | None, str], set[int]]]:
         """The cases of [start, end) holding each word, per city, for the words in at least

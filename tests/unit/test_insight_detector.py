@@ -14,6 +14,7 @@ from agent_desk.insight.detector import (
     OpenAlert,
     Rule,
     Signal,
+    binomial_tail,
     decide,
     plan,
     poisson_tail,
@@ -41,6 +42,18 @@ def test_poisson_tail_far_out_is_tiny_not_zero_and_falls() -> None:
     assert poisson_tail(1, 0.0) == 0.0 and poisson_tail(0, 0.0) == 1.0
 
 
+def direct_binomial(x: int, n: int, p: float) -> float:
+    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(x, n + 1))
+
+
+@pytest.mark.parametrize(("x", "n", "p"), [(0, 5, 0.2), (1, 1, 0.5), (3, 10, 0.2),
+                                           (12, 36, 0.2), (25, 29, 0.2), (2, 40, 0.2),
+                                           (30, 30, 0.5), (100, 400, 0.2)])
+def test_binomial_tail_matches_the_sum_of_terms(x: int, n: int, p: float) -> None:
+    assert binomial_tail(x, n, p) == pytest.approx(direct_binomial(x, n, p), rel=1e-9,
+                                                   abs=1e-12)
+
+
 def test_a_usual_count_is_cold_a_burst_is_hot() -> None:
     usual = decide(4, [3, 5, 4, 4], RULE)
     assert not usual.hot and not usual.warm and usual.expected == 4.0
@@ -49,8 +62,16 @@ def test_a_usual_count_is_cold_a_burst_is_hot() -> None:
 
 
 def test_few_cases_never_alert_however_unlikely() -> None:
-    v = decide(4, [0, 0, 0, 0], RULE)  # expected floored at 1: P(X>=4) ~ 0.019
-    assert not v.hot and not v.warm
+    v = decide(4, [0, 0, 0, 0], RULE)  # (1/5)^4: improbable, but only four cases
+    assert v.p < 0.002 and not v.hot and not v.warm
+
+
+def test_one_week_of_history_says_less_than_four() -> None:
+    # 14 against 5 last week is within chance (the 5 may have been a quiet week); 14 against
+    # 5, 5, 5, 5 is not.
+    assert not decide(14, [5], RULE).hot and decide(14, [5], RULE).p > 0.01
+    assert decide(14, [5, 5, 5, 5], RULE).p < 0.005
+    assert decide(20, [5, 5, 5, 5], RULE).hot and not decide(20, [5], RULE).hot
 
 
 def test_a_never_seen_series_needs_more_than_the_minimum() -> None:
@@ -75,15 +96,16 @@ def test_a_burst_and_its_words_make_one_alert() -> None:
         sig(MATTER, "matter|nanjing|xuanwu|utilities.water.outage", 25, [1, 1, 0, 1], burst),
         # The burst's words: all its cases plus the usual few elsewhere.
         sig(KEYWORD, "keyword|nanjing|ting-shui", 28, [2, 3, 3, 2], {*burst, 1, 2, 3}),
-        # A common word lifted by the burst: its excess is the burst.
-        sig(KEYWORD, "keyword|nanjing|xiao-qu", 45, [20, 20, 20, 20],
-            {*burst, *range(1, 21)}),
+        # A common word lifted by the burst (and a little above its usual count besides):
+        # without the burst's cases it would not be hot.
+        sig(KEYWORD, "keyword|nanjing|xiao-qu", 55, [20, 20, 20, 20],
+            {*range(100, 120), *range(1, 36)}),
     ]
     p = plan(signals, [], NOW, RULE)
     assert len(p.bursts) == 1 and p.close == []
     b = p.bursts[0]
     assert b.id is None and b.lead.kind == MATTER
-    assert len(b.signals) == 3 and b.added == set(burst) | {1, 2, 3} | set(range(1, 21))
+    assert len(b.signals) == 3 and b.added == set(burst) | set(range(1, 36))
 
 
 def test_the_next_pass_joins_the_open_alert_and_adds_only_new_cases() -> None:
@@ -116,6 +138,8 @@ def test_a_burst_subsides_after_the_cooldown_then_a_new_one_is_a_new_alert() -> 
 def test_an_unrelated_hot_word_is_its_own_alert() -> None:
     water = sig(MATTER, "matter|nanjing|xuanwu|utilities.water.outage", 25, [1, 1, 1, 1],
                 range(100, 125))
-    buses = sig(KEYWORD, "keyword|nanjing|gong-jiao", 15, [1, 2, 1, 1], range(300, 315))
+    # Two of its cases are also in the burst: without them it is still hot.
+    buses = sig(KEYWORD, "keyword|nanjing|gong-jiao", 15, [1, 2, 1, 1],
+                {*range(300, 313), 100, 101})
     p = plan([water, buses], [], NOW, RULE)
     assert len(p.bursts) == 2 and {b.lead.key for b in p.bursts} == {water.key, buses.key}
