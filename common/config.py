@@ -885,8 +885,14 @@ class InsightSection(_Section):
     train_max_cases: Annotated[int, Field(ge=50, le=1_000_000)] = 20_000
     min_confirmed: Annotated[int, Field(ge=10, le=1_000_000)] = 200
     held_back_share: Annotated[float, Field(gt=0, lt=0.9)] = 0.2
-    # Where a new alert is announced (through the webhook outbox); none: not sent.
-    webhook_url: str | None = None
+    # p_alert is for a whole pass: divided by the number of series tested (Bonferroni), so a
+    # province's thousand series a window do not raise alerts by chance.
+    per_pass: bool = True
+    # Departments told of a new alert by webhook (event hot_topic.opened, through the
+    # outbox; a department without a webhook URL is skipped), and whether the 事项's default
+    # department in the alert's city is told too.
+    notify_departments: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]] = []
+    notify_matter_department: bool = True
 
     @model_validator(mode="after")
     def _thresholds(self) -> InsightSection:

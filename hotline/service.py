@@ -137,7 +137,8 @@ class HotlineService:
         # Hot-topic alerts and suggested classification (a worker on the case records; the
         # wallboard hears of alerts on the live events channel).
         self.insight_room = InsightPlugin(cfg, sessions, personal, self.case_loop,
-                                          publish=self.live.publish)
+                                          publish=self.live.publish,
+                                          notify=self.webhooks.outbox.tell)
         self.insight = self.insight_room.insight
 
         cel_paths = cel_paths or {}

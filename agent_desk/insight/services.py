@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -54,9 +54,16 @@ from common.errors import DomainError
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
-# Called inside the transaction that opens the alert (a transactional outbox: the webhook is
-# sent if and only if the alert exists).
-Notify = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
+HOT_TOPIC_OPENED = "hot_topic.opened"
+
+
+class Notify(Protocol):
+    """Tells a department by webhook (the webhook room's outbox, cases/loop/outbox.py
+    ``WebhookOutbox.tell``), inside the transaction that opens the alert: the notice is
+    written if and only if the alert is. The payload holds no personal data."""
+
+    async def __call__(self, department_id: str, event: str, payload: dict[str, Any], *,
+                       session: AsyncSession | None = None) -> None: ...
 MODEL_CHECK = timedelta(seconds=60)  # how often the suggestion looks for a newer model
 WORD_SAMPLE = 20  # cases read to name a hot word
 UNSURE = 0.3  # below this the model defers to the keyword rules
@@ -152,6 +159,12 @@ class Insight:
         """How far back counts are needed: the baseline's weeks and one window."""
         return timedelta(weeks=self.section.baseline_weeks) + self.window + timedelta(hours=1)
 
+    @property
+    def recheck(self) -> timedelta:
+        """How far back a case's grown text (a form saved later, a transcript finished) is
+        counted again: what the current window needs; later edits are left out."""
+        return max(timedelta(hours=2), 2 * self.window)
+
     # -- counting words ---------------------------------------------------------------------
 
     def _count(self, texts: Sequence[CaseText]) -> list[Counted]:
@@ -170,7 +183,8 @@ class Insight:
             return 0
         done = 0
         for _ in range(max_batches):
-            texts = await self.store.to_count(now, self.horizon, self.section.index_batch)
+            texts = await self.store.to_count(now, self.horizon, self.section.index_batch,
+                                              recheck=self.recheck)
             if not texts:
                 break
             counted = await asyncio.to_thread(self._count, texts)
@@ -186,7 +200,7 @@ class Insight:
 
     # -- the hot-topic pass -----------------------------------------------------------------
 
-    async def signals(self, now: datetime) -> list[Signal]:
+    async def signals(self, now: datetime) -> tuple[list[Signal], Rule]:
         """Every series with enough cases in the window, tested against its baseline."""
         start, r, weeks = now - self.window, self.rule, self.section.baseline_weeks
         weeks_back = [timedelta(weeks=k) for k in range(1, weeks + 1)]
@@ -196,6 +210,9 @@ class Insight:
 
         out: list[Signal] = []
         cur = await self.store.matter_window(start, now, r.min_count)
+        kw = await self.store.keyword_window(start, now, r.min_count) \
+            if self.section.keywords else {}
+        r = self.pass_rule(len(cur) + len(kw))
         if cur:
             shifts = await live(MATTER)
             matters = {m for (_c, _d, m), _ in cur.values()}
@@ -203,25 +220,30 @@ class Insight:
             for key, ((city, district, matter), cases) in cur.items():
                 v = decide(len(cases), [b.get(key, 0) for b in base], r)
                 out.append(Signal(MATTER, key, v, frozenset(cases), city, district, matter))
-        if self.section.keywords:
-            kw = await self.store.keyword_window(start, now, r.min_count)
-            if kw:
-                shifts = await live(KEYWORD)
-                terms = {t for (_c, t), _ in kw.values()}
-                base = [await self.store.keyword_counts(start - d, now - d, terms)
-                        for d in shifts]
-                for key, ((city, term), cases) in kw.items():
-                    v = decide(len(cases), [b.get(key, 0) for b in base], r)
-                    out.append(Signal(KEYWORD, key, v, frozenset(cases), city, term=term))
-        return out
+        if kw:
+            shifts = await live(KEYWORD)
+            terms = {t for (_c, t), _ in kw.values()}
+            base = [await self.store.keyword_counts(start - d, now - d, terms)
+                    for d in shifts]
+            for key, ((city, term), cases) in kw.items():
+                v = decide(len(cases), [b.get(key, 0) for b in base], r)
+                out.append(Signal(KEYWORD, key, v, frozenset(cases), city, term=term))
+        return out, r
+
+    def pass_rule(self, series: int) -> Rule:
+        """The rule for a pass testing ``series`` series: ``p_alert`` for the whole pass when
+        ``per_pass`` (Bonferroni), so many series do not make alerts by chance."""
+        if not self.section.per_pass or series <= 1:
+            return self.rule
+        return replace(self.rule, p_alert=self.rule.p_alert / series)
 
     async def detect(self, now: datetime | None = None) -> PassReport:
         now = now or self.clock()
-        sigs = await self.signals(now)
+        sigs, rule = await self.signals(now)
         alerts = await self.store.open_alerts()
         the_plan = plan(sigs, [OpenAlert(a.id, {a.series, *(d["key"] for d in a.signals or [])},
                                          cases, a.last_warm_at) for a, cases in alerts],
-                        now, self.rule)
+                        now, rule)
         words = await self._name_words(the_plan)
         try:
             opened, closed = await self.store.apply(
@@ -276,13 +298,21 @@ class Insight:
         return dict(self._words)
 
     async def _announce(self, session: AsyncSession, alert: HotAlert) -> None:
+        """A new alert to the departments told of hot topics, and to the 事项's own."""
         assert self.notify is not None
+        told = set(self.section.notify_departments)
+        if self.section.notify_matter_department and alert.matter:
+            own = await self.loop.suggested_department(alert.matter, alert.city)
+            if own:
+                told.add(own)
+        if not told:
+            return
         numbers = list((await session.execute(
             select(Case.number).join(HotAlertCase, HotAlertCase.case_id == Case.id)
             .where(HotAlertCase.alert_id == alert.id).order_by(Case.id).limit(200))).scalars())
-        await self.notify(session, {"event": "hot_topic.opened", **self.view(alert),
-                                    "case_numbers": numbers,
-                                    "webhook_url": self.section.webhook_url})
+        payload = {**self.view(alert), "case_numbers": numbers}
+        for department in sorted(told):
+            await self.notify(department, HOT_TOPIC_OPENED, payload, session=session)
 
     async def announce_board(self) -> None:
         """The open alerts to every wallboard (the feed's ``hot_topics`` message)."""

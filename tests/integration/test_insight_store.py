@@ -21,6 +21,7 @@ from agent_desk.insight.services import Insight
 from agent_desk.insight.store import InsightStore
 from cases.db import make_engine, migrate, sessionmaker
 from cases.loop import states as st
+from cases.loop.outbox import WebhookDelivery, WebhookOutbox
 from cases.loop.store import CaseLoop, DepartmentEntry, Details
 from cases.loop.taxonomy import Taxonomy
 from common.config import InsightSection
@@ -101,12 +102,17 @@ async def world(request, tmp_path, pg_admin):
     loop = CaseLoop(sessions, personal, Taxonomy.load())
     await loop.upsert_departments([
         DepartmentEntry("nanjing", "南京市人民政府", "city", "nanjing"),
-        DepartmentEntry("nj-water", "南京水务集团", "city", "nanjing", "nanjing", "供水公司"),
+        DepartmentEntry("nj-water", "南京水务集团", "city", "nanjing", "nanjing", "供水公司",
+                        webhook_url="https://water.example.cn/hooks/12345"),
+        DepartmentEntry("js-ops", "江苏省12345热线运行中心", "province",
+                        webhook_url="https://ops.example.cn/hooks/hot"),
     ])
     await loop.set_default(OUTAGE, "nanjing", "nj-water")
     seen: list[str] = []
     insight = Insight(InsightStore(sessions, personal), loop,
-                      InsightSection(min_confirmed=100, held_back_share=0.25))
+                      InsightSection(min_confirmed=100, held_back_share=0.25,
+                                     notify_departments=["js-ops"]),
+                      notify=WebhookOutbox(sessions).tell)
 
     def segment(text: str) -> list[str]:
         seen.append(text)
@@ -122,6 +128,12 @@ async def world(request, tmp_path, pg_admin):
 async def alerts_of(w: World) -> list[HotAlert]:
     async with w.insight.store.sessions() as s:
         return list((await s.execute(select(HotAlert).order_by(HotAlert.id))).scalars())
+
+
+async def deliveries(w: World) -> list[WebhookDelivery]:
+    async with w.insight.store.sessions() as s:
+        return list((await s.execute(select(WebhookDelivery).order_by(WebhookDelivery.id))
+                     ).scalars())
 
 
 @pytest.mark.slow
@@ -150,10 +162,21 @@ async def test_a_usual_day_raises_nothing_a_burst_one_alert_and_the_next_pass_no
     assert set(burst) <= numbers
     assert view["matter_name"] == "公用事业 › 供水 › 停水"
 
-    # The worker's next passes: the same alert, no second one.
+    # The hot-topic desk and the water company are told by webhook (the outbox, written with
+    # the alert): the burst's numbers, nothing personal.
+    told = await deliveries(w)
+    assert sorted(d.department_id for d in told) == ["js-ops", "nj-water"]
+    assert {d.event for d in told} == {"hot_topic.opened"}
+    payload = told[0].payload
+    assert payload["id"] == alert.id and set(burst) <= set(payload["case_numbers"])
+    assert payload["matter"] == OUTAGE and payload["district"] == "xuanwu"
+    assert "13812345678" not in json.dumps(payload, ensure_ascii=False)
+
+    # The worker's next passes: the same alert, no second one, nobody told twice.
     report = await w.insight.run_once(NOW + timedelta(minutes=2))
     assert report.opened == []
     assert [a.id for a in await alerts_of(w)] == [alert.id]
+    assert len(await deliveries(w)) == 2
     # An hour and a half later the burst is out of the window: it subsides, still one alert.
     report = await w.insight.run_once(NOW + timedelta(minutes=95))
     assert report.closed == [alert.id]
