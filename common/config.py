@@ -862,16 +862,18 @@ class InsightSection(_Section):
     # The sliding window counted, and how many earlier same weekdays make its baseline.
     window_minutes: Annotated[int, Field(ge=10, le=1440)] = 60
     baseline_weeks: Annotated[int, Field(ge=1, le=12)] = 4
-    # An alert: a count this improbable under the baseline (Poisson tail probability) and at
-    # least min_count cases. A burst lasts while its count stays below p_clear, and
-    # cooldown_minutes after that; then it has subsided and a new burst is a new alert.
+    # An alert: a count this improbable against its baseline (the exact test of Poisson
+    # counts, agent_desk/insight/detector.py) and at least min_count cases. A burst lasts
+    # while its count stays below p_clear, and cooldown_minutes after that; then it has
+    # subsided and a new burst is a new alert.
     p_alert: Annotated[float, Field(gt=0, lt=0.5)] = 1e-4
     p_clear: Annotated[float, Field(gt=0, le=0.5)] = 0.05
     min_count: Annotated[int, Field(ge=2, le=100_000)] = 5
     # The expected count assumed where the baseline is lower (a series never seen before).
     min_expected: Annotated[float, Field(gt=0, le=1000)] = 1.0
     cooldown_minutes: Annotated[int, Field(ge=0, le=1440)] = 30
-    # A hot series whose excess cases are (this share of) an open alert's joins that alert.
+    # A hot series that is this share of an open alert's cases (or not hot without them)
+    # joins that alert: one alert per burst.
     overlap_share: Annotated[float, Field(gt=0, le=1)] = 0.5
     # Counts per word of the form and the transcript (keyed hashes, never the text).
     keywords: bool = True
