@@ -9,7 +9,8 @@ the entry cannot be written, the data is not served.
 The console's own administration is here too: users created, passwords reset, roles changed,
 users disabled, enabled or deleted, supervisors pausing agents and changing their skills, and
 every sign-in, failed sign-in and sign-out; the departments directory's changes, imports and
-exports, and the departments' API tokens issued and revoked.
+exports, the departments' API tokens issued and revoked; and the knowledge base's edits,
+reviews, imports and exports (the article's ref and version, not its text).
 
 The log is tamper-evident: a hash chain (``seal``) gives each entry its place, the previous
 entry's hash and SHA-256(previous hash + its own content); ``verify`` (``hotline audit
@@ -57,6 +58,9 @@ ACTIONS = (
     # agent_desk/insight: hot-topic alerts read, acknowledged, their cases merged (one entry
     # per case); a suggested classification computed from a case's text.
     "insight.alerts", "insight.acknowledge", "insight.merge", "case.suggestion",
+    # The knowledge base (agent_desk/knowledge): edits, reviews, bulk loads and exports.
+    "knowledge.create", "knowledge.edit", "knowledge.submit", "knowledge.approve",
+    "knowledge.reject", "knowledge.withdraw", "knowledge.import", "knowledge.export",
 )
 SEAL_BATCH = 500
 log = logging.getLogger(__name__)

@@ -27,6 +27,9 @@ from agent_desk.insight import schemas as insight_schemas
 from agent_desk.intake import http as intake_http
 from agent_desk.intake import schemas as intake_schemas
 from agent_desk.intake.store import IntakeStore
+from agent_desk.knowledge import http as knowledge_http
+from agent_desk.knowledge import schemas as knowledge_schemas
+from agent_desk.knowledge.store import KnowledgeBase
 from agent_desk.loop import http as loop_http
 from agent_desk.loop import schemas as loop_schemas
 from agent_desk.reports import http as reports_http
@@ -68,6 +71,7 @@ FEATURES: tuple[Feature, ...] = (
             departments_schemas.SCHEMAS),
     Feature(reports_http.ROUTES, reports_http.ReportsHttp, reports_schemas.SCHEMAS),
     Feature(insight_http.ROUTES, insight_http.InsightHttp, insight_schemas.SCHEMAS),
+    Feature(knowledge_http.ROUTES, knowledge_http.KnowledgeHttp, knowledge_schemas.SCHEMAS),
 )
 ROUTES = [r for f in FEATURES for r in f.routes]
 
@@ -139,5 +143,6 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
                                    yellow_share=cfg.case_loop.yellow_share),
         tokens=DepartmentTokens(sm, service.redis, prefix,
                                 lambda: deps.web.token_requests_per_minute),
-        reports=service.loop_reports, insight=service.insight)
+        reports=service.loop_reports, insight=service.insight,
+        knowledge=KnowledgeBase(sm, cities=[c.id for c in cfg.cities]))
     return deps, board

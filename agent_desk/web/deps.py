@@ -291,6 +291,30 @@ class InsightDesk(Protocol):
     async def classifier_report(self) -> dict[str, Any]: ...
 
 
+class KnowledgeDesk(Protocol):
+    """The knowledge base (agent_desk/knowledge/store.py KnowledgeBase): reads and changes
+    within the asker's Scope (its role and city)."""
+
+    async def search(self, text: str, scope: Scope, today: date, *, matter: str = "",
+                     limit: int = 10) -> list[dict[str, Any]]: ...
+    async def read(self, article_id: int, scope: Scope, today: date) -> dict[str, Any]: ...
+    async def mark_helpful(self, article_id: int, scope: Scope, today: date
+                           ) -> dict[str, Any]: ...
+    async def listing(self, scope: Scope, *, status: str | None = None,
+                      matter: str | None = None, city: str | None = None, limit: int = 50,
+                      offset: int = 0) -> dict[str, Any]: ...
+    async def versions(self, article_id: int, scope: Scope) -> list[dict[str, Any]]: ...
+    async def create(self, fields: Mapping[str, Any], scope: Scope, actor: Actor
+                     ) -> dict[str, Any]: ...
+    async def update(self, article_id: int, fields: Mapping[str, Any], scope: Scope,
+                     actor: Actor, *, revision: int | None = None) -> dict[str, Any]: ...
+    async def act(self, article_id: int, action: str, scope: Scope, actor: Actor, *,
+                  revision: int | None = None, note: str = "") -> dict[str, Any]: ...
+    async def export_text(self, scope: Scope, actor: Actor, fmt: str) -> tuple[str, int]: ...
+    async def import_text(self, text: str, fmt: str, scope: Scope, actor: Actor, *,
+                          submit: bool = False) -> dict[str, int]: ...
+
+
 @dataclass
 class ConsoleDeps:
     """``web`` is read on every request (a test may swap it for other settings)."""
@@ -324,6 +348,7 @@ class ConsoleDeps:
     tokens: ApiTokens | None = None
     reports: LoopReportsDesk | None = None
     insight: InsightDesk | None = None
+    knowledge: KnowledgeDesk | None = None
 
     def current_call(self, agent: str) -> tuple[str, Mapping[str, Any]] | None:
         """The agent's latest live call on the wallboard (call id, call)."""
