@@ -18,6 +18,7 @@
     hotline surge status|propose|apply|return|moves   surges across cities (docs/surge.md)
     hotline intake token --channel wechat [--name N] | tokens | revoke ID
                                          the channels' API tokens (docs/intake.md)
+    hotline knowledge import|export FILE [--publish|--submit]   the knowledge base (知识库)
 """
 
 from __future__ import annotations
@@ -524,6 +525,12 @@ def cmd_intake(args: argparse.Namespace) -> int:
     return asyncio.run(run(_load(args), args))
 
 
+def cmd_knowledge(args: argparse.Namespace) -> int:
+    from agent_desk.knowledge.cli import run
+
+    return asyncio.run(run(_load(args), args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotline", description="12345 hotline contact center")
     p.add_argument("--config", help="configuration file (default: $HOTLINE_CONFIG or "
@@ -620,6 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
     from agent_desk.intake.cli import add_parser as add_intake_parser
 
     add_intake_parser(sub, cmd_intake)
+    from agent_desk.knowledge.cli import add_parser as add_knowledge_parser
+
+    add_knowledge_parser(sub, cmd_knowledge)
     return p
 
 

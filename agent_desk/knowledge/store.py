@@ -285,9 +285,7 @@ class KnowledgeBase:
             doc: dict[str, Any] = {}
             if reader.role == "agent":
                 a, v = await self._live(s, article_id, reader, today)
-                await s.execute(sa.update(KbArticle).where(KbArticle.id == a.id)
-                                .values(views=KbArticle.views + 1))
-                a.views += 1
+                await self._count(s, a, "views")
             else:
                 a = await self._article(s, article_id)
                 if not may_touch(editor_of(reader), a.city):
@@ -303,6 +301,14 @@ class KnowledgeBase:
                       ).first() is not None
             doc["published"] = self._published(a, v, helped) if v is not None else None
             return doc
+
+    @staticmethod
+    async def _count(s: AsyncSession, a: KbArticle, column: str) -> None:
+        """One more, in SQL (concurrent readers each count), then the row's new figure."""
+        await s.execute(sa.update(KbArticle).where(KbArticle.id == a.id)
+                        .values({column: getattr(KbArticle, column) + 1})
+                        .execution_options(synchronize_session=False))
+        await s.refresh(a, [column])
 
     async def versions(self, article_id: int, reader: Scope) -> list[dict[str, Any]]:
         async with self.sessions() as s:
@@ -350,9 +356,7 @@ class KnowledgeBase:
                     KbFeedback.article_id == a.id, KbFeedback.username == reader.user))
                     ).first() is None:
                 s.add(KbFeedback(article_id=a.id, username=reader.user, version=v.version))
-                await s.execute(sa.update(KbArticle).where(KbArticle.id == a.id)
-                                .values(helpful=KbArticle.helpful + 1))
-                a.helpful += 1
+                await self._count(s, a, "helpful")
             return {"id": a.id, "helpful": a.helpful, "helped": True}
 
     # -- search --------------------------------------------------------------------------------

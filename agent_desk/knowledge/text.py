@@ -124,7 +124,8 @@ class Segmenter:
         """The search words of a text, in order, repeated as often as they occur."""
         self._load()
         out: list[str] = []
-        for w in self._jieba.cut_for_search(text):
+        # NFKC first: jieba reads full-width Latin and digits one character at a time.
+        for w in self._jieba.cut_for_search(unicodedata.normalize("NFKC", text)):
             for n in normalise(w):
                 if n not in STOPWORDS:
                     out.append(n)
