@@ -1,12 +1,14 @@
-// The agent's console: CTI toolbar, ringing pop-up, screen pop, case form, transfer panel,
-// transcript, callbacks. State comes from GET /api/console/state, refreshed on WebSocket
-// events. Lists are lit-html templates: an update patches the rows in place, so an outcome
-// being chosen in the callbacks table is not reset by a refresh.
+// The agent's console: CTI toolbar, ringing pop-up, screen pop, case form, knowledge base
+// (knowledge.js), transfer panel, transcript, callbacks. State comes from GET
+// /api/console/state, refreshed on WebSocket events. Lists are lit-html templates: an update
+// patches the rows in place, so an outcome being chosen in the callbacks table is not reset
+// by a refresh.
 import { html, nothing, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
 import { $, api, currentUser, loadMe, openSocket, say, startPage } from "./app.js";
 import { fmtSecs, t, tEnum } from "./i18n.js";
 import { LoopPanel } from "./loop.js";
+import { caseChanged, renderKnowledge, startKnowledge } from "./knowledge.js";
 
 const CALLBACK_OUTCOMES = ["reached", "no_answer", "busy", "wrong_number", "cancelled"];
 const TRANSFER_ACTIONS = ["consult", "three_way", "blind", "leave", "cancel", "emergency"];
@@ -64,7 +66,7 @@ function showCase(c) {
     $("f-category").value = f.category || ""; $("f-subject").value = f.subject || ""; $("f-address").value = f.address || "";
     $("f-content").value = f.content || ""; $("f-department").value = f.department || "";
     FORM_VERSION = f.version || 0; CAPTIONS = []; renderCaptions(); setFormMsg(null);
-    loadTranscript();
+    loadTranscript(); caseChanged();
     $("loop").classList.remove("hidden"); PANEL.show(c.number);
   }
 }
@@ -164,6 +166,7 @@ for (const a of TRANSFER_ACTIONS) {
   $("t-" + a).onclick = () => act("/api/console/transfer", { action: a, destination: $("dest").value || null });
 }
 $("save").onclick = saveForm; $("close").onclick = closeCase;
+startKnowledge();
 DESTINATIONS = (await api("GET", "/api/console/destinations")).destinations;
 renderDestinations();
 openSocket(msg => {
@@ -173,5 +176,5 @@ openSocket(msg => {
   if (e.type === "call" && e.fact === "abandoned") loadCallbacks();
   refresh();
 }, () => { refresh(); loadCallbacks(); });
-document.addEventListener("langchange", () => { render(); renderCase(); renderCaptions(); renderCallbacks(); renderFormMsg(); PANEL.render(); });
+document.addEventListener("langchange", () => { render(); renderCase(); renderCaptions(); renderCallbacks(); renderFormMsg(); PANEL.render(); renderKnowledge(); });
 setInterval(tick, 250);

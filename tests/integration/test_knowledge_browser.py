@@ -1,0 +1,61 @@
+"""The knowledge panel of the agent's console in headless Chromium: the agent searches, opens
+an article, marks it helpful; writing the case form brings suggestions for it. Screenshots go
+to test-artifacts/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent_desk.audit import SYSTEM
+from agent_desk.knowledge import formats
+from agent_desk.knowledge.store import KnowledgeBase
+from agent_desk.knowledge.workflow import Editor
+from tests.integration.test_console_browser import MS, login
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+DATA = Path(__file__).parent.parent / "data" / "knowledge"
+
+
+async def test_agent_searches_reads_and_gets_suggestions_in_the_console(console, artifacts):
+    from playwright.async_api import async_playwright
+
+    articles = [a for a in formats.read_json((DATA / "articles.json").read_text("utf-8"))
+                if a.valid_to is None and a.valid_from.year < 2026]
+    kb = KnowledgeBase(console.service.store.sessions, cities=["nanjing", "suzhou"])
+    await kb.load(articles, Editor("system", "admin", None), SYSTEM, publish=True)
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                           args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = await login(browser, console.base_url, "agent1001")
+            await page.wait_for_url("**/console")
+            await page.wait_for_selector("#kb-q")
+            assert await page.text_content("#kb h2") == "知识库"
+            await page.fill("#kb-q", "社保卡丢了怎么补办")
+            await page.click("#kb-search")
+            await page.wait_for_selector('[data-kb-mode="search"]')
+            first = page.locator("#kb-results li").first
+            assert await first.get_attribute("data-kb") == "kb-sscard-reissue"
+            await first.locator("a").click()
+            await page.wait_for_selector("#kb-body", timeout=MS)
+            assert "挂失" in await page.text_content("#kb-body")
+            assert "全省" in await page.text_content("#kb-article")
+            await page.click("#kb-helpful")
+            await page.wait_for_selector("#kb-helpful:disabled")
+            assert await page.text_content("#kb-helpful") == "已标记有帮助"
+            assert "1 人认为有帮助" in await page.text_content("#kb-stats")
+            await page.screenshot(path=str(artifacts / "console-knowledge-article.png"))
+
+            # Back, the search box emptied: the case form's words bring suggestions.
+            await page.click("#kb-back")
+            await page.fill("#kb-q", "")
+            await page.fill("#f-content", "市民反映小区门口烧烤摊占道经营，油烟很大")
+            await page.wait_for_selector('[data-kb-mode="suggest"]')
+            await page.wait_for_selector('#kb-results li[data-kb^="kb-street-vending"]')
+            await page.screenshot(path=str(artifacts / "console-knowledge-suggested.png"))
+        finally:
+            await browser.close()
