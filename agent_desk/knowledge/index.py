@@ -12,6 +12,7 @@ Only membership comes from here; the ranking is ranking.py's (in Python, the sam
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -46,27 +47,40 @@ def _checked(word: str) -> str:
     return word
 
 
-def _match(s: AsyncSession, word: str) -> Any:
+def _match(s: AsyncSession, word: str, name: str = "kbq") -> Any:
     w = _checked(word)
     if _dialect(s) == "postgresql":
-        return sa.text("kb_index.tsv @@ CAST(:kbq AS tsquery)").bindparams(kbq=f"'{w}'")
+        return sa.text(f"kb_index.tsv @@ CAST(:{name} AS tsquery)").bindparams(
+            **{name: f"'{w}'"})
     return KbIndex.article_id.in_(sa.select(FTS.c.rowid).where(
-        sa.text("kb_fts MATCH :kbq").bindparams(kbq=f'"{w}"')))
+        sa.text(f"kb_fts MATCH :{name}").bindparams(**{name: f'"{w}"'})))
 
 
-async def put(s: AsyncSession, row: KbIndex) -> None:
-    """The article's live version into the index (replacing the one before)."""
-    await s.merge(row)
-    await s.flush()
-    words = sorted(set(row.title_words.split()) | set(row.body_words.split()))
+# kb_index with its PostgreSQL column (not mapped: SQLite has no such column).
+PG_INDEX = sa.table("kb_index", *(sa.column(c.name, c.type) for c in KbIndex.__table__.c),
+                    sa.column("tsv"))
+
+
+async def put_many(s: AsyncSession, rows: Sequence[KbIndex]) -> None:
+    """Published articles' live versions into the index (replacing the ones before), in
+    bulk: one statement per table."""
+    if not rows:
+        return
+    ids = [r.article_id for r in rows]
+    await s.execute(sa.delete(KbIndex).where(KbIndex.article_id.in_(ids)))
+    values = [{c.name: getattr(r, c.name) for c in KbIndex.__table__.c} for r in rows]
+    words = [sorted(set(r.title_words.split()) | set(r.body_words.split())) for r in rows]
     if _dialect(s) == "postgresql":
-        await s.execute(sa.text(
-            "UPDATE kb_index SET tsv = array_to_tsvector(:words) WHERE article_id = :id"
-        ).bindparams(sa.bindparam("words", type_=postgresql.ARRAY(sa.Text))),
-            {"words": words, "id": row.article_id})
+        stmt = sa.insert(PG_INDEX).values(
+            {**{c.name: sa.bindparam(c.name) for c in KbIndex.__table__.c},
+             "tsv": sa.func.array_to_tsvector(sa.bindparam("words", type_=postgresql.ARRAY(
+                 sa.Text)))})
+        await s.execute(stmt, [{**v, "words": w} for v, w in zip(values, words, strict=True)])
     else:
-        await s.execute(sa.delete(FTS).where(FTS.c.rowid == row.article_id))
-        await s.execute(sa.insert(FTS).values(rowid=row.article_id, words=" ".join(words)))
+        await s.execute(sa.insert(KbIndex), values)
+        await s.execute(sa.delete(FTS).where(FTS.c.rowid.in_(ids)))
+        await s.execute(sa.insert(FTS), [{"rowid": i, "words": " ".join(w)}
+                                         for i, w in zip(ids, words, strict=True)])
 
 
 async def drop(s: AsyncSession, article_id: int) -> None:
@@ -76,11 +90,20 @@ async def drop(s: AsyncSession, article_id: int) -> None:
         await s.execute(sa.delete(FTS).where(FTS.c.rowid == article_id))
 
 
-async def holding(s: AsyncSession, word: str, where: Any, cap: int) -> list[int]:
-    """The visible articles holding ``word``, at most ``cap`` + 1 of them (in no order: more
-    than ``cap`` means a word too common to pick candidates by)."""
-    q = sa.select(KbIndex.article_id).where(_match(s, word), where).limit(cap + 1)
-    return list((await s.execute(q)).scalars())
+async def holding(s: AsyncSession, words: Sequence[str], where: Any, cap: int
+                  ) -> dict[str, list[int]]:
+    """For each word, the visible articles holding it: at most ``cap`` + 1 of them (in no
+    order: more than ``cap`` means a word too common to pick candidates by). One query."""
+    if not words:
+        return {}
+    parts = [sa.select(sa.literal(i).label("w"), KbIndex.article_id)
+             .where(_match(s, w, f"kbq{i}"), where).limit(cap + 1).subquery()
+             for i, w in enumerate(words)]
+    q = sa.union_all(*(sa.select(p.c.w, p.c.article_id) for p in parts))
+    out: dict[str, list[int]] = {w: [] for w in words}
+    for i, article_id in (await s.execute(q)).all():
+        out[words[i]].append(article_id)
+    return out
 
 
 async def first_holding(s: AsyncSession, word: str, where: Any, limit: int) -> list[int]:

@@ -17,7 +17,6 @@ whole numbers, so both databases give the same results in the same order.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -38,16 +37,24 @@ SHORTLIST = 200
 
 @dataclass(frozen=True)
 class Doc:
-    """A candidate as the index holds it."""
+    """A candidate as the index holds it: its words space-joined (text.joined), and its
+    weighted length (``length``)."""
 
     article_id: int
     ref: str
-    title_words: Sequence[str]
-    body_words: Sequence[str]
+    title_words: str
+    body_words: str
     matter: str
     city: str | None
     valid_from: date
     helpful: int = 0
+    length: int = -1  # -1: computed from the words
+
+    @property
+    def weighted_length(self) -> int:
+        if self.length >= 0:
+            return self.length
+        return TITLE_WEIGHT * len(self.title_words.split()) + len(self.body_words.split())
 
 
 @dataclass(frozen=True)
@@ -91,17 +98,18 @@ def matter_bonus(asked: str, matter: str) -> float:
     return 0.0
 
 
+def _padded(words: str) -> str:
+    # Each word between its own spaces: " a  b " counts " a " without overlaps.
+    return " " + words.replace(" ", "  ") + " "
+
+
 def relevance(words: Iterable[str], doc: Doc, coll: Collection) -> float:
-    tf: Counter[str] = Counter()
-    for w in doc.title_words:
-        tf[w] += TITLE_WEIGHT
-    for w in doc.body_words:
-        tf[w] += 1
-    dl = length(doc.title_words, doc.body_words)
+    title, body = _padded(doc.title_words), _padded(doc.body_words)
+    dl = doc.weighted_length
     norm = K1 * (1 - B + B * dl / coll.avg_length) if coll.avg_length > 0 else K1
     score = 0.0
     for w in sorted(set(words)):
-        f = tf.get(w, 0)
+        f = TITLE_WEIGHT * title.count(f" {w} ") + body.count(f" {w} ")
         if f:
             score += idf(coll.df.get(w, 0), coll.docs) * f * (K1 + 1) / (f + norm)
     return score

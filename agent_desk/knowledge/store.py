@@ -186,14 +186,18 @@ class KnowledgeBase:
             a = await self._article(s, article_id, lock=True)
             decide("approve", a.status, editor, authors=a.authors, cities=[a.city])
             self._stale(a, revision)
-            await self._publish(s, a, editor.user)
+            self._publish(s, a, editor.user)
+            await s.flush()
+            await self._index(s, [a])
             Audit.add(s, actor, "knowledge.approve", None,
                       {"article": a.ref, "version": a.versions})
             out = self._working(a)
         self._stats.clear()
         return out
 
-    async def _publish(self, s: AsyncSession, a: KbArticle, approver: str) -> None:
+    def _publish(self, s: AsyncSession, a: KbArticle, approver: str) -> None:
+        """The working copy as a new version (its search words: ``_index`` after the flush
+        that gives a new article its id)."""
         a.versions += 1
         a.live_version = a.versions
         s.add(KbVersion(article_id=a.id, version=a.versions, title=a.title, body=a.body,
@@ -201,15 +205,21 @@ class KnowledgeBase:
                         valid_to=a.valid_to, authors=list(a.authors), approved_by=approver))
         self._touch(a, approver, "published", author=False)
         a.authors, a.submitted_by, a.review_note = [], None, ""
-        title, body = await self._segment(a.title, a.body)
-        await index.put(s, KbIndex(
-            article_id=a.id, version=a.versions, ref=a.ref, matter=a.matter, city=a.city,
-            valid_from=a.valid_from, valid_to=a.valid_to, length=ranking.length(title, body),
-            title_words=joined(title), body_words=joined(body)))
 
-    async def _segment(self, title: str, body: str) -> tuple[list[str], list[str]]:
+    async def _index(self, s: AsyncSession, published: Sequence[KbArticle]) -> None:
+        """The published articles' live versions into the search index (segmented in a
+        thread: a bulk load's batch takes a moment)."""
+        if not published:
+            return
         await self.words.ready()
-        return self.words.words(title), self.words.words(body)
+        texts = [(a.title, a.body) for a in published]
+        words = await asyncio.to_thread(
+            lambda: [(self.words.words(t), self.words.words(b)) for t, b in texts])
+        await index.put_many(s, [KbIndex(
+            article_id=a.id, version=a.versions, ref=a.ref, matter=a.matter, city=a.city,
+            valid_from=a.valid_from, valid_to=a.valid_to, length=ranking.length(t, b),
+            title_words=joined(t), body_words=joined(b)) for a, (t, b) in zip(
+                published, words, strict=True)])
 
     async def reject(self, article_id: int, editor: Editor, actor: Actor, *, note: str = "",
                      revision: int | None = None) -> dict[str, Any]:
@@ -381,8 +391,8 @@ class KnowledgeBase:
             matches: dict[str, list[int]] = {}
             df: dict[str, int] = {}
             common: list[str] = []
-            for w in sorted(set(words)):
-                ids = await index.holding(s, w, where, COMMON_CAP)
+            for w, ids in (await index.holding(s, sorted(set(words)), where,
+                                                 COMMON_CAP)).items():
                 df[w] = len(ids)
                 if len(ids) > COMMON_CAP:
                     common.append(w)
@@ -429,12 +439,12 @@ class KnowledgeBase:
         out = []
         for chunk in range(0, len(ids), 500):
             rows = (await s.execute(
-                sa.select(KbIndex, KbArticle.helpful)
+                sa.select(KbIndex.article_id, KbIndex.ref, KbIndex.title_words,
+                          KbIndex.body_words, KbIndex.matter, KbIndex.city,
+                          KbIndex.valid_from, KbArticle.helpful, KbIndex.length)
                 .join(KbArticle, KbArticle.id == KbIndex.article_id)
                 .where(KbIndex.article_id.in_(ids[chunk:chunk + 500])))).all()
-            out += [ranking.Doc(r.article_id, r.ref, r.title_words.split(),
-                                r.body_words.split(), r.matter, r.city, r.valid_from,
-                                int(helpful)) for r, helpful in rows]
+            out += [ranking.Doc(*r) for r in rows]
         return out
 
     async def _results(self, s: AsyncSession, best: list[tuple[float, ranking.Doc]],
@@ -498,52 +508,57 @@ class KnowledgeBase:
             if not may_touch(editor, d.city):
                 raise DomainError("forbidden", f"{d.ref}: outside your city")
         counts = {"created": 0, "changed": 0, "unchanged": 0, "published": 0}
-        await self.words.ready()
         for start in range(0, len(docs), batch):
             part = docs[start:start + batch]
             async with self.sessions() as s, s.begin():
                 known = {a.ref: a for a in (await s.execute(
                     sa.select(KbArticle).where(KbArticle.ref.in_([d.ref for d in part]))
                     .with_for_update())).scalars()}
-                for d in part:
-                    await self._load_one(s, d, known.get(d.ref), editor, publish, submit,
-                                         counts)
+                chosen = [a for d in part if (a := self._load_one(
+                    s, d, known.get(d.ref), editor, submit or publish, counts)) is not None]
+                await s.flush()  # the new articles' ids
+                if publish:
+                    for a in chosen:
+                        self._publish(s, a, editor.user)
+                    await s.flush()
+                    await self._index(s, chosen)
+                    counts["published"] += len(chosen)
+                elif submit:
+                    for a in chosen:
+                        self._touch(a, editor.user, "in_review")
+                        a.submitted_by = editor.user
                 Audit.add(s, actor, "knowledge.import", None, {
                     "articles": len(part), "publish": publish, "submit": submit,
                     "refs": [d.ref for d in part][:20]})
-            await asyncio.sleep(0)  # let the loop serve others between batches
         self._stats.clear()
         return counts
 
-    async def _load_one(self, s: AsyncSession, d: ArticleDoc, a: KbArticle | None,
-                        editor: Editor, publish: bool, submit: bool,
-                        counts: dict[str, int]) -> None:
-        fields = FIELDS
+    def _load_one(self, s: AsyncSession, d: ArticleDoc, a: KbArticle | None, editor: Editor,
+                  onward: bool, counts: dict[str, int]) -> KbArticle | None:
+        """The file's article as a working copy; returned when it goes on (to review or
+        published): new, changed, or an unchanged one not yet there."""
         if a is None:
             a = KbArticle(ref=d.ref, status="draft", revision=1, authors=[editor.user],
                           created_by=editor.user, updated_by=editor.user, versions=0,
                           views=0, helpful=0, review_note="",
-                          **{f: getattr(d, f) for f in fields})
+                          **{f: getattr(d, f) for f in FIELDS})
             s.add(a)
-            await s.flush()
             counts["created"] += 1
-        else:
-            if not may_touch(editor, a.city):
-                raise DomainError("forbidden", f"{d.ref}: outside your city")
-            changed = [f for f in fields if getattr(a, f) != getattr(d, f)]
-            if not changed and (a.status == "published" or not (publish or submit)):
-                counts["unchanged"] += 1
-                return
+            return a
+        if not may_touch(editor, a.city):
+            raise DomainError("forbidden", f"{d.ref}: outside your city")
+        changed = [f for f in FIELDS if getattr(a, f) != getattr(d, f)]
+        if not changed and (a.status == "published" or not onward):
+            counts["unchanged"] += 1
+            return None
+        if changed:
             for f in changed:
                 setattr(a, f, getattr(d, f))
             self._touch(a, editor.user, "draft")
             counts["changed"] += 1
-        if publish:
-            await self._publish(s, a, editor.user)
-            counts["published"] += 1
-        elif submit:
-            self._touch(a, editor.user, "in_review")
-            a.submitted_by = editor.user
+        else:
+            counts["unchanged"] += 1
+        return a
 
 
 def snippet(body: str, words: Sequence[str], size: int = SNIPPET) -> str:

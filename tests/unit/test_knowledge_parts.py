@@ -115,8 +115,8 @@ COLL = ranking.Collection(docs=100, avg_length=40.0, df={"社保卡": 3, "补办
 def rdoc(ref: str, title: str = "", body: str = "", city: str | None = None,
          matter: str = "", valid_from: date = date(2020, 1, 1), helpful: int = 0
          ) -> ranking.Doc:
-    return ranking.Doc(int(ref[1:]) if ref[1:].isdigit() else 0, ref, title.split(),
-                       body.split(), matter, city, valid_from, helpful)
+    return ranking.Doc(int(ref[1:]) if ref[1:].isdigit() else 0, ref, title, body, matter,
+                       city, valid_from, helpful)
 
 
 def test_ranking_relevance_city_matter_freshness_and_ties() -> None:
@@ -137,6 +137,11 @@ def test_ranking_relevance_city_matter_freshness_and_ties() -> None:
     # Helpful marks count, a little.
     liked = rdoc("d7", "社保卡", helpful=20)
     assert ranking.score(ask, liked, COLL) > ranking.score(ask, rdoc("d8", "社保卡"), COLL)
+    # Words counted whole, repeated ones each time; the stored length is used when given.
+    twice = rdoc("d10", "", "社保卡 社保卡 社保 卡")
+    once = rdoc("d11", "", "社保卡 社保 卡 卡")
+    assert ranking.score(ask, twice, COLL) > ranking.score(ask, once, COLL)
+    assert twice.weighted_length == 4
     # Nothing in common: not a result.
     assert ranking.rank(ask, [rdoc("d9", "公积金")], COLL, 5) == []
 
