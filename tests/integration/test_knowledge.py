@@ -8,12 +8,16 @@ article that answers it (questions.json).
 - the review: another editor approves, versions kept, a withdrawn article hidden, stale
   copies refused, every edit audited;
 - import and export round trips (JSON and Markdown), the same file twice changes nothing;
-- "helpful" marks once per user, views counted.
+- "helpful" marks once per user, views counted;
+- the command line's bulk import and export.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -28,6 +32,7 @@ from agent_desk.knowledge.workflow import Editor
 from agent_desk.models import AuditEntry
 from cases.db import make_engine, migrate, sessionmaker
 from common.errors import DomainError
+from lab.harness import REPO, lab_config_toml
 from tests.support.servers import make_pg_database
 
 DATA = Path(__file__).parent.parent / "data" / "knowledge"
@@ -295,3 +300,61 @@ async def test_import_export_round_trip(fresh, loaded, tmp_path):
     # A city's export holds that city's articles.
     nj, _ = await source.export_text(editor("nj", "nanjing"), SYSTEM, "json")
     assert {d.city for d in formats.read_json(nj)} == {"nanjing"}
+
+
+@pytest.mark.parametrize("db", DBS)
+async def test_command_line_import_and_export(db, tmp_path, pg_admin):
+    """``hotline knowledge import|export FILE``: the labelled set published in bulk, out as
+    Markdown, in again (nothing changes), one city's articles out as JSON."""
+    drop = None
+    url = None
+    if db == "postgresql":
+        url, drop = await make_pg_database(pg_admin)
+    cfg = tmp_path / "hotline.toml"
+    cfg.write_text(lab_config_toml(tmp_path / "data", database_url=url), encoding="utf-8")
+
+    def hotline(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hotline.cli", "--config", str(cfg),
+                               "knowledge", *args], capture_output=True, text=True,
+                              timeout=300, cwd=REPO)
+
+    try:
+        out = await asyncio.to_thread(hotline, "import", str(DATA / "articles.json"),
+                                      "--publish")
+        assert out.returncode == 0, out.stderr
+        assert f"{len(ARTICLES)} articles read" in out.stdout
+        assert f"published {len(ARTICLES)}" in out.stdout
+        md = tmp_path / "kb.md"
+        out = await asyncio.to_thread(hotline, "export", str(md))
+        assert out.returncode == 0 and f"{len(ARTICLES)} published" in out.stdout, out.stderr
+        assert sorted(formats.read_markdown(md.read_text("utf-8")), key=lambda d: d.ref) == \
+            sorted(ARTICLES, key=lambda d: d.ref)
+        out = await asyncio.to_thread(hotline, "import", str(md), "--publish")
+        assert f"unchanged {len(ARTICLES)}" in out.stdout and "published 0" in out.stdout
+        nj = tmp_path / "nanjing.json"
+        out = await asyncio.to_thread(hotline, "export", str(nj), "--city", "nanjing")
+        assert out.returncode == 0, out.stderr
+        assert {d.ref for d in formats.read_json(nj.read_text("utf-8"))} == \
+            {a.ref for a in ARTICLES if a.city == "nanjing"}
+        bad = tmp_path / "bad.json"
+        bad.write_text('[{"ref": "x", "title": "t", "body": "b", "valid_from": "2024-13-01"}]',
+                       encoding="utf-8")
+        out = await asyncio.to_thread(hotline, "import", str(bad))
+        assert out.returncode == 1 and "valid_from" in out.stderr
+    finally:
+        if drop:
+            await drop()
+
+
+async def test_bench_smoke(tmp_path):
+    """bench/knowledge_search.py on a small scale: it seeds, searches and reports."""
+    out = await asyncio.to_thread(
+        subprocess.run, [sys.executable, str(REPO / "bench" / "knowledge_search.py"),
+                         "--articles", "200", "--queries", "20", "--db", "sqlite",
+                         "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    assert doc["articles"] == 200 and doc["queries"] == 20
+    assert 0 < doc["p50_ms"] <= doc["p95_ms"] <= doc["max_ms"]
+    assert doc["base_recall5"] > 0.5
