@@ -4,6 +4,7 @@ root's wiring of agent_desk/web: the features get these, never the service)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -47,6 +48,7 @@ from agent_desk.web.deps import ConsoleDeps
 from agent_desk.web.login_limits import LoginLimiter
 from agent_desk.webhooks import http as webhooks_http
 from agent_desk.webhooks import schemas as webhooks_schemas
+from cases.loop.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from hotline.service import HotlineService
@@ -144,5 +146,16 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
         tokens=DepartmentTokens(sm, service.redis, prefix,
                                 lambda: deps.web.token_requests_per_minute),
         reports=service.loop_reports, insight=service.insight,
-        knowledge=KnowledgeBase(sm, cities=[c.id for c in cfg.cities]))
+        knowledge=KnowledgeBase(sm, cities=[c.id for c in cfg.cities],
+                                matter_names=matter_names(service.case_loop.taxonomy)))
     return deps, board
+
+
+def matter_names(taxonomy: Taxonomy) -> Callable[[str], str | None]:
+    """The knowledge base shows a 事项 by the case loop's taxonomy's name for it."""
+
+    def name(code: str) -> str | None:
+        matter = taxonomy.matters.get(code)
+        return matter.name if matter is not None else None
+
+    return name

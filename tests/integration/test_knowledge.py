@@ -115,8 +115,8 @@ async def test_same_results_in_the_same_order_on_sqlite_and_postgresql(loaded):
     # A province supervisor (every city), matters alone and with words, common words.
     asks += [(q["question"], editor("sup"), "") for q in QUESTIONS["questions"][:20]]
     asks += [("", agent("nanjing"), "urban.sanitation.street_vending"),
-             ("晚上很吵", agent("suzhou"), "environment.noise.construction"),
-             ("", agent(None), "housing_fund.withdrawal"),
+             ("晚上很吵", agent("suzhou"), "environment.noise.construction_noise"),
+             ("", agent(None), "labour.housing_fund.withdrawal"),
              ("办理 需要 提供", agent("nanjing"), ""), ("的", agent("nanjing"), "")]
     compared = 0
     for text, scope, matter in asks:

@@ -6,7 +6,7 @@ search words, unicode61, rowid = article id); on PostgreSQL the tsvector column 
 with a GIN index. New tables only: nothing existing changes.
 
 Revision ID: 0012_knowledge
-Revises: 0010_secrets
+Revises: 0011_case_loop
 Create Date: 2027-01-10 09:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_knowledge"
-down_revision = "0010_secrets"
+down_revision = "0011_case_loop"
 branch_labels = None
 depends_on = None
 
