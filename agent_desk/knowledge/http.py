@@ -78,10 +78,10 @@ ROUTES = [
 
 
 def _id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise DomainError("not_found", "no such article") from None
+    raw = request.match_info["id"]
+    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**31):
+        raise DomainError("not_found", "no such article")
+    return int(raw)
 
 
 class KnowledgeHttp:

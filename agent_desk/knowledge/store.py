@@ -53,6 +53,7 @@ READERS = ("agent", "supervisor", "admin")
 # At most this many distinct words of a question are looked up (a whole case text may be
 # given for suggestions): the longer words first, they say the most.
 MAX_WORDS = 32
+LONG_TEXT = 400
 
 
 def editor_of(scope: Scope) -> Editor:
@@ -62,8 +63,8 @@ def editor_of(scope: Scope) -> Editor:
 
 
 def question_words(words: Sequence[str], limit: int = MAX_WORDS) -> list[str]:
-    distinct = list(dict.fromkeys(words))
-    keep = set(sorted(distinct, key=lambda w: (-len(w), distinct.index(w)))[:limit])
+    first = {w: i for i, w in reversed(list(enumerate(words)))}
+    keep = set(sorted(first, key=lambda w: (-len(w), first[w]))[:limit])
     return [w for w in words if w in keep]
 
 
@@ -378,7 +379,10 @@ class KnowledgeBase:
         if reader.role not in READERS:
             return []
         await self.words.ready()
-        words = question_words(expanded(self.words.words(text))) if text else []
+        # A whole case text takes jieba a few ms: not on the event loop.
+        segmented = (self.words.words(text) if len(text) < LONG_TEXT
+                     else await asyncio.to_thread(self.words.words, text))
+        words = question_words(expanded(segmented))
         if not words and not matter:
             return []
         ask = ranking.Ask(words, reader.city, matter, today)

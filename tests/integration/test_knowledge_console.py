@@ -141,7 +141,8 @@ async def test_knowledge_base_over_http(console, caplog):
                  {**fields, "title": ""}, {**fields, "valid_from": "2024-02-30"}):
         status, doc = await sup.post("/api/knowledge/articles", body)
         assert status == 422, (body, doc)
-    assert (await agent.get("/api/knowledge/articles/abc"))[0] == 404
+    for bad_id in ("abc", "0", "99999999999999999999", "１"):
+        assert (await agent.get(f"/api/knowledge/articles/{bad_id}"))[0] == 404
     assert (await agent.post("/api/knowledge/search", {"q": "x" * 201}))[0] == 422
 
     # The audit log has every edit, with refs, never an agent's words.
