@@ -81,11 +81,12 @@ class KbVersion(Base):
 
 
 class KbIndex(Base):
-    """The live version of a published article as search words (one row per article)."""
+    """The live version of a published article, as the search filters it (one narrow row
+    per article: the visibility checks read many of them)."""
 
     __tablename__ = "kb_index"
-    # Covers the visibility filter and the length: the collection's figures (index.stats)
-    # are read from the index alone.
+    # Covers the visibility filter and the length: the visible articles and the collection's
+    # figures (index.py) are read from the index alone.
     __table_args__ = (Index("ix_kb_index_visible", "valid_from", "valid_to", "city", "length"),)
 
     article_id: Mapped[int] = mapped_column(
@@ -96,12 +97,30 @@ class KbIndex(Base):
     city: Mapped[str | None] = mapped_column(String(32))
     valid_from: Mapped[date] = mapped_column(Date)
     valid_to: Mapped[date | None] = mapped_column(Date)
-    # The weighted length the ranking uses (ranking.length): averaged over the index in SQL.
-    # (Before the words: SQLite reads the short columns without the long ones' pages.)
+    # The weighted length the ranking uses (ranking.length).
     length: Mapped[int] = mapped_column(Integer)
-    # Space-joined search words (text.py), in order: the ranking counts them.
+
+
+class KbWords(Base):
+    """The live version's search words (text.py), space-joined in order: the ranking counts
+    them. On PostgreSQL also as the tsvector ``tsv`` (GIN), not mapped."""
+
+    __tablename__ = "kb_words"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("kb_articles.id", ondelete="CASCADE"), primary_key=True)
     title_words: Mapped[str] = mapped_column(Text)
     body_words: Mapped[str] = mapped_column(Text)
+
+
+class KbTerm(Base):
+    """In how many indexed articles each search word is: the ranking's document frequency,
+    the same on both databases, and which words are too common to pick candidates by."""
+
+    __tablename__ = "kb_terms"
+
+    word: Mapped[str] = mapped_column(String(64), primary_key=True)
+    docs: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class KbFeedback(Base):

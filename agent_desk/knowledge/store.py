@@ -26,14 +26,14 @@ from agent_desk.access import Scope
 from agent_desk.audit import Actor, Audit
 from agent_desk.knowledge import formats, index, ranking, workflow
 from agent_desk.knowledge.formats import ArticleDoc
-from agent_desk.knowledge.models import KbArticle, KbFeedback, KbIndex, KbVersion
+from agent_desk.knowledge.models import KbArticle, KbFeedback, KbIndex, KbVersion, KbWords
 from agent_desk.knowledge.text import Segmenter, expanded, joined
 from agent_desk.knowledge.workflow import Editor, decide, may_touch
 from common.errors import DomainError
 
-# A word held by more visible articles than this picks no candidates (it still counts in
-# the score): 的-like words of a domain (办理, 市民) would otherwise read half the index.
-COMMON_CAP = 5000
+# Articles read per question to pick candidates: the rarest words' first, as long as they
+# fit (the rarest always, its first BUDGET by id); common words still count in the score.
+BUDGET = 20_000
 SNIPPET = 120
 FIELDS = ("title", "body", "matter", "city", "valid_from", "valid_to")
 STATS_TTL_S = 30.0
@@ -62,6 +62,21 @@ def editor_of(scope: Scope) -> Editor:
     return Editor(scope.user, scope.role, scope.city)
 
 
+def read_plan(df: Mapping[str, int], budget: int = BUDGET) -> dict[str, int | None]:
+    """Which words' articles to read (None: all of them; a number: the first so many by
+    id): the rarest first while they fit the budget, the rarest always."""
+    plan: dict[str, int | None] = {}
+    spent = 0
+    for w in sorted((w for w in df if df[w] > 0), key=lambda w: (df[w], w)):
+        if not plan:
+            plan[w] = None if df[w] <= budget else budget
+            spent = min(df[w], budget)
+        elif spent + df[w] <= budget:
+            plan[w] = None
+            spent += df[w]
+    return plan
+
+
 def question_words(words: Sequence[str], limit: int = MAX_WORDS) -> list[str]:
     first = {w: i for i, w in reversed(list(enumerate(words)))}
     keep = set(sorted(first, key=lambda w: (-len(w), first[w]))[:limit])
@@ -77,7 +92,8 @@ class KnowledgeBase:
         self.cities = frozenset(cities)
         self.matter_names = matter_names
         self.words = segmenter or Segmenter.shared()
-        self._stats: dict[tuple[str | None, bool, date], tuple[float, int, int]] = {}
+        self._figures_at: tuple[float, int, int] | None = None
+        self._seen: dict[tuple[str | None, bool, date], tuple[float, frozenset[int]]] = {}
 
     # -- editing -------------------------------------------------------------------------------
 
@@ -193,7 +209,7 @@ class KnowledgeBase:
             Audit.add(s, actor, "knowledge.approve", None,
                       {"article": a.ref, "version": a.versions})
             out = self._working(a)
-        self._stats.clear()
+        self._forget_figures()
         return out
 
     def _publish(self, s: AsyncSession, a: KbArticle, approver: str) -> None:
@@ -216,11 +232,11 @@ class KnowledgeBase:
         texts = [(a.title, a.body) for a in published]
         words = await asyncio.to_thread(
             lambda: [(self.words.words(t), self.words.words(b)) for t, b in texts])
-        await index.put_many(s, [KbIndex(
+        await index.put_many(s, [(KbIndex(
             article_id=a.id, version=a.versions, ref=a.ref, matter=a.matter, city=a.city,
-            valid_from=a.valid_from, valid_to=a.valid_to, length=ranking.length(t, b),
-            title_words=joined(t), body_words=joined(b)) for a, (t, b) in zip(
-                published, words, strict=True)])
+            valid_from=a.valid_from, valid_to=a.valid_to, length=ranking.length(t, b)),
+            KbWords(article_id=a.id, title_words=joined(t), body_words=joined(b)))
+            for a, (t, b) in zip(published, words, strict=True)])
 
     async def reject(self, article_id: int, editor: Editor, actor: Actor, *, note: str = "",
                      revision: int | None = None) -> dict[str, Any]:
@@ -245,7 +261,7 @@ class KnowledgeBase:
             await index.drop(s, a.id)
             Audit.add(s, actor, "knowledge.withdraw", None, {"article": a.ref, "version": was})
             out = self._working(a)
-        self._stats.clear()
+        self._forget_figures()
         return out
 
     # -- reading -------------------------------------------------------------------------------
@@ -389,45 +405,48 @@ class KnowledgeBase:
         everyone = self._all(reader)
         where = index.visible(reader.city, today, all_cities=everyone)
         async with self.sessions() as s:
-            docs, total_length = await self._collection(s, reader.city, everyone, today, where)
-            if not docs:
+            docs, total_length = await self._figures(s)
+            seen = await self._visible(s, (reader.city, everyone, today), where)
+            if not docs or not seen:
                 return []
-            matches: dict[str, list[int]] = {}
-            df: dict[str, int] = {}
-            common: list[str] = []
-            for w, ids in (await index.holding(s, sorted(set(words)), where,
-                                                 COMMON_CAP)).items():
-                df[w] = len(ids)
-                if len(ids) > COMMON_CAP:
-                    common.append(w)
-                elif ids:
-                    matches[w] = ids
+            df = await index.docs_of(s, words)
             coll = ranking.Collection(docs, total_length / docs, df)
+            raw = await index.holding(s, read_plan(df))
+            matches = {w: [i for i in ids if i in seen] for w, ids in raw.items()}
             family = await self._matter_family(s, matter, where) if matter else []
-            if not matches and common and not family:
-                matches[common[0]] = await index.first_holding(s, common[0], where,
-                                                               ranking.SHORTLIST)
             ids = ranking.shortlist(matches, coll, family)
             if not ids:
                 return []
-            candidates = await self._docs(s, ids)
+            candidates = await self._docs(s, ids, where)
             best = ranking.rank(ask, candidates, coll, limit)
             return await self._results(s, best, words)
 
-    async def _collection(self, s: AsyncSession, city: str | None, everyone: bool, today: date,
-                          where: Any) -> tuple[int, int]:
-        """The visible collection's size and summed length (kept a few seconds; a change in
-        this process forgets it at once)."""
-        key = (city, everyone, today)
+    async def _figures(self, s: AsyncSession) -> tuple[int, int]:
+        """The index's size and summed length (kept a few seconds; a change in this process
+        forgets it at once)."""
         now = time.monotonic()
-        hit = self._stats.get(key)
-        if hit is not None and now - hit[0] < STATS_TTL_S:
-            return hit[1], hit[2]
-        docs, total = await index.stats(s, where)
-        if len(self._stats) > 256:
-            self._stats.clear()
-        self._stats[key] = (now, docs, total)
+        if self._figures_at is not None and now - self._figures_at[0] < STATS_TTL_S:
+            return self._figures_at[1], self._figures_at[2]
+        docs, total = await index.stats(s)
+        self._figures_at = (now, docs, total)
         return docs, total
+
+    async def _visible(self, s: AsyncSession, key: tuple[str | None, bool, date], where: Any
+                       ) -> frozenset[int]:
+        """The ids an asker (city, province editor, day) may see, kept like the figures."""
+        now = time.monotonic()
+        hit = self._seen.get(key)
+        if hit is not None and now - hit[0] < STATS_TTL_S:
+            return hit[1]
+        ids = frozenset(await index.visible_ids(s, where))
+        if len(self._seen) >= 32:
+            self._seen.clear()
+        self._seen[key] = (now, ids)
+        return ids
+
+    def _forget_figures(self) -> None:
+        self._figures_at = None
+        self._seen.clear()
 
     async def _matter_family(self, s: AsyncSession, matter: str, where: Any) -> list[int]:
         """The visible articles of the matter and of its siblings (suggestions follow the
@@ -439,15 +458,19 @@ class KnowledgeBase:
             .order_by(KbIndex.article_id).limit(ranking.SHORTLIST)
         return list((await s.execute(q)).scalars())
 
-    async def _docs(self, s: AsyncSession, ids: Sequence[int]) -> list[ranking.Doc]:
+    async def _docs(self, s: AsyncSession, ids: Sequence[int], where: Any
+                    ) -> list[ranking.Doc]:
+        """The candidates' words, those still visible (the kept visible set may be a few
+        seconds old)."""
         out = []
         for chunk in range(0, len(ids), 500):
             rows = (await s.execute(
-                sa.select(KbIndex.article_id, KbIndex.ref, KbIndex.title_words,
-                          KbIndex.body_words, KbIndex.matter, KbIndex.city,
+                sa.select(KbIndex.article_id, KbIndex.ref, KbWords.title_words,
+                          KbWords.body_words, KbIndex.matter, KbIndex.city,
                           KbIndex.valid_from, KbArticle.helpful, KbIndex.length)
+                .join(KbWords, KbWords.article_id == KbIndex.article_id)
                 .join(KbArticle, KbArticle.id == KbIndex.article_id)
-                .where(KbIndex.article_id.in_(ids[chunk:chunk + 500])))).all()
+                .where(KbIndex.article_id.in_(ids[chunk:chunk + 500]), where))).all()
             out += [ranking.Doc(*r) for r in rows]
         return out
 
@@ -534,7 +557,7 @@ class KnowledgeBase:
                 Audit.add(s, actor, "knowledge.import", None, {
                     "articles": len(part), "publish": publish, "submit": submit,
                     "refs": [d.ref for d in part][:20]})
-        self._stats.clear()
+        self._forget_figures()
         return counts
 
     def _load_one(self, s: AsyncSession, d: ArticleDoc, a: KbArticle | None, editor: Editor,

@@ -66,6 +66,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "补": ("补办", "补发", "补领"),
 }
 
+MAX_WORD = 32
+
 log = logging.getLogger(__name__)
 
 
@@ -82,7 +84,8 @@ def normalise(word: str) -> list[str]:
             run = []
     if run:
         out.append("".join(run))
-    return out
+    # Longer runs are codes and numbers nobody searches by (and kb_terms keeps 64).
+    return [w for w in out if len(w) <= MAX_WORD]
 
 
 class Segmenter:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from agent_desk.knowledge import formats, ranking
 from agent_desk.knowledge.formats import ArticleDoc
-from agent_desk.knowledge.store import question_words, snippet
+from agent_desk.knowledge.store import question_words, read_plan, snippet
 from agent_desk.knowledge.text import Segmenter, expanded, normalise
 from agent_desk.knowledge.workflow import Editor, decide
 from common.errors import DomainError
@@ -162,3 +162,12 @@ def test_snippet_is_around_the_longest_word_found() -> None:
     s = snippet(body, ["公积金", "提取"])
     assert "公积金" in s and s.startswith("…") and s.endswith("…")
     assert snippet("短文", ["无"]) == "短文"
+
+
+def test_the_rarest_words_articles_are_read_first_within_the_budget() -> None:
+    df = {"社保卡": 300, "补办": 900, "办理": 5000, "无": 0}
+    assert read_plan(df, budget=2000) == {"社保卡": None, "补办": None}
+    assert read_plan(df, budget=6500) == {"社保卡": None, "补办": None, "办理": None}
+    # The rarest is read even when it alone is over the budget: its first by id.
+    assert read_plan({"办理": 5000, "市民": 8000}, budget=1000) == {"办理": 1000}
+    assert read_plan({"无": 0}) == {}

@@ -2,7 +2,7 @@
 index, agents' "helpful" marks (agent_desk/knowledge/models.py)
 
 The search index's full-text part differs by database: on SQLite the FTS5 table kb_fts (the
-search words, unicode61, rowid = article id); on PostgreSQL the tsvector column kb_index.tsv
+search words, unicode61, rowid = article id); on PostgreSQL the tsvector column kb_words.tsv
 with a GIN index. New tables only: nothing existing changes.
 
 Revision ID: 0012_knowledge
@@ -75,11 +75,21 @@ def upgrade() -> None:
         sa.Column("valid_from", sa.Date(), nullable=False),
         sa.Column("valid_to", sa.Date(), nullable=True),
         sa.Column("length", sa.Integer(), nullable=False),
-        sa.Column("title_words", sa.Text(), nullable=False),
-        sa.Column("body_words", sa.Text(), nullable=False),
     )
     op.create_index("ix_kb_index_visible", "kb_index",
                     ["valid_from", "valid_to", "city", "length"])
+    op.create_table(
+        "kb_words",
+        sa.Column("article_id", sa.Integer(),
+                  sa.ForeignKey("kb_articles.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("title_words", sa.Text(), nullable=False),
+        sa.Column("body_words", sa.Text(), nullable=False),
+    )
+    op.create_table(
+        "kb_terms",
+        sa.Column("word", sa.String(64), primary_key=True),
+        sa.Column("docs", sa.Integer(), nullable=False, server_default="0"),
+    )
     op.create_table(
         "kb_feedback",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -91,9 +101,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("article_id", "username", name="uq_kb_feedback"),
     )
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("ALTER TABLE kb_index ADD COLUMN tsv tsvector NOT NULL "
+        op.execute("ALTER TABLE kb_words ADD COLUMN tsv tsvector NOT NULL "
                    "DEFAULT ''::tsvector")
-        op.execute("CREATE INDEX ix_kb_index_tsv ON kb_index USING gin (tsv)")
+        op.execute("CREATE INDEX ix_kb_words_tsv ON kb_words USING gin (tsv)")
     else:
         # The words as they are (letters and digits, lower case): no diacritics folded.
         op.execute("CREATE VIRTUAL TABLE kb_fts USING fts5(words, "
@@ -104,6 +114,8 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         op.execute("DROP TABLE IF EXISTS kb_fts")
     op.drop_table("kb_feedback")
+    op.drop_table("kb_terms")
+    op.drop_table("kb_words")
     op.drop_table("kb_index")
     op.drop_table("kb_versions")
     op.drop_table("kb_articles")
