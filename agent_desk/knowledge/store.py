@@ -302,6 +302,13 @@ class KnowledgeBase:
         return row[0], row[1]
 
     @staticmethod
+    def _reads(reader: Scope, city: str | None) -> bool:
+        """An editor reads the articles of their city and the province-wide ones (and edits
+        only the former: workflow.may_touch)."""
+        return reader.role in workflow.EDITORS and (
+            reader.city is None or city is None or city == reader.city)
+
+    @staticmethod
     def _all(reader: Scope) -> bool:
         # A province editor reads every city's; a province agent (no city) the province's.
         return reader.city is None and reader.role in workflow.EDITORS
@@ -315,7 +322,7 @@ class KnowledgeBase:
                 await self._count(s, a, "views")
             else:
                 a = await self._article(s, article_id)
-                if not may_touch(editor_of(reader), a.city):
+                if not self._reads(reader, a.city):
                     raise DomainError("not_found", f"no article {article_id}")
                 doc["working"] = self._working(a)
                 v = None
@@ -340,7 +347,7 @@ class KnowledgeBase:
     async def versions(self, article_id: int, reader: Scope) -> list[dict[str, Any]]:
         async with self.sessions() as s:
             a = await self._article(s, article_id)
-            if not may_touch(editor_of(reader), a.city):
+            if not self._reads(reader, a.city):
                 raise DomainError("not_found", f"no article {article_id}")
             rows = (await s.execute(sa.select(KbVersion).where(KbVersion.article_id == a.id)
                                     .order_by(KbVersion.version))).scalars().all()

@@ -227,6 +227,7 @@ async def test_review_four_eyes_versions_withdraw_and_audit(fresh):
     # A city's editor: not the province's article; withdrawn: gone for agents, kept.
     with pytest.raises(DomainError, match="outside your city"):
         await kb.update(aid, fields, editor("nj", "nanjing"), a_act)
+    assert (await kb.read(aid, editor("nj", "nanjing"), TODAY))["working"]["id"] == aid
     art = await kb.act(aid, "withdraw", bob, b_act)
     assert art["status"] == "withdrawn" and art["live_version"] is None
     assert await kb.search("社保卡补办", agent("nanjing"), TODAY) == []
