@@ -59,3 +59,45 @@ async def test_agent_searches_reads_and_gets_suggestions_in_the_console(console,
             await page.screenshot(path=str(artifacts / "console-knowledge-suggested.png"))
         finally:
             await browser.close()
+
+
+async def test_editors_write_review_and_publish_on_the_knowledge_page(console, artifacts):
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                           args=["--no-sandbox", "--disable-gpu"])
+        try:
+            sup = await login(browser, console.base_url, "sup")
+            await sup.wait_for_url("**/wallboard")
+            await sup.click('a[href="/knowledge"]')
+            await sup.wait_for_url("**/knowledge")
+            await sup.wait_for_selector("#e-state")
+            await sup.fill("#e-title", "夜市疏导点经营时间")
+            await sup.fill("#e-matter", "urban.sanitation.street_vending")
+            await sup.fill("#e-from", "2024-01-01")
+            await sup.fill("#e-body", "各区夜市疏导点经营时间为18时至23时，摊贩可到疏导点经营。")
+            await sup.click("#e-save")
+            await sup.wait_for_selector('#e-state [data-status="draft"]')
+            await sup.click("#e-submit")
+            await sup.wait_for_selector('#e-state [data-status="in_review"]')
+            assert await sup.is_disabled("#e-approve")  # the author does not approve
+            article = sup.url.rsplit("#", 1)[1]
+            await sup.screenshot(path=str(artifacts / "knowledge-editor-in-review.png"))
+
+            admin = await login(browser, console.base_url, "admin")
+            await admin.wait_for_url("**/wallboard")
+            await admin.goto(f"{console.base_url}/knowledge#{article}")
+            await admin.wait_for_selector('#e-state [data-status="in_review"]')
+            await admin.click("#e-approve")
+            await admin.wait_for_selector('#e-state [data-status="published"]')
+            await admin.wait_for_selector("#e-versions li")
+            assert "审核人 admin" in await admin.text_content("#e-versions")
+            await admin.wait_for_selector('#e-list tr[data-article] >> text=已发布')
+            await admin.screenshot(path=str(artifacts / "knowledge-editor-published.png"))
+        finally:
+            await browser.close()
+
+    agent = await console.user("agent1001")
+    status, doc = await agent.post("/api/knowledge/search", {"q": "夜市疏导点几点开始"})
+    assert status == 200 and doc["results"][0]["id"] == int(article)

@@ -61,10 +61,10 @@ def test_the_pages_are_found() -> None:
     names = {p.name for p in SCRIPTS}
     assert {"app.js", "i18n.js", "console.js", "wallboard.js", "cases.js", "login.js",
             "loop.js", "supervision.js", "intake.js", "departments.js",
-            "reports.js"} <= names
+            "reports.js", "knowledge.js", "knowledge-edit.js"} <= names
     assert {"console.html", "wallboard.html", "cases.html", "login.html",
             "supervision.html", "intake.html", "departments.html",
-            "reports.html"} <= {p.name for p in PAGES}
+            "reports.html", "knowledge.html"} <= {p.name for p in PAGES}
 
 
 def test_both_languages_have_the_same_keys() -> None:
