@@ -70,6 +70,13 @@ def _holding(s: AsyncSession, word: str, name: str, limit: int | None) -> Any:
     return q if limit is None else q.order_by(key).limit(limit)
 
 
+def _joined(s: AsyncSession, ids: Any) -> Any:
+    """The ids as one comma-joined text: thousands of ids read as one value, not as rows."""
+    if _pg(s):
+        return sa.func.string_agg(sa.cast(ids, sa.Text), ",")
+    return sa.func.group_concat(ids)
+
+
 def _words(row: KbWords) -> list[str]:
     return sorted(set(row.title_words.split()) | set(row.body_words.split()))
 
@@ -151,17 +158,21 @@ async def holding(s: AsyncSession, words: Mapping[str, int | None]) -> dict[str,
         return {}
     order = sorted(words)
     parts = [_holding(s, w, f"kbq{i}", words[w]).subquery() for i, w in enumerate(order)]
-    q = sa.union_all(*(sa.select(sa.literal(i).label("w"), p.c.id)
-                       for i, p in enumerate(parts)))
+
+    q = sa.union_all(*(sa.select(sa.literal(i).label("w"), _joined(s, p.c.id).label("ids"))
+                       .select_from(p) for i, p in enumerate(parts)))
     out: dict[str, list[int]] = {w: [] for w in order}
-    for i, article_id in (await s.execute(q)).all():
-        out[order[i]].append(int(article_id))
+    for i, ids in (await s.execute(q)).all():
+        if ids:
+            out[order[i]] = [int(x) for x in str(ids).split(",")]
     return out
 
 
 async def visible_ids(s: AsyncSession, where: Any) -> list[int]:
     """The ids of the visible articles (from the covering index)."""
-    return list((await s.execute(sa.select(KbIndex.article_id).where(where))).scalars())
+    ids = sa.select(KbIndex.article_id.label("id")).where(where).subquery()
+    joined = (await s.execute(sa.select(_joined(s, ids.c.id)))).scalar()
+    return [int(x) for x in str(joined).split(",")] if joined else []
 
 
 async def stats(s: AsyncSession) -> tuple[int, int]:
