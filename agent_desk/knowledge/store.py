@@ -6,20 +6,23 @@ Every change is written with its audit entry in the same transaction (agent_desk
 ``knowledge.*`` actions: the article's ref and version, never its text). What agents type to
 search, and the case-form words suggestions are computed from, are neither stored nor logged.
 
-Search (ranking.py for the order): the question's search words (text.py); for each word the
-visible articles holding it (index.py, the database's full-text index); the candidates holding
-the rarest words read in full and scored in Python, so SQLite and PostgreSQL agree.
+Search (ranking.py for the order): the question's search words (text.py); in how many
+articles each is (kb_terms); the articles holding the rarest ones (index.py: the database's
+full-text index, within a budget), those the asker may see; the best candidates read in full
+and scored in Python, so SQLite and PostgreSQL agree.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_desk.access import Scope
@@ -124,22 +127,30 @@ class KnowledgeBase:
         editor = editor_of(scope)
         decide("create", None, editor, cities=[doc.city])
         self._check_city(doc.city)
-        async with self.sessions() as s, s.begin():
-            if ref and (await s.execute(sa.select(KbArticle.id).where(
-                    KbArticle.ref == ref))).first() is not None:
-                raise DomainError("exists", f"an article {ref} exists already")
-            a = KbArticle(ref=ref or f"new-{time.time_ns()}", status="draft",
-                          title=doc.title, body=doc.body, matter=doc.matter, city=doc.city,
-                          valid_from=doc.valid_from, valid_to=doc.valid_to, revision=1,
-                          authors=[editor.user], created_by=editor.user,
-                          updated_by=editor.user, versions=0, views=0, helpful=0,
-                          review_note="")
-            s.add(a)
-            await s.flush()
-            if not ref:
-                a.ref = f"kb-{a.id}"
-            Audit.add(s, actor, "knowledge.create", None, {"article": a.ref})
-            return self._working(a)
+        try:
+            async with self.sessions() as s, s.begin():
+                if ref and await self._ref_taken(s, ref):
+                    raise DomainError("exists", f"an article {ref} exists already")
+                a = KbArticle(ref=ref or f"new-{secrets.token_hex(8)}", status="draft",
+                              title=doc.title, body=doc.body, matter=doc.matter,
+                              city=doc.city, valid_from=doc.valid_from,
+                              valid_to=doc.valid_to, revision=1, authors=[editor.user],
+                              created_by=editor.user, updated_by=editor.user, versions=0,
+                              views=0, helpful=0, review_note="")
+                s.add(a)
+                await s.flush()
+                if not ref:  # an imported file may hold kb-<this id> already
+                    taken = await self._ref_taken(s, f"kb-{a.id}")
+                    a.ref = f"kb-{a.id}-{secrets.token_hex(2)}" if taken else f"kb-{a.id}"
+                Audit.add(s, actor, "knowledge.create", None, {"article": a.ref})
+                return self._working(a)
+        except IntegrityError:  # the same ref made meanwhile (an import)
+            raise DomainError("exists", f"an article {ref} exists already") from None
+
+    @staticmethod
+    async def _ref_taken(s: AsyncSession, ref: str) -> bool:
+        return (await s.execute(sa.select(KbArticle.id).where(KbArticle.ref == ref))
+                ).first() is not None
 
     async def update(self, article_id: int, fields: Mapping[str, Any], scope: Scope,
                      actor: Actor, *, revision: int | None = None) -> dict[str, Any]:

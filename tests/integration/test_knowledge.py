@@ -359,3 +359,17 @@ async def test_bench_smoke(tmp_path):
     assert doc["articles"] == 200 and doc["queries"] == 20
     assert 0 < doc["p50_ms"] <= doc["p95_ms"] <= doc["max_ms"]
     assert doc["base_recall5"] > 0.5
+
+
+async def test_a_new_articles_ref_never_collides_with_an_imported_one(fresh):
+    kb = fresh
+    sup = editor("sup")
+    fields = {"title": "标题", "body": "正文", "valid_from": "2024-01-01"}
+    # An import took "kb-2" for its own article; the second article made here gets another.
+    await kb.load([formats.ArticleDoc("kb-2", "导入的", "正文", "", None, date(2024, 1, 1))],
+                  LOADER, SYSTEM)
+    made = [await kb.create(fields, sup, SYSTEM) for _ in range(2)]
+    assert [m["id"] for m in made] == [2, 3]
+    assert made[0]["ref"].startswith("kb-2-") and made[1]["ref"] == "kb-3"
+    with pytest.raises(DomainError, match="exists"):
+        await kb.create({**fields, "ref": "kb-2"}, sup, SYSTEM)
