@@ -134,6 +134,15 @@ async def put_many(s: AsyncSession, rows: Sequence[tuple[KbIndex, KbWords]]) -> 
     await _count(s, change)
 
 
+async def analyse(s: AsyncSession) -> None:
+    """The planner told the index's new sizes (after a bulk load: before the database's own
+    statistics catch up, it would guess a few rows and pick slow plans)."""
+    if _pg(s):
+        await s.execute(sa.text("ANALYZE kb_index, kb_words, kb_terms"))
+    else:
+        await s.execute(sa.text("ANALYZE kb_index"))
+
+
 async def drop(s: AsyncSession, article_id: int) -> None:
     """Out of the index (withdrawn): agents find it no more."""
     gone = await _forget(s, [article_id])

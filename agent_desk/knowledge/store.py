@@ -40,6 +40,7 @@ BUDGET = 20_000
 SNIPPET = 120
 FIELDS = ("title", "body", "matter", "city", "valid_from", "valid_to")
 STATS_TTL_S = 30.0
+ANALYSE_AFTER = 1000  # articles published by one load: the planner's statistics refreshed
 # A matter's display name ("占道经营"), if the taxonomy knows the code.
 MatterNames = Callable[[str], str | None]
 
@@ -65,9 +66,10 @@ def editor_of(scope: Scope) -> Editor:
     return Editor(scope.user, scope.role, scope.city)
 
 
-def read_plan(df: Mapping[str, int], budget: int = BUDGET) -> dict[str, int | None]:
+def read_plan(df: Mapping[str, int], budget: int | None = None) -> dict[str, int | None]:
     """Which words' articles to read (None: all of them; a number: the first so many by
     id): the rarest first while they fit the budget, the rarest always."""
+    budget = BUDGET if budget is None else budget
     plan: dict[str, int | None] = {}
     spent = 0
     for w in sorted((w for w in df if df[w] > 0), key=lambda w: (df[w], w)):
@@ -575,6 +577,9 @@ class KnowledgeBase:
                 Audit.add(s, actor, "knowledge.import", None, {
                     "articles": len(part), "publish": publish, "submit": submit,
                     "refs": [d.ref for d in part][:20]})
+        if publish and counts["published"] >= ANALYSE_AFTER:
+            async with self.sessions() as s, s.begin():
+                await index.analyse(s)
         self._forget_figures()
         return counts
 
