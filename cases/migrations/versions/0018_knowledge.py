@@ -5,16 +5,16 @@ The search index's full-text part differs by database: on SQLite the FTS5 table 
 search words, unicode61, rowid = article id); on PostgreSQL the tsvector column kb_words.tsv
 with a GIN index. New tables only: nothing existing changes.
 
-Revision ID: 0017_knowledge
-Revises: 0016_department_tokens
+Revision ID: 0018_knowledge
+Revises: 0017_loop_reports
 Create Date: 2027-01-10 09:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017_knowledge"
-down_revision = "0016_department_tokens"
+revision = "0018_knowledge"
+down_revision = "0017_loop_reports"
 branch_labels = None
 depends_on = None
 
