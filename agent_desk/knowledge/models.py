@@ -1,4 +1,4 @@
-"""The knowledge base's tables (migration 0018_knowledge): articles (知识库) as the editors
+"""The knowledge base's tables (migration 0019_knowledge): articles (知识库) as the editors
 work on them, every published version kept, the search index of what agents may read, and the
 agents' "helpful" marks.
 

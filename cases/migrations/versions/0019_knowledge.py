@@ -5,16 +5,16 @@ The search index's full-text part differs by database: on SQLite the FTS5 table 
 search words, unicode61, rowid = article id); on PostgreSQL the tsvector column kb_words.tsv
 with a GIN index. New tables only: nothing existing changes.
 
-Revision ID: 0018_knowledge
-Revises: 0017_loop_reports
+Revision ID: 0019_knowledge
+Revises: 0018_insight
 Create Date: 2027-01-10 09:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018_knowledge"
-down_revision = "0017_loop_reports"
+revision = "0019_knowledge"
+down_revision = "0018_insight"
 branch_labels = None
 depends_on = None
 
