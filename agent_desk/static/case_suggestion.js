@@ -27,10 +27,13 @@ export function suggestionTemplate(s, onAccept) {
 
 export function suggestionPanel(el, { number, text, onAccept, delay = 800 }) {
   let current = null, error = "", timer = null;
-  const draw = () => paint(error ? html`<p class="msg">${error}</p>` : suggestionTemplate(current, onAccept), el);
+  let off = false;
+  const draw = () => paint(off ? nothing : error ? html`<p class="msg">${error}</p>`
+    : suggestionTemplate(current, onAccept), el);
   async function refresh() {
     try { current = await fetchSuggestion(typeof number === "function" ? number() : number, text ? text() : ""); error = ""; }
-    catch (e) { error = e.message; }
+    // Suggestions switched off on this service ([insight]): nothing to show, not an error.
+    catch (e) { current = null; off = e.code === "not_available"; error = off ? "" : e.message; }
     draw();
     return current;
   }

@@ -6,6 +6,7 @@
 // and its refusal is shown as it says.
 import { html, nothing, render as paint } from "./vendor/lit-html/lit-html.js";
 import { api, changeKey, currentUser } from "./app.js";
+import { suggestionPanel } from "./case_suggestion.js";
 import { fmtTime, t, tEnum } from "./i18n.js";
 
 const HOTLINE = ["agent", "supervisor", "admin"];
@@ -137,6 +138,22 @@ export class LoopPanel {
       ${this.hotline() ? this.forms(v) : nothing}
       ${this.dispatches(v)}
       ${this.timeline(v)}`, this.el);
+    this.suggest();
+  }
+
+  // The suggested 事项 (agent_desk/insight: from the saved form and the transcript) beside
+  // the classification picker; taking it selects the 事项, classifying confirms it.
+  suggest() {
+    const el = this.el.querySelector("#lp-suggestion");
+    if (!el) return;
+    if (this.sugEl !== el || this.sugFor !== this.number) {
+      this.sugEl = el; this.sugFor = this.number;
+      this.sugPanel = suggestionPanel(el, { number: this.number, onAccept: s => {
+        const matter = this.el.querySelector("#lp-matter");
+        if (matter) matter.value = s.matter;
+      } });
+      this.sugPanel.refresh();
+    }
   }
 
   summary(v) {
@@ -194,6 +211,7 @@ export class LoopPanel {
   classifyForm(v) {
     const groups = [...new Set(LEAVES.map(l => l.top))];
     return html`<div class="loop-form"><h3>${t("loop.classify")}</h3>
+      <div id="lp-suggestion"></div>
       <label for="lp-appeal">${t("loop.appeal_type")}</label>
       <select id="lp-appeal"><option value=""></option>
         ${TAX.appeal_types.map(a => html`<option value=${a.code} ?selected=${a.code === v.appeal_type}>${a.name}</option>`)}</select>

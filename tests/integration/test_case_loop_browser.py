@@ -45,6 +45,10 @@ async def test_agent_classifies_and_dispatches_and_the_supervisor_sees_it(consol
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
                                            args=["--no-sandbox", "--disable-gpu"])
         try:
+            writer = await console.user("agent1001")
+            status, _ = await writer.put(f"/api/cases/{number}/form", {
+                "subject": "占道经营", "content": "珠江路夜市摊贩占道经营，晚上噪音扰民"})
+            assert status == 200
             agent = await login(browser, console.base_url, "agent1001")
             await agent.wait_for_url("**/console")
             with console.loop_clock(month_ago):
@@ -52,6 +56,14 @@ async def test_agent_classifies_and_dispatches_and_the_supervisor_sees_it(consol
                 await agent.wait_for_selector("#lp-appeal")
                 assert await agent.text_content("#loop h2") == "工单流转"
                 assert await agent.text_content("#lp-state") == "已受理"
+                # The suggested 事项 from the form's words, beside the picker: taken, it
+                # selects the 事项 (classifying confirms it).
+                suggested = agent.locator("#lp-suggestion p.suggestion[data-suggested]")
+                await suggested.wait_for()
+                assert "建议分类" in await suggested.inner_text()
+                matter = await suggested.get_attribute("data-suggested")
+                await agent.click("#lp-suggestion [data-accept-suggestion]")
+                assert await agent.eval_on_selector("#lp-matter", "e => e.value") == matter
 
                 # 分类: the appeal type and the matter by their Chinese names.
                 await agent.select_option("#lp-appeal", label="投诉")
