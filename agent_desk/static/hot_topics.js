@@ -4,7 +4,7 @@
 import { html, nothing, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
 import { $, api, say } from "./app.js";
-import { DASH, fmtTime, t, tEnum } from "./i18n.js";
+import { DASH, fmtTime, pct, t, tEnum } from "./i18n.js";
 
 let ALERTS = [];
 const CASES = {};  // alert id -> its cases, once asked for
@@ -75,8 +75,27 @@ async function onClick(ev) {
   renderHotTopics();
 }
 
+// The suggestion classifier's figures (GET /api/insight/classifier): the active model's
+// accuracy on held-back confirmed cases beside the keyword rules' on the same cases.
+let CLASSIFIER = null;
+export async function loadClassifier() {
+  try { CLASSIFIER = await api("GET", "/api/insight/classifier"); } catch { CLASSIFIER = null; }
+  renderClassifier();
+}
+function renderClassifier() {
+  const el = $("classifier-line");
+  if (!el) return;
+  const c = CLASSIFIER;
+  const m = c && (c.models || []).find(x => x.id === c.model_id) || (c && (c.models || [])[0]);
+  paint(!c ? nothing : !m ? html`${t("hot.classifier_untrained", { min: c.min_confirmed })}`
+    : html`${t("hot.classifier", { accuracy: pct(m.accuracy), rules: pct(m.rules_accuracy), held: m.held_back,
+                                   at: fmtTime(m.trained_at), source: t(c.source === "model" ? "suggest.source_model" : "suggest.source_rules") })}`, el);
+}
+
 export function startHotTopics() {
   $("hot-topics").addEventListener("click", onClick);
   document.addEventListener("langchange", renderHotTopics);
+  document.addEventListener("langchange", renderClassifier);
+  loadClassifier();
   return loadHotTopics();
 }

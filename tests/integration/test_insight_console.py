@@ -187,6 +187,10 @@ async def test_the_wallboard_shows_the_burst_live_and_the_form_module_suggests(
             await board.click("#submit")
             await board.wait_for_url("**/wallboard")
             await board.wait_for_selector("#hot-empty p")  # 暂无热点预警
+            # The classifier's figures on the supervisor's page (none trained yet: the rules).
+            line = board.locator("#classifier-line")
+            await line.get_by_text("分类建议").wait_for()
+            assert "关键词规则" in await line.inner_text()
 
             now = datetime.now(UTC)
             numbers = []
