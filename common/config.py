@@ -657,17 +657,7 @@ class CaseLoopSection(_Section):
     @field_validator("office_hours")
     @classmethod
     def _office_hours(cls, v: list[str]) -> list[str]:
-        if not v:
-            raise ValueError("at least one period is needed")
-        previous_end: time | None = None
-        for period in v:
-            start, end = _period(period)
-            if end <= start:
-                raise ValueError(f"{period!r} ends before it starts")
-            if previous_end is not None and start < previous_end:
-                raise ValueError(f"{period!r} overlaps or precedes the period before")
-            previous_end = end
-        return v
+        return _periods(v)
 
     @model_validator(mode="after")
     def _days(self) -> CaseLoopSection:
@@ -687,6 +677,22 @@ def _period(text: str) -> tuple[time, time]:
     if m is None or int(m[1]) > 23 or int(m[3]) > 23:
         raise ValueError(f"{text!r}: a period is HH:MM-HH:MM, like 08:30-12:00")
     return time(int(m[1]), int(m[2])), time(int(m[3]), int(m[4]))
+
+
+def _periods(v: list[str]) -> list[str]:
+    """Daily periods ("08:30-12:00"), each ending after it starts, in order, not overlapping
+    (office hours, calling hours)."""
+    if not v:
+        raise ValueError("at least one period is needed")
+    previous_end: time | None = None
+    for period in v:
+        start, end = _period(period)
+        if end <= start:
+            raise ValueError(f"{period!r} ends before it starts")
+        if previous_end is not None and start < previous_end:
+            raise ValueError(f"{period!r} overlaps or precedes the period before")
+        previous_end = end
+    return v
 
 
 class WebhooksSection(_Section):
@@ -799,17 +805,7 @@ class FollowUpSection(_Section):
     @field_validator("hours")
     @classmethod
     def _hours(cls, v: list[str]) -> list[str]:
-        if not v:
-            raise ValueError("at least one period is needed")
-        previous_end: time | None = None
-        for period in v:
-            start, end = _period(period)
-            if end <= start:
-                raise ValueError(f"{period!r} ends before it starts")
-            if previous_end is not None and start < previous_end:
-                raise ValueError(f"{period!r} overlaps or precedes the period before")
-            previous_end = end
-        return v
+        return _periods(v)
 
     @field_validator("dial")
     @classmethod
