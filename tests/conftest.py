@@ -25,7 +25,7 @@ from telephony.asterisk.sounds import speak, tone
 from tests.support.artifacts import ARTIFACTS
 from tests.support.asterisk import wait_no_channels
 from tests.support.console import CONSOLE_PASSWORD, CONSOLE_USERS, ConsoleHarness
-from tests.support.servers import PG_ADMIN, REDIS_URL
+from tests.support.servers import PG_ADMIN, REDIS_URL, make_pg_database
 from tests.support.service import ServiceFactory, lab_test_config, vosk_test_model
 
 ensure_secrets()
@@ -72,6 +72,25 @@ async def pg_admin() -> AsyncIterator[str]:
                     f"{exc}")
     await conn.close()
     yield PG_ADMIN
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def migrated_engine(request: pytest.FixtureRequest, tmp_path: Path, pg_admin: str
+                          ) -> AsyncIterator[Any]:
+    """A fresh database at the schema's head, once on SQLite and once on PostgreSQL."""
+    from cases.db import make_engine, migrate
+
+    drop = None
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'hotline.db'}"
+    else:
+        url, drop = await make_pg_database(pg_admin)
+    engine = make_engine(url)
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
+    if drop is not None:
+        await drop()
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from cases.loop.taxonomy import Taxonomy
 from common.config import load_config
 from common.privacy import PersonalData
 from lab.harness import EXAMPLE_CONFIG
-from tests.support.servers import make_pg_database
 from tests.support.waiting import eventually
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -80,15 +79,9 @@ class Bench:
         return len((await self.loop.view(number))["timeline"])
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def bench(request, tmp_path, pg_admin):
-    drop = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'hotline.db'}"
-    else:
-        url, drop = await make_pg_database(pg_admin)
-    engine = make_engine(url)
-    await migrate(engine)
+@pytest.fixture
+async def bench(migrated_engine):
+    engine = migrated_engine
     b = Bench(sessionmaker(engine))
     await b.loop.upsert_departments([
         DepartmentEntry("nanjing", "南京市人民政府", "city", "nanjing"),
@@ -97,9 +90,6 @@ async def bench(request, tmp_path, pg_admin):
                         "人社局"),
     ])
     yield b
-    await engine.dispose()
-    if drop is not None:
-        await drop()
 
 
 async def test_green_yellow_red_and_supervision_once(bench: Bench) -> None:

@@ -7,13 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cases.db import make_engine, migrate, sessionmaker
+from cases.db import sessionmaker
 from cases.loop import states as st
 from cases.loop.store import CaseLoop, DepartmentEntry, Details
 from cases.loop.taxonomy import Taxonomy
 from common.errors import DomainError
 from common.privacy import PersonalData
-from tests.support.servers import make_pg_database
 
 AGENT = st.Actor("agent1", "agent")
 SUP = st.Actor("sup1", "supervisor")
@@ -23,15 +22,9 @@ WATER = st.Actor("water-user", "department", "nj-water")
 CALLER = "13812345678"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def loop(request, tmp_path, pg_admin):
-    drop = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'hotline.db'}"
-    else:
-        url, drop = await make_pg_database(pg_admin)
-    engine = make_engine(url)
-    await migrate(engine)
+@pytest.fixture
+async def loop(migrated_engine):
+    engine = migrated_engine
     clock = {"now": datetime(2026, 3, 2, 1, 0, tzinfo=UTC)}
     lp = CaseLoop(sessionmaker(engine), PersonalData("loop-test-key-0123456789abcdef"),
                   Taxonomy.load(), clock=lambda: clock["now"])
@@ -44,9 +37,6 @@ async def loop(request, tmp_path, pg_admin):
     ])
     lp.test_clock = clock  # type: ignore[attr-defined]
     yield lp
-    await engine.dispose()
-    if drop is not None:
-        await drop()
 
 
 def cmd(action: str, **kw) -> st.Command:

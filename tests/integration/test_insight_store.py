@@ -19,7 +19,7 @@ from agent_desk.cases.store import ConsoleStore
 from agent_desk.insight.models import CaseTerm, HotAlert, Suggestion
 from agent_desk.insight.services import Insight
 from agent_desk.insight.store import InsightStore
-from cases.db import make_engine, migrate, sessionmaker
+from cases.db import sessionmaker
 from cases.loop import states as st
 from cases.loop.outbox import WebhookDelivery, WebhookOutbox
 from cases.loop.store import CaseLoop, DepartmentEntry, Details
@@ -27,7 +27,6 @@ from cases.loop.taxonomy import Taxonomy
 from common.config import InsightSection
 from common.errors import DomainError
 from common.privacy import PersonalData
-from tests.support.servers import make_pg_database
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "insight" / "complaints.jsonl"
 AGENT = st.Actor("agent1", "agent")
@@ -88,15 +87,9 @@ class World:
                                 pool[(i + 7) % len(pool)]) for i in range(n)]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def world(request, tmp_path, pg_admin):
-    drop = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'hotline.db'}"
-    else:
-        url, drop = await make_pg_database(pg_admin)
-    engine = make_engine(url)
-    await migrate(engine)
+@pytest.fixture
+async def world(migrated_engine):
+    engine = migrated_engine
     sessions = sessionmaker(engine)
     personal = PersonalData("insight-test-key-0123456789abcdef")
     loop = CaseLoop(sessions, personal, Taxonomy.load())
@@ -120,9 +113,6 @@ async def world(request, tmp_path, pg_admin):
 
     insight.segment = segment
     yield World(loop, ConsoleStore(sessions, personal), insight, seen)
-    await engine.dispose()
-    if drop is not None:
-        await drop()
 
 
 async def alerts_of(w: World) -> list[HotAlert]:

@@ -20,7 +20,7 @@ from agent_desk.models import AuditEntry
 from agent_desk.webhooks.services import WebhookAdmin, WebhookKeys
 from agent_desk.webhooks.signing import verify
 from agent_desk.webhooks.worker import WebhookWorker
-from cases.db import make_engine, migrate, sessionmaker
+from cases.db import sessionmaker
 from cases.loop import states as st
 from cases.loop.calendar import WorkCalendar
 from cases.loop.deadlines import TimeLimits
@@ -33,7 +33,6 @@ from common.config import WebhooksSection
 from common.db import utcnow
 from common.errors import DomainError
 from common.privacy import PersonalData
-from tests.support.servers import make_pg_database
 from tests.support.waiting import eventually
 from tests.support.webhooks import DepartmentSystem
 
@@ -132,19 +131,9 @@ class Rig:
             await d.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def engine(request, tmp_path, pg_admin):
-    drop = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'hotline.db'}"
-    else:
-        url, drop = await make_pg_database(pg_admin)
-    eng = make_engine(url)
-    await migrate(eng)
-    yield eng
-    await eng.dispose()
-    if drop is not None:
-        await drop()
+@pytest.fixture
+def engine(migrated_engine):
+    return migrated_engine
 
 
 @pytest.fixture
@@ -398,7 +387,7 @@ async def test_secret_shown_once_rotated_and_both_sign_during_the_grace(rig):
     assert e.value.code == "not_available"
 
 
-@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("migrated_engine", ["sqlite"], indirect=True)
 async def test_loopback_and_bad_urls_are_refused_unless_allowed(engine):
     strict = FAST.model_copy(update={"allow_networks": [], "max_attempts": 3})
     rig = Rig(engine, strict)
