@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 
 from common.db import Base, utcnow
 
@@ -68,6 +70,9 @@ class Case(Base):
     call_state: Mapped[str] = mapped_column(String(16), default="active", index=True)
     # Where the case was first learnt: live (AMI/FastAGI), resync (after reconnect), cel.
     source: Mapped[str] = mapped_column(String(16), default="live")
+    # Up across an AMI reconnect and ended live: what the gap hid (an answer) may be missing
+    # until the CEL pass has read the call to its end (telephony/calls/cel.py).
+    cel_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # When the work on the case was finished (办结); until then the case is open, and a caller
     # with an open case is a repeat caller (queueing/routing/lookups.py).
     closed_at: Mapped[datetime | None] = mapped_column()

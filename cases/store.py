@@ -288,6 +288,9 @@ class CaseStore:
                                       source=fact.source))
                 await self._fill(session, case, fact)
                 applied += 1
+            if case.cel_pending and any(f.source == "cel" and f.kind in ("ended", "orphaned")
+                                        for f in facts):
+                case.cel_pending = False  # CEL has read the call to its end
             ref = CaseRef(case.id, case.number, created)
         self.facts_applied += applied
         self.facts_duplicate += duplicate
@@ -373,6 +376,10 @@ class CaseStore:
         elif kind == "ring_noanswer":
             await self._leg(session, case, d["uniqueid"], outcome="no_answer", ended_at=at)
         elif kind == "answered":
+            if case.call_state == "ended" and case.outcome != "answered":
+                # An answer the live end never heard of (lost in a reconnect's gap; CEL tells
+                # it later): what the end inferred from its absence is undone.
+                case.outcome = case.wait_seconds = case.hangup_by = None
             first_queue = case.queue
             fill(agent_id=d.get("agent"), answered_at=at, outcome="answered",
                  wait_seconds=_round(d.get("hold_time")))
@@ -402,6 +409,8 @@ class CaseStore:
         elif kind == "ended":
             fill(ended_at=at, hangup_by=d.get("hangup_by"))
             case.call_state = "ended"
+            if d.get("resynced") and fact.source != "cel":
+                case.cel_pending = True
             if case.outcome is None:
                 case.outcome = "answered" if case.answered_at else (
                     "abandoned" if case.queued_at else "dropped")
@@ -513,7 +522,8 @@ class CaseStore:
         async with self.sessions() as session:
             complete = set((await session.execute(
                 select(Case.call_id).where(Case.call_id.in_(call_ids),
-                                           Case.call_state == "ended")
+                                           Case.call_state == "ended",
+                                           Case.cel_pending.is_(False))
             )).scalars())
         return set(call_ids) - complete
 

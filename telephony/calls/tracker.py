@@ -65,6 +65,8 @@ class Call:
     queued_at: float = 0.0
     # The caller's 一键评价 was heard (or its absence recorded): one ``rated`` fact per call.
     rated: bool = False
+    # Up at a resync: events of the reconnect's gap may be lost, so its end asks for CEL's word.
+    resynced: bool = False
 
     def heard_after(self, snap: ev.Snapshot) -> bool:
         """First heard of after the snapshot began: it may be missing from it."""
@@ -178,8 +180,9 @@ class CallTracker:
             call.rated = True
             await self.emit("rated", call, at, source, rating=NOT_RATED, key="",
                             why=unrated_why(hangup_by))
+        extra = {"resynced": True} if call.resynced else {}
         await self.emit("ended", call, at, source, cause=cause, cause_text=cause_text,
-                        hangup_by=hangup_by)
+                        hangup_by=hangup_by, **extra)
         with call_scope(call.call_id, call.case):
             log.info("call ended", extra={"source": source, "hangup_by": hangup_by,
                                           "cause": cause, "answered_by": call.answered_by})
@@ -329,6 +332,7 @@ class CallTracker:
                 # Its hang-up reached us before a snapshot that still lists it (Asterisk's
                 # channel list can lag its events): the end stands.
                 continue
+            call.resynced = True
             if caller.application == "Queue" and caller.application_data and not call.queue:
                 call.queue = caller.application_data.split(",", 1)[0]
             for cs in by_linked[linked]:

@@ -105,3 +105,34 @@ async def test_agent_complete_after_the_callers_hangup_says_who_hung_up(store):
                                {"talk_time": 60.0, "reason": "caller"}, "cel"))
     case = await store.by_call("node1:late.1")
     assert case is not None and case.hangup_by == "agent"
+
+
+async def test_a_call_up_across_a_reconnect_waits_for_cels_word_on_its_end(store):
+    """Answered in a reconnect's gap (no event, snapshot and CEL not yet showing it) and ended
+    live: the live end can only infer "dropped"; CEL's later reading of the whole call puts the
+    answer and the agent on the case, and only then is the call done for the CEL pass."""
+    t0 = time.time() - 100
+    cid = "node1:node1-1.1"
+    cel = story(cid, "cel", t0 + 0.3)
+    await store.apply(CallFact("arrived", cid, "node1", t0, cel[0].data, "resync"))
+    await store.apply(CallFact("ended", cid, "node1", t0 + 67.2,
+                               {"cause": 16, "hangup_by": "caller", "resynced": True}, "live"))
+    case = await store.by_call(cid)
+    assert case is not None and case.outcome == "dropped" and case.cel_pending
+    assert await store.calls_needing_cel([cid]) == {cid}
+
+    for fact in cel:
+        await store.apply(fact)
+    case = await store.by_call(cid)
+    assert case is not None and not case.cel_pending
+    assert (case.outcome, case.agent_id, case.hangup_by) == ("answered", "1001", "agent")
+    assert case.wait_seconds == 2.0 and case.talk_seconds == 60.0
+    assert await store.calls_needing_cel([cid]) == set()
+
+
+async def test_a_call_not_up_at_a_reconnect_is_done_with_its_live_end(store):
+    t0 = time.time() - 100
+    cid = "node1:node1-2.1"
+    for fact in story(cid, "live", t0):
+        await store.apply(fact)
+    assert await store.calls_needing_cel([cid]) == set()
