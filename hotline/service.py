@@ -72,11 +72,14 @@ class HotlineService:
         self.store = CaseStore(sessions, personal, cfg.service.timezone)
         # Signed webhooks to departments' systems: the case loop writes each change's
         # notifications in the change's transaction (the outbox), a worker delivers them.
-        self.webhooks = WebhooksPlugin(cfg, sessions, matter_name=taxonomy_of(cfg).path_names)
+        # The 事项 taxonomy is read once, for both.
+        taxonomy = taxonomy_of(cfg)
+        self.webhooks = WebhooksPlugin(cfg, sessions, matter_name=taxonomy.path_names)
         # The case loop after the call (派单, time limits, 回访): its directory is seeded at start.
         self.case_loop_room = CaseLoopPlugin(cfg, sessions, personal,
                                              outbox=self.webhooks.outbox,
-                                             notify=self.webhooks.outbox.tell)
+                                             notify=self.webhooks.outbox.tell,
+                                             taxonomy=taxonomy)
         self.case_loop = self.case_loop_room.loop
         # Its figures per department, city and period; the day's and week's files written.
         self.loop_reports = LoopReports(sessions, cfg.service.timezone,

@@ -47,12 +47,13 @@ class CaseLoopPlugin:
     def __init__(self, cfg: Config, sessions: async_sessionmaker[AsyncSession],
                  personal: PersonalData, *, deadlines: DeadlinePolicy | None = None,
                  outbox: Outbox | None = None, notify: Notify | None = None,
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Callable[[], datetime] = utcnow, taxonomy: Taxonomy | None = None):
         # ``notify``: tells a department of a 督办单 opened on its case (the webhook room's).
+        # ``taxonomy``: the 事项 taxonomy when the caller has loaded it already (read once).
         self.cfg = cfg
         self.calendar = calendar_of(cfg)
         self.limits = limits_of(cfg)
-        self.loop = CaseLoop(sessions, personal, taxonomy_of(cfg),
+        self.loop = CaseLoop(sessions, personal, taxonomy or taxonomy_of(cfg),
                              deadlines or WorkingTimePolicy(self.limits, self.calendar),
                              timezone=cfg.service.timezone,
                              repeat_window_days=cfg.case_loop.repeat_window_days,
