@@ -11,13 +11,12 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from tests.support.browser import chromium, login, new_page
 from tests.support.calls import CALLER, answered_call
-from tests.support.console import CONSOLE_PASSWORD
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
-MS = 30_000  # Playwright waits (ms): generous, the machine is shared
 REPLY = "已到现场取缔占道摊点，并电话告知市民处理结果"
 
 
@@ -37,7 +36,6 @@ async def _audited(console, number: str) -> list[tuple[str, str]]:
 
 async def test_a_call_becomes_a_case_that_goes_round_the_whole_loop(
         console, phones, sounds, tmp_path, artifacts):
-    from playwright.async_api import async_playwright
 
     svc = console.service
     # The configuration's directory was written at start (hotline.example.toml), with its
@@ -81,39 +79,28 @@ async def test_a_call_becomes_a_case_that_goes_round_the_whole_loop(
     assert status == 200 and view["round"] == 2 and view["state"] == "dispatched", view
 
     # The department signs for it and replies, in Chromium, in Chinese.
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=["--no-sandbox", "--disable-gpu"])
-        try:
-            ctx = await browser.new_context(viewport={"width": 1500, "height": 1000},
-                                            locale="zh-CN", timezone_id="Asia/Shanghai")
-            page = await ctx.new_page()
-            page.set_default_timeout(MS)
-            await page.goto(console.base_url + "/login")
-            await page.fill("#username", "cg")
-            await page.fill("#password", CONSOLE_PASSWORD)
-            await page.click("#submit")
-            await page.wait_for_url("**/departments")
-            row = page.locator(f'#list tr[data-case="{number}"]')
-            await row.wait_for()
-            assert "待签收" in await row.inner_text()
-            await row.locator("a").click()
-            await page.wait_for_function(
-                f"() => document.querySelector('#d-number')?.textContent === '{number}'")
-            assert await page.text_content("#d-content") == "珠江路夜市摊贩占道经营，晚上噪音扰民"
-            await page.click("#a-sign")
-            await page.wait_for_function(
-                "() => document.querySelector('#d-state')?.textContent === '办理中'")
-            await page.fill("#a-reply-text", REPLY)
-            await page.check("#a-contacted")
-            await page.click("#a-reply")
-            await page.wait_for_function(
-                "() => document.querySelector('#d-case-state')?.textContent === '待审核'")
-            await page.screenshot(path=str(artifacts / "case-loop-e2e-department.png"),
-                                  full_page=True)
-            await ctx.close()
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        page = await new_page(browser, timezone_id="Asia/Shanghai")
+        await login(browser, console.base_url, "cg", page=page)
+        await page.wait_for_url("**/departments")
+        row = page.locator(f'#list tr[data-case="{number}"]')
+        await row.wait_for()
+        assert "待签收" in await row.inner_text()
+        await row.locator("a").click()
+        await page.wait_for_function(
+            f"() => document.querySelector('#d-number')?.textContent === '{number}'")
+        assert await page.text_content("#d-content") == "珠江路夜市摊贩占道经营，晚上噪音扰民"
+        await page.click("#a-sign")
+        await page.wait_for_function(
+            "() => document.querySelector('#d-state')?.textContent === '办理中'")
+        await page.fill("#a-reply-text", REPLY)
+        await page.check("#a-contacted")
+        await page.click("#a-reply")
+        await page.wait_for_function(
+            "() => document.querySelector('#d-case-state')?.textContent === '待审核'")
+        await page.screenshot(path=str(artifacts / "case-loop-e2e-department.png"),
+                              full_page=True)
+        await page.context.close()
 
     # The hotline reviews the reply, follows up with the caller, and the case is closed.
     status, view = await sup.post(f"/api/cases/{number}/loop/review", {"accept": True})

@@ -57,6 +57,7 @@ from cases.loop.store import CaseLoop, DepartmentEntry, Details
 from cases.loop.taxonomy import Taxonomy
 from common.config import ReportsSection
 from common.privacy import PersonalData
+from tests.support.browser import chromium, login, new_page
 from tests.support.console import CONSOLE_PASSWORD
 from tests.support.servers import make_pg_database
 
@@ -520,7 +521,6 @@ async def test_reports_over_http_for_supervisors_within_their_city(console):
 @pytest.mark.asterisk
 @pytest.mark.slow
 async def test_the_reports_page_shows_the_figures_and_charts_in_chinese_first(console, artifacts):
-    from playwright.async_api import async_playwright
 
     svc = console.service
     clock = {"now": L(2, 27, 9).astimezone(UTC)}
@@ -528,58 +528,47 @@ async def test_the_reports_page_shows_the_figures_and_charts_in_chinese_first(co
                   clock=lambda: clock["now"])
     await lp.upsert_departments(DEPARTMENTS)
     await seed(lp, clock)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=["--no-sandbox", "--disable-gpu"])
-        try:
-            ctx = await browser.new_context(viewport={"width": 1500, "height": 1100},
-                                            locale="zh-CN")
-            page = await ctx.new_page()
-            page.set_default_timeout(30_000)
-            await page.goto(console.base_url + "/login")
-            await page.fill("#username", "sup")
-            await page.fill("#password", CONSOLE_PASSWORD)
-            await page.click("#submit")
-            await page.wait_for_url("**/wallboard")
-            await page.click('a[href="/reports"]')
-            await page.wait_for_url("**/reports")
-            await page.fill("#q-date", "2026-03-04")
-            await page.dispatch_event("#q-date", "change")
-            cg = '#figures tr[data-key="nj-chengguan"]'
-            await page.wait_for_selector(cg)
-            assert await page.text_content("#title") == (
-                "2026年第10周（3月2日—3月8日） · 按承办单位")
-            assert await page.text_content(f'{cg} td:first-child') == "南京市城市管理局"
-            assert await page.text_content(f'{cg} td[data-f="accepted"]') == "5"
-            assert await page.text_content(f'{cg} td[data-f="sign_rate"]') == "71.4%"
-            assert await page.text_content(f'{cg} td[data-f="avg_handle_hours"]') == "54.7"
-            assert await page.text_content(
-                '#figures tr[data-key="total"] th[data-f="accepted"]') == "9"
-            assert await page.text_content('#figures tr[data-key=""] td:first-child') == "未派单"
-            # The charts: three rates for each of the two departments, seven days of bars.
-            assert await page.locator("#rates-svg rect.bar").count() == 6
-            assert await page.locator("#trend-svg rect.bar").count() == 7
-            assert await page.get_attribute("#export-xlsx", "href") == (
-                "/api/reports/loop/export?period=week&by=department&date=2026-03-04"
-                "&format=xlsx&lang=zh-CN")
-            await page.screenshot(path=str(artifacts / "reports-week-by-department.png"),
-                                  full_page=True)
-            # The CSV link downloads the same report.
-            async with page.expect_download() as dl:
-                await page.click("#export-csv")
-            download = await dl.value
-            data = await asyncio.to_thread(Path(await download.path()).read_bytes)
-            assert csv_rows(data)[0]["受理量"] == "5"
-            # By city, in English.
-            await page.select_option("#q-by", "city")
-            await page.wait_for_selector('#figures tr[data-key="suzhou"]')
-            await page.click("#lang")
-            await page.wait_for_function(
-                "() => document.querySelector('#title').textContent.startsWith('Week 10')")
-            assert await page.text_content('#figures tr[data-key="nanjing"] td:first-child') \
-                == "南京"
-            assert await page.text_content("#figures thead th:nth-child(2)") == "Accepted"
-            await page.screenshot(path=str(artifacts / "reports-week-by-city-en.png"),
-                                  full_page=True)
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        page = await new_page(browser, height=1100)
+        await login(browser, console.base_url, "sup", page=page)
+        await page.wait_for_url("**/wallboard")
+        await page.click('a[href="/reports"]')
+        await page.wait_for_url("**/reports")
+        await page.fill("#q-date", "2026-03-04")
+        await page.dispatch_event("#q-date", "change")
+        cg = '#figures tr[data-key="nj-chengguan"]'
+        await page.wait_for_selector(cg)
+        assert await page.text_content("#title") == (
+            "2026年第10周（3月2日—3月8日） · 按承办单位")
+        assert await page.text_content(f'{cg} td:first-child') == "南京市城市管理局"
+        assert await page.text_content(f'{cg} td[data-f="accepted"]') == "5"
+        assert await page.text_content(f'{cg} td[data-f="sign_rate"]') == "71.4%"
+        assert await page.text_content(f'{cg} td[data-f="avg_handle_hours"]') == "54.7"
+        assert await page.text_content(
+            '#figures tr[data-key="total"] th[data-f="accepted"]') == "9"
+        assert await page.text_content('#figures tr[data-key=""] td:first-child') == "未派单"
+        # The charts: three rates for each of the two departments, seven days of bars.
+        assert await page.locator("#rates-svg rect.bar").count() == 6
+        assert await page.locator("#trend-svg rect.bar").count() == 7
+        assert await page.get_attribute("#export-xlsx", "href") == (
+            "/api/reports/loop/export?period=week&by=department&date=2026-03-04"
+            "&format=xlsx&lang=zh-CN")
+        await page.screenshot(path=str(artifacts / "reports-week-by-department.png"),
+                              full_page=True)
+        # The CSV link downloads the same report.
+        async with page.expect_download() as dl:
+            await page.click("#export-csv")
+        download = await dl.value
+        data = await asyncio.to_thread(Path(await download.path()).read_bytes)
+        assert csv_rows(data)[0]["受理量"] == "5"
+        # By city, in English.
+        await page.select_option("#q-by", "city")
+        await page.wait_for_selector('#figures tr[data-key="suzhou"]')
+        await page.click("#lang")
+        await page.wait_for_function(
+            "() => document.querySelector('#title').textContent.startsWith('Week 10')")
+        assert await page.text_content('#figures tr[data-key="nanjing"] td:first-child') \
+            == "南京"
+        assert await page.text_content("#figures thead th:nth-child(2)") == "Accepted"
+        await page.screenshot(path=str(artifacts / "reports-week-by-city-en.png"),
+                              full_page=True)

@@ -20,6 +20,7 @@ from agent_desk.access import Scope
 from agent_desk.web.auth import Users
 from cases.loop import states as st
 from cases.loop.store import DepartmentEntry, Details
+from tests.support.browser import chromium, login, new_page
 from tests.support.console import CONSOLE_PASSWORD
 
 pytestmark = [pytest.mark.asterisk]
@@ -348,99 +349,80 @@ async def test_a_department_system_works_by_api_token_which_can_be_revoked(conso
     assert (await system.call("GET", "/api/dept/me", headers=other))[0] == 401
 
 
-MS = 30_000  # Playwright waits (ms): generous, the machine is shared
 
 
 @pytest.mark.slow
 async def test_a_department_user_signs_for_a_case_and_answers_it_in_chromium(console, artifacts):
-    from playwright.async_api import async_playwright
 
     await _directory(console)
     number = await _dispatched(console, "nj-chengguan")
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=["--no-sandbox", "--disable-gpu"])
+    async with chromium() as browser:
+        page = await new_page(browser, timezone_id="Asia/Shanghai")
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+                if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+        await login(browser, console.base_url, "cg", page=page)
+        await page.wait_for_url("**/departments")  # where a department user lands
+        row = page.locator(f'#list tr[data-case="{number}"]')
         try:
-            ctx = await browser.new_context(viewport={"width": 1500, "height": 1000},
-                                            locale="zh-CN", timezone_id="Asia/Shanghai")
-            page = await ctx.new_page()
-            page.set_default_timeout(MS)
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-                    if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
-            await page.goto(console.base_url + "/login")
-            await page.fill("#username", "cg")
-            await page.fill("#password", CONSOLE_PASSWORD)
-            await page.click("#submit")
-            await page.wait_for_url("**/departments")  # where a department user lands
-            row = page.locator(f'#list tr[data-case="{number}"]')
-            try:
-                await row.wait_for()
-            except Exception:
-                raise AssertionError(f"no row; page errors: {errors}") from None
-            assert await page.text_content("h1") == "承办单位工作台"
-            assert await page.text_content("#dept-name") == "南京市城市管理局"
-            text = await row.inner_text()
-            for words in ("城乡建设 › 市容环卫 › 占道经营", "投诉", "待签收", "主办", "绿灯"):
-                assert words in text, (words, text)
-            deadline = await row.locator("td").nth(5).inner_text()
-            assert re.fullmatch(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}", deadline)
-            assert "待办 (1)" in await page.inner_text("#tabs")
-            await page.screenshot(path=str(artifacts / "department-cases.png"))
+            await row.wait_for()
+        except Exception:
+            raise AssertionError(f"no row; page errors: {errors}") from None
+        assert await page.text_content("h1") == "承办单位工作台"
+        assert await page.text_content("#dept-name") == "南京市城市管理局"
+        text = await row.inner_text()
+        for words in ("城乡建设 › 市容环卫 › 占道经营", "投诉", "待签收", "主办", "绿灯"):
+            assert words in text, (words, text)
+        deadline = await row.locator("td").nth(5).inner_text()
+        assert re.fullmatch(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}", deadline)
+        assert "待办 (1)" in await page.inner_text("#tabs")
+        await page.screenshot(path=str(artifacts / "department-cases.png"))
 
-            await row.locator("a").click()
-            await page.wait_for_function(
-                f"() => document.querySelector('#d-number')?.textContent === '{number}'")
-            assert await page.text_content("#d-caller") == MASKED
-            assert await page.text_content("#d-content") == "珠江路夜市占道经营，噪音扰民"
-            assert CALLER not in await page.content()
-            await page.click("#a-sign")
-            await page.wait_for_function(
-                "() => document.querySelector('#d-state')?.textContent === '办理中'")
-            # Signed for, as the lead of a complaint: the number to call the caller back.
-            assert (await page.text_content("#d-caller") or "").startswith(CALLER)
-            assert await page.text_content("#a-msg") == "已签收"
-            await page.fill("#a-reply-text", "已取缔占道摊点，并电话告知市民处理结果")
-            await page.check("#a-contacted")
-            await page.click("#a-reply")
-            await page.wait_for_function(
-                "() => document.querySelector('#d-state')?.textContent === '已答复'")
-            assert await page.text_content("#d-case-state") == "待审核"
-            assert "已答复 (1)" in await page.inner_text("#tabs")  # the list follows
-            assert await page.text_content("#d-reply") == "已取缔占道摊点，并电话告知市民处理结果"
-            assert await page.text_content("#d-caller") == MASKED
-            timeline = await page.inner_text("#d-timeline")
-            for words in ("派单", "签收", "答复", "请核实并答复市民"):
-                assert words in timeline, (words, timeline)
-            await page.screenshot(path=str(artifacts / "department-case-replied.png"),
-                                  full_page=True)
-            assert errors == []
-            await ctx.close()
+        await row.locator("a").click()
+        await page.wait_for_function(
+            f"() => document.querySelector('#d-number')?.textContent === '{number}'")
+        assert await page.text_content("#d-caller") == MASKED
+        assert await page.text_content("#d-content") == "珠江路夜市占道经营，噪音扰民"
+        assert CALLER not in await page.content()
+        await page.click("#a-sign")
+        await page.wait_for_function(
+            "() => document.querySelector('#d-state')?.textContent === '办理中'")
+        # Signed for, as the lead of a complaint: the number to call the caller back.
+        assert (await page.text_content("#d-caller") or "").startswith(CALLER)
+        assert await page.text_content("#a-msg") == "已签收"
+        await page.fill("#a-reply-text", "已取缔占道摊点，并电话告知市民处理结果")
+        await page.check("#a-contacted")
+        await page.click("#a-reply")
+        await page.wait_for_function(
+            "() => document.querySelector('#d-state')?.textContent === '已答复'")
+        assert await page.text_content("#d-case-state") == "待审核"
+        assert "已答复 (1)" in await page.inner_text("#tabs")  # the list follows
+        assert await page.text_content("#d-reply") == "已取缔占道摊点，并电话告知市民处理结果"
+        assert await page.text_content("#d-caller") == MASKED
+        timeline = await page.inner_text("#d-timeline")
+        for words in ("派单", "签收", "答复", "请核实并答复市民"):
+            assert words in timeline, (words, timeline)
+        await page.screenshot(path=str(artifacts / "department-case-replied.png"),
+                              full_page=True)
+        assert errors == []
+        await page.context.close()
 
-            # The admin's side of the same page: the directory.
-            ctx = await browser.new_context(viewport={"width": 1500, "height": 1000},
-                                            locale="zh-CN", timezone_id="Asia/Shanghai")
-            page = await ctx.new_page()
-            page.set_default_timeout(MS)
-            await page.goto(console.base_url + "/login")
-            await page.fill("#username", "admin")
-            await page.fill("#password", CONSOLE_PASSWORD)
-            await page.click("#submit")
-            await page.wait_for_url("**/wallboard")
-            await page.goto(console.base_url + "/departments")
-            await page.locator('#directory tr[data-dept="nj-chengguan"]').wait_for()
-            await page.locator('#directory tr[data-dept="nj-chengguan"] button').nth(1).click()
-            await page.locator("#picked").wait_for()
-            await page.fill("#t-label", "城管办件系统")
-            await page.locator("#picked button.primary").click()
-            await page.locator("#issued").wait_for()
-            assert (await page.text_content("#issued") or "").startswith("dpt_")
-            await page.screenshot(path=str(artifacts / "department-directory.png"),
-                                  full_page=True)
-            await ctx.close()
-        finally:
-            await browser.close()
+        # The admin's side of the same page: the directory.
+        page = await new_page(browser, timezone_id="Asia/Shanghai")
+        await login(browser, console.base_url, "admin", page=page)
+        await page.wait_for_url("**/wallboard")
+        await page.goto(console.base_url + "/departments")
+        await page.locator('#directory tr[data-dept="nj-chengguan"]').wait_for()
+        await page.locator('#directory tr[data-dept="nj-chengguan"] button').nth(1).click()
+        await page.locator("#picked").wait_for()
+        await page.fill("#t-label", "城管办件系统")
+        await page.locator("#picked button.primary").click()
+        await page.locator("#issued").wait_for()
+        assert (await page.text_content("#issued") or "").startswith("dpt_")
+        await page.screenshot(path=str(artifacts / "department-directory.png"),
+                              full_page=True)
+        await page.context.close()
 
     view = await console.service.case_loop.view(number)
     lead = view["dispatches"][0]

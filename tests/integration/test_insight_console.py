@@ -17,6 +17,7 @@ from agent_desk.web.auth import Users
 from cases.loop import states as st
 from cases.loop.store import DepartmentEntry, Details
 from common.facts import CallFact
+from tests.support.browser import chromium, login, new_page
 from tests.support.console import CONSOLE_PASSWORD
 from tests.support.waiting import eventually
 
@@ -169,70 +170,58 @@ async def test_the_wallboard_shows_the_burst_live_and_the_form_module_suggests(
     """In headless Chromium: the alert reaches an open wallboard through the live feed, its
     cases open under it, a click acknowledges it; the case-form module (case_suggestion.js)
     asks for and shows a suggestion that the agent takes."""
-    from playwright.async_api import async_playwright
 
     svc, deps = console.service, console.console
     await water_company(svc)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=["--no-sandbox", "--disable-gpu"])
-        try:
-            ctx = await browser.new_context(viewport={"width": 1500, "height": 1000},
-                                            locale="zh-CN")
-            board = await ctx.new_page()
-            board.set_default_timeout(30_000)
-            await board.goto(console.base_url + "/login")
-            await board.fill("#username", "sup")
-            await board.fill("#password", CONSOLE_PASSWORD)
-            await board.click("#submit")
-            await board.wait_for_url("**/wallboard")
-            await board.wait_for_selector("#hot-empty p")  # 暂无热点预警
-            # The classifier's figures on the supervisor's page (none trained yet: the rules).
-            line = board.locator("#classifier-line")
-            await line.get_by_text("分类建议").wait_for()
-            assert "关键词规则" in await line.inner_text()
+    async with chromium() as browser:
+        board = await new_page(browser)
+        await login(browser, console.base_url, "sup", page=board)
+        await board.wait_for_url("**/wallboard")
+        await board.wait_for_selector("#hot-empty p")  # 暂无热点预警
+        # The classifier's figures on the supervisor's page (none trained yet: the rules).
+        line = board.locator("#classifier-line")
+        await line.get_by_text("分类建议").wait_for()
+        assert "关键词规则" in await line.inner_text()
 
-            now = datetime.now(UTC)
-            numbers = []
-            for i in range(10):
-                n = await svc.case_loop.create_case(channel="web", city="nanjing", caller=None,
-                                                    at=now - timedelta(minutes=30 - 3 * i))
-                await deps.cases.save_form(n, {"content": "我们楼从早上开始停水，到现在还没来水"},
-                                           by="agent1001", scope=Scope.everything())
-                await svc.case_loop.act(n, AGENT, st.Command("classify"),
-                                        Details(appeal_type="complaint", matter=OUTAGE,
-                                                district="xuanwu"))
-                numbers.append(n)
-            [alert_id] = (await svc.insight.run_once(now)).opened
+        now = datetime.now(UTC)
+        numbers = []
+        for i in range(10):
+            n = await svc.case_loop.create_case(channel="web", city="nanjing", caller=None,
+                                                at=now - timedelta(minutes=30 - 3 * i))
+            await deps.cases.save_form(n, {"content": "我们楼从早上开始停水，到现在还没来水"},
+                                       by="agent1001", scope=Scope.everything())
+            await svc.case_loop.act(n, AGENT, st.Command("classify"),
+                                    Details(appeal_type="complaint", matter=OUTAGE,
+                                            district="xuanwu"))
+            numbers.append(n)
+        [alert_id] = (await svc.insight.run_once(now)).opened
 
-            row = board.locator(f'#hot-topics tr[data-alert="{alert_id}"]')
-            await row.wait_for()
-            text = await row.inner_text()
-            assert "xuanwu：公用事业 › 供水 › 停水" in text and "南京" in text
-            await board.click(f'[data-hot-show="{alert_id}"]')
-            await board.wait_for_selector(
-                f'[data-hot-cases="{alert_id}"] li[data-case="{numbers[-1]}"]')
-            await board.click(f'[data-hot-ack="{alert_id}"]')
-            await row.get_by_text("sup 已确认").wait_for()
-            await board.screenshot(path=str(artifacts / "wallboard-hot-topic.png"))
+        row = board.locator(f'#hot-topics tr[data-alert="{alert_id}"]')
+        await row.wait_for()
+        text = await row.inner_text()
+        assert "xuanwu：公用事业 › 供水 › 停水" in text and "南京" in text
+        await board.click(f'[data-hot-show="{alert_id}"]')
+        await board.wait_for_selector(
+            f'[data-hot-cases="{alert_id}"] li[data-case="{numbers[-1]}"]')
+        await board.click(f'[data-hot-ack="{alert_id}"]')
+        await row.get_by_text("sup 已确认").wait_for()
+        await board.screenshot(path=str(artifacts / "wallboard-hot-topic.png"))
 
-            # The form's module on a page of the console (the case-form page hooks it).
-            page = await ctx.new_page()
-            await page.goto(console.base_url + "/cases")
-            taken = await page.evaluate("""async number => {
-                await (await import('/static/app.js')).loadMe();
-                await (await import('/static/i18n.js')).loadLang('zh-CN');
-                const m = await import('/static/case_suggestion.js');
-                const el = document.createElement('div'); document.body.append(el);
-                let chosen = null;
-                const panel = m.suggestionPanel(el, { number, text: () => '停水',
-                                                       onAccept: s => { chosen = s; } });
-                await panel.refresh();
-                el.querySelector('[data-accept-suggestion]').click();
-                return { html: el.innerText, matter: chosen && chosen.matter,
-                         department: chosen && chosen.department };
-            }""", numbers[0])
-            assert taken["matter"] == OUTAGE and taken["department"] == "nj-water"
-            assert "公用事业 › 供水 › 停水" in taken["html"] and "关键词规则" in taken["html"]
-        finally:
-            await browser.close()
+        # The form's module on a page of the console (the case-form page hooks it).
+        page = await board.context.new_page()
+        await page.goto(console.base_url + "/cases")
+        taken = await page.evaluate("""async number => {
+            await (await import('/static/app.js')).loadMe();
+            await (await import('/static/i18n.js')).loadLang('zh-CN');
+            const m = await import('/static/case_suggestion.js');
+            const el = document.createElement('div'); document.body.append(el);
+            let chosen = null;
+            const panel = m.suggestionPanel(el, { number, text: () => '停水',
+                                                   onAccept: s => { chosen = s; } });
+            await panel.refresh();
+            el.querySelector('[data-accept-suggestion]').click();
+            return { html: el.innerText, matter: chosen && chosen.matter,
+                     department: chosen && chosen.department };
+        }""", numbers[0])
+        assert taken["matter"] == OUTAGE and taken["department"] == "nj-water"
+        assert "公用事业 › 供水 › 停水" in taken["html"] and "关键词规则" in taken["html"]

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 import agent_desk
-from tests.support.console import CONSOLE_PASSWORD, ConsoleHarness
+from tests.support.browser import chromium, login, new_page
+from tests.support.console import ConsoleHarness
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
-MS = 30_000  # Playwright waits (ms): generous, the machine is shared
 SKILLS = '#agents input[data-skills="1002"]'
 CATALOGUES = Path(agent_desk.__file__).parent / "static" / "i18n"
 
@@ -37,19 +37,12 @@ async def typing_state(page: Any) -> tuple[str, bool]:
 
 async def test_half_typed_skills_survive_live_updates_and_a_language_switch(
         console: ConsoleHarness, artifacts: Path) -> None:
-    from playwright.async_api import async_playwright
-
     svc = console.service
     sup_api = await console.user("sup")
     zh = json.loads((CATALOGUES / "zh-CN.json").read_text(encoding="utf-8"))
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=["--no-sandbox", "--disable-gpu"])
+    async with chromium() as browser:
         try:
-            ctx = await browser.new_context(viewport={"width": 1500, "height": 1000},
-                                            locale="zh-CN")
-            board = await ctx.new_page()
-            board.set_default_timeout(MS)
+            board = await new_page(browser)
             # A CSP refusal or a script error shows here (module scripts from 'self' only);
             # the browser's own favicon.ico request is not the pages' (they have no icon).
             errors: list[str] = []
@@ -57,10 +50,7 @@ async def test_half_typed_skills_survive_live_updates_and_a_language_switch(
             board.on("console", lambda m: errors.append(f"{m.text} {m.location.get('url')}")
                      if m.type == "error"
                      and not str(m.location.get("url")).endswith("/favicon.ico") else None)
-            await board.goto(console.base_url + "/login")
-            await board.fill("#username", "sup")
-            await board.fill("#password", CONSOLE_PASSWORD)
-            await board.click("#submit")
+            await login(browser, console.base_url, "sup", page=board)
             await board.wait_for_url("**/wallboard")
             await board.wait_for_selector('#agents tr[data-agent="1001"]')
             await board.wait_for_function(badge_is("1001", "paused") + " === false")
@@ -122,5 +112,4 @@ async def test_half_typed_skills_survive_live_updates_and_a_language_switch(
             assert svc.skills.of("1002") == {"general": 2, "lang_en": 4}
             assert errors == []
         finally:
-            await browser.close()
             await svc.skills.reset("1002", by="test")
