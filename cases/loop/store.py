@@ -54,12 +54,15 @@ class DeadlinePolicy(Protocol):
     def handle_due(self, appeal_type: str, at: datetime, extension_days: int = 0
                    ) -> datetime: ...
 
+    def light(self, start: datetime, due: datetime, now: datetime) -> str: ...
+
 
 @dataclass(frozen=True)
 class CalendarDays:
     """The simplest policy (calendar time), for tools and tests that need no calendar."""
 
     sign_hours: float = 2
+    yellow_share: float = 0.8
     days: dict[str, int] = field(default_factory=lambda: {
         "consultation": 1, "help": 3, "complaint": 5, "report": 5, "suggestion": 10,
         "praise": 5})
@@ -69,6 +72,11 @@ class CalendarDays:
 
     def handle_due(self, appeal_type: str, at: datetime, extension_days: int = 0) -> datetime:
         return at + timedelta(days=self.days.get(appeal_type, 5) + extension_days)
+
+    def light(self, start: datetime, due: datetime, now: datetime) -> str:
+        if now > due:
+            return "red"
+        return "yellow" if now - start >= (due - start) * self.yellow_share else "green"
 
 
 @dataclass(frozen=True)
@@ -387,8 +395,11 @@ class CaseLoop:
                         d.due_at = self.deadlines.handle_due(
                             work.appeal_type or "", d.dispatched_at, d.extension_granted_days)
                         if d.role == st.LEAD:
+                            # The light of the new limit at once, not at the next sweep
+                            # (which also weighs the assisting departments' dispatches).
                             work.due_at = d.due_at
-                            work.light = "green"
+                            work.light = self.deadlines.light(d.dispatched_at, d.due_at,
+                                                              self.clock())
                     touched.add(d.department_id)
                     detail.update(accept=cmd.accept, days=d.extension_days,
                                   department_asked=d.department_id)

@@ -29,6 +29,7 @@ SH = ZoneInfo("Asia/Shanghai")
 AGENT = st.Actor("agent1", "agent")
 CG = st.Actor("cg-user", "department", "nj-chengguan")
 RS = st.Actor("rs-user", "department", "nj-renshe")
+SUP = st.Actor("sup", "supervisor")
 KEY = "deadline-test-key-0123456789abcdef"
 
 
@@ -172,6 +173,21 @@ async def test_green_yellow_red_and_supervision_once(bench: Bench) -> None:
     assert r.cases == 0
     v = await bench.loop.view(number)
     assert all(o["closed_at"] for o in v["supervision"])
+
+
+async def test_an_approved_extension_shows_its_light_at_once(bench: Bench) -> None:
+    # A help request (3 working days) dispatched Friday 2026-03-13 09:00, due Wednesday 09:00.
+    number = await bench.case("help")
+    bench.now = at(2026, 3, 13, 9, 30)
+    await bench.loop.act(number, CG, st.Command("sign"))
+    await bench.sweep_at(at(2026, 3, 18, 9, 30))
+    assert await bench.light(number) == "red"
+    await bench.loop.act(number, CG, st.Command("request_extension", days=10,
+                                                reason="需协调多个部门"))
+    await bench.loop.act(number, SUP, st.Command("decide_extension", accept=True))
+    assert await bench.light(number) == "green"  # 3 of 13 working days used
+    r = await bench.sweep_at(at(2026, 3, 18, 9, 31))
+    assert r.changed == 0 and await bench.light(number) == "green"
 
 
 async def test_a_reply_sent_back_late_reopens_the_handling_order(bench: Bench) -> None:
