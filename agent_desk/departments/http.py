@@ -44,6 +44,7 @@ from common.errors import DomainError
 IDEM = ("Idempotency-Key",)
 LIST_QUERY = {"tab": {"enum": ["todo", "pending", "signed", "replied", "returned", "all"]}}
 DIR_QUERY = {"all": {"enum": ["true", "false"]}}
+DEFAULT_QUERY = {"matter": {"type": "string", "minLength": 1, "maxLength": 128}}
 
 
 def _case_routes(prefix: str, name: str, bearer: bool, who: str) -> list[Route]:
@@ -96,6 +97,10 @@ ROUTES = [
     Route("PUT", "/api/directory/defaults", "directory_default_set", ("admin",),
           "Set the default department of a 事项 in a city (no city: the province's)",
           DefaultBody, answer=OK),
+    Route("DELETE", "/api/directory/defaults", "directory_default_delete", ("admin",),
+          "Remove the default department of a 事项 in a city (no city: the province's); its "
+          "cases are then suggested the province's default, or none",
+          query=("matter", "city"), query_spec=DEFAULT_QUERY, answer=OK),
     Route("PUT", "/api/directory/departments/{department}", "department_save", ("admin",),
           "Create or edit a department", DepartmentBody, answer=SAVED),
     Route("POST", "/api/directory/departments/{department}/state", "department_state", ("admin",),
@@ -273,6 +278,15 @@ class DepartmentsHttp:
         await self._known(body.department)
         await self.desk.set_default(body.matter, body.city, body.department,
                                     actor(sess, request))
+        return web.json_response({"ok": True})
+
+    async def h_directory_default_delete(self, request: web.Request, sess: Session,
+                                         body: None) -> web.StreamResponse:
+        matter = request.query.get("matter")
+        if not matter:
+            raise DomainError("invalid", "matter: required (the 事项's code)")
+        await self.desk.delete_default(matter, request.query.get("city") or None,
+                                       actor(sess, request))
         return web.json_response({"ok": True})
 
     async def _known(self, dept: str) -> None:

@@ -425,6 +425,13 @@ class DepartmentDesk:
         await self.audit.record(who, "directory.default", None, {
             "matter": matter, "city": city, "department": department})
 
+    async def delete_default(self, matter: str, city: str | None, who: Actor) -> None:
+        if not await self.loop.delete_default(matter, city):
+            raise DomainError("not_found", f"no default department for {matter!r} in "
+                                           f"{city or 'the province'}")
+        await self.audit.record(who, "directory.default", None, {
+            "matter": matter, "city": city, "department": None})
+
     async def users(self, department: str) -> list[dict[str, Any]]:
         """The department's console users (made with POST /api/users, role department)."""
         async with self.sessions() as s:

@@ -186,7 +186,10 @@ function renderAdmin() {
     <h2>${t("dept.admin.import")}</h2><input type="file" id="i-file" accept=".csv,text/csv"><textarea id="i-text" placeholder="id,name,level,city,parent,unit,webhook_url"></textarea>
     <p class="row"><button @click=${() => importCsv(true)}>${t("dept.admin.check")}</button><button class="primary" @click=${() => importCsv(false)}>${t("dept.admin.import")}</button></p></section>
   <section><h2>${t("dept.admin.defaults")}</h2><table>${(DEFAULTS ? DEFAULTS.defaults : []).map(d => html`<tr><td>${d.matter_name}</td>
-      <td>${d.city ? cityName(d.city) : t("dept.admin.any_city")}</td><td>${d.department_name}</td></tr>`)}</table>
+      <td>${d.city ? cityName(d.city) : t("dept.admin.any_city")}</td><td>${d.department_name}</td>
+      <td><button data-default-delete=${d.matter + "|" + (d.city || "")} @click=${() => adminDo(async () => {
+        await api("DELETE", "/api/directory/defaults?" + new URLSearchParams(Object.assign({ matter: d.matter }, d.city ? { city: d.city } : {})));
+        return t("dept.admin.default_removed"); })}>${t("dept.admin.remove")}</button></td></tr>`)}</table>
     <div class="row"><select id="df-matter">${(DEFAULTS ? DEFAULTS.matters : []).map(m => html`<option value=${m.code}>${m.name}</option>`)}</select>
       <select id="df-city" style="width:auto"><option value="">${t("dept.admin.any_city")}</option>
         ${CITIES.map(c => html`<option value=${c.id}>${c.name}</option>`)}</select>

@@ -186,6 +186,16 @@ class CaseLoop:
             else:
                 row.department_id = department_id
 
+    async def delete_default(self, matter: str, city: str | None) -> bool:
+        """Remove a 事项's default in a city (no city: the province's); False if none was set.
+        The suggestion then falls back to the province's default, or to none."""
+        async with self.sessions() as session, session.begin():
+            row = await session.get(DepartmentDefault, (matter, city or ""))
+            if row is None:
+                return False
+            await session.delete(row)
+            return True
+
     async def departments(self, *, city: str | None = None, active_only: bool = True
                           ) -> list[Department]:
         async with self.sessions() as session:

@@ -145,6 +145,19 @@ async def test_admin_keeps_the_directory_and_its_csv_round_trips(console):
     assert "urban.sanitation.street_vending" in {m["code"] for m in doc["matters"]}
     assert await console.service.case_loop.suggested_department(
         "urban.sanitation.street_vending", "nanjing") == "nj-chengguan"
+    # Removed again: the city's rule goes, the suggestion falls back (here: to none).
+    q = "/api/directory/defaults?matter=urban.sanitation.street_vending&city=nanjing"
+    assert (await admin.call("DELETE", q))[0] == 200
+    assert (await admin.call("DELETE", q))[0] == 404
+    assert (await admin.call("DELETE", "/api/directory/defaults"))[0] == 422
+    _, doc = await admin.get("/api/directory/defaults")
+    assert not [d for d in doc["defaults"] if d["matter"] == "urban.sanitation.street_vending"
+                and d["city"] == "nanjing"]
+    assert await console.service.case_loop.suggested_department(
+        "urban.sanitation.street_vending", "nanjing") is None
+    await admin.put("/api/directory/defaults", {
+        "matter": "urban.sanitation.street_vending", "city": "nanjing",
+        "department": "nj-chengguan"})
 
     # Department users: made with the users API, bound to a department of the directory.
     status, doc = await admin.post("/api/users", {
