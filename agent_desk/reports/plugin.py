@@ -1,7 +1,9 @@
-"""Scheduled loop reports: every day the day before's, once a week the week before's, written
-as XLSX and CSV (by department and by city) under ``[reports] dir``:
+"""Scheduled loop reports: every day the day before's, once a week the week before's, on the
+first of the month the month before's, written as XLSX and CSV (by department and by city)
+under ``[reports] dir``:
 
-    <dir>/daily/loop-2026-03-02-department.xlsx   <dir>/weekly/loop-2026-W10-city.csv  …
+    <dir>/daily/loop-2026-03-02-department.xlsx   <dir>/weekly/loop-2026-W10-city.csv
+    <dir>/monthly/loop-2026-02-city.xlsx  …
 
 The worker wakes every ``check_interval_s``, asks ``due()`` which periods should have their
 files by now (a pure function of the local time and the settings) and writes those whose files
@@ -45,12 +47,14 @@ class ReportSource(Protocol):
 class Due:
     day: Period
     week: Period
+    month: Period
 
 
 def due(now: datetime, tz: ZoneInfo, daily_at: time, weekly_on: str) -> Due:
-    """The latest day and week whose files should exist at ``now``: yesterday's once today's
-    ``daily_at`` has passed (else the day before), and the week before the latest
-    ``weekly_on`` at ``daily_at``."""
+    """The latest day, week and month whose files should exist at ``now``: yesterday's once
+    today's ``daily_at`` has passed (else the day before), the week before the latest
+    ``weekly_on`` at ``daily_at``, and the month before the latest first of a month at
+    ``daily_at``."""
     local = now.astimezone(tz)
     today = local.date()
     written_today = local.time().replace(tzinfo=None) >= daily_at
@@ -59,7 +63,8 @@ def due(now: datetime, tz: ZoneInfo, daily_at: time, weekly_on: str) -> Due:
     weekly = today - timedelta(days=back)
     if back == 0 and not written_today:
         weekly -= timedelta(days=7)
-    return Due(day, previous_period("week", weekly, tz))
+    month = previous_period("month", today if written_today else today - timedelta(days=1), tz)
+    return Due(day, previous_period("week", weekly, tz), month)
 
 
 class ReportFiles:
@@ -116,7 +121,7 @@ class ReportsWorker:
         """Write the due periods whose files are missing; the files written."""
         d = due(self.clock(), self.tz, self.section.daily_at, self.section.weekly_on)
         written: list[Path] = []
-        for period in (d.day, d.week):
+        for period in (d.day, d.week, d.month):
             if not self.files.written(period):
                 written += await self.files.write(period)
         self.runs += 1

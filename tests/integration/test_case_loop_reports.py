@@ -407,7 +407,8 @@ async def test_the_worker_writes_the_days_and_weeks_files_once(week, tmp_path):
     written = await worker.run_once()
     names = sorted(p.relative_to(tmp_path / "reports").as_posix() for p in written)
     assert names == sorted(f"{folder}/loop-{key}-{by}.{ext}"
-                           for folder, key in (("daily", "2026-03-08"), ("weekly", "2026-W10"))
+                           for folder, key in (("daily", "2026-03-08"), ("weekly", "2026-W10"),
+                                               ("monthly", "2026-02"))
                            for by in ("department", "city") for ext in ("csv", "xlsx"))
     weekly = tmp_path / "reports" / "weekly"
     by_dept = csv_rows((weekly / "loop-2026-W10-department.csv").read_bytes())
@@ -436,6 +437,13 @@ async def test_the_worker_writes_the_days_and_weeks_files_once(week, tmp_path):
     assert sorted(p.name for p in await worker.run_once()) == sorted(
         f"loop-{key}-{by}.{ext}" for key in ("2026-03-07", "2026-W09")
         for by in ("department", "city") for ext in ("csv", "xlsx"))
+    # The first of April: March's monthly files. Nanjing: the week's 6, N0 (1 March) and N7
+    # (9 March); Suzhou: the week's 3; P0 (27 February) is not March's.
+    clock["now"] = L(4, 1, 7)
+    await worker.run_once()
+    march = csv_rows((tmp_path / "reports" / "monthly" / "loop-2026-03-city.csv").read_bytes())
+    assert [(r["编码"], r["受理量"]) for r in march] == [
+        ("nanjing", "8"), ("suzhou", "3"), ("", "11")]
 
 
 @pytest.mark.asterisk

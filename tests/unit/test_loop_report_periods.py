@@ -50,18 +50,23 @@ def test_dates_outside_the_supported_range_are_refused():
             period_of("month", bad, SH)
 
 
-@pytest.mark.parametrize(("local", "day", "week"), [
+@pytest.mark.parametrize(("local", "day", "week", "month"), [
     # Monday 07:00, after the 06:00 run: Sunday and the week just ended.
-    (datetime(2026, 3, 9, 7, 0), "2026-03-08", "2026-W10"),
+    (datetime(2026, 3, 9, 7, 0), "2026-03-08", "2026-W10", "2026-02"),
     # Monday 05:59: Saturday, and the week before.
-    (datetime(2026, 3, 9, 5, 59), "2026-03-07", "2026-W09"),
+    (datetime(2026, 3, 9, 5, 59), "2026-03-07", "2026-W09", "2026-02"),
     # Thursday: Wednesday, and the week that ended last Sunday.
-    (datetime(2026, 3, 12, 6, 0), "2026-03-11", "2026-W10"),
+    (datetime(2026, 3, 12, 6, 0), "2026-03-11", "2026-W10", "2026-02"),
+    # The first of April: March's month once 06:00 has passed, February's before.
+    (datetime(2026, 4, 1, 6, 0), "2026-03-31", "2026-W13", "2026-03"),
+    (datetime(2026, 4, 1, 5, 0), "2026-03-30", "2026-W13", "2026-02"),
+    # New Year's Day: December of the year before.
+    (datetime(2027, 1, 1, 8, 0), "2026-12-31", "2026-W52", "2026-12"),
 ])
-def test_due_reports_by_the_local_clock(local, day, week):
+def test_due_reports_by_the_local_clock(local, day, week, month):
     s = ReportsSection(daily_at=time(6, 0), weekly_on="monday")
     d = due(local.replace(tzinfo=SH).astimezone(UTC), SH, s.daily_at, s.weekly_on)
-    assert (d.day.key, d.week.key) == (day, week)
+    assert (d.day.key, d.week.key, d.month.key) == (day, week, month)
 
 
 def test_a_weekly_report_on_wednesday_covers_the_last_whole_week():
