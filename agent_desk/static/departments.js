@@ -12,6 +12,8 @@ const TABS = ["todo", "pending", "signed", "replied", "returned", "all"];
 const LEVELS = ["province", "city", "district", "street"];
 let ME = null, TAB = "todo", LIST = null, CASE = null, BUSY = false, NOTE = null;
 let DIR = [], CITIES = [], DEFAULTS = null, PICKED = null, PICKED_USERS = [], PICKED_TOKENS = [], ISSUED = null, EDIT = null;
+// The departments' webhooks: their state, the dead-letter list, a signing secret shown once.
+let HOOKS = [], DEAD = [], SECRET = null;
 
 function newKey() {
   if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -122,8 +124,34 @@ async function loadDirectory() {
     const d = await api("GET", "/api/directory?all=true");
     DIR = d.departments; CITIES = d.cities;
     DEFAULTS = await api("GET", "/api/directory/defaults");
+    HOOKS = (await api("GET", "/api/webhooks/departments")).departments;
+    DEAD = (await api("GET", "/api/webhooks/deliveries?state=dead&limit=50")).deliveries;
   } catch (e) { NOTE = { text: e.message }; }
   renderAdmin();
+}
+// A department's signing secret: revealed once, then only rotated (the old one signs a while).
+async function secret(id, how) {
+  try { SECRET = await api("POST", `/api/webhooks/departments/${encodeURIComponent(id)}/${how}`); NOTE = null; }
+  catch (e) { NOTE = { text: e.message }; SECRET = null; }
+  await loadDirectory();
+}
+function webhooks() {
+  return html`<section id="webhooks"><h2>${t("dept.hooks.title")}</h2>
+    <table id="hook-departments"><tr><th>${t("dept.hooks.department")}</th><th>${t("dept.hooks.url")}</th><th>${t("dept.hooks.generation")}</th>
+      <th>${t("dept.hooks.pending")}</th><th>${t("dept.hooks.dead")}</th><th></th></tr>
+      ${HOOKS.length ? HOOKS.map(h => html`<tr data-hook=${h.id}><td>${h.name}</td><td>${h.webhook_url || t("common.none")}</td><td>${h.generation}</td>
+        <td>${h.pending}</td><td>${h.dead}</td><td>${h.revealed
+          ? html`<button @click=${() => secret(h.id, "rotate")}>${t("dept.hooks.rotate")}</button>`
+          : html`<button @click=${() => secret(h.id, "secret")}>${t("dept.hooks.reveal")}</button>`}</td></tr>`)
+        : html`<tr><td colspan="6">${t("common.none")}</td></tr>`}</table>
+    ${SECRET ? html`<p class="ok">${t("dept.hooks.secret_once", { name: (HOOKS.find(h => h.id === SECRET.department) || {}).name || SECRET.department, n: SECRET.generation })}</p>
+      <pre id="hook-secret">${SECRET.secret}</pre>` : nothing}
+    <h3>${t("dept.hooks.dead_list")}</h3>
+    <table id="dead-letters">${DEAD.length ? DEAD.map(d => html`<tr data-delivery=${d.id}><td>${fmtTime(d.created_at)}</td><td>${d.department_name}</td>
+        <td>${d.event}</td><td>${d.case || ""}</td><td>${t("dept.hooks.attempts", { n: d.attempts })}</td>
+        <td style="white-space:normal">${d.last_error || (d.last_status ? `HTTP ${d.last_status}` : "")}</td>
+        <td><button @click=${() => adminDo(async () => { await api("POST", `/api/webhooks/deliveries/${d.id}/retry`); return t("dept.hooks.retried"); })}>${t("dept.hooks.retry")}</button></td></tr>`)
+      : html`<tr><td>${t("dept.hooks.no_dead")}</td></tr>`}</table></section>`;
 }
 async function pick(id) {
   PICKED = id; ISSUED = null;
@@ -209,7 +237,8 @@ function renderAdmin() {
         try { const r = await api("POST", `/api/directory/departments/${encodeURIComponent(picked.id)}/tokens`, { label: field("t-label") });
               PICKED_TOKENS = (await api("GET", `/api/directory/departments/${encodeURIComponent(picked.id)}/tokens`)).tokens; ISSUED = r.token; NOTE = null; }
         catch (err) { NOTE = { text: err.message }; }
-        renderAdmin(); }}>${t("dept.admin.issue")}</button></div></section>` : nothing}`, $("admin"));
+        renderAdmin(); }}>${t("dept.admin.issue")}</button></div></section>` : nothing}
+  ${webhooks()}`, $("admin"));
 }
 
 await startPage();

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from agent_desk.access import Scope
 from agent_desk.web.auth import Users
 from cases.loop import states as st
+from cases.loop.outbox import WebhookDelivery
 from cases.loop.store import DepartmentEntry, Details
 from tests.support.browser import chromium, login, new_page
 from tests.support.console import CONSOLE_PASSWORD
@@ -435,6 +436,31 @@ async def test_a_department_user_signs_for_a_case_and_answers_it_in_chromium(con
         assert (await page.text_content("#issued") or "").startswith("dpt_")
         await page.screenshot(path=str(artifacts / "department-directory.png"),
                               full_page=True)
+
+        # A delivery the department's system refused to the end: on the dead-letter list,
+        # sent again from it; the department's signing secret shown once, then rotated.
+        async with console.service.store.sessions() as s, s.begin():
+            dead = WebhookDelivery(idempotency_key=f"{number}:case.dispatch:1",
+                                   department_id="nj-chengguan", event="case.dispatch",
+                                   case_number=number, payload={"case": number}, state="dead",
+                                   attempts=8, last_status=503, last_error="HTTP 503")
+            s.add(dead)
+        await page.goto(console.base_url + "/departments")
+        row = page.locator(f'#dead-letters tr[data-delivery="{dead.id}"]')
+        text = await row.inner_text()
+        for words in ("南京市城市管理局", "case.dispatch", number, "已尝试 8 次", "HTTP 503"):
+            assert words in text, (words, text)
+        hook = page.locator('#hook-departments tr[data-hook="nj-chengguan"]')
+        assert "\t1\t" in await hook.inner_text()  # one dead
+        await hook.locator("button").click()
+        assert len(await page.text_content("#hook-secret") or "") >= 32
+        await page.screenshot(path=str(artifacts / "department-webhooks.png"), full_page=True)
+        await row.locator("button").click()
+        await page.locator("#admin-msg").get_by_text("已重新排队发送").wait_for()
+        # Queued afresh (its attempts counted again): gone from the list, or back with fewer.
+        await page.wait_for_function(
+            f"() => !(document.querySelector('#dead-letters tr[data-delivery=\"{dead.id}\"]')"
+            "?.textContent || '').includes('已尝试 8 次')")
         await page.context.close()
 
     view = await console.service.case_loop.view(number)
