@@ -290,6 +290,9 @@ class CityConfig(_Section):
     name: str
     node: ID
     area_codes: list[Annotated[str, Field(pattern=r"^0[0-9]{2,3}$")]] = []
+    # The city's districts (区/县/县级市) by id, with the names people read: a case's place is
+    # chosen from them (none configured: any district id is taken as given).
+    districts: dict[ID, str] = {}
 
 
 class TrunkConfig(_Section):

@@ -71,7 +71,8 @@ DEPARTMENT = obj({"id": S, "name": S, "level": S, "city": SN, "parent": SN, "par
 ITEM = {
     "number": S, "state": S, "dispatch_state": S, "role": S, "round": I, "city": SN,
     "city_name": S,
-    "district": SN, "channel": S, "appeal_type": SN, "appeal_type_name": S, "matter": SN,
+    "district": SN, "district_name": S, "channel": S, "appeal_type": SN, "appeal_type_name": S,
+    "matter": SN,
     "matter_name": S, "subject": S, "dispatched_at": TS, "sign_due_at": TS, "due_at": TS,
     "signed_at": TS, "replied_at": TS, "returned_at": TS, "deadline": TS, "overdue": B,
     "light": LIGHT, "supervised": B, "extension_state": SN,

@@ -165,7 +165,8 @@ class DepartmentDesk:
         return {
             "number": c.number, "state": w.state, "dispatch_state": d.state, "role": d.role,
             "round": d.round, "city": c.city, "city_name": self.cities.get(c.city or "", ""),
-            "district": w.district, "channel": w.channel,
+            "district": w.district,
+            "district_name": self.loop.district_name(c.city, w.district), "channel": w.channel,
             "appeal_type": w.appeal_type,
             "appeal_type_name": tax.appeal_types.get(w.appeal_type or "", ""),
             "matter": w.matter, "matter_name": tax.path_names(w.matter),

@@ -25,14 +25,14 @@ NI = {"type": ["integer", "null"]}
 SCHEMAS: dict[str, dict[str, Any]] = {
     "HotAlert": obj({
         "id": I, "kind": {"enum": ["matter", "keyword"]}, "city": SN, "city_name": SN,
-        "district": SN,
+        "district": SN, "district_name": SN,
         "matter": SN, "matter_name": SN, "term": SN, "observed": I, "expected": N,
         "p_value": N, "peak": I, "cases": I, "opened_at": SN, "last_warm_at": SN,
         "closed_at": SN, "open": B, "acknowledged_by": SN, "acknowledged_at": SN,
         "merged_into": SN, "merged_by": SN, "merged_at": SN, "signals": ARR},
         case_list={"type": "array", "items": obj({
             "number": S, "city": SN, "at": SN, "state": S, "matter": SN, "matter_name": SN,
-            "district": SN, "merged": B})}),
+            "district": SN, "district_name": SN, "merged": B})}),
     "Suggestion": obj({"number": S, "matter": SN, "matter_name": SN, "confidence": N,
                        "department": SN, "department_name": SN,
                        "source": {"enum": ["model", "rules"]}, "model_id": NI}),

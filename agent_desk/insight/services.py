@@ -76,6 +76,8 @@ class Loop(Protocol):
     @property
     def taxonomy(self) -> Taxonomy: ...
 
+    def district_name(self, city: str | None, district: str | None) -> str: ...
+
     async def act(self, number: str, actor: LoopActor, cmd: Command,
                   details: Details | None = None, *, visible: Any = None,
                   idempotency_key: str | None = None) -> dict[str, Any]: ...
@@ -331,6 +333,7 @@ class Insight:
         return {
             "id": a.id, "kind": a.kind, "city": a.city,
             "city_name": self.city_names.get(a.city or "", a.city), "district": a.district,
+            "district_name": self.loop.district_name(a.city, a.district) or None,
             "matter": a.matter, "matter_name": name(a.matter) if a.matter else None,
             "term": a.term, "observed": a.observed, "expected": round(a.expected, 2),
             "p_value": a.p_value, "peak": a.peak, "cases": a.cases,
@@ -349,7 +352,8 @@ class Insight:
 
     def _cases_view(self, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{**c, "at": iso(c["at"]),
-                 "matter_name": self.taxonomy.path_names(c["matter"]) if c["matter"] else None}
+                 "matter_name": self.taxonomy.path_names(c["matter"]) if c["matter"] else None,
+                 "district_name": self.loop.district_name(c["city"], c["district"]) or None}
                 for c in cases]
 
     async def alerts(self, *, city: str | None, visible: Any, status: str = "open",

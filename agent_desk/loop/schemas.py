@@ -94,6 +94,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Department": DEPARTMENT,
     "CaseLoop": obj({
         "number": S, "state": STATE, "channel": S, "city": SN, "district": SN,
+        "district_name": S, "districts": {"type": "array", "items": obj({"id": S, "name": S})},
         **CLASSIFIED, "round": I, "lead_department": SN, "lead_department_name": S,
         "light": LIGHT, "supervised": B, "sign_due_at": SN, "due_at": SN,
         "reopen_count": I, "return_count": I,

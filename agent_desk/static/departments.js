@@ -95,7 +95,7 @@ function renderDetail() {
       <div>${t("dept.role")}</div><div>${tEnum("dept_role", c.role)}</div>
       <div>${t("dept.appeal_type")}</div><div>${c.appeal_type_name}</div>
       <div>${t("dept.matter")}</div><div id="d-matter">${c.matter_name}</div>
-      <div>${t("field.city")}</div><div>${[c.city_name || c.city, c.district].filter(Boolean).join(" · ")}</div>
+      <div>${t("field.city")}</div><div>${[c.city_name || c.city, c.district_name || c.district].filter(Boolean).join(" · ")}</div>
       <div>${t("field.caller")}</div><div id="d-caller">${c.caller}${c.caller_clear ? html` <span class="badge">${t("dept.call_back")}</span>` : nothing}</div>
       <div>${t("dept.accepted_at")}</div><div>${fmtTime(c.accepted_at)}</div>
       <div>${t("dept.sign_due")}</div><div>${fmtTime(c.sign_due_at)}</div>

@@ -12,7 +12,7 @@ const SHOWN = new Set();
 
 // What the alert is about: the matter in its district, or the word.
 export function alertTitle(a) {
-  if (a.kind === "matter") return t("hot.title_matter", { matter: a.matter_name || a.matter || DASH, district: a.district || DASH });
+  if (a.kind === "matter") return t("hot.title_matter", { matter: a.matter_name || a.matter || DASH, district: a.district_name || a.district || DASH });
   return t("hot.title_keyword", { term: a.term || DASH });
 }
 function words(a) {
@@ -40,7 +40,7 @@ function casesRow(a) {
   const cases = CASES[a.id];
   if (!cases) return html`<tr class="hot-cases"><td colspan="7">${t("hot.loading")}</td></tr>`;
   return html`<tr class="hot-cases" data-hot-cases=${a.id}><td colspan="7"><ul>${cases.map(c => html`<li data-case=${c.number}>
-    ${c.number} · ${fmtTime(c.at)} · ${c.district || DASH} · ${c.matter_name || DASH} · ${tEnum("loop_state", c.state)}</li>`)}</ul></td></tr>`;
+    ${c.number} · ${fmtTime(c.at)} · ${c.district_name || c.district || DASH} · ${c.matter_name || DASH} · ${tEnum("loop_state", c.state)}</li>`)}</ul></td></tr>`;
 }
 
 export function renderHotTopics() {

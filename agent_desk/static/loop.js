@@ -165,7 +165,7 @@ export class LoopPanel {
       ${v.state === "dispatched" && v.sign_due_at ? html`<div>${t("loop.sign_due")}</div><div>${fmtTime(v.sign_due_at)}</div>` : nothing}
       <div>${t("loop.appeal_type")}</div><div id="lp-appeal-name">${v.appeal_type_name || t("loop.unclassified")}</div>
       <div>${t("loop.matter")}</div><div id="lp-matter-name">${v.matter_name || t("loop.unclassified")}</div>
-      ${v.district ? html`<div>${t("loop.district")}</div><div>${v.district}</div>` : nothing}
+      ${v.district ? html`<div>${t("loop.district")}</div><div id="lp-district-name">${v.district_name || v.district}</div>` : nothing}
       <div>${t("loop.lead")}</div><div id="lp-lead-name">${v.lead_department_name || deptName(v.lead_department) || t("common.none")}</div>
       <div>${t("loop.round")}</div><div>${t("loop.round_counts", { round: v.round, reopened: v.reopen_count, returned: v.return_count })}</div>
       ${fu.at ? html`<div>${t("loop.follow_up")}</div><div>${fu.satisfaction ? tEnum("satisfaction", fu.satisfaction) : t("loop.not_reached")}
@@ -219,7 +219,10 @@ export class LoopPanel {
       <select id="lp-matter"><option value=""></option>
         ${groups.map(g => html`<optgroup label=${g}>${LEAVES.filter(l => l.top === g).map(l => html`<option value=${l.code}
           ?selected=${l.code === v.matter}>${l.rest}</option>`)}</optgroup>`)}</select>
-      <div class="row"><label for="lp-district">${t("loop.district")}</label><input id="lp-district" maxlength="32" style="width:140px" .value=${v.district || ""}>
+      <div class="row"><label for="lp-district">${t("loop.district")}</label>${(v.districts || []).length
+        ? html`<select id="lp-district" style="width:auto"><option value=""></option>
+            ${v.districts.map(d => html`<option value=${d.id} ?selected=${d.id === v.district}>${d.name}</option>`)}</select>`
+        : html`<input id="lp-district" maxlength="32" style="width:140px" .value=${v.district || ""}>`}
       <label for="lp-address">${t("loop.address")}</label><input id="lp-address" maxlength="256" style="width:260px" .value=${this.address() || ""}
         placeholder=${t("loop.address_placeholder")}></div>
       <button class="primary" id="lp-classify" ?disabled=${this.busy} @click=${() => this.classify()}>${t("loop.classify_save")}</button></div>`;

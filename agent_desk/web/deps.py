@@ -172,6 +172,8 @@ class CaseLoopDesk(Protocol):
     @property
     def taxonomy(self) -> Taxonomy: ...
 
+    def district_name(self, city: str | None, district: str | None) -> str: ...
+
     async def act(self, number: str, actor: LoopActor, cmd: Command,
                   details: Details | None = None, *, visible: Any = None,
                   idempotency_key: str | None = None, witness: Witness | None = None

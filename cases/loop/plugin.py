@@ -57,7 +57,8 @@ class CaseLoopPlugin:
                              deadlines or WorkingTimePolicy(self.limits, self.calendar),
                              timezone=cfg.service.timezone,
                              repeat_window_days=cfg.case_loop.repeat_window_days,
-                             clock=clock, outbox=outbox)
+                             clock=clock, outbox=outbox,
+                             districts={c.id: c.districts for c in cfg.cities})
         self.sweep = DeadlineSweep(sessions, self.calendar, self.limits, now=clock,
                                    notify=notify)
         self.sweeper = SweepWorker(self.sweep, cfg.case_loop.sweep_interval_s)

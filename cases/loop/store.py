@@ -14,7 +14,7 @@ a case outside it does not exist for them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -146,8 +146,11 @@ class CaseLoop:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], personal: PersonalData,
                  taxonomy: Taxonomy, deadlines: DeadlinePolicy | None = None, *,
                  timezone: str = "Asia/Shanghai", repeat_window_days: int = 90,
-                 clock: Callable[[], datetime] = utcnow, outbox: Outbox | None = None):
+                 clock: Callable[[], datetime] = utcnow, outbox: Outbox | None = None,
+                 districts: Mapping[str, Mapping[str, str]] | None = None):
+        # ``districts``: per city, its districts' names by id (a city without: any id goes).
         self.sessions = sessions
+        self.districts = {c: dict(d) for c, d in (districts or {}).items() if d}
         self.personal = personal
         self.taxonomy = taxonomy
         self.deadlines: DeadlinePolicy = deadlines or CalendarDays()
@@ -155,6 +158,12 @@ class CaseLoop:
         self.repeat_window = timedelta(days=repeat_window_days)
         self.clock = clock
         self.outbox = outbox
+
+    def district_name(self, city: str | None, district: str | None) -> str:
+        """A district's name as people read it (its id where the city lists none)."""
+        if not district:
+            return ""
+        return self.districts.get(city or "", {}).get(district, district)
 
     # -- the directory ----------------------------------------------------------------------
 
@@ -321,6 +330,10 @@ class CaseLoop:
                                              d.extension_state) for d in current))
         if cmd.action == "classify":
             problems = self.taxonomy.check(details.appeal_type, details.matter)
+            districts = self.districts.get(case.city or "")
+            if details.district and districts is not None and details.district not in districts:
+                problems.append(f"district: {details.district!r} is not a district of "
+                                f"{case.city} ({', '.join(sorted(districts))})")
             if problems:
                 raise DomainError("invalid", "; ".join(problems))
         decision = st.decide(view, actor, cmd)
@@ -534,7 +547,11 @@ class CaseLoop:
             "number": case.number,
             "state": st.CLOSED if case.closed_at and work.state in st.OPEN_STATES
             else work.state, "channel": work.channel,
-            "city": case.city, "district": work.district, "appeal_type": work.appeal_type,
+            "city": case.city, "district": work.district,
+            "district_name": self.district_name(case.city, work.district),
+            "districts": [{"id": k, "name": v}
+                          for k, v in self.districts.get(case.city or "", {}).items()],
+            "appeal_type": work.appeal_type,
             "appeal_type_name": self.taxonomy.appeal_types.get(work.appeal_type or "", ""),
             "matter": work.matter, "matter_name": self.taxonomy.path_names(work.matter),
             "round": work.round, "lead_department": work.lead_department,

@@ -56,7 +56,7 @@ async def test_agent_classifies_and_dispatches_and_the_supervisor_sees_it(consol
                 "() => document.querySelector('#lp-matter option[value="
                 "\"urban.sanitation.street_vending\"]').parentElement.label") == "城乡建设"
             await agent.select_option("#lp-matter", label="市容环卫 › 占道经营")
-            await agent.fill("#lp-district", "玄武区")
+            await agent.select_option("#lp-district", label="玄武区")  # the city's districts
             await agent.fill("#lp-address", "玄武区珠江路88号")
             await agent.click("#lp-classify")
             await agent.wait_for_function(
@@ -64,6 +64,7 @@ async def test_agent_classifies_and_dispatches_and_the_supervisor_sees_it(consol
             assert await agent.text_content("#lp-matter-name") == (
                 "城乡建设 › 市容环卫 › 占道经营")
             assert await agent.text_content("#lp-appeal-name") == "投诉"
+            assert await agent.text_content("#lp-district-name") == "玄武区"
 
             # 派单: the suggested department is preselected; 人社局 assists.
             await agent.wait_for_selector("#lp-lead")

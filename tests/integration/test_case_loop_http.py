@@ -38,7 +38,8 @@ async def classified(console, user, caller: str = CALLER, city: str = "nanjing",
                      agent: str | None = "1001", matter: str = VENDING) -> str:
     number = await console.call_case(caller, city, agent)
     status, doc = await user.post(loop_path(number, "classify"), {
-        "appeal_type": "complaint", "matter": matter, "district": "xuanwu"})
+        "appeal_type": "complaint", "matter": matter,
+        "district": {"nanjing": "xuanwu", "suzhou": "gusu"}[city]})
     assert status == 200, doc
     return number
 
@@ -77,12 +78,16 @@ async def test_classify_dispatch_review_follow_up_close_over_http(console):
     status, doc = await agent.post(loop_path(number, "classify"), {
         "appeal_type": "complaint", "matter": "urban", "district": "xuanwu"})
     assert status == 422 and "group" in doc["message"], doc  # a leaf is needed
+    status, doc = await agent.post(loop_path(number, "classify"), {
+        "appeal_type": "complaint", "matter": VENDING, "district": "gusu"})
+    assert status == 422 and "not a district of nanjing" in doc["message"], doc  # 苏州's
     status, v = await agent.post(loop_path(number, "classify"), {
         "appeal_type": "complaint", "matter": VENDING, "district": "xuanwu",
         "address": ADDRESS})
     assert status == 200, v
     assert v["state"] == "accepted" and v["matter_name"] == "城乡建设 › 市容环卫 › 占道经营"
-    assert v["appeal_type_name"] == "投诉"
+    assert v["appeal_type_name"] == "投诉" and v["district_name"] == "玄武区"
+    assert {"id": "qinhuai", "name": "秦淮区"} in v["districts"]
     # The address went onto the case form (encrypted there), not into the loop.
     status, case = await agent.get(f"/api/cases/{number}")
     assert case["form"]["address"] == ADDRESS

@@ -398,6 +398,7 @@ async def test_a_department_user_signs_for_a_case_and_answers_it_in_chromium(con
             f"() => document.querySelector('#d-number')?.textContent === '{number}'")
         assert await page.text_content("#d-caller") == MASKED
         assert await page.text_content("#d-content") == "珠江路夜市占道经营，噪音扰民"
+        assert "南京 · 玄武区" in await page.inner_text("#detail")  # the district by its name
         assert CALLER not in await page.content()
         await page.click("#a-sign")
         await page.wait_for_function(

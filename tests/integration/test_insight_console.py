@@ -199,7 +199,7 @@ async def test_the_wallboard_shows_the_burst_live_and_the_form_module_suggests(
         row = board.locator(f'#hot-topics tr[data-alert="{alert_id}"]')
         await row.wait_for()
         text = await row.inner_text()
-        assert "xuanwu：公用事业 › 供水 › 停水" in text and "南京" in text
+        assert "玄武区：公用事业 › 供水 › 停水" in text and "南京" in text
         await board.click(f'[data-hot-show="{alert_id}"]')
         await board.wait_for_selector(
             f'[data-hot-cases="{alert_id}"] li[data-case="{numbers[-1]}"]')
