@@ -457,7 +457,10 @@ class Stack:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.agents_sipp.poll() is not None:
-                raise RuntimeError(f"agents' sipp exited; see {self.work}/agents.out")
+                out = self.work / "agents.out"
+                tail = out.read_text(errors="replace")[-2000:] if out.exists() else ""
+                raise RuntimeError(f"agents' sipp exited ({self.agents_sipp.returncode}); "
+                                   f"its output ended:\n{tail}")
             states = await queue_members_state(self.cli, QUEUE_BY_KEY["0"])
             if sum(1 for v in states.values() if v == "Not in use") >= self.plan.agents:
                 progress(f"{self.plan.agents} agents registered and available")
@@ -467,8 +470,11 @@ class Stack:
         raise TimeoutError(f"agents not available after registering:\n{text}")
 
     def media_base(self, i: int) -> int:
+        """sipp's media ports: below the kernel's ephemeral range (32768-60999, where the
+        pjsua2 parties' and browsers' RTP sockets land) and the labs' Asterisk RTP ranges
+        (20000-29199); two benches apart by their nodes' RTP ranges."""
         assert self.cfg is not None
-        return 41000 + (self.cfg.nodes[0].rtp_start % 10000) + i * 4000
+        return 10000 + (self.cfg.nodes[0].rtp_start % 1000) + i * 4500
 
     def audio_file(self) -> Path:
         """Raw A-law speech-like audio (a tone sweep) for sipp's rtp_stream."""

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 log = logging.getLogger(__name__)
+SLOW_STOP_S = 2.0
 
 
 class Plugin(Protocol):
@@ -51,9 +53,14 @@ async def stop_all(plugins: Sequence[Plugin]) -> None:
     """Stop in reverse order. One that fails to stop is logged and the others still stop
     (shutdown must not leave the rest running)."""
     for plugin in reversed(plugins):
+        began = time.monotonic()
         try:
             await plugin.stop()
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("plugin did not stop cleanly", extra={"plugin": repr(plugin)})
+        took = time.monotonic() - began
+        if took > SLOW_STOP_S:  # what an operator reads when a stop outlasts its supervisor's
+            log.warning("plugin slow to stop", extra={"plugin": repr(plugin),
+                                                      "seconds": round(took, 1)})

@@ -27,15 +27,18 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 from common.config import Config, ConfigError, load_config
 
 EXIT_CONFIG = 2
+log = logging.getLogger("hotline.serve")
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -139,9 +142,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        began = time.monotonic()
+        log.info("stopping")
         if runner is not None:
             await runner.cleanup()
+        web_s = time.monotonic() - began
         await service.stop()
+        log.info("stopped", extra={"web_s": round(web_s, 1),
+                                   "seconds": round(time.monotonic() - began, 1)})
 
     try:  # libuv's loop roughly doubles what one core answers over FastAGI (bench/)
         import uvloop

@@ -143,9 +143,13 @@ class Served:
         self.proc.kill()
         return kids
 
-    async def wait(self) -> int:
+    async def wait(self, timeout: float = 20) -> int:
         assert self.proc is not None
-        return await asyncio.wait_for(self.proc.wait(), 20)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"hotline serve still running {timeout:.0f} s on:\n"
+                                 + self.log.read_text()[-3000:]) from None
 
     async def stop(self) -> int:
         if self.proc is None:
