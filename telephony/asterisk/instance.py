@@ -215,9 +215,12 @@ class AsteriskInstance:
         )
         agents = [AgentView(a.id, a.city, sip_password(sip_master, a.id))
                   for a in cfg.agents_of(self.node.id)]
+        # Supervisors' desk phones: registered like agents', rung only by the service.
+        supervisors = [AgentView(p.id, p.city, sip_password(sip_master, p.id))
+                       for p in cfg.supervisors_of(self.node.id)]
         context = {
             "cfg": cfg, "node": self.node, "ast": self.ast, "ami_secret": ami_secret,
-            "agents": agents, "trunks": cfg.trunks_of(self.node.id),
+            "agents": agents, "supervisors": supervisors, "trunks": cfg.trunks_of(self.node.id),
             "queues": all_queues(cfg), "fallback_queue": fallback_queue(cfg),
             "queueing": cfg.queueing, "menu": cfg.menu, "fastagi": cfg.fastagi,
             "noload": NOLOAD,
