@@ -44,6 +44,10 @@ function render() {
     $("r-queue").textContent = call.queue || "";
     $("p-callstate").textContent = tEnum("call_state", call.state);
   } else { $("p-callstate").textContent = CASE ? t("call.ended") : ""; }
+  // Only when the [supervision] policy lets agents see it (the server leaves it out otherwise).
+  const watched = call ? s.monitored : null;
+  $("monitored").classList.toggle("hidden", !watched);
+  $("monitored").textContent = watched ? t("monitor.on_your_call", { mode: tEnum("monitor_mode", watched.mode) }) : "";
   paint(repeat(call ? call.legs || [] : [], (l, i) => l.leg_id ?? i, l => html`<div>${l.name} ·
     ${tEnum("leg_state", l.state)} ${tEnum("leg_outcome", l.outcome)}</div>`), $("legs"));
 }
