@@ -74,6 +74,10 @@ async def apply_transfer_fact(session: AsyncSession, case: Case, fact: CallFact)
     elif kind == "transfer_answered":
         _fill(rec, channel=d.get("channel"), answered_at=at, outcome="answered")
         _fill(leg, channel=d.get("channel"), answered_at=at, outcome="answered")
+    elif kind == "transfer_taken":
+        # A skill queue's leg: the agent its queue connected (on this node or another's).
+        _fill(leg, party=d.get("agent"))
+        _fill(rec, number=d.get("agent"))
     elif kind == "transfer_three_way":
         _fill(rec, three_way_at=at)
     elif kind == "transfer_agent_left":
