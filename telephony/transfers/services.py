@@ -701,8 +701,9 @@ class CallControl:
             if leg is not None and leg.kind == "queue":
                 sess = self.sessions.get(leg.call_id)
                 if sess is not None:
-                    self._index(sess, event.channel.uniqueid, "queue")
-                    self._remote_legs[(event.node, event.channel.uniqueid)] = leg.leg_id
+                    key = (event.node, event.channel.uniqueid)  # on the other node
+                    self._by_uid[key] = (sess, "queue")
+                    self._remote_legs[key] = leg.leg_id
         elif isinstance(event, ev.Connected):
             await self._reconcile(event)
 

@@ -208,7 +208,9 @@ async def test_blind_transfer_to_a_skill_queue_keeps_priority_and_case(console, 
     assert leg.answered_at is None, "the leg is answered when an agent answers, not before"
     await p1002.answer(ringing)
     await asyncio.wait_for(leg.settled.wait(), 20)
-    assert leg.outcome == "answered" and leg.answered_by == "1002"
+    assert leg.outcome == "answered"
+    await eventually(lambda: _taken(leg), 10, what="the answering agent named on the leg")
+    assert leg.answered_by == "1002"
     await asyncio.sleep(2)
     await caller_phone.hangup(call)
     await asyncio.wait_for(ringing.disconnected.wait(), 10)
@@ -230,4 +232,8 @@ async def test_blind_transfer_to_a_skill_queue_keeps_priority_and_case(console, 
 
 
 async def _empty(folder: Path) -> bool:
-    return not any(folder.iterdir())
+    return not await asyncio.to_thread(lambda: any(folder.iterdir()))
+
+
+async def _taken(leg: Any) -> bool:
+    return leg.answered_by is not None
