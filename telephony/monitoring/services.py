@@ -278,7 +278,7 @@ class Monitoring:
             # Sessions whose phone vanished while AMI was away are over.
             live = {c.channel.uniqueid for c in event.snapshot.channels}
             for session in [s for s in self.sessions.values() if s.node == event.node]:
-                if session.session_id not in live and session.state == "active":
+                if session.session_id not in live:
                     await self._end(session, event.snapshot.taken_at)
 
     async def _answered(self, session: MonitoringSession, at: float) -> None:
