@@ -146,3 +146,47 @@ async def test_transfer_to_another_citys_queue_is_answered_there(
 
 async def _taken(leg: Any) -> bool:
     return leg.answered_by is not None
+
+
+async def test_consult_a_colleague_in_another_city_then_hand_over(
+        nlab: Lab, services: ServiceFactory, phones: SipPhones, sounds: dict[str, Path]
+        ) -> None:
+    service = await services.start()
+    a1001 = await nlab.agent("1001", play=sounds["tone_agent"])
+    a2001 = await nlab.agent("2001", play=sounds["tone_branch"])
+    await _ready(service, "1001", "2001")
+    caller = await nlab.caller("13800002222", play=sounds["tone_caller"])
+    call = await nlab.dial(caller, trunk="nanjing", node_id="node1")
+    a_call = await asyncio.wait_for(a1001.incoming.get(), 30)
+    await asyncio.wait_for(a_call.answered.wait(), 10)
+
+    async def answered() -> str | None:
+        for c in service.nodes["node1"].tracker.calls.values():
+            if c.answered_by == "1001" and not c.ended:
+                return c.call_id
+        return None
+
+    call_id = await eventually(answered, what="the tracker to see the answer")
+    leg = await service.callcontrol.consult(call_id, "1001", "agent:2001")
+    b_call = await asyncio.wait_for(a2001.incoming.get(), 30)
+    await asyncio.wait_for(b_call.answered.wait(), 10)
+    await asyncio.wait_for(leg.settled.wait(), 20)
+    assert leg.state == "consulting" and leg.kind == "colleague"
+    await service.callcontrol.three_way(call_id, "1001")
+    await service.callcontrol.leave(call_id, "1001")
+    await asyncio.wait_for(a_call.disconnected.wait(), 10)
+    assert leg.state == "handed_off"
+    await caller.hangup(call)
+    await asyncio.wait_for(b_call.disconnected.wait(), 10)
+    await asyncio.wait_for(leg.done.wait(), 10)
+    for p in (caller, a1001, a2001):
+        await p.close()
+    case = await eventually(lambda: _ended_case(service, call_id), 20, what="the case")
+    t = case.transfers[0]
+    assert (t.destination, t.kind, t.number, t.outcome, t.handed_off) == (
+        "agent:2001", "colleague", "2001", "answered", True)
+
+
+async def _ended_case(service: Any, call_id: str) -> Any:
+    case = await service.store.by_call(call_id)
+    return case if case is not None and case.call_state == "ended" else None
