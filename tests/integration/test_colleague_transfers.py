@@ -237,3 +237,34 @@ async def _empty(folder: Path) -> bool:
 
 async def _taken(leg: Any) -> bool:
     return leg.answered_by is not None
+
+
+async def test_blind_transfer_to_a_colleague(console, phones, sounds, tmp_path):
+    lab, svc = console.lab, console.service
+    first = await console.user("agent1001")
+    p1001 = await lab.agent("1001", play=sounds["tone_agent"])
+    caller_phone = await lab.caller(CALLER, play=sounds["tone_caller"])
+    call = await lab.dial(caller_phone)
+    a_call = await asyncio.wait_for(p1001.incoming.get(), 30)
+    await asyncio.wait_for(a_call.answered.wait(), 10)
+    number = (await _talking(first))["case"]["number"]
+    p1002 = await lab.agent("1002", play=sounds["tone_branch"])
+
+    status, doc = await first.post("/api/console/transfer",
+                                   {"action": "blind", "destination": "agent:1002"})
+    assert status == 200 and doc["leg"]["kind"] == "colleague", doc
+    await asyncio.wait_for(a_call.disconnected.wait(), 10)  # released at once
+    b_call = await asyncio.wait_for(p1002.incoming.get(), 20)
+    await asyncio.wait_for(b_call.answered.wait(), 10)
+    leg = svc.callcontrol.leg(doc["leg"]["leg_id"])
+    await asyncio.wait_for(leg.settled.wait(), 20)
+    assert leg.state == "handed_off"
+    await p1002.hangup(b_call)  # the colleague ends the call: so does the caller's side
+    await asyncio.wait_for(call.disconnected.wait(), 10)
+    for p in (caller_phone, p1001, p1002):
+        await p.close()
+    case = await _ended_case(svc, number)
+    t = case.transfers[0]
+    assert (t.destination, t.mode, t.number, t.outcome, t.handed_off, t.ended_by) == (
+        "agent:1002", "blind", "1002", "answered", True, "destination")
+    assert await wait_clean(lab) == {}
