@@ -167,6 +167,7 @@ async def _recordings(svc: Any, number: str) -> list[dict[str, Any]] | None:
     return t["recordings"] or None
 
 
+@pytest.mark.parametrize("console", ["sqlite", "postgresql"], indirect=True)
 async def test_blind_transfer_to_a_skill_queue_keeps_priority_and_case(console, phones, sounds,
                                                                        tmp_path):
     lab, svc = console.lab, console.service
