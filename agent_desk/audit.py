@@ -10,7 +10,8 @@ The console's own administration is here too: users created, passwords reset, ro
 users disabled, enabled or deleted, supervisors pausing agents and changing their skills, and
 every sign-in, failed sign-in and sign-out; the departments directory's changes, imports and
 exports, the departments' API tokens issued and revoked; and the knowledge base's edits,
-reviews, imports and exports (the article's ref and version, not its text).
+reviews, imports and exports (the article's ref and version, not its text); and every
+supervisor's listening, whispering or barging on an agent's call (start, mode, stop).
 
 The log is tamper-evident: a hash chain (``seal``) gives each entry its place, the previous
 entry's hash and SHA-256(previous hash + its own content); ``verify`` (``hotline audit
@@ -61,6 +62,9 @@ ACTIONS = (
     # The knowledge base (agent_desk/knowledge): edits, reviews, bulk loads and exports.
     "knowledge.create", "knowledge.edit", "knowledge.submit", "knowledge.approve",
     "knowledge.reject", "knowledge.withdraw", "knowledge.import", "knowledge.export",
+    # 监听、耳语、强插 from the wallboard (agent_desk/supervision): each start, mode change and
+    # stop, with the agent, the mode and the supervisor's phone.
+    "monitoring.start", "monitoring.mode", "monitoring.stop",
 )
 SEAL_BATCH = 500
 log = logging.getLogger(__name__)

@@ -56,11 +56,11 @@ async def apply_transfer_fact(session: AsyncSession, case: Case, fact: CallFact)
     )).scalar_one_or_none()
     if rec is None:
         rec = TransferRecord(case_id=case.id, leg_id=leg_id,
-                             destination=str(d.get("destination") or "unknown"),
+                             destination=str(d.get("destination") or "unknown")[:32],
                              handed_off=False)
         session.add(rec)
     if rec.destination == "unknown" and d.get("destination"):
-        rec.destination = str(d["destination"])  # a later fact came first
+        rec.destination = str(d["destination"])[:32]  # a later fact came first
     leg = await _call_leg(session, case, leg_id)
     if kind == "transfer_dialing":
         _fill(rec, kind=d.get("kind"), number=d.get("number"), name=d.get("name"),
@@ -74,6 +74,10 @@ async def apply_transfer_fact(session: AsyncSession, case: Case, fact: CallFact)
     elif kind == "transfer_answered":
         _fill(rec, channel=d.get("channel"), answered_at=at, outcome="answered")
         _fill(leg, channel=d.get("channel"), answered_at=at, outcome="answered")
+    elif kind == "transfer_taken":
+        # A skill queue's leg: the agent its queue connected (on this node or another's).
+        _fill(leg, party=d.get("agent"))
+        _fill(rec, number=d.get("agent"))
     elif kind == "transfer_three_way":
         _fill(rec, three_way_at=at)
     elif kind == "transfer_agent_left":

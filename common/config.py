@@ -368,6 +368,26 @@ class AgentConfig(_Section):
     auto_login: bool = True
 
 
+class SupervisorConfig(_Section):
+    """A supervisor's desk phone (班长席): rung by the service to listen to, whisper to or
+    barge into an agent's call (docs/monitoring.md). Not a queue member."""
+
+    id: Annotated[str, Field(pattern=r"^[0-9]{3,8}$")]  # the SIP extension
+    name: str
+    city: ID
+    # The console user whose phone this is (a user of role supervisor).
+    user: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class SupervisionSection(_Section):
+    """Listening, whispering and barging (监听、耳语、强插; docs/monitoring.md)."""
+
+    # Whether the agent's console shows that a supervisor is on the call, and how.
+    agent_sees_monitoring: bool = False
+    # How long the supervisor's phone rings before the attempt is given up.
+    ring_timeout_s: Annotated[int, Field(ge=5, le=120)] = 20
+
+
 class QueueingSection(_Section):
     # Where a call goes when the router cannot be asked (service down, error, timeout).
     fallback_skill: ID = "general"
@@ -975,6 +995,8 @@ class Config(_Section):
     trunks: list[TrunkConfig]
     numbers: list[NumberConfig]
     agents: list[AgentConfig] = []
+    supervisors: list[SupervisorConfig] = []
+    supervision: SupervisionSection = SupervisionSection()
     transfers: TransfersSection = TransfersSection()
     branch_centers: list[BranchCenterConfig] = []
     emergency_lines: list[EmergencyLineConfig] = []
@@ -1010,6 +1032,9 @@ class Config(_Section):
         unique("trunks", [t.id for t in self.trunks])
         unique("numbers", [n.number for n in self.numbers])
         unique("agents", [a.id for a in self.agents])
+        unique("supervisors", [p.id for p in self.supervisors])
+        unique("supervisors (user)", [p.user for p in self.supervisors])
+        agent_ids = {a.id for a in self.agents}
         node_ids = {n.id for n in self.nodes}
         city_ids = {c.id for c in self.cities}
         if not self.nodes:
@@ -1065,6 +1090,11 @@ class Config(_Section):
             for j, pool in enumerate(a.pools):
                 if pool not in city_ids:
                     problems.append(f"agents[{i}].pools[{j}]: unknown city {pool!r}")
+        for i, sup in enumerate(self.supervisors):
+            if sup.city not in city_ids:
+                problems.append(f"supervisors[{i}].city: unknown city {sup.city!r}")
+            if sup.id in agent_ids:
+                problems.append(f"supervisors[{i}].id: {sup.id!r} is an agent's extension")
         ports: dict[tuple[str, int], str] = {}
         for i, node in enumerate(self.nodes):
             for name, port in (("sip_port", node.sip_port), ("ami_port", node.ami_port),
@@ -1154,6 +1184,14 @@ class Config(_Section):
     def agents_of(self, node_id: str) -> list[AgentConfig]:
         cities = {c.id for c in self.cities if c.node == node_id}
         return [a for a in self.agents if a.city in cities]
+
+    def supervisors_of(self, node_id: str) -> list[SupervisorConfig]:
+        cities = {c.id for c in self.cities if c.node == node_id}
+        return [p for p in self.supervisors if p.city in cities]
+
+    def supervisor_of_user(self, user: str) -> SupervisorConfig | None:
+        """The desk phone of a console user, if the configuration gives one."""
+        return next((p for p in self.supervisors if p.user == user), None)
 
     def secret(self, env_name: str, *, what: str, strong: bool = False) -> str:
         value = os.environ.get(env_name, "")

@@ -145,7 +145,7 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
                                    yellow_share=cfg.case_loop.yellow_share),
         tokens=DepartmentTokens(sm, service.redis, prefix,
                                 lambda: deps.web.token_requests_per_minute),
-        reports=service.loop_reports, insight=service.insight,
+        reports=service.loop_reports, insight=service.insight, monitoring=service.monitoring,
         knowledge=KnowledgeBase(sm, cities=[c.id for c in cfg.cities],
                                 matter_names=matter_names(service.case_loop.taxonomy)))
     return deps, board

@@ -41,11 +41,13 @@ class NodeRuntime:
                  live: LiveState, health: RedisHealth, sinks: Sequence[Sink],
                  case_of: Callable[[str], str | None], skills_of: Callable[[str], dict[str, int]],
                  signed_in: Callable[[str], bool], transfers: Handler, transcripts: Handler,
-                 surge: Handler, ami_secret: str, ami_address: tuple[str, int] | None = None,
+                 surge: Handler, ami_secret: str, monitoring: Handler | None = None,
+                 ami_address: tuple[str, int] | None = None,
                  ami_options: dict[str, object] | None = None, cel_interval_s: float = 30.0,
                  cel_from_now: bool = False) -> None:
         # ``sinks``: where the tracker's call facts go (the case store, then the live state);
-        # ``transfers``, ``transcripts``, ``surge``: the service-wide handlers of its events.
+        # ``transfers``, ``transcripts``, ``surge``, ``monitoring``: the service-wide handlers
+        # of its events.
         self.node = node
         self.health = health
         self.events_handled = 0
@@ -68,7 +70,8 @@ class NodeRuntime:
         self._handlers: tuple[tuple[str, Handler], ...] = (
             ("membership", self.membership.on_event), ("calls", self.tracker.handle),
             ("callcontrol", transfers), ("live", self.live.on_event),
-            ("transcripts", transcripts), ("surge", surge))
+            ("transcripts", transcripts), ("surge", surge),
+            *((("monitoring", monitoring),) if monitoring is not None else ()))
 
     @property
     def tracker(self) -> CallTracker:

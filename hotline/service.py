@@ -41,6 +41,7 @@ from telephony.asterisk import sounds
 from telephony.asterisk.instance import cel_path, recordings_spool, sounds_dir
 from telephony.live import plugin as live_plugin
 from telephony.live.recovery import RedisGuard, RedisHealth
+from telephony.monitoring import plugin as monitoring_plugin
 from telephony.transfers import plugin as transfers_plugin
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,10 @@ class HotlineService:
         self.callcontrol = transfers_plugin.build(
             cfg, ami_of=self._ami_of, tracker_of=lambda n: self.nodes[n].tracker,
             sinks=[self.store.apply, live_fact], cases=self.store, publish=self.live.publish)
+        # 监听、耳语、强插: supervisors' phones on agents' calls (the wallboard drives it).
+        self.monitoring = monitoring_plugin.build(
+            cfg, ami_of=self._ami_of, tracker_of=lambda n: self.nodes[n].tracker,
+            publish=self.live.publish)
         # Surges across cities (多援一): figures, proposals, moves between nodes.
         self.surge = surge_plugin.build(cfg, self.redis, ami_of=self._ami_of,
                                         audit=SurgeAudit(self.engine), skills_of=self.skills.of,
@@ -156,7 +161,8 @@ class HotlineService:
                 sinks=[self.store.submit, live_fact], case_of=self.store.cached_number,
                 skills_of=self.skills.of, signed_in=self.presence.is_signed_in,
                 transfers=self.callcontrol.on_event, transcripts=self.transcripts.on_event,
-                surge=self.surge.on_event, ami_secret=ami_secret,
+                surge=self.surge.on_event, monitoring=self.monitoring.on_event,
+                ami_secret=ami_secret,
                 ami_address=ami_addresses.get(node.id), ami_options=ami_options,
                 cel_interval_s=cel_interval_s, cel_from_now=cel_from_now)
             self.skills.appliers[node.id] = self.nodes[node.id].membership.apply_agent
@@ -194,6 +200,7 @@ class HotlineService:
             self.retention,
             *self.nodes.values(),
             self.callcontrol,  # transfers act through the nodes' AMI clients
+            self.monitoring,
             self.followups,  # calls out through the nodes, hears back over FastAGI
             self.surge,
             self.redis_guard,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from agent_desk.softphone.credentials import issue_credentials
 from common.config import Config, NodeConfig, parse_config, random_key_weakness, secret_weakness
 from common.privacy import PersonalData
+from common.secrets import sip_password
 from hotline.service import HotlineService
 from telephony.asterisk.instance import AsteriskInstance, instance_dir, reap_orphans
 from telephony.asterisk.runtime import AsteriskRuntime, ensure_runtime
@@ -249,6 +250,14 @@ class Lab:
         # The phone gets the agent's own credentials, issued as for an agent's machine.
         creds = issue_credentials(self.cfg, agent_id)
         return await sip.agent(agent_id, creds.password, server=creds.server, **kwargs)
+
+    async def supervisor(self, phone: str, **kwargs: Any) -> Phone:
+        """A supervisor's desk phone ([[supervisors]]), registered on its city's node."""
+        sip = await self.start_sip()
+        sup = next(p for p in self.cfg.supervisors if p.id == phone)
+        node = self.cfg.node(self.cfg.city(sup.city).node)
+        return await sip.agent(phone, sip_password(self.cfg.sip_secret, phone),
+                               server=f"127.0.0.1:{node.sip_port}", **kwargs)
 
     async def caller(self, number: str, **kwargs: Any) -> Phone:
         sip = await self.start_sip()

@@ -63,6 +63,11 @@ class ConsoleHttp:
             "state": d.board.agents.get(agent, {}).get("state", live.get("state")),
             "reason": live.get("reason", ""), "since": float(live.get("since") or 0) or None,
             "call": None, "case": None, "now": time.time()}
+        if d.monitoring is not None and d.monitoring.agent_sees:
+            # The [supervision] policy lets the agent see a supervisor on the call (the mode,
+            # not who).
+            watched = d.monitoring.of_agent(agent)
+            out["monitored"] = {"mode": watched.mode} if watched is not None else None
         cur = d.current_call(agent)
         if cur is not None:
             call_id, c = cur

@@ -44,6 +44,10 @@ function render() {
     $("r-queue").textContent = call.queue || "";
     $("p-callstate").textContent = tEnum("call_state", call.state);
   } else { $("p-callstate").textContent = CASE ? t("call.ended") : ""; }
+  // Only when the [supervision] policy lets agents see it (the server leaves it out otherwise).
+  const watched = call ? s.monitored : null;
+  $("monitored").classList.toggle("hidden", !watched);
+  $("monitored").textContent = watched ? t("monitor.on_your_call", { mode: tEnum("monitor_mode", watched.mode) }) : "";
   paint(repeat(call ? call.legs || [] : [], (l, i) => l.leg_id ?? i, l => html`<div>${l.name} ·
     ${tEnum("leg_state", l.state)} ${tEnum("leg_outcome", l.outcome)}</div>`), $("legs"));
 }
@@ -141,8 +145,11 @@ async function setOutcome(id, select) {
   try { await act(`/api/callbacks/${id}/outcome`, { outcome: select.value }); } finally { select.value = ""; loadCallbacks(); }
 }
 function renderDestinations() {
-  paint(repeat(DESTINATIONS, x => x.id, x => html`<option value=${x.id}>${x.name} ${x.number}</option>`), $("dest"));
-  paint(repeat(DESTINATIONS, x => x.id, x => html`<option value=${x.name}></option>`), $("departments"));
+  // Branch centers and emergency lines, then colleagues (同事) and skill queues (技能队列).
+  paint(repeat(DESTINATIONS, x => x.id, x => html`<option value=${x.id}>${x.kind === "colleague" ? t("transfer.colleague") + " " + x.name
+    : x.kind === "queue" ? t("transfer.queue") + " " + x.name : x.name + " " + x.number}</option>`), $("dest"));
+  const lines = DESTINATIONS.filter(x => x.kind === "branch_center" || x.kind === "emergency_line");
+  paint(repeat(lines, x => x.id, x => html`<option value=${x.name}></option>`), $("departments"));
 }
 function tick() {
   const now = Date.now() / 1000 - CLOCK_SKEW;

@@ -8,13 +8,16 @@ import { $, api, loadMe, openSocket, say, startPage } from "./app.js";
 import { DASH, fmtSecs, pct, secs, t, tEnum } from "./i18n.js";
 import { showHotTopics, startHotTopics } from "./hot_topics.js";
 
-const BOARD = { seq: 0, queues: {}, cities: {}, agents: {}, skew: 0 };
+const BOARD = { seq: 0, queues: {}, cities: {}, agents: {}, monitoring: {}, skew: 0 };
+// 监听、耳语、强插: the supervisor's desk phone (from /api/monitoring) and the policy.
+let MONITOR = { phone: null, agent_sees: false };
+const MODES = ["listen", "whisper", "barge"];
 let AGENT_SKILLS = {}, WS = null, SURGE = null, PROPOSAL = null, MSG = null;
 // Today's 一键评价 figures, from the case records (not the live feed): read every 30 s.
 let SAT = { cities: {}, queues: {} };
 
 function apply(msg) {
-  if (msg.type === "snapshot") { Object.assign(BOARD, { seq: msg.seq, queues: msg.queues, cities: msg.cities, agents: msg.agents }); }
+  if (msg.type === "snapshot") { Object.assign(BOARD, { seq: msg.seq, queues: msg.queues, cities: msg.cities, agents: msg.agents, monitoring: msg.monitoring || {} }); }
   else if (msg.type === "update") {
     if (msg.seq !== BOARD.seq + 1 && !msg.full) {
       setMsg({ key: "common.missed_update", vars: { seq: BOARD.seq + 1 } });
@@ -23,6 +26,9 @@ function apply(msg) {
     }
     BOARD.seq = msg.seq;
     for (const k of ["queues", "cities", "agents"]) Object.assign(BOARD[k], msg[k] || {});
+    for (const [sid, m] of Object.entries(msg.monitoring || {})) {
+      if (m.state === "ended") delete BOARD.monitoring[sid]; else BOARD.monitoring[sid] = m;
+    }
   } else return;
   if (msg.hot_topics) showHotTopics(msg.hot_topics);
   if (msg.now) BOARD.skew = Date.now() / 1000 - msg.now;
@@ -71,8 +77,27 @@ function render() {
     <td><input data-skills=${a.agent} style="width:220px" .value=${skillsText(a.agent)}
       placeholder=${t("board.skills_placeholder")}></td>
     <td><button data-pause=${a.agent}>${t("board.pause")}</button><button data-unpause=${a.agent}>${t("board.unpause")}</button>
-      <button data-setskills=${a.agent}>${t("board.set_skills")}</button></td></tr>`),
+      <button data-setskills=${a.agent}>${t("board.set_skills")}</button>
+      ${a.state === "on_call" && me.role === "supervisor" ? MODES.map(m => html`<button class="monitor" data-monitor=${a.agent}
+        data-mode=${m}>${tEnum("monitor_mode", m)}</button>`) : nothing}</td></tr>`),
   $("agents").tBodies[0]);
+  renderMonitoring();
+}
+// 监听、耳语、强插 in progress: the supervisor's own sessions can change mode or hang up.
+function renderMonitoring() {
+  $("monitor-phone").textContent = MONITOR.phone ? t("monitor.phone", { phone: MONITOR.phone }) : t("monitor.no_phone");
+  $("monitor-phone").textContent += " · " + t(MONITOR.agent_sees ? "monitor.agent_sees" : "monitor.agent_unaware");
+  const rows = Object.values(BOARD.monitoring).sort((a, b) => a.started_at - b.started_at);
+  paint(repeat(rows, m => m.session_id, m => html`<tr data-session=${m.session_id}><td>${m.agent} ${BOARD.agents[m.agent]?.name || ""}</td>
+    <td>${m.case || DASH}</td><td>${m.supervisor} (${m.phone})</td>
+    <td><span class="badge mode-${m.mode}">${tEnum("monitor_mode", m.mode)}</span></td>
+    <td>${tEnum("monitor_state", m.state)}</td><td class="num">${fmtSecs(now() - (m.answered_at || m.started_at))}</td>
+    <td>${m.supervisor === me.user ? html`${MODES.filter(x => x !== m.mode).map(x => html`<button data-switch=${m.session_id}
+      data-mode=${x}>${tEnum("monitor_mode", x)}</button>`)}<button data-leave=${m.session_id}>${t("monitor.leave")}</button>` : nothing}</td></tr>`),
+  $("monitoring").tBodies[0]);
+}
+async function loadMonitoring() {
+  try { MONITOR = await api("GET", "/api/monitoring"); render(); } catch { /* shown on the next read */ }
 }
 // 多援一: each watched queue's figures (Erlang C forecast against agents present), a proposal
 // naming agents from cities with slack, applied with one action; lent agents can be returned.
@@ -125,10 +150,15 @@ await startPage();
 const me = await loadMe();
 $("who").textContent = me.user;
 await loadAgents();
+await loadMonitoring();
 $("agents").addEventListener("click", async ev => {
-  const d = ev.target.dataset; if (!d.pause && !d.unpause && !d.setskills) return;
+  const d = ev.target.dataset; if (!d.pause && !d.unpause && !d.setskills && !d.monitor) return;
   setMsg(null);
   try {
+    if (d.monitor) {
+      await api("POST", "/api/monitoring", { agent: d.monitor, mode: d.mode });
+      setMsg({ key: "monitor.ringing", vars: { phone: MONITOR.phone }, ok: true });
+    }
     if (d.pause) await api("POST", `/api/agents/${d.pause}/pause`, { paused: true, reason: "supervisor" });
     if (d.unpause) await api("POST", `/api/agents/${d.unpause}/pause`, { paused: false });
     if (d.setskills) {
@@ -136,6 +166,14 @@ $("agents").addEventListener("click", async ev => {
       await api("PUT", `/api/agents/${d.setskills}/skills`, { skills: parseSkills(raw) }); await loadAgents();
       setMsg({ key: "common.ok", ok: true });
     }
+  } catch (e) { setMsg({ text: e.message }); }
+});
+$("monitoring").addEventListener("click", async ev => {
+  const d = ev.target.dataset; if (!d.switch && !d.leave) return;
+  setMsg(null);
+  try {
+    if (d.switch) await api("POST", `/api/monitoring/${d.switch}/mode`, { mode: d.mode });
+    if (d.leave) await api("POST", `/api/monitoring/${d.leave}/stop`);
   } catch (e) { setMsg({ text: e.message }); }
 });
 $("surge-panel").addEventListener("click", async ev => {

@@ -145,6 +145,8 @@ class Wallboard:
         self.messages = 0
         # The open hot-topic alerts as agent_desk/insight last published them.
         self.hot_topics: list[dict[str, Any]] = []
+        # 监听、耳语、强插 in progress, by session id (telephony/monitoring).
+        self.monitoring: dict[str, dict[str, Any]] = {}
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._pending: list[str] = []
@@ -293,7 +295,8 @@ class Wallboard:
     def _all(self) -> dict[str, Any]:
         return {"queues": {q: st.view() for q, st in self.queues.items()},
                 "cities": {c: self.city_view(c) for c in self.cities()},
-                "agents": dict(self.agents), "hot_topics": list(self.hot_topics)}
+                "agents": dict(self.agents), "hot_topics": list(self.hot_topics),
+                "monitoring": dict(self.monitoring)}
 
     async def satisfaction(self) -> dict[str, Any]:
         """Today's 满意率 per city and queue, from the case records (not the live state)."""
@@ -317,6 +320,9 @@ class Wallboard:
                 self._to_agent(str(agent), doc)
         elif kind == "softphone" and doc.get("agent"):
             self._to_agent(str(doc["agent"]), doc)
+        elif kind == "monitoring":
+            self._monitoring(doc)
+            return
         elif kind == "hot_topics":
             alerts = doc.get("alerts")
             self.hot_topics = [a for a in alerts if isinstance(a, dict)] \
@@ -353,6 +359,24 @@ class Wallboard:
             "queues": {q: self.queues[q].view() for q in changed_q},
             "cities": {c: self.city_view(c) for c in cities if c in self.cities()},
             "agents": {a: self.agents[a] for a in changed_a if a in self.agents}})
+
+    def _monitoring(self, doc: dict[str, Any]) -> None:
+        """A supervisor on an agent's call: every wallboard sees it; the agent's console only
+        when the [supervision] policy says so (``agent_sees``, set by the publisher)."""
+        sid = str(doc.get("session_id", ""))
+        if not sid:
+            return
+        view = {k: v for k, v in doc.items() if k not in ("type", "agent_sees")}
+        if doc.get("state") == "ended":
+            self.monitoring.pop(sid, None)
+        else:
+            self.monitoring[sid] = view
+        self._broadcast({"type": "update", "event": "monitoring",
+                         "monitoring": {sid: view}})
+        if doc.get("agent_sees") is True and doc.get("agent"):
+            # The agent learns the mode and the state, not who is listening.
+            self._to_agent(str(doc["agent"]), {
+                "type": "monitoring", "mode": doc.get("mode"), "state": doc.get("state")})
 
     def _call(self, doc: dict[str, Any], changed: set[str]) -> None:
         call_id = str(doc.get("call_id", ""))

@@ -11,13 +11,16 @@ from agent_desk.web.auth import Session
 from agent_desk.web.deps import ConsoleDeps
 from agent_desk.web.routes import ALL, Route, agent_of
 from common.errors import DomainError
+from common.queues import all_queues, split_queue
 
 ROUTES = [
     Route("POST", "/api/console/transfer", "console_transfer", ("agent",),
           "Transfer panel: consult / three_way / blind / emergency a destination, or leave / "
           "cancel the leg in progress", TransferBody, answer=TRANSFER),
     Route("GET", "/api/console/destinations", "destinations", ALL,
-          "Branch centers and emergency lines", answer=DESTINATIONS),
+          "Branch centers, emergency lines, colleagues (agent:<id>) and skill queues "
+          "(queue:<city>-<skill>, another city's over the inter-node trunk)",
+          answer=DESTINATIONS),
 ]
 
 
@@ -49,6 +52,15 @@ class TransfersHttp:
 
     async def h_destinations(self, request: web.Request, sess: Session, body: None
                              ) -> web.StreamResponse:
+        cfg = self.deps.cfg
+        cities = {c.id: c.name for c in cfg.cities}
+        colleagues = [{"id": f"agent:{a.id}", "name": f"{a.id} {a.name}", "number": a.id,
+                       "kind": "colleague", "category": cities.get(a.city, a.city)}
+                      for a in cfg.agents if a.id != sess.agent]
+        queues = [{"id": f"queue:{q}", "name": f"{cities.get(pool, pool)} · {cfg.skills[skill]}",
+                   "number": "", "kind": "queue", "category": cfg.skills[skill]}
+                  for q in all_queues(cfg) for pool, skill in [split_queue(q)]
+                  if pool in cities]
         return web.json_response({"destinations": [
-            {"id": d.id, "name": d.name, "number": d.number, "kind": d.kind,
-             "category": d.category} for d in self.deps.cfg.destinations]})
+            *({"id": d.id, "name": d.name, "number": d.number, "kind": d.kind,
+               "category": d.category} for d in cfg.destinations), *colleagues, *queues]})

@@ -110,6 +110,22 @@ class CallControl(Protocol):
     def cancel(self, call: str, agent_id: str) -> Awaitable[Leg]: ...
 
 
+class Monitoring(Protocol):
+    """监听、耳语、强插 (telephony/monitoring/services.py Monitoring), as the wallboard and the
+    agent's console use it."""
+
+    @property
+    def agent_sees(self) -> bool: ...
+
+    async def join(self, agent_id: str, *, phone: str, supervisor: str, mode: str
+                   ) -> Any: ...
+    async def switch(self, session_id: str, mode: str, *, supervisor: str) -> Any: ...
+    async def leave(self, session_id: str, *, supervisor: str) -> Any: ...
+    def recent(self) -> Sequence[Any]: ...
+    def session(self, session_id: str) -> Any: ...
+    def of_agent(self, agent_id: str) -> Any: ...
+
+
 class CaseFacts(Protocol):
     """The case store of the call facts (cases/store.py)."""
 
@@ -353,6 +369,7 @@ class ConsoleDeps:
     reports: LoopReportsDesk | None = None
     insight: InsightDesk | None = None
     knowledge: KnowledgeDesk | None = None
+    monitoring: Monitoring | None = None
 
     def current_call(self, agent: str) -> tuple[str, Mapping[str, Any]] | None:
         """The agent's latest live call on the wallboard (call id, call)."""

@@ -203,7 +203,8 @@ class AsteriskInstance:
 
     def render(self, cfg: Config, *, ami_secret: str, sip_master: str) -> list[Path]:
         """Write etc/ from the templates; make prompts and music on hold if missing."""
-        for sub in ("etc", "lib/keys", "spool/monitor", "spool/outgoing", "log", "run", "cache",
+        for sub in ("etc", "lib/keys", "spool/monitor", "spool/xfer", "spool/outgoing", "log",
+                    "run", "cache",
                     "sounds", "moh"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         for sub in PRIVATE_DIRS:
@@ -215,10 +216,18 @@ class AsteriskInstance:
         )
         agents = [AgentView(a.id, a.city, sip_password(sip_master, a.id))
                   for a in cfg.agents_of(self.node.id)]
+        # Supervisors' desk phones: registered like agents', rung only by the service.
+        supervisors = [AgentView(p.id, p.city, sip_password(sip_master, p.id))
+                       for p in cfg.supervisors_of(self.node.id)]
         context = {
             "cfg": cfg, "node": self.node, "ast": self.ast, "ami_secret": ami_secret,
-            "agents": agents, "trunks": cfg.trunks_of(self.node.id),
+            "agents": agents, "supervisors": supervisors, "trunks": cfg.trunks_of(self.node.id),
             "queues": all_queues(cfg), "fallback_queue": fallback_queue(cfg),
+            # The queues whose callers this node's agents answer (its cities'): what another
+            # node may transfer a caller to over the inter-node trunk.
+            "node_queues": [q for q in all_queues(cfg)
+                            if q.split("-", 1)[0] in {c.id for c in cfg.cities
+                                                     if c.node == self.node.id}],
             "queueing": cfg.queueing, "menu": cfg.menu, "fastagi": cfg.fastagi,
             "noload": NOLOAD,
             "destinations": cfg.destinations, "transfers": cfg.transfers,

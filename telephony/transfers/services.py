@@ -51,9 +51,9 @@ from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from common import events as ev
-from common.config import Config, DestinationConfig
+from common.config import PROVINCE_POOL, Config, DestinationConfig
 from common.errors import DomainError
-from common.facts import CallFact, Sink, call_id_of, trunk_of
+from common.facts import CallFact, Sink, agent_of, call_id_of, trunk_of
 from common.logs import call_scope
 from common.outcomes import (
     ANSWERED,
@@ -63,12 +63,14 @@ from common.outcomes import (
     classify_failure,
 )
 from common.privacy import mask_number
+from common.queues import all_queues, split_queue
 from common.tasks import cancel_and_wait
 from telephony.ami import AmiActionFailed, AmiClient, AmiError
 
 log = logging.getLogger(__name__)
 
 XFER = "hotline-xfer"  # the dialplan context (asterisk-conf/extensions.conf.j2)
+XFER_QUEUE = "hotline-xfer-queue"  # a queue's leg: the Local channel's queue half
 HANDOVER_CONTEXT = "from-handover"
 
 
@@ -77,6 +79,24 @@ class TransferError(DomainError):
     """An action that does not fit the call now (the console answers 409). ``code``: no_call,
     not_your_call, unknown_destination, busy (a leg is already in progress), no_leg,
     not_answered, unavailable (Asterisk could not be asked or refused), bad_mode."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a leg is dialled: a branch center or an emergency line (configured), a colleague
+    (``agent:1002``, on this node or, over the inter-node trunk, on another), or a skill queue
+    (``queue:suzhou-lang_en``: the caller keeps its priority and case; another node's city's
+    queue is reached over the inter-node trunk and answered there)."""
+
+    id: str
+    kind: str  # branch_center | emergency_line | colleague | queue
+    number: str
+    name: str
+    category: str
+    channel: str  # what Originate dials
+    ring_timeout_s: int
+    present_caller: bool = False
+    variables: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(eq=False)
@@ -116,6 +136,9 @@ class TransferLeg:
     cause: int | None = field(default=None, repr=False)
     originate_reason: int | None = field(default=None, repr=False)
     cancel_requested: bool = field(default=False, repr=False)
+    # A queue's leg: the agent its queue connected (from the queue half's AgentConnect).
+    answered_by: str | None = None
+    target: Target | None = field(default=None, repr=False)
 
     @property
     def ended(self) -> bool:
@@ -126,7 +149,7 @@ class TransferLeg:
         keys = ("leg_id", "call_id", "case_number", "destination", "kind", "number", "name",
                 "category", "mode", "initiator", "state", "outcome", "reason", "ended_by",
                 "agent_left_how", "dialed_at", "ringing_at", "answered_at", "three_way_at",
-                "agent_left_at", "ended_at", "ring_timeout_s")
+                "agent_left_at", "ended_at", "ring_timeout_s", "answered_by")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -245,6 +268,8 @@ class CallControl:
         self._closed: dict[str, tuple[_Session, float]] = {}
         self._by_uid: dict[tuple[str, str], tuple[_Session, str]] = {}
         self._hung_up: dict[tuple[str, str], float] = {}
+        # Another node's channel of a queue leg -> the leg id (from its HOTLINE_XFER_LEG).
+        self._remote_legs: dict[tuple[str, str], str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.handovers = 0
 
@@ -254,7 +279,7 @@ class CallControl:
     async def consult(self, call: str, agent_id: str, destination: str) -> TransferLeg:
         """Caller on hold (music); the agent hears ringback and talks to the destination once
         it answers. If it does not answer, the agent gets the caller back (``leg.outcome``)."""
-        dest = self._destination(destination)
+        dest = self._destination(destination, await self._node_of(call), agent_id)
         sess = await self._open(call, agent_id)
         async with sess.lock:
             self._check_idle(sess)
@@ -283,7 +308,7 @@ class CallControl:
         """Straight to three-way: caller and agent stay together in the call's conference while
         the line rings, and it joins them when it answers. If it is busy, fails or does not
         answer in time, caller and agent simply go on together; ``leg.outcome`` says why."""
-        dest = self._destination(line)
+        dest = self._destination(line, await self._node_of(call), agent_id)
         sess = await self._open(call, agent_id)
         async with sess.lock:
             self._check_idle(sess)
@@ -360,7 +385,7 @@ class CallControl:
     async def blind(self, call: str, agent_id: str, destination: str) -> TransferLeg:
         """The agent is released at once; the caller hears ringback and is connected when the
         destination answers. Not answered: the caller goes back to the queue, ahead."""
-        dest = self._destination(destination)
+        dest = self._destination(destination, await self._node_of(call), agent_id)
         sess = await self._open(call, agent_id)
         async with sess.lock:
             self._check_idle(sess)
@@ -422,13 +447,51 @@ class CallControl:
 
     # -- preparing an action --------------------------------------------------------------------
 
-    def _destination(self, dest_id: str) -> DestinationConfig:
-        """By id ("police") or by number ("110")."""
+    def _destination(self, dest_id: str, node: str, agent_id: str = "") -> Target:
+        """By id ("police") or by number ("110"); a colleague by ``agent:<id>`` (or the id);
+        a skill queue by ``queue:<name>``. ``node``: the call's."""
         for d in self.cfg.destinations:
             if dest_id in (d.id, d.number):
-                return d
+                return self._configured(d)
+        kind, _, name = dest_id.partition(":")
+        if kind == "queue" and name in all_queues(self.cfg):
+            return self._queue_target(name, node)
+        agent = name if kind == "agent" else dest_id
+        if agent in {a.id for a in self.cfg.agents}:
+            if agent == agent_id:
+                raise TransferError("unknown_destination", "a transfer to yourself")
+            return self._colleague(agent, node)
         raise TransferError("unknown_destination",
-                            f"no branch center or emergency line {dest_id[:32]!r}")
+                            f"no branch center, emergency line, colleague or queue "
+                            f"{dest_id[:32]!r}")
+
+    def _configured(self, d: DestinationConfig) -> Target:
+        return Target(d.id, d.kind, d.number, d.name, d.category,
+                      f"PJSIP/{d.number}@{d.endpoint}", self.cfg.ring_timeout_of(d),
+                      present_caller=d.present == "caller")
+
+    def _colleague(self, agent_id: str, node: str) -> Target:
+        """Another agent's phone: on this node, or over the inter-node trunk to theirs."""
+        a = self.cfg.agent(agent_id)
+        home = self.cfg.city(a.city).node
+        channel = f"PJSIP/{a.id}" if home == node else f"PJSIP/{a.id}@node-{home}"
+        return Target(f"agent:{a.id}", "colleague", a.id, f"{a.id} {a.name}", "", channel,
+                      self.cfg.transfers.ring_timeout_s)
+
+    def _queue_target(self, queue: str, node: str) -> Target:
+        """A skill queue. Its city's node answers it: this one, or another over the inter-node
+        trunk (the queue half dials it there, [hotline-xfer-queue])."""
+        pool, skill = split_queue(queue)
+        home = node if pool == PROVINCE_POOL else self.cfg.city(pool).node
+        city = "全省" if pool == PROVINCE_POOL else self.cfg.city(pool).name
+        return Target(f"queue:{queue}", "queue", "", f"{city} · {self.cfg.skills[skill]}"[:64],
+                      self.cfg.skills[skill][:64],
+                      f"Local/{queue}@{XFER_QUEUE}/n", self.cfg.transfers.ring_timeout_s,
+                      variables=(("HOTLINE_XFER_QUEUE", queue),
+                                 ("HOTLINE_XFER_PEER", "" if home == node else f"node-{home}")))
+
+    async def _node_of(self, call: str) -> str:
+        return (await self._resolve(call)).split(":", 1)[0]
 
     async def _resolve(self, call: str) -> str:
         """A call id, or a case number (the console knows cases)."""
@@ -499,7 +562,7 @@ class CallControl:
             raise TransferError("not_answered", f"{leg.number} has not answered yet")
         return leg
 
-    async def _new_leg(self, sess: _Session, dest: DestinationConfig, mode: str,
+    async def _new_leg(self, sess: _Session, dest: Target, mode: str,
                        agent_id: str) -> TransferLeg:
         # The router left the case number on the caller's channel; the database otherwise.
         number: str | None = None
@@ -512,31 +575,44 @@ class CallControl:
             leg_id=f"{sess.linkedid}-x{len(sess.legs) + 1}{secrets.token_hex(2)}",
             call_id=sess.call_id, case_number=number, destination=dest.id, kind=dest.kind,
             number=dest.number, name=dest.name, category=dest.category, mode=mode,
-            initiator=agent_id, ring_timeout_s=self.cfg.ring_timeout_of(dest),
-            dialed_at=time.time())
+            initiator=agent_id, ring_timeout_s=dest.ring_timeout_s, dialed_at=time.time(),
+            target=dest)
         sess.legs.append(leg)
         self._index(sess, leg.leg_id, "leg")
+        if dest.kind == "queue":
+            self._index(sess, f"{leg.leg_id}q", "queue")  # the Local channel's queue half
         return leg
 
     async def _dial(self, sess: _Session, leg: TransferLeg) -> None:
         """Originate the destination's channel with the leg id as its uniqueid."""
-        dest = self.cfg.destination(leg.destination)
+        dest = leg.target
+        assert dest is not None
         ami = self.ami_of(sess.node)
         presented = self.cfg.transfers.hotline_number
         caller_id = f'"{presented}" <{presented}>'
+        variables = {"HOTLINE_CONF": sess.conf, "HOTLINE_XFER_MODE": leg.mode,
+                     "HOTLINE_XFER_PULL": {"consult": sess.agent_uid,
+                                           "blind": sess.caller_uid}.get(leg.mode, ""),
+                     "HOTLINE_XFER_LEG": leg.leg_id,
+                     "HOTLINE_CASE": leg.case_number or "", **dict(dest.variables)}
         try:
-            if dest.present == "caller":
+            if dest.present_caller:
                 number = await ami.getvar(sess.caller_uid, "CALLERID(num)")
                 if number:
                     presented, caller_id = number, f"<{number}>"
+            if dest.kind == "colleague":
+                # The colleague's phone shows who transfers (the console has the case).
+                presented = caller_id = f"<{leg.initiator}>"
+            if dest.kind == "queue":
+                # The caller keeps the priority the router gave it (or a hand-over's).
+                variables["HOTLINE_XFER_PRIO"] = await ami.getvar(sess.caller_uid,
+                                                                  "QUEUE_PRIO") or "0"
+                variables["HOTLINE_XFER_LINKEDID"] = sess.linkedid
             await ami.originate(
-                channel=f"PJSIP/{dest.number}@{dest.endpoint}", context=XFER, exten="answered",
+                channel=dest.channel, context=XFER, exten="answered",
                 timeout_s=leg.ring_timeout_s, caller_id=caller_id, channel_id=leg.leg_id,
-                variables={"HOTLINE_CONF": sess.conf, "HOTLINE_XFER_MODE": leg.mode,
-                           "HOTLINE_XFER_PULL": {"consult": sess.agent_uid,
-                                                 "blind": sess.caller_uid}.get(leg.mode, ""),
-                           "HOTLINE_XFER_LEG": leg.leg_id,
-                           "HOTLINE_CASE": leg.case_number or ""})
+                other_channel_id=f"{leg.leg_id}q" if dest.kind == "queue" else None,
+                variables=variables)
         except AmiError as exc:
             await self._dialing(sess, leg)
             await self._failed(sess, leg, FAILED, f"Asterisk did not dial: {exc}", None)
@@ -615,8 +691,41 @@ class CallControl:
                 await self._on_originate_response(event)
             elif event.name in ("ConfbridgeJoin", "ConfbridgeLeave"):
                 await self._on_conference(event)
+        elif isinstance(event, ev.AgentConnect):
+            await self._queue_answered(event)
+        elif isinstance(event, ev.VarSet) and event.variable == "HOTLINE_XFER_LEG" \
+                and event.channel.context in ("from-node", "from-node-secure"):
+            # Another node's side of a queue leg (the header the queue half sent): its
+            # AgentConnect says who answered there.
+            leg = self.leg(event.value)
+            if leg is not None and leg.kind == "queue":
+                sess = self.sessions.get(leg.call_id)
+                if sess is not None:
+                    key = (event.node, event.channel.uniqueid)  # on the other node
+                    self._by_uid[key] = (sess, "queue")
+                    self._remote_legs[key] = leg.leg_id
         elif isinstance(event, ev.Connected):
             await self._reconcile(event)
+
+    async def _queue_answered(self, e: ev.AgentConnect) -> None:
+        """A queue leg's queue connected an agent: the case's leg names who took the call."""
+        uid = e.channel.uniqueid
+        hit = self._by_uid.get((e.node, uid))
+        if hit is None or hit[1] != "queue":
+            return
+        sess = hit[0]
+        leg_id = self._remote_legs.get((e.node, uid)) or uid.removesuffix("q")
+        leg = self._leg_of(sess, leg_id)
+        if leg is None or leg.answered_by:
+            return
+        leg.answered_by = e.member_name if e.member_name.isdigit() else \
+            (agent_of(e.interface) or e.member_name)
+        await self._fact(sess, "transfer_taken", leg, e.received_at, agent=leg.answered_by,
+                         queue=e.queue, node=e.node)
+        log.info("transfer leg taken by an agent", extra={
+            "call_id": sess.call_id, "leg": leg.leg_id, "agent": leg.answered_by,
+            "queue": e.queue, "node": e.node})
+        await self._announce(leg)
 
     def _leg_of(self, sess: _Session, uid: str) -> TransferLeg | None:
         return next((leg for leg in sess.legs if leg.leg_id == uid), None)
@@ -690,6 +799,7 @@ class CallControl:
     async def _on_hangup(self, node: str, uid: str, cause: int, at: float) -> None:
         self._forget_hung_up()
         self._hung_up[(node, uid)] = time.monotonic()
+        self._remote_legs.pop((node, uid), None)
         hit = self._by_uid.pop((node, uid), None)
         if hit is None:
             return
