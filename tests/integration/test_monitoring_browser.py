@@ -9,15 +9,14 @@ import asyncio
 
 import pytest
 
-from tests.integration.test_console_browser import MS, login
 from tests.support.asterisk import wait_clean
+from tests.support.browser import MS, chromium, login
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
 
 async def test_supervisor_monitors_from_the_wallboard(console, phones, sounds, artifacts):
-    from playwright.async_api import async_playwright
 
     lab, svc = console.lab, console.service
     policy = svc.cfg.supervision.model_copy(update={"agent_sees_monitoring": True})
@@ -26,45 +25,39 @@ async def test_supervisor_monitors_from_the_wallboard(console, phones, sounds, a
     agent_phone = await lab.agent("1001", play=sounds["tone_agent"])
     caller = await lab.caller("13812345678", play=sounds["caller_speech"])
 
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=["--no-sandbox", "--disable-gpu"])
-        try:
-            board = await login(browser, console.base_url, "sup")
-            await board.wait_for_url("**/wallboard")
-            agent = await login(browser, console.base_url, "agent1001")
-            await agent.wait_for_url("**/console")
-            call = await lab.dial(caller)
-            a_call = await asyncio.wait_for(agent_phone.incoming.get(), 30)
-            await asyncio.wait_for(a_call.answered.wait(), 10)
-            listen = '#agents tr[data-agent="1001"] button[data-monitor][data-mode="listen"]'
-            await board.wait_for_selector(listen)
-            await board.click(listen)
-            s_call = await asyncio.wait_for(sup_phone.incoming.get(), 20)
-            await asyncio.wait_for(s_call.answered.wait(), 10)
-            row = "#monitoring tr[data-session]"
-            await board.wait_for_selector(f"{row} .mode-listen")
-            await board.wait_for_function(
-                f"() => document.querySelector('{row} td:nth-child(5)')?.textContent === '进行中'")
-            await board.screenshot(path=str(artifacts / "wallboard-monitoring-listen.png"),
-                                   full_page=True)
-            await board.click(f'{row} button[data-switch][data-mode="whisper"]')
-            await board.wait_for_selector(f"{row} .mode-whisper")
-            await agent.wait_for_function(
-                "() => document.querySelector('#monitored')?.textContent.includes('耳语')")
-            await agent.screenshot(path=str(artifacts / "console-monitored-whisper.png"))
-            await board.click(f'{row} button[data-switch][data-mode="barge"]')
-            await board.wait_for_selector(f"{row} .mode-barge")
-            await board.screenshot(path=str(artifacts / "wallboard-monitoring-barge.png"),
-                                   full_page=True)
-            assert not s_call.disconnected.is_set(), "one phone call through every mode"
-            await board.click(f"{row} button[data-leave]")
-            await asyncio.wait_for(s_call.disconnected.wait(), 10)
-            await board.wait_for_selector(row, state="detached", timeout=MS)
-            await agent.wait_for_selector("#monitored.hidden", state="attached")
-        finally:
-            await browser.close()
-
+    async with chromium() as browser:
+        board = await login(browser, console.base_url, "sup")
+        await board.wait_for_url("**/wallboard")
+        agent = await login(browser, console.base_url, "agent1001")
+        await agent.wait_for_url("**/console")
+        call = await lab.dial(caller)
+        a_call = await asyncio.wait_for(agent_phone.incoming.get(), 30)
+        await asyncio.wait_for(a_call.answered.wait(), 10)
+        listen = '#agents tr[data-agent="1001"] button[data-monitor][data-mode="listen"]'
+        await board.wait_for_selector(listen)
+        await board.click(listen)
+        s_call = await asyncio.wait_for(sup_phone.incoming.get(), 20)
+        await asyncio.wait_for(s_call.answered.wait(), 10)
+        row = "#monitoring tr[data-session]"
+        await board.wait_for_selector(f"{row} .mode-listen")
+        await board.wait_for_function(
+            f"() => document.querySelector('{row} td:nth-child(5)')?.textContent === '进行中'")
+        await board.screenshot(path=str(artifacts / "wallboard-monitoring-listen.png"),
+                               full_page=True)
+        await board.click(f'{row} button[data-switch][data-mode="whisper"]')
+        await board.wait_for_selector(f"{row} .mode-whisper")
+        await agent.wait_for_function(
+            "() => document.querySelector('#monitored')?.textContent.includes('耳语')")
+        await agent.screenshot(path=str(artifacts / "console-monitored-whisper.png"))
+        await board.click(f'{row} button[data-switch][data-mode="barge"]')
+        await board.wait_for_selector(f"{row} .mode-barge")
+        await board.screenshot(path=str(artifacts / "wallboard-monitoring-barge.png"),
+                               full_page=True)
+        assert not s_call.disconnected.is_set(), "one phone call through every mode"
+        await board.click(f"{row} button[data-leave]")
+        await asyncio.wait_for(s_call.disconnected.wait(), 10)
+        await board.wait_for_selector(row, state="detached", timeout=MS)
+        await agent.wait_for_selector("#monitored.hidden", state="attached")
     session = svc.monitoring.recent()[-1]
     assert [m for m, _at in session.modes] == ["listen", "whisper", "barge"]
     await caller.hangup(call)
