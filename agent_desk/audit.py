@@ -61,6 +61,9 @@ ACTIONS = (
     # The knowledge base (agent_desk/knowledge): edits, reviews, bulk loads and exports.
     "knowledge.create", "knowledge.edit", "knowledge.submit", "knowledge.approve",
     "knowledge.reject", "knowledge.withdraw", "knowledge.import", "knowledge.export",
+    # Agent figures and the staffing forecast read or exported (agent_desk/figures); the
+    # 质检 sample read, a sampled call scored, an agent reading their own scores.
+    "figures.view", "figures.export", "qa.samples", "qa.score", "qa.mine",
 )
 SEAL_BATCH = 500
 log = logging.getLogger(__name__)

@@ -140,30 +140,25 @@ def presence_time(changes: Iterable[StateChange], start: datetime, end: datetime
     """
     out: dict[str, tuple[float, dict[str, float]]] = {}
     by_agent: dict[str, list[StateChange]] = {}
-    for c in changes:
-        by_agent.setdefault(c.agent, []).append(c)
+    for change in changes:
+        by_agent.setdefault(change.agent, []).append(change)
     for agent, seq in by_agent.items():
-        seq.sort(key=lambda c: c.at)
+        seq.sort(key=lambda x: x.at)
         signed = False
         pause: str | None = None
         since = start
         signed_s = 0.0
         paused: dict[str, float] = {}
-
-        def close(until: datetime) -> None:
-            nonlocal signed_s
-            a, b = max(since, start), min(until, end)
-            if b <= a or not signed:
-                return
-            span = (b - a).total_seconds()
-            signed_s += span
-            if pause is not None:
-                paused[pause] = paused.get(pause, 0.0) + span
-
-        for c in seq:
-            if c.at >= end:
+        steps: list[StateChange | None] = [*(x for x in seq if x.at < end), None]
+        for c in steps:
+            until = end if c is None else c.at
+            span = (min(until, end) - max(since, start)).total_seconds()
+            if signed and span > 0:
+                signed_s += span
+                if pause is not None:
+                    paused[pause] = paused.get(pause, 0.0) + span
+            if c is None:
                 break
-            close(c.at)
             since = c.at
             if c.kind == "signed_in":
                 signed = True
@@ -173,7 +168,6 @@ def presence_time(changes: Iterable[StateChange], start: datetime, end: datetime
                 pause = c.reason or "unspecified"
             elif c.kind == "ready":
                 pause = None
-        close(end)
         out[agent] = (signed_s, paused)
     return out
 
