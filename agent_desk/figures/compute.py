@@ -17,7 +17,8 @@ once:
 - missed rings: agent legs rung in the period and not answered (ring no answer);
 - transfers: transfer legs the agent dialled in the period (to emergency lines apart);
 - 满意率 = (满意 + 基本满意) / rated calls, of the calls the agent answered in the period;
-- quality: the mean of the scores given in the period to the agent's sampled calls.
+- quality: the mean of the 质检 scores of the agent's calls answered in the period (a score
+  counts on its call's day, whenever it was given).
 
 Sums per team or city add the numerators and denominators of their agents, then divide.
 """

@@ -25,7 +25,7 @@ from agent_desk.figures.compute import (
     presence_time,
     rolled_up,
 )
-from agent_desk.models import AgentStateEvent, QaScore
+from agent_desk.models import AgentStateEvent, QaSample, QaScore
 from cases.models import CallLeg, Case, TransferRecord
 
 KINDS = ("signed_in", "signed_out", "paused", "ready")
@@ -104,9 +104,12 @@ class FiguresStore:
                        AgentStateEvent.reason)
                 .where(AgentStateEvent.at >= start - LOOKBACK, AgentStateEvent.at < end)
                 .order_by(AgentStateEvent.at, AgentStateEvent.id))).all()
+            # A score counts on the day of the call it scores, not the day it was given.
             scores = (await s.execute(
-                select(QaScore.agent_id, QaScore.scored_at, QaScore.score).where(
-                    QaScore.scored_at >= start, QaScore.scored_at < end))).all()
+                select(QaScore.agent_id, Case.answered_at, QaScore.score)
+                .join(QaSample, QaSample.id == QaScore.sample_id)
+                .join(Case, Case.id == QaSample.case_id)
+                .where(Case.answered_at >= start, Case.answered_at < end))).all()
         answered = []
         for party, answered_at, leg_end, call_end, talk, rating in legs:
             if answered_at is None:
@@ -120,7 +123,7 @@ class FiguresStore:
             missed=[MissedRing(str(a), at) for a, at in rings if at is not None],
             transfers=[TransferMade(str(a), at, k) for a, at, k in transfers if at is not None],
             changes=[StateChange(a, at, k, r or "") for a, at, k, r in changes],
-            scores=[QaMark(a, at, float(sc)) for a, at, sc in scores])
+            scores=[QaMark(a, at, float(sc)) for a, at, sc in scores if at is not None])
 
     async def per_agent(self, start: datetime, end: datetime) -> dict[str, Figures]:
         f = await self.facts(start, end)

@@ -67,8 +67,9 @@ class QualityDesk:
         if not picks:
             return 0
         async with self.sessions() as s, s.begin():
-            cities = dict((await s.execute(select(Case.id, Case.city).where(
-                Case.id.in_([p.case_id for p in picks])))).tuples().all())
+            cities: dict[int, str | None] = {cid: city for cid, city in (await s.execute(
+                select(Case.id, Case.city).where(Case.id.in_([p.case_id for p in picks]))
+            )).all()}
             dialect = s.bind.dialect.name if s.bind else "sqlite"
             ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(QaSample)
             new = 0
