@@ -112,8 +112,11 @@ class FiguresHttp:
         doc = await self._forecast(request, sess)
         await self.deps.audit.record(actor(sess, request), "figures.view", None, {
             "forecast": doc["city"], "day": doc["day"]})
-        cities = {c.id: c.name for c in self.deps.cfg.cities}
-        return web.json_response({**doc, "city_name": cities.get(doc["city"], doc["city"])})
+        scope = await self.deps.scope(sess)
+        cities = [{"id": c.id, "name": c.name} for c in self.deps.cfg.cities
+                  if scope.city in (None, c.id)]
+        name = next((c["name"] for c in cities if c["id"] == doc["city"]), doc["city"])
+        return web.json_response({**doc, "city_name": name, "cities": cities})
 
     async def h_staffing_forecast_export(self, request: web.Request, sess: Session,
                                          body: None) -> web.StreamResponse:
