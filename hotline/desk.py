@@ -158,7 +158,8 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
                                 matter_names=matter_names(service.case_loop.taxonomy)),
         figures=AgentFiguresDesk(cfg, FiguresStore(sm), service.staffing),
         quality=QualityDesk(sm, cfg.quality, ZoneInfo(cfg.service.timezone),
-                            {a.id: a.name for a in cfg.agents}))
+                            {a.id: a.name for a in cfg.agents},
+                            {c.id: c.name for c in cfg.cities}))
     return deps, board
 
 

@@ -22,11 +22,13 @@ from common.errors import DomainError
 
 class QualityDesk:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], section: QualitySection,
-                 tz: tzinfo, agent_names: dict[str, str] | None = None):
+                 tz: tzinfo, agent_names: dict[str, str] | None = None,
+                 city_names: dict[str, str] | None = None):
         self.sessions = sessions
         self.section = section
         self.tz = tz
         self.names = agent_names or {}
+        self.city_names = city_names or {}
 
     @property
     def rules(self) -> Rules:
@@ -84,7 +86,9 @@ class QualityDesk:
     def _row(self, sample: QaSample, number: str, score: QaScore | None) -> dict[str, Any]:
         return {"id": sample.id, "case": number, "agent": sample.agent_id,
                 "agent_name": self.names.get(sample.agent_id, sample.agent_id),
-                "city": sample.city, "day": sample.day, "reasons": list(sample.reasons),
+                "city": sample.city,
+                "city_name": self.city_names.get(sample.city or "", sample.city),
+                "day": sample.day, "reasons": list(sample.reasons),
                 "score": None if score is None else self._score(score)}
 
     @staticmethod

@@ -16,14 +16,20 @@ function query() {
   p.set("lang", currentLang());
   return p;
 }
+// A duration: mm:ss, or h:mm:ss from an hour on (a day's signed-in time).
+function dur(s) {
+  if (s == null || s < 3600) return fmtSecs(s);
+  const h = Math.floor(s / 3600);
+  return `${h}:${fmtSecs(s - h * 3600).padStart(5, "0")}`;
+}
 function num(v, digits = 0) { return v == null ? DASH : Number(v).toFixed(digits); }
 function paused(p) {
   const e = Object.entries(p || {});
-  return e.length ? e.map(([r, s]) => `${tEnum("reason", r)} ${fmtSecs(s)}`).join("，") : DASH;
+  return e.length ? e.map(([r, s]) => `${tEnum("reason", r)} ${dur(s)}`).join("，") : DASH;
 }
 function cells(r) {
   return html`<td>${r.name}</td><td class="num handled">${r.handled}</td><td class="num">${fmtSecs(r.avg_talk_s)}</td>
-    <td class="num">${fmtSecs(r.avg_wrap_s)}</td><td class="num">${fmtSecs(r.signed_in_s)}</td><td>${paused(r.paused_s)}</td>
+    <td class="num">${fmtSecs(r.avg_wrap_s)}</td><td class="num">${dur(r.signed_in_s)}</td><td>${paused(r.paused_s)}</td>
     <td class="num occupancy">${pct(r.occupancy)}</td><td class="num">${r.missed}</td>
     <td class="num">${r.transfers}${r.emergency_transfers ? ` (${t("figures.emergency_n", { n: r.emergency_transfers })})` : ""}</td>
     <td class="num satisfaction">${pct(r.satisfaction_rate)}</td><td class="num qa">${num(r.qa_avg, 1)}${r.qa_count ? ` (${r.qa_count})` : ""}</td>`;

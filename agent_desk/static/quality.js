@@ -9,21 +9,19 @@ import { callRecord } from "./call_record.js";
 
 let DAY = null, SAMPLES = [], CHECKLIST = [], CURRENT = null;
 
-function yesterday() {
-  const d = new Date(Date.now() - 86400000);
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
-}
 async function load(ev) {
   if (ev) ev.preventDefault();
   try {
-    const r = await api("GET", "/api/quality/samples?date=" + $("q-date").value);
-    DAY = r.day; SAMPLES = r.samples; CHECKLIST = r.checklist; render(); say("msg", "");
+    // Without a date the server answers with the centre's yesterday (its time zone, not the browser's).
+    const day = $("q-date").value;
+    const r = await api("GET", "/api/quality/samples" + (day ? "?date=" + day : ""));
+    DAY = r.day; $("q-date").value = DAY; SAMPLES = r.samples; CHECKLIST = r.checklist; render(); say("msg", "");
   } catch (e) { say("msg", e.message); }
 }
 function reasons(s) { return s.reasons.map(r => tEnum("qa_reason", r)).join("、"); }
 function render() {
   paint(SAMPLES.length ? repeat(SAMPLES, s => s.id, s => html`<tr data-sample=${s.case}><td>${s.case}</td>
-    <td>${s.agent_name}</td><td>${s.city || ""}</td><td>${reasons(s)}</td>
+    <td>${s.agent_name}</td><td>${s.city_name || ""}</td><td>${reasons(s)}</td>
     <td class="num">${s.score ? s.score.score : DASH}</td>
     <td><button data-inspect=${s.id}>${t(s.score ? "qa.rescore" : "qa.inspect")}</button></td></tr>`)
     : html`<tr><td colspan="6">${t("common.none")}</td></tr>`, $("samples").tBodies[0]);
@@ -68,7 +66,6 @@ await startPage();
 const me = await loadMe();
 $("who").textContent = me.user;
 $("nav-wallboard").classList.toggle("hidden", !["supervisor", "admin"].includes(me.role));
-$("q-date").value = yesterday();
 $("q").addEventListener("submit", load);
 $("samples").addEventListener("click", ev => { const id = ev.target.dataset.inspect; if (id) inspect(id); });
 $("score-form").addEventListener("submit", save);
