@@ -144,6 +144,9 @@ async def test_supervisor_and_inspector_views(console, artifacts) -> None:
             await row.locator("td.qa", has_text="80.0").wait_for()
         finally:
             await browser.close()
+    # The surge rebalancer reads the same forecast as the wallboard.
+    figures = await svc.surge.figures_all()
+    assert figures["nanjing-general"].forecast_needed == await svc.staffing.needed_now("nanjing")
     async with svc.store.sessions() as s:
         actions = set((await s.execute(select(AuditEntry.action))).scalars())
     assert {"figures.view", "figures.export", "qa.samples", "qa.score", "qa.mine"} <= actions
