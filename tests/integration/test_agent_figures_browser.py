@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from datetime import datetime, time, timedelta
+from time import time as time_now
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -50,6 +51,8 @@ async def seed(svc) -> tuple[str, dict[str, str]]:  # type: ignore[no-untyped-de
     await call(store, "fig-B", at(day, 10, 0), [("1002", 2, False), ("1001", 17, True)], 120,
                "unsatisfied", transfer="emergency_line")
     await call(store, "fig-C", at(day, 11, 0), [("1002", 2, True)], 90, "basic")
+    # Today's call: not in any sample (a day is sampled once it is over).
+    await call(store, "fig-T", time_now() - 3600, [("1001", 2, True)], 60, "satisfied")
     for agent, kind, reason, t in [
             ("1001", "signed_in", "", at(day, 8, 0)),
             ("1001", "paused", "rest", at(day, 12, 0)),
@@ -123,11 +126,11 @@ async def test_supervisor_and_inspector_views(console, artifacts) -> None:
             await qa.screenshot(path=str(artifacts / "quality-scoring.png"), full_page=True)
             # Their role's limits: no figures, no case outside the sample.
             assert (await qa.request.get(base + "/api/figures/agents")).status == 403
-            async with svc.store.sessions() as s:
-                other = (await s.execute(select(Case.number).where(
-                    Case.call_id.not_like("fig-%")).limit(1))).scalar_one_or_none()
-            if other is not None:
-                assert (await qa.request.get(base + f"/api/cases/{other}")).status == 404
+            sampled, today = numbers["fig-B"], numbers["fig-T"]
+            assert (await qa.request.get(base + f"/api/cases/{sampled}/transcript")).ok
+            for path in (f"/api/cases/{today}", f"/api/cases/{today}/transcript",
+                         f"/api/recordings/{today}/any.wav"):
+                assert (await qa.request.get(base + path)).status == 404, path
 
             # The agent reads their own score and the comment; samples are not theirs to read.
             agent = await login(browser, base, "agent1001")
