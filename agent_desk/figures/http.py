@@ -14,6 +14,7 @@ from agent_desk.figures.services import figures_table, forecast_table, to_csv, t
 from agent_desk.web.auth import Session
 from agent_desk.web.deps import AgentFiguresView, ConsoleDeps
 from agent_desk.web.routes import DATE, OBJ, SUPERVISORS, Route, actor
+from cases.loop.reports import EARLIEST, LATEST
 from common.errors import DomainError
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -71,7 +72,12 @@ class FiguresHttp:
     @staticmethod
     def _day(request: web.Request) -> date | None:
         v = request.query.get("date")
-        return date.fromisoformat(v) if v else None  # checked against DATE first
+        if not v:
+            return None
+        day = date.fromisoformat(v)  # its form was checked against DATE first
+        if not EARLIEST <= day <= LATEST:
+            raise DomainError("invalid", f"date: between {EARLIEST} and {LATEST}")
+        return day
 
     async def _report(self, request: web.Request, sess: Session) -> dict[str, Any]:
         desk = self._desk()

@@ -14,6 +14,7 @@ from pydantic import Field, StrictInt, StrictStr
 from agent_desk.web.auth import Session
 from agent_desk.web.deps import ConsoleDeps, QualityView
 from agent_desk.web.routes import DATE, OBJ, QA, SUPERVISORS, Body, Route, actor, agent_of
+from cases.loop.reports import EARLIEST, LATEST
 from common.errors import DomainError
 
 INSPECTORS = (*QA, *SUPERVISORS)
@@ -74,6 +75,8 @@ class QualityHttp:
             city = asked
         v = request.query.get("date")
         day = date.fromisoformat(v) if v else date.fromordinal(desk.today().toordinal() - 1)
+        if not EARLIEST <= day <= LATEST:
+            raise DomainError("invalid", f"date: between {EARLIEST} and {LATEST}")
         samples = await desk.samples(day, city=city)
         await self.deps.audit.record(actor(sess, request), "qa.samples", None, {
             "day": day.isoformat(), "city": city, "samples": len(samples)})

@@ -106,6 +106,13 @@ async def test_supervisor_and_inspector_views(console, artifacts) -> None:
             assert got.ok
             sheet = load_workbook(io.BytesIO(await got.body())).active
             assert sheet is not None and sheet.cell(row=1, column=2).value == "接听量"
+            # A date outside the reports' range is a clear refusal (the API fuzzer's find).
+            for path in ("/api/figures/agents?period=month&date=0001-01-01",
+                         "/api/figures/agents/export?period=day&date=9999-12-31",
+                         "/api/figures/forecast?date=0001-01-01",
+                         "/api/quality/samples?date=9999-12-31"):
+                got = await board.request.get(base + path)
+                assert got.status == 422 and "date" in (await got.json())["message"], path
 
             # The inspector: yesterday's sample (every call here is picked by a rule), the
             # record beside the form, the caller masked; a score, saved.
