@@ -145,7 +145,7 @@ async def test_supervisor_and_inspector_views(console, artifacts) -> None:
             mine = agent.locator(f'#my-scores tr[data-score="{numbers["fig-B"]}"]')
             await mine.wait_for()
             assert "倾听不足" in (await mine.text_content() or "")
-            await agent.locator("#my-scores").screenshot(
+            await agent.locator("#my-qa").screenshot(
                 path=str(artifacts / "console-my-scores.png"))
             assert (await agent.request.get(base + "/api/quality/samples")).status == 403
 
