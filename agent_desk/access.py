@@ -5,6 +5,8 @@
   current case's), and the cases of their city's callback list (abandoned calls to ring back);
 - a supervisor or admin: every case of their city (the province: every city);
 - an auditor: no case (the audit log only);
+- a quality inspector (qa): the calls drawn for 质检 (agent_desk/quality) of their city, with
+  the caller masked;
 - a department user: the cases dispatched to their department (any round, unless the
   dispatch was cancelled before they saw it), with the caller masked.
 
@@ -20,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import and_, false, or_, select, true
 
-from agent_desk.models import CallbackTask
+from agent_desk.models import CallbackTask, QaSample
 from cases.loop.models import Dispatch
 from cases.models import Case
 
@@ -71,6 +73,8 @@ class Scope:
             return true()
         if self.role in CITY_WIDE:
             return self._in_city()
+        if self.role == "qa":
+            return and_(Case.id.in_(select(QaSample.case_id)), self._in_city())
         if self.role == "department":
             if not self.department:
                 return false()

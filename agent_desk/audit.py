@@ -65,6 +65,9 @@ ACTIONS = (
     # 监听、耳语、强插 from the wallboard (agent_desk/supervision): each start, mode change and
     # stop, with the agent, the mode and the supervisor's phone.
     "monitoring.start", "monitoring.mode", "monitoring.stop",
+    # Agent figures and the staffing forecast read or exported (agent_desk/figures); the
+    # 质检 sample read, a sampled call scored, an agent reading their own scores.
+    "figures.view", "figures.export", "qa.samples", "qa.score", "qa.mine",
 )
 SEAL_BATCH = 500
 log = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from common.db import Base, utcnow
 CATEGORIES = ("consultation", "help", "complaint", "report", "suggestion", "praise")
 # auditor: reads the audit log (and nothing else); department: a 承办单位's staff, who see the
 # cases dispatched to their department (cases/loop).
-ROLES = ("agent", "supervisor", "admin", "auditor", "department")
+# qa: quality inspectors (质检), who score the day's sampled calls (agent_desk/quality).
+ROLES = ("agent", "supervisor", "admin", "auditor", "department", "qa")
 # A user's city that means every city.
 PROVINCE = "province"
 
@@ -177,3 +178,59 @@ class AuditChain(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     head: Mapped[str] = mapped_column(String(64), default="")
+
+
+class AgentStateEvent(Base):
+    """One change of an agent's presence as the service made it (agent_desk/presence): signed
+    in or out, paused with a reason, ready. The agent figures (agent_desk/figures) count
+    signed-in and paused time from these, not from the live state. The natural key is the
+    agent, the change and its instant in milliseconds: the same change recorded twice (a
+    retried write) is one row."""
+
+    __tablename__ = "agent_state_events"
+    __table_args__ = (UniqueConstraint("key", name="uq_agent_state_events_key"),
+                      Index("ix_agent_state_events_agent_at", "agent_id", "at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(96))
+    agent_id: Mapped[str] = mapped_column(String(16))
+    # signed_in | signed_out | paused | ready
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32), default="")
+    at: Mapped[datetime] = mapped_column(index=True)
+    by: Mapped[str] = mapped_column(String(64), default="")
+
+
+class QaSample(Base):
+    """A call drawn for quality inspection (质检) on its day: at most once per case (the
+    natural key), with the rules that picked it (random, long_call, unsatisfied, complaint,
+    emergency_transfer)."""
+
+    __tablename__ = "qa_samples"
+    __table_args__ = (UniqueConstraint("case_id", name="uq_qa_samples_case"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    agent_id: Mapped[str] = mapped_column(String(16), index=True)
+    city: Mapped[str | None] = mapped_column(String(32), index=True)
+    day: Mapped[str] = mapped_column(String(10), index=True)  # local date, 2026-12-06
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    drawn_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QaScore(Base):
+    """An inspector's score of a sampled call: points per checklist item, the total as a
+    percentage of the checklist's points, a comment for the agent. One per sample; scoring
+    again replaces it (each change is in the audit log)."""
+
+    __tablename__ = "qa_scores"
+    __table_args__ = (UniqueConstraint("sample_id", name="uq_qa_scores_sample"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("qa_samples.id", ondelete="CASCADE"))
+    agent_id: Mapped[str] = mapped_column(String(16), index=True)
+    items: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    score: Mapped[float] = mapped_column()
+    comment: Mapped[str] = mapped_column(Text, default="")
+    scored_by: Mapped[str] = mapped_column(String(64))
+    scored_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -366,6 +366,8 @@ class AgentConfig(_Section):
     pools: list[ID] = []
     # Joins its queues when the service starts (a console sign-in does the same later).
     auto_login: bool = True
+    # The team (班组) the agent's figures are summed in; "" for none (docs/agent-figures.md).
+    team: Annotated[str, Field(max_length=32)] = ""
 
 
 class SupervisorConfig(_Section):
@@ -565,6 +567,9 @@ class SurgeSection(_Section):
     interval_s: Annotated[float, Field(ge=0.2, le=600)] = 5.0
     proposal_ttl_s: Annotated[int, Field(ge=10, le=86400)] = 600
     lock_ttl_s: Annotated[int, Field(ge=1, le=600)] = 30
+    # The staffing forecast (docs/agent-figures.md): calls expected per half-hour from the
+    # same weekday of this many weeks; donors keep the agents their forecast needs.
+    forecast_weeks: Annotated[int, Field(ge=1, le=52)] = 4
 
     def floor_of(self, city: str) -> int:
         return self.floors.get(city, self.default_floor)
@@ -871,6 +876,42 @@ class ReportsSection(_Section):
         return v
 
 
+class ChecklistItem(_Section):
+    """One line of the 质检 scoring form: up to ``points`` points."""
+
+    id: ID
+    zh: Annotated[str, Field(min_length=1, max_length=64)]
+    en: Annotated[str, Field(min_length=1, max_length=64)]
+    points: Annotated[int, Field(ge=1, le=100)]
+
+
+class QualitySection(_Section):
+    """Quality inspection (质检, docs/agent-figures.md): the daily sample per agent and the
+    scoring form's checklist."""
+
+    # Calls drawn at random per agent and day, beside those the rules pick.
+    random_per_agent: Annotated[int, Field(ge=0, le=50)] = 2
+    # Rules: calls this long, unsatisfied ratings, complaints, transfers to emergency lines;
+    # at most max_by_rules of them per agent and day (longest first).
+    long_call_s: Annotated[int, Field(ge=30, le=7200)] = 600
+    max_by_rules: Annotated[int, Field(ge=0, le=50)] = 5
+    checklist: Annotated[list[ChecklistItem], Field(min_length=1)] = [
+        ChecklistItem(id="greeting", zh="规范开头语", en="Standard greeting", points=10),
+        ChecklistItem(id="listening", zh="耐心倾听、准确记录诉求",
+                      en="Listened and recorded the request", points=30),
+        ChecklistItem(id="policy", zh="政策解答准确", en="Correct answer on policy", points=30),
+        ChecklistItem(id="attitude", zh="服务态度", en="Courtesy", points=20),
+        ChecklistItem(id="closing", zh="规范结束语", en="Standard closing", points=10),
+    ]
+
+    @model_validator(mode="after")
+    def _unique_items(self) -> QualitySection:
+        ids = [i.id for i in self.checklist]
+        if len(set(ids)) != len(ids):
+            raise ValueError("checklist: item ids must be unique")
+        return self
+
+
 class InsightSection(_Section):
     """Hot-topic alerts and suggested classification (agent_desk/insight,
     docs/insight.md)."""
@@ -1011,6 +1052,7 @@ class Config(_Section):
     follow_up: FollowUpSection = FollowUpSection()
     reports: ReportsSection = ReportsSection()
     insight: InsightSection = InsightSection()
+    quality: QualitySection = QualitySection()
     web: WebSection = WebSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.

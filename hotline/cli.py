@@ -570,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     wu = wsub.add_parser("user", help="create a user or reset a password (asked for, or "
                                       "from HOTLINE_NEW_PASSWORD)")
     wu.add_argument("username")
-    wu.add_argument("--role", choices=["agent", "supervisor", "admin", "auditor"],
+    wu.add_argument("--role", choices=["agent", "supervisor", "admin", "auditor", "qa"],
                     help="create the user or reset its password with this role")
     state = wu.add_mutually_exclusive_group()
     state.add_argument("--disable", action="store_true",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -21,6 +22,9 @@ from agent_desk.departments import http as departments_http
 from agent_desk.departments import schemas as departments_schemas
 from agent_desk.departments.services import DepartmentDesk
 from agent_desk.departments.tokens import DepartmentTokens
+from agent_desk.figures import http as figures_http
+from agent_desk.figures.services import AgentFiguresDesk
+from agent_desk.figures.store import FiguresStore
 from agent_desk.followup import http as followup_http
 from agent_desk.followup import schemas as followup_schemas
 from agent_desk.insight import http as insight_http
@@ -33,6 +37,8 @@ from agent_desk.knowledge import schemas as knowledge_schemas
 from agent_desk.knowledge.store import KnowledgeBase
 from agent_desk.loop import http as loop_http
 from agent_desk.loop import schemas as loop_schemas
+from agent_desk.quality import http as quality_http
+from agent_desk.quality.store import QualityDesk
 from agent_desk.reports import http as reports_http
 from agent_desk.reports import schemas as reports_schemas
 from agent_desk.supervision import http as supervision_http
@@ -74,6 +80,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature(reports_http.ROUTES, reports_http.ReportsHttp, reports_schemas.SCHEMAS),
     Feature(insight_http.ROUTES, insight_http.InsightHttp, insight_schemas.SCHEMAS),
     Feature(knowledge_http.ROUTES, knowledge_http.KnowledgeHttp, knowledge_schemas.SCHEMAS),
+    Feature(figures_http.ROUTES, figures_http.FiguresHttp),
+    Feature(quality_http.ROUTES, quality_http.QualityHttp),
 )
 ROUTES = [r for f in FEATURES for r in f.routes]
 
@@ -147,7 +155,11 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
                                 lambda: deps.web.token_requests_per_minute),
         reports=service.loop_reports, insight=service.insight, monitoring=service.monitoring,
         knowledge=KnowledgeBase(sm, cities=[c.id for c in cfg.cities],
-                                matter_names=matter_names(service.case_loop.taxonomy)))
+                                matter_names=matter_names(service.case_loop.taxonomy)),
+        figures=AgentFiguresDesk(cfg, FiguresStore(sm), service.staffing),
+        quality=QualityDesk(sm, cfg.quality, ZoneInfo(cfg.service.timezone),
+                            {a.id: a.name for a in cfg.agents},
+                            {c.id: c.name for c in cfg.cities}))
     return deps, board
 
 

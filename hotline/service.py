@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from agent_desk.callbacks import plugin as callbacks_plugin
 from agent_desk.callbacks.numbers import callback_number
 from agent_desk.cases.store import ConsoleStore
+from agent_desk.figures.store import AgentStateLog
 from agent_desk.followup import plugin as followup_plugin
 from agent_desk.insight.plugin import InsightPlugin
 from agent_desk.presence.plugin import PresencePlugin
@@ -36,6 +38,8 @@ from hotline.nodes import NodeRuntime
 from hotline.privacy import retention_job
 from queueing.routing.plugin import RoutingPlugin
 from queueing.surge import plugin as surge_plugin
+from queueing.surge.history import CallHistory
+from queueing.surge.staffing import Staffing
 from telephony.ami import AmiClient
 from telephony.asterisk import sounds
 from telephony.asterisk.instance import cel_path, recordings_spool, sounds_dir
@@ -111,13 +115,21 @@ class HotlineService:
         self.monitoring = monitoring_plugin.build(
             cfg, ami_of=self._ami_of, tracker_of=lambda n: self.nodes[n].tracker,
             publish=self.live.publish)
+        # The staffing forecast per city and half-hour (the wallboard's, the export's and the
+        # surge rebalancer's: donors keep what their forecast needs).
+        self.staffing = Staffing(cfg, CallHistory(sessions, ZoneInfo(cfg.service.timezone)),
+                                 ZoneInfo(cfg.service.timezone))
         # Surges across cities (多援一): figures, proposals, moves between nodes.
         self.surge = surge_plugin.build(cfg, self.redis, ami_of=self._ami_of,
                                         audit=SurgeAudit(self.engine), skills_of=self.skills.of,
-                                        publish=self.live.publish)
-        # Agents' sign-in and pause as the console sets them, and timed wrap-up.
+                                        publish=self.live.publish,
+                                        forecast=self.staffing.needed_now)
+        # Agents' sign-in and pause as the console sets them, and timed wrap-up; each change
+        # kept as a fact for the agent figures.
+        self.agent_states = AgentStateLog(sessions)
         self.presence_room = PresencePlugin(cfg, self.redis, ami_of=self._ami_of,
-                                            apply_of=self._membership_of, states=self.live)
+                                            apply_of=self._membership_of, states=self.live,
+                                            log=self.agent_states)
         self.presence = self.presence_room.presence
         self.wrapup = self.presence_room.wrapup
         # Missed-call callbacks: a worker on call facts, with or without the web console.

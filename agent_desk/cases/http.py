@@ -36,6 +36,7 @@ from agent_desk.web.deps import ConsoleDeps
 from agent_desk.web.routes import (
     ALL,
     AUDITORS,
+    QA,
     SUPERVISORS,
     Route,
     actor,
@@ -58,7 +59,7 @@ ROUTES = [
           "The audit log: who viewed, exported or changed which case (reading it is "
           "audited too)", query=("case", "user", "action", "from", "to", "limit", "offset"),
           answer=AUDIT, query_spec=AUDIT_QUERY),
-    Route("GET", "/api/cases/{number}", "case", ALL,
+    Route("GET", "/api/cases/{number}", "case", (*ALL, *QA),
           "A case: timeline, transfers, form, callback, repeat-caller links", answer=CASE),
     Route("PUT", "/api/cases/{number}/form", "case_form", ("agent", "supervisor"),
           "Save the case form (during or after the call; frozen once the case is closed)",
@@ -68,9 +69,9 @@ ROUTES = [
           answer=FORM_VERSIONS),
     Route("POST", "/api/cases/{number}/close", "case_close", ("agent", "supervisor"),
           "办结: finish the work on the case", answer=CLOSE),
-    Route("GET", "/api/cases/{number}/transcript", "case_transcript", ALL,
+    Route("GET", "/api/cases/{number}/transcript", "case_transcript", (*ALL, *QA),
           "Transcript and recordings of the case", answer=TRANSCRIPT),
-    Route("GET", "/api/recordings/{number}/{name}", "recording", SUPERVISORS,
+    Route("GET", "/api/recordings/{number}/{name}", "recording", (*SUPERVISORS, *QA),
           "A recording file of the case", ok=RECORDING_OK),
 ]
 
@@ -192,8 +193,9 @@ class CasesHttp:
                                "recordings": []}
         if d.transcripts is not None:
             doc = await d.transcripts.for_case(number)
-        if sess.role not in SUPERVISORS:
-            doc["recordings"] = []  # recordings are played by supervisors only
+        if sess.role not in (*SUPERVISORS, *QA):
+            # Recordings are played by supervisors and, of the sampled calls, inspectors.
+            doc["recordings"] = []
         for rec in doc.get("recordings", []):
             rec["url"] = f"/api/recordings/{number}/{rec.get('url_name', '')}"
             rec.pop("path", None)

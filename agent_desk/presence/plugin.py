@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from agent_desk.presence.services import AgentPresence
+from agent_desk.presence.services import AgentPresence, StateLog
 from agent_desk.presence.wrapup import AgentStates, WrapUpWorker
 from common.config import Config
 from telephony.ami import AmiClient
@@ -16,11 +16,12 @@ from telephony.ami import AmiClient
 class PresencePlugin:
     def __init__(self, cfg: Config, redis: Redis, *, ami_of: Callable[[str], AmiClient],
                  apply_of: Callable[[str], Callable[[str], Awaitable[int]] | None],
-                 states: AgentStates):
+                 states: AgentStates, log: StateLog | None = None):
         # ``apply_of``: a node's queue-membership update for one agent (None for no node);
-        # ``states``: agents' live state as Asterisk reports it (the live state).
+        # ``states``: agents' live state as Asterisk reports it (the live state); ``log``:
+        # where each sign-in and pause is kept as a fact (the agent figures).
         self.presence = AgentPresence(cfg, redis, cfg.redis.prefix, ami_of=ami_of,
-                                      apply_of=apply_of)
+                                      apply_of=apply_of, log=log)
         self.wrapup = WrapUpWorker(self.presence, states, seconds=cfg.web.wrapup_after_call_s)
 
     async def start(self) -> None:

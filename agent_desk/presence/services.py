@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from redis.asyncio import Redis
 
@@ -28,6 +29,15 @@ log = logging.getLogger(__name__)
 PAUSE_REASONS = ("rest", "training", "after_call_work", "meeting", "supervisor")
 
 
+class StateLog(Protocol):
+    """Agents' presence changes kept as facts (agent_desk/figures/store.py AgentStateLog):
+    the agent figures count signed-in and paused time from them."""
+
+    async def record(self, agent: str, kind: str, reason: str = "", *, by: str,
+                     at: float | None = None) -> bool: ...
+    async def last(self) -> dict[str, tuple[str, str]]: ...
+
+
 class PresenceError(DomainError):
     """An action that does not fit the agent's state (the console answers 409)."""
 
@@ -35,8 +45,12 @@ class PresenceError(DomainError):
 class AgentPresence:
     def __init__(self, cfg: Config, redis: Redis, prefix: str, *,
                  ami_of: Callable[[str], AmiClient],
-                 apply_of: Callable[[str], Callable[[str], Awaitable[int]] | None]):
+                 apply_of: Callable[[str], Callable[[str], Awaitable[int]] | None],
+                 log: StateLog | None = None):
         self.cfg = cfg
+        self.log = log
+        # Each agent's latest change as stored (a repeat of it is not a new fact).
+        self._noted: dict[str, tuple[str, str]] = {}
         self.redis = redis
         self.key = f"{prefix}:signed_in"
         self.events = LiveKeys(prefix).events
@@ -47,6 +61,34 @@ class AgentPresence:
     async def load(self) -> None:
         for agent, v in text_map(await self.redis.hgetall(self.key)).items():
             self._state[agent] = v == "1"
+        await self._note_start()
+
+    async def _note_start(self) -> None:
+        """At start, the facts agree with who is signed in (configured ``auto_login`` agents
+        have no sign-in of their own): a change is recorded where they differ."""
+        if self.log is None:
+            return
+        try:
+            self._noted = await self.log.last()
+        except Exception as exc:
+            log.warning("agent states not read", extra={"error": str(exc) or type(exc).__name__})
+            return
+        for a in self.cfg.agents:
+            signed = self.is_signed_in(a.id)
+            last = self._noted.get(a.id, ("signed_out", ""))[0]
+            if signed != (last != "signed_out"):
+                await self._note(a.id, "signed_in" if signed else "signed_out", by="start")
+
+    async def _note(self, agent: str, kind: str, reason: str = "", *, by: str) -> None:
+        if self.log is None or self._noted.get(agent) == (kind, reason):
+            return
+        try:
+            await self.log.record(agent, kind, reason, by=by)
+            self._noted[agent] = (kind, reason)
+        except Exception as exc:
+            # The change itself happened (Asterisk has it); only its figure is missing.
+            log.warning("agent state not recorded", extra={
+                "agent": agent, "kind": kind, "error": str(exc) or type(exc).__name__})
 
     async def restore(self) -> None:
         """Write this service's view back after Redis lost its data (it kept it in memory)."""
@@ -68,6 +110,7 @@ class AgentPresence:
         await self.redis.hset(self.key, agent_id, "1" if signed_in else "0")
         applier = self.apply_of(self.node_of(agent_id))
         changes = await applier(agent_id) if applier is not None else 0
+        await self._note(agent_id, "signed_in" if signed_in else "signed_out", by=by)
         await self.redis.publish(self.events, json.dumps({
             "type": "presence", "at": time.time(), "agent": agent_id,
             "signed_in": signed_in, "by": by}))
@@ -94,5 +137,7 @@ class AgentPresence:
             await ami.queue_pause(interface(agent_id), paused, reason=reason if paused else "")
         except AmiError as exc:  # e.g. the agent left every queue
             raise PresenceError("unavailable", f"Asterisk refused: {exc}") from None
+        await self._note(agent_id, "paused" if paused else "ready", reason if paused else "",
+                         by=by)
         log.info("agent paused" if paused else "agent ready",
                  extra={"agent": agent_id, "reason": reason, "by": by})

@@ -5,6 +5,7 @@ import { repeat } from "./vendor/lit-html/directives/repeat.js";
 import { $, api, loadMe, say, startPage } from "./app.js";
 import { fmtTime, t, tEnum } from "./i18n.js";
 import { LoopPanel } from "./loop.js";
+import { callRecord } from "./call_record.js";
 
 let CASES = [], DETAIL = null;
 // The case's 工单流转 (loop.js); a change there may close the case: the detail follows.
@@ -39,8 +40,6 @@ async function loadDetail(number) {
 function renderDetail() {
   if (!DETAIL) return;
   const { c, tr } = DETAIL, f = c.form || {};
-  const recordings = (tr.recordings || []).filter(r => !r.deleted_at);
-  const segments = tr.segments || [];
   paint(html`<h2>${t("field.case_no")} ${c.number}</h2><div class="kv">
     <div>${t("field.caller")}</div><div>${c.caller}</div><div>${t("field.city")}</div><div>${c.city || ""}</div>
     <div>${t("field.category")}</div><div>${tEnum("category", f.category)}</div>
@@ -55,11 +54,7 @@ function renderDetail() {
     <h2>${t("section.transfers")}</h2><table>${c.transfers.length ? c.transfers.map(x => html`<tr><td>${x.name}</td>
       <td>${tEnum("transfer_mode", x.mode)}</td><td>${tEnum("leg_outcome", x.outcome)}</td></tr>`)
       : html`<tr><td>${t("common.none")}</td></tr>`}</table>
-    <h2>${t("section.recordings")}</h2>${recordings.length ? recordings.map(r => html`<div>${tEnum("recording_side", r.side)}
-      <audio controls preload="none" src=${r.url}></audio></div>`) : t("common.none")}
-    <h2>${t("section.transcript_saved")}</h2>${segments.length
-      ? segments.map(s => html`<div>${t("transcript.line", { speaker: tEnum("speaker", s.speaker), text: s.text })}</div>`)
-      : tEnum("transcript_status", tr.status)}`, $("detail"));
+    ${callRecord(tr)}`, $("detail"));
 }
 
 await startPage();

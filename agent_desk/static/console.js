@@ -9,6 +9,7 @@ import { $, api, currentUser, loadMe, openSocket, say, startPage } from "./app.j
 import { fmtSecs, t, tEnum } from "./i18n.js";
 import { LoopPanel } from "./loop.js";
 import { caseChanged, renderKnowledge, startKnowledge } from "./knowledge.js";
+import { loadMyScores, renderMyScores } from "./my_scores.js";
 
 const CALLBACK_OUTCOMES = ["reached", "no_answer", "busy", "wrong_number", "cancelled"];
 const TRANSFER_ACTIONS = ["consult", "three_way", "blind", "leave", "cancel", "emergency"];
@@ -174,6 +175,7 @@ for (const a of TRANSFER_ACTIONS) {
 }
 $("save").onclick = saveForm; $("close").onclick = closeCase;
 startKnowledge();
+loadMyScores();
 DESTINATIONS = (await api("GET", "/api/console/destinations")).destinations;
 renderDestinations();
 openSocket(msg => {
@@ -183,5 +185,5 @@ openSocket(msg => {
   if (e.type === "call" && e.fact === "abandoned") loadCallbacks();
   refresh();
 }, () => { refresh(); loadCallbacks(); });
-document.addEventListener("langchange", () => { render(); renderCase(); renderCaptions(); renderCallbacks(); renderFormMsg(); PANEL.render(); renderKnowledge(); });
+document.addEventListener("langchange", () => { render(); renderCase(); renderCaptions(); renderCallbacks(); renderFormMsg(); PANEL.render(); renderKnowledge(); renderMyScores(); });
 setInterval(tick, 250);

@@ -4,6 +4,7 @@
 import { html, svg, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
 import { $, api, loadMe, say, startPage } from "./app.js";
+import { loadFigures, loadForecast, startFigures } from "./figures.js";
 import { DASH, currentLang, pct, t } from "./i18n.js";
 
 // The table's columns: the figure's field, its catalogue key, how it is shown.
@@ -138,3 +139,8 @@ $("q").addEventListener("submit", load);
 for (const id of ["q-period", "q-by", "q-city", "q-date"]) $(id).addEventListener("change", load);
 document.addEventListener("langchange", () => { exportLinks(); if (REPORT) fillCities(); render(); });
 load();
+// Agent figures and the staffing forecast of a day, week or month (figures.js).
+$("fig-date").value = todayLocal();
+$("fig-show").addEventListener("click", () => { loadFigures(); loadForecast(); });
+for (const id of ["fig-period", "fig-date"]) $(id).addEventListener("change", () => { loadFigures(); loadForecast(); });
+await startFigures();

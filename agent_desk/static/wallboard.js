@@ -7,6 +7,7 @@ import { repeat } from "./vendor/lit-html/directives/repeat.js";
 import { $, api, loadMe, openSocket, say, startPage } from "./app.js";
 import { DASH, fmtSecs, pct, secs, t, tEnum } from "./i18n.js";
 import { showHotTopics, startHotTopics } from "./hot_topics.js";
+import { startFigures } from "./figures.js";
 
 const BOARD = { seq: 0, queues: {}, cities: {}, agents: {}, monitoring: {}, skew: 0 };
 // 监听、耳语、强插: the supervisor's desk phone (from /api/monitoring) and the policy.
@@ -193,6 +194,8 @@ setInterval(loadSurge, 5000);
 await loadSatisfaction();
 setInterval(loadSatisfaction, 30000);
 await startHotTopics();
+// Today's agent figures and the staffing forecast, from the facts: read every 30 s.
+await startFigures({ every: 30000 });
 openSocket(apply, ws => { WS = ws; });
 document.addEventListener("langchange", () => { render(); renderSurge(); renderMsg(); });
 setInterval(render, 1000);

@@ -19,7 +19,7 @@ class UserBody(Body):
     username: Annotated[StrictStr, Field(min_length=1, max_length=64,
                                          pattern=r"^[A-Za-z0-9_.-]+$")]
     password: Annotated[StrictStr, Field(min_length=8, max_length=256)]
-    role: Literal["agent", "supervisor", "admin", "auditor", "department"]
+    role: Literal["agent", "supervisor", "admin", "auditor", "department", "qa"]
     agent_id: Annotated[StrictStr, Field(pattern=r"^[0-9]{3,8}$")] | None = None
     # For role department: the 承办单位 (a department of the directory) they work for.
     department_id: Annotated[StrictStr, Field(min_length=1, max_length=32,

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent.parent / "static"
 RawHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PAGES = ("login", "console", "wallboard", "cases", "supervision", "departments",
-         "reports", "knowledge")
+         "reports", "knowledge", "quality")
 
 
 @dataclass(frozen=True)

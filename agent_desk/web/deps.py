@@ -335,6 +335,28 @@ class KnowledgeDesk(Protocol):
                           submit: bool = False) -> dict[str, int]: ...
 
 
+class AgentFiguresView(Protocol):
+    """Agent figures and the staffing forecast (agent_desk/figures/services.py
+    AgentFiguresDesk)."""
+
+    def period(self, kind: Any, day: date | None = None) -> Period: ...
+    async def report(self, period: Period, by: Any, *, city: str | None, lang: str = ...,
+                     until: datetime | None = None) -> dict[str, Any]: ...
+    async def forecast(self, city: str, day: date) -> dict[str, Any]: ...
+
+
+class QualityView(Protocol):
+    """Quality inspection (agent_desk/quality/store.py QualityDesk)."""
+
+    def today(self) -> date: ...
+    def checklist(self) -> list[dict[str, Any]]: ...
+    async def samples(self, day: date, *, city: str | None) -> list[dict[str, Any]]: ...
+    async def sample(self, sample_id: int, *, city: str | None) -> dict[str, Any]: ...
+    async def score(self, sample_id: int, items: dict[str, int], comment: str, who: Actor,
+                    *, city: str | None) -> dict[str, Any]: ...
+    async def mine(self, agent: str, *, limit: int = ...) -> list[dict[str, Any]]: ...
+
+
 @dataclass
 class ConsoleDeps:
     """``web`` is read on every request (a test may swap it for other settings)."""
@@ -370,6 +392,8 @@ class ConsoleDeps:
     insight: InsightDesk | None = None
     knowledge: KnowledgeDesk | None = None
     monitoring: Monitoring | None = None
+    figures: AgentFiguresView | None = None
+    quality: QualityView | None = None
 
     def current_call(self, agent: str) -> tuple[str, Mapping[str, Any]] | None:
         """The agent's latest live call on the wallboard (call id, call)."""

@@ -75,6 +75,7 @@ class SurgeManager:
                  ami_of: Callable[[str], AmiClient | None], audit: SurgeAudit, *,
                  skills_of: Callable[[str], dict[str, int]] | None = None,
                  publish: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
+                 forecast: Callable[[str], Awaitable[int]] | None = None,
                  clock: Callable[[], float] = time.time):
         self.cfg = cfg
         self.s = cfg.surge
@@ -85,6 +86,8 @@ class SurgeManager:
         self.audit = audit
         self.skills_of = skills_of or (lambda a: dict(cfg.agent(a).skills))
         self._publish = publish
+        # A city -> the agents its staffing forecast needs now (queueing/surge/staffing.py).
+        self.forecast = forecast
         self.clock = clock
         self.hysteresis = Hysteresis(self.s.enter_after_s, self.s.exit_after_s)
         self.watched = {queue_name(c.id, sk): (c.id, sk) for c in cfg.cities
@@ -400,16 +403,30 @@ class SurgeManager:
             b_present = [a for a in borrowed if agents.get(a, ("", set()))[0] in PRESENT_STATES]
             b_idle = [a for a in b_present if agents[a][0] in ("ready", "unknown")]
             lent = [a for a, m in moves.items() if m["home_city"] == city]
+            forecast_needed = await self._forecast_needed(city)
             f = figures(self.s, city=city, skill=skill, queue=q,
                         node=self.node_of_city(city), observed=await self._observed(q, now),
                         present=home + len(b_present), home=home, idle=idle + len(b_idle),
-                        borrowed_in=borrowed, lent_out=lent)
+                        borrowed_in=borrowed, lent_out=lent,
+                        forecast_needed=forecast_needed)
             if q in self.hysteresis.state:
                 f.state, f.since = self.hysteresis.state[q], self.hysteresis.since.get(q, 0.0)
             elif q in shared:  # another process (the service) evaluates the surges
                 f.state, f.since = shared[q]["state"], shared[q]["since"]
             out[q] = f
         return out
+
+    async def _forecast_needed(self, city: str) -> int:
+        """The forecast's agents for the city now; 0 (the live load alone decides) when it
+        cannot be read: a surge is not held up by the history's database."""
+        if self.forecast is None:
+            return 0
+        try:
+            return await self.forecast(city)
+        except Exception as exc:
+            log.warning("staffing forecast unavailable",
+                        extra={"city": city, "error": str(exc) or type(exc).__name__})
+            return 0
 
     async def status(self) -> dict[str, Any]:
         figs = await self.figures_all()

@@ -57,6 +57,9 @@ class QueueFigures:
     borrowed_in: list[str] = field(default_factory=list)
     lent_out: list[str] = field(default_factory=list)
     forecast_sl: float = 1.0  # Erlang C service level with the agents present
+    # Agents the staffing forecast needs in this half-hour (queueing/surge/forecast.py):
+    # expected from the same weekday of the last weeks, not from the last minutes.
+    forecast_needed: int = 0
     state: str = "normal"  # normal | surge
     since: float = 0.0
     pressure: bool = False
@@ -74,8 +77,8 @@ class QueueFigures:
 
 def figures(cfg: SurgeSection, *, city: str, skill: str, queue: str, node: str,
             observed: Observed, present: int, home: int, idle: int,
-            borrowed_in: list[str] | None = None, lent_out: list[str] | None = None
-            ) -> QueueFigures:
+            borrowed_in: list[str] | None = None, lent_out: list[str] | None = None,
+            forecast_needed: int = 0) -> QueueFigures:
     """A queue's figures and its Erlang C forecast from what was observed."""
     o = observed
     window = float(cfg.window_s)
@@ -95,6 +98,7 @@ def figures(cfg: SurgeSection, *, city: str, skill: str, queue: str, node: str,
         agents_needed=need, agents_present=present, agents_home=home, agents_idle=idle,
         borrowed_in=list(borrowed_in or []), lent_out=list(lent_out or []),
         forecast_sl=round(service_level(present, traffic, aht, cfg.target_s), 4),
+        forecast_needed=forecast_needed,
     )
     f.pressure = under_pressure(cfg, f)
     f.calm = is_calm(cfg, f)
@@ -197,8 +201,9 @@ class Pick:
 
 
 def donor_slack(cfg: SurgeSection, donor: QueueFigures) -> int:
-    """How many agents a city can lend and still meet its own target and floor."""
-    keep = max(cfg.floor_of(donor.city), donor.agents_needed)
+    """How many agents a city can lend and still meet its own target and floor: what its
+    load needs now, or what its forecast needs in this half-hour, whichever is more."""
+    keep = max(cfg.floor_of(donor.city), donor.agents_needed, donor.forecast_needed)
     available = donor.agents_home - len(donor.lent_out)
     return max(0, available - keep)
 

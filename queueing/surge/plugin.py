@@ -17,6 +17,8 @@ from telephony.ami import AmiClient
 
 def build(cfg: Config, redis: Redis, *, ami_of: Callable[[str], AmiClient | None],
           audit: SurgeAudit, skills_of: Callable[[str], dict[str, int]],
-          publish: Callable[[str, dict[str, Any]], Awaitable[None]]) -> SurgeManager:
+          publish: Callable[[str, dict[str, Any]], Awaitable[None]],
+          forecast: Callable[[str], Awaitable[int]] | None = None) -> SurgeManager:
+    """``forecast``: a city -> the agents its staffing forecast needs now (Staffing)."""
     return SurgeManager(cfg, redis, cfg.redis.prefix, ami_of=ami_of, audit=audit,
-                        skills_of=skills_of, publish=publish)
+                        skills_of=skills_of, publish=publish, forecast=forecast)

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from agent_desk.access import Scope
 from agent_desk.audit import Actor
+from agent_desk.models import ROLES
 from cases.loop.states import Actor as LoopActor
 from cases.loop.states import Command
 from cases.loop.store import DepartmentEntry, Details
@@ -193,7 +194,7 @@ async def _consistency(engine) -> list[str]:
                 problems.append(f"case {number}: {attempts} callback attempts, {audited} "
                                 f"audited")
         for role, in await q("SELECT DISTINCT role FROM web_users"):
-            if role not in ("agent", "supervisor", "admin", "auditor", "department"):
+            if role not in ROLES:
                 problems.append(f"a user with role {role!r}")
         for user, in await q("SELECT username FROM web_users WHERE role = 'department' AND "
                              "(department_id IS NULL OR department_id NOT IN "

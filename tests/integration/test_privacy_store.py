@@ -189,7 +189,8 @@ async def test_schema_after_migrations_equals_the_models(db):
             "supervision_orders", "web_users", "webhook_deliveries", "webhook_keys",
             "intake_records", "intake_tokens",
             "department_tokens", "insight_case_terms", "insight_indexed",
-            "insight_alerts", "insight_alert_cases", "insight_suggestions", "insight_models"}
+            "insight_alerts", "insight_alert_cases", "insight_suggestions", "insight_models",
+            "agent_state_events", "qa_samples", "qa_scores"}
 
     def table_of(change):
         for part in change if isinstance(change, tuple) else (change,):

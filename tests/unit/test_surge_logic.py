@@ -122,3 +122,16 @@ def test_no_proposal_ever_breaks_a_donor_floor(donor_specs, arrivals, present) -
         if taken:
             assert left >= CFG.floor_of(d.city) and left >= d.agents_needed
     assert len(picks) <= CFG.max_per_move
+
+
+def test_a_donor_keeps_the_agents_its_forecast_needs() -> None:
+    # Quiet now (no arrivals in the window), but its half-hour forecast needs 5 of its 8.
+    quiet = fig("suzhou", present=8, idle=8)
+    expected_busy = figures(CFG, city="suzhou", skill="general", queue="suzhou-general",
+                            node="n", observed=Observed(), present=8, home=8, idle=8,
+                            forecast_needed=5)
+    assert donor_slack(CFG, quiet) == 6  # floor 2
+    assert donor_slack(CFG, expected_busy) == 3
+    target = fig("nanjing", arrivals=100, present=20, waiting=30, longest=240)
+    picks, _ = plan(CFG, target, [expected_busy], agents("suzhou", 8))
+    assert len(picks) == 3

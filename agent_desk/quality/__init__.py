@@ -1,0 +1,1 @@
+"""Quality inspection (质检): the daily sample of calls, the checklist, scores to agents."""
