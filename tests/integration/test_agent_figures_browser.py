@@ -20,28 +20,18 @@ from sqlalchemy import select
 from agent_desk.models import AuditEntry
 from agent_desk.web.auth import Users
 from cases.models import Case
+from tests.support.browser import chromium, login
 from tests.support.console import CONSOLE_PASSWORD
 from tests.support.figures import call
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
 TZ = ZoneInfo("Asia/Shanghai")
-MS = 30_000  # Playwright waits (ms): generous, the machine is shared
 
 
 def at(day, hh: int, mm: int, ss: int = 0) -> float:  # type: ignore[no-untyped-def]
     return datetime.combine(day, time(hh, mm, ss), TZ).timestamp()
 
-
-async def login(browser, base: str, user: str):  # type: ignore[no-untyped-def]
-    ctx = await browser.new_context(viewport={"width": 1500, "height": 1000}, locale="zh-CN")
-    page = await ctx.new_page()
-    page.set_default_timeout(MS)
-    await page.goto(base + "/login")
-    await page.fill("#username", user)
-    await page.fill("#password", CONSOLE_PASSWORD)
-    await page.click("#submit")
-    return page
 
 
 async def seed(svc) -> tuple[str, dict[str, str]]:  # type: ignore[no-untyped-def]
@@ -68,92 +58,86 @@ async def seed(svc) -> tuple[str, dict[str, str]]:  # type: ignore[no-untyped-de
 
 
 async def test_supervisor_and_inspector_views(console, artifacts) -> None:
-    from playwright.async_api import async_playwright
 
     svc = console.service
     day, numbers = await seed(svc)
     await Users(svc.store.sessions).add("qa1", CONSOLE_PASSWORD, "qa")
     base = console.base_url
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=["--no-sandbox", "--disable-gpu"])
-        try:
-            # The wallboard: today's figures (the agents signed in when the service began)
-            # and the forecast of the current half-hour.
-            board = await login(browser, base, "sup")
-            await board.wait_for_url("**/wallboard")
-            await board.wait_for_selector('#agent-figures tr[data-figures="1001"]')
-            await board.wait_for_selector("#forecast tr.current")
-            await board.locator("#figures-panel").screenshot(
-                path=str(artifacts / "wallboard-agent-figures.png"))
-            await board.locator("#forecast-panel").screenshot(
-                path=str(artifacts / "wallboard-forecast.png"))
+    async with chromium() as browser:
+        # The wallboard: today's figures (the agents signed in when the service began)
+        # and the forecast of the current half-hour.
+        board = await login(browser, base, "sup")
+        await board.wait_for_url("**/wallboard")
+        await board.wait_for_selector('#agent-figures tr[data-figures="1001"]')
+        await board.wait_for_selector("#forecast tr.current")
+        await board.locator("#figures-panel").screenshot(
+            path=str(artifacts / "wallboard-agent-figures.png"))
+        await board.locator("#forecast-panel").screenshot(
+            path=str(artifacts / "wallboard-forecast.png"))
 
-            # The reports page: yesterday's figures, by agent, equal the seeded day's.
-            await board.goto(base + "/reports")
-            await board.select_option("#fig-period", "day")
-            await board.fill("#fig-date", day)
-            await board.click("#fig-show")
-            row = board.locator('#agent-figures tr[data-figures="1001"]')
-            await row.locator("td.handled", has_text="2").wait_for()
-            assert await row.locator("td.satisfaction").text_content() == "50.0%"
-            b = board.locator('#agent-figures tr[data-figures="1002"]')
-            assert await b.locator("td.handled").text_content() == "1"
-            await board.locator("#figures-panel").screenshot(
-                path=str(artifacts / "reports-agent-figures.png"))
-            href = await board.get_attribute("#fig-xlsx", "href")
-            got = await board.request.get(base + href)
-            assert got.ok
-            sheet = load_workbook(io.BytesIO(await got.body())).active
-            assert sheet is not None and sheet.cell(row=1, column=2).value == "接听量"
-            # A date outside the reports' range is a clear refusal (the API fuzzer's find).
-            for path in ("/api/figures/agents?period=month&date=0001-01-01",
-                         "/api/figures/agents/export?period=day&date=9999-12-31",
-                         "/api/figures/forecast?date=0001-01-01",
-                         "/api/quality/samples?date=9999-12-31"):
-                got = await board.request.get(base + path)
-                assert got.status == 422 and "date" in (await got.json())["message"], path
+        # The reports page: yesterday's figures, by agent, equal the seeded day's.
+        await board.goto(base + "/reports")
+        await board.select_option("#fig-period", "day")
+        await board.fill("#fig-date", day)
+        await board.click("#fig-show")
+        row = board.locator('#agent-figures tr[data-figures="1001"]')
+        await row.locator("td.handled", has_text="2").wait_for()
+        assert await row.locator("td.satisfaction").text_content() == "50.0%"
+        b = board.locator('#agent-figures tr[data-figures="1002"]')
+        assert await b.locator("td.handled").text_content() == "1"
+        await board.locator("#figures-panel").screenshot(
+            path=str(artifacts / "reports-agent-figures.png"))
+        href = await board.get_attribute("#fig-xlsx", "href")
+        got = await board.request.get(base + href)
+        assert got.ok
+        sheet = load_workbook(io.BytesIO(await got.body())).active
+        assert sheet is not None and sheet.cell(row=1, column=2).value == "接听量"
+        # A date outside the reports' range is a clear refusal (the API fuzzer's find).
+        for path in ("/api/figures/agents?period=month&date=0001-01-01",
+                     "/api/figures/agents/export?period=day&date=9999-12-31",
+                     "/api/figures/forecast?date=0001-01-01",
+                     "/api/quality/samples?date=9999-12-31"):
+            got = await board.request.get(base + path)
+            assert got.status == 422 and "date" in (await got.json())["message"], path
 
-            # The inspector: yesterday's sample (every call here is picked by a rule), the
-            # record beside the form, the caller masked; a score, saved.
-            qa = await login(browser, base, "qa1")
-            await qa.wait_for_url("**/quality")
-            b_row = qa.locator(f'#samples tr[data-sample="{numbers["fig-B"]}"]')
-            await b_row.wait_for()
-            assert "不满意评价" in (await b_row.text_content() or "")
-            await b_row.locator("[data-inspect]").click()
-            await qa.wait_for_selector("#save-score")
-            assert "*" in (await qa.text_content("#qa-caller") or "")
-            await qa.fill('#score-form input[name="listening"]', "20")
-            await qa.fill('#score-form input[name="attitude"]', "10")
-            await qa.fill('#score-form textarea[name="comment"]', "转接及时，倾听不足")
-            await qa.click("#save-score")
-            await qa.wait_for_function(
-                "() => document.querySelector('#score-msg').textContent.includes('80')")
-            await qa.screenshot(path=str(artifacts / "quality-scoring.png"), full_page=True)
-            # Their role's limits: no figures, no case outside the sample.
-            assert (await qa.request.get(base + "/api/figures/agents")).status == 403
-            sampled, today = numbers["fig-B"], numbers["fig-T"]
-            assert (await qa.request.get(base + f"/api/cases/{sampled}/transcript")).ok
-            for path in (f"/api/cases/{today}", f"/api/cases/{today}/transcript",
-                         f"/api/recordings/{today}/any.wav"):
-                assert (await qa.request.get(base + path)).status == 404, path
+        # The inspector: yesterday's sample (every call here is picked by a rule), the
+        # record beside the form, the caller masked; a score, saved.
+        qa = await login(browser, base, "qa1")
+        await qa.wait_for_url("**/quality")
+        b_row = qa.locator(f'#samples tr[data-sample="{numbers["fig-B"]}"]')
+        await b_row.wait_for()
+        assert "不满意评价" in (await b_row.text_content() or "")
+        await b_row.locator("[data-inspect]").click()
+        await qa.wait_for_selector("#save-score")
+        assert "*" in (await qa.text_content("#qa-caller") or "")
+        await qa.fill('#score-form input[name="listening"]', "20")
+        await qa.fill('#score-form input[name="attitude"]', "10")
+        await qa.fill('#score-form textarea[name="comment"]', "转接及时，倾听不足")
+        await qa.click("#save-score")
+        await qa.wait_for_function(
+            "() => document.querySelector('#score-msg').textContent.includes('80')")
+        await qa.screenshot(path=str(artifacts / "quality-scoring.png"), full_page=True)
+        # Their role's limits: no figures, no case outside the sample.
+        assert (await qa.request.get(base + "/api/figures/agents")).status == 403
+        sampled, today = numbers["fig-B"], numbers["fig-T"]
+        assert (await qa.request.get(base + f"/api/cases/{sampled}/transcript")).ok
+        for path in (f"/api/cases/{today}", f"/api/cases/{today}/transcript",
+                     f"/api/recordings/{today}/any.wav"):
+            assert (await qa.request.get(base + path)).status == 404, path
 
-            # The agent reads their own score and the comment; samples are not theirs to read.
-            agent = await login(browser, base, "agent1001")
-            await agent.wait_for_url("**/console")
-            mine = agent.locator(f'#my-scores tr[data-score="{numbers["fig-B"]}"]')
-            await mine.wait_for()
-            assert "倾听不足" in (await mine.text_content() or "")
-            await agent.locator("#my-qa").screenshot(
-                path=str(artifacts / "console-my-scores.png"))
-            assert (await agent.request.get(base + "/api/quality/samples")).status == 403
+        # The agent reads their own score and the comment; samples are not theirs to read.
+        agent = await login(browser, base, "agent1001")
+        await agent.wait_for_url("**/console")
+        mine = agent.locator(f'#my-scores tr[data-score="{numbers["fig-B"]}"]')
+        await mine.wait_for()
+        assert "倾听不足" in (await mine.text_content() or "")
+        await agent.locator("#my-qa").screenshot(
+            path=str(artifacts / "console-my-scores.png"))
+        assert (await agent.request.get(base + "/api/quality/samples")).status == 403
 
-            # The score reaches the agent's figures of the day.
-            await board.click("#fig-show")
-            await row.locator("td.qa", has_text="80.0").wait_for()
-        finally:
-            await browser.close()
+        # The score reaches the agent's figures of the day.
+        await board.click("#fig-show")
+        await row.locator("td.qa", has_text="80.0").wait_for()
     # The surge rebalancer reads the same forecast as the wallboard.
     figures = await svc.surge.figures_all()
     assert figures["nanjing-general"].forecast_needed == await svc.staffing.needed_now("nanjing")
