@@ -61,6 +61,8 @@ ACTIONS = (
     # The knowledge base (agent_desk/knowledge): edits, reviews, bulk loads and exports.
     "knowledge.create", "knowledge.edit", "knowledge.submit", "knowledge.approve",
     "knowledge.reject", "knowledge.withdraw", "knowledge.import", "knowledge.export",
+    # The console's phone (agent_desk/softphone): its SIP credentials issued to the agent.
+    "phone.credentials",
 )
 SEAL_BATCH = 500
 log = logging.getLogger(__name__)

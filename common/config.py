@@ -186,6 +186,10 @@ class NodeConfig(_Section):
     sip_port: PORT = 5060
     # SIP over TLS ([sip_tls]); default sip_port + 1.
     sip_tls_port: PORT | None = None
+    # SIP over secure WebSocket for browsers' phones ([webrtc]); default sip_port + 3029
+    # (8089 beside 5060, Asterisk's usual port). Asterisk's web server also listens on the
+    # loopback on the next port (it starts TLS only beside a plain listener).
+    wss_port: PORT | None = None
     ami_host: str = "127.0.0.1"
     ami_port: PORT = 5038
     ami_username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")] = "hotline"
@@ -243,6 +247,11 @@ class NodeConfig(_Section):
     def tls_port(self) -> int:
         """Where the node listens for SIP over TLS."""
         return self.sip_tls_port or self.sip_port + 1
+
+    @property
+    def webrtc_port(self) -> int:
+        """Where the node listens for SIP over secure WebSocket (browsers' phones)."""
+        return self.wss_port or self.sip_port + 3029
 
     @property
     def ami_plain_host(self) -> str:
@@ -363,6 +372,25 @@ class AgentConfig(_Section):
     pools: list[ID] = []
     # Joins its queues when the service starts (a console sign-in does the same later).
     auto_login: bool = True
+    # Where the agent's calls ring: "sip", a SIP phone (the pjsua2 softphone, a desk phone)
+    # over UDP/TLS; "browser", the console's own phone over WebRTC (docs/webrtc.md): the
+    # endpoint then speaks DTLS-SRTP with ICE over the node's secure WebSocket.
+    phone: Literal["sip", "browser"] = "sip"
+
+
+class WebrtcSection(_Section):
+    """The console's phone in the browser (docs/webrtc.md). A node whose agents include one
+    with ``phone = "browser"`` listens for SIP over secure WebSocket on its wss_port, with
+    the [sip_tls] certificate (self-signed by the service unless one is configured)."""
+
+    # The address browsers reach each node's WebSocket at, by node id, when it is not the
+    # node's own (a reverse proxy, a public name): "wss://sip.12345.example.gov.cn/ws".
+    # Default: wss://<the console's host>:<wss_port>/ws.
+    urls: dict[ID, Annotated[str, Field(pattern=r"^wss://[^\s]+$")]] = {}
+    # ICE servers the browser uses (STUN/TURN URLs) when it is not on the node's network.
+    ice_servers: list[Annotated[str, Field(pattern=r"^(stun|turn|turns):[^\s]+$")]] = []
+    # Ring the page with a sound when a call comes in.
+    ring_sound: bool = True
 
 
 class QueueingSection(_Section):
@@ -987,6 +1015,7 @@ class Config(_Section):
     reports: ReportsSection = ReportsSection()
     insight: InsightSection = InsightSection()
     web: WebSection = WebSection()
+    webrtc: WebrtcSection = WebrtcSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.
     base_dir: Path = Path(".")
@@ -1108,6 +1137,21 @@ class Config(_Section):
         t = self.sip_tls
         return t.agents or t.carriers or (t.internode and any(
             n.id != node_id for n in self.nodes))
+
+    def webrtc_on(self, node_id: str) -> bool:
+        """Whether the node listens for browsers' phones (one of its agents has one)."""
+        return any(a.phone == "browser" for a in self.agents_of(node_id))
+
+    def webrtc_url(self, node_id: str, console_host: str) -> str:
+        """Where a browser's phone reaches the node's SIP over secure WebSocket: the
+        configured address, else the host the browser reached the console at (``host`` or
+        ``host:port``), on the node's wss_port."""
+        url = self.webrtc.urls.get(node_id)
+        if url:
+            return url
+        host = console_host.rsplit(":", 1)[0] if not console_host.endswith("]") else \
+            console_host
+        return f"wss://{host or '127.0.0.1'}:{self.node(node_id).webrtc_port}/ws"
 
     def node(self, node_id: str) -> NodeConfig:
         for n in self.nodes:

@@ -78,6 +78,10 @@ class _PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 (SWIG) ships no types
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         self.facade._on_media()
 
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        self.facade.dtmf_received += prm.digit
+        self.facade.stack.notify("dtmf", self.facade, digit=prm.digit)
+
 
 class SipCall:
     """One call leg of a party, as asyncio code sees it. Its pjsua2 work runs on the stack's
@@ -102,6 +106,8 @@ class SipCall:
         self.recorded = self.stack.event()
         self.recording_complete: bool | None = None
         self._recording_done = False
+        # DTMF digits received from the far end (RFC 4733), in order.
+        self.dtmf_received = ""
 
     # -- callbacks (stack thread) -------------------------------------------------------
 

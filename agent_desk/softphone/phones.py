@@ -63,6 +63,9 @@ class PhoneCall:
         # complete: ``recording_complete``) or knows none will start.
         self.recorded = asyncio.Event()
         self.recording_complete: bool | None = None
+        # DTMF digits received from the far end (RFC 4733), in order.
+        self.dtmf_received = ""
+        self.dtmf_changed = asyncio.Event()
 
     @property
     def finished_recording(self) -> Path:
@@ -180,6 +183,10 @@ class Phone:
                 call.record_file = Path(msg["record_file"])
             call.recording_complete = msg.get("complete")
             call.recorded.set()
+        elif ev == "dtmf":
+            call = self._call(msg["call"])
+            call.dtmf_received += str(msg.get("digit", ""))
+            call.dtmf_changed.set()
         elif ev == "media":
             call = self._call(msg["call"])
             call.media_updates += 1
