@@ -18,6 +18,7 @@ import pytest
 
 from telephony.asterisk.sounds import tone
 from tests.support.audio import tone_level
+from tests.support.calls import destination_line
 from tests.support.console import CONSOLE_PASSWORD
 from tests.support.waiting import eventually
 from tests.support.webrtc import MS, RECORD_REMOTE, REGISTER_AS_OTHERS, webrtc_desk, write_wav
@@ -127,6 +128,20 @@ async def test_agent_answers_in_the_browser(desk, artifacts, tmp_path):
                 await eventually(lambda n=n: received("19#"[:n]), 10,
                                  what=f"DTMF {digit} at the caller")
 
+            # A consultation with a branch center from the transfer panel, then cancelled:
+            # the caller is back with the agent (the same Asterisk channel as a SIP phone's).
+            branch = await destination_line(
+                lab, {"branch": tone(tmp_path / "branch.wav", freq=1900, seconds=3)},
+                tmp_path, "tax", "branch")
+            await page.select_option("#dest", "tax")
+            await page.click("#t-consult")
+            leg = await asyncio.wait_for(branch.incoming.get(), 20)
+            await asyncio.wait_for(leg.answered.wait(), 20)
+            await page.screenshot(path=str(artifacts / "webrtc-consulting.png"))
+            await page.click("#t-cancel")
+            await asyncio.wait_for(leg.disconnected.wait(), 20)
+            assert await page.text_content("#msg") == ""
+
             # The case form, saved; then the page is reloaded during the call.
             await page.fill("#f-subject", "社保卡补办")
             await page.click("#save")
@@ -148,6 +163,12 @@ async def test_agent_answers_in_the_browser(desk, artifacts, tmp_path):
     assert tone_level(caller_recording, AGENT_HZ) > 0.3, "the caller does not hear the agent"
     (artifacts / "webrtc-caller-heard.wav").write_bytes(caller_recording.read_bytes())
     await caller.close()
+    await branch.close()
+    # Asterisk recorded the call as any other: each side and the mix, linked to the case.
+    async def recorded() -> bool:
+        t = await svc.transcripts.for_case(case_number)
+        return {r["side"] for r in t["recordings"]} == {"caller", "agent", "mix"}
+    await eventually(recorded, 30, what="the call's recordings on its case")
     await svc.drain()
 
 
