@@ -455,8 +455,21 @@ class TransfersSection(_Section):
     # fails a transfer at once instead of ringing into the void.
     qualify_s: Annotated[int, Field(ge=1, le=300)] = 10
     # An agent's softphone that stops sending audio (crashed, network gone) is hung up after
-    # this long, so a three-way call goes on without it; 0 never hangs up.
+    # this long, so a three-way call goes on without it; 0 never hangs up. Comfort noise
+    # counts as audio; for desk phones that send nothing at all while the agent is silent,
+    # set 0 and rely on the session timer below.
     agent_media_timeout_s: Annotated[int, Field(ge=0, le=300)] = 10
+    # SIP phones' calls are refreshed by Asterisk every half of this (session timers, RFC
+    # 4028): a phone that does not answer the refresh is gone, however silent its agent.
+    # 0: no session timers. At least 90 (RFC 4028's minimum).
+    agent_session_expires_s: Annotated[int, Field(ge=0, le=7200)] = 120
+
+    @field_validator("agent_session_expires_s")
+    @classmethod
+    def _session_expires(cls, v: int) -> int:
+        if 0 < v < 90:
+            raise ValueError("must be 0 (off) or at least 90 seconds (RFC 4028)")
+        return v
 
 
 class DestinationConfig(_Section):

@@ -354,7 +354,8 @@ class SipPhones:
 
 
 async def run_softphone(cfg: Any, creds: AgentCredentials, *, answer: str = "auto",
-                        play: Path | None = None, record_dir: Path | None = None) -> int:
+                        play: Path | None = None, record_dir: Path | None = None,
+                        audio: str = "auto") -> int:
     """``hotline softphone --agent 1001 --credentials FILE``: register with the agent's own
     credentials (never the master SIP secret) and take calls until interrupted."""
     import signal
@@ -364,13 +365,14 @@ async def run_softphone(cfg: Any, creds: AgentCredentials, *, answer: str = "aut
 
     agent_id = creds.agent
     agent = cfg.agent(agent_id)
-    stack = await SipStack().start()
+    stack = await SipStack(audio=audio).start()
     party = await stack.agent(agent_id, creds.password, server=creds.server, play=play,
                               record_dir=record_dir, auto_answer=answer == "auto")
     how = {"auto": "auto-answering", "manual": "press Enter to answer",
            "console": "answering when the web console says so"}[answer]
+    sound = "sound card" if stack.sound_device else "no sound card (sending silence)"
     print(f"softphone {agent_id} ({agent.name}) registered at {creds.server}; "
-          f"{how}; Ctrl-C to quit", flush=True)
+          f"{how}; {sound}; Ctrl-C to quit", flush=True)
     control: SoftphoneControl | None = None
     if answer == "console":
         redis = await open_redis(cfg)
