@@ -5,6 +5,7 @@ import { repeat } from "./vendor/lit-html/directives/repeat.js";
 import { $, api, loadMe, say, startPage } from "./app.js";
 import { fmtTime, t, tEnum } from "./i18n.js";
 import { LoopPanel } from "./loop.js";
+import { agentName, cityName, loadNames, queueName, routeReasons } from "./names.js";
 
 let CASES = [], DETAIL = null;
 // The case's 工单流转 (loop.js); a change there may close the case: the detail follows.
@@ -22,7 +23,7 @@ async function search(ev) {
 }
 function renderList() {
   paint(repeat(CASES, c => c.number, c => html`<tr><td><a href="#${c.number}">${c.number}</a></td><td>${c.caller}</td>
-    <td>${c.city || ""}</td><td>${tEnum("category", c.category)}</td><td>${status(c.status)}</td></tr>`), $("list"));
+    <td>${cityName(c.city)}</td><td>${tEnum("category", c.category)}</td><td>${status(c.status)}</td></tr>`), $("list"));
 }
 async function show() {
   const number = location.hash.slice(1); if (!number) return;
@@ -42,7 +43,10 @@ function renderDetail() {
   const recordings = (tr.recordings || []).filter(r => !r.deleted_at);
   const segments = tr.segments || [];
   paint(html`<h2>${t("field.case_no")} ${c.number}</h2><div class="kv">
-    <div>${t("field.caller")}</div><div>${c.caller}</div><div>${t("field.city")}</div><div>${c.city || ""}</div>
+    <div>${t("field.caller")}</div><div>${c.caller}</div><div>${t("field.city")}</div><div>${cityName(c.city)}</div>
+    <div>${t("field.queue")}</div><div>${queueName(c.queue)}</div>
+    <div>${t("field.agent")}</div><div>${agentName(c.agent_id)}</div>
+    <div>${t("field.route_reasons")}</div><div>${routeReasons(c.route_reasons)}</div>
     <div>${t("field.category")}</div><div>${tEnum("category", f.category)}</div>
     <div>${t("field.subject")}</div><div>${f.subject ?? ""}</div>
     <div>${t("field.address")}</div><div>${f.address ?? ""}</div>
@@ -64,6 +68,7 @@ function renderDetail() {
 
 await startPage();
 const me = await loadMe();
+await loadNames();
 $("nav-supervision").classList.toggle("hidden", !["supervisor", "admin"].includes(me.role));
 $("q").addEventListener("submit", search);
 window.addEventListener("hashchange", show);

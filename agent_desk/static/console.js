@@ -10,6 +10,7 @@ import { fmtSecs, t, tEnum } from "./i18n.js";
 import { LoopPanel } from "./loop.js";
 import { caseChanged, renderKnowledge, startKnowledge } from "./knowledge.js";
 import { BrowserPhone } from "./phone.js";
+import { cityName, loadNames, queueName, routeReasons } from "./names.js";
 
 const CALLBACK_OUTCOMES = ["reached", "no_answer", "busy", "wrong_number", "cancelled"];
 const TRANSFER_ACTIONS = ["consult", "three_way", "blind", "leave", "cancel", "emergency"];
@@ -51,8 +52,8 @@ function render() {
   TIMER_FROM = call && call.answered_at ? call.answered_at : null;
   if (s.case) showCase(s.case);
   if (call) {
-    $("r-caller").textContent = s.case ? s.case.caller : ""; $("r-city").textContent = s.case ? (s.case.city || "") : "";
-    $("r-queue").textContent = call.queue || "";
+    $("r-caller").textContent = s.case ? s.case.caller : ""; $("r-city").textContent = s.case ? cityName(s.case.city) : "";
+    $("r-queue").textContent = queueName(call.queue);
     $("p-callstate").textContent = tEnum("call_state", call.state);
   } else { $("p-callstate").textContent = CASE ? t("call.ended") : ""; }
   paint(repeat(call ? call.legs || [] : [], (l, i) => l.leg_id ?? i, l => html`<div>${l.name} ·
@@ -70,10 +71,10 @@ function renderPhone() {
 }
 function renderCase() {
   const c = CASE; if (!c) return;
-  $("p-case").textContent = c.number; $("p-caller").textContent = c.caller; $("p-city").textContent = c.city || "";
-  $("p-dialed").textContent = c.dialed_number || ""; $("p-queue").textContent = c.queue || "";
+  $("p-case").textContent = c.number; $("p-caller").textContent = c.caller; $("p-city").textContent = cityName(c.city);
+  $("p-dialed").textContent = c.dialed_number || ""; $("p-queue").textContent = queueName(c.queue);
   $("p-priority").textContent = (c.priority || 0) + (c.flags && c.flags.length ? " · " + c.flags.join(", ") : "");
-  $("p-reasons").textContent = c.route_reasons || "";
+  $("p-reasons").textContent = routeReasons(c.route_reasons);
   const earlier = c.earlier || [];
   paint(earlier.length ? earlier.map((e, i) => html`${i ? html`<br>` : nothing}<a href="/cases#${e.case}">${e.case}</a>
     (${tEnum("case_status", e.status === "open" ? "open" : "closed")})`) : t("common.none"), $("p-earlier"));
@@ -178,7 +179,7 @@ async function loadCallbacks() {
 }
 function renderCallbacks() {
   paint(repeat(CALLBACKS, c => c.id, c => html`<tr data-callback=${c.id}><td>${c.case}</td><td>${c.caller}</td>
-    <td>${c.city || ""}</td><td>${tEnum("callback_status", c.status)}</td><td>${c.attempts}/${c.max_attempts}</td>
+    <td>${cityName(c.city)}</td><td>${tEnum("callback_status", c.status)}</td><td>${c.attempts}/${c.max_attempts}</td>
     <td><button class="cb-call" @click=${() => callBack(c.id)}>${t("callback.call")}</button>
     <select style="width:auto" @change=${ev => setOutcome(c.id, ev.target)}><option value=""></option>
     ${CALLBACK_OUTCOMES.map(o => html`<option value=${o}>${tEnum("callback_outcome", o)}</option>`)}</select></td></tr>`),
@@ -202,6 +203,7 @@ function tick() {
 
 await startPage();
 const me = await loadMe();
+await loadNames();
 $("who").textContent = `${me.agent_name || me.user} (${me.agent || ""})`;
 $("signin").onclick = () => act("/api/console/signin");
 $("signout").onclick = () => act("/api/console/signout");

@@ -85,6 +85,11 @@ async def test_agent_answers_in_the_browser(desk, artifacts, tmp_path):
             await page.wait_for_function(
                 "() => document.querySelector('#p-caller').textContent === '138****5678'")
             assert CALLER not in await page.content()
+            # Names, not ids: the city, the queue (city and skill), the route reasons.
+            assert await page.text_content("#p-city") == "南京"
+            assert await page.text_content("#r-queue") == "南京 · 综合咨询"
+            assert await page.text_content("#p-reasons") == (
+                "城市：南京（南京中继）；技能：综合咨询（拨打 12345）；优先级：普通")
             await page.screenshot(path=str(artifacts / "webrtc-ringing.png"))
 
             await page.click("#answer")  # the CTI toolbar's 接听
@@ -174,8 +179,8 @@ async def test_agent_answers_in_the_browser(desk, artifacts, tmp_path):
 
 async def test_ring_time_and_network_cut(desk, artifacts, tmp_path):
     """INVITE (Asterisk's AgentCalled, when it rings the member) to the page's ringing, over
-    several calls; then the WebSocket to Asterisk cut and restored: the phone registers
-    again and the next call rings."""
+    several calls; the WebSocket to Asterisk cut and restored meanwhile: the phone registers
+    again and the next calls ring; the last is answered, held and hung up by keyboard."""
     from playwright.async_api import async_playwright
 
     svc, lab, console = desk.service, desk.lab, desk.console
@@ -207,7 +212,17 @@ async def test_ring_time_and_network_cut(desk, artifacts, tmp_path):
                 asked_at = await _agent_called_at(svc, after=last)
                 last = asked_at
                 delays.append(rang_at - asked_at)
-                await caller.hangup(call)
+                if i == 5:  # the keyboard: F2 answers, F3 holds and takes back, F4 hangs up
+                    await page.keyboard.press("F2")
+                    await phone_state(page, "in_call")
+                    await asyncio.wait_for(call.answered.wait(), 20)
+                    await page.keyboard.press("F3")
+                    await page.wait_for_function("() => window.hotlinePhone.held")
+                    await page.keyboard.press("F3")
+                    await page.wait_for_function("() => !window.hotlinePhone.held")
+                    await page.keyboard.press("F4")
+                else:
+                    await caller.hangup(call)
                 await asyncio.wait_for(call.disconnected.wait(), 20)
                 await phone_state(page, "registered")
                 await page.wait_for_selector("#ringing.hidden", state="attached")

@@ -5,9 +5,7 @@ and Chromium with a WAV file as its microphone, trusting the node's certificate 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import tomllib
 import wave
 from collections.abc import AsyncIterator
@@ -16,14 +14,12 @@ from typing import Any
 
 import numpy as np
 from aiohttp.test_utils import TestServer
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from agent_desk.web.auth import Users
 from hotline.desk import console_app
 from hotline.service import HotlineService
 from lab.harness import EXAMPLE_CONFIG, Lab
-from telephony.asterisk.certs import sip_certificate
+from telephony.asterisk.certs import sip_certificate, spki_sha256
 from tests.support.console import CONSOLE_PASSWORD, CONSOLE_USERS, ConsoleHarness
 from tests.support.netfault import FaultProxy
 from tests.support.service import ServiceFactory, lab_test_config
@@ -78,10 +74,7 @@ class WebrtcDesk:
         """The node certificate's public key hash, as Chromium's
         --ignore-certificate-errors-spki-list takes it (a self-signed certificate made at
         install time: the browser trusts that key, and nothing else)."""
-        pem = sip_certificate(self.lab.cfg).cert.read_bytes()
-        key = x509.load_pem_x509_certificate(pem).public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        return base64.b64encode(hashlib.sha256(key).digest()).decode()
+        return spki_sha256(sip_certificate(self.lab.cfg).cert)
 
     def chromium_args(self, microphone: Path) -> list[str]:
         return ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
