@@ -125,6 +125,16 @@ async def test_agent_answers_in_the_browser(desk, artifacts, tmp_path):
                 "sessionDescriptionHandler.peerConnection.getTransceivers()"
                 ".every(t => t.currentDirection === 'sendrecv')")
 
+            # Mute: the microphone's track stops feeding the call, and comes back.
+            await page.click("#mute")
+            await page.wait_for_function(
+                "() => window.hotlinePhone.muted && window.hotlinePhone.session."
+                "sessionDescriptionHandler.peerConnection.getSenders()"
+                ".every(x => !x.track || !x.track.enabled)")
+            assert await page.text_content("#mute") == "取消静音"
+            await page.click("#mute")
+            await page.wait_for_function("() => !window.hotlinePhone.muted")
+
             # DTMF from the keypad reaches the caller (RFC 4733 through Asterisk's bridge).
             async def received(digits: str) -> bool:
                 return call.dtmf_received == digits
@@ -281,3 +291,34 @@ async def test_nobody_registers_as_another_agent(desk, tmp_path):
     # Asterisk holds no contact for 1002 or 2001: nobody registered as them; 1001's is there.
     out = desk.lab.instance.cli("pjsip show contacts")
     assert "1002/" not in out and "2001/" not in out, out
+
+
+async def test_a_refused_microphone_is_explained_in_chinese(desk, artifacts, tmp_path):
+    """The browser refuses the microphone (no permission): answering says why, in Chinese;
+    the page declines the call, which stays in the queue (it rings the agent again later)."""
+    from playwright.async_api import async_playwright
+
+    console, lab = desk.console, desk.lab
+    mic = tone(tmp_path / "agent_mic.wav", freq=AGENT_HZ, seconds=3)
+    args = [a for a in desk.chromium_args(mic) if a != "--use-fake-ui-for-media-stream"]
+    caller = await lab.caller(CALLER)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        try:
+            page = await login(browser, console.base_url, "agent1001")
+            await phone_state(page, "registered")
+            await page.click("#ready")
+            call = await lab.dial(caller, trunk="nanjing")
+            await phone_state(page, "ringing")
+            await page.click("#answer")
+            await page.wait_for_function(
+                "() => document.querySelector('#msg').textContent.startsWith("
+                "'浏览器未允许使用麦克风')")
+            await page.screenshot(path=str(artifacts / "webrtc-microphone-refused.png"))
+            assert await page.evaluate("() => window.hotlinePhone.state") != "in_call"
+            await caller.hangup(call)
+            await asyncio.wait_for(call.disconnected.wait(), 20)
+            await phone_state(page, "registered")
+        finally:
+            await browser.close()
+    await caller.close()
