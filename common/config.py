@@ -393,6 +393,23 @@ class WebrtcSection(_Section):
     ring_sound: bool = True
 
 
+class SignLanguageSection(_Section):
+    """The sign-language seat (手语座席, docs/webrtc.md): a public page at /sign where a deaf
+    or hard-of-hearing caller starts a video call into the skill's queue of the province
+    pool, shared by every city. Each call needs a one-time ticket from the page's API, which
+    is rate limited per address."""
+
+    enabled: bool = False
+    # The number the router sees for these calls: a [[numbers]] entry with this skill.
+    number: DIGITS = "12345"
+    skill: ID = "sign_language"
+    # The node the public page's calls go to (default: the first).
+    node: ID | None = None
+    calls_per_address: Annotated[int, Field(ge=1, le=10_000)] = 10
+    window_s: Annotated[int, Field(ge=60, le=86400)] = 3600
+    ticket_ttl_s: Annotated[int, Field(ge=10, le=600)] = 120
+
+
 class QueueingSection(_Section):
     # Where a call goes when the router cannot be asked (service down, error, timeout).
     fallback_skill: ID = "general"
@@ -1029,6 +1046,7 @@ class Config(_Section):
     insight: InsightSection = InsightSection()
     web: WebSection = WebSection()
     webrtc: WebrtcSection = WebrtcSection()
+    sign_language: SignLanguageSection = SignLanguageSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.
     base_dir: Path = Path(".")
@@ -1072,6 +1090,15 @@ class Config(_Section):
                 problems.append(f"numbers[{i}].skill: unknown skill {n.skill!r}")
             if n.city is not None and n.city not in city_ids:
                 problems.append(f"numbers[{i}].city: unknown city {n.city!r}")
+        sl = self.sign_language
+        if sl.enabled:
+            if sl.skill not in self.skills:
+                problems.append(f"sign_language.skill: unknown skill {sl.skill!r}")
+            if not any(n.number == sl.number and n.skill == sl.skill for n in self.numbers):
+                problems.append(f"sign_language.number: no [[numbers]] entry {sl.number!r} with "
+                                f"skill {sl.skill!r}")
+            if sl.node is not None and sl.node not in node_ids:
+                problems.append(f"sign_language.node: unknown node {sl.node!r}")
         dept_ids = {d.id for d in self.case_loop.departments}
         unique("case_loop.departments", [d.id for d in self.case_loop.departments])
         for i, d in enumerate(self.case_loop.departments):
@@ -1152,8 +1179,15 @@ class Config(_Section):
             n.id != node_id for n in self.nodes))
 
     def webrtc_on(self, node_id: str) -> bool:
-        """Whether the node listens for browsers' phones (one of its agents has one)."""
-        return any(a.phone == "browser" for a in self.agents_of(node_id))
+        """Whether the node listens for browsers' phones (one of its agents has one, or it
+        takes the sign-language page's video calls)."""
+        return (any(a.phone == "browser" for a in self.agents_of(node_id))
+                or self.sign_language_node() == node_id)
+
+    def sign_language_node(self) -> str | None:
+        """The node the sign-language page's calls go to (None: the page is off)."""
+        sl = self.sign_language
+        return (sl.node or self.nodes[0].id) if sl.enabled and self.nodes else None
 
     def webrtc_url(self, node_id: str, console_host: str) -> str:
         """Where a browser's phone reaches the node's SIP over secure WebSocket: the

@@ -35,6 +35,8 @@ from agent_desk.loop import http as loop_http
 from agent_desk.loop import schemas as loop_schemas
 from agent_desk.reports import http as reports_http
 from agent_desk.reports import schemas as reports_schemas
+from agent_desk.signlang import http as signlang_http
+from agent_desk.signlang import schemas as signlang_schemas
 from agent_desk.softphone import http as phone_http
 from agent_desk.softphone import schemas as phone_schemas
 from agent_desk.supervision import http as supervision_http
@@ -62,6 +64,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature(users_http.ROUTES, users_http.UsersHttp, users_schemas.SCHEMAS),
     Feature(console_http.ROUTES, console_http.ConsoleHttp),
     Feature(phone_http.ROUTES, phone_http.PhoneHttp, phone_schemas.SCHEMAS),
+    Feature(signlang_http.ROUTES, signlang_http.SignLanguageHttp, signlang_schemas.SCHEMAS,
+            public_pages=("sign",)),
     Feature(transfers_http.ROUTES, transfers_http.TransfersHttp),
     Feature(cases_http.ROUTES, cases_http.CasesHttp, cases_schemas.SCHEMAS),
     Feature(callbacks_http.ROUTES, callbacks_http.CallbacksHttp, callbacks_schemas.SCHEMAS),

@@ -18,7 +18,8 @@ let STATE = null, FORM_VERSION = null, CASE = null, TIMER_FROM = null, SINCE = n
 let CALLBACKS = [], DESTINATIONS = [], CAPTIONS = [], NEXT_CAPTION = 0, FORM_MSG = null;
 // The phone in the page (agents whose phone is the browser); its state is shown beside the
 // toolbar and the toolbar drives it. Other agents' SIP phones are driven through the service.
-const PHONE = new BrowserPhone({ api, audio: $("phone-audio"), onChange: () => { render(); renderPhone(); } });
+const PHONE = new BrowserPhone({ api, audio: $("phone-audio"), onChange: () => { render(); renderPhone(); },
+  videos: { remote: $("seat-remote"), local: $("seat-local") } });
 // The case on screen survives a reload of the page (this tab only): the call may have ended
 // meanwhile, its case has not.
 const CASE_KEY = "hotline.console.case";
@@ -67,6 +68,14 @@ function renderPhone() {
     (p.muted ? " · " + t("call.muted") : "");
   $("mute").textContent = t(p.muted ? "call.unmute" : "call.mute");
   $("dialpad").classList.toggle("hidden", !p.inCall());
+  // A video call (the sign-language page's): both videos and the text chat.
+  $("video").classList.toggle("hidden", !(p.inCall() && p.video));
+  $("seat-chat").replaceChildren(...p.chat.map(m => {
+    const d = document.createElement("div");
+    d.className = m.from === "me" ? "agent" : "caller"; d.dataset.from = m.from;
+    d.textContent = t(m.from === "me" ? "sign.me" : "sign.caller") + "：" + m.text;
+    return d;
+  }));
   if (p.error) say("msg", p.error.key ? t(p.error.key) : p.error.text);
 }
 function renderCase() {
@@ -215,6 +224,11 @@ $("hold").onclick = () => hold(true);
 $("unhold").onclick = () => hold(false);
 $("hangup").onclick = hangup;
 $("mute").onclick = () => PHONE.mute(!PHONE.muted);
+$("seat-chat-form").addEventListener("submit", async ev => {
+  ev.preventDefault();
+  const text = $("seat-chat-text").value.trim();
+  try { await PHONE.say(text); $("seat-chat-text").value = ""; } catch (e) { say("msg", e.message); }
+});
 for (const b of document.querySelectorAll("[data-dtmf]")) b.onclick = () => PHONE.dtmf(b.dataset.dtmf);
 // Keyboard: F2 answers, F3 holds or takes back, F4 hangs up (also while typing in the form).
 document.addEventListener("keydown", ev => {

@@ -10,8 +10,9 @@ import { Registerer, RegistererState, SessionState, UserAgent } from "./vendor/s
 // Visible states: off (not started or not a browser phone), connecting, registered,
 // reconnecting, failed (credentials refused: reloading will not help), ringing, in_call.
 export class BrowserPhone {
-  constructor({ api, onChange, audio }) {
-    this.api = api; this.onChange = onChange || (() => {}); this.audio = audio;
+  constructor({ api, onChange, audio, videos }) {
+    this.api = api; this.onChange = onChange || (() => {}); this.audio = audio; this.videos = videos || null;
+    this.video = false; this.chat = [];
     this.state = "off"; this.error = null; this.session = null; this.held = false; this.muted = false;
     this.creds = null; this.ua = null; this.registerer = null; this.retry = 0; this.timer = null;
     this.ringer = null; this.ringingAt = null; this.stopped = false;
@@ -95,7 +96,10 @@ export class BrowserPhone {
   _invite(inv) {
     if (this.session) { inv.reject({ statusCode: 486 }); return; }
     this.lastInviteAt = Date.now(); this.invites++;
-    this.session = inv; this.held = false; this.muted = false;
+    this.session = inv; this.held = false; this.muted = false; this.chat = [];
+    // A video call (the sign-language page's): answered with the camera too.
+    this.video = /\bm=video /.test(String(inv.request.body || ""));
+    inv.delegate = { onMessage: m => { m.accept(); this.chat.push({ from: "caller", text: String(m.request.body || "") }); this.onChange(this); } };
     this.caseNumber = inv.request.getHeader("X-Hotline-Case") || null;
     inv.stateChange.addListener(s => {
       if (s === SessionState.Established) {
@@ -118,7 +122,7 @@ export class BrowserPhone {
     const s = this.session; if (!s || this.state !== "ringing") return false;
     this._ring(false);
     try {
-      await s.accept({ sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } } });
+      await s.accept({ sessionDescriptionHandlerOptions: { constraints: { audio: true, video: this.video } } });
       this.error = null; return true;
     } catch (e) {
       // The microphone: refused, missing or busy. Say so; the call keeps ringing in the queue.
@@ -162,6 +166,16 @@ export class BrowserPhone {
   _attach() {
     const sdh = this.session.sessionDescriptionHandler;
     if (this.audio && sdh) { this.audio.srcObject = sdh.remoteMediaStream; this.audio.play().catch(() => {}); }
+    if (this.video && sdh && this.videos) {
+      this.videos.remote.srcObject = sdh.remoteMediaStream; this.videos.local.srcObject = sdh.localMediaStream;
+    }
+  }
+
+  // A line of the call's text chat (SIP MESSAGE in the dialog), for what signing cannot carry.
+  async say(text) {
+    const s = this.session; if (!s || this.state !== "in_call" || !text) return;
+    await s.message({ requestOptions: { body: { contentDisposition: "render", contentType: "text/plain", content: text } } });
+    this.chat.push({ from: "me", text }); this.onChange(this);
   }
 
   // WebRTC statistics of the call (inbound and outbound RTP), for the page and the tests.

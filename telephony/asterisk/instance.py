@@ -129,6 +129,10 @@ NOLOAD = [
 ]
 
 
+# The endpoint the sign-language page's browsers call in as (their calls need a ticket).
+SIGN_GUEST = "sign-guest"
+
+
 @dataclass
 class AgentView:
     id: str
@@ -240,6 +244,10 @@ class AsteriskInstance:
                                sip_password(sip_master, f"node-{self.node.id}"), n.tls_port)
                       for n in cfg.nodes if n.id != self.node.id],
             "sip_tls": cfg.sip_tls, "tls": self._sip_tls(cfg), "webrtc": self._webrtc(cfg),
+            # The sign-language page's video calls (guests with a one-time ticket).
+            "sign": {"on": cfg.sign_language_node() == self.node.id,
+                     "number": cfg.sign_language.number,
+                     "password": sip_password(sip_master, SIGN_GUEST)},
         }
         if self.node.ami_tls:
             # AMI over TLS: Asterisk (in its root) reads the certificate from its own etc/.

@@ -89,9 +89,25 @@ class WebrtcDesk:
             await self.console.close()
 
 
+def sign_language_overrides() -> dict[str, Any]:
+    """The example with the sign-language seat: its skill and number, 1001 its seat."""
+    raw = tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    agents = browser_agents()
+    for a in agents:
+        if a["id"] == BROWSER_AGENT:
+            a["skills"] = {**a["skills"], "sign_language": 5}
+    return {"skills": {**raw["skills"], "sign_language": "手语视频"},
+            "numbers": [*raw["numbers"], {"number": "1234599", "skill": "sign_language",
+                                          "name": "手语视频服务"}],
+            "agents": agents,
+            "sign_language": {"enabled": True, "number": "1234599", "calls_per_address": 3}}
+
+
 @contextlib.asynccontextmanager
-async def webrtc_desk(workdir: Path, pg_admin: str | None) -> AsyncIterator[WebrtcDesk]:
-    lab = Lab(lab_test_config(workdir / "lab", agents=browser_agents()))
+async def webrtc_desk(workdir: Path, pg_admin: str | None, **overrides: Any
+                      ) -> AsyncIterator[WebrtcDesk]:
+    overrides.setdefault("agents", browser_agents())
+    lab = Lab(lab_test_config(workdir / "lab", **overrides))
     await lab.start_asterisk()
     proxy = await FaultProxy("127.0.0.1", lab.node.webrtc_port).start()
     factory = ServiceFactory(lab, workdir, pg_admin)
