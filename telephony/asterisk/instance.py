@@ -30,8 +30,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from common.config import Config, NodeConfig
-from common.queues import all_queues, fallback_queue
+from common.config import PROVINCE_POOL, Config, NodeConfig
+from common.queues import all_queues, fallback_queue, queue_name
 from common.secrets import sip_password
 from telephony.asterisk import sounds
 from telephony.asterisk.certs import sip_certificate
@@ -247,6 +247,7 @@ class AsteriskInstance:
             # The sign-language page's video calls (guests with a one-time ticket).
             "sign": {"on": cfg.sign_language_node() == self.node.id,
                      "number": cfg.sign_language.number,
+                     "queue": queue_name(PROVINCE_POOL, cfg.sign_language.skill),
                      "password": sip_password(sip_master, SIGN_GUEST)},
         }
         if self.node.ami_tls:
