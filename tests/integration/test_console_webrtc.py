@@ -19,42 +19,20 @@ import pytest
 from telephony.asterisk.sounds import tone
 from tests.support.audio import tone_level
 from tests.support.calls import destination_line
-from tests.support.console import CONSOLE_PASSWORD
 from tests.support.waiting import eventually
-from tests.support.webrtc import MS, RECORD_REMOTE, REGISTER_AS_OTHERS, webrtc_desk, write_wav
+from tests.support.webrtc import (
+    RECORD_REMOTE,
+    REGISTER_AS_OTHERS,
+    login,
+    phone_state,
+    webrtc_desk,
+    write_wav,
+)
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
 CALLER = "13812345678"
 CALLER_HZ, AGENT_HZ = 700, 1300
-STATE = "() => document.querySelector('#phone').dataset.state"
-
-
-async def login(browser, base: str, user: str):
-    ctx = await browser.new_context(viewport={"width": 1500, "height": 1000}, locale="zh-CN")
-    page = await ctx.new_page()
-    page.set_default_timeout(MS)
-    page.on("console", lambda m: print(f"page {user}: {m.type}: {m.text} {m.location}"))
-    await page.goto(base + "/login")
-    await page.fill("#username", user)
-    await page.fill("#password", CONSOLE_PASSWORD)
-    await page.click("#submit")
-    await page.wait_for_url("**/console")
-    return page
-
-
-async def phone_state(page, state: str) -> None:
-    from playwright.async_api import TimeoutError as PlaywrightTimeout
-
-    try:
-        await page.wait_for_function(f"() => document.querySelector('#phone').dataset.state "
-                                     f"=== '{state}'")
-    except PlaywrightTimeout:
-        now = await page.evaluate("() => [window.hotlinePhone.state, "
-                                  "document.querySelector('#phone').dataset.state]")
-        raise AssertionError(f"the phone is not {state}: {now}") from None
-
-
 @pytest.fixture
 async def desk(tmp_path: Path, pg_admin: str):
     async with webrtc_desk(tmp_path, pg_admin) as d:
@@ -68,8 +46,7 @@ async def test_agent_answers_in_the_browser(desk, artifacts, tmp_path):
     mic = tone(tmp_path / "agent_mic.wav", freq=AGENT_HZ, seconds=3)
     caller_tone = tone(tmp_path / "caller.wav", freq=CALLER_HZ, seconds=3)
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=desk.chromium_args(mic))
+        browser = await desk.chromium(pw, mic)
         try:
             page = await login(browser, console.base_url, "agent1001")
             await phone_state(page, "registered")
@@ -199,8 +176,7 @@ async def test_ring_time_and_network_cut(desk, artifacts, tmp_path):
     delays: list[float] = []
     last = 0.0
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=desk.chromium_args(mic))
+        browser = await desk.chromium(pw, mic)
         try:
             page = await login(browser, console.base_url, "agent1001")
             await phone_state(page, "registered")
@@ -277,8 +253,7 @@ async def test_nobody_registers_as_another_agent(desk, tmp_path):
     assert status == 409 and doc["error"] == "no_browser_phone", doc
     mic = tone(tmp_path / "agent_mic.wav", freq=AGENT_HZ, seconds=3)
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=desk.chromium_args(mic))
+        browser = await desk.chromium(pw, mic)
         try:
             page = await login(browser, console.base_url, "agent1001")
             await phone_state(page, "registered")
@@ -300,10 +275,9 @@ async def test_a_refused_microphone_is_explained_in_chinese(desk, artifacts, tmp
 
     console, lab = desk.console, desk.lab
     mic = tone(tmp_path / "agent_mic.wav", freq=AGENT_HZ, seconds=3)
-    args = [a for a in desk.chromium_args(mic) if a != "--use-fake-ui-for-media-stream"]
     caller = await lab.caller(CALLER)
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        browser = await desk.chromium(pw, mic, fake_ui=False)
         try:
             page = await login(browser, console.base_url, "agent1001")
             await phone_state(page, "registered")

@@ -15,11 +15,9 @@ from sqlalchemy import select
 from cases.models import Case
 from telephony.asterisk.sounds import tone
 from tests.support.waiting import eventually
-from tests.support.webrtc import MS, sign_language_overrides, webrtc_desk
+from tests.support.webrtc import MS, login, phone_state, sign_language_overrides, webrtc_desk
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
-
-from tests.integration.test_console_webrtc import login, phone_state  # noqa: E402
 
 VIDEO = ("() => (window.{who}.stats()).then(s => s && "
          "[s['inbound-rtp:video']?.framesDecoded || 0, "
@@ -38,8 +36,7 @@ async def test_video_call_from_the_public_page_reaches_the_seat(desk, artifacts,
     svc, console = desk.service, desk.console
     mic = tone(tmp_path / "mic.wav", freq=1300, seconds=3)
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=desk.chromium_args(mic))
+        browser = await desk.chromium(pw, mic)
         try:
             seat = await login(browser, console.base_url, "agent1001")
             await phone_state(seat, "registered")
@@ -112,8 +109,7 @@ async def test_tickets_are_limited_and_needed(desk, tmp_path):
     creds = answers[0][1]
     mic = tone(tmp_path / "mic.wav", freq=1300, seconds=3)
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=desk.chromium_args(mic))
+        browser = await desk.chromium(pw, mic)
         try:
             page = await browser.new_page()
             await page.goto(desk.console.base_url + "/sign")

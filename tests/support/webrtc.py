@@ -25,6 +25,7 @@ from tests.support.netfault import FaultProxy
 from tests.support.service import ServiceFactory, lab_test_config
 
 BROWSER_AGENT = "1001"
+CHROMIUM = "/usr/bin/chromium"
 MS = 30_000  # Playwright waits (ms): generous, the machine is shared
 
 
@@ -76,13 +77,21 @@ class WebrtcDesk:
         install time: the browser trusts that key, and nothing else)."""
         return spki_sha256(sip_certificate(self.lab.cfg).cert)
 
-    def chromium_args(self, microphone: Path) -> list[str]:
+    def chromium_args(self, microphone: Path, *, fake_ui: bool = True) -> list[str]:
+        """Fake camera, ``microphone`` (a WAV) as the microphone, and permission to use them
+        granted (``fake_ui``; without it the browser refuses them, as a user would)."""
         return ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                *(["--use-fake-ui-for-media-stream"] if fake_ui else []),
                 f"--use-file-for-fake-audio-capture={microphone}",
                 "--autoplay-policy=no-user-gesture-required",
                 f"--ignore-certificate-errors-spki-list={self.spki()}"]
+
+    async def chromium(self, pw: Any, microphone: Path, *, fake_ui: bool = True) -> Any:
+        """Debian's Chromium, headless, as chromium_args says."""
+        return await pw.chromium.launch(executable_path=CHROMIUM,
+                                        args=self.chromium_args(microphone, fake_ui=fake_ui))
 
     async def close(self) -> None:
         if self.console is not None:
@@ -120,6 +129,34 @@ async def webrtc_desk(workdir: Path, pg_admin: str | None, **overrides: Any
         await factory.close()
         await proxy.stop()
         await lab.close()
+
+
+async def login(browser: Any, base: str, user: str) -> Any:
+    """A new browser context signed in to the console as ``user`` (its console messages go
+    to the test's output)."""
+    ctx = await browser.new_context(viewport={"width": 1500, "height": 1000}, locale="zh-CN")
+    page = await ctx.new_page()
+    page.set_default_timeout(MS)
+    page.on("console", lambda m: print(f"page {user}: {m.type}: {m.text} {m.location}"))
+    await page.goto(base + "/login")
+    await page.fill("#username", user)
+    await page.fill("#password", CONSOLE_PASSWORD)
+    await page.click("#submit")
+    await page.wait_for_url("**/console")
+    return page
+
+
+async def phone_state(page: Any, state: str) -> None:
+    """Wait until the console's phone shows ``state``; fail saying what it shows."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        await page.wait_for_function(f"() => document.querySelector('#phone').dataset.state "
+                                     f"=== '{state}'")
+    except PlaywrightTimeout:
+        now = await page.evaluate("() => [window.hotlinePhone.state, "
+                                  "document.querySelector('#msg').textContent]")
+        raise AssertionError(f"the phone is not {state}: {now}") from None
 
 
 # What the page hears: the remote stream's samples for a while, through Web Audio (the
