@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -33,6 +34,8 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 
 CALLER = "13812345678"
 CALLER_HZ, AGENT_HZ = 700, 1300
+# Calls whose ring time is measured (more for a better p95: HOTLINE_RING_CALLS=30).
+RING_CALLS = max(4, int(os.environ.get("HOTLINE_RING_CALLS", "6")))
 @pytest.fixture
 async def desk(tmp_path: Path, pg_admin: str):
     async with webrtc_desk(tmp_path, pg_admin) as d:
@@ -182,8 +185,8 @@ async def test_ring_time_and_network_cut(desk, artifacts, tmp_path):
             await phone_state(page, "registered")
             await page.click("#ready")
             await page.wait_for_selector('#state[data-state="ready"]')
-            for i in range(6):
-                if i == 3:  # the network to Asterisk goes away, and comes back
+            for i in range(RING_CALLS):
+                if i == RING_CALLS // 2:  # the network to Asterisk goes away, and comes back
                     desk.proxy.refusing = True
                     desk.proxy.cut()
                     await phone_state(page, "reconnecting")
@@ -198,7 +201,7 @@ async def test_ring_time_and_network_cut(desk, artifacts, tmp_path):
                 asked_at = await _agent_called_at(svc, after=last)
                 last = asked_at
                 delays.append(rang_at - asked_at)
-                if i == 5:  # the keyboard: F2 answers, F3 holds and takes back, F4 hangs up
+                if i == RING_CALLS - 1:  # the keyboard: F2 answers, F3 holds, F4 hangs up
                     await page.keyboard.press("F2")
                     await phone_state(page, "in_call")
                     await asyncio.wait_for(call.answered.wait(), 20)
