@@ -68,6 +68,8 @@ ACTIONS = (
     # Agent figures and the staffing forecast read or exported (agent_desk/figures); the
     # 质检 sample read, a sampled call scored, an agent reading their own scores.
     "figures.view", "figures.export", "qa.samples", "qa.score", "qa.mine",
+    # The console's phone (agent_desk/softphone): its SIP credentials issued to the agent.
+    "phone.credentials",
 )
 SEAL_BATCH = 500
 log = logging.getLogger(__name__)

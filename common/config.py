@@ -186,6 +186,10 @@ class NodeConfig(_Section):
     sip_port: PORT = 5060
     # SIP over TLS ([sip_tls]); default sip_port + 1.
     sip_tls_port: PORT | None = None
+    # SIP over secure WebSocket for browsers' phones ([webrtc]); default sip_port + 3029
+    # (8089 beside 5060, Asterisk's usual port). Asterisk's web server also listens on the
+    # loopback on the next port (it starts TLS only beside a plain listener).
+    wss_port: PORT | None = None
     ami_host: str = "127.0.0.1"
     ami_port: PORT = 5038
     ami_username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")] = "hotline"
@@ -243,6 +247,11 @@ class NodeConfig(_Section):
     def tls_port(self) -> int:
         """Where the node listens for SIP over TLS."""
         return self.sip_tls_port or self.sip_port + 1
+
+    @property
+    def webrtc_port(self) -> int:
+        """Where the node listens for SIP over secure WebSocket (browsers' phones)."""
+        return self.wss_port or self.sip_port + 3029
 
     @property
     def ami_plain_host(self) -> str:
@@ -368,6 +377,10 @@ class AgentConfig(_Section):
     auto_login: bool = True
     # The team (班组) the agent's figures are summed in; "" for none (docs/agent-figures.md).
     team: Annotated[str, Field(max_length=32)] = ""
+    # Where the agent's calls ring: "sip", a SIP phone (the pjsua2 softphone, a desk phone)
+    # over UDP/TLS; "browser", the console's own phone over WebRTC (docs/webrtc.md): the
+    # endpoint then speaks DTLS-SRTP with ICE over the node's secure WebSocket.
+    phone: Literal["sip", "browser"] = "sip"
 
 
 class SupervisorConfig(_Section):
@@ -388,6 +401,38 @@ class SupervisionSection(_Section):
     agent_sees_monitoring: bool = False
     # How long the supervisor's phone rings before the attempt is given up.
     ring_timeout_s: Annotated[int, Field(ge=5, le=120)] = 20
+
+
+class WebrtcSection(_Section):
+    """The console's phone in the browser (docs/webrtc.md). A node whose agents include one
+    with ``phone = "browser"`` listens for SIP over secure WebSocket on its wss_port, with
+    the [sip_tls] certificate (self-signed by the service unless one is configured)."""
+
+    # The address browsers reach each node's WebSocket at, by node id, when it is not the
+    # node's own (a reverse proxy, a public name): "wss://sip.12345.example.gov.cn/ws".
+    # Default: wss://<the console's host>:<wss_port>/ws.
+    urls: dict[ID, Annotated[str, Field(pattern=r"^wss://[^\s]+$")]] = {}
+    # ICE servers the browser uses (STUN/TURN URLs) when it is not on the node's network.
+    ice_servers: list[Annotated[str, Field(pattern=r"^(stun|turn|turns):[^\s]+$")]] = []
+    # Ring the page with a sound when a call comes in.
+    ring_sound: bool = True
+
+
+class SignLanguageSection(_Section):
+    """The sign-language seat (手语座席, docs/webrtc.md): a public page at /sign where a deaf
+    or hard-of-hearing caller starts a video call into the skill's queue of the province
+    pool, shared by every city. Each call needs a one-time ticket from the page's API, which
+    is rate limited per address."""
+
+    enabled: bool = False
+    # The number the router sees for these calls: a [[numbers]] entry with this skill.
+    number: DIGITS = "12345"
+    skill: ID = "sign_language"
+    # The node the public page's calls go to (default: the first).
+    node: ID | None = None
+    calls_per_address: Annotated[int, Field(ge=1, le=10_000)] = 10
+    window_s: Annotated[int, Field(ge=60, le=86400)] = 3600
+    ticket_ttl_s: Annotated[int, Field(ge=10, le=600)] = 120
 
 
 class QueueingSection(_Section):
@@ -452,8 +497,21 @@ class TransfersSection(_Section):
     # fails a transfer at once instead of ringing into the void.
     qualify_s: Annotated[int, Field(ge=1, le=300)] = 10
     # An agent's softphone that stops sending audio (crashed, network gone) is hung up after
-    # this long, so a three-way call goes on without it; 0 never hangs up.
+    # this long, so a three-way call goes on without it; 0 never hangs up. Comfort noise
+    # counts as audio; for desk phones that send nothing at all while the agent is silent,
+    # set 0 and rely on the session timer below.
     agent_media_timeout_s: Annotated[int, Field(ge=0, le=300)] = 10
+    # SIP phones' calls are refreshed by Asterisk every half of this (session timers, RFC
+    # 4028): a phone that does not answer the refresh is gone, however silent its agent.
+    # 0: no session timers. At least 90 (RFC 4028's minimum).
+    agent_session_expires_s: Annotated[int, Field(ge=0, le=7200)] = 120
+
+    @field_validator("agent_session_expires_s")
+    @classmethod
+    def _session_expires(cls, v: int) -> int:
+        if 0 < v < 90:
+            raise ValueError("must be 0 (off) or at least 90 seconds (RFC 4028)")
+        return v
 
 
 class DestinationConfig(_Section):
@@ -1054,6 +1112,8 @@ class Config(_Section):
     insight: InsightSection = InsightSection()
     quality: QualitySection = QualitySection()
     web: WebSection = WebSection()
+    webrtc: WebrtcSection = WebrtcSection()
+    sign_language: SignLanguageSection = SignLanguageSection()
 
     # Set by load_config: the file's own folder, so relative paths mean what the operator sees.
     base_dir: Path = Path(".")
@@ -1100,6 +1160,15 @@ class Config(_Section):
                 problems.append(f"numbers[{i}].skill: unknown skill {n.skill!r}")
             if n.city is not None and n.city not in city_ids:
                 problems.append(f"numbers[{i}].city: unknown city {n.city!r}")
+        sl = self.sign_language
+        if sl.enabled:
+            if sl.skill not in self.skills:
+                problems.append(f"sign_language.skill: unknown skill {sl.skill!r}")
+            if not any(n.number == sl.number and n.skill == sl.skill for n in self.numbers):
+                problems.append(f"sign_language.number: no [[numbers]] entry {sl.number!r} with "
+                                f"skill {sl.skill!r}")
+            if sl.node is not None and sl.node not in node_ids:
+                problems.append(f"sign_language.node: unknown node {sl.node!r}")
         dept_ids = {d.id for d in self.case_loop.departments}
         unique("case_loop.departments", [d.id for d in self.case_loop.departments])
         for i, d in enumerate(self.case_loop.departments):
@@ -1183,6 +1252,28 @@ class Config(_Section):
         t = self.sip_tls
         return t.agents or t.carriers or (t.internode and any(
             n.id != node_id for n in self.nodes))
+
+    def webrtc_on(self, node_id: str) -> bool:
+        """Whether the node listens for browsers' phones (one of its agents has one, or it
+        takes the sign-language page's video calls)."""
+        return (any(a.phone == "browser" for a in self.agents_of(node_id))
+                or self.sign_language_node() == node_id)
+
+    def sign_language_node(self) -> str | None:
+        """The node the sign-language page's calls go to (None: the page is off)."""
+        sl = self.sign_language
+        return (sl.node or self.nodes[0].id) if sl.enabled and self.nodes else None
+
+    def webrtc_url(self, node_id: str, console_host: str) -> str:
+        """Where a browser's phone reaches the node's SIP over secure WebSocket: the
+        configured address, else the host the browser reached the console at (``host`` or
+        ``host:port``), on the node's wss_port."""
+        url = self.webrtc.urls.get(node_id)
+        if url:
+            return url
+        host = console_host.rsplit(":", 1)[0] if not console_host.endswith("]") else \
+            console_host
+        return f"wss://{host or '127.0.0.1'}:{self.node(node_id).webrtc_port}/ws"
 
     def node(self, node_id: str) -> NodeConfig:
         for n in self.nodes:

@@ -13,7 +13,9 @@ from typing import Any
 
 from common import events as ev
 
-INBOUND_CONTEXTS = ("from-carrier", "from-handover")
+# Where callers' calls enter the dialplan: carriers' trunks, hand-overs, and the
+# sign-language page's video calls (docs/webrtc.md).
+INBOUND_CONTEXTS = ("from-carrier", "from-handover", "from-sign-language")
 TRUNK_PREFIX = "trunk-"
 
 

@@ -211,7 +211,8 @@ def cmd_softphone(args: argparse.Namespace) -> int:
 
     creds = softphone_credentials(cfg, args.agent, args.credentials)
     return asyncio.run(run_softphone(cfg, creds, answer=args.answer,
-                                     play=args.play, record_dir=args.record))
+                                     play=args.play, record_dir=args.record,
+                                     audio=args.audio))
 
 
 def cmd_callers(args: argparse.Namespace) -> int:
@@ -602,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--answer", choices=["auto", "manual", "console"], default="auto",
                     help="console: answer, hold and hang up when the web console says so")
     sp.add_argument("--play", type=Path, help="WAV to play into calls (default: silence)")
+    sp.add_argument("--audio", choices=["auto", "device", "null"], default="auto",
+                    help="auto: the sound card if there is one; null: none (silence is "
+                         "still sent, so a listening agent is never cut off)")
     sp.add_argument("--record", type=Path, help="folder for recordings of what it hears")
     sp.set_defaults(fn=cmd_softphone)
 

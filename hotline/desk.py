@@ -41,6 +41,10 @@ from agent_desk.quality import http as quality_http
 from agent_desk.quality.store import QualityDesk
 from agent_desk.reports import http as reports_http
 from agent_desk.reports import schemas as reports_schemas
+from agent_desk.signlang import http as signlang_http
+from agent_desk.signlang import schemas as signlang_schemas
+from agent_desk.softphone import http as phone_http
+from agent_desk.softphone import schemas as phone_schemas
 from agent_desk.supervision import http as supervision_http
 from agent_desk.supervision.feed import Feed
 from agent_desk.supervision.wallboard import Wallboard
@@ -65,6 +69,9 @@ log = logging.getLogger(__name__)
 FEATURES: tuple[Feature, ...] = (
     Feature(users_http.ROUTES, users_http.UsersHttp, users_schemas.SCHEMAS),
     Feature(console_http.ROUTES, console_http.ConsoleHttp),
+    Feature(phone_http.ROUTES, phone_http.PhoneHttp, phone_schemas.SCHEMAS),
+    Feature(signlang_http.ROUTES, signlang_http.SignLanguageHttp, signlang_schemas.SCHEMAS,
+            public_pages=("sign",)),
     Feature(transfers_http.ROUTES, transfers_http.TransfersHttp),
     Feature(cases_http.ROUTES, cases_http.CasesHttp, cases_schemas.SCHEMAS),
     Feature(callbacks_http.ROUTES, callbacks_http.CallbacksHttp, callbacks_schemas.SCHEMAS),

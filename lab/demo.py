@@ -11,6 +11,7 @@ import asyncio
 import logging
 import shutil
 import sys
+import tomllib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from common.facts import agent_of
 from common.logs import setup_logging
 from common.privacy import mask_number
 from hotline.service import HotlineService
-from lab.harness import REPO, Lab, lab_config
+from lab.harness import EXAMPLE_CONFIG, REPO, Lab, lab_config
 from telephony.asterisk.sounds import speak
 
 if TYPE_CHECKING:  # pjsua2 loads only when the lab starts its phones
@@ -38,6 +39,10 @@ CALLER_LINES = [
     "请问新生儿落户需要准备哪些材料？",
 ]
 AGENT_LINE = "您好，幺二三四五热线，请问有什么可以帮您？"
+# The agent whose phone is the browser (docs/webrtc.md): the demo's last call rings in the
+# console's page.
+BROWSER_AGENT = {"id": "1003", "name": "周丽", "city": "nanjing", "skills": {"general": 3},
+                 "phone": "browser"}
 TALK_S = 5.0
 
 
@@ -108,7 +113,7 @@ async def _members_in_place(service: HotlineService, timeout: float = 15.0) -> N
         await asyncio.sleep(0.2)
 
 
-async def run_demo(calls: int = 5, workdir: Path | None = None) -> int:
+async def run_demo(calls: int = 5, workdir: Path | None = None, keep: bool = False) -> int:
     setup_logging("warning", "text")
     logging.getLogger("hotline").setLevel(logging.INFO)
     workdir = workdir or REPO / "var" / "demo"
@@ -125,6 +130,8 @@ async def run_demo(calls: int = 5, workdir: Path | None = None) -> int:
     agent_wav = speak(AGENT_LINE, sounds / "agent.wav")
 
     overrides: dict[str, object] = {"service.log_format": "text", "asr.live": False}
+    example_agents = tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))["agents"]
+    overrides["agents"] = [*example_agents, BROWSER_AGENT]
     model_note = _demo_model(workdir, overrides)
     cfg = lab_config(workdir, redis_prefix="hotline-demo", overrides=overrides)
     lab = Lab(cfg)
@@ -137,6 +144,10 @@ async def run_demo(calls: int = 5, workdir: Path | None = None) -> int:
         service = await lab.start_service()
         agents = {}
         for a in cfg.agents:
+            if a.phone == "browser":
+                _say(f"  agent {a.id} {a.name} ({cfg.city(a.city).name}) answers in the "
+                     "browser (the last part of the demo)")
+                continue
             agents[a.id] = await lab.agent(a.id, play=agent_wav, answer_delay=1.0,
                                            record_dir=workdir / "recordings")
             _say(f"  agent {a.id} {a.name} ({cfg.city(a.city).name}) registered, skills "
@@ -212,7 +223,15 @@ async def run_demo(calls: int = 5, workdir: Path | None = None) -> int:
                  f"{t['status']}: {speakers['caller']} caller / {speakers['agent']} agent "
                  f"segment(s)" + (f"  ({t['error']})" if t.get("error") else ""))
         looped = await _case_loop(service, cases[0].number) if cases else False
-        ok = len(cases) == calls and complete == calls and looped
+        # The SIP phones go; the browser agent is the one left to ring in Nanjing.
+        for phone in agents.values():
+            await phone.close()
+        from lab.browser_phone import browser_phone_demo
+
+        in_browser = await browser_phone_demo(
+            lab, service, str(BROWSER_AGENT["id"]), caller_wav=caller_wavs[0], mic_wav=agent_wav,
+            out=workdir / "screenshots", say=_say, keep=keep)
+        ok = len(cases) == calls and complete == calls and looped and in_browser
         return 0 if ok else 1
     except Exception as exc:  # the demo explains failures instead of dumping internals
         print(f"demo failed: {exc}", file=sys.stderr)
@@ -279,8 +298,10 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(prog="python -m lab.demo", description=__doc__)
     parser.add_argument("--calls", type=int, default=5)
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the hotline and its console running afterwards (Ctrl-C)")
     args = parser.parse_args()
-    return asyncio.run(run_demo(calls=args.calls))
+    return asyncio.run(run_demo(calls=args.calls, keep=args.keep))
 
 
 if __name__ == "__main__":

@@ -87,6 +87,17 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     return _pick_port((kind,))
 
 
+def free_port_pair() -> int:
+    """A TCP port free now with the next one (Asterisk's WSS listener and its loopback
+    plain HTTP one)."""
+    for _ in range(1000):
+        port = _pick_port((socket.SOCK_STREAM,))
+        if port + 1 not in _HANDED_OUT and _bindable(port + 1, (socket.SOCK_STREAM,)):
+            _HANDED_OUT.add(port + 1)
+            return port
+    raise RuntimeError("no two free ports in a row")
+
+
 def free_sip_port() -> int:
     """A port free for both UDP (SIP) and TCP."""
     return _pick_port((socket.SOCK_DGRAM, socket.SOCK_STREAM))
@@ -137,6 +148,7 @@ def lab_config_toml(workdir: Path, *, base: Path = EXAMPLE_CONFIG,
     raw["nodes"] = [dict(n) for n in raw["nodes"]]
     for i, n in enumerate(raw["nodes"]):
         n.update(sip_host="127.0.0.1", sip_port=free_sip_port(), sip_tls_port=free_port(),
+                 wss_port=free_port_pair(),
                  ami_port=free_port(), rtp_start=rtp + i * 100, rtp_end=rtp + i * 100 + 98)
     return to_toml(raw)
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_desk.console.schemas import DONE, HANGUP, SENT, SIGNED, STATE, PauseBody
+from agent_desk.console.schemas import DONE, HANGUP, NAMES, SENT, SIGNED, STATE, PauseBody
 from agent_desk.web.auth import Session
 from agent_desk.web.deps import ConsoleDeps
-from agent_desk.web.routes import Route, actor, agent_of, as_float, sees_numbers
+from agent_desk.web.routes import ALL, Route, actor, agent_of, as_float, sees_numbers
 from cases.models import Case
 from common.errors import DomainError
 from common.livekeys import LiveKeys
@@ -43,6 +43,9 @@ ROUTES = [
           answer=SENT),
     Route("POST", "/api/console/hangup", "console_hangup", AGENT,
           "Hang up the agent's call (AMI)", answer=HANGUP),
+    Route("GET", "/api/names", "display_names", ALL,
+          "Display names from the configuration: cities, skills, the province, agents (the "
+          "pages show names, not ids)", answer=NAMES),
 ]
 
 
@@ -110,6 +113,13 @@ class ConsoleHttp:
         detail["links"] = [{"case": n, "reason": r} for n, r in await d.facts.links(case.number)]
         detail.pop("timeline", None)
         return detail
+
+    async def h_display_names(self, request: web.Request, sess: Session, body: None
+                              ) -> web.StreamResponse:
+        cfg = self.deps.cfg
+        return web.json_response({
+            "province": cfg.province, "cities": {c.id: c.name for c in cfg.cities},
+            "skills": dict(cfg.skills), "agents": {a.id: a.name for a in cfg.agents}})
 
     async def h_console_signin(self, request: web.Request, sess: Session, body: None
                                ) -> web.StreamResponse:

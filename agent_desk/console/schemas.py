@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from agent_desk.web.routes import OK, SN, B, Body, I, N, S, obj, ok_and
+from agent_desk.web.routes import OBJ, OK, SN, B, Body, I, N, S, obj, ok_and
 
 PauseReason = Literal["rest", "training", "after_call_work", "meeting", "supervisor"]
 
@@ -21,3 +21,4 @@ SIGNED = ok_and(signed_in=B, changes=I)
 SENT = ok_and(sent=S, id=S)
 HANGUP = ok_and(channels=I)
 DONE = OK
+NAMES = obj({"province": S, "cities": OBJ, "skills": OBJ, "agents": OBJ})

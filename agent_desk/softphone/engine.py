@@ -78,6 +78,10 @@ class _PjCall(pj.Call):  # type: ignore[misc]  # pjsua2 (SWIG) ships no types
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         self.facade._on_media()
 
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        self.facade.dtmf_received += prm.digit
+        self.facade.stack.notify("dtmf", self.facade, digit=prm.digit)
+
 
 class SipCall:
     """One call leg of a party, as asyncio code sees it. Its pjsua2 work runs on the stack's
@@ -102,6 +106,8 @@ class SipCall:
         self.recorded = self.stack.event()
         self.recording_complete: bool | None = None
         self._recording_done = False
+        # DTMF digits received from the far end (RFC 4733), in order.
+        self.dtmf_received = ""
 
     # -- callbacks (stack thread) -------------------------------------------------------
 
@@ -131,6 +137,7 @@ class SipCall:
             aud = self.pj.getAudioMedia(i)
             if not self._media_up:
                 self._media_up = True
+                self.stack.connect_sound(aud)
                 if self.play_file is not None:
                     self._start_player(aud)
                 if self.record_file is not None and not self._recording_done:
@@ -390,10 +397,18 @@ def _answer_if_ringing(call: SipCall) -> None:
 class SipStack:
     """The process's one pjsua2 library, on its own thread."""
 
-    def __init__(self, *, bind: str = "127.0.0.1", port: int = 0, log_level: int = 1):
+    def __init__(self, *, bind: str = "127.0.0.1", port: int = 0, log_level: int = 1,
+                 audio: str = "null"):
         self.bind = bind
         self.port = port
         self.log_level = log_level
+        # "device": the sound card (microphone and speaker; an error if there is none);
+        # "null": no sound card, the microphone's silence still sent (tests, desk phones
+        # driven by a program); "auto": the sound card when there is one.
+        if audio not in ("device", "null", "auto"):
+            raise ValueError(f"audio must be device, null or auto, not {audio!r}")
+        self.audio = audio
+        self.sound_device = False  # set on start: whether a sound card is used
         self.loop: asyncio.AbstractEventLoop | None = None
         self._commands: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = (
             queue.SimpleQueue()
@@ -463,7 +478,7 @@ class SipStack:
             cfg.medConfig.ecTailLen = 0
             cfg.medConfig.noVad = True
             ep.libInit(cfg)
-            ep.audDevManager().setNullDev()
+            self._choose_sound(ep)
             tcfg = pj.TransportConfig()
             tcfg.port = self.port
             tcfg.boundAddress = self.bind
@@ -483,6 +498,37 @@ class SipStack:
                 self._check_players(ep)
         finally:
             self._shutdown(ep)
+
+    def _choose_sound(self, ep: pj.Endpoint) -> None:
+        """The sound card when asked for (or, with "auto", when there is one), else the
+        null device: a clock with a silent microphone."""
+        adm = ep.audDevManager()
+        has_card = False
+        if self.audio != "null":
+            with contextlib.suppress(pj.Error):
+                devices = adm.enumDev2()
+                has_card = (any(d.inputCount > 0 for d in devices)
+                            and any(d.outputCount > 0 for d in devices))
+        if self.audio == "device" and not has_card:
+            raise RuntimeError("no sound card with a microphone and a speaker (use the null "
+                               "device: --audio null)")
+        if has_card:
+            self.sound_device = True
+            log.info("softphone uses the sound card")
+        else:
+            adm.setNullDev()
+            if self.audio == "auto":
+                log.info("no sound card: the softphone sends silence and plays nothing")
+
+    def connect_sound(self, aud: pj.AudioMedia) -> None:
+        """A call's audio to and from the sound device (stack thread). The microphone always
+        feeds the call, so RTP flows even with nothing to say: with the null device it is
+        silence, and a silent listener is not taken for a dead phone by Asterisk's RTP
+        timeout (a call with nothing to send sends no RTP in pjmedia)."""
+        adm = pj.Endpoint.instance().audDevManager()
+        adm.getCaptureDevMedia().startTransmit(aud)
+        if self.sound_device:
+            aud.startTransmit(adm.getPlaybackDevMedia())
 
     def _run_commands(self) -> None:
         while True:

@@ -63,6 +63,9 @@ class PhoneCall:
         # complete: ``recording_complete``) or knows none will start.
         self.recorded = asyncio.Event()
         self.recording_complete: bool | None = None
+        # DTMF digits received from the far end (RFC 4733), in order.
+        self.dtmf_received = ""
+        self.dtmf_changed = asyncio.Event()
 
     @property
     def finished_recording(self) -> Path:
@@ -180,6 +183,10 @@ class Phone:
                 call.record_file = Path(msg["record_file"])
             call.recording_complete = msg.get("complete")
             call.recorded.set()
+        elif ev == "dtmf":
+            call = self._call(msg["call"])
+            call.dtmf_received += str(msg.get("digit", ""))
+            call.dtmf_changed.set()
         elif ev == "media":
             call = self._call(msg["call"])
             call.media_updates += 1
@@ -347,7 +354,8 @@ class SipPhones:
 
 
 async def run_softphone(cfg: Any, creds: AgentCredentials, *, answer: str = "auto",
-                        play: Path | None = None, record_dir: Path | None = None) -> int:
+                        play: Path | None = None, record_dir: Path | None = None,
+                        audio: str = "auto") -> int:
     """``hotline softphone --agent 1001 --credentials FILE``: register with the agent's own
     credentials (never the master SIP secret) and take calls until interrupted."""
     import signal
@@ -357,13 +365,14 @@ async def run_softphone(cfg: Any, creds: AgentCredentials, *, answer: str = "aut
 
     agent_id = creds.agent
     agent = cfg.agent(agent_id)
-    stack = await SipStack().start()
+    stack = await SipStack(audio=audio).start()
     party = await stack.agent(agent_id, creds.password, server=creds.server, play=play,
                               record_dir=record_dir, auto_answer=answer == "auto")
     how = {"auto": "auto-answering", "manual": "press Enter to answer",
            "console": "answering when the web console says so"}[answer]
+    sound = "sound card" if stack.sound_device else "no sound card (sending silence)"
     print(f"softphone {agent_id} ({agent.name}) registered at {creds.server}; "
-          f"{how}; Ctrl-C to quit", flush=True)
+          f"{how}; {sound}; Ctrl-C to quit", flush=True)
     control: SoftphoneControl | None = None
     if answer == "console":
         redis = await open_redis(cfg)

@@ -6,6 +6,7 @@ import { $, api, loadMe, say, startPage } from "./app.js";
 import { fmtTime, t, tEnum } from "./i18n.js";
 import { LoopPanel } from "./loop.js";
 import { callRecord } from "./call_record.js";
+import { agentName, cityName, loadNames, queueName, routeReasons } from "./names.js";
 
 let CASES = [], DETAIL = null;
 // The case's 工单流转 (loop.js); a change there may close the case: the detail follows.
@@ -23,7 +24,7 @@ async function search(ev) {
 }
 function renderList() {
   paint(repeat(CASES, c => c.number, c => html`<tr><td><a href="#${c.number}">${c.number}</a></td><td>${c.caller}</td>
-    <td>${c.city || ""}</td><td>${tEnum("category", c.category)}</td><td>${status(c.status)}</td></tr>`), $("list"));
+    <td>${cityName(c.city)}</td><td>${tEnum("category", c.category)}</td><td>${status(c.status)}</td></tr>`), $("list"));
 }
 async function show() {
   const number = location.hash.slice(1); if (!number) return;
@@ -41,7 +42,10 @@ function renderDetail() {
   if (!DETAIL) return;
   const { c, tr } = DETAIL, f = c.form || {};
   paint(html`<h2>${t("field.case_no")} ${c.number}</h2><div class="kv">
-    <div>${t("field.caller")}</div><div>${c.caller}</div><div>${t("field.city")}</div><div>${c.city || ""}</div>
+    <div>${t("field.caller")}</div><div>${c.caller}</div><div>${t("field.city")}</div><div>${cityName(c.city)}</div>
+    <div>${t("field.queue")}</div><div>${queueName(c.queue)}</div>
+    <div>${t("field.agent")}</div><div>${agentName(c.agent_id)}</div>
+    <div>${t("field.route_reasons")}</div><div>${routeReasons(c.route_reasons)}</div>
     <div>${t("field.category")}</div><div>${tEnum("category", f.category)}</div>
     <div>${t("field.subject")}</div><div>${f.subject ?? ""}</div>
     <div>${t("field.address")}</div><div>${f.address ?? ""}</div>
@@ -59,6 +63,7 @@ function renderDetail() {
 
 await startPage();
 const me = await loadMe();
+await loadNames();
 $("nav-supervision").classList.toggle("hidden", !["supervisor", "admin"].includes(me.role));
 $("q").addEventListener("submit", search);
 window.addEventListener("hashchange", show);

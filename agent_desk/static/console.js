@@ -10,11 +10,21 @@ import { fmtSecs, t, tEnum } from "./i18n.js";
 import { LoopPanel } from "./loop.js";
 import { caseChanged, renderKnowledge, startKnowledge } from "./knowledge.js";
 import { loadMyScores, renderMyScores } from "./my_scores.js";
+import { BrowserPhone } from "./phone.js";
+import { cityName, loadNames, queueName, routeReasons } from "./names.js";
 
 const CALLBACK_OUTCOMES = ["reached", "no_answer", "busy", "wrong_number", "cancelled"];
 const TRANSFER_ACTIONS = ["consult", "three_way", "blind", "leave", "cancel", "emergency"];
 let STATE = null, FORM_VERSION = null, CASE = null, TIMER_FROM = null, SINCE = null, CLOCK_SKEW = 0;
 let CALLBACKS = [], DESTINATIONS = [], CAPTIONS = [], NEXT_CAPTION = 0, FORM_MSG = null;
+// The phone in the page (agents whose phone is the browser); its state is shown beside the
+// toolbar and the toolbar drives it. Other agents' SIP phones are driven through the service.
+const PHONE = new BrowserPhone({ api, audio: $("phone-audio"), onChange: () => { render(); renderPhone(); },
+  videos: { remote: $("seat-remote"), local: $("seat-local") } });
+// The case on screen survives a reload of the page (this tab only): the call may have ended
+// meanwhile, its case has not.
+const CASE_KEY = "hotline.console.case";
+let SIP_HELD = false;  // the SIP phone's hold, as last asked from this page (F3 toggles it)
 // The screen-popped case's 工单流转: classified and dispatched during or after the call. A
 // classification with an address saves it on the form: the form takes its new version.
 const PANEL = new LoopPanel($("loop"), async () => {
@@ -35,14 +45,17 @@ function render() {
   $("signin").disabled = s.signed_in; $("signout").disabled = !s.signed_in || !!s.call;
   $("ready").disabled = !s.signed_in; $("pause").disabled = !s.signed_in; $("wrapup").disabled = !s.signed_in;
   const call = s.call;
-  $("answer").disabled = !(call && call.state === "ringing");
-  $("hold").disabled = $("unhold").disabled = $("hangup").disabled = !(call && call.state === "talking");
-  $("ringing").classList.toggle("hidden", !(call && call.state === "ringing"));
+  const ringing = (call && call.state === "ringing") || PHONE.ringing();
+  const talking = (call && call.state === "talking") || PHONE.inCall();
+  $("answer").disabled = !ringing;
+  $("hold").disabled = $("unhold").disabled = $("hangup").disabled = !talking;
+  $("mute").disabled = !PHONE.inCall();
+  $("ringing").classList.toggle("hidden", !ringing);
   TIMER_FROM = call && call.answered_at ? call.answered_at : null;
   if (s.case) showCase(s.case);
   if (call) {
-    $("r-caller").textContent = s.case ? s.case.caller : ""; $("r-city").textContent = s.case ? (s.case.city || "") : "";
-    $("r-queue").textContent = call.queue || "";
+    $("r-caller").textContent = s.case ? s.case.caller : ""; $("r-city").textContent = s.case ? cityName(s.case.city) : "";
+    $("r-queue").textContent = queueName(call.queue);
     $("p-callstate").textContent = tEnum("call_state", call.state);
   } else { $("p-callstate").textContent = CASE ? t("call.ended") : ""; }
   // Only when the [supervision] policy lets agents see it (the server leaves it out otherwise).
@@ -52,12 +65,30 @@ function render() {
   paint(repeat(call ? call.legs || [] : [], (l, i) => l.leg_id ?? i, l => html`<div>${l.name} ·
     ${tEnum("leg_state", l.state)} ${tEnum("leg_outcome", l.outcome)}</div>`), $("legs"));
 }
+function renderPhone() {
+  const p = PHONE, badge = $("phone");
+  badge.hidden = p.state === "off";
+  badge.dataset.state = p.state;
+  badge.textContent = t("phone.label") + " " + tEnum("phone_state", p.state) + (p.held ? " · " + t("call.held") : "") +
+    (p.muted ? " · " + t("call.muted") : "");
+  $("mute").textContent = t(p.muted ? "call.unmute" : "call.mute");
+  $("dialpad").classList.toggle("hidden", !p.inCall());
+  // A video call (the sign-language page's): both videos and the text chat.
+  $("video").classList.toggle("hidden", !(p.inCall() && p.video));
+  $("seat-chat").replaceChildren(...p.chat.map(m => {
+    const d = document.createElement("div");
+    d.className = m.from === "me" ? "agent" : "caller"; d.dataset.from = m.from;
+    d.textContent = t(m.from === "me" ? "sign.me" : "sign.caller") + "：" + m.text;
+    return d;
+  }));
+  if (p.error) say("msg", p.error.key ? t(p.error.key) : p.error.text);
+}
 function renderCase() {
   const c = CASE; if (!c) return;
-  $("p-case").textContent = c.number; $("p-caller").textContent = c.caller; $("p-city").textContent = c.city || "";
-  $("p-dialed").textContent = c.dialed_number || ""; $("p-queue").textContent = c.queue || "";
+  $("p-case").textContent = c.number; $("p-caller").textContent = c.caller; $("p-city").textContent = cityName(c.city);
+  $("p-dialed").textContent = c.dialed_number || ""; $("p-queue").textContent = queueName(c.queue);
   $("p-priority").textContent = (c.priority || 0) + (c.flags && c.flags.length ? " · " + c.flags.join(", ") : "");
-  $("p-reasons").textContent = c.route_reasons || "";
+  $("p-reasons").textContent = routeReasons(c.route_reasons);
   const earlier = c.earlier || [];
   paint(earlier.length ? earlier.map((e, i) => html`${i ? html`<br>` : nothing}<a href="/cases#${e.case}">${e.case}</a>
     (${tEnum("case_status", e.status === "open" ? "open" : "closed")})`) : t("common.none"), $("p-earlier"));
@@ -65,6 +96,7 @@ function renderCase() {
 function showCase(c) {
   const fresh = !CASE || CASE.number !== c.number;
   CASE = c;
+  try { sessionStorage.setItem(CASE_KEY, c.number); } catch { /* private mode: not kept */ }
   renderCase();
   if (fresh) {
     const f = c.form || {};
@@ -78,6 +110,34 @@ function showCase(c) {
 async function refresh() {
   try { STATE = await api("GET", "/api/console/state"); CLOCK_SKEW = Date.now() / 1000 - STATE.now; render(); }
   catch (e) { say("msg", e.message); }
+}
+// After a reload: the case that was on screen comes back (with the form as saved), even if
+// its call has ended meanwhile; the current call's case, if any, comes with the state.
+async function restoreCase() {
+  let number = null;
+  try { number = sessionStorage.getItem(CASE_KEY); } catch { return; }
+  if (!number || CASE) return;
+  try { showCase({ ...(await api("GET", `/api/cases/${encodeURIComponent(number)}`)), earlier: [] }); }
+  catch { try { sessionStorage.removeItem(CASE_KEY); } catch { /* nothing kept */ } }
+}
+// The toolbar drives the phone in the page when the call is there, else the SIP phone
+// through the service.
+async function answer() {
+  if (PHONE.ringing()) { say("msg", ""); if (await PHONE.answer()) await refresh(); return; }
+  await act("/api/console/answer");
+}
+async function hold(on) {
+  if (PHONE.inCall()) {
+    say("msg", "");
+    try { await PHONE.hold(on); } catch (e) { say("msg", e.message); }
+    return;
+  }
+  await act(on ? "/api/console/hold" : "/api/console/unhold");
+  SIP_HELD = on;
+}
+async function hangup() {
+  if (PHONE.ringing()) { await PHONE.hangup(); return; }
+  await act("/api/console/hangup");
 }
 async function act(path, body) {
   say("msg", "");
@@ -133,7 +193,7 @@ async function loadCallbacks() {
 }
 function renderCallbacks() {
   paint(repeat(CALLBACKS, c => c.id, c => html`<tr data-callback=${c.id}><td>${c.case}</td><td>${c.caller}</td>
-    <td>${c.city || ""}</td><td>${tEnum("callback_status", c.status)}</td><td>${c.attempts}/${c.max_attempts}</td>
+    <td>${cityName(c.city)}</td><td>${tEnum("callback_status", c.status)}</td><td>${c.attempts}/${c.max_attempts}</td>
     <td><button class="cb-call" @click=${() => callBack(c.id)}>${t("callback.call")}</button>
     <select style="width:auto" @change=${ev => setOutcome(c.id, ev.target)}><option value=""></option>
     ${CALLBACK_OUTCOMES.map(o => html`<option value=${o}>${tEnum("callback_outcome", o)}</option>`)}</select></td></tr>`),
@@ -160,22 +220,43 @@ function tick() {
 
 await startPage();
 const me = await loadMe();
+await loadNames();
 $("who").textContent = `${me.agent_name || me.user} (${me.agent || ""})`;
 $("signin").onclick = () => act("/api/console/signin");
 $("signout").onclick = () => act("/api/console/signout");
 $("ready").onclick = () => act("/api/console/ready");
 $("pause").onclick = () => act("/api/console/pause", { reason: $("reason").value });
 $("wrapup").onclick = () => act("/api/console/wrapup");
-$("answer").onclick = $("r-answer").onclick = () => act("/api/console/answer");
-$("hold").onclick = () => act("/api/console/hold");
-$("unhold").onclick = () => act("/api/console/unhold");
-$("hangup").onclick = () => act("/api/console/hangup");
+$("answer").onclick = $("r-answer").onclick = answer;
+$("hold").onclick = () => hold(true);
+$("unhold").onclick = () => hold(false);
+$("hangup").onclick = hangup;
+$("mute").onclick = () => PHONE.mute(!PHONE.muted);
+$("seat-chat-form").addEventListener("submit", async ev => {
+  ev.preventDefault();
+  const text = $("seat-chat-text").value.trim();
+  try { await PHONE.say(text); $("seat-chat-text").value = ""; } catch (e) { say("msg", e.message); }
+});
+for (const b of document.querySelectorAll("[data-dtmf]")) b.onclick = () => PHONE.dtmf(b.dataset.dtmf);
+// Keyboard: F2 answers, F3 holds or takes back, F4 hangs up (also while typing in the form).
+document.addEventListener("keydown", ev => {
+  const key = { F2: "answer", F3: "hold", F4: "hangup" }[ev.key];
+  if (!key || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+  ev.preventDefault();
+  if (key === "answer" && !$("answer").disabled) answer();
+  else if (key === "hold" && !$("hold").disabled) hold(!(PHONE.inCall() ? PHONE.held : SIP_HELD));
+  else if (key === "hangup" && !$("hangup").disabled) hangup();
+});
 for (const a of TRANSFER_ACTIONS) {
   $("t-" + a).onclick = () => act("/api/console/transfer", { action: a, destination: $("dest").value || null });
 }
 $("save").onclick = saveForm; $("close").onclick = closeCase;
 startKnowledge();
 loadMyScores();
+PHONE.start();
+window.hotlinePhone = PHONE;  // for the browser tests' measurements (state, stats)
+await refresh();
+await restoreCase();
 DESTINATIONS = (await api("GET", "/api/console/destinations")).destinations;
 renderDestinations();
 openSocket(msg => {
@@ -185,5 +266,5 @@ openSocket(msg => {
   if (e.type === "call" && e.fact === "abandoned") loadCallbacks();
   refresh();
 }, () => { refresh(); loadCallbacks(); });
-document.addEventListener("langchange", () => { render(); renderCase(); renderCaptions(); renderCallbacks(); renderFormMsg(); PANEL.render(); renderKnowledge(); renderMyScores(); });
+document.addEventListener("langchange", () => { render(); renderPhone(); renderCase(); renderCaptions(); renderCallbacks(); renderFormMsg(); PANEL.render(); renderKnowledge(); renderMyScores(); });
 setInterval(tick, 250);

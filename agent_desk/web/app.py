@@ -119,7 +119,10 @@ def _page(deps: ConsoleDeps, name: str, *, public: bool = False
         if not public and name != "login" and await _signed_in(deps, request) is None:
             raise web.HTTPFound("/login")
         resp = web.FileResponse(STATIC / f"{name}.html")
-        resp.headers.update(middleware.page_headers(request.host))
+        cfg = deps.cfg
+        phone = [cfg.webrtc_url(n.id, request.host) for n in cfg.nodes
+                 if cfg.webrtc_on(n.id)]
+        resp.headers.update(middleware.page_headers(request.host, phone))
         return resp
     return page
 

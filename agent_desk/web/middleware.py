@@ -45,11 +45,16 @@ CSP = ("default-src 'self'; connect-src 'self' {ws}; media-src 'self'; "
 HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
 
 
-def page_headers(host: str) -> dict[str, str]:
+def page_headers(host: str, phone: Sequence[str] = ()) -> dict[str, str]:
     """The pages' headers (not the API's): no framing, no foreign scripts, and connections
-    only to the console itself (its WebSocket on the same host, ws: or wss:)."""
+    only to the console itself (its WebSocket on the same host, ws: or wss:) and to the
+    Asterisk nodes' secure WebSockets of the console's phone (``phone``: wss URLs)."""
     # The Host header is the client's: only a host[:port] goes into the header.
     ws = f"ws://{host} wss://{host}" if HOST.fullmatch(host or "") else ""
+    for url in phone:
+        origin = url.split("/", 3)[:3]  # wss://host:port
+        if len(origin) == 3 and origin[0] == "wss:" and HOST.fullmatch(origin[2]):
+            ws = f"{ws} wss://{origin[2]}".strip()
     return {"Content-Security-Policy": CSP.format(ws=ws).replace("'self' ;", "'self';"),
             "X-Frame-Options": "DENY"}
 

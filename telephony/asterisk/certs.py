@@ -7,7 +7,9 @@ the inter-node trunks are encrypted and verified from the first start, nothing d
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import ipaddress
 import os
 from dataclasses import dataclass
@@ -79,3 +81,12 @@ def make_self_signed(cert_path: Path, key_path: Path, *, names: list[str]) -> No
                                   serialization.PrivateFormat.TraditionalOpenSSL,
                                   serialization.NoEncryption()))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def spki_sha256(cert_path: Path) -> str:
+    """The base64 SHA-256 of a certificate's public key: how a browser is told to trust a
+    self-signed certificate by its key (Chromium's --ignore-certificate-errors-spki-list)."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    key = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(key).digest()).decode()

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from common.config import Config, NodeConfig
-from common.queues import all_queues, fallback_queue
+from common.config import PROVINCE_POOL, Config, NodeConfig
+from common.queues import all_queues, fallback_queue, queue_name
 from common.secrets import sip_password
 from telephony.asterisk import sounds
 from telephony.asterisk.certs import sip_certificate
@@ -129,11 +129,16 @@ NOLOAD = [
 ]
 
 
+# The endpoint the sign-language page's browsers call in as (their calls need a ticket).
+SIGN_GUEST = "sign-guest"
+
+
 @dataclass
 class AgentView:
     id: str
     city: str
     password: str
+    phone: str = "sip"  # "browser": a WebRTC endpoint (DTLS-SRTP, ICE, over WSS)
 
 
 @dataclass
@@ -159,6 +164,16 @@ class TlsView:
     cert: str = ""
     key: str = ""
     ca: str = ""
+
+
+@dataclass
+class WebrtcView:
+    """This node's secure WebSocket listener for browsers' phones ([webrtc])."""
+
+    on: bool
+    port: int
+    cert: str = ""
+    key: str = ""
 
 
 class AsteriskInstance:
@@ -214,7 +229,7 @@ class AsteriskInstance:
             loader=FileSystemLoader(str(templates)), undefined=StrictUndefined,
             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
         )
-        agents = [AgentView(a.id, a.city, sip_password(sip_master, a.id))
+        agents = [AgentView(a.id, a.city, sip_password(sip_master, a.id), a.phone)
                   for a in cfg.agents_of(self.node.id)]
         # Supervisors' desk phones: registered like agents', rung only by the service.
         supervisors = [AgentView(p.id, p.city, sip_password(sip_master, p.id))
@@ -237,7 +252,12 @@ class AsteriskInstance:
                                n.sip_port, sip_password(sip_master, f"node-{n.id}"),
                                sip_password(sip_master, f"node-{self.node.id}"), n.tls_port)
                       for n in cfg.nodes if n.id != self.node.id],
-            "sip_tls": cfg.sip_tls, "tls": self._sip_tls(cfg),
+            "sip_tls": cfg.sip_tls, "tls": self._sip_tls(cfg), "webrtc": self._webrtc(cfg),
+            # The sign-language page's video calls (guests with a one-time ticket).
+            "sign": {"on": cfg.sign_language_node() == self.node.id,
+                     "number": cfg.sign_language.number,
+                     "queue": queue_name(PROVINCE_POOL, cfg.sign_language.skill),
+                     "password": sip_password(sip_master, SIGN_GUEST)},
         }
         if self.node.ami_tls:
             # AMI over TLS: Asterisk (in its root) reads the certificate from its own etc/.
@@ -292,6 +312,22 @@ class AsteriskInstance:
                 f.write(src.read_bytes())
         view.cert, view.key, view.ca = (self.asterisk_path(keys / n) for n in (
             "sip-cert.pem", "sip-key.pem", "sip-ca.pem"))
+        return view
+
+    def _webrtc(self, cfg: Config) -> WebrtcView:
+        """Copy the certificate the WebSocket listener presents into etc/keys (key 0600)."""
+        view = WebrtcView(cfg.webrtc_on(self.node.id), self.node.webrtc_port)
+        if not view.on:
+            return view
+        certificate = sip_certificate(cfg)
+        keys = self.dir / "etc" / "keys"
+        keys.mkdir(parents=True, exist_ok=True)
+        for src, name in ((certificate.cert, "http-cert.pem"), (certificate.key, "http-key.pem")):
+            fd = os.open(keys / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(src.read_bytes())
+        view.cert, view.key = (self.asterisk_path(keys / n)
+                               for n in ("http-cert.pem", "http-key.pem"))
         return view
 
     # -- process ----------------------------------------------------------------------------

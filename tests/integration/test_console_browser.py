@@ -61,9 +61,9 @@ async def test_agent_takes_a_call_in_the_console_and_the_wallboard_follows(
         await agent.wait_for_selector("#ringing:not(.hidden)")
         await agent.wait_for_function(
             "() => document.querySelector('#p-caller').textContent === '138****5678'")
-        assert await agent.text_content("#p-city") == "nanjing"
+        assert await agent.text_content("#p-city") == "南京"  # the configuration's name
         assert await agent.text_content("#p-dialed") == "12345"
-        assert "city=nanjing" in (await agent.text_content("#p-reasons") or "")
+        assert "城市：南京（南京中继）" in (await agent.text_content("#p-reasons") or "")
         assert CALLER not in await agent.content()  # masked for agents
         await agent.screenshot(path=str(artifacts / "console-ringing.png"))
 
