@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from cases.models import Case
 from telephony.asterisk.sounds import tone
+from tests.support.browser import MS
 from tests.support.waiting import eventually
-from tests.support.webrtc import MS, login, phone_state, sign_language_overrides, webrtc_desk
+from tests.support.webrtc import login, phone_state, sign_language_overrides, webrtc_desk
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 

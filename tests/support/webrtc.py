@@ -20,7 +20,7 @@ from hotline.desk import console_app
 from hotline.service import HotlineService
 from lab.harness import EXAMPLE_CONFIG, Lab
 from telephony.asterisk.certs import sip_certificate, spki_sha256
-from tests.support.browser import CHROMIUM, MS, new_page  # noqa: F401 (MS: for the tests)
+from tests.support.browser import CHROMIUM, new_page
 from tests.support.browser import login as sign_in
 from tests.support.console import CONSOLE_PASSWORD, CONSOLE_USERS, ConsoleHarness
 from tests.support.netfault import FaultProxy
