@@ -355,6 +355,11 @@ class CaseStore:
         elif kind == "menu":
             fill(menu_key=d.get("key"))
         elif kind == "routed":
+            if d.get("key") and d.get("queue"):
+                # A key chose a skill while the caller waited (queue first): the later decision
+                # is the call's route.
+                case.route_queue = d["queue"]
+                case.route_reasons = d.get("reasons") or case.route_reasons
             fill(route_queue=d.get("queue"), route_reasons=d.get("reasons"),
                  route_source=d.get("source"), city=d.get("city"))
             if d.get("priority"):

@@ -336,11 +336,19 @@ class NumberConfig(_Section):
 
 
 class MenuConfig(_Section):
-    """The one short prompt and its one optional key. Silence goes straight on."""
+    """The one short prompt and its one optional key. Silence goes straight on.
+
+    ``first = "queue"`` (docs/caller-side.md): the caller is in the queue of their city as
+    soon as the call is answered; the prompt is the first thing heard while waiting, and a key
+    pressed during the wait moves the caller to the chosen skill's queue, keeping the place
+    their first arrival earned. ``"menu"``: the earlier dialplan, prompt and key window first
+    (kept for comparison, bench/caller_entry.py)."""
 
     prompt: str = "您好，幺二三四五。企业服务按一，外语服务按二，其他请稍候。"
     keys: dict[Annotated[str, Field(pattern=r"^[0-9]$")], ID] = {}
+    # The key window after the prompt (menu first only; queue first takes keys while waiting).
     timeout_s: Annotated[float, Field(ge=0.5, le=10)] = 1.5
+    first: Literal["queue", "menu"] = "queue"
 
 
 class RatingSection(_Section):

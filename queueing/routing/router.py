@@ -11,6 +11,8 @@ its fallback queue: a call is never dropped because of the router.
     1 queue  2 priority  3 case number  4 QUEUE_MAX_PENALTY for the first queue  5 queue rule
     6 seconds in the first queue  7 next queue  8 seconds there  9 last queue
     10 preferred agent  11 seconds the preferred agent rings
+    12 "1" when the caller may still choose a skill by key while waiting (queue first: the
+       prompt is played as the queue's first announcement, docs/caller-side.md)
 
 How a waiting call widens, all in Asterisk itself: the first queue starts with
 QUEUE_MAX_PENALTY at the configured level, and its queue rule (queuerules.conf, rendered per
@@ -82,6 +84,8 @@ class RouteDecision:
     overflow: tuple[tuple[str, int | None], ...] = ()
     preferred_agent: str | None = None
     preferred_ring_s: int = 0
+    # The number offers the menu and no key chose a skill yet.
+    menu: bool = False
 
     @property
     def summary(self) -> str:
@@ -97,6 +101,7 @@ class RouteDecision:
             "" if self.first_wait_s is None else str(self.first_wait_s),
             q2, "" if t2 is None else str(t2), q3,
             self.preferred_agent or "", str(self.preferred_ring_s) if self.preferred_agent else "",
+            "1" if self.menu else "",
         ))
 
     @property
@@ -186,6 +191,8 @@ def decide(cfg: Config | RoutingTable, req: RouteRequest) -> RouteDecision:
         skill = number.skill
         reasons.append(f"skill={skill} (dialed {number.number})")
     key = req.key if len(req.key) == 1 else ""
+    menu = (number is not None and number.skill == t.general and bool(t.menu)
+            and not (key and key in t.menu))
     if key and key in t.menu:
         if number is not None and number.skill == t.general:
             skill = t.menu[key]
@@ -245,7 +252,8 @@ def decide(cfg: Config | RoutingTable, req: RouteRequest) -> RouteDecision:
         flags=tuple(flags), max_penalty=max_penalty,
         rule=relax_rule(skill) if max_penalty is not None else "",
         first_wait_s=first_wait, overflow=tuple(overflow), preferred_agent=preferred,
-        preferred_ring_s=t.preferred_ring_s if preferred else 0)
+        preferred_ring_s=t.preferred_ring_s if preferred else 0,
+        menu=menu and not req.handover and req.trunk not in t.handover_line)
 
 
 # -- the FastAGI endpoint ----------------------------------------------------------------------

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -71,6 +72,7 @@ def recordings_spool(cfg: Config, node: NodeConfig) -> Path:
 
 # Under sounds/: the 回访 prompts made per call (agent_desk/followup writes them there).
 FOLLOWUP_SOUNDS = "followup"
+WELCOME_MOH = "moh-welcome"
 
 
 def sounds_dir(cfg: Config, node: NodeConfig) -> Path:
@@ -263,6 +265,13 @@ class AsteriskInstance:
         followup.mkdir(parents=True, exist_ok=True)
         followup.chmod(0o755)
         sounds.music_on_hold(self.dir / "moh" / "chimes.wav")
+        # Queue first: the prompt, then the music, as the waiting caller's music on hold
+        # (musiconhold.conf [hotline-welcome]: in name order, the last one looping).
+        welcome = self.dir / WELCOME_MOH
+        welcome.mkdir(parents=True, exist_ok=True)
+        for src, name in ((self.dir / "sounds" / "welcome.wav", "1-welcome.wav"),
+                          (self.dir / "moh" / "chimes.wav", "2-chimes.wav")):
+            shutil.copyfile(src, welcome / name)
         if os.geteuid() == 0 and self.runtime.version != CONTAINER_VERSION:
             # A running Asterisk reloads them as its own user (the container renders as it).
             self.hand_over()

@@ -1,0 +1,152 @@
+"""The caller's side (issue 17): queue first, the menu while waiting. Real calls through the
+session's Asterisk (its dialplan renders ``[menu] first = "queue"``, the default).
+
+A no-key caller is in the queue straight after the answer: Asterisk's own record of the call
+(CEL, microsecond times) shows the Queue() application starting after the ANSWER with only the
+router's AGI between them (no prompt, no key window). The bound asserted is the design's: the
+router's budget (``fastagi.dialplan_timeout_s``), the only wait there is on that path; the
+earlier dialplan spent the whole prompt and the key window there (about 7.5 s with the
+production prompt). The time measured is printed; bench/caller_entry.py measures both
+dialplans side by side."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from lab.harness import Lab
+from telephony.calls.cel import read_cel
+from tests.support.dialplan import channels
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
+
+
+async def waiting_in(lab: Lab, count: int = 1, timeout: float = 30) -> list[str]:
+    """Wait until ``count`` channels run Queue() (callers waiting); their names."""
+
+    async def check() -> list[str] | None:
+        waiting = [c[0] for c in await channels(lab) if len(c) > 5 and c[5] == "Queue"]
+        return waiting if len(waiting) >= count else None
+
+    found: list[str] = await eventually(check, timeout, 0.1,
+                                        what=f"{count} caller(s) waiting in a queue")
+    return found
+
+
+async def case_of(service, caller: str, state: str = "ended"):
+    digest = service.personal.lookup_hash(caller)
+
+    async def check():
+        for c in await service.store.recent(30):
+            if c.caller_hash == digest and c.call_state == state:
+                return c
+        return None
+
+    return await eventually(check, 30, what=f"the case of {caller} ({state})")
+
+
+def cel_rows(lab: Lab, linkedid: str):
+    return read_cel(lab.instance.cel_db, 0, linkedid=linkedid)
+
+
+async def test_a_no_key_caller_is_in_the_queue_straight_after_the_answer(lab, services, phones,
+                                                                         sounds):
+    service = await services.start()
+    party = await lab.caller("13800001701", play=sounds["tone_caller"])
+    call = await lab.dial(party, trunk="nanjing")
+    await waiting_in(lab)
+    await party.hangup(call)
+    await party.close()
+    case = await case_of(service, "13800001701")
+    assert case.queue == "nanjing-general" and case.outcome == "abandoned"
+    linkedid = case.call_id.split(":", 1)[1]
+    rows = await asyncio.to_thread(cel_rows, lab, linkedid)
+    mine = [r for r in rows if r.uniqueid == linkedid]
+    answer = next(r for r in mine if r.event == "ANSWER")
+    queue = next(r for r in mine if r.event == "APP_START" and r.app == "Queue")
+    between = {r.app for r in mine
+               if r.event == "APP_START" and answer.at <= r.at <= queue.at}
+    # Only the router between the answer and the queue: no prompt, no key window.
+    assert between <= {"AGI", "Queue"}, between
+    took = queue.at - answer.at
+    print(f"answer -> queue entry: {took * 1000:.0f} ms")
+    assert 0 <= took < lab.cfg.fastagi.dialplan_timeout_s, took
+
+
+async def test_key_1_while_waiting_reaches_the_enterprise_queue(lab, services, phones, sounds):
+    """Nobody free: the caller waits in the city's general queue, hearing the prompt, presses
+    1 and waits in the enterprise queue; the agent who signs in answers there, and the wait
+    counts from the first queue."""
+    service = await services.start()
+    party = await lab.caller("13800001702", play=sounds["tone_caller"])
+    call = await lab.dial(party, trunk="nanjing")
+    await waiting_in(lab)
+    await party.dtmf(call, "1")
+
+    async def moved():
+        out = await asyncio.to_thread(lab.instance.cli, "queue show nanjing-enterprise_policy")
+        return "(wait:" in out
+
+    await eventually(moved, 20, what="the caller in nanjing-enterprise_policy")
+    agent = await lab.agent("1001", play=sounds["tone_agent"])
+    incoming = await asyncio.wait_for(agent.incoming.get(), 30)
+    await asyncio.wait_for(incoming.answered.wait(), 10)
+    await party.hangup(call)
+    await asyncio.wait_for(incoming.disconnected.wait(), 10)
+    await party.close()
+    await agent.close()
+
+    case = await case_of(service, "13800001702")
+    assert case.route_queue == "nanjing-enterprise_policy", case.route_reasons
+    assert "skill=enterprise_policy (key 1)" in case.route_reasons
+    assert case.queue == "nanjing-enterprise_policy" and case.agent_id == "1001"
+    assert case.menu_key == "1"
+    queued = [e.detail["queue"] for e in case.events if e.kind == "queued"]
+    assert queued == ["nanjing-general", "nanjing-enterprise_policy"], queued
+    # The wait counts from the first queue.
+    answered = next(e for e in case.events if e.kind == "answered")
+    assert case.wait_seconds == pytest.approx(
+        (answered.at - case.queued_at).total_seconds(), abs=1.0)
+
+
+async def test_a_key_keeps_the_place_of_the_first_arrival(lab, services, phones, sounds):
+    """A arrives first, B later; B presses 1 first, then A: in the enterprise queue A is still
+    ahead of B, and is answered first."""
+    service = await services.start()
+    a = await lab.caller("13800001703", play=sounds["tone_caller"])
+    call_a = await lab.dial(a, trunk="nanjing")
+    await waiting_in(lab, 1)
+    b = await lab.caller("13800001704", play=sounds["tone_caller"])
+    call_b = await lab.dial(b, trunk="nanjing")
+    await waiting_in(lab, 2)
+    await b.dtmf(call_b, "1")
+
+    async def in_enterprise(n: int):
+        out = await asyncio.to_thread(lab.instance.cli, "queue show nanjing-enterprise_policy")
+        return out if out.count("(wait:") >= n else None
+
+    await eventually(lambda: in_enterprise(1), 20, what="B in the enterprise queue")
+    await a.dtmf(call_a, "1")
+    shown = await eventually(lambda: in_enterprise(2), 20, what="A in the enterprise queue")
+    lines = [line for line in shown.splitlines() if "(wait:" in line]
+    # Asterisk lists callers in their order; A's channel joined the call first.
+    names = await asyncio.to_thread(lab.instance.cli, "core show channels concise")
+    a_chan = next(line.split("!")[0] for line in names.splitlines()
+                  if "!Queue!" in line and "13800001703" in line)
+    assert a_chan in lines[0], shown
+
+    agent = await lab.agent("1001", play=sounds["tone_agent"])
+    first = await asyncio.wait_for(agent.incoming.get(), 30)
+    assert "1703" in first.record.remote_uri, first.record.remote_uri
+    await asyncio.wait_for(first.answered.wait(), 10)
+    await a.hangup(call_a)
+    await asyncio.wait_for(first.disconnected.wait(), 10)
+    await b.hangup(call_b)
+    for p in (a, b, agent):
+        await p.close()
+    case_a = await case_of(service, "13800001703")
+    case_b = await case_of(service, "13800001704")
+    assert case_a.agent_id == "1001" and case_b.outcome == "abandoned"
+    assert case_a.queued_at < case_b.queued_at
