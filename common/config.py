@@ -362,6 +362,32 @@ class RatingSection(_Section):
     thanks: str = "感谢您的评价，再见。"
 
 
+class AnnounceSection(_Section):
+    """Position and expected wait told to callers waiting in a queue (queueing/announce,
+    docs/caller-side.md): at entry when the expected wait is over ``threshold_s``, then every
+    ``every_s`` seconds. Whispered over the music (only the caller hears it)."""
+
+    enabled: bool = True
+    # At entry: only a wait at least this long is announced (0: always).
+    threshold_s: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    # Then every so many seconds (0: only at entry).
+    every_s: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    # After the prompt the caller hears first (queue first), this much later.
+    first_after_s: Annotated[float, Field(ge=0, le=600)] = 1.0
+    # Average talk time until Asterisk has one for the queue (seconds).
+    aht_s: Annotated[float, Field(ge=10, le=3600)] = 180.0
+    text: str = "您目前排在第{position}位，预计等待约{minutes}分钟。"
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        try:
+            v.format(position=1, minutes=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"may only use {{position}} and {{minutes}}: {exc}") from exc
+        return v
+
+
 class AgentConfig(_Section):
     id: Annotated[str, Field(pattern=r"^[0-9]{3,8}$")]  # also the SIP extension
     name: str
@@ -972,6 +998,7 @@ class Config(_Section):
     queueing: QueueingSection = QueueingSection()
     menu: MenuConfig = MenuConfig()
     rating: RatingSection = RatingSection()
+    announce: AnnounceSection = AnnounceSection()
     routing: RoutingSection = RoutingSection()
     province: str = "province"
     skills: dict[ID, str]

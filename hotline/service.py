@@ -34,6 +34,7 @@ from common.redisconn import login, redis_client
 from common.retention import RetentionWorker
 from hotline.nodes import NodeRuntime
 from hotline.privacy import retention_job
+from queueing.announce import plugin as announce_plugin
 from queueing.routing.plugin import RoutingPlugin
 from queueing.surge import plugin as surge_plugin
 from telephony.ami import AmiClient
@@ -141,6 +142,11 @@ class HotlineService:
                                           notify=self.webhooks.outbox.tell)
         self.insight = self.insight_room.insight
 
+        # Position and expected wait told to waiting callers (a call-tracker sink).
+        self.announcer = announce_plugin.build(
+            cfg, ami_of=self._ami_of, sounds_of=lambda node: sounds_dir(cfg, cfg.node(node)),
+            speak=sounds.speak, record=self.store.submit)
+
         cel_paths = cel_paths or {}
         ami_addresses = ami_addresses or {}
         self.nodes: dict[str, NodeRuntime] = {}
@@ -150,8 +156,9 @@ class HotlineService:
                 live=self.live, health=self.redis_health,
                 # The store queues each call's facts in order and writes calls concurrently,
                 # so the event stream does not wait for the database.
-                sinks=[self.store.submit, live_fact], case_of=self.store.cached_number,
-                skills_of=self.skills.of, signed_in=self.presence.is_signed_in,
+                sinks=[self.store.submit, live_fact, self.announcer.on_fact],
+                case_of=self.store.cached_number, skills_of=self.skills.of,
+                signed_in=self.presence.is_signed_in,
                 transfers=self.callcontrol.on_event, transcripts=self.transcripts.on_event,
                 surge=self.surge.on_event, ami_secret=ami_secret,
                 ami_address=ami_addresses.get(node.id), ami_options=ami_options,
@@ -192,6 +199,7 @@ class HotlineService:
             *self.nodes.values(),
             self.callcontrol,  # transfers act through the nodes' AMI clients
             self.followups,  # calls out through the nodes, hears back over FastAGI
+            self.announcer,  # whispers to waiting callers through the nodes
             self.surge,
             self.redis_guard,
         ]

@@ -16,7 +16,9 @@ import asyncio
 import pytest
 
 from lab.harness import Lab
+from queueing.announce.plugin import wav_seconds
 from telephony.calls.cel import read_cel
+from tests.support.audio import duration, speech_like
 from tests.support.dialplan import channels
 from tests.support.waiting import eventually
 
@@ -150,3 +152,46 @@ async def test_a_key_keeps_the_place_of_the_first_arrival(lab, services, phones,
     case_b = await case_of(service, "13800001704")
     assert case_a.agent_id == "1001" and case_b.outcome == "abandoned"
     assert case_a.queued_at < case_b.queued_at
+
+
+async def test_position_and_expected_wait_are_heard_while_waiting(lab, services, phones,
+                                                                   sounds, tmp_path):
+    """Agent 1001 talks with A; B waits: B hears where they stand (position 1, one agent
+    able to answer, the default talk time: over the threshold) at entry and again later,
+    whispered over the music; the case has each announcement."""
+    service = await services.start(sections={"announce": {"every_s": 4.0}})
+    agent = await lab.agent("1001", play=sounds["tone_agent"])
+    a = await lab.caller("13800001705", play=sounds["tone_caller"])
+    call_a = await lab.dial(a, trunk="nanjing")
+    incoming = await asyncio.wait_for(agent.incoming.get(), 30)
+    await asyncio.wait_for(incoming.answered.wait(), 10)
+    b = await lab.caller("13800001706", play=sounds["tone_caller"], record_dir=tmp_path / "rec")
+    call_b = await lab.dial(b, trunk="nanjing")
+
+    case_b = await case_of(service, "13800001706", state="active")
+
+    async def told(n: int):
+        case = await service.store.get(case_b.number)
+        said = [e for e in case.events if e.kind == "announced"]
+        return said if len(said) >= n else None
+
+    said = await eventually(lambda: told(2), 30, what="two announcements to B")
+    first = said[0].detail
+    assert first["position"] == 1 and first["queue"] == "nanjing-general"
+    assert first["expected_s"] == round(service.cfg.announce.aht_s)  # 1 × 180 s / 1 agent
+    await b.hangup(call_b)
+    await b.close()  # its recording is complete once its process has ended
+    await a.hangup(call_a)
+    await asyncio.wait_for(incoming.disconnected.wait(), 10)
+    await a.close()
+    await agent.close()
+
+    # B's recording is what B heard: after the prompt only the music (chimes, not speech) and
+    # the sentences. Speech in it after the prompt is the announcement.
+    recording = await call_b.recording()
+    after = wav_seconds(lab.instance.dir / "sounds" / "welcome.wav") + 0.5
+    total = duration(recording)
+    spoken = [t / 4 for t in range(int(after * 4), int((total - 0.5) * 4))
+              if speech_like(recording, t / 4, t / 4 + 0.5)]
+    print(f"speech heard after the prompt: {len(spoken) / 4:.2f} s of {total - after:.2f} s")
+    assert len(spoken) / 4 >= 2.0, spoken

@@ -70,9 +70,15 @@ class ServiceFactory:
         })
 
     async def start(self, db: str = "sqlite", *, cel_from_now: bool = True,
-                    **kwargs: Any) -> HotlineService:
-        """Start a service; a second call (after stopping the first) reuses the database."""
+                    sections: dict[str, Any] | None = None, **kwargs: Any) -> HotlineService:
+        """Start a service; a second call (after stopping the first) reuses the database.
+        ``sections``: the service's own settings changed ({"announce": {"every_s": 3}}; not
+        what Asterisk was rendered with)."""
         cfg = self.config(await self.database(db))
+        if sections:
+            cfg = cfg.model_copy(update={
+                name: getattr(cfg, name).model_copy(update=values)
+                for name, values in sections.items()})
         kwargs.setdefault("ami_options", {"ping_interval": 1.0, "ping_timeout": 1.0,
                                           "backoff": (0.1, 0.2, 0.5)})
         service = self.lab.build_service(cfg, cel_from_now=cel_from_now, cel_interval_s=2.0,
