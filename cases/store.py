@@ -421,6 +421,12 @@ class CaseStore:
             if caller_leg is not None and caller_leg.ended_at is None:
                 caller_leg.ended_at = at
                 caller_leg.hangup_cause = d.get("cause")
+        elif kind in ("message", "callback_requested"):
+            # Nobody there: the caller left a message or asked to be called back.
+            fill(outcome=kind)
+            case.flags = sorted(set(case.flags or []) | {kind})
+        elif kind == "nobody":
+            case.flags = sorted(set(case.flags or []) | {"nobody_there"})
         elif kind == "rated":
             fill(rating=d.get("rating") or None, rated_at=at)
         elif kind == "widened":

@@ -388,6 +388,28 @@ class AnnounceSection(_Section):
         return v
 
 
+class NobodySection(_Section):
+    """Nobody there (docs/caller-side.md): with no agent signed in or all paused the caller
+    does not wait in an empty queue but goes on to the next (the city's general pool, then the
+    province's); when the last one is empty too, or after ``max_wait_s`` in all, Asterisk
+    offers a callback (key 1) or a recorded message (留言: key 2, or no key), which becomes
+    the case's recording and transcript and a callback task. All of it in the dialplan: it
+    works with the service away."""
+
+    # "offer": empty queues are left at once (joinempty/leavewhenempty: paused, invalid,
+    # unavailable); "wait": callers wait in an empty queue until max_wait_s.
+    when_empty: Literal["offer", "wait"] = "offer"
+    # Longest wait from the first queue before the offer, whatever the queues' plan says.
+    max_wait_s: Annotated[int, Field(ge=30, le=7200)] = 600
+    offer: str = "现在坐席繁忙，暂时无法接听。需要我们给您回电请按1，留言请按2。"
+    offer_timeout_s: Annotated[float, Field(ge=1, le=20)] = 5.0
+    message_prompt: str = "请在提示音后留言，说完请按井号键或直接挂机。"
+    message_max_s: Annotated[int, Field(ge=10, le=600)] = 120
+    # Silence that ends a message (seconds).
+    message_silence_s: Annotated[int, Field(ge=2, le=30)] = 5
+    thanks: str = "已为您登记，我们会尽快给您回电，再见。"
+
+
 class AgentConfig(_Section):
     id: Annotated[str, Field(pattern=r"^[0-9]{3,8}$")]  # also the SIP extension
     name: str
@@ -999,6 +1021,7 @@ class Config(_Section):
     menu: MenuConfig = MenuConfig()
     rating: RatingSection = RatingSection()
     announce: AnnounceSection = AnnounceSection()
+    nobody: NobodySection = NobodySection()
     routing: RoutingSection = RoutingSection()
     province: str = "province"
     skills: dict[ID, str]

@@ -259,7 +259,10 @@ class AsteriskInstance:
         for text, name in ((cfg.rating.prompt, "rating"), (cfg.rating.thanks, "rating_thanks"),
                            (cfg.follow_up.resolved_prompt, "followup_resolved"),
                            (cfg.follow_up.thanks, "followup_thanks"),
-                           (general_intro(cfg.follow_up.intro), "followup_intro")):
+                           (general_intro(cfg.follow_up.intro), "followup_intro"),
+                           (cfg.nobody.offer, "nobody_offer"),
+                           (cfg.nobody.message_prompt, "nobody_message"),
+                           (cfg.nobody.thanks, "nobody_thanks")):
             sounds.speak(text, self.dir / "sounds" / f"{name}.wav", tempo=1.3)
         followup = self.dir / "sounds" / FOLLOWUP_SOUNDS
         followup.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,11 @@ from common.outcomes import classify_failure
 from common.tasks import cancel_and_wait
 from telephony.calls.rating import NOT_RATED, rating_of, unrated_why
 
+# [hotline-nobody]'s CEL user events and the facts they make (the tracker hears the same
+# as channel variables: telephony/calls/tracker.py NOBODY_VARIABLES).
+NOBODY_EVENTS = {"HOTLINE_NOBODY": "nobody", "HOTLINE_CALLBACK_REQUEST": "callback_requested",
+                 "HOTLINE_MESSAGE": "message"}
+
 log = logging.getLogger(__name__)
 
 
@@ -135,6 +140,7 @@ def facts_from_cel(node: str, rows: list[CelRow], *, finished: bool = True,
     hangups: list[CelRow] = []
     end: CelRow | None = None
     rated = False
+    nobody: set[str] = set()
     for r in rows:
         agent = agent_of(r.channel) if r.uniqueid != caller_uid else None
         if r.userdeftype == "HOTLINE_FALLBACK":  # eventtype holds the user event's name
@@ -146,6 +152,10 @@ def facts_from_cel(node: str, rows: list[CelRow], *, finished: bool = True,
             facts.append(fact("rated", r.at, rating=rating, key=key,
                               why="" if rating != NOT_RATED else (
                                   "no_key" if not key else "invalid_key")))
+        elif r.userdeftype in NOBODY_EVENTS and NOBODY_EVENTS[r.userdeftype] not in nobody:
+            nobody.add(NOBODY_EVENTS[r.userdeftype])
+            facts.append(fact(NOBODY_EVENTS[r.userdeftype], r.at,
+                              status=str(r.extra.get("extra", ""))[:32]))
         elif r.event == "APP_START" and r.app == "Queue" and r.uniqueid == caller_uid:
             queue = r.appdata.split(",", 1)[0]
             queued_at = queued_at or r.at
@@ -190,7 +200,8 @@ def facts_from_cel(node: str, rows: list[CelRow], *, finished: bool = True,
         talk_end = caller_left_bridge or (end.at if end else first_answer)
         facts.append(fact("completed", talk_end, talk_time=max(0.0, talk_end - first_answer),
                           reason=hangup_by))
-    elif queued_at is not None and caller_hangup is not None:
+    elif queued_at is not None and caller_hangup is not None and not nobody:
+        # (A caller offered a callback or a message left the queues before hanging up.)
         facts.append(fact("abandoned", caller_hangup.at, queue=queue,
                           hold_time=caller_hangup.at - queued_at))
     end_at = end.at if end else (caller_hangup.at if caller_hangup else rows[-1].at)

@@ -27,6 +27,10 @@ from common.facts import (
 from common.logs import call_scope, note_case
 from telephony.calls.rating import NOT_RATED, rating_of, unrated_why
 
+# [hotline-nobody]'s channel variables (and CEL user events) and the facts they make.
+NOBODY_VARIABLES = {"HOTLINE_NOBODY": "nobody", "HOTLINE_CALLBACK_REQUEST": "callback_requested",
+                    "HOTLINE_MESSAGE": "message"}
+
 log = logging.getLogger(__name__)
 
 
@@ -65,6 +69,8 @@ class Call:
     queued_at: float = 0.0
     # The caller's 一键评价 was heard (or its absence recorded): one ``rated`` fact per call.
     rated: bool = False
+    # The nobody-there variables already reported (one fact each).
+    reported: set[str] = field(default_factory=set)
 
     def heard_after(self, snap: ev.Snapshot) -> bool:
         """First heard of after the snapshot began: it may be missing from it."""
@@ -216,6 +222,11 @@ class CallTracker:
             await self.emit("rated", call, e.received_at, rating=rating, key=key,
                             why="" if rating != NOT_RATED else ("no_key" if not key
                                                                 else "invalid_key"))
+        elif name in NOBODY_VARIABLES and e.value and name not in call.reported:
+            # Nobody there ([hotline-nobody]): the offer, a callback asked for, a message.
+            call.reported.add(name)
+            kind = NOBODY_VARIABLES[name]
+            await self.emit(kind, call, e.received_at, status=e.value[:32])
         elif name == "HOTLINE_PREFERRED_MISS" and e.value:
             await self.emit("preferred_missed", call, e.received_at, status=e.value[:32])
         elif name == "QUEUE_MAX_PENALTY":

@@ -21,7 +21,10 @@ from tests.support.servers import REDIS_URL, make_pg_database
 def lab_test_config(workdir: Path, **overrides: Any) -> Config:
     """The lab configuration with the tests' short prompt and timeouts."""
     # A one-word prompt keeps each call's menu short; the menu itself is tested on its own.
+    # Many tests let a caller wait before any agent signs in: empty queues keep their callers
+    # here (the default offers a callback or a message at once: test_caller_side.py).
     base = {"menu.prompt": "您好", "menu.timeout_s": 1.0, "service.log_format": "text",
+            "nobody.when_empty": "wait",
             "queueing.ring_timeout_s": 8,
             # Transfers: destinations' trunks checked every second, short ring timeouts, and a
             # crashed softphone noticed within seconds.
