@@ -425,6 +425,12 @@ class CaseStore:
             # Nobody there: the caller left a message or asked to be called back.
             fill(outcome=kind)
             case.flags = sorted(set(case.flags or []) | {kind})
+        elif kind == "keep_place":
+            # Keep my place: a placeholder waits for the caller, who hung up.
+            fill(outcome="keep_place")
+            case.flags = sorted(set(case.flags or []) | {"keep_place"})
+        elif kind in ("keep_place_reached", "keep_place_failed"):
+            case.flags = sorted(set(case.flags or []) | {kind})
         elif kind == "nobody":
             case.flags = sorted(set(case.flags or []) | {"nobody_there"})
         elif kind == "rated":

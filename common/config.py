@@ -410,6 +410,30 @@ class NobodySection(_Section):
     thanks: str = "已为您登记，我们会尽快给您回电，再见。"
 
 
+class KeepPlaceSection(_Section):
+    """Keep my place (排队回呼, docs/caller-side.md): after ``offer_after_s`` of waiting the
+    caller may press ``key`` and hang up; a placeholder keeps their place in the queue (in
+    Asterisk: it survives a service restart), and when an agent takes it the agent hears the
+    case, then the caller is dialled ([follow_up] dial over the caller's trunk). Not reached:
+    tried again ``retry_after_s`` later at the head of the queue, ``attempts`` times in all,
+    then a callback task."""
+
+    enabled: bool = True
+    key: Annotated[str, Field(pattern=r"^[0-9*#]$")] = "9"
+    offer_after_s: Annotated[int, Field(ge=0, le=3600)] = 60
+    # Said after the position announcement once the offer stands (queueing/announce).
+    offer: str = "如不想继续等待，请按9挂机，轮到您时我们给您回电，排队位置保持不变。"
+    confirm: str = "好的，轮到您时我们会给您回电，请保持电话畅通，再见。"
+    # What the agent hears before the caller is dialled (the case number follows when the
+    # service could make it).
+    whisper: str = "排队回呼。"
+    attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    retry_after_s: Annotated[int, Field(ge=5, le=3600)] = 120
+    ring_s: Annotated[int, Field(ge=5, le=120)] = 30
+    # How long a placeholder may wait for an agent before it becomes a callback task.
+    max_wait_s: Annotated[int, Field(ge=60, le=86400)] = 4 * 3600
+
+
 class AgentConfig(_Section):
     id: Annotated[str, Field(pattern=r"^[0-9]{3,8}$")]  # also the SIP extension
     name: str
@@ -1022,6 +1046,7 @@ class Config(_Section):
     rating: RatingSection = RatingSection()
     announce: AnnounceSection = AnnounceSection()
     nobody: NobodySection = NobodySection()
+    keep_place: KeepPlaceSection = KeepPlaceSection()
     routing: RoutingSection = RoutingSection()
     province: str = "province"
     skills: dict[ID, str]
@@ -1101,6 +1126,8 @@ class Config(_Section):
             if dd.department not in dept_ids and self.case_loop.departments_file is None:
                 problems.append(
                     f"case_loop.defaults[{i}].department: unknown {dd.department!r}")
+        if self.keep_place.enabled and self.keep_place.key in self.menu.keys:
+            problems.append(f"keep_place.key: {self.keep_place.key!r} is a menu key")
         for key, skill in self.menu.keys.items():
             if skill not in self.skills:
                 problems.append(f"menu.keys.{key}: unknown skill {skill!r}")

@@ -40,6 +40,8 @@ from queueing.surge import plugin as surge_plugin
 from telephony.ami import AmiClient
 from telephony.asterisk import sounds
 from telephony.asterisk.instance import cel_path, recordings_spool, sounds_dir
+from telephony.calls.keep_place import ROUTE as KEEP_PLACE_ROUTE
+from telephony.calls.keep_place import KeepPlace
 from telephony.live import plugin as live_plugin
 from telephony.live.recovery import RedisGuard, RedisHealth
 from telephony.transfers import plugin as transfers_plugin
@@ -147,6 +149,14 @@ class HotlineService:
             cfg, ami_of=self._ami_of, sounds_of=lambda node: sounds_dir(cfg, cfg.node(node)),
             speak=sounds.speak, record=self.store.submit)
 
+        # Keep my place: Asterisk's placeholders report over FastAGI ("keep"); the agent who
+        # takes one hears the case (a whisper made when the caller presses the key).
+        self.keep_place = KeepPlace(record=self.store.apply,
+                                    case_number=self.store.cached_number,
+                                    sounds_of=lambda node: sounds_dir(cfg, cfg.node(node)),
+                                    speak=sounds.speak, default_node=cfg.nodes[0].id)
+        self.fastagi.add_route(KEEP_PLACE_ROUTE, self.keep_place)
+
         cel_paths = cel_paths or {}
         ami_addresses = ami_addresses or {}
         self.nodes: dict[str, NodeRuntime] = {}
@@ -156,7 +166,8 @@ class HotlineService:
                 live=self.live, health=self.redis_health,
                 # The store queues each call's facts in order and writes calls concurrently,
                 # so the event stream does not wait for the database.
-                sinks=[self.store.submit, live_fact, self.announcer.on_fact],
+                sinks=[self.store.submit, live_fact, self.announcer.on_fact,
+                       self.keep_place.on_fact],
                 case_of=self.store.cached_number, skills_of=self.skills.of,
                 signed_in=self.presence.is_signed_in,
                 transfers=self.callcontrol.on_event, transcripts=self.transcripts.on_event,
@@ -193,6 +204,7 @@ class HotlineService:
             self.webhooks,  # after the directory is seeded (its webhook URLs)
             self.reports,
             self.routing,
+            self.keep_place,  # records what the FastAGI "keep" route hears
             self.transcripts,
             self.insight_room,
             self.retention,

@@ -33,7 +33,9 @@ REMEMBERED_CALLS = 100_000
 # callers who hung up before any queue (during a menu, a prompt): the store makes tasks only
 # for calls nobody answered, one per case (the first reason wins).
 REASONS = {"abandoned": "abandoned", "message": "message",
-           "callback_requested": "callback_requested", "ended": "dropped"}
+           "callback_requested": "callback_requested", "ended": "dropped",
+           # Keep my place reached nobody (its attempts, or no agent took the place).
+           "keep_place_failed": "keep_place_failed"}
 
 
 class CallbackTasks(Protocol):
@@ -65,11 +67,13 @@ class CallbackWorker:
     async def on_fact(self, fact: CallFact) -> None:
         """A fact now on its case (a CaseStore.after_apply hook)."""
         reason = REASONS.get(fact.kind)
-        if reason is None or fact.call_id in self._handled:
+        # A keep-my-place call was handled at its end (no task then): it fails later.
+        handled = fact.call_id + ("#keep" if reason == "keep_place_failed" else "")
+        if reason is None or handled in self._handled:
             return
         if self.clock() - fact.at > self.max_age_s:
             return
-        self._remember(fact.call_id)
+        self._remember(handled)
         self._calls.put_nowait((fact.call_id, reason))
 
     async def start(self) -> None:

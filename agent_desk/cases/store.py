@@ -21,7 +21,6 @@ from agent_desk.access import Scope
 from agent_desk.audit import Actor, Audit
 from agent_desk.models import CATEGORIES, CallbackTask, CaseForm, CaseFormVersion
 from cases.models import Case
-from common.db import utcnow
 from common.errors import DomainError
 from common.privacy import PersonalData
 
@@ -334,6 +333,7 @@ class ConsoleStore:
     def _task(self, t: CallbackTask, case: Case | None = None) -> dict[str, Any]:
         out = {"id": t.id, "status": t.status, "attempts": t.attempts,
                "max_attempts": t.max_attempts, "outcome": t.outcome, "city": t.city,
+               "reason": t.reason or "abandoned",
                "queue": t.queue, "log": [self._timeline_detail(e) for e in (t.log or [])],
                "created_at": iso(t.created_at)}
         if case is not None:
@@ -351,15 +351,14 @@ class ConsoleStore:
                         ).scalar_one_or_none()
                 if case is None or not case.caller_enc:
                     return None
-                if case.answered_at is not None or case.outcome in NO_CALLBACK:
+                if case.answered_at is not None or (
+                        case.outcome in NO_CALLBACK and reason != "keep_place_failed"):
                     return None  # answered, or called back another way (keep my place)
                 if (await s.execute(select(CallbackTask.id).where(
                         CallbackTask.case_id == case.id))).first() is not None:
                     return {}  # made already (another web process, a repeated event)
                 task = CallbackTask(case_id=case.id, city=case.city, queue=case.queue,
-                                    status="pending", attempts=0,
-                                    log=[{"at": iso(utcnow()), "event": "created",
-                                          "reason": reason}],
+                                    status="pending", attempts=0, log=[], reason=reason,
                                     max_attempts=max_attempts)
                 s.add(task)
                 await s.flush()

@@ -62,6 +62,7 @@ class Announcer:
     def __init__(self, cfg: AnnounceSection, *, ami_of: Callable[[str], Ami],
                  sounds_of: Callable[[str], Path | None], speak: Speak, record: Recorder,
                  welcome_s_of: Callable[[str], float] = lambda node: 0.0,
+                 keep_offer: tuple[float, str] | None = None,
                  clock: Callable[[], float] = time.time, tick_s: float = 0.5):
         self.cfg = cfg
         self.ami_of = ami_of
@@ -69,6 +70,8 @@ class Announcer:
         self.speak = speak
         self.record = record
         self.welcome_s_of = welcome_s_of
+        # Keep my place: after this long the sentence ends with the offer of the key.
+        self.keep_offer = keep_offer
         self.clock = clock
         self.tick_s = tick_s
         self.waiting: dict[str, Waiting] = {}
@@ -154,8 +157,11 @@ class Announcer:
         where = self.sounds_of(w.node)
         if where is None:
             return False
-        name = hashlib.sha256(said.text.encode()).hexdigest()[:16]
-        await asyncio.to_thread(self.speak, said.text, where / SOUNDS / f"{name}.wav")
+        text = said.text
+        if self.keep_offer is not None and self.clock() - w.queued_at >= self.keep_offer[0]:
+            text += self.keep_offer[1]
+        name = hashlib.sha256(text.encode()).hexdigest()[:16]
+        await asyncio.to_thread(self.speak, text, where / SOUNDS / f"{name}.wav")
         if w.call_id not in self.waiting:
             return False  # answered meanwhile
         await ami.originate(channel=ORIGINATE_CHANNEL, context=CONTEXT, exten="play",

@@ -35,5 +35,8 @@ def build(cfg: Config, *, ami_of: Callable[[str], Ami],
             welcome[node] = wav_seconds(where / "welcome.wav") if where else 0.0
         return welcome[node]
 
+    keep = cfg.keep_place
+    offer = ((float(keep.offer_after_s), keep.offer)
+             if keep.enabled and cfg.menu.first == "queue" else None)
     return Announcer(cfg.announce, ami_of=ami_of, sounds_of=sounds_of, speak=speak,
-                     record=record, welcome_s_of=welcome_s_of)
+                     record=record, welcome_s_of=welcome_s_of, keep_offer=offer)

@@ -73,6 +73,7 @@ def recordings_spool(cfg: Config, node: NodeConfig) -> Path:
 # Under sounds/: the 回访 prompts made per call (agent_desk/followup writes them there).
 FOLLOWUP_SOUNDS = "followup"
 WELCOME_MOH = "moh-welcome"
+KEEP_PLACE_SOUNDS = "keep"
 
 
 def sounds_dir(cfg: Config, node: NodeConfig) -> Path:
@@ -262,11 +263,15 @@ class AsteriskInstance:
                            (general_intro(cfg.follow_up.intro), "followup_intro"),
                            (cfg.nobody.offer, "nobody_offer"),
                            (cfg.nobody.message_prompt, "nobody_message"),
-                           (cfg.nobody.thanks, "nobody_thanks")):
+                           (cfg.nobody.thanks, "nobody_thanks"),
+                           (cfg.keep_place.confirm, "keep_confirm"),
+                           (cfg.keep_place.whisper, "keep_whisper")):
             sounds.speak(text, self.dir / "sounds" / f"{name}.wav", tempo=1.3)
-        followup = self.dir / "sounds" / FOLLOWUP_SOUNDS
-        followup.mkdir(parents=True, exist_ok=True)
-        followup.chmod(0o755)
+        # Made per call by the service: 回访 prompts, keep-my-place whispers naming the case.
+        for made in (FOLLOWUP_SOUNDS, KEEP_PLACE_SOUNDS):
+            folder = self.dir / "sounds" / made
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(0o755)
         sounds.music_on_hold(self.dir / "moh" / "chimes.wav")
         # Queue first: the prompt, then the music, as the waiting caller's music on hold
         # (musiconhold.conf [hotline-welcome]: in name order, the last one looping).

@@ -25,9 +25,9 @@ from common.tasks import cancel_and_wait
 from telephony.calls.rating import NOT_RATED, rating_of, unrated_why
 
 # [hotline-nobody]'s CEL user events and the facts they make (the tracker hears the same
-# as channel variables: telephony/calls/tracker.py NOBODY_VARIABLES).
-NOBODY_EVENTS = {"HOTLINE_NOBODY": "nobody", "HOTLINE_CALLBACK_REQUEST": "callback_requested",
-                 "HOTLINE_MESSAGE": "message"}
+# as channel variables: telephony/calls/tracker.py CHOICE_VARIABLES).
+CHOICE_EVENTS = {"HOTLINE_NOBODY": "nobody", "HOTLINE_CALLBACK_REQUEST": "callback_requested",
+                 "HOTLINE_MESSAGE": "message", "HOTLINE_KEEP_PLACE": "keep_place"}
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +152,10 @@ def facts_from_cel(node: str, rows: list[CelRow], *, finished: bool = True,
             facts.append(fact("rated", r.at, rating=rating, key=key,
                               why="" if rating != NOT_RATED else (
                                   "no_key" if not key else "invalid_key")))
-        elif r.userdeftype in NOBODY_EVENTS and NOBODY_EVENTS[r.userdeftype] not in nobody:
-            nobody.add(NOBODY_EVENTS[r.userdeftype])
-            facts.append(fact(NOBODY_EVENTS[r.userdeftype], r.at,
-                              status=str(r.extra.get("extra", ""))[:32]))
+        elif r.userdeftype in CHOICE_EVENTS and CHOICE_EVENTS[r.userdeftype] not in nobody:
+            nobody.add(CHOICE_EVENTS[r.userdeftype])
+            facts.append(fact(CHOICE_EVENTS[r.userdeftype], r.at,
+                              status=str(r.extra.get("extra", ""))[:64]))
         elif r.event == "APP_START" and r.app == "Queue" and r.uniqueid == caller_uid:
             queue = r.appdata.split(",", 1)[0]
             queued_at = queued_at or r.at

@@ -12,6 +12,7 @@ dialplans side by side."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -195,3 +196,114 @@ async def test_position_and_expected_wait_are_heard_while_waiting(lab, services,
               if speech_like(recording, t / 4, t / 4 + 0.5)]
     print(f"speech heard after the prompt: {len(spoken) / 4:.2f} s of {total - after:.2f} s")
     assert len(spoken) / 4 >= 2.0, spoken
+
+
+async def test_keep_my_place_calls_back_ahead_of_a_later_caller_who_stayed(lab, services,
+                                                                           phones, sounds):
+    """A waits, B arrives later; A presses the keep-my-place key and hangs up; B stays on the
+    line. When the agent signs in, A's place comes first: the agent hears the case and A is
+    dialled back and answers; B is answered next. Every step is on A's case."""
+    service = await services.start()
+    a = await lab.caller("13800001707", play=sounds["tone_caller"])
+    call_a = await lab.dial(a, trunk="nanjing")
+    await waiting_in(lab, 1)
+    b = await lab.caller("13800001708", play=sounds["tone_caller"])
+    call_b = await lab.dial(b, trunk="nanjing")
+    await waiting_in(lab, 2)
+    # The callback reaches A's phone where it listens (the lab's carrier side).
+    dial = f"PJSIP/trunk-${{HOTLINE_KEEP_TRUNK}}/sip:${{HOTLINE_KEEP_DIGITS}}@127.0.0.1:{a.port}"
+    await asyncio.to_thread(lab.instance.cli, f"dialplan set global HOTLINE_KEEP_DIAL {dial}")
+
+    case_a = await case_of(service, "13800001707", state="active")
+
+    async def offered() -> bool:
+        # The key is taken once the caller has waited [keep_place] offer_after_s.
+        return (time.time() - case_a.queued_at.timestamp()
+                >= lab.cfg.keep_place.offer_after_s + 0.5)
+
+    await eventually(offered, 20, what="the keep-my-place offer to stand")
+    await a.dtmf(call_a, lab.cfg.keep_place.key)
+    await asyncio.wait_for(call_a.disconnected.wait(), 30)  # confirmed, then hung up
+    kept = await case_of(service, "13800001707")
+    assert kept.outcome == "keep_place" and "keep_place" in kept.flags
+
+    agent = await lab.agent("1001", play=sounds["tone_agent"])
+    first = await asyncio.wait_for(agent.incoming.get(), 30)
+    await asyncio.wait_for(first.answered.wait(), 10)
+    back = await asyncio.wait_for(a.incoming.get(), 30)  # A's place came first
+    await a.answer(back)
+    await asyncio.wait_for(back.answered.wait(), 10)
+    await a.hangup(back)
+    await asyncio.wait_for(first.disconnected.wait(), 15)
+    second = await asyncio.wait_for(agent.incoming.get(), 30)
+    await asyncio.wait_for(second.answered.wait(), 10)
+    assert "1708" in second.record.remote_uri, second.record.remote_uri
+    await b.hangup(call_b)
+    await asyncio.wait_for(second.disconnected.wait(), 15)
+    for p in (a, b, agent):
+        await p.close()
+
+    async def steps():
+        case = await service.store.get(kept.number)
+        kinds = [e.kind for e in case.events]
+        return kinds if "keep_place_reached" in kinds else None
+
+    kinds = await eventually(steps, 30, what="the callback's steps on A's case")
+    assert kinds.index("keep_place") < kinds.index("keep_place_1_taken") < kinds.index(
+        "keep_place_1_answer") <= kinds.index("keep_place_reached"), kinds
+    case_b = await case_of(service, "13800001708")
+    assert case_b.agent_id == "1001"
+    # No missed-call task for a caller called back in their place.
+    assert service.callbacks.callbacks_created == 0
+
+
+async def test_a_kept_place_survives_a_restart_and_a_busy_caller_is_tried_again(
+        lab, services, phones, sounds):
+    """The place is Asterisk's: the service restarts while it waits. The first callback finds
+    the caller busy; the next comes after the spacing, at the head of the queue, and is
+    answered. Every attempt is on the case, and no missed-call task is made."""
+    service = await services.start()
+    a = await lab.caller("13800001709", play=sounds["tone_caller"])
+    call_a = await lab.dial(a, trunk="nanjing")
+    await waiting_in(lab, 1)
+    dial = f"PJSIP/trunk-${{HOTLINE_KEEP_TRUNK}}/sip:${{HOTLINE_KEEP_DIGITS}}@127.0.0.1:{a.port}"
+    await asyncio.to_thread(lab.instance.cli, f"dialplan set global HOTLINE_KEEP_DIAL {dial}")
+    case_a = await case_of(service, "13800001709", state="active")
+
+    async def offered() -> bool:
+        return (time.time() - case_a.queued_at.timestamp()
+                >= lab.cfg.keep_place.offer_after_s + 0.5)
+
+    await eventually(offered, 20, what="the keep-my-place offer to stand")
+    await a.dtmf(call_a, lab.cfg.keep_place.key)
+    await asyncio.wait_for(call_a.disconnected.wait(), 30)
+    await case_of(service, "13800001709")
+    await services.stop(service)
+    await waiting_in(lab, 1)  # the placeholder, in A's place, with the service away
+    service = await services.start()
+
+    agent = await lab.agent("1001", play=sounds["tone_agent"])
+    taken = await asyncio.wait_for(agent.incoming.get(), 30)
+    back = await asyncio.wait_for(a.incoming.get(), 30)
+    await a.answer(back, code=486)  # busy
+    await asyncio.wait_for(taken.disconnected.wait(), 30)
+    again = await asyncio.wait_for(agent.incoming.get(), 60)  # after the spacing
+    back = await asyncio.wait_for(a.incoming.get(), 30)
+    await a.answer(back)
+    await asyncio.wait_for(back.answered.wait(), 10)
+    await a.hangup(back)
+    await asyncio.wait_for(again.disconnected.wait(), 15)
+    for p in (a, agent):
+        await p.close()
+
+    async def steps():
+        case = await service.store.get(case_a.number)
+        kinds = [e.kind for e in case.events]
+        return kinds if "keep_place_reached" in kinds else None
+
+    kinds = await eventually(steps, 30, what="the attempts on A's case")
+    for step in ("keep_place_1_taken", "keep_place_1_busy", "keep_place_2_taken",
+                 "keep_place_2_answer"):
+        assert step in kinds, kinds
+    assert "keep_place_failed" not in kinds
+    assert service.callbacks.callbacks_created == 0

@@ -105,7 +105,7 @@ async def test_nobody_signed_in_the_caller_leaves_a_message_that_becomes_the_cas
                          what="the message's transcript")
     assert t["segments"] and {g["speaker"] for g in t["segments"]} == {"caller"}, t
     task = await eventually(lambda: _task(service, case.number), 30, what="a callback task")
-    assert task["status"] == "pending" and task["log"][0]["reason"] == "message"
+    assert task["status"] == "pending" and task["reason"] == "message"
 
 
 async def _transcript(service, number: str):
@@ -124,7 +124,7 @@ async def test_key_1_asks_for_a_callback(nlab, services, phones, sounds):
     case = await eventually(lambda: _case(service, "13800001802"), 30, what="the case")
     assert case.outcome == "callback_requested"
     task = await eventually(lambda: _task(service, case.number), 30, what="a callback task")
-    assert task["log"][0]["reason"] == "callback_requested"
+    assert task["reason"] == "callback_requested"
 
 
 async def test_a_message_left_while_the_service_was_away_is_rebuilt_from_cel(
@@ -140,7 +140,7 @@ async def test_a_message_left_while_the_service_was_away_is_rebuilt_from_cel(
     message = next(e for e in case.events if e.kind == "message")
     assert message.source == "cel"
     task = await eventually(lambda: _task(service, case.number), 30, what="a callback task")
-    assert task["log"][0]["reason"] == "message"
+    assert task["reason"] == "message"
 
 
 async def test_an_empty_city_overflows_to_the_province_pool_at_once(nlab, services, phones,

@@ -24,7 +24,8 @@ def lab_test_config(workdir: Path, **overrides: Any) -> Config:
     # Many tests let a caller wait before any agent signs in: empty queues keep their callers
     # here (the default offers a callback or a message at once: test_caller_side.py).
     base = {"menu.prompt": "您好", "menu.timeout_s": 1.0, "service.log_format": "text",
-            "nobody.when_empty": "wait",
+            "nobody.when_empty": "wait", "keep_place.offer_after_s": 2,
+            "keep_place.retry_after_s": 5, "keep_place.ring_s": 15,
             "queueing.ring_timeout_s": 8,
             # Transfers: destinations' trunks checked every second, short ring timeouts, and a
             # crashed softphone noticed within seconds.

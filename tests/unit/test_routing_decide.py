@@ -78,7 +78,7 @@ def test_decision_is_always_a_valid_queue(trunk, dialed, key, caller, handover, 
         assert routing_table(CFG).agent_node[d.preferred_agent] == node
     # The channel variable: 11 fields, nothing that could break the AGI command.
     value = d.channel_value("20261122000001")
-    assert value.count("|") == 11 and "\n" not in value and '"' not in value
+    assert value.count("|") == 12 and "\n" not in value and '"' not in value
     assert value.split("|")[0] == d.queue
     assert d.summary.startswith("route: city=")
 
