@@ -46,13 +46,19 @@ class CallbackTasks(Protocol):
 
     async def calls_without_callback(self, since: datetime, limit: int = ...) -> list[str]: ...
 
+    async def unreached_follow_ups(self, since: datetime, limit: int = ...) -> list[int]: ...
+
+    async def callback_for_case(self, case_id: int, max_attempts: int, reason: str
+                                ) -> dict[str, Any] | None: ...
+
 
 class CallbackWorker:
     """Abandoned call → one callback task, created off the case writer's path (one task of
     its own, in order)."""
 
     def __init__(self, tasks: CallbackTasks, *, max_attempts: int,
-                 max_age_s: float = 86_400.0, clock: Callable[[], float] = time.time):
+                 max_age_s: float = 86_400.0, clock: Callable[[], float] = time.time,
+                 poll_s: float = 30.0):
         self.tasks = tasks
         self.max_attempts = max_attempts
         # A first import of an Asterisk's CEL history must not turn months of old missed
@@ -63,6 +69,9 @@ class CallbackWorker:
         self._handled: dict[str, None] = {}  # call ids, oldest first
         self._calls: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        # 回访 calls that reached nobody are not call facts: looked for every ``poll_s``.
+        self.poll_s = poll_s
+        self._poll: asyncio.Task[None] | None = None
 
     async def on_fact(self, fact: CallFact) -> None:
         """A fact now on its case (a CaseStore.after_apply hook)."""
@@ -92,9 +101,14 @@ class CallbackWorker:
                 if call_id not in self._handled:
                     self._remember(call_id)
                     self._calls.put_nowait((call_id, "dropped"))
+        if self._poll is None:
+            self._poll = asyncio.create_task(self._follow_ups(), name="callback-follow-ups")
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Create the tasks still queued (bounded), then stop."""
+        if self._poll is not None:
+            await cancel_and_wait([self._poll], what="callback follow-ups")
+            self._poll = None
         if self._task is not None:
             with contextlib.suppress(TimeoutError):
                 await self.drain(timeout)
@@ -104,6 +118,31 @@ class CallbackWorker:
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every abandoned call heard so far has its task (or failed to)."""
         await asyncio.wait_for(self._calls.join(), timeout)
+
+    async def _follow_ups(self) -> None:
+        while True:
+            await self.follow_ups_once()
+            await asyncio.sleep(self.poll_s)
+
+    async def follow_ups_once(self) -> int:
+        """A task for each case whose 回访 reached nobody lately (a person calls instead)."""
+        made = 0
+        try:
+            since = datetime.fromtimestamp(self.clock() - self.max_age_s, UTC)
+            for case_id in await self.tasks.unreached_follow_ups(since):
+                task = await self.tasks.callback_for_case(case_id, self.max_attempts,
+                                                          "followup_failed")
+                if task:
+                    made += 1
+                    self.callbacks_created += 1
+                    log.info("callback task created",
+                             extra={"task": task["id"], "case": task["case"]})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("callback tasks for 回访 not made",
+                        extra={"error": str(exc) or type(exc).__name__})
+        return made
 
     def _remember(self, call_id: str) -> None:
         self._handled[call_id] = None

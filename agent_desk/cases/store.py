@@ -19,7 +19,13 @@ from sqlalchemy.orm import selectinload
 
 from agent_desk.access import Scope
 from agent_desk.audit import Actor, Audit
-from agent_desk.models import CATEGORIES, CallbackTask, CaseForm, CaseFormVersion
+from agent_desk.models import (
+    CATEGORIES,
+    CallbackTask,
+    CaseForm,
+    CaseFormVersion,
+    FollowUpTask,
+)
 from cases.models import Case
 from common.errors import DomainError
 from common.privacy import PersonalData
@@ -365,6 +371,38 @@ class ConsoleStore:
                 return self._task(task, case)
         except IntegrityError:
             return {}
+
+    async def callback_for_case(self, case_id: int, max_attempts: int, reason: str
+                                ) -> dict[str, Any] | None:
+        """A callback task for a case whatever its call (a 回访 that reached nobody): once per
+        case, like every callback task."""
+        try:
+            async with self.sessions() as s, s.begin():
+                case = (await s.execute(select(Case).where(Case.id == case_id))
+                        ).scalar_one_or_none()
+                if case is None or not case.caller_enc:
+                    return None
+                if (await s.execute(select(CallbackTask.id).where(
+                        CallbackTask.case_id == case.id))).first() is not None:
+                    return {}
+                task = CallbackTask(case_id=case.id, city=case.city, queue=case.queue,
+                                    status="pending", attempts=0, log=[], reason=reason,
+                                    max_attempts=max_attempts)
+                s.add(task)
+                await s.flush()
+                return self._task(task, case)
+        except IntegrityError:
+            return {}
+
+    async def unreached_follow_ups(self, since: datetime, limit: int = 500) -> list[int]:
+        """Cases whose 回访 reached nobody since ``since`` and have no callback task yet."""
+        q = (select(FollowUpTask.case_id)
+             .outerjoin(CallbackTask, CallbackTask.case_id == FollowUpTask.case_id)
+             .where(FollowUpTask.outcome == "unreached", FollowUpTask.updated_at >= since,
+                    CallbackTask.id.is_(None))
+             .distinct().limit(limit))
+        async with self.sessions() as s:
+            return [int(c) for c in (await s.execute(q)).scalars()]
 
     async def calls_without_callback(self, since: datetime, limit: int = 1000) -> list[str]:
         """Calls ended unanswered since ``since`` whose case has no callback task (what a

@@ -141,6 +141,13 @@ async def test_a_message_left_while_the_service_was_away_is_rebuilt_from_cel(
     assert message.source == "cel"
     task = await eventually(lambda: _task(service, case.number), 30, what="a callback task")
     assert task["reason"] == "message"
+    # Restarted again: CEL and the worker's own look at start make no second task.
+    await services.stop(service)
+    service = await services.start(cel_from_now=False)
+    await service.drain()
+    store = ConsoleStore(service.store.sessions, service.personal, service.cfg.service.timezone)
+    mine = [t for t in await store.callbacks(Scope.everything()) if t["case"] == case.number]
+    assert [t["id"] for t in mine] == [task["id"]]
 
 
 async def test_an_empty_city_overflows_to_the_province_pool_at_once(nlab, services, phones,
