@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from benchlib import emit, loadavg
+
 from common.logs import setup_logging
 from lab.harness import Lab, lab_config
 from telephony.asterisk.sounds import tone
