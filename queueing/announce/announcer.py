@@ -55,6 +55,7 @@ class Waiting:
     queued_at: float
     due: float | None
     told: int = 0
+    looks: int = 0
     last_at: float | None = None
 
 
@@ -93,8 +94,9 @@ class Announcer:
             w = self.waiting.get(fact.call_id)
             channel = self._channels.get(fact.call_id)
             if w is not None:
-                # Moved on (a key, a widening): told about the new queue at once.
+                # Moved on (a key, a widening): told about the new queue at once, as at entry.
                 w.queue = str(d["queue"])
+                w.looks = 0
                 w.due = self.clock()
             elif channel:
                 welcome = self.welcome_s_of(fact.node)
@@ -151,7 +153,8 @@ class Announcer:
         members = [dict(m) for m in status if m.get("Event") == "QueueMember"]
         params = next((dict(m) for m in status if m.get("Event") == "QueueParams"), {})
         view = queue_view(entries, members, params, w.channel)
-        said = announcement(self.cfg, view, told=w.told)
+        w.looks += 1
+        said = announcement(self.cfg, view, at_entry=w.looks == 1)
         if said is None:
             return False
         where = self.sounds_of(w.node)

@@ -45,13 +45,14 @@ class Announcement:
     expected_s: float
 
 
-def announcement(cfg: AnnounceSection, view: QueueView, *, told: int) -> Announcement | None:
-    """What to say now (``told``: announcements the caller already heard); None: nothing.
-    At entry only a wait over the threshold is worth saying; later ones are said anyway."""
+def announcement(cfg: AnnounceSection, view: QueueView, *, at_entry: bool
+                 ) -> Announcement | None:
+    """What to say now; None: nothing. At entry only a wait over the threshold is worth
+    saying; at the later looks (every ``every_s``) it is said anyway."""
     expected = expected_wait_s(view, cfg.aht_s)
     if expected is None:
         return None
-    if told == 0 and expected < cfg.threshold_s:
+    if at_entry and expected < cfg.threshold_s:
         return None
     text = cfg.text.format(position=view.position, minutes=minutes(expected))
     return Announcement(text, view.position, expected)

@@ -27,11 +27,11 @@ def test_expected_wait_is_position_times_talk_time_over_agents():
 def test_at_entry_only_a_long_wait_is_said_later_every_one_is():
     short = QueueView(1, 4, 120.0)  # 30 s
     long = QueueView(4, 2, 120.0)  # 240 s
-    assert announcement(CFG, short, told=0) is None
-    said = announcement(CFG, long, told=0)
+    assert announcement(CFG, short, at_entry=True) is None
+    said = announcement(CFG, long, at_entry=True)
     assert said is not None and said.text == "您目前排在第4位，预计等待约4分钟。"
-    assert announcement(CFG, short, told=1) is not None
-    assert announcement(CFG, QueueView(2, 0, 0.0), told=3) is None
+    assert announcement(CFG, short, at_entry=False) is not None
+    assert announcement(CFG, QueueView(2, 0, 0.0), at_entry=False) is None
 
 
 def test_first_after_the_prompt_then_every_n_seconds():
