@@ -22,6 +22,8 @@ from typing import Any, Protocol
 from common.facts import CallFact, Sink, agent_of, call_id_of, trunk_of
 from common.outcomes import classify_failure
 from common.tasks import cancel_and_wait
+from telephony.calls.keep_place import CEL_EVENT as KEEP_EVENT
+from telephony.calls.keep_place import PLACEHOLDER, facts_from_cel_event
 from telephony.calls.rating import NOT_RATED, rating_of, unrated_why
 
 # [hotline-nobody]'s CEL user events and the facts they make (the tracker hears the same
@@ -348,6 +350,14 @@ class CelReconciler:
                          for lk in await self.store.legs_needing_cel(sorted(legs))}
             done = 0
             for lk in over:
+                rs = by_linked[lk]
+                if any(r.channel.startswith(PLACEHOLDER) for r in rs):
+                    # Keep my place: its steps belong to the caller's call (same keys as the
+                    # live reports: applied once).
+                    await self._apply([f for r in rs if r.userdeftype == KEEP_EVENT
+                                       for f in facts_from_cel_event(
+                                           self.node, str(r.extra.get("extra", "")), r.at)])
+                    continue
                 if call_id_of(self.node, lk) not in need:
                     continue
                 rs = await self._rows_of(lk, by_linked[lk])

@@ -29,7 +29,14 @@ Recorder = Callable[[CallFact], Awaitable[object]]
 Speak = Callable[[str, Path], Path]
 
 
-def report_facts(node: str, headers: dict[str, str], at: float) -> list[CallFact]:
+# Its placeholders' channels (asterisk-conf/extensions.conf.j2 [hotline-keep-place]) and the
+# CEL user event each step also writes: "<caller's linkedid>|<attempt>|<step>|<last>".
+PLACEHOLDER = "Local/hold@hotline-keep-place"
+CEL_EVENT = "HOTLINE_KEEP_ATTEMPT"
+
+
+def report_facts(node: str, headers: dict[str, str], at: float, source: str = "keep"
+                 ) -> list[CallFact]:
     """AGI(${HOTLINE_AGI}/keep,<caller's linkedid>,<attempt>,<step>,<last>) as facts."""
     linkedid = headers.get("agi_arg_1", "")[:64]
     attempt = headers.get("agi_arg_2", "")
@@ -40,13 +47,20 @@ def report_facts(node: str, headers: dict[str, str], at: float) -> list[CallFact
     cid = call_id_of(node, linkedid)
     n = int(attempt)
     facts = [CallFact(f"keep_place_{n}_{step.lower()}", cid, node, at,
-                      {"attempt": n, "step": step}, "keep")]
+                      {"attempt": n, "step": step}, source)]
     if step == "ANSWER":
-        facts.append(CallFact("keep_place_reached", cid, node, at, {"attempt": n}, "keep"))
+        facts.append(CallFact("keep_place_reached", cid, node, at, {"attempt": n}, source))
     elif last and step != "TAKEN":
         facts.append(CallFact("keep_place_failed", cid, node, at,
-                              {"attempt": n, "step": step}, "keep"))
+                              {"attempt": n, "step": step}, source))
     return facts
+
+
+def facts_from_cel_event(node: str, extra: str, at: float) -> list[CallFact]:
+    """A placeholder's CEL user event as the same facts (same keys) as its FastAGI report."""
+    parts = [*extra.split("|"), "", "", "", ""][:4]
+    return report_facts(node, {f"agi_arg_{i + 1}": p for i, p in enumerate(parts)}, at,
+                        source="cel")
 
 
 class KeepPlace:

@@ -264,9 +264,10 @@ async def test_keep_my_place_calls_back_ahead_of_a_later_caller_who_stayed(lab, 
 
 async def test_a_kept_place_survives_a_restart_and_a_busy_caller_is_tried_again(
         lab, services, phones, sounds):
-    """The place is Asterisk's: the service restarts while it waits. The first callback finds
-    the caller busy; the next comes after the spacing, at the head of the queue, and is
-    answered. Every attempt is on the case, and no missed-call task is made."""
+    """The place is Asterisk's: the service is away while it waits and while the first callback
+    finds the caller busy (those steps reach the case from CEL); the next comes after the
+    spacing, at the head of the queue, and is answered. Every attempt is on the case, and no
+    missed-call task is made."""
     service = await services.start()
     a = await lab.caller("13800001709", play=sounds["tone_caller"])
     call_a = await lab.dial(a, trunk="nanjing")
@@ -285,13 +286,14 @@ async def test_a_kept_place_survives_a_restart_and_a_busy_caller_is_tried_again(
     await case_of(service, "13800001709")
     await services.stop(service)
     await waiting_in(lab, 1)  # the placeholder, in A's place, with the service away
-    service = await services.start()
 
+    # The first attempt happens while the service is away: Asterisk's CEL keeps its steps.
     agent = await lab.agent("1001", play=sounds["tone_agent"])
     taken = await asyncio.wait_for(agent.incoming.get(), 60)
     back = await asyncio.wait_for(a.incoming.get(), 60)
     await a.answer(back, code=486)  # busy
     await asyncio.wait_for(taken.disconnected.wait(), 60)
+    service = await services.start(cel_from_now=False)
     again = await asyncio.wait_for(agent.incoming.get(), 90)  # after the spacing
     back = await asyncio.wait_for(a.incoming.get(), 60)
     await a.answer(back)
@@ -310,5 +312,8 @@ async def test_a_kept_place_survives_a_restart_and_a_busy_caller_is_tried_again(
     for step in ("keep_place_1_taken", "keep_place_1_busy", "keep_place_2_taken",
                  "keep_place_2_answer"):
         assert step in kinds, kinds
+    case = await service.store.get(case_a.number)
+    away = {e.kind: e.source for e in case.events if e.kind.startswith("keep_place_1")}
+    assert away == {"keep_place_1_taken": "cel", "keep_place_1_busy": "cel"}, away
     assert "keep_place_failed" not in kinds
     assert service.callbacks.callbacks_created == 0
