@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from agent_desk.access import Scope
+from agent_desk.cases.store import ConsoleStore
 from lab.harness import Lab
 from queueing.announce.plugin import wav_seconds
 from telephony.calls.cel import read_cel
@@ -48,6 +50,36 @@ async def case_of(service, caller: str, state: str = "ended"):
         return None
 
     return await eventually(check, 30, what=f"the case of {caller} ({state})")
+
+
+async def routed(lab: Lab, service, sounds) -> None:
+    """Keep my place needs the router's answer (the number it checked). Right after a start on
+    a loaded machine the router may miss its budget and the call takes the fallback queue: a
+    first caller is routed (again if it fell back) before the test's callers dial."""
+    for i in range(5):
+        number = f"1380000999{i}"
+        party = await lab.caller(number, play=sounds["tone_caller"])
+        call = await lab.dial(party, trunk="nanjing")
+        case = await case_of(service, number, state="active")
+        await eventually(lambda c=case: _queued(service, c.number), 20,
+                         what="the warm-up caller queued")
+        await party.hangup(call)
+        await party.close()
+        done = await case_of(service, number)
+        if done.route_source == "router":
+            return
+    raise AssertionError("the router never answered in time")
+
+
+async def _queued(service, number: str):
+    case = await service.store.get(number)
+    return case if case is not None and case.queued_at is not None else None
+
+
+async def no_task_for(service, number: str) -> bool:
+    store = ConsoleStore(service.store.sessions, service.personal, service.cfg.service.timezone)
+    await service.callbacks.drain()
+    return all(t["case"] != number for t in await store.callbacks(Scope.everything()))
 
 
 def cel_rows(lab: Lab, linkedid: str):
@@ -209,6 +241,7 @@ async def test_keep_my_place_calls_back_ahead_of_a_later_caller_who_stayed(lab, 
     line. When the agent signs in, A's place comes first: the agent hears the case and A is
     dialled back and answers; B is answered next. Every step is on A's case."""
     service = await services.start()
+    await routed(lab, service, sounds)
     a = await lab.caller("13800001707", play=sounds["tone_caller"])
     call_a = await lab.dial(a, trunk="nanjing")
     await waiting_in(lab, 1)
@@ -259,7 +292,7 @@ async def test_keep_my_place_calls_back_ahead_of_a_later_caller_who_stayed(lab, 
     case_b = await case_of(service, "13800001708")
     assert case_b.agent_id == "1001"
     # No missed-call task for a caller called back in their place.
-    assert service.callbacks.callbacks_created == 0
+    assert await no_task_for(service, kept.number)
 
 
 async def test_a_kept_place_survives_a_restart_and_a_busy_caller_is_tried_again(
@@ -269,6 +302,7 @@ async def test_a_kept_place_survives_a_restart_and_a_busy_caller_is_tried_again(
     spacing, at the head of the queue, and is answered. Every attempt is on the case, and no
     missed-call task is made."""
     service = await services.start()
+    await routed(lab, service, sounds)
     a = await lab.caller("13800001709", play=sounds["tone_caller"])
     call_a = await lab.dial(a, trunk="nanjing")
     await waiting_in(lab, 1)
@@ -316,4 +350,4 @@ async def test_a_kept_place_survives_a_restart_and_a_busy_caller_is_tried_again(
     away = {e.kind: e.source for e in case.events if e.kind.startswith("keep_place_1")}
     assert away == {"keep_place_1_taken": "cel", "keep_place_1_busy": "cel"}, away
     assert "keep_place_failed" not in kinds
-    assert service.callbacks.callbacks_created == 0
+    assert await no_task_for(service, case_a.number)
