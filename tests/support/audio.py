@@ -52,4 +52,3 @@ def speech_like(path: Path, start_s: float = 0.0, end_s: float | None = None) ->
     spec = np.abs(np.fft.rfft(x)) ** 2
     peak_share = spec.max() / spec.sum()
     return bool(peak_share < 0.2)
-
