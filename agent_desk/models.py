@@ -103,6 +103,8 @@ class CallbackTask(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     outcome: Mapped[str | None] = mapped_column(String(24))
+    # Why it was made (agent_desk/callbacks/worker.py REASONS); null for tasks before 0020.
+    reason: Mapped[str | None] = mapped_column(String(24))
     # Attempts: {at, agent, attempt, event, note_enc}; the agent's note is encrypted.
     log: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

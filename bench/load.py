@@ -155,8 +155,10 @@ def load_config_toml(work: Path, plan: Plan, database_url: str, prefix: str) -> 
                "skills": {"general": 4, "enterprise_policy": 4}} for i in range(plan.agents)]
     text = lab_config_toml(work, database_url=database_url, redis_prefix=prefix, overrides={
         "agents": agents,
-        # One short prompt; silence goes on after the key window.
-        "menu.prompt": "您好，幺二三四五。", "menu.timeout_s": 1.0,
+        # One short prompt; silence goes on after the key window. The callers press their key
+        # as the call starts, before any prompt: the menu-first dialplan, where the key comes
+        # before the queue (queue first: bench/caller_entry.py, docs/caller-side.md).
+        "menu.prompt": "您好，幺二三四五。", "menu.timeout_s": 1.0, "menu.first": "menu",
         "service.log_format": "json", "service.log_level": "info",
         "recording.enabled": True,
         # Transcription is sized on its own (bench/asr_throughput.py); recordings are still

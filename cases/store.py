@@ -358,6 +358,11 @@ class CaseStore:
         elif kind == "menu":
             fill(menu_key=d.get("key"))
         elif kind == "routed":
+            if d.get("key") and d.get("queue"):
+                # A key chose a skill while the caller waited (queue first): the later decision
+                # is the call's route.
+                case.route_queue = d["queue"]
+                case.route_reasons = d.get("reasons") or case.route_reasons
             fill(route_queue=d.get("queue"), route_reasons=d.get("reasons"),
                  route_source=d.get("source"), city=d.get("city"))
             if d.get("priority"):
@@ -425,6 +430,18 @@ class CaseStore:
             if caller_leg is not None and caller_leg.ended_at is None:
                 caller_leg.ended_at = at
                 caller_leg.hangup_cause = d.get("cause")
+        elif kind in ("message", "callback_requested"):
+            # Nobody there: the caller left a message or asked to be called back.
+            fill(outcome=kind)
+            case.flags = sorted(set(case.flags or []) | {kind})
+        elif kind == "keep_place":
+            # Keep my place: a placeholder waits for the caller, who hung up.
+            fill(outcome="keep_place")
+            case.flags = sorted(set(case.flags or []) | {"keep_place"})
+        elif kind in ("keep_place_reached", "keep_place_failed"):
+            case.flags = sorted(set(case.flags or []) | {kind})
+        elif kind == "nobody":
+            case.flags = sorted(set(case.flags or []) | {"nobody_there"})
         elif kind == "rated":
             fill(rating=d.get("rating") or None, rated_at=at)
         elif kind == "widened":

@@ -348,11 +348,19 @@ class NumberConfig(_Section):
 
 
 class MenuConfig(_Section):
-    """The one short prompt and its one optional key. Silence goes straight on."""
+    """The one short prompt and its one optional key. Silence goes straight on.
+
+    ``first = "queue"`` (docs/caller-side.md): the caller is in the queue of their city as
+    soon as the call is answered; the prompt is the first thing heard while waiting, and a key
+    pressed during the wait moves the caller to the chosen skill's queue, keeping the place
+    their first arrival earned. ``"menu"``: the earlier dialplan, prompt and key window first
+    (kept for comparison, bench/caller_entry.py)."""
 
     prompt: str = "您好，幺二三四五。企业服务按一，外语服务按二，其他请稍候。"
     keys: dict[Annotated[str, Field(pattern=r"^[0-9]$")], ID] = {}
+    # The key window after the prompt (menu first only; queue first takes keys while waiting).
     timeout_s: Annotated[float, Field(ge=0.5, le=10)] = 1.5
+    first: Literal["queue", "menu"] = "queue"
 
 
 class RatingSection(_Section):
@@ -364,6 +372,78 @@ class RatingSection(_Section):
     # How long the caller has for the key once the prompt has played.
     timeout_s: Annotated[float, Field(ge=1, le=15)] = 5.0
     thanks: str = "感谢您的评价，再见。"
+
+
+class AnnounceSection(_Section):
+    """Position and expected wait told to callers waiting in a queue (queueing/announce,
+    docs/caller-side.md): at entry when the expected wait is over ``threshold_s``, then every
+    ``every_s`` seconds. Whispered over the music (only the caller hears it)."""
+
+    enabled: bool = True
+    # At entry: only a wait at least this long is announced (0: always).
+    threshold_s: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    # Then every so many seconds (0: only at entry).
+    every_s: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    # After the prompt the caller hears first (queue first), this much later.
+    first_after_s: Annotated[float, Field(ge=0, le=600)] = 1.0
+    # Average talk time until Asterisk has one for the queue (seconds).
+    aht_s: Annotated[float, Field(ge=10, le=3600)] = 180.0
+    text: str = "您目前排在第{position}位，预计等待约{minutes}分钟。"
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        try:
+            v.format(position=1, minutes=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"may only use {{position}} and {{minutes}}: {exc}") from exc
+        return v
+
+
+class NobodySection(_Section):
+    """Nobody there (docs/caller-side.md): with no agent signed in or all paused the caller
+    does not wait in an empty queue but goes on to the next (the city's general pool, then the
+    province's); when the last one is empty too, or after ``max_wait_s`` in all, Asterisk
+    offers a callback (key 1) or a recorded message (留言: key 2, or no key), which becomes
+    the case's recording and transcript and a callback task. All of it in the dialplan: it
+    works with the service away."""
+
+    # "offer": empty queues are left at once (joinempty/leavewhenempty: paused, invalid,
+    # unavailable); "wait": callers wait in an empty queue until max_wait_s.
+    when_empty: Literal["offer", "wait"] = "offer"
+    # Longest wait from the first queue before the offer, whatever the queues' plan says.
+    max_wait_s: Annotated[int, Field(ge=30, le=7200)] = 600
+    offer: str = "现在坐席繁忙，暂时无法接听。需要我们给您回电请按1，留言请按2。"
+    offer_timeout_s: Annotated[float, Field(ge=1, le=20)] = 5.0
+    message_prompt: str = "请在提示音后留言，说完请按井号键或直接挂机。"
+    message_max_s: Annotated[int, Field(ge=10, le=600)] = 120
+    # Silence that ends a message (seconds).
+    message_silence_s: Annotated[int, Field(ge=2, le=30)] = 5
+    thanks: str = "已为您登记，我们会尽快给您回电，再见。"
+
+
+class KeepPlaceSection(_Section):
+    """Keep my place (排队回呼, docs/caller-side.md): after ``offer_after_s`` of waiting the
+    caller may press ``key`` and hang up; a placeholder keeps their place in the queue (in
+    Asterisk: it survives a service restart), and when an agent takes it the agent hears the
+    case, then the caller is dialled ([follow_up] dial over the caller's trunk). Not reached:
+    tried again ``retry_after_s`` later at the head of the queue, ``attempts`` times in all,
+    then a callback task."""
+
+    enabled: bool = True
+    key: Annotated[str, Field(pattern=r"^[0-9*#]$")] = "9"
+    offer_after_s: Annotated[int, Field(ge=0, le=3600)] = 60
+    # Said after the position announcement once the offer stands (queueing/announce).
+    offer: str = "如不想继续等待，请按9挂机，轮到您时我们给您回电，排队位置保持不变。"
+    confirm: str = "好的，轮到您时我们会给您回电，请保持电话畅通，再见。"
+    # What the agent hears before the caller is dialled (the case number follows when the
+    # service could make it).
+    whisper: str = "排队回呼。"
+    attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    retry_after_s: Annotated[int, Field(ge=5, le=3600)] = 120
+    ring_s: Annotated[int, Field(ge=5, le=120)] = 30
+    # How long a placeholder may wait for an agent before it becomes a callback task.
+    max_wait_s: Annotated[int, Field(ge=60, le=86400)] = 4 * 3600
 
 
 class AgentConfig(_Section):
@@ -1086,6 +1166,9 @@ class Config(_Section):
     queueing: QueueingSection = QueueingSection()
     menu: MenuConfig = MenuConfig()
     rating: RatingSection = RatingSection()
+    announce: AnnounceSection = AnnounceSection()
+    nobody: NobodySection = NobodySection()
+    keep_place: KeepPlaceSection = KeepPlaceSection()
     routing: RoutingSection = RoutingSection()
     province: str = "province"
     skills: dict[ID, str]
@@ -1182,6 +1265,8 @@ class Config(_Section):
             if dd.department not in dept_ids and self.case_loop.departments_file is None:
                 problems.append(
                     f"case_loop.defaults[{i}].department: unknown {dd.department!r}")
+        if self.keep_place.enabled and self.keep_place.key in self.menu.keys:
+            problems.append(f"keep_place.key: {self.keep_place.key!r} is a menu key")
         for key, skill in self.menu.keys.items():
             if skill not in self.skills:
                 problems.append(f"menu.keys.{key}: unknown skill {skill!r}")

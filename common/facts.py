@@ -50,6 +50,11 @@ class CallFact:
             # A transfer leg's id is its destination channel's uniqueid
             # (telephony.transfers.services).
             return f"{self.kind}:{d.get('leg', '')}"
+        if self.kind == "announced":  # each position announcement to a waiting caller
+            return f"{self.kind}:{d.get('n', '')}"
+        if self.kind == "routed" and d.get("key"):
+            # Queue first: asked again when a key is pressed while waiting (a new decision).
+            return f"{self.kind}:key{d['key']}"
         if self.kind == "requeued":
             return f"{self.kind}:{d.get('uniqueid', '')}"
         return self.kind

@@ -36,6 +36,7 @@ from common.redisconn import login, redis_client
 from common.retention import RetentionWorker
 from hotline.nodes import NodeRuntime
 from hotline.privacy import retention_job
+from queueing.announce import plugin as announce_plugin
 from queueing.routing.plugin import RoutingPlugin
 from queueing.surge import plugin as surge_plugin
 from queueing.surge.history import CallHistory
@@ -43,6 +44,8 @@ from queueing.surge.staffing import Staffing
 from telephony.ami import AmiClient
 from telephony.asterisk import sounds
 from telephony.asterisk.instance import cel_path, recordings_spool, sounds_dir
+from telephony.calls.keep_place import ROUTE as KEEP_PLACE_ROUTE
+from telephony.calls.keep_place import KeepPlace
 from telephony.live import plugin as live_plugin
 from telephony.live.recovery import RedisGuard, RedisHealth
 from telephony.monitoring import plugin as monitoring_plugin
@@ -161,6 +164,19 @@ class HotlineService:
                                           notify=self.webhooks.outbox.tell)
         self.insight = self.insight_room.insight
 
+        # Position and expected wait told to waiting callers (a call-tracker sink).
+        self.announcer = announce_plugin.build(
+            cfg, ami_of=self._ami_of, sounds_of=lambda node: sounds_dir(cfg, cfg.node(node)),
+            speak=sounds.speak, record=self.store.submit)
+
+        # Keep my place: Asterisk's placeholders report over FastAGI ("keep"); the agent who
+        # takes one hears the case (a whisper made when the caller presses the key).
+        self.keep_place = KeepPlace(record=self.store.apply,
+                                    case_number=self.store.cached_number,
+                                    sounds_of=lambda node: sounds_dir(cfg, cfg.node(node)),
+                                    speak=sounds.speak, default_node=cfg.nodes[0].id)
+        self.fastagi.add_route(KEEP_PLACE_ROUTE, self.keep_place)
+
         cel_paths = cel_paths or {}
         ami_addresses = ami_addresses or {}
         self.nodes: dict[str, NodeRuntime] = {}
@@ -170,8 +186,10 @@ class HotlineService:
                 live=self.live, health=self.redis_health,
                 # The store queues each call's facts in order and writes calls concurrently,
                 # so the event stream does not wait for the database.
-                sinks=[self.store.submit, live_fact], case_of=self.store.cached_number,
-                skills_of=self.skills.of, signed_in=self.presence.is_signed_in,
+                sinks=[self.store.submit, live_fact, self.announcer.on_fact,
+                       self.keep_place.on_fact],
+                case_of=self.store.cached_number, skills_of=self.skills.of,
+                signed_in=self.presence.is_signed_in,
                 transfers=self.callcontrol.on_event, transcripts=self.transcripts.on_event,
                 surge=self.surge.on_event, monitoring=self.monitoring.on_event,
                 ami_secret=ami_secret,
@@ -207,6 +225,7 @@ class HotlineService:
             self.webhooks,  # after the directory is seeded (its webhook URLs)
             self.reports,
             self.routing,
+            self.keep_place,  # records what the FastAGI "keep" route hears
             self.transcripts,
             self.insight_room,
             self.retention,
@@ -214,6 +233,7 @@ class HotlineService:
             self.callcontrol,  # transfers act through the nodes' AMI clients
             self.monitoring,
             self.followups,  # calls out through the nodes, hears back over FastAGI
+            self.announcer,  # whispers to waiting callers through the nodes
             self.surge,
             self.redis_guard,
         ]

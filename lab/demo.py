@@ -178,7 +178,10 @@ async def run_demo(calls: int = 5, workdir: Path | None = None, keep: bool = Fal
                  + (f" and presses {sc.key}" if sc.key else ", presses nothing"))
             if sc.key:
                 await call.media_active.wait()
-                await asyncio.sleep(1.0)  # during the prompt
+                # During the prompt: with queue first the caller is already in the queue and
+                # a free agent's phone rings at once (it answers after a second); the key
+                # before that moves the call to the chosen skill (docs/caller-side.md).
+                await asyncio.sleep(0.5)
                 await party.dtmf(call, sc.key)
             await asyncio.wait_for(
                 picked.setdefault(mask_number(number), asyncio.Event()).wait(), 90)

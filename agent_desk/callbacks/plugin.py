@@ -10,4 +10,5 @@ from common.config import Config
 
 
 def build(cfg: Config, tasks: CallbackTasks) -> CallbackWorker:
-    return CallbackWorker(tasks, max_attempts=cfg.web.callback_attempts)
+    return CallbackWorker(tasks, max_attempts=cfg.web.callback_attempts,
+                          poll_s=max(1.0, cfg.follow_up.poll_s))

@@ -18,7 +18,8 @@ class CallbackOutcomeBody(Body):
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Task": obj({"id": I, "status": {"enum": STATUSES}, "attempts": I, "max_attempts": I,
-                 "outcome": SN, "city": SN, "queue": SN, "log": ARR, "created_at": SN},
+                 "outcome": SN, "reason": S, "city": SN, "queue": SN, "log": ARR,
+                 "created_at": SN},
                 case=S, caller=S),
 }
 CALLBACKS = obj({"callbacks": {"type": "array", "items": ref("Task")}})

@@ -12,14 +12,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from agent_desk.access import Scope
 from agent_desk.audit import Actor, Audit
-from agent_desk.models import CATEGORIES, CallbackTask, CaseForm, CaseFormVersion
+from agent_desk.models import (
+    CATEGORIES,
+    CallbackTask,
+    CaseForm,
+    CaseFormVersion,
+    FollowUpTask,
+)
 from cases.models import Case
 from common.errors import DomainError
 from common.privacy import PersonalData
@@ -32,6 +38,10 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     """A change that does not fit the case or task now (stale, closed, busy, ...)."""
+
+
+# Cases called back another way: keep my place (排队回呼) keeps the caller's own place.
+NO_CALLBACK = ("keep_place",)
 
 
 def iso(v: datetime | None) -> str | None:
@@ -329,31 +339,82 @@ class ConsoleStore:
     def _task(self, t: CallbackTask, case: Case | None = None) -> dict[str, Any]:
         out = {"id": t.id, "status": t.status, "attempts": t.attempts,
                "max_attempts": t.max_attempts, "outcome": t.outcome, "city": t.city,
+               "reason": t.reason or "abandoned",
                "queue": t.queue, "log": [self._timeline_detail(e) for e in (t.log or [])],
                "created_at": iso(t.created_at)}
         if case is not None:
             out.update(case=case.number, caller=case.caller_masked or "")
         return out
 
-    async def callback_for_call(self, call_id: str, max_attempts: int) -> dict[str, Any] | None:
-        """A callback task for the abandoned call's case (once per case)."""
+    async def callback_for_call(self, call_id: str, max_attempts: int, reason: str = "abandoned"
+                                ) -> dict[str, Any] | None:
+        """A callback task for the case of a call nobody answered (once per case): the caller
+        gave up in the queue, left a message, asked for a callback, or hung up before the
+        queue. ``reason`` is the task's first log entry."""
         try:
             async with self.sessions() as s, s.begin():
                 case = (await s.execute(select(Case).where(Case.call_id == call_id))
                         ).scalar_one_or_none()
                 if case is None or not case.caller_enc:
                     return None
+                if case.answered_at is not None or (
+                        case.outcome in NO_CALLBACK and reason != "keep_place_failed"):
+                    return None  # answered, or called back another way (keep my place)
                 if (await s.execute(select(CallbackTask.id).where(
                         CallbackTask.case_id == case.id))).first() is not None:
                     return {}  # made already (another web process, a repeated event)
                 task = CallbackTask(case_id=case.id, city=case.city, queue=case.queue,
-                                    status="pending", attempts=0, log=[],
+                                    status="pending", attempts=0, log=[], reason=reason,
                                     max_attempts=max_attempts)
                 s.add(task)
                 await s.flush()
                 return self._task(task, case)
         except IntegrityError:
             return {}
+
+    async def callback_for_case(self, case_id: int, max_attempts: int, reason: str
+                                ) -> dict[str, Any] | None:
+        """A callback task for a case whatever its call (a 回访 that reached nobody): once per
+        case, like every callback task."""
+        try:
+            async with self.sessions() as s, s.begin():
+                case = (await s.execute(select(Case).where(Case.id == case_id))
+                        ).scalar_one_or_none()
+                if case is None or not case.caller_enc:
+                    return None
+                if (await s.execute(select(CallbackTask.id).where(
+                        CallbackTask.case_id == case.id))).first() is not None:
+                    return {}
+                task = CallbackTask(case_id=case.id, city=case.city, queue=case.queue,
+                                    status="pending", attempts=0, log=[], reason=reason,
+                                    max_attempts=max_attempts)
+                s.add(task)
+                await s.flush()
+                return self._task(task, case)
+        except IntegrityError:
+            return {}
+
+    async def unreached_follow_ups(self, since: datetime, limit: int = 500) -> list[int]:
+        """Cases whose 回访 reached nobody since ``since`` and have no callback task yet."""
+        q = (select(FollowUpTask.case_id)
+             .outerjoin(CallbackTask, CallbackTask.case_id == FollowUpTask.case_id)
+             .where(FollowUpTask.outcome == "unreached", FollowUpTask.updated_at >= since,
+                    CallbackTask.id.is_(None))
+             .distinct().limit(limit))
+        async with self.sessions() as s:
+            return [int(c) for c in (await s.execute(q)).scalars()]
+
+    async def calls_without_callback(self, since: datetime, limit: int = 1000) -> list[str]:
+        """Calls ended unanswered since ``since`` whose case has no callback task (what a
+        worker stopped between the end and the task missed): oldest first."""
+        q = (select(Case.call_id).outerjoin(CallbackTask, CallbackTask.case_id == Case.id)
+             .where(Case.call_id.is_not(None), Case.call_state == "ended",
+                    Case.answered_at.is_(None), Case.caller_enc.is_not(None),
+                    Case.ended_at >= since, CallbackTask.id.is_(None),
+                    or_(Case.outcome.is_(None), Case.outcome.not_in(NO_CALLBACK)))
+             .order_by(Case.ended_at).limit(limit))
+        async with self.sessions() as s:
+            return [str(c) for c in (await s.execute(q)).scalars()]
 
     async def callbacks(self, scope: Scope, *, status: str | None = None,
                         city: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -193,7 +193,7 @@ async function loadCallbacks() {
 }
 function renderCallbacks() {
   paint(repeat(CALLBACKS, c => c.id, c => html`<tr data-callback=${c.id}><td>${c.case}</td><td>${c.caller}</td>
-    <td>${cityName(c.city)}</td><td>${tEnum("callback_status", c.status)}</td><td>${c.attempts}/${c.max_attempts}</td>
+    <td>${cityName(c.city)}</td><td>${tEnum("callback_status", c.status)} <small>${tEnum("callback_reason", c.reason)}</small></td><td>${c.attempts}/${c.max_attempts}</td>
     <td><button class="cb-call" @click=${() => callBack(c.id)}>${t("callback.call")}</button>
     <select style="width:auto" @change=${ev => setOutcome(c.id, ev.target)}><option value=""></option>
     ${CALLBACK_OUTCOMES.map(o => html`<option value=${o}>${tEnum("callback_outcome", o)}</option>`)}</select></td></tr>`),

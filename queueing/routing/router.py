@@ -11,6 +11,10 @@ its fallback queue: a call is never dropped because of the router.
     1 queue  2 priority  3 case number  4 QUEUE_MAX_PENALTY for the first queue  5 queue rule
     6 seconds in the first queue  7 next queue  8 seconds there  9 last queue
     10 preferred agent  11 seconds the preferred agent rings
+    12 "1" when the caller may still choose a skill by key while waiting (queue first: the
+       prompt is played as the queue's first announcement, docs/caller-side.md)
+    13 the caller's number as a callback dials it, when [callbacks] allowed_patterns allow
+       one (keep my place is offered only then)
 
 How a waiting call widens, all in Asterisk itself: the first queue starts with
 QUEUE_MAX_PENALTY at the configured level, and its queue rule (queuerules.conf, rendered per
@@ -39,8 +43,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol, TypeVar
 
 from common.config import PROVINCE_POOL, Config
+from common.errors import DomainError
 from common.facts import CallFact, call_id_of
 from common.logs import call_scope, note_case
+from common.numbers import callback_number
 from common.privacy import PersonalData, normalize_number
 from common.queues import max_penalty_for, queue_name, relax_rule
 from common.tasks import cancel_and_wait
@@ -82,6 +88,10 @@ class RouteDecision:
     overflow: tuple[tuple[str, int | None], ...] = ()
     preferred_agent: str | None = None
     preferred_ring_s: int = 0
+    # The number offers the menu and no key chose a skill yet.
+    menu: bool = False
+    # The digits a callback would dial (keep my place), "" when none may be made.
+    callback: str = ""
 
     @property
     def summary(self) -> str:
@@ -97,6 +107,7 @@ class RouteDecision:
             "" if self.first_wait_s is None else str(self.first_wait_s),
             q2, "" if t2 is None else str(t2), q3,
             self.preferred_agent or "", str(self.preferred_ring_s) if self.preferred_agent else "",
+            "1" if self.menu else "", self.callback,
         ))
 
     @property
@@ -132,6 +143,18 @@ class RoutingTable:
         self.prio_green = r.priority_green
         self.prio_repeat = r.priority_repeat
         self.preferred_ring_s = r.preferred_agent_ring_s
+        self.keep_place = cfg.keep_place.enabled and cfg.menu.first == "queue"
+        self.callback_patterns = tuple(cfg.callbacks.allowed_patterns)
+        self.callback_refused = tuple(e.number for e in cfg.emergency_lines)
+
+    def callback_digits(self, caller: str) -> str:
+        """What a keep-my-place callback would dial, "" if the number may not be called."""
+        if not self.keep_place or not caller:
+            return ""
+        try:
+            return callback_number(caller, self.callback_patterns, self.callback_refused)
+        except DomainError:
+            return ""
 
     def city_of(self, trunk: str, dialed: str, caller: str) -> tuple[str, str]:
         city = self.trunk_city.get(trunk)
@@ -186,6 +209,8 @@ def decide(cfg: Config | RoutingTable, req: RouteRequest) -> RouteDecision:
         skill = number.skill
         reasons.append(f"skill={skill} (dialed {number.number})")
     key = req.key if len(req.key) == 1 else ""
+    menu = (number is not None and number.skill == t.general and bool(t.menu)
+            and not (key and key in t.menu))
     if key and key in t.menu:
         if number is not None and number.skill == t.general:
             skill = t.menu[key]
@@ -245,7 +270,9 @@ def decide(cfg: Config | RoutingTable, req: RouteRequest) -> RouteDecision:
         flags=tuple(flags), max_penalty=max_penalty,
         rule=relax_rule(skill) if max_penalty is not None else "",
         first_wait_s=first_wait, overflow=tuple(overflow), preferred_agent=preferred,
-        preferred_ring_s=t.preferred_ring_s if preferred else 0)
+        preferred_ring_s=t.preferred_ring_s if preferred else 0,
+        menu=menu and not req.handover and req.trunk not in t.handover_line,
+        callback=t.callback_digits(req.caller))
 
 
 # -- the FastAGI endpoint ----------------------------------------------------------------------

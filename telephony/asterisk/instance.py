@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -71,6 +72,8 @@ def recordings_spool(cfg: Config, node: NodeConfig) -> Path:
 
 # Under sounds/: the 回访 prompts made per call (agent_desk/followup writes them there).
 FOLLOWUP_SOUNDS = "followup"
+WELCOME_MOH = "moh-welcome"
+KEEP_PLACE_SOUNDS = "keep"
 
 
 def sounds_dir(cfg: Config, node: NodeConfig) -> Path:
@@ -286,12 +289,26 @@ class AsteriskInstance:
         for text, name in ((cfg.rating.prompt, "rating"), (cfg.rating.thanks, "rating_thanks"),
                            (cfg.follow_up.resolved_prompt, "followup_resolved"),
                            (cfg.follow_up.thanks, "followup_thanks"),
-                           (general_intro(cfg.follow_up.intro), "followup_intro")):
+                           (general_intro(cfg.follow_up.intro), "followup_intro"),
+                           (cfg.nobody.offer, "nobody_offer"),
+                           (cfg.nobody.message_prompt, "nobody_message"),
+                           (cfg.nobody.thanks, "nobody_thanks"),
+                           (cfg.keep_place.confirm, "keep_confirm"),
+                           (cfg.keep_place.whisper, "keep_whisper")):
             sounds.speak(text, self.dir / "sounds" / f"{name}.wav", tempo=1.3)
-        followup = self.dir / "sounds" / FOLLOWUP_SOUNDS
-        followup.mkdir(parents=True, exist_ok=True)
-        followup.chmod(0o755)
+        # Made per call by the service: 回访 prompts, keep-my-place whispers naming the case.
+        for made in (FOLLOWUP_SOUNDS, KEEP_PLACE_SOUNDS):
+            folder = self.dir / "sounds" / made
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(0o755)
         sounds.music_on_hold(self.dir / "moh" / "chimes.wav")
+        # Queue first: the prompt, then the music, as the waiting caller's music on hold
+        # (musiconhold.conf [hotline-welcome]: in name order, the last one looping).
+        welcome = self.dir / WELCOME_MOH
+        welcome.mkdir(parents=True, exist_ok=True)
+        for src, name in ((self.dir / "sounds" / "welcome.wav", "1-welcome.wav"),
+                          (self.dir / "moh" / "chimes.wav", "2-chimes.wav")):
+            shutil.copyfile(src, welcome / name)
         if os.geteuid() == 0 and self.runtime.version != CONTAINER_VERSION:
             # A running Asterisk reloads them as its own user (the container renders as it).
             self.hand_over()

@@ -56,9 +56,13 @@ def tone(out: Path, *, freq: float, seconds: float, rate: int = 8000, gain_db: f
     return out
 
 
-def music_on_hold(out: Path, *, rate: int = 8000) -> Path:
-    """A calm, looping chime sequence for callers on hold."""
-    if out.exists():
+def music_on_hold(out: Path, *, rate: int = 8000, gain_db: float = -26) -> Path:
+    """A calm, looping chime sequence for callers on hold; well under the prompts' level, so
+    what is said over it while they wait (position, expected wait) is understood."""
+    # A hidden stamp: Asterisk plays every other file in the folder.
+    stamp = out.with_name(f".{out.stem}.src")
+    key = f"chimes|{rate}|{gain_db}"
+    if out.exists() and stamp.exists() and stamp.read_text() == key:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     notes = ["523.25", "659.25", "783.99", "659.25", "587.33", "698.46", "880", "698.46"]
@@ -68,11 +72,12 @@ def music_on_hold(out: Path, *, rate: int = 8000) -> Path:
         part = out.with_name(f".note{i}.wav")
         subprocess.run(
             [sox, "-n", "-r", str(rate), "-c", "1", "-b", "16", str(part), "synth", "0.9",
-             "sine", f, "fade", "q", "0.05", "0.9", "0.4", "gain", "-14"],
+             "sine", f, "fade", "q", "0.05", "0.9", "0.4", "gain", str(gain_db)],
             check=True, capture_output=True,
         )
         parts.append(str(part))
     subprocess.run([sox, *parts, str(out)], check=True, capture_output=True)
     for p in parts:
         Path(p).unlink()
+    stamp.write_text(key)
     return out

@@ -22,7 +22,14 @@ from typing import Any, Protocol
 from common.facts import CallFact, Sink, agent_of, call_id_of, trunk_of
 from common.outcomes import classify_failure
 from common.tasks import cancel_and_wait
+from telephony.calls.keep_place import CEL_EVENT as KEEP_EVENT
+from telephony.calls.keep_place import PLACEHOLDER, facts_from_cel_event
 from telephony.calls.rating import NOT_RATED, rating_of, unrated_why
+
+# [hotline-nobody]'s CEL user events and the facts they make (the tracker hears the same
+# as channel variables: telephony/calls/tracker.py CHOICE_VARIABLES).
+CHOICE_EVENTS = {"HOTLINE_NOBODY": "nobody", "HOTLINE_CALLBACK_REQUEST": "callback_requested",
+                 "HOTLINE_MESSAGE": "message", "HOTLINE_KEEP_PLACE": "keep_place"}
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +142,7 @@ def facts_from_cel(node: str, rows: list[CelRow], *, finished: bool = True,
     hangups: list[CelRow] = []
     end: CelRow | None = None
     rated = False
+    nobody: set[str] = set()
     for r in rows:
         agent = agent_of(r.channel) if r.uniqueid != caller_uid else None
         if r.userdeftype == "HOTLINE_FALLBACK":  # eventtype holds the user event's name
@@ -146,6 +154,10 @@ def facts_from_cel(node: str, rows: list[CelRow], *, finished: bool = True,
             facts.append(fact("rated", r.at, rating=rating, key=key,
                               why="" if rating != NOT_RATED else (
                                   "no_key" if not key else "invalid_key")))
+        elif r.userdeftype in CHOICE_EVENTS and CHOICE_EVENTS[r.userdeftype] not in nobody:
+            nobody.add(CHOICE_EVENTS[r.userdeftype])
+            facts.append(fact(CHOICE_EVENTS[r.userdeftype], r.at,
+                              status=str(r.extra.get("extra", ""))[:64]))
         elif r.event == "APP_START" and r.app == "Queue" and r.uniqueid == caller_uid:
             queue = r.appdata.split(",", 1)[0]
             queued_at = queued_at or r.at
@@ -190,7 +202,8 @@ def facts_from_cel(node: str, rows: list[CelRow], *, finished: bool = True,
         talk_end = caller_left_bridge or (end.at if end else first_answer)
         facts.append(fact("completed", talk_end, talk_time=max(0.0, talk_end - first_answer),
                           reason=hangup_by))
-    elif queued_at is not None and caller_hangup is not None:
+    elif queued_at is not None and caller_hangup is not None and not nobody:
+        # (A caller offered a callback or a message left the queues before hanging up.)
         facts.append(fact("abandoned", caller_hangup.at, queue=queue,
                           hold_time=caller_hangup.at - queued_at))
     end_at = end.at if end else (caller_hangup.at if caller_hangup else rows[-1].at)
@@ -337,6 +350,14 @@ class CelReconciler:
                          for lk in await self.store.legs_needing_cel(sorted(legs))}
             done = 0
             for lk in over:
+                rs = by_linked[lk]
+                if any(r.channel.startswith(PLACEHOLDER) for r in rs):
+                    # Keep my place: its steps belong to the caller's call (same keys as the
+                    # live reports: applied once).
+                    await self._apply([f for r in rs if r.userdeftype == KEEP_EVENT
+                                       for f in facts_from_cel_event(
+                                           self.node, str(r.extra.get("extra", "")), r.at)])
+                    continue
                 if call_id_of(self.node, lk) not in need:
                     continue
                 rs = await self._rows_of(lk, by_linked[lk])

@@ -27,6 +27,11 @@ from common.facts import (
 from common.logs import call_scope, note_case
 from telephony.calls.rating import NOT_RATED, rating_of, unrated_why
 
+# The caller's choices when nobody answers ([hotline-nobody]) or while waiting (keep my
+# place): channel variables (also CEL user events, telephony/calls/cel.py) and their facts.
+CHOICE_VARIABLES = {"HOTLINE_NOBODY": "nobody", "HOTLINE_CALLBACK_REQUEST": "callback_requested",
+                    "HOTLINE_MESSAGE": "message", "HOTLINE_KEEP_PLACE": "keep_place"}
+
 log = logging.getLogger(__name__)
 
 
@@ -67,6 +72,8 @@ class Call:
     rated: bool = False
     # Up at a resync: events of the reconnect's gap may be lost, so its end asks for CEL's word.
     resynced: bool = False
+    # The nobody-there variables already reported (one fact each).
+    reported: set[str] = field(default_factory=set)
 
     def heard_after(self, snap: ev.Snapshot) -> bool:
         """First heard of after the snapshot began: it may be missing from it."""
@@ -219,6 +226,11 @@ class CallTracker:
             await self.emit("rated", call, e.received_at, rating=rating, key=key,
                             why="" if rating != NOT_RATED else ("no_key" if not key
                                                                 else "invalid_key"))
+        elif name in CHOICE_VARIABLES and e.value and name not in call.reported:
+            # Nobody there: the offer, a callback asked for, a message; or keep my place.
+            call.reported.add(name)
+            kind = CHOICE_VARIABLES[name]
+            await self.emit(kind, call, e.received_at, status=e.value[:64])
         elif name == "HOTLINE_PREFERRED_MISS" and e.value:
             await self.emit("preferred_missed", call, e.received_at, status=e.value[:32])
         elif name == "QUEUE_MAX_PENALTY":

@@ -66,8 +66,12 @@ AGENTS = [
 
 @pytest.fixture(scope="module")
 async def rlab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
+    # The decision table presses keys with agents free: the menu-first dialplan, where the key
+    # comes before the queue. Queue first (keys while waiting) is tested in
+    # test_caller_side.py.
     cfg = lab_test_config(tmp_path_factory.mktemp("routing-lab"), **{
-        "menu.timeout_s": 2.5, "menu.keys": {"1": "enterprise_policy", "2": "lang_en"},
+        "menu.timeout_s": 2.5, "menu.first": "menu",
+        "menu.keys": {"1": "enterprise_policy", "2": "lang_en"},
         "skills": SKILLS, "numbers": NUMBERS, "trunks": TRUNKS, "agents": AGENTS,
         "routing": ROUTING})
     the_lab = Lab(cfg)

@@ -21,7 +21,11 @@ from tests.support.servers import REDIS_URL, make_pg_database
 def lab_test_config(workdir: Path, **overrides: Any) -> Config:
     """The lab configuration with the tests' short prompt and timeouts."""
     # A one-word prompt keeps each call's menu short; the menu itself is tested on its own.
+    # Many tests let a caller wait before any agent signs in: empty queues keep their callers
+    # here (the default offers a callback or a message at once: test_caller_side.py).
     base = {"menu.prompt": "您好", "menu.timeout_s": 1.0, "service.log_format": "text",
+            "nobody.when_empty": "wait", "keep_place.offer_after_s": 2,
+            "keep_place.retry_after_s": 5, "keep_place.ring_s": 15,
             "queueing.ring_timeout_s": 8,
             # Transfers: destinations' trunks checked every second, short ring timeouts, and a
             # crashed softphone noticed within seconds.
@@ -70,9 +74,15 @@ class ServiceFactory:
         })
 
     async def start(self, db: str = "sqlite", *, cel_from_now: bool = True,
-                    **kwargs: Any) -> HotlineService:
-        """Start a service; a second call (after stopping the first) reuses the database."""
+                    sections: dict[str, Any] | None = None, **kwargs: Any) -> HotlineService:
+        """Start a service; a second call (after stopping the first) reuses the database.
+        ``sections``: the service's own settings changed ({"announce": {"every_s": 3}}; not
+        what Asterisk was rendered with)."""
         cfg = self.config(await self.database(db))
+        if sections:
+            cfg = cfg.model_copy(update={
+                name: getattr(cfg, name).model_copy(update=values)
+                for name, values in sections.items()})
         kwargs.setdefault("ami_options", {"ping_interval": 1.0, "ping_timeout": 1.0,
                                           "backoff": (0.1, 0.2, 0.5)})
         service = self.lab.build_service(cfg, cel_from_now=cel_from_now, cel_interval_s=2.0,

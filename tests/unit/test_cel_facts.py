@@ -67,3 +67,18 @@ def test_live_and_dead_calls():
 def test_not_an_inbound_call():
     rows = [r for r in answered_call() if r.uniqueid == A]
     assert facts_from_cel("node1", rows) == []
+
+
+def test_keep_my_place_steps_from_a_placeholders_cel_events():
+    """Keep my place: a placeholder's steps, read from CEL after an outage, are the same facts
+    (same keys) as its live FastAGI reports, on the caller's call."""
+    from telephony.calls.keep_place import facts_from_cel_event
+
+    taken = facts_from_cel_event("node1", "node1-100.0|2|TAKEN|0", 130.0)
+    assert [(f.kind, f.call_id, f.source) for f in taken] == [
+        ("keep_place_2_taken", "node1:node1-100.0", "cel")]
+    busy = facts_from_cel_event("node1", "node1-100.0|3|BUSY|1", 140.0)
+    assert [f.kind for f in busy] == ["keep_place_3_busy", "keep_place_failed"]
+    answered = facts_from_cel_event("node1", "node1-100.0|1|ANSWER|1", 150.0)
+    assert [f.kind for f in answered] == ["keep_place_1_answer", "keep_place_reached"]
+    assert facts_from_cel_event("node1", "garbage", 1.0) == []

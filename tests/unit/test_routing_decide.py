@@ -78,7 +78,7 @@ def test_decision_is_always_a_valid_queue(trunk, dialed, key, caller, handover, 
         assert routing_table(CFG).agent_node[d.preferred_agent] == node
     # The channel variable: 11 fields, nothing that could break the AGI command.
     value = d.channel_value("20261122000001")
-    assert value.count("|") == 10 and "\n" not in value and '"' not in value
+    assert value.count("|") == 12 and "\n" not in value and '"' not in value
     assert value.split("|")[0] == d.queue
     assert d.summary.startswith("route: city=")
 
@@ -168,3 +168,18 @@ async def test_slow_database_answers_the_route_without_the_case_number():
         assert [f.kind for f in recorded] == ["routed"]
     finally:
         await router.stop()
+
+
+def test_the_menu_is_offered_while_waiting_until_a_key_chooses():
+    """Queue first: field 12 says whether the prompt (and its keys) comes with the wait."""
+
+    def menu(dialed: str, key: str = "", trunk: str = "nanjing", handover: bool = False) -> str:
+        d = decide(CFG, RouteRequest("node1", "node1:1", trunk, dialed, key, "13800000000",
+                                     handover=handover))
+        return d.channel_value("1").split("|")[11]
+
+    assert menu("12345") == "1"
+    assert menu("12345", key="1") == ""           # chosen: no prompt again
+    assert menu("12345", key="9") == "1"          # not a menu key: still offered
+    assert menu("12315") == ""                    # a number with its own skill has no menu
+    assert menu("12345", handover=True) == ""     # handed over: straight to an agent
