@@ -21,12 +21,16 @@ PAGES = sorted(STATIC.glob("*.html"))
 HAN = re.compile(r"[\u3400-\u9fff]")
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # t("key"...), and catalogue keys handed around as {key: "family.name"} to be said later.
-LITERAL_KEY = re.compile(r"""\bt\(\s*["']([^"']+)["']|\bkey:\s*["']([^"']+)["']""")
+LITERAL_KEY = re.compile(r"""\bt\(\s*["']([^"']+)["']\s*[,)]|\bkey:\s*["']([^"']+)["']""")
+# A key made at run time: t("route.green_" + who): some key must start with the prefix.
+KEY_PREFIX = re.compile(r"""\bt\(\s*["']([^"']+)["']\s*\+""")
 ENUM_FAMILY = re.compile(r"""\btEnum\(\s*["']([^"']+)["']""")
 PAGE_KEY = re.compile(r"""data-(?:i18n(?:-opt|-placeholder)?|title)="([^"]+)\"""")
 # Values of the Chinese catalogue that may hold Latin letters: the button that switches to
 # English says "English"; the skills hint shows a skill's code as the supervisor types it.
-LATIN_IN_ZH = {"lang.switch", "board.skills_placeholder"}
+LATIN_IN_ZH = {"lang.switch", "board.skills_placeholder",
+               # the phone's: the scheme a page must be opened with, and the keys' names.
+               "phone.error.insecure", "shortcut.hint"}
 
 
 def catalogue(lang: str) -> dict[str, str]:
@@ -97,6 +101,16 @@ def test_every_key_the_pages_use_exists() -> None:
     assert len(used) > 50  # the scan finds the keys (a broken pattern would find none)
     for lang in LANGS:
         assert sorted(used - set(catalogue(lang))) == [], lang
+
+
+def test_every_key_prefix_the_scripts_use_has_keys() -> None:
+    prefixes: set[str] = set()
+    for path in SCRIPTS:
+        prefixes.update(KEY_PREFIX.findall(without_comments(path.read_text(encoding="utf-8"))))
+    assert "route.green_" in prefixes  # the scan finds them
+    for lang in LANGS:
+        keys = catalogue(lang)
+        assert sorted(p for p in prefixes if not any(k.startswith(p) for k in keys)) == [], lang
 
 
 def test_every_value_family_the_scripts_use_exists() -> None:
