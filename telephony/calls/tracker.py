@@ -74,6 +74,11 @@ class Call:
     resynced: bool = False
     # The nobody-there variables already reported (one fact each).
     reported: set[str] = field(default_factory=set)
+    # Asterisk's QueueCallerAbandon, held back: app_queue sends it when the caller hangs up
+    # in the queue and also when Queue() times out (record_abandoned on QUEUE_TIMEOUT) and
+    # the dialplan goes on (the next queue, nobody there). Only what follows tells which: the
+    # caller's hang-up makes it the call's abandon; anything the dialplan does next drops it.
+    abandon: tuple[float, str, float] | None = None
 
     def heard_after(self, snap: ev.Snapshot) -> bool:
         """First heard of after the snapshot began: it may be missing from it."""
@@ -187,6 +192,12 @@ class CallTracker:
             call.rated = True
             await self.emit("rated", call, at, source, rating=NOT_RATED, key="",
                             why=unrated_why(hangup_by))
+        if call.abandon is not None and call.answered_by is None:
+            # The caller hung up while waiting in the queue (see Call.abandon).
+            abandoned_at, queue, hold_time = call.abandon
+            call.abandon = None
+            await self.emit("abandoned", call, abandoned_at, source, queue=queue,
+                            hold_time=hold_time)
         extra = {"resynced": True} if call.resynced else {}
         await self.emit("ended", call, at, source, cause=cause, cause_text=cause_text,
                         hangup_by=hangup_by, **extra)
@@ -214,6 +225,7 @@ class CallTracker:
         elif name == "HOTLINE_ROUTE_SOURCE" and e.value == "fallback":
             await self.emit("fallback", call, e.received_at)
         elif name == "HOTLINE_WIDENED" and e.value:
+            call.abandon = None  # timed out in the last queue, on to the next
             # The dialplan moved a waiting call on to the next queue (routing overflow).
             await self.emit("widened", call, e.received_at, step=e.value[:64],
                             queue=e.value[:64], previous=call.queue)
@@ -229,6 +241,7 @@ class CallTracker:
         elif name in CHOICE_VARIABLES and e.value and name not in call.reported:
             # Nobody there: the offer, a callback asked for, a message; or keep my place.
             call.reported.add(name)
+            call.abandon = None  # left the queues for the offer (a timeout, not the caller)
             kind = CHOICE_VARIABLES[name]
             await self.emit(kind, call, e.received_at, status=e.value[:64])
         elif name == "HOTLINE_PREFERRED_MISS" and e.value:
@@ -248,13 +261,14 @@ class CallTracker:
             return
         call.queue = e.queue
         call.queued_at = time.time()
+        call.abandon = None  # the last queue timed out: the caller went on to this one
         await self.emit("queued", call, e.received_at, queue=e.queue, position=e.position)
 
     async def _on_QueueCallerAbandon(self, e: ev.QueueCallerAbandon) -> None:  # noqa: N802
         call = self._call(e.channel)
         if call is None:
             return
-        await self.emit("abandoned", call, e.received_at, queue=e.queue, hold_time=e.hold_time)
+        call.abandon = (e.received_at, e.queue, e.hold_time)
 
     async def _on_AgentCalled(self, e: ev.AgentCalled) -> None:  # noqa: N802
         call = self._call(e.channel)
@@ -285,6 +299,7 @@ class CallTracker:
         if leg is not None:
             leg.answered_at = e.received_at
         call.answered_by = agent
+        call.abandon = None
         await self.emit("answered", call, e.received_at, agent=agent, queue=e.queue,
                         uniqueid=e.agent_channel.uniqueid, channel=e.agent_channel.name,
                         hold_time=e.hold_time, ring_time=e.ring_time)

@@ -1,7 +1,8 @@
 """Nobody there (issue 17 item 4), with the default ``[nobody] when_empty = "offer"``, on an
 Asterisk of its own: with no agent signed in the caller does not wait in empty queues but is
 offered a callback (1) or a message (2); a message is the case's recording and transcript and
-a callback task, also when the call ended while the service was away (rebuilt from CEL)."""
+a callback task, also when the call ended while the service was away (rebuilt from CEL); and
+with every agent busy, nobody waits longer than ``max_wait_s`` before the offer."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
 async def nlab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
     cfg = lab_test_config(tmp_path_factory.mktemp("nobody-lab"), **{
         "nobody.when_empty": "offer", "nobody.offer_timeout_s": 3.0,
-        "nobody.message_silence_s": 3, "nobody.message_max_s": 30})
+        "nobody.message_silence_s": 3, "nobody.message_max_s": 30,
+        "nobody.max_wait_s": 30})
     the_lab = Lab(cfg)
     await the_lab.start_asterisk()
     yield the_lab
@@ -170,3 +172,38 @@ async def test_an_empty_city_overflows_to_the_province_pool_at_once(nlab, servic
     # Straight through: the empty city queue did not keep the caller the plan's time there.
     plan = service.cfg.routing.relax_for("general").province_after_s
     assert case.wait_seconds is not None and case.wait_seconds < plan
+
+
+async def test_with_every_agent_busy_the_offer_comes_after_max_wait_s(nlab, services, phones,
+                                                                      sounds):
+    """1001 talks to a first caller the whole time: the second waits through the queues' plan
+    (the city's, then the province's), never longer than [nobody] max_wait_s (30 s here) in
+    all, then hears the offer; key 1 makes a callback task."""
+    service = await services.start()
+    agent = await nlab.agent("1001", play=sounds["tone_agent"])
+    first = await nlab.caller("13800001805", play=sounds["tone_caller"])
+    talking = await nlab.dial(first, trunk="nanjing")
+    incoming = await asyncio.wait_for(agent.incoming.get(), 30)
+    await asyncio.wait_for(incoming.answered.wait(), 10)
+    second = await nlab.caller("13800001806", play=sounds["tone_caller"])
+    waiting = await nlab.dial(second, trunk="nanjing")
+    max_wait = service.cfg.nobody.max_wait_s
+    await wait_reading(nlab, "nobody_offer", context="hotline-nobody", timeout=max_wait + 60)
+    await second.dtmf(waiting, "1")
+    await asyncio.wait_for(waiting.disconnected.wait(), 30)
+    await second.close()
+    await first.hangup(talking)
+    await asyncio.wait_for(incoming.disconnected.wait(), 10)
+    await first.close()
+    await agent.close()
+    case = await eventually(lambda: _case(service, "13800001806"), 30, what="the case")
+    assert case.outcome == "callback_requested" and case.answered_at is None
+    # Each queue's time out is no abandon (Asterisk reports one): the caller never hung up.
+    assert "abandoned" not in [e.kind for e in case.events]
+    nobody = next(e for e in case.events if e.kind == "nobody")
+    assert nobody.detail["status"] == "TIMEOUT", nobody.detail  # not an empty queue
+    # Asterisk's own times: queued, then offered no sooner than max_wait_s later.
+    assert case.queued_at is not None
+    assert (nobody.at - case.queued_at).total_seconds() >= max_wait - 1
+    task = await eventually(lambda: _task(service, case.number), 30, what="a callback task")
+    assert task["reason"] == "callback_requested"
