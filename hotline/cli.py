@@ -32,6 +32,7 @@ import os
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -130,6 +131,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(cfg.service.log_level, cfg.service.log_format)
 
     async def run() -> None:
+        # The loop's threads for blocking calls (to_thread): ours, so that the stop can leave
+        # a stuck one behind instead of waiting for it (see _exit_when_threads_linger).
+        loop = asyncio.get_running_loop()
+        executor = ThreadPoolExecutor(thread_name_prefix="hotline-io")
+        loop.set_default_executor(executor)
         service = HotlineService(cfg, ami_secret=cfg.ami_secret,
                                  personal=PersonalData(cfg.data_key, cfg.previous_data_keys))
         await service.start()
@@ -138,7 +144,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not getattr(args, "no_web", False):
             runner, _console = await start_web(service)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
@@ -150,6 +155,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         await service.stop()
         log.info("stopped", extra={"web_s": round(web_s, 1),
                                    "seconds": round(time.monotonic() - began, 1)})
+        # What could still hold the process up: tasks not finished, threads of the default
+        # executor still in a blocking call (asyncio.run waits for both before it returns).
+        left = [t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if left:
+            log.warning("tasks still running at exit", extra={"tasks": left[:20]})
+        executor.shutdown(wait=False, cancel_futures=True)
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
 
     try:  # libuv's loop roughly doubles what one core answers over FastAGI (bench/)
         import uvloop
@@ -157,7 +169,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(run())
     else:
         uvloop.run(run())
+    _exit_when_threads_linger()
     return 0
+
+
+def _exit_when_threads_linger(grace_s: float = 10.0) -> None:
+    """Every part has stopped and written what it had: a thread still in a blocking call (a
+    stray to_thread, a pool's helper) must not keep a stopped service from exiting, which its
+    supervisor would end with SIGKILL. Wait ``grace_s`` for them, then say which and exit."""
+    import threading
+    import traceback
+
+    deadline = time.monotonic() + grace_s
+    while True:
+        alive = [t for t in threading.enumerate()
+                 if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+        if not alive or time.monotonic() > deadline:
+            break
+        alive[0].join(0.2)
+    if alive:
+        frames = sys._current_frames()
+        log.warning("threads still busy after the stop; exiting anyway", extra={
+            "threads": [f"{t.name}: " + " < ".join(
+                f"{f.name}:{f.lineno}" for f in traceback.extract_stack(
+                    frames[t.ident])[-3:]) if t.ident in frames else t.name
+                for t in alive[:10]]})
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(0)
 
 
 def cmd_health(args: argparse.Namespace) -> int:
