@@ -33,7 +33,7 @@ class CallsPlugin:
         self.cel_from_now = cel_from_now
         self.cel = CelReconciler(node, cel_path, cases, [cases.apply], interval_s=interval_s,
                                  live_ids=lambda: linkedids_up(ami))
-        self.reconnect = Reconnect(node, self.cel, cases)
+        self.reconnect = Reconnect(node, self.cel, cases, live_ids=lambda: linkedids_up(ami))
         self.tracker = CallTracker(node, sinks, on_resync=self.reconnect.on_resync,
                                    case_of=case_of)
 
@@ -47,4 +47,5 @@ class CallsPlugin:
         self.cel.start()
 
     async def stop(self) -> None:
+        await self.reconnect.stop()
         await self.cel.stop()

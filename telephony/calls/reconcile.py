@@ -4,12 +4,16 @@ no record of ending (it was killed) are closed honestly, as orphaned."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Protocol
 
 from common import events as ev
 from common.facts import CallFact, call_id_of
+from common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +55,15 @@ class Reconnect:
     # A case this young may belong to a call the snapshot was taken too early to show.
     STALE_AFTER = timedelta(seconds=5)
 
-    def __init__(self, node: str, cel: CelCatchUp, cases: OpenCases):
+    def __init__(self, node: str, cel: CelCatchUp, cases: OpenCases,
+                 live_ids: Callable[[], Awaitable[set[str] | None]] | None = None):
         self.node = node
         self.cel = cel
         self.cases = cases
         self.resyncs = 0
+        # What Asterisk has up now (None: it cannot be asked), for the second look.
+        self.live_ids = live_ids
+        self._rechecks: set[asyncio.Task[None]] = set()
 
     async def on_resync(self, event: ev.Connected, gone: set[str], live_calls: set[str]
                         ) -> None:
@@ -66,12 +74,35 @@ class Reconnect:
         live_linked = {c.channel.linkedid for c in snap.channels}
         await self.cel.sweep(live=live_linked)
         await self.cel.backfill(live_calls)
-        live = {call_id_of(self.node, lk) for lk in live_linked}
+        await self._close_stale({call_id_of(self.node, lk) for lk in live_linked},
+                                snap.taken_at)
+        if self.live_ids is not None:
+            # A case too young for this look may be of a call Asterisk lost with its restart
+            # and never wrote to CEL (killed before its rows were flushed): nothing else would
+            # end it. A second look once it is old enough.
+            task = asyncio.create_task(self._recheck(), name=f"recheck-{self.node}")
+            self._rechecks.add(task)
+            task.add_done_callback(self._rechecks.discard)
+
+    async def _close_stale(self, live: set[str], at: float) -> None:
         stale = await self.cases.stale_active(self.node, live, older_than=self.STALE_AFTER)
         for call_id in stale:
-            await self.cases.apply(CallFact("orphaned", call_id, self.node, snap.taken_at,
+            await self.cases.apply(CallFact("orphaned", call_id, self.node, at,
                                             {"reason": "not in Asterisk after reconnect"},
                                             source="resync"))
         if stale:
             log.warning("cases closed without a recorded end", extra={
                 "node": self.node, "cases": len(stale)})
+
+    async def _recheck(self) -> None:
+        await asyncio.sleep(self.STALE_AFTER.total_seconds() + 1)
+        try:
+            assert self.live_ids is not None
+            up = await self.live_ids()
+            if up is not None:  # AMI away again: its next resync looks
+                await self._close_stale({call_id_of(self.node, lk) for lk in up}, time.time())
+        except Exception:
+            log.exception("second look at open cases failed", extra={"node": self.node})
+
+    async def stop(self) -> None:
+        await cancel_and_wait(list(self._rechecks), what=f"rechecks-{self.node}")

@@ -136,3 +136,40 @@ async def test_a_call_not_up_at_a_reconnect_is_done_with_its_live_end(store):
     for fact in story(cid, "live", t0):
         await store.apply(fact)
     assert await store.calls_needing_cel([cid]) == set()
+
+
+async def test_a_case_too_young_at_a_resync_is_closed_by_a_second_look(store):
+    """Asterisk killed a moment after a call arrived (its CEL rows lost with it): at the
+    resync the case is too young to call stale (its call might just be missing from the
+    snapshot); the second look, once it is old enough, closes it honestly."""
+    from datetime import timedelta
+
+    from common import events as ev
+    from telephony.calls.reconcile import Reconnect
+    from tests.support.waiting import eventually
+
+    class NoCel:  # nothing in CEL for it: the rows went with the killed Asterisk
+        async def sweep(self, live=None):
+            return 0
+
+        async def backfill(self, linkedids):
+            return None
+
+    async def nothing_up():
+        return set()
+
+    await store.apply(CallFact("arrived", "node1:young.1", "node1", time.time(), {}, "live"))
+    reconnect = Reconnect("node1", NoCel(), store, live_ids=nothing_up)
+    reconnect.STALE_AFTER = timedelta(seconds=1)
+    snap = ev.Snapshot(channels=[], entries=[], members=[])
+    await reconnect.on_resync(ev.Connected("node1", snapshot=snap, reconnect=True), set(), set())
+    case = await store.by_call("node1:young.1")
+    assert case is not None and case.call_state == "active"  # too young at the first look
+
+    async def closed():
+        c = await store.by_call("node1:young.1")
+        return c if c is not None and c.call_state == "ended" else None
+
+    case = await eventually(closed, 15, what="the second look to close the case")
+    assert "end_unknown" in case.flags and case.outcome == "unknown"
+    await reconnect.stop()
