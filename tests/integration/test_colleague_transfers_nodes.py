@@ -16,6 +16,7 @@ import pytest
 from agent_desk.softphone.phones import SipPhones
 from lab.harness import Lab
 from tests.support.audio import tone_level
+from tests.support.own_lab import service_factory, sip_parties, started_lab
 from tests.support.service import ServiceFactory, lab_test_config
 from tests.support.waiting import eventually
 
@@ -42,34 +43,23 @@ async def nlab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
         "skills": {"general": "综合咨询", "lang_en": "English"}, "menu.keys": {},
         "routing": {"relax": RELAX, "relax_skills": {}}, "surge": {"skills": ["general"]},
         "supervisors": [], "branch_centers": [], "emergency_lines": []})
-    the_lab = Lab(cfg)
-    await the_lab.start_asterisk()
-    yield the_lab
-    await the_lab.close()
+    async with started_lab(cfg) as the_lab:
+        yield the_lab
 
 
 @pytest.fixture
 async def services(nlab: Lab, tmp_path: Path, pg_admin: str) -> AsyncIterator[ServiceFactory]:
-    factory = ServiceFactory(nlab, tmp_path, pg_admin)
-    yield factory
-    await factory.close()
+    async with service_factory(nlab, tmp_path, pg_admin) as factory:
+        yield factory
 
 
 @pytest.fixture
 async def phones(nlab: Lab, tmp_path: Path, request: pytest.FixtureRequest
                  ) -> AsyncIterator[SipPhones]:
     """SIP parties; afterwards neither node may have a channel left (trunk legs included)."""
-    p = SipPhones(log_dir=tmp_path / "phones")
-    nlab.sip = p
-    yield p
-    await p.stop()
-    nlab.sip = None
-    for node, inst in nlab.instances.items():
-        async def idle(inst: Any = inst) -> bool:
-            out = await asyncio.to_thread(inst.cli, "core show channels count")
-            return out.split(" active channel")[0].strip().split()[-1] == "0"
-        if getattr(request.node, "rep_call_passed", True):
-            await eventually(idle, timeout=15, what=f"no channel left on {node}")
+    async with sip_parties(nlab, tmp_path,
+                           passed=lambda: getattr(request.node, "rep_call_passed", True)) as p:
+        yield p
 
 
 async def _ready(service: Any, *agents: str) -> None:

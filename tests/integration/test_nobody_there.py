@@ -16,8 +16,8 @@ from agent_desk.access import Scope
 from agent_desk.cases.store import ConsoleStore
 from agent_desk.softphone.phones import SipPhones
 from lab.harness import Lab
-from tests.support.asterisk import wait_no_channels
 from tests.support.dialplan import channels, wait_reading
+from tests.support.own_lab import service_factory, sip_parties, started_lab
 from tests.support.service import ServiceFactory, lab_test_config
 from tests.support.waiting import eventually
 
@@ -30,30 +30,22 @@ async def nlab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
         "nobody.when_empty": "offer", "nobody.offer_timeout_s": 3.0,
         "nobody.message_silence_s": 3, "nobody.message_max_s": 30,
         "nobody.max_wait_s": 30})
-    the_lab = Lab(cfg)
-    await the_lab.start_asterisk()
-    yield the_lab
-    await the_lab.close()
+    async with started_lab(cfg) as the_lab:
+        yield the_lab
 
 
 @pytest.fixture
 async def services(nlab: Lab, tmp_path: Path, pg_admin: str) -> AsyncIterator[ServiceFactory]:
-    factory = ServiceFactory(nlab, tmp_path, pg_admin)
-    yield factory
-    await factory.close()
+    async with service_factory(nlab, tmp_path, pg_admin) as factory:
+        yield factory
 
 
 @pytest.fixture
 async def phones(nlab: Lab, tmp_path: Path, request: pytest.FixtureRequest
                  ) -> AsyncIterator[SipPhones]:
-    p = SipPhones(log_dir=tmp_path / "phones")
-    nlab.sip = p
-    yield p
-    await p.stop()
-    nlab.sip = None
-    leftover = await wait_no_channels(nlab)
-    if getattr(request.node, "rep_call_passed", True):
-        assert leftover == 0, f"{leftover} channel(s) left on Asterisk after the test"
+    async with sip_parties(nlab, tmp_path,
+                           passed=lambda: getattr(request.node, "rep_call_passed", True)) as p:
+        yield p
 
 
 async def _task(service, number: str):

@@ -21,7 +21,7 @@ from common.privacy import mask_number
 from common.queues import split_queue
 from common.tasks import cancel_and_wait
 from lab.harness import Lab
-from tests.support.asterisk import wait_no_channels
+from tests.support.own_lab import service_factory, sip_parties, started_lab
 from tests.support.service import ServiceFactory, lab_test_config
 from tests.support.waiting import eventually
 
@@ -74,30 +74,22 @@ async def rlab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
         "menu.keys": {"1": "enterprise_policy", "2": "lang_en"},
         "skills": SKILLS, "numbers": NUMBERS, "trunks": TRUNKS, "agents": AGENTS,
         "routing": ROUTING})
-    the_lab = Lab(cfg)
-    await the_lab.start_asterisk()
-    yield the_lab
-    await the_lab.close()
+    async with started_lab(cfg) as the_lab:
+        yield the_lab
 
 
 @pytest.fixture
 async def services(rlab: Lab, tmp_path: Path, pg_admin: str) -> AsyncIterator[ServiceFactory]:
-    factory = ServiceFactory(rlab, tmp_path, pg_admin)
-    yield factory
-    await factory.close()
+    async with service_factory(rlab, tmp_path, pg_admin) as factory:
+        yield factory
 
 
 @pytest.fixture
 async def phones(rlab: Lab, tmp_path: Path, request: pytest.FixtureRequest
                  ) -> AsyncIterator[SipPhones]:
-    p = SipPhones(log_dir=tmp_path / "phones")
-    rlab.sip = p
-    yield p
-    await p.stop()
-    rlab.sip = None
-    leftover = await wait_no_channels(rlab)
-    if getattr(request.node, "rep_call_passed", True):
-        assert leftover == 0, f"{leftover} channel(s) left on Asterisk after the test"
+    async with sip_parties(rlab, tmp_path,
+                           passed=lambda: getattr(request.node, "rep_call_passed", True)) as p:
+        yield p
 
 
 class Switchboard:

@@ -21,6 +21,7 @@ from lab.harness import Lab
 from queueing.surge.manager import borrowed_interface, state_interface
 from queueing.surge.model import SurgeError
 from telephony.ami import AmiClient
+from tests.support.own_lab import service_factory, sip_parties, started_lab
 from tests.support.service import ServiceFactory, lab_test_config
 from tests.support.waiting import eventually
 
@@ -53,34 +54,23 @@ async def slab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
         "skills": {"general": "综合咨询"}, "menu.keys": {},
         "routing": {"relax": LONG, "relax_skills": {}}, "surge": SURGE,
         "branch_centers": [], "emergency_lines": []})
-    the_lab = Lab(cfg)
-    await the_lab.start_asterisk()
-    yield the_lab
-    await the_lab.close()
+    async with started_lab(cfg) as the_lab:
+        yield the_lab
 
 
 @pytest.fixture
 async def services(slab: Lab, tmp_path: Path, pg_admin: str) -> AsyncIterator[ServiceFactory]:
-    factory = ServiceFactory(slab, tmp_path, pg_admin)
-    yield factory
-    await factory.close()
+    async with service_factory(slab, tmp_path, pg_admin) as factory:
+        yield factory
 
 
 @pytest.fixture
 async def phones(slab: Lab, tmp_path: Path, request: pytest.FixtureRequest
                  ) -> AsyncIterator[SipPhones]:
     """SIP parties; afterwards neither node may have a channel left (trunk legs included)."""
-    p = SipPhones(log_dir=tmp_path / "phones")
-    slab.sip = p
-    yield p
-    await p.stop()
-    slab.sip = None
-    for node, inst in slab.instances.items():
-        async def idle(inst: Any = inst) -> bool:
-            out = await asyncio.to_thread(inst.cli, "core show channels count")
-            return out.split(" active channel")[0].strip().split()[-1] == "0"
-        if getattr(request.node, "rep_call_passed", True):
-            await eventually(idle, timeout=15, what=f"no channel left on {node}")
+    async with sip_parties(slab, tmp_path,
+                           passed=lambda: getattr(request.node, "rep_call_passed", True)) as p:
+        yield p
 
 
 async def members(service: Any, node: str, queue: str) -> dict[str, dict[str, str]]:
