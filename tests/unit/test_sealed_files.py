@@ -76,3 +76,38 @@ def test_rewrap_moves_the_file_key_to_the_new_data_key(tmp_path: Path):
     new = "new-" + KEY
     sealed.rewrap(dst, PersonalData(new, previous=[KEY]))
     assert sealed.read_all(dst, PersonalData(new)) == src.read_bytes()
+
+
+def test_a_file_uploaded_in_pieces_stores_each_piece_once_and_in_order(tmp_path: Path):
+    """The seat's video: piece i is chunk i; a retry is not stored again, a gap is refused,
+    a crash mid-write loses only that piece, and the finished file reads strictly."""
+    keys, path = PersonalData(KEY), tmp_path / "v.webm.enc"
+    webm = [b"\x1a\x45\xdf\xa3" + os.urandom(500), os.urandom(70_000), os.urandom(9)]
+    with pytest.raises(sealed.SealedFileError, match="before piece 0"):
+        sealed.append_chunk(path, webm[1], keys, 1)
+    assert sealed.append_chunk(path, webm[0], keys, 0) is True
+    assert sealed.append_chunk(path, webm[0], keys, 0) is False  # the retry: stored once
+    with pytest.raises(sealed.SealedFileError, match="piece 1 is missing"):
+        sealed.append_chunk(path, webm[2], keys, 2)
+    assert sealed.append_chunk(path, webm[1], keys, 1) is True
+    assert sealed.pieces(path) == (2, False)
+    # Unfinished: readable only when asked for, up to the last whole piece.
+    with pytest.raises(sealed.SealedFileError):
+        sealed.read_all(path, keys)
+    assert b"".join(sealed.read_chunks(path, keys, unfinished_ok=True)) == webm[0] + webm[1]
+    # A write cut by a crash: cut off, the piece written again.
+    with open(path, "ab") as f:
+        f.write(struct.pack(">I", 1000) + b"half")
+    assert b"".join(sealed.read_chunks(path, keys, unfinished_ok=True)) == webm[0] + webm[1]
+    assert sealed.append_chunk(path, webm[2], keys, 2) is True
+    assert sealed.finish(path, keys) == 3 and sealed.finish(path, keys) == 3
+    assert sealed.pieces(path) == (3, True)
+    with pytest.raises(sealed.SealedFileError, match="finished"):
+        sealed.append_chunk(path, webm[2], keys, 3)
+    data = path.read_bytes()
+    assert b"\x1a\x45\xdf\xa3" not in data and oct(path.stat().st_mode & 0o777) == "0o600"
+    assert sealed.read_all(path, keys) == b"".join(webm)
+    # Cut at a piece's end, a finished file is refused like any other.
+    path.write_bytes(data[:-(4 + 16)])
+    with pytest.raises(sealed.SealedFileError):
+        sealed.read_all(path, keys)
