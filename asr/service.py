@@ -561,7 +561,10 @@ class Transcripts:
             "segments": [{"speaker": g.speaker, "start": g.start, "end": g.end,
                           "text": self.personal.decrypt_text(g.text_enc),
                           "confidence": g.confidence} for g in segs],
+            # The seat's video (asr/video.py): "open" until its console finished it.
             "recordings": [{"side": r.side, "path": r.path, "url_name": r.url_name,
+                            "kind": "video" if r.side == "video" else "audio",
+                            "open": r.side == "video" and r.seconds is None,
                             "deleted_at": r.deleted_at.isoformat() if r.deleted_at else None}
                            for r in recs],
         }

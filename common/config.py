@@ -513,6 +513,9 @@ class SignLanguageSection(_Section):
     calls_per_address: Annotated[int, Field(ge=1, le=10_000)] = 10
     window_s: Annotated[int, Field(ge=60, le=86400)] = 3600
     ticket_ttl_s: Annotated[int, Field(ge=10, le=600)] = 120
+    # The seat's console records the call's video (both pictures, both voices) and uploads it
+    # as it goes; it is sealed at rest beside the audio recordings and played like them.
+    record_video: bool = False
 
 
 class QueueingSection(_Section):

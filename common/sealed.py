@@ -214,7 +214,7 @@ def append_chunk(path: Path, data: bytes, keys: KeyWrapper, index: int) -> bool:
                 wrapped = keys.wrap_key(AESGCM.generate_key(bit_length=256))
                 fo.write(MAGIC + struct.pack(">H", len(wrapped)) + wrapped)
     try:
-        f = open(path, "r+b")  # noqa: SIM115 (locked below, closed by the with)
+        f = open(path, "r+b")
     except FileNotFoundError:
         raise SealedFileError(f"piece {index} before piece 0") from None
     with f:

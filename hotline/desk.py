@@ -58,6 +58,7 @@ from agent_desk.web.deps import ConsoleDeps
 from agent_desk.web.login_limits import LoginLimiter
 from agent_desk.webhooks import http as webhooks_http
 from agent_desk.webhooks import schemas as webhooks_schemas
+from asr.video import VideoRecordings
 from cases.loop.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -152,6 +153,9 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
         callcontrol=service.callcontrol, facts=service.store, repeat_callers=service.lookups,
         skills=service.skills, ami_of=lambda node: service.nodes[node].ami,
         exposition=exposition, transcripts=service.transcripts, surge=service.surge,
+        video=VideoRecordings(sm, service.personal, service.transcripts.dir,
+                              cfg.sign_language.skill)
+        if cfg.sign_language.enabled and cfg.sign_language.record_video else None,
         loop=service.case_loop, webhooks=service.webhooks.admin,
         intake=IntakeStore(sm, service.personal, service.case_loop),
         followups=service.followups,

@@ -228,7 +228,9 @@ class CasesHttp:
         # Recordings are sealed at rest (common/sealed.py): decrypted here chunk by chunk and
         # streamed; the first chunk is opened before anything is sent, so a file that does not
         # open (damaged, another data key) is an error answer, not a cut-off download.
-        chunks = sealed.read_chunks(path, d.personal)
+        # The seat's video (asr/video.py) plays while its console still uploads it.
+        video = rec.get("kind") == "video"
+        chunks = sealed.read_chunks(path, d.personal, unfinished_ok=bool(rec.get("open")))
         try:
             try:
                 first = await asyncio.to_thread(next, chunks, b"")
@@ -238,7 +240,8 @@ class CasesHttp:
                                  {"file": name, "side": rec.get("side")})
             clear_name = path.name.removesuffix(sealed.SUFFIX)
             resp = web.StreamResponse(headers={
-                "Content-Type": "audio/wav", "Cache-Control": "no-store",
+                "Content-Type": "video/webm" if video else "audio/wav",
+                "Cache-Control": "no-store",
                 "Content-Disposition": f'inline; filename="{clear_name}"'})
             await resp.prepare(request)
             chunk: bytes | None = first

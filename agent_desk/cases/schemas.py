@@ -63,10 +63,12 @@ TRANSCRIPT = obj({"status": S, "error": SN, "segments": {
     "type": "array", "items": obj({"speaker": S, "start": {"type": "number"},
                                    "end": {"type": "number"}, "text": S})},
     "recordings": {"type": "array", "items": obj({"side": S, "url_name": S, "url": S,
-                                                  "deleted_at": SN})}})
-RECORDING_OK = {"description": "the recording (WAV)", "content": {
-    t: {"schema": {"type": "string", "format": "binary"}}
-    for t in ("audio/wav", "audio/x-wav", "application/octet-stream")}}
+                                                  "kind": {"enum": ["audio", "video"]},
+                                                  "open": B, "deleted_at": SN})}})
+RECORDING_OK = {"description": "the recording (WAV; the sign-language seat's video: WebM)",
+                "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                            for t in ("audio/wav", "audio/x-wav", "video/webm",
+                                      "application/octet-stream")}}
 
 # The query parameters of the case routes.
 CASE_QUERY: dict[str, dict[str, Any]] = {"category": {"enum": list(CATEGORIES)}}

@@ -5,7 +5,11 @@ Each call needs a ticket: 16 random bytes the service leaves on the node as a gl
 (AMI Setvar, the "call" privilege the service already has; astdb would need "system") and
 the dialplan spends ([from-sign-language] reads and clears it). The page's
 SIP password is the same for every guest, so it opens nothing by itself; a ticket not spent
-within its time is removed. Tickets are counted per client address in Redis."""
+within its time is removed. Tickets are counted per client address in Redis.
+
+With ``[sign_language] record_video`` the seat's console uploads the call's video in pieces
+while it is up (asr/video.py stores them sealed, the case's recordings list shows it, and
+GET /api/recordings plays it with the audio's rules)."""
 
 from __future__ import annotations
 
@@ -16,10 +20,18 @@ import secrets
 
 from aiohttp import web
 
-from agent_desk.signlang.schemas import TICKET
-from agent_desk.web.deps import ConsoleDeps
+from agent_desk.signlang.schemas import (
+    CLOSED,
+    PIECE,
+    PIECE_MAX_BYTES,
+    SEQ_MAX,
+    TICKET,
+    VideoClose,
+)
+from agent_desk.web.auth import Session
+from agent_desk.web.deps import ConsoleDeps, VideoDesk
 from agent_desk.web.middleware import RateLimited
-from agent_desk.web.routes import Route
+from agent_desk.web.routes import Route, agent_of
 from common.errors import DomainError
 from common.secrets import sip_password
 
@@ -33,6 +45,13 @@ ROUTES = [
           "A ticket for one video call to the sign-language seat (no sign-in; limited per "
           "client address), with the page's SIP guest credentials and where to call",
           answer=TICKET, max_body=64),
+    Route("PUT", "/api/sign-language/video/{number}/{seq}", "sign_language_piece", ("agent",),
+          "A piece (from 0, in order) of the seat's video of its call (WebM, as the "
+          "console's recorder gives it); a piece already stored is not stored again",
+          upload="video/webm", max_body=PIECE_MAX_BYTES, answer=PIECE),
+    Route("POST", "/api/sign-language/video/{number}/close", "sign_language_video_close",
+          ("agent",), "The end of the seat's video, with how many pieces were sent",
+          VideoClose, answer=CLOSED),
 ]
 
 
@@ -78,3 +97,21 @@ class SignLanguageHttp:
             await self.deps.ami_of(node).send({"Action": "Setvar",
                                                "Variable": PREFIX + ticket, "Value": ""},
                                               check=False)
+
+    def _video(self) -> VideoDesk:
+        if self.deps.video is None:
+            raise DomainError("not_available", "video calls are not recorded here")
+        return self.deps.video
+
+    async def h_sign_language_piece(self, request: web.Request, sess: Session, body: bytes
+                                    ) -> web.StreamResponse:
+        seq = request.match_info["seq"]
+        if not (seq.isdigit() and int(seq) <= SEQ_MAX):
+            raise DomainError("invalid", f"seq: a whole number 0-{SEQ_MAX}")
+        return web.json_response(await self._video().put(
+            request.match_info["number"], agent_of(sess), int(seq), body))
+
+    async def h_sign_language_video_close(self, request: web.Request, sess: Session,
+                                          body: VideoClose) -> web.StreamResponse:
+        return web.json_response(await self._video().close(
+            request.match_info["number"], agent_of(sess), body.pieces))

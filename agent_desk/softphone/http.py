@@ -55,4 +55,6 @@ class PhoneHttp:
         return web.json_response({
             "agent": agent_id, "display_name": agent.name, "uri": f"sip:{agent_id}@{host}",
             "username": agent_id, "password": creds.password, "ws_url": url,
-            "ice_servers": list(cfg.webrtc.ice_servers), "ring_sound": cfg.webrtc.ring_sound})
+            "ice_servers": list(cfg.webrtc.ice_servers), "ring_sound": cfg.webrtc.ring_sound,
+            # Video calls (the sign-language seat's) recorded by the page and uploaded.
+            "record_video": self.deps.video is not None})

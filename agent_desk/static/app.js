@@ -8,7 +8,9 @@ export function currentUser() { return me; }
 export async function api(method, path, body, headers) {
   const opts = { method, headers: { ...(headers || {}) }, credentials: "same-origin" };
   if (method !== "GET" && me) opts.headers["X-CSRF-Token"] = me.csrf;
-  if (body !== undefined) {
+  if (body instanceof Blob) {  // sent as it is (a piece of a recording)
+    opts.headers["Content-Type"] = body.type.split(";")[0] || "application/octet-stream"; opts.body = body;
+  } else if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body);
   }
   const resp = await fetch(path, opts);

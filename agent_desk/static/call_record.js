@@ -7,7 +7,8 @@ export function callRecord(tr) {
   const recordings = (tr.recordings || []).filter(r => !r.deleted_at);
   const segments = tr.segments || [];
   return html`<h2>${t("section.recordings")}</h2>${recordings.length ? recordings.map(r => html`<div>${tEnum("recording_side", r.side)}
-      <audio controls preload="none" src=${r.url}></audio></div>`) : t("common.none")}
+      ${r.kind === "video" ? html`<video controls preload="none" width="640" src=${r.url}></video>`
+        : html`<audio controls preload="none" src=${r.url}></audio>`}</div>`) : t("common.none")}
     <h2>${t("section.transcript_saved")}</h2>${segments.length
       ? segments.map(s => html`<div>${t("transcript.line", { speaker: tEnum("speaker", s.speaker), text: s.text })}</div>`)
       : tEnum("transcript_status", tr.status)}`;

@@ -11,6 +11,7 @@ import { LoopPanel } from "./loop.js";
 import { caseChanged, renderKnowledge, startKnowledge } from "./knowledge.js";
 import { loadMyScores, renderMyScores } from "./my_scores.js";
 import { BrowserPhone } from "./phone.js";
+import { SeatRecorder } from "./seat_recorder.js";
 import { cityName, loadNames, queueName, routeReasons } from "./names.js";
 
 const CALLBACK_OUTCOMES = ["reached", "no_answer", "busy", "wrong_number", "cancelled"];
@@ -19,8 +20,10 @@ let STATE = null, FORM_VERSION = null, CASE = null, TIMER_FROM = null, SINCE = n
 let CALLBACKS = [], DESTINATIONS = [], CAPTIONS = [], NEXT_CAPTION = 0, FORM_MSG = null;
 // The phone in the page (agents whose phone is the browser); its state is shown beside the
 // toolbar and the toolbar drives it. Other agents' SIP phones are driven through the service.
-const PHONE = new BrowserPhone({ api, audio: $("phone-audio"), onChange: () => { render(); renderPhone(); },
+const PHONE = new BrowserPhone({ api, audio: $("phone-audio"), onChange: () => { render(); renderPhone(); syncRecorder(); },
   videos: { remote: $("seat-remote"), local: $("seat-local") } });
+// A video call (the sign-language seat's) recorded here when the service asks for it.
+const RECORDER = new SeatRecorder({ api, onChange: () => renderRecorder() });
 // The case on screen survives a reload of the page (this tab only): the call may have ended
 // meanwhile, its case has not.
 const CASE_KEY = "hotline.console.case";
@@ -83,6 +86,22 @@ function renderPhone() {
   }));
   if (p.error) say("msg", p.error.key ? t(p.error.key) : p.error.text);
 }
+// The recording follows the video call: started when it is up, closed when it ends; its
+// pieces go up once the console knows the call's case.
+function syncRecorder() {
+  const p = PHONE, on = p.inCall() && p.video && !!(p.creds && p.creds.record_video);
+  if (on && RECORDER.owner !== p.session) {
+    const sdh = p.session.sessionDescriptionHandler;
+    RECORDER.start(p.session, $("seat-remote"), $("seat-local"), [sdh.remoteMediaStream, sdh.localMediaStream]);
+  } else if (!on && RECORDER.state === "recording") RECORDER.stop();
+  if (STATE && STATE.call && STATE.case) RECORDER.setCase(STATE.case.number);
+}
+function renderRecorder() {
+  const r = RECORDER, el = $("recording");
+  el.hidden = r.state === "off"; el.dataset.state = r.state;
+  el.textContent = tEnum("record_state", r.state) + (r.error ? " · " + t(r.error.key, { text: r.error.text || "" }) : "");
+  el.className = r.error ? "msg" : "msg ok";
+}
 function renderCase() {
   const c = CASE; if (!c) return;
   $("p-case").textContent = c.number; $("p-caller").textContent = c.caller; $("p-city").textContent = cityName(c.city);
@@ -108,7 +127,7 @@ function showCase(c) {
   }
 }
 async function refresh() {
-  try { STATE = await api("GET", "/api/console/state"); CLOCK_SKEW = Date.now() / 1000 - STATE.now; render(); }
+  try { STATE = await api("GET", "/api/console/state"); CLOCK_SKEW = Date.now() / 1000 - STATE.now; render(); syncRecorder(); }
   catch (e) { say("msg", e.message); }
 }
 // After a reload: the case that was on screen comes back (with the form as saved), even if
@@ -255,6 +274,7 @@ startKnowledge();
 loadMyScores();
 PHONE.start();
 window.hotlinePhone = PHONE;  // for the browser tests' measurements (state, stats)
+window.hotlineRecorder = RECORDER;
 await refresh();
 await restoreCase();
 DESTINATIONS = (await api("GET", "/api/console/destinations")).destinations;
@@ -266,5 +286,5 @@ openSocket(msg => {
   if (e.type === "call" && e.fact === "abandoned") loadCallbacks();
   refresh();
 }, () => { refresh(); loadCallbacks(); });
-document.addEventListener("langchange", () => { render(); renderPhone(); renderCase(); renderCaptions(); renderCallbacks(); renderFormMsg(); PANEL.render(); renderKnowledge(); renderMyScores(); });
+document.addEventListener("langchange", () => { render(); renderPhone(); renderRecorder(); renderCase(); renderCaptions(); renderCallbacks(); renderFormMsg(); PANEL.render(); renderKnowledge(); renderMyScores(); });
 setInterval(tick, 250);

@@ -39,6 +39,7 @@ from agent_desk.web.routes import (
     header_problems,
     query_problems,
     read_body,
+    read_upload,
 )
 from common.config import WebSection
 from common.errors import DomainError
@@ -92,9 +93,11 @@ def guarded(route: Route, handler: Handler, deps: ConsoleDeps
         if (route.headers or route.optional_headers) and (
                 problems := header_problems(route, request.headers)):
             raise DomainError("invalid", "headers: " + "; ".join(problems))
-        body = None
+        body: Body | bytes | None = None
         limit = min(deps.web.max_body_bytes, route.max_body or deps.web.max_body_bytes)
-        if route.body is not None:
+        if route.upload:
+            body = await read_upload(request, route)
+        elif route.body is not None:
             body = await read_body(request, route.body, limit)
         elif route.method != "GET" and request.can_read_body:
             # No body expected: still enforce the size limit and reject garbage.

@@ -168,6 +168,14 @@ class Transcripts(Protocol):
     async def for_case(self, case_number: str) -> dict[str, Any]: ...
 
 
+class VideoDesk(Protocol):
+    """The sign-language seat's video recordings (asr/video.py VideoRecordings)."""
+
+    async def put(self, number: str, agent: str, seq: int, data: bytes
+                  ) -> dict[str, Any]: ...
+    async def close(self, number: str, agent: str, pieces: int) -> dict[str, Any]: ...
+
+
 class Surge(Protocol):
     async def status(self) -> dict[str, Any]: ...
     async def proposal(self, city_or_queue: str) -> dict[str, Any]: ...
@@ -383,6 +391,7 @@ class ConsoleDeps:
     ami_of: Callable[[str], Ami]
     exposition: Callable[[], Awaitable[str]]  # the Prometheus text (agent_desk/metrics.py)
     transcripts: Transcripts | None = None
+    video: VideoDesk | None = None  # [sign_language] record_video
     surge: Surge | None = None
     loop: CaseLoopDesk | None = None
     webhooks: WebhookDesk | None = None

@@ -36,6 +36,9 @@ def _operation(r: Route, error: dict[str, Any]) -> dict[str, Any]:
     elif r.bearer:
         op["security"] = [{"bearer": []}]
         op["x-roles"] = ["api token"]
+    if r.upload:
+        op["requestBody"] = {"required": True, "content": {r.upload: {"schema": {
+            "type": "string", "format": "binary", "maxLength": r.max_body}}}}
     if r.body is not None:
         op["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": r.body.model_json_schema()}}}

@@ -126,8 +126,11 @@ class Route:
     # The whole 200 response when it is not just JSON, and further documented answers.
     ok: dict[str, Any] | None = None
     more: Mapping[str, dict[str, Any]] = field(default_factory=dict)
-    # This route's body limit in bytes when smaller than [web] max_body_bytes (0: that).
+    # This route's body limit in bytes when smaller than [web] max_body_bytes (0: that); for
+    # an ``upload``, its limit whatever [web] says.
     max_body: int = 0
+    # The content type of a body taken as it is, not JSON (the handler gets the bytes).
+    upload: str = ""
     # Request headers the route requires, with their schema (documented and checked).
     headers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     # Served to a program with an API token (Authorization: Bearer), which the handler
@@ -186,6 +189,24 @@ def header_problems(route: Route, headers: Mapping[str, str]) -> list[str]:
         elif "pattern" in spec and not re.search(spec["pattern"], v):
             problems.append(f"{name}: not a valid value")
     return problems
+
+
+async def read_upload(request: web.Request, route: Route) -> bytes:
+    """The raw body of an ``upload`` route: its content type, not empty, at most
+    ``max_body`` bytes (read as it comes: the app's own limit is for JSON bodies)."""
+    if request.content_type != route.upload:
+        raise DomainError("invalid", f"the body must be {route.upload}")
+    too_large = DomainError("too_large", f"the body is larger than {route.max_body} bytes")
+    if request.content_length is not None and request.content_length > route.max_body:
+        raise too_large
+    data = bytearray()
+    async for block in request.content.iter_chunked(1 << 16):
+        data += block
+        if len(data) > route.max_body:
+            raise too_large
+    if not data:
+        raise DomainError("invalid", "the body is empty")
+    return bytes(data)
 
 
 async def read_body(request: web.Request, model: type[Body], max_bytes: int,

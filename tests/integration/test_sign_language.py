@@ -1,8 +1,9 @@
 """The sign-language seat (手语座席, issue 18): from the public page (no sign-in) a caller's
 Chromium starts a video call; it reaches the seat's console through the province's
 sign_language queue; both pages decode the other's video frames (WebRTC statistics) and
-exchange text (SIP MESSAGE in the call); the call leaves a case like any other; tickets are
-limited per address and a call without one is refused."""
+exchange text (SIP MESSAGE in the call); the call leaves a case like any other, with the video
+the seat's console recorded (sealed at rest, played by Chromium); tickets are limited per
+address and a call without one is refused."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from asr.models import Recording
 from cases.models import Case
+from common import sealed
 from telephony.asterisk.sounds import tone
 from tests.support.browser import MS
+from tests.support.browser import login as sign_in
 from tests.support.waiting import eventually
 from tests.support.webrtc import login, phone_state, sign_language_overrides, webrtc_desk
 
@@ -31,6 +35,37 @@ async def desk(tmp_path: Path, pg_admin: str):
         yield d
 
 
+@pytest.fixture
+async def desk_unrecorded(tmp_path: Path, pg_admin: str):
+    async with webrtc_desk(tmp_path, pg_admin,
+                           **sign_language_overrides(record_video=False)) as d:
+        yield d
+
+
+async def _video_call(browser, base: str):
+    """The seat signed in and ready, a guest's video call from /sign answered there."""
+    seat = await login(browser, base, "agent1001")
+    await phone_state(seat, "registered")
+    await seat.click("#ready")
+    await seat.wait_for_selector('#state[data-state="ready"]')
+
+    ctx = await browser.new_context(viewport={"width": 1200, "height": 900}, locale="zh-CN")
+    guest = await ctx.new_page()
+    guest.set_default_timeout(MS)
+    guest.on("console", lambda m: print(f"guest: {m.type}: {m.text}"))
+    await guest.goto(base + "/sign")  # no sign-in
+    await guest.wait_for_function(
+        "() => document.querySelector('h1').textContent === '手语视频服务'")
+    await guest.click("#start")
+    await phone_state(seat, "ringing")
+    await seat.wait_for_function(  # the province's queue, shared by every city
+        "() => document.querySelector('#r-queue').textContent === '江苏全省 · 手语视频'")
+    await seat.click("#answer")
+    await phone_state(seat, "in_call")
+    await guest.wait_for_function("() => window.signCall.state() === 'in_call'")
+    return seat, guest
+
+
 async def test_video_call_from_the_public_page_reaches_the_seat(desk, artifacts, tmp_path):
     from playwright.async_api import async_playwright
 
@@ -39,26 +74,7 @@ async def test_video_call_from_the_public_page_reaches_the_seat(desk, artifacts,
     async with async_playwright() as pw:
         browser = await desk.chromium(pw, mic)
         try:
-            seat = await login(browser, console.base_url, "agent1001")
-            await phone_state(seat, "registered")
-            await seat.click("#ready")
-            await seat.wait_for_selector('#state[data-state="ready"]')
-
-            ctx = await browser.new_context(viewport={"width": 1200, "height": 900},
-                                            locale="zh-CN")
-            guest = await ctx.new_page()
-            guest.set_default_timeout(MS)
-            guest.on("console", lambda m: print(f"guest: {m.type}: {m.text}"))
-            await guest.goto(console.base_url + "/sign")  # no sign-in
-            await guest.wait_for_function(
-                "() => document.querySelector('h1').textContent === '手语视频服务'")
-            await guest.click("#start")
-            await phone_state(seat, "ringing")
-            await seat.wait_for_function(  # the province's queue, shared by every city
-                "() => document.querySelector('#r-queue').textContent === '江苏全省 · 手语视频'")
-            await seat.click("#answer")
-            await phone_state(seat, "in_call")
-            await guest.wait_for_function("() => window.signCall.state() === 'in_call'")
+            seat, guest = await _video_call(browser, console.base_url)
 
             async def frames(page, who: str) -> bool:
                 st = await page.evaluate(VIDEO.format(who=who))
@@ -80,9 +96,52 @@ async def test_video_call_from_the_public_page_reaches_the_seat(desk, artifacts,
             await seat.screenshot(path=str(artifacts / "sign-language-seat.png"))
             await guest.screenshot(path=str(artifacts / "sign-language-caller.png"))
             case_number = await seat.text_content("#p-case")
+
+            # The seat's console records the call and uploads it piece by piece.
+            await seat.wait_for_function("() => window.hotlineRecorder.state === 'recording' "
+                                         "&& window.hotlineRecorder.sent >= 2")
+            await seat.wait_for_selector('#recording[data-state="recording"]')
+            assert "录像中" in (await seat.text_content("#recording"))
+            await seat.screenshot(path=str(artifacts / "sign-language-seat-recording.png"))
+            await _pieces_are_checked(console, case_number)
+
             await guest.click("#end")
             await guest.wait_for_function("() => window.signCall.state() === 'ended'")
             await phone_state(seat, "registered")
+            await seat.wait_for_function("() => window.hotlineRecorder.state === 'done'")
+            pieces = await seat.evaluate("() => window.hotlineRecorder.sent")
+
+            # Stored sealed, listed on the case as a video, played by Chromium itself.
+            sup = await console.user("sup")
+            status, tr = await sup.get(f"/api/cases/{case_number}/transcript")
+            assert status == 200, tr
+            videos = [r for r in tr["recordings"] if r["kind"] == "video"]
+            assert len(videos) == 1 and videos[0]["open"] is False, tr["recordings"]
+            url = videos[0]["url"]
+            rec = await _video_row(svc, case_number)
+            stored = await asyncio.to_thread(Path(rec.path).read_bytes)
+            assert stored.startswith(sealed.MAGIC) and EBML not in stored
+            assert sealed.pieces(Path(rec.path)) == (pieces, True)
+            resp = await sup.client.get(url)
+            webm = await resp.read()
+            assert resp.status == 200 and resp.content_type == "video/webm"
+            assert webm.startswith(EBML) and len(webm) == rec.bytes and rec.seconds
+            player = await sign_in(browser, console.base_url, "sup")
+            await player.wait_for_url("**/wallboard")
+            played = await player.evaluate(PLAY, url)
+            assert played["width"] == 640 and played["height"] == 360, played
+            await player.wait_for_function(
+                "() => document.querySelector('#played').getVideoPlaybackQuality()"
+                ".totalVideoFrames > 5")
+            # The audit log names who played it.
+            admin = await console.user("admin")
+            _, audit = await admin.get(
+                f"/api/audit?case={case_number}&action=recording.download")
+            assert audit["entries"] and audit["entries"][0]["user"] == "sup", audit
+            # Agents do not play recordings, their own call's neither.
+            agent = await console.user("agent1001")
+            status, doc = await agent.get(url)
+            assert status == 403, doc
         finally:
             await browser.close()
     await svc.drain()
@@ -95,6 +154,87 @@ async def test_video_call_from_the_public_page_reaches_the_seat(desk, artifacts,
     case = await eventually(ended, 20, what="the video call's case")
     assert case.agent_id == "1001" and case.outcome == "answered"
     assert case.queue == "province-sign_language" and case.dialed_number == "1234599"
+
+
+EBML = bytes.fromhex("1a45dfa3")  # a WebM's first four bytes
+# The recording in a <video> of the page: loaded, playing; its picture's size.
+PLAY = """async (url) => {
+  const v = document.createElement('video');
+  v.id = 'played'; v.muted = true; v.src = url; document.body.append(v);
+  await new Promise((ok, bad) => { v.onloadeddata = ok;
+    v.onerror = () => bad(new Error('video: ' + (v.error && v.error.message))); });
+  await v.play();
+  await new Promise(ok => v.requestVideoFrameCallback(() => ok()));
+  return { width: v.videoWidth, height: v.videoHeight };
+}"""
+
+
+async def _video_row(svc, number: str) -> Recording:
+    async with svc.store.sessions() as s:
+        return (await s.execute(select(Recording).join(Case, Case.id == Recording.case_id)
+                                .where(Case.number == number, Recording.side == "video"))
+                ).scalar_one()
+
+
+async def _pieces_are_checked(console, number: str) -> None:
+    """While the console records: a piece sent again is stored once; a gap, garbage,
+    another agent, another role and an unknown case are refused, and nothing is lost."""
+    agent = await console.user("agent1001")
+    webm = {"Content-Type": "video/webm"}
+    piece = f"/api/sign-language/video/{number}"
+    rec = await _video_row(console.service, number)
+    before = sealed.pieces(Path(rec.path))[0]
+    status, doc = await agent.put(f"{piece}/0", raw=EBML + b"again", headers=webm)
+    assert (status, doc["stored"]) == (200, False), doc
+    assert sealed.pieces(Path(rec.path))[0] >= before
+    status, doc = await agent.put(f"{piece}/9999", raw=b"later", headers=webm)
+    assert (status, doc["error"]) == (409, "sequence") and "missing" in doc["message"], doc
+    status, doc = await agent.put(f"{piece}/0", raw=b"{}")  # JSON, not a WebM
+    assert (status, doc["error"]) == (422, "invalid"), doc
+    status, doc = await agent.put(f"{piece}/x", raw=b"x", headers=webm)
+    assert (status, doc["error"]) == (422, "invalid"), doc
+    status, doc = await agent.put(f"{piece}/0", raw=b"", headers=webm)
+    assert (status, doc["error"]) == (422, "invalid"), doc
+    status, doc = await agent.put(f"{piece}/0", raw=b"x" * (8 << 20 | 1), headers=webm)
+    assert (status, doc["error"]) == (413, "too_large"), doc
+    status, doc = await agent.put("/api/sign-language/video/C000/0", raw=b"x", headers=webm)
+    assert (status, doc["error"]) == (404, "not_found"), doc
+    other = await console.user("agent1002")
+    status, doc = await other.put(f"{piece}/0", raw=b"x", headers=webm)
+    assert (status, doc["error"]) == (403, "forbidden"), doc
+    sup = await console.user("sup")
+    status, doc = await sup.put(f"{piece}/0", raw=b"x", headers=webm)
+    assert (status, doc["error"]) == (403, "forbidden"), doc
+    status, doc = await other.post(f"{piece}/close", {"pieces": 1})
+    assert (status, doc["error"]) == (403, "forbidden"), doc
+    assert sealed.pieces(Path(rec.path)) == (max(before, sealed.pieces(Path(rec.path))[0]),
+                                             False)
+
+
+async def test_with_record_video_off_nothing_is_recorded(desk_unrecorded, tmp_path):
+    from playwright.async_api import async_playwright
+
+    svc, console = desk_unrecorded.service, desk_unrecorded.console
+    mic = tone(tmp_path / "mic.wav", freq=1300, seconds=3)
+    async with async_playwright() as pw:
+        browser = await desk_unrecorded.chromium(pw, mic)
+        try:
+            seat, guest = await _video_call(browser, console.base_url)
+            case_number = await seat.text_content("#p-case")
+            await seat.wait_for_function("() => window.hotlinePhone.creds.record_video "
+                                         "=== false")
+            agent = await console.user("agent1001")
+            status, doc = await agent.put(f"/api/sign-language/video/{case_number}/0",
+                                          raw=EBML, headers={"Content-Type": "video/webm"})
+            assert (status, doc["error"]) == (404, "not_available"), doc
+            await guest.click("#end")
+            await phone_state(seat, "registered")
+            assert await seat.evaluate("() => window.hotlineRecorder.state") == "off"
+            assert await seat.get_attribute("#recording", "hidden") is not None
+        finally:
+            await browser.close()
+    doc = await svc.transcripts.for_case(case_number)
+    assert [r for r in doc["recordings"] if r["kind"] == "video"] == []
 
 
 async def test_tickets_are_limited_and_needed(desk, tmp_path):

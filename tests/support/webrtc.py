@@ -98,8 +98,9 @@ class WebrtcDesk:
             await self.console.close()
 
 
-def sign_language_overrides() -> dict[str, Any]:
-    """The example with the sign-language seat: its skill and number, 1001 its seat."""
+def sign_language_overrides(*, record_video: bool = True) -> dict[str, Any]:
+    """The example with the sign-language seat: its skill and number, 1001 its seat, its
+    video calls recorded (unless ``record_video`` is off)."""
     raw = tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     agents = browser_agents()
     for a in agents:
@@ -109,7 +110,8 @@ def sign_language_overrides() -> dict[str, Any]:
             "numbers": [*raw["numbers"], {"number": "1234599", "skill": "sign_language",
                                           "name": "手语视频服务"}],
             "agents": agents,
-            "sign_language": {"enabled": True, "number": "1234599", "calls_per_address": 3}}
+            "sign_language": {"enabled": True, "number": "1234599", "calls_per_address": 3,
+                              "record_video": record_video}}
 
 
 @contextlib.asynccontextmanager
