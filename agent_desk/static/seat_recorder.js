@@ -4,7 +4,7 @@
 // comes (PUT /api/sign-language/video/<case>/<seq>), so a reload or a crash of the page loses
 // at most the piece being recorded. The call's end closes the recording. A piece that does
 // not go through is tried again (with the next piece too); the agent sees why.
-const W = 640, H = 360, FPS = 12, SLICE_MS = 3000, TRIES = 3;
+const W = 640, H = 360, FPS = 10, SLICE_MS = 3000, TRIES = 3;
 const TYPES = ["video/webm;codecs=vp8,opus", "video/webm;codecs=vp9,opus", "video/webm"];
 
 // States: off, recording, closing, done, failed (the server refused: nothing more is sent).
