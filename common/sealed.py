@@ -195,6 +195,21 @@ def _scan(f: BinaryIO) -> tuple[bytes, int, int, bool]:
     return wrapped, count, pos, last_n == _EMPTY
 
 
+def _put(f: BinaryIO, end: int, keys: KeyWrapper, wrapped: bytes, index: int, data: bytes,
+         *, last: bool) -> None:
+    """Write chunk ``index`` at ``end`` (what follows is cut off), synced."""
+    try:
+        aead = AESGCM(keys.unwrap_key(wrapped))
+    except ValueError as exc:
+        raise SealedFileError(str(exc)) from None
+    sealed = aead.encrypt(_nonce(index, last), data, MAGIC)
+    f.seek(end)
+    f.truncate()
+    f.write(struct.pack(">I", len(sealed)) + sealed)
+    f.flush()
+    os.fsync(f.fileno())
+
+
 def append_chunk(path: Path, data: bytes, keys: KeyWrapper, index: int) -> bool:
     """Write ``data`` (not empty) as chunk ``index`` of a file uploaded in pieces; chunk 0
     creates the file (mode 0600). True if written, False if the file already holds that chunk
@@ -227,16 +242,7 @@ def append_chunk(path: Path, data: bytes, keys: KeyWrapper, index: int) -> bool:
         if index > count:
             raise SealedFileError(f"piece {index} after {count} pieces: piece {count} is "
                                   f"missing")
-        try:
-            aead = AESGCM(keys.unwrap_key(wrapped))
-        except ValueError as exc:
-            raise SealedFileError(str(exc)) from None
-        sealed = aead.encrypt(_nonce(index, False), data, MAGIC)
-        f.seek(end)
-        f.truncate()
-        f.write(struct.pack(">I", len(sealed)) + sealed)
-        f.flush()
-        os.fsync(f.fileno())
+        _put(f, end, keys, wrapped, index, data, last=False)
     return True
 
 
@@ -255,14 +261,5 @@ def finish(path: Path, keys: KeyWrapper) -> int:
         wrapped, count, end, finished = _scan(f)
         if finished:
             return count - 1
-        try:
-            aead = AESGCM(keys.unwrap_key(wrapped))
-        except ValueError as exc:
-            raise SealedFileError(str(exc)) from None
-        sealed = aead.encrypt(_nonce(count, True), b"", MAGIC)
-        f.seek(end)
-        f.truncate()
-        f.write(struct.pack(">I", len(sealed)) + sealed)
-        f.flush()
-        os.fsync(f.fileno())
+        _put(f, end, keys, wrapped, count, b"", last=True)
     return count

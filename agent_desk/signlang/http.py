@@ -106,7 +106,7 @@ class SignLanguageHttp:
     async def h_sign_language_piece(self, request: web.Request, sess: Session, body: bytes
                                     ) -> web.StreamResponse:
         seq = request.match_info["seq"]
-        if not (seq.isdigit() and int(seq) <= SEQ_MAX):
+        if not (seq.isascii() and seq.isdigit() and int(seq) <= SEQ_MAX):
             raise DomainError("invalid", f"seq: a whole number 0-{SEQ_MAX}")
         return web.json_response(await self._video().put(
             request.match_info["number"], agent_of(sess), int(seq), body))

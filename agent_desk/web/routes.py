@@ -103,6 +103,7 @@ PATH: dict[str, dict[str, Any]] = {
     "user": {"type": "string", "minLength": 1, "maxLength": 64},
     "department": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,32}$"},
     "token": {"type": "string", "minLength": 1, "maxLength": 12},
+    "seq": {"type": "string", "pattern": "^[0-9]{1,6}$"},  # a piece of an upload, from 0
 }
 # Request headers a route may read (Route.headers): a retry of a change with the same key
 # changes nothing the second time.

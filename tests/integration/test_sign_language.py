@@ -8,6 +8,7 @@ address and a call without one is refused."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -66,84 +67,91 @@ async def _video_call(browser, base: str):
     return seat, guest
 
 
-async def test_video_call_from_the_public_page_reaches_the_seat(desk, artifacts, tmp_path):
+@contextlib.asynccontextmanager
+async def _in_call(desk, tmp_path: Path):
+    """Chromium with a fake camera and a tone for microphone, the guest's video call answered
+    by the seat: (browser, seat's page, guest's page)."""
     from playwright.async_api import async_playwright
 
-    svc, console = desk.service, desk.console
     mic = tone(tmp_path / "mic.wav", freq=1300, seconds=3)
     async with async_playwright() as pw:
         browser = await desk.chromium(pw, mic)
         try:
-            seat, guest = await _video_call(browser, console.base_url)
-
-            async def frames(page, who: str) -> bool:
-                st = await page.evaluate(VIDEO.format(who=who))
-                return bool(st) and st[0] > 10 and st[1] > 10
-            await eventually(lambda: frames(seat, "hotlinePhone"), 30,
-                             what="video frames decoded in the seat's console")
-            await eventually(lambda: frames(guest, "signCall"), 30,
-                             what="video frames decoded in the caller's page")
-
-            # Text for what signing cannot carry, both ways.
-            await guest.fill("#chat-text", "我的身份证号码尾号是1234")
-            await guest.click("#chat-send")
-            await seat.wait_for_function("() => document.querySelector('#seat-chat')"
-                                         ".textContent.includes('尾号是1234')")
-            await seat.fill("#seat-chat-text", "好的，请稍等")
-            await seat.click("#seat-chat-form button")
-            await guest.wait_for_function("() => document.querySelector('#chat')"
-                                          ".textContent.includes('好的，请稍等')")
-            await seat.screenshot(path=str(artifacts / "sign-language-seat.png"))
-            await guest.screenshot(path=str(artifacts / "sign-language-caller.png"))
-            case_number = await seat.text_content("#p-case")
-
-            # The seat's console records the call and uploads it piece by piece.
-            await seat.wait_for_function("() => window.hotlineRecorder.state === 'recording' "
-                                         "&& window.hotlineRecorder.sent >= 2")
-            await seat.wait_for_selector('#recording[data-state="recording"]')
-            assert "录像中" in (await seat.text_content("#recording"))
-            await seat.screenshot(path=str(artifacts / "sign-language-seat-recording.png"))
-            await _pieces_are_checked(console, case_number)
-
-            await guest.click("#end")
-            await guest.wait_for_function("() => window.signCall.state() === 'ended'")
-            await phone_state(seat, "registered")
-            await seat.wait_for_function("() => window.hotlineRecorder.state === 'done'")
-            pieces = await seat.evaluate("() => window.hotlineRecorder.sent")
-
-            # Stored sealed, listed on the case as a video, played by Chromium itself.
-            sup = await console.user("sup")
-            status, tr = await sup.get(f"/api/cases/{case_number}/transcript")
-            assert status == 200, tr
-            videos = [r for r in tr["recordings"] if r["kind"] == "video"]
-            assert len(videos) == 1 and videos[0]["open"] is False, tr["recordings"]
-            url = videos[0]["url"]
-            rec = await _video_row(svc, case_number)
-            stored = await asyncio.to_thread(Path(rec.path).read_bytes)
-            assert stored.startswith(sealed.MAGIC) and EBML not in stored
-            assert sealed.pieces(Path(rec.path)) == (pieces, True)
-            resp = await sup.client.get(url)
-            webm = await resp.read()
-            assert resp.status == 200 and resp.content_type == "video/webm"
-            assert webm.startswith(EBML) and len(webm) == rec.bytes and rec.seconds
-            player = await sign_in(browser, console.base_url, "sup")
-            await player.wait_for_url("**/wallboard")
-            played = await player.evaluate(PLAY, url)
-            assert played["width"] == 640 and played["height"] == 360, played
-            await player.wait_for_function(
-                "() => document.querySelector('#played').getVideoPlaybackQuality()"
-                ".totalVideoFrames > 5")
-            # The audit log names who played it.
-            admin = await console.user("admin")
-            _, audit = await admin.get(
-                f"/api/audit?case={case_number}&action=recording.download")
-            assert audit["entries"] and audit["entries"][0]["user"] == "sup", audit
-            # Agents do not play recordings, their own call's neither.
-            agent = await console.user("agent1001")
-            status, doc = await agent.get(url)
-            assert status == 403, doc
+            yield browser, *(await _video_call(browser, desk.console.base_url))
         finally:
             await browser.close()
+
+
+async def test_video_call_from_the_public_page_reaches_the_seat(desk, artifacts, tmp_path):
+    svc, console = desk.service, desk.console
+    async with _in_call(desk, tmp_path) as (browser, seat, guest):
+
+        async def frames(page, who: str) -> bool:
+            st = await page.evaluate(VIDEO.format(who=who))
+            return bool(st) and st[0] > 10 and st[1] > 10
+        await eventually(lambda: frames(seat, "hotlinePhone"), 30,
+                         what="video frames decoded in the seat's console")
+        await eventually(lambda: frames(guest, "signCall"), 30,
+                         what="video frames decoded in the caller's page")
+
+        # Text for what signing cannot carry, both ways.
+        await guest.fill("#chat-text", "我的身份证号码尾号是1234")
+        await guest.click("#chat-send")
+        await seat.wait_for_function("() => document.querySelector('#seat-chat')"
+                                     ".textContent.includes('尾号是1234')")
+        await seat.fill("#seat-chat-text", "好的，请稍等")
+        await seat.click("#seat-chat-form button")
+        await guest.wait_for_function("() => document.querySelector('#chat')"
+                                      ".textContent.includes('好的，请稍等')")
+        await seat.screenshot(path=str(artifacts / "sign-language-seat.png"))
+        await guest.screenshot(path=str(artifacts / "sign-language-caller.png"))
+        case_number = await seat.text_content("#p-case")
+
+        # The seat's console records the call and uploads it piece by piece.
+        await seat.wait_for_function("() => window.hotlineRecorder.state === 'recording' "
+                                     "&& window.hotlineRecorder.sent >= 2")
+        await seat.wait_for_selector('#recording[data-state="recording"]')
+        assert "录像中" in (await seat.text_content("#recording"))
+        await seat.screenshot(path=str(artifacts / "sign-language-seat-recording.png"))
+        await _pieces_are_checked(console, case_number)
+
+        await guest.click("#end")
+        await guest.wait_for_function("() => window.signCall.state() === 'ended'")
+        await phone_state(seat, "registered")
+        await seat.wait_for_function("() => window.hotlineRecorder.state === 'done'")
+        pieces = await seat.evaluate("() => window.hotlineRecorder.sent")
+
+        # Stored sealed, listed on the case as a video, played by Chromium itself.
+        sup = await console.user("sup")
+        status, tr = await sup.get(f"/api/cases/{case_number}/transcript")
+        assert status == 200, tr
+        videos = [r for r in tr["recordings"] if r["kind"] == "video"]
+        assert len(videos) == 1 and videos[0]["open"] is False, tr["recordings"]
+        url = videos[0]["url"]
+        rec = await _video_row(svc, case_number)
+        stored = await asyncio.to_thread(Path(rec.path).read_bytes)
+        assert stored.startswith(sealed.MAGIC) and EBML not in stored
+        assert sealed.pieces(Path(rec.path)) == (pieces, True)
+        resp = await sup.client.get(url)
+        webm = await resp.read()
+        assert resp.status == 200 and resp.content_type == "video/webm"
+        assert webm.startswith(EBML) and len(webm) == rec.bytes and rec.seconds
+        player = await sign_in(browser, console.base_url, "sup")
+        await player.wait_for_url("**/wallboard")
+        played = await player.evaluate(PLAY, url)
+        assert played["width"] == 640 and played["height"] == 360, played
+        await player.wait_for_function(
+            "() => document.querySelector('#played').getVideoPlaybackQuality()"
+            ".totalVideoFrames > 5")
+        # The audit log names who played it.
+        admin = await console.user("admin")
+        _, audit = await admin.get(
+            f"/api/audit?case={case_number}&action=recording.download")
+        assert audit["entries"] and audit["entries"][0]["user"] == "sup", audit
+        # Agents do not play recordings, their own call's neither.
+        agent = await console.user("agent1001")
+        status, doc = await agent.get(url)
+        assert status == 403, doc
     await svc.drain()
 
     async def ended() -> Case | None:
@@ -212,27 +220,19 @@ async def _pieces_are_checked(console, number: str) -> None:
 
 
 async def test_with_record_video_off_nothing_is_recorded(desk_unrecorded, tmp_path):
-    from playwright.async_api import async_playwright
-
     svc, console = desk_unrecorded.service, desk_unrecorded.console
-    mic = tone(tmp_path / "mic.wav", freq=1300, seconds=3)
-    async with async_playwright() as pw:
-        browser = await desk_unrecorded.chromium(pw, mic)
-        try:
-            seat, guest = await _video_call(browser, console.base_url)
-            case_number = await seat.text_content("#p-case")
-            await seat.wait_for_function("() => window.hotlinePhone.creds.record_video "
-                                         "=== false")
-            agent = await console.user("agent1001")
-            status, doc = await agent.put(f"/api/sign-language/video/{case_number}/0",
-                                          raw=EBML, headers={"Content-Type": "video/webm"})
-            assert (status, doc["error"]) == (404, "not_available"), doc
-            await guest.click("#end")
-            await phone_state(seat, "registered")
-            assert await seat.evaluate("() => window.hotlineRecorder.state") == "off"
-            assert await seat.get_attribute("#recording", "hidden") is not None
-        finally:
-            await browser.close()
+    async with _in_call(desk_unrecorded, tmp_path) as (_browser, seat, guest):
+        case_number = await seat.text_content("#p-case")
+        await seat.wait_for_function("() => window.hotlinePhone.creds.record_video "
+                                     "=== false")
+        agent = await console.user("agent1001")
+        status, doc = await agent.put(f"/api/sign-language/video/{case_number}/0",
+                                      raw=EBML, headers={"Content-Type": "video/webm"})
+        assert (status, doc["error"]) == (404, "not_available"), doc
+        await guest.click("#end")
+        await phone_state(seat, "registered")
+        assert await seat.evaluate("() => window.hotlineRecorder.state") == "off"
+        assert await seat.get_attribute("#recording", "hidden") is not None
     doc = await svc.transcripts.for_case(case_number)
     assert [r for r in doc["recordings"] if r["kind"] == "video"] == []
 
