@@ -30,6 +30,7 @@ from common.errors import DomainError
 from common.queues import split_queue
 
 SIDE = "video"
+EBML = bytes.fromhex("1a45dfa3")  # how a WebM begins
 # Pieces still taken this long after the call's end (the recorder's last piece, retries).
 GRACE_S = 300.0
 
@@ -86,6 +87,8 @@ class VideoRecordings:
         """Store piece ``seq`` (from 0) of the case's video; a piece already stored is not
         stored again."""
         case = await self._case(number, agent)
+        if seq == 0 and not data.startswith(EBML):
+            raise DomainError("invalid", "piece 0 is not a WebM (no EBML header)")
         rec = await self._row(case, create=seq == 0)
         if rec is None:
             raise DomainError("sequence", f"piece {seq} before piece 0")

@@ -48,8 +48,9 @@ ROUTES = [
     Route("PUT", "/api/sign-language/video/{number}/{seq}", "sign_language_piece", ("agent",),
           "A piece (from 0, in order) of the seat's video of its call (WebM, as the "
           "console's recorder gives it); a piece already stored is not stored again",
-          upload="video/webm", max_body=PIECE_MAX_BYTES, answer=PIECE),
-    Route("POST", "/api/sign-language/video/{number}/close", "sign_language_video_close",
+          upload=("video/webm", "application/octet-stream"), max_body=PIECE_MAX_BYTES,
+          answer=PIECE),
+    Route("POST", "/api/sign-language/video/{number}", "sign_language_video_close",
           ("agent",), "The end of the seat's video, with how many pieces were sent",
           VideoClose, answer=CLOSED),
 ]

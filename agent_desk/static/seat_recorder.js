@@ -68,7 +68,7 @@ export class SeatRecorder {
         if (this.error) this.set(this.state, null);
       }
       if (this.stopped && this.state === "closing") {
-        if (await this._try(() => this.api("POST", `/api/sign-language/video/${encodeURIComponent(this.case)}/close`, { pieces: this.seq }))) this.set("done", null);
+        if (await this._try(() => this.api("POST", `/api/sign-language/video/${encodeURIComponent(this.case)}`, { pieces: this.seq }))) this.set("done", null);
       }
     } finally { this.busy = false; }
   }

@@ -37,8 +37,8 @@ def _operation(r: Route, error: dict[str, Any]) -> dict[str, Any]:
         op["security"] = [{"bearer": []}]
         op["x-roles"] = ["api token"]
     if r.upload:
-        op["requestBody"] = {"required": True, "content": {r.upload: {"schema": {
-            "type": "string", "format": "binary", "maxLength": r.max_body}}}}
+        op["requestBody"] = {"required": True, "content": {t: {"schema": {
+            "type": "string", "format": "binary", "maxLength": r.max_body}} for t in r.upload}}
     if r.body is not None:
         op["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": r.body.model_json_schema()}}}

@@ -130,8 +130,8 @@ class Route:
     # This route's body limit in bytes when smaller than [web] max_body_bytes (0: that); for
     # an ``upload``, its limit whatever [web] says.
     max_body: int = 0
-    # The content type of a body taken as it is, not JSON (the handler gets the bytes).
-    upload: str = ""
+    # The content types of a body taken as it is, not JSON (the handler gets the bytes).
+    upload: tuple[str, ...] = ()
     # Request headers the route requires, with their schema (documented and checked).
     headers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     # Served to a program with an API token (Authorization: Bearer), which the handler
@@ -195,8 +195,8 @@ def header_problems(route: Route, headers: Mapping[str, str]) -> list[str]:
 async def read_upload(request: web.Request, route: Route) -> bytes:
     """The raw body of an ``upload`` route: its content type, not empty, at most
     ``max_body`` bytes (read as it comes: the app's own limit is for JSON bodies)."""
-    if request.content_type != route.upload:
-        raise DomainError("invalid", f"the body must be {route.upload}")
+    if request.content_type not in route.upload:
+        raise DomainError("invalid", f"the body must be {' or '.join(route.upload)}")
     too_large = DomainError("too_large", f"the body is larger than {route.max_body} bytes")
     if request.content_length is not None and request.content_length > route.max_body:
         raise too_large

@@ -197,6 +197,8 @@ async def _pieces_are_checked(console, number: str) -> None:
     assert sealed.pieces(Path(rec.path))[0] >= before
     status, doc = await agent.put(f"{piece}/9999", raw=b"later", headers=webm)
     assert (status, doc["error"]) == (409, "sequence") and "missing" in doc["message"], doc
+    status, doc = await agent.put(f"{piece}/0", raw=b"garbage", headers=webm)
+    assert (status, doc["error"]) == (422, "invalid") and "WebM" in doc["message"], doc
     status, doc = await agent.put(f"{piece}/0", raw=b"{}")  # JSON, not a WebM
     assert (status, doc["error"]) == (422, "invalid"), doc
     status, doc = await agent.put(f"{piece}/x", raw=b"x", headers=webm)
@@ -213,7 +215,7 @@ async def _pieces_are_checked(console, number: str) -> None:
     sup = await console.user("sup")
     status, doc = await sup.put(f"{piece}/0", raw=b"x", headers=webm)
     assert (status, doc["error"]) == (403, "forbidden"), doc
-    status, doc = await other.post(f"{piece}/close", {"pieces": 1})
+    status, doc = await other.post(piece, {"pieces": 1})
     assert (status, doc["error"]) == (403, "forbidden"), doc
     assert sealed.pieces(Path(rec.path)) == (max(before, sealed.pieces(Path(rec.path))[0]),
                                              False)
