@@ -276,7 +276,8 @@ class Transcripts:
                 Case.id, Case.number, Case.created_at, Case.answered_at).where(
                 Case.call_id == call_id))).one_or_none()
             stored = [] if case is None else (await s.execute(select(
-                Recording.part, Recording.url_name).where(Recording.case_id == case.id))).all()
+                Recording.part, Recording.url_name).where(
+                Recording.case_id == case.id, Recording.side.in_(SIDES)))).all()
         if case is None:
             if time.time() - _mtime(marker) > 3600:
                 log.warning("recording without a case", extra={"call_id": call_id})
@@ -608,7 +609,7 @@ class Transcripts:
             q = (select(Case.number, Transcript.status).join(
                 Recording, Recording.case_id == Case.id).outerjoin(
                 Transcript, Transcript.case_id == Case.id).where(
-                Recording.deleted_at.is_(None)).distinct())
+                Recording.deleted_at.is_(None), Recording.side.in_(SIDES)).distinct())
             if since is not None:
                 q = q.where(Case.created_at >= since)
             rows = (await s.execute(q.order_by(Case.number))).all()

@@ -163,6 +163,13 @@ async def test_video_call_from_the_public_page_reaches_the_seat(desk, artifacts,
     assert case.agent_id == "1001" and case.outcome == "answered"
     assert case.queue == "province-sign_language" and case.dialed_number == "1234599"
 
+    # Asterisk's audio recordings of the call are its first part still (the video is apart).
+    async def audio() -> list[str]:
+        doc = await svc.transcripts.for_case(case_number)
+        return [r["url_name"] for r in doc["recordings"] if r["kind"] == "audio"]
+    names = await eventually(audio, 30, what="the call's audio recordings")
+    assert all(f"/{case_number}-1-" in n for n in names), names
+
 
 EBML = bytes.fromhex("1a45dfa3")  # a WebM's first four bytes
 # The recording in a <video> of the page: loaded, playing; its picture's size.
