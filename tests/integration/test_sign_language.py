@@ -138,6 +138,10 @@ async def test_video_call_from_the_public_page_reaches_the_seat(desk, artifacts,
         assert webm.startswith(EBML) and len(webm) == rec.bytes and rec.seconds
         player = await sign_in(browser, console.base_url, "sup")
         await player.wait_for_url("**/wallboard")
+        # The case page has a player for it; this page plays it.
+        await player.goto(f"{console.base_url}/cases#{case_number}")
+        await player.wait_for_selector(f'#detail video[src="{url}"]', state="attached")
+        await player.screenshot(path=str(artifacts / "sign-language-case-video.png"))
         played = await player.evaluate(PLAY, url)
         assert played["width"] == 640 and played["height"] == 360, played
         await player.wait_for_function(
