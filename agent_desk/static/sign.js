@@ -71,6 +71,7 @@ document.addEventListener("langchange", () => { setState(STATE); renderChat(); }
 // For the tests: the call's WebRTC statistics.
 window.signCall = {
   state: () => STATE,
+  ua: () => UA,
   stats: async () => {
     const pc = CALL && CALL.sessionDescriptionHandler && CALL.sessionDescriptionHandler.peerConnection;
     if (!pc) return null;

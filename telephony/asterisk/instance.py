@@ -142,6 +142,8 @@ class AgentView:
     city: str
     password: str
     phone: str = "sip"  # "browser": a WebRTC endpoint (DTLS-SRTP, ICE, over WSS)
+    # A sign-language seat (browser phone with the seat's skill): its calls carry video.
+    video: bool = False
 
 
 @dataclass
@@ -232,7 +234,9 @@ class AsteriskInstance:
             loader=FileSystemLoader(str(templates)), undefined=StrictUndefined,
             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
         )
-        agents = [AgentView(a.id, a.city, sip_password(sip_master, a.id), a.phone)
+        seat_skill = cfg.sign_language.skill if cfg.sign_language.enabled else None
+        agents = [AgentView(a.id, a.city, sip_password(sip_master, a.id), a.phone,
+                            video=a.phone == "browser" and seat_skill in a.skills)
                   for a in cfg.agents_of(self.node.id)]
         # Supervisors' desk phones: registered like agents', rung only by the service.
         supervisors = [AgentView(p.id, p.city, sip_password(sip_master, p.id))

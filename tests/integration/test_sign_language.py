@@ -38,8 +38,10 @@ async def desk(tmp_path: Path, pg_admin: str):
 
 @pytest.fixture
 async def desk_unrecorded(tmp_path: Path, pg_admin: str):
-    async with webrtc_desk(tmp_path, pg_admin,
-                           **sign_language_overrides(record_video=False)) as d:
+    # Session timers at their shortest (RFC 4028's 90 s: Asterisk refreshes after 45 s).
+    async with webrtc_desk(tmp_path, pg_admin, **{
+            **sign_language_overrides(record_video=False),
+            "transfers.agent_session_expires_s": 90}) as d:
         yield d
 
 
@@ -166,6 +168,10 @@ async def test_video_call_from_the_public_page_reaches_the_seat(desk, artifacts,
     case = await eventually(ended, 20, what="the video call's case")
     assert case.agent_id == "1001" and case.outcome == "answered"
     assert case.queue == "province-sign_language" and case.dialed_number == "1234599"
+    # The caller ended it: Asterisk did not cut the video call (no rtp_timeout on the seat,
+    # asterisk/asterisk#1940), though it lasted longer than the tests' 4 s media timeout.
+    assert case.hangup_by == "caller" and case.talk_seconds > 4, (case.hangup_by,
+                                                                   case.talk_seconds)
 
     # Asterisk's audio recordings of the call are its first part still (the video is apart).
     async def audio() -> list[str]:
@@ -232,9 +238,27 @@ async def _pieces_are_checked(console, number: str) -> None:
                                              False)
 
 
+# Every SIP request a page's phone receives and every answer it sends (first line and CSeq).
+SIP_LOG = """(who) => {
+  const ua = who === 'seat' ? window.hotlinePhone.ua : window.signCall.ua();
+  const t = ua.transport; window.sipLog = [];
+  const received = t.onMessage;
+  t.onMessage = m => { window.sipLog.push('in ' + m.split('\\r\\n')[0]); received(m); };
+  const send = t.send.bind(t);
+  t.send = m => { window.sipLog.push('out ' + m.split('\\r\\n')[0] + ' '
+                                     + ((m.match(/CSeq: .*/) || [''])[0])); return send(m); };
+}"""
+REFRESH_ANSWERED = ("() => window.sipLog.some(l => l.startsWith('in INVITE')) && "
+                    "window.sipLog.some(l => /^out SIP.2.0 200 .*INVITE/.test(l))")
+
+
 async def test_with_record_video_off_nothing_is_recorded(desk_unrecorded, tmp_path):
+    """Nothing recorded; and the video call, which has no media timeout (asterisk#1940),
+    outlives Asterisk's session refresh: both pages answer its re-INVITE, video goes on."""
     svc, console = desk_unrecorded.service, desk_unrecorded.console
     async with _in_call(desk_unrecorded, tmp_path) as (_browser, seat, guest):
+        await seat.evaluate(SIP_LOG, "seat")
+        await guest.evaluate(SIP_LOG, "guest")
         case_number = await seat.text_content("#p-case")
         await seat.wait_for_function("() => window.hotlinePhone.creds.record_video "
                                      "=== false")
@@ -242,6 +266,14 @@ async def test_with_record_video_off_nothing_is_recorded(desk_unrecorded, tmp_pa
         status, doc = await agent.put(f"/api/sign-language/video/{case_number}/0",
                                       raw=EBML, headers={"Content-Type": "video/webm"})
         assert (status, doc["error"]) == (404, "not_available"), doc
+        for page in (seat, guest):
+            await page.wait_for_function(REFRESH_ANSWERED, timeout=90_000)
+        assert await guest.evaluate("() => window.signCall.state()") == "in_call"
+        before = (await seat.evaluate(VIDEO.format(who="hotlinePhone")))[0]
+
+        async def still_decoding() -> bool:
+            return (await seat.evaluate(VIDEO.format(who="hotlinePhone")))[0] > before + 10
+        await eventually(still_decoding, 30, what="video after the session refresh")
         await guest.click("#end")
         await phone_state(seat, "registered")
         assert await seat.evaluate("() => window.hotlineRecorder.state") == "off"

@@ -111,12 +111,7 @@ def sign_language_overrides(*, record_video: bool = True) -> dict[str, Any]:
                                           "name": "手语视频服务"}],
             "agents": agents,
             "sign_language": {"enabled": True, "number": "1234599", "calls_per_address": 3,
-                              "record_video": record_video},
-            # Off: Asterisk 22 cuts a WebRTC video call rtp_timeout seconds after the answer
-            # ("lack of video RTP activity": the bundled video stream's packets are not
-            # counted, asterisk/asterisk#1940), 4 s in the tests' config; a call here lasts
-            # longer than that (the recording's pieces).
-            "transfers.agent_media_timeout_s": 0}
+                              "record_video": record_video}}
 
 
 @contextlib.asynccontextmanager

@@ -265,3 +265,26 @@ async def test_facts_of_a_leg_in_any_order(store):
     [t] = (await store.by_call(call)).transfers
     assert (t.destination, t.number, t.outcome, t.ended_by) == ("tax", "12366", "answered",
                                                                "caller")
+
+
+def test_video_endpoints_have_session_timers_instead_of_a_media_timeout(tmp_path):
+    """asterisk/asterisk#1940: Asterisk 22 cuts a bundled WebRTC video call at rtp_timeout,
+    so the sign-language seat and the guests rely on session timers; other agents do not."""
+    from lab.harness import lab_config
+    from telephony.asterisk.instance import AsteriskInstance
+    from telephony.asterisk.runtime import ensure_runtime
+    from tests.support.webrtc import BROWSER_AGENT, sign_language_overrides
+
+    overrides = {**sign_language_overrides(), "transfers.agent_media_timeout_s": 9}
+    cfg = lab_config(tmp_path, overrides=overrides)
+    inst = AsteriskInstance(ensure_runtime(), tmp_path / "node", cfg.nodes[0])
+    inst.render(cfg, ami_secret="x" * 16, sip_master="y" * 16)
+    pjsip = (tmp_path / "node" / "etc" / "pjsip.conf").read_text()
+
+    def section(name: str) -> str:
+        return pjsip.split(f"\n[{name}](hotline-endpoint)\n", 1)[1].split("\n[", 1)[0]
+    for video in (BROWSER_AGENT, "sign-guest"):
+        assert "rtp_timeout =" not in section(video)
+        assert "timers = always" in section(video)
+    others = [a.id for a in cfg.agents if a.id != BROWSER_AGENT]
+    assert others and all("rtp_timeout = 9" in section(a) for a in others)
