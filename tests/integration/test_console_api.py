@@ -35,7 +35,8 @@ async def add_auditor(console) -> None:
 def concrete(path: str) -> str:
     return (path.replace("{number}", "20990101000001").replace("{name}", "x.wav")
             .replace("{id}", "999999").replace("{agent}", "1001").replace("{user}", "nobody")
-            .replace("{department}", "nj-chengguan").replace("{token}", "999999"))
+            .replace("{department}", "nj-chengguan").replace("{token}", "999999")
+            .replace("{seq}", "0"))
 
 
 DEPT_BODIES = {"return": {"reason": "x"}, "note": {"text": "x"},
