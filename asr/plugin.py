@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asr.service import Transcripts
 from common.config import Config
+from common.metrics import UNSERVED, Metrics
 
 
 def build(cfg: Config, redis: Redis, sessions: async_sessionmaker[AsyncSession], *,
           spools: dict[str, Path], ami_of: Callable[[str], Any],
-          case_of: Callable[[str], str | None]) -> Transcripts:
-    return Transcripts(cfg, redis, sessions, spools=spools, ami_of=ami_of, case_of=case_of)
+          case_of: Callable[[str], str | None], metrics: Metrics = UNSERVED) -> Transcripts:
+    return Transcripts(cfg, redis, sessions, spools=spools, ami_of=ami_of, case_of=case_of,
+                       metrics=metrics)

@@ -58,6 +58,7 @@ from common.config import Config
 from common.db import utcnow
 from common.livekeys import LiveKeys
 from common.logs import call_scope, note_call_id
+from common.metrics import UNSERVED, Metrics
 from common.privacy import PersonalData
 from common.tasks import cancel_and_wait
 
@@ -71,8 +72,10 @@ class Transcripts:
     def __init__(self, cfg: Config, redis: Redis, sessions: async_sessionmaker[AsyncSession],
                  *, spools: dict[str, Path], ami_of: Callable[[str], Any] | None = None,
                  case_of: Callable[[str], str | None] | None = None,
-                 scan_interval_s: float = 0.5, personal: PersonalData | None = None):
+                 scan_interval_s: float = 0.5, personal: PersonalData | None = None,
+                 metrics: Metrics = UNSERVED):
         self.cfg = cfg
+        self._job_time = metrics.transcription
         self.personal = personal or PersonalData(cfg.data_key)
         self.redis = redis
         self.sessions = sessions
@@ -386,6 +389,7 @@ class Transcripts:
             await self._fail(case.id, number, "no recording of this call to transcribe")
             return "failed"
         await self._set_status(case.id, "running", None, attempts=attempt)
+        started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
             # Decrypted here, in memory, and handed to the pool as bytes: no clear copy on disk.
@@ -422,6 +426,7 @@ class Transcripts:
         segments = sorted((seg for side in results for seg in side),
                           key=lambda g: (g["start"], g["end"]))
         await self._store(case.id, segments)
+        self._job_time.observe(time.perf_counter() - started)
         await self.queue.finish(number)
         self.jobs_done += 1
         return "done"

@@ -39,6 +39,7 @@ from cases.models import (
 from cases.transfers import apply_transfer_fact
 from common.facts import CallFact
 from common.logs import call_scope, note_case
+from common.metrics import UNSERVED, Metrics
 from common.privacy import PersonalData, mask_number
 from common.tasks import cancel_and_wait
 
@@ -108,8 +109,10 @@ class CaseStore:
     written go to the database in one transaction."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], personal: PersonalData,
-                 timezone: str = "Asia/Shanghai", *, writers: int = 8):
+                 timezone: str = "Asia/Shanghai", *, writers: int = 8,
+                 metrics: Metrics = UNSERVED):
         self.sessions = sessions
+        self._write_time = metrics.case_write
         self.personal = personal
         self.tz = ZoneInfo(timezone)
         # The case of each recent call, so the router answers with the case number without
@@ -274,6 +277,7 @@ class CaseStore:
     async def _apply_once(self, facts: list[CallFact]) -> CaseRef:
         """The facts of one call, in order, in one transaction."""
         applied = duplicate = 0
+        started = time.perf_counter()
         async with self.sessions() as session, session.begin():
             case, created = await self._get_or_create(session, facts[0])
             keys: set[str] = set() if created else set((await session.execute(
@@ -292,6 +296,7 @@ class CaseStore:
                                         for f in facts):
                 case.cel_pending = False  # CEL has read the call to its end
             ref = CaseRef(case.id, case.number, created)
+        self._write_time.observe(time.perf_counter() - started)  # committed
         self.facts_applied += applied
         self.facts_duplicate += duplicate
         return ref

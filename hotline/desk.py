@@ -137,8 +137,12 @@ def console_deps(service: HotlineService) -> tuple[ConsoleDeps, Wallboard]:
     states = UserStates(service.redis, prefix)
     users = Users(sm, states)
 
-    async def exposition() -> str:
-        return await metrics.exposition(service, board)
+    # The service's figures, read at scrape time, on its registry beside the timings.
+    figures = metrics.ServiceFigures(service, board)
+    service.metrics.attach("service", figures)
+
+    async def exposition() -> bytes:
+        return await metrics.exposition(service.metrics.registry, figures)
 
     audit = Audit(sm)
     deps = ConsoleDeps(

@@ -13,6 +13,7 @@ from typing import Protocol
 from common import events as ev
 from common.config import Config, NodeConfig
 from common.facts import Sink
+from common.metrics import UNSERVED, Metrics
 from queueing.membership import plugin as membership_plugin
 from queueing.membership.sync import MembershipSync
 from telephony.ami import AmiClient
@@ -44,7 +45,7 @@ class NodeRuntime:
                  surge: Handler, ami_secret: str, monitoring: Handler | None = None,
                  ami_address: tuple[str, int] | None = None,
                  ami_options: dict[str, object] | None = None, cel_interval_s: float = 30.0,
-                 cel_from_now: bool = False) -> None:
+                 cel_from_now: bool = False, metrics: Metrics = UNSERVED) -> None:
         # ``sinks``: where the tracker's call facts go (the case store, then the live state);
         # ``transfers``, ``transcripts``, ``surge``, ``monitoring``: the service-wide handlers
         # of its events.
@@ -55,7 +56,7 @@ class NodeRuntime:
         self.ami = AmiClient(node=node.id, host=host, port=port, username=node.ami_username,
                              secret=ami_secret, subscriber=self._on_event,
                              ssl=node.ami_ssl_context(cfg.base_dir),
-                             server_hostname=node.ami_server_name,
+                             server_hostname=node.ami_server_name, metrics=metrics,
                              **(ami_options or {}))  # type: ignore[arg-type]  # tuning kwargs
         # The live state's buffered writes go out when the client has caught up.
         self.ami.flushers.append(live.flush)

@@ -30,6 +30,7 @@ from cases.loop.reports import LoopReports
 from cases.store import CaseStore
 from cases.surge_audit import SurgeAudit
 from common.config import Config
+from common.metrics import Metrics
 from common.plugin import Plugin, Steps, start_all, stop_all
 from common.privacy import PersonalData
 from common.redisconn import login, redis_client
@@ -72,12 +73,14 @@ class HotlineService:
         self.ami_secret = ami_secret
         self.personal = personal
         self.started_at = 0.0
+        # The service's Prometheus registry and timings (served at /metrics by the console).
+        self.metrics = Metrics()
         prefix = cfg.redis.prefix
         self.engine = engine if engine is not None else make_engine(cfg.database_url)
         # AUTH and TLS as configured (common/redisconn.py); the login is checked at start.
         self.redis = redis if redis is not None else redis_client(cfg)
         sessions = sessionmaker(self.engine)
-        self.store = CaseStore(sessions, personal, cfg.service.timezone)
+        self.store = CaseStore(sessions, personal, cfg.service.timezone, metrics=self.metrics)
         # Signed webhooks to departments' systems: the case loop writes each change's
         # notifications in the change's transaction (the outbox), a worker delivers them.
         # The 事项 taxonomy is read once, for both.
@@ -102,7 +105,8 @@ class HotlineService:
         # Routing: live skills, caller look-ups, the FastAGI route endpoint.
         self.routing = RoutingPlugin(cfg, self.redis, sessions, personal,
                                      record=self.store.apply, case_of=self.store.cached,
-                                     case_number=self.store.cached_number)
+                                     case_number=self.store.cached_number,
+                                     metrics=self.metrics)
         self.skills = self.routing.skills
         self.profiles = self.routing.profiles
         self.earlier_cases = self.routing.earlier_cases
@@ -144,7 +148,7 @@ class HotlineService:
         # Recordings and transcripts (asr/): Asterisk records, this moves, links, transcribes.
         self.transcripts = asr_plugin.build(
             cfg, self.redis, sessions, spools={n.id: recordings_spool(cfg, n) for n in cfg.nodes},
-            ami_of=self._ami_of, case_of=self.store.cached_number)
+            ami_of=self._ami_of, case_of=self.store.cached_number, metrics=self.metrics)
 
         # 回访 calls: the case loop's 待回访 cases called back, numbers checked with the
         # callbacks' rules; Asterisk reports over FastAGI ("followup").
@@ -194,7 +198,7 @@ class HotlineService:
                 surge=self.surge.on_event, monitoring=self.monitoring.on_event,
                 ami_secret=ami_secret,
                 ami_address=ami_addresses.get(node.id), ami_options=ami_options,
-                cel_interval_s=cel_interval_s, cel_from_now=cel_from_now)
+                cel_interval_s=cel_interval_s, cel_from_now=cel_from_now, metrics=self.metrics)
             self.skills.appliers[node.id] = self.nodes[node.id].membership.apply_agent
 
         # Personal data past its period, on the CEL files the reconcilers read.

@@ -36,6 +36,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from common import events as ev
+from common.metrics import UNSERVED, Metrics
 from common.privacy import scrub
 from common.tasks import cancel_and_wait
 
@@ -258,7 +259,7 @@ class AmiClient:
         subscriber: Subscriber | None = None, action_timeout: float = 5.0,
         ping_interval: float = 5.0, ping_timeout: float = 3.0,
         backoff: Iterable[float] = (0.2, 0.5, 1, 2, 4, 8), max_backoff: float = 10.0,
-        ssl: Any = None, server_hostname: str | None = None,
+        ssl: Any = None, server_hostname: str | None = None, metrics: Metrics = UNSERVED,
     ):
         self.node = node
         # AMI over TLS (an ssl.SSLContext) when Asterisk is not on the loopback.
@@ -275,7 +276,11 @@ class AmiClient:
         self._backoff = list(backoff)
         self.max_backoff = max_backoff
         self.protocol: BufferedAMIProtocol | None = None
-        self._events: asyncio.Queue[Message | ev.DomainEvent] = asyncio.Queue()
+        self._events: asyncio.Queue[Message | ev.DomainEvent | dict[str, Any]] = asyncio.Queue()
+        # When each queued item came in (perf_counter), in the queue's order: the lag.
+        self._arrived: deque[float] = deque()
+        self._handling_time = metrics.ami_event.labels(node)
+        self._lag = metrics.ami_lag.labels(node)
         self._ready = asyncio.Event()
         # Set once the subscriber has handled the Connected event (resync done).
         self._synced = asyncio.Event()
@@ -337,7 +342,7 @@ class AmiClient:
         if protocol is None or not self._ready.is_set():
             return False
         snapshot = await self.snapshot(protocol)
-        self._events.put_nowait(ev.Connected(self.node, snapshot=snapshot, reconnect=True))
+        self._put(ev.Connected(self.node, snapshot=snapshot, reconnect=True))
         return True
 
     def cut(self) -> None:
@@ -392,7 +397,7 @@ class AmiClient:
         snapshot = await self.snapshot(protocol)
         reconnect = self.connections > 0
         self.connections += 1
-        self._events.put_nowait(ev.Connected(self.node, snapshot=snapshot, reconnect=reconnect))
+        self._put(ev.Connected(self.node, snapshot=snapshot, reconnect=reconnect))
         self._ready.set()
         log.info("AMI connected", extra={
             "node": self.node, "asterisk_ami": protocol.version, "reconnect": reconnect,
@@ -442,13 +447,19 @@ class AmiClient:
         protocol.responses.clear()
         if was_ready:
             log.warning("AMI disconnected", extra={"node": self.node, "reason": reason})
-            self._events.put_nowait(ev.Disconnected(self.node, reason=reason))
+            self._put(ev.Disconnected(self.node, reason=reason))
 
     # -- events ---------------------------------------------------------------------------
 
     def enqueue(self, message: Message | dict[str, Any]) -> None:
         self.events_received += 1
-        self._events.put_nowait(message)
+        self._put(message)
+
+    def _put(self, item: Message | ev.DomainEvent | dict[str, Any]) -> None:
+        # Every item goes in through here, with its arrival time, and comes out through
+        # _dispatch, which takes the time back: the two stay in step.
+        self._arrived.append(time.perf_counter())
+        self._events.put_nowait(item)
 
     def note_malformed(self, sample: str) -> None:
         self.malformed += 1
@@ -470,14 +481,20 @@ class AmiClient:
         loop = asyncio.get_running_loop()
         while True:
             item = await self._events.get()
+            arrived = self._arrived.popleft()
             self._handling = True
             try:
                 deadline = loop.time() + BATCH_S
                 while True:
+                    started = time.perf_counter()
                     await self._handle(item)
+                    done = time.perf_counter()
+                    self._handling_time.observe(done - started)
+                    self._lag.observe(done - arrived)
                     if self._events.empty() or loop.time() > deadline:
                         break
                     item = self._events.get_nowait()
+                    arrived = self._arrived.popleft()
             finally:
                 self._handling = False
             # A handler whose client library swallowed our cancellation (seen with redis-py

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from agent_desk import metrics
 from agent_desk.web import limits, middleware, openapi
@@ -177,8 +178,9 @@ def build_app(deps: ConsoleDeps, features: Sequence[Feature],
                                os.environ.get("HOTLINE_METRICS_TOKEN")):
             raise DomainError("forbidden", "metrics are served to the loopback or with the "
                                            "bearer token in HOTLINE_METRICS_TOKEN")
-        return web.Response(text=await deps.exposition(), content_type="text/plain",
-                            charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
+        return web.Response(body=await deps.exposition(),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST,
+                                     "X-Content-Type-Options": "nosniff"})
 
     async def h_index(request: web.Request) -> web.StreamResponse:
         sess = await _signed_in(deps, request)

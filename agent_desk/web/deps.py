@@ -389,7 +389,7 @@ class ConsoleDeps:
     repeat_callers: RepeatCallers
     skills: Skills
     ami_of: Callable[[str], Ami]
-    exposition: Callable[[], Awaitable[str]]  # the Prometheus text (agent_desk/metrics.py)
+    exposition: Callable[[], Awaitable[bytes]]  # the Prometheus text (agent_desk/metrics.py)
     transcripts: Transcripts | None = None
     video: VideoDesk | None = None  # [sign_language] record_video
     surge: Surge | None = None

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.config import Config
 from common.facts import CallFact
+from common.metrics import UNSERVED, Metrics
 from common.privacy import PersonalData
 from queueing.routing.lookups import CallerProfiles, EarlierCases, RoutingLookups
 from queueing.routing.router import Recorder, RouteEndpoint
@@ -24,7 +25,7 @@ from telephony.fastagi import FastAgiServer
 class RoutingPlugin:
     def __init__(self, cfg: Config, redis: Redis, sessions: async_sessionmaker[AsyncSession],
                  personal: PersonalData, *, record: Recorder, case_of: Callable[[str], Any],
-                 case_number: Callable[[str], str | None]):
+                 case_number: Callable[[str], str | None], metrics: Metrics = UNSERVED):
         # ``record`` puts the decision on the case; ``case_of`` and ``case_number`` are the
         # case store's cache of recent calls (CaseStore.cached, cached_number).
         self.cfg = cfg
@@ -37,7 +38,8 @@ class RoutingPlugin:
                                       cfg.routing.refresh_s)
         self.profiles.notify = self.lookups.notify
         self.router = RouteEndpoint(cfg, record, personal=personal, profiles=self.profiles,
-                                    earlier_cases=self.earlier_cases, case_number=case_number)
+                                    earlier_cases=self.earlier_cases, case_number=case_number,
+                                    metrics=metrics)
         self.fastagi = FastAgiServer(route_timeout=cfg.fastagi.dialplan_timeout_s)
         self.fastagi.add_route("route", self.router)
 

@@ -46,6 +46,7 @@ from common.config import PROVINCE_POOL, Config
 from common.errors import DomainError
 from common.facts import CallFact, call_id_of
 from common.logs import call_scope, note_case
+from common.metrics import UNSERVED, Metrics
 from common.numbers import callback_number
 from common.privacy import PersonalData, normalize_number
 from common.queues import max_penalty_for, queue_name, relax_rule
@@ -322,8 +323,10 @@ class RouteEndpoint:
                  profiles: CallerLookup[str] | None = None,
                  earlier_cases: CallerLookup[EarlierCase] | None = None,
                  case_number: Callable[[str], str | None] | None = None,
-                 recorders: int = 4, backlog: int = 100_000):
+                 recorders: int = 4, backlog: int = 100_000, metrics: Metrics = UNSERVED):
         self.cfg = cfg
+        # The time from the request to the answer, fast path or slow (common/metrics.py).
+        self._decision_time = metrics.route_decision
         self.table = routing_table(cfg)
         self.record = record
         self.decide_fn = decide_fn
@@ -454,7 +457,7 @@ class RouteEndpoint:
                 recording.add_done_callback(self._recorded_late)
                 number = ""
             self._enqueue(req, decision, started, routed_done=True)
-            return self._reply(decision, number)
+            return self._reply(decision, number, started)
         return self._answered(req, decision, number, started)
 
     def _recorded_late(self, recording: asyncio.Future[object]) -> None:
@@ -465,10 +468,11 @@ class RouteEndpoint:
     def _answered(self, req: RouteRequest, decision: RouteDecision, number: str,
                   started: float) -> AgiAnswer:
         self._enqueue(req, decision, started)
-        return self._reply(decision, number)
+        return self._reply(decision, number, started)
 
-    def _reply(self, decision: RouteDecision, number: str) -> AgiAnswer:
+    def _reply(self, decision: RouteDecision, number: str, started: float) -> AgiAnswer:
         self.decisions += 1
+        self._decision_time.observe(time.monotonic() - started)
         return AgiAnswer({ROUTE_VARIABLE: decision.channel_value(number)})
 
     def _fallback(self, headers: dict[str, str], exc: BaseException) -> None:
