@@ -8,9 +8,12 @@ import json
 
 import aiohttp
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
 
 from agent_desk.web.auth import COOKIE, Sessions, hash_password, verify_password
 from hotline.desk import ROUTES
+from tests.support.asterisk import wait_clean
 from tests.support.console import CONSOLE_PASSWORD
 from tests.support.waiting import eventually
 
@@ -412,20 +415,53 @@ async def test_surge_figures_and_proposals_for_supervisors_only(console):
 
 
 async def test_metrics_for_prometheus_on_the_loopback(console):
+    """A real call through Asterisk, then a scrape: the figures under their names, the
+    timings of its routing, AMI events and case writes, in a text prometheus_client parses."""
+    svc = console.service
+    node = svc.cfg.nodes[0].id
+    party = await console.lab.caller("13912340000")
+    call = await console.lab.dial(party, trunk="nanjing")
+    await eventually(lambda: _case_written(svc), 30, what="the call routed and on its case")
+    await party.hangup(call)
+    assert await wait_clean(console.lab) == {}
+    await party.close()
+    await svc.drain()
+
     anon = await console.anonymous()  # the test client comes from 127.0.0.1
     resp = await anon.client.get("/metrics")
     assert resp.status == 200 and resp.content_type == "text/plain"
+    assert resp.headers["Content-Type"] == CONTENT_TYPE_LATEST
     text = await resp.text()
-    node = console.service.cfg.nodes[0].id
-    assert f'hotline_ami_connected{{node="{node}"}} 1' in text
-    assert "# TYPE hotline_ami_events_total counter" in text
+    lines = text.splitlines()
+    assert f'hotline_ami_connected{{node="{node}"}} 1.0' in lines
+    assert "# TYPE hotline_ami_events_total counter" in lines
     assert 'hotline_case_facts_total{result="applied"}' in text
     assert 'hotline_transcription_jobs{state="pending"}' in text
-    assert "hotline_redis_up 1" in text and "hotline_redis_losses_total 0" in text
-    # Every sample line is "name{labels} number".
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            float(line.rsplit(" ", 1)[1])
+    assert "hotline_redis_up 1.0" in lines and "hotline_redis_losses_total 0.0" in lines
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for old in ("hotline_up", "hotline_uptime_seconds", "hotline_ami_event_backlog",
+                "hotline_ami_resyncs", "hotline_ami_malformed", "hotline_active_calls",
+                "hotline_cel_completed", "hotline_routes", "hotline_route_fallbacks",
+                "hotline_transfer_handovers", "hotline_redis_outages",
+                "hotline_redis_recoveries", "hotline_agents", "hotline_queue_waiting"):
+        assert old in families, old
+    assert families["hotline_routes"].samples[0].value >= 1
+
+    def count(name: str, **labels: str) -> float:
+        return next(s.value for s in families[name].samples
+                    if s.name == f"{name}_count" and s.labels == labels)
+
+    assert families["hotline_route_decision_seconds"].type == "histogram"
+    assert count("hotline_route_decision_seconds") >= 1
+    assert count("hotline_ami_event_handling_seconds", node=node) > 0
+    assert count("hotline_ami_lag_seconds", node=node) > 0
+    assert count("hotline_case_write_seconds") > 0
+    assert "hotline_transcription_seconds" in families
+    assert families["process_cpu_seconds"].samples[0].value > 0
+
+
+async def _case_written(svc) -> bool:
+    return svc.router.decisions > 0 and svc.store.facts_applied > 0
 
 
 def test_metrics_access_rule():
