@@ -276,9 +276,9 @@ class AmiClient:
         self._backoff = list(backoff)
         self.max_backoff = max_backoff
         self.protocol: BufferedAMIProtocol | None = None
-        self._events: asyncio.Queue[Message | ev.DomainEvent | dict[str, Any]] = asyncio.Queue()
-        # When each queued item came in (perf_counter), in the queue's order: the lag.
-        self._arrived: deque[float] = deque()
+        # Each item with when it came in (perf_counter): the lag.
+        self._events: asyncio.Queue[tuple[float, Message | ev.DomainEvent | dict[str, Any]]] = (
+            asyncio.Queue())
         self._handling_time = metrics.ami_event.labels(node)
         self._lag = metrics.ami_lag.labels(node)
         self._ready = asyncio.Event()
@@ -456,10 +456,7 @@ class AmiClient:
         self._put(message)
 
     def _put(self, item: Message | ev.DomainEvent | dict[str, Any]) -> None:
-        # Every item goes in through here, with its arrival time, and comes out through
-        # _dispatch, which takes the time back: the two stay in step.
-        self._arrived.append(time.perf_counter())
-        self._events.put_nowait(item)
+        self._events.put_nowait((time.perf_counter(), item))
 
     def note_malformed(self, sample: str) -> None:
         self.malformed += 1
@@ -480,8 +477,7 @@ class AmiClient:
         self._handling = False
         loop = asyncio.get_running_loop()
         while True:
-            item = await self._events.get()
-            arrived = self._arrived.popleft()
+            arrived, item = await self._events.get()
             self._handling = True
             try:
                 deadline = loop.time() + BATCH_S
@@ -493,8 +489,7 @@ class AmiClient:
                     self._lag.observe(done - arrived)
                     if self._events.empty() or loop.time() > deadline:
                         break
-                    item = self._events.get_nowait()
-                    arrived = self._arrived.popleft()
+                    arrived, item = self._events.get_nowait()
             finally:
                 self._handling = False
             # A handler whose client library swallowed our cancellation (seen with redis-py

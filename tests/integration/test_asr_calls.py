@@ -73,6 +73,8 @@ async def test_speech_both_sides_gives_transcript_from_both(lab, phones, asr_ser
     case = await eventually(lambda: _ended_case(service), what="the case to end")
     t = await eventually(lambda: _transcript(service, case.number), timeout=120,
                          what="the transcript")
+    # The job's time is in the service's metrics (hotline_transcription_seconds).
+    assert service.metrics.registry.get_sample_value("hotline_transcription_seconds_count") >= 1
     talk = (case.ended_at - case.answered_at).total_seconds()
     speakers = {g["speaker"] for g in t["segments"]}
     assert speakers == {"caller", "agent"}, t
