@@ -214,9 +214,15 @@ def cmd_health(args: argparse.Namespace) -> int:
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         print(f"unhealthy: the service does not answer at {url} ({exc})", file=sys.stderr)
         return 1
-    up = any(line.strip() == "hotline_up 1" for line in text.splitlines())
-    nodes = {line.split('node="', 1)[1].split('"', 1)[0]: line.rsplit(" ", 1)[1] == "1"
-             for line in text.splitlines() if line.startswith("hotline_ami_connected{")}
+    def value(line: str) -> float:  # prometheus_client writes 1.0 where we wrote 1
+        try:
+            return float(line.rsplit(" ", 1)[1])
+        except (IndexError, ValueError):
+            return 0.0
+    lines = text.splitlines()
+    up = any(line.startswith("hotline_up ") and value(line) == 1 for line in lines)
+    nodes = {line.split('node="', 1)[1].split('"', 1)[0]: value(line) == 1
+             for line in lines if line.startswith("hotline_ami_connected{")}
     down = sorted(n for n, ok in nodes.items() if not ok)
     missing = sorted({n.id for n in cfg.nodes} - set(nodes))
     if not up or down or missing:
