@@ -43,7 +43,9 @@ async def test_caller_reaches_agent_and_case_is_complete(lab, phones, services, 
     assert "city=nanjing (trunk nanjing)" in case.route_reasons
     assert case.outcome == "answered"
     assert case.hangup_by == "caller"
-    assert case.source == "live"
+    # Seen live (not rebuilt from CEL): by the tracker or by the router, whichever of
+    # the two facts reached the store first (not ordered: the AMI event may come later).
+    assert case.source in ("live", "router"), case.source
     assert 0 <= case.wait_seconds < 5
     assert 2.0 <= case.talk_seconds <= 5.0
     assert case.number.startswith(case.created_at.astimezone().strftime("%Y")[:4])

@@ -47,7 +47,9 @@ async def test_ami_cut_during_call_reconnects_and_case_completes(
     await asyncio.sleep(2)
     await hang_up(party, call, incoming)
     case = await only_case(service)
-    assert case.source == "live"
+    # Seen live (not rebuilt from CEL): by the tracker or by the router, whichever of
+    # the two facts reached the store first (not ordered: the AMI event may come later).
+    assert case.source in ("live", "router"), case.source
     assert case.agent_id == "1001" and case.outcome == "answered"
     assert case.hangup_by == "caller"
     assert case.talk_seconds is not None and case.talk_seconds >= 2
