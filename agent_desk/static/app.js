@@ -25,6 +25,14 @@ export async function api(method, path, body, headers) {
   return doc;
 }
 
+// Requests of one view answered out of order (a change of period, then of date; a language
+// switch while the 30-second refresh is in flight): only the newest request's answer is shown.
+// `const current = turn(); const doc = await api(...); if (!current()) return;`
+export function newestWins() {
+  let n = 0;
+  return () => { const mine = ++n; return () => mine === n; };
+}
+
 // A key for one change (the Idempotency-Key header): a retry of it is applied once.
 export function changeKey() {
   return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);

@@ -3,10 +3,11 @@
 // day, week or month's. Exports are the same figures as CSV or XLSX.
 import { html, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
-import { $, api } from "./app.js";
+import { $, api, newestWins } from "./app.js";
 import { DASH, currentLang, fmtSecs, pct, t, tEnum } from "./i18n.js";
 
 let FIG = null, FC = null;
+const figTurn = newestWins(), fcTurn = newestWins();
 
 function query() {
   const p = new URLSearchParams();
@@ -38,11 +39,14 @@ const HEAD = ["figures.name", "figures.handled", "figures.avg_talk", "figures.av
   "figures.paused", "figures.occupancy", "figures.missed", "figures.transfers", "figures.satisfaction", "figures.qa"];
 
 export async function loadFigures() {
-  try { FIG = await api("GET", "/api/figures/agents?" + query()); renderFigures(); say(""); }
-  catch (e) { say(e.message); }
-  const p = query();
+  const p = query(), current = figTurn();
   $("fig-csv").href = "/api/figures/agents/export?" + p + "&format=csv";
   $("fig-xlsx").href = "/api/figures/agents/export?" + p + "&format=xlsx";
+  try {
+    const doc = await api("GET", "/api/figures/agents?" + p);
+    if (!current()) return;
+    FIG = doc; renderFigures(); say("");
+  } catch (e) { if (current()) say(e.message); }
 }
 function say(text) { const el = $("fig-msg"); if (el) el.textContent = text; }
 
@@ -59,8 +63,12 @@ export async function loadForecast() {
   const sel = $("fc-city"), p = new URLSearchParams();
   if (sel.value) p.set("city", sel.value);
   const day = $("fig-date")?.value; if (day) p.set("date", day);
-  try { FC = await api("GET", "/api/figures/forecast?" + p); }
-  catch (e) { FC = null; say(e.message); }
+  const current = fcTurn();
+  let doc = null;
+  try { doc = await api("GET", "/api/figures/forecast?" + p); }
+  catch (e) { if (current()) say(e.message); }
+  if (!current()) return;
+  FC = doc;
   if (FC && !sel.options.length) {
     paint(FC.cities.map(c => html`<option value=${c.id}>${c.name}</option>`), sel);
     sel.value = FC.city;
@@ -92,5 +100,6 @@ export async function startFigures({ every } = {}) {
   $("fc-city").addEventListener("change", loadForecast);
   await loadFigures(); await loadForecast();
   if (every) setInterval(() => { loadFigures(); loadForecast(); }, every);
-  document.addEventListener("langchange", () => { loadFigures(); renderForecast(); });
+  // The headings at once; the rows' display names come back from the server in the language.
+  document.addEventListener("langchange", () => { renderFigures(); loadFigures(); renderForecast(); });
 }

@@ -3,7 +3,7 @@
 // lit-html (no chart library): rates per row, and accepted/closed cases over the period.
 import { html, svg, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
-import { $, api, loadMe, say, startPage } from "./app.js";
+import { $, api, loadMe, newestWins, say, startPage } from "./app.js";
 import { loadFigures, loadForecast, startFigures } from "./figures.js";
 import { DASH, currentLang, pct, t } from "./i18n.js";
 
@@ -24,6 +24,7 @@ const CHARTED = [["handle_rate", "report.col_handle_rate", "#1f7a3a"],
                  ["sign_rate", "report.col_sign_rate", "#d9822b"]];
 const MAX_BARS = 15;
 let REPORT = null;
+const reportTurn = newestWins();
 
 function todayLocal() {
   const d = new Date();
@@ -44,8 +45,12 @@ function exportLinks() {
 async function load(ev) {
   if (ev) ev.preventDefault();
   exportLinks();
-  try { REPORT = await api("GET", "/api/reports/loop?" + params()); say("msg", ""); fillCities(); render(); }
-  catch (e) { REPORT = null; say("msg", e.message); render(); }
+  const current = reportTurn();
+  try {
+    const doc = await api("GET", "/api/reports/loop?" + params());
+    if (!current()) return;
+    REPORT = doc; say("msg", ""); fillCities(); render();
+  } catch (e) { if (current()) { REPORT = null; say("msg", e.message); render(); } }
 }
 function fillCities() {
   const sel = $("q-city"), chosen = sel.value;

@@ -8,6 +8,7 @@ Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import datetime, time, timedelta
 from time import time as time_now
@@ -76,12 +77,29 @@ async def test_supervisor_and_inspector_views(console, artifacts) -> None:
             path=str(artifacts / "wallboard-forecast.png"))
 
         # The reports page: yesterday's figures, by agent, equal the seeded day's.
+        # Today's day figures (asked for when the period changes, the date not yet) are held
+        # back until yesterday's are shown: an answer to an older request must not replace
+        # them (it did, on CI, when the two answers crossed).
+        release = asyncio.Event()
+
+        async def hold_today(route):  # type: ignore[no-untyped-def]
+            if "period=day" in route.request.url and f"date={day}" not in route.request.url:
+                await release.wait()
+            await route.continue_()
+
         await board.goto(base + "/reports")
+        await board.route("**/api/figures/agents?*", hold_today)
         await board.select_option("#fig-period", "day")
         await board.fill("#fig-date", day)
         await board.click("#fig-show")
         row = board.locator('#agent-figures tr[data-figures="1001"]')
         await row.locator("td.handled", has_text="2").wait_for()
+        async with board.expect_response(
+                lambda r: "/api/figures/agents?" in r.url and "period=day" in r.url
+                and f"date={day}" not in r.url):
+            release.set()
+        await board.wait_for_timeout(300)  # the held answer's turn to (not) be painted
+        assert await row.locator("td.handled").text_content() == "2"
         assert await row.locator("td.satisfaction").text_content() == "50.0%"
         b = board.locator('#agent-figures tr[data-figures="1002"]')
         assert await b.locator("td.handled").text_content() == "1"

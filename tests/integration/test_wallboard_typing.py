@@ -6,6 +6,7 @@ Chinese page shows no catalogue key and no English label. Screenshots go to test
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,16 @@ async def test_half_typed_skills_survive_live_updates_and_a_language_switch(
             assert await board.get_attribute("html", "lang") == "en"
             assert (await typing_state(board))[0] == "general=2,lang_en=4"
             await board.screenshot(path=str(artifacts / "wallboard-typing-en.png"))
+            # The figures' answer in Chinese held back: the headings must not wait for it
+            # (they did, and CI caught the English ones).
+            release = asyncio.Event()
+
+            async def hold_zh(route):  # type: ignore[no-untyped-def]
+                if "lang=zh-CN" in route.request.url:
+                    await release.wait()
+                await route.continue_()
+
+            await board.route("**/api/figures/agents?*", hold_zh)
             await board.click("#lang")
             await board.wait_for_function(
                 f"() => document.title === {json.dumps(zh['page.wallboard'])}")
@@ -102,6 +113,7 @@ async def test_half_typed_skills_survive_live_updates_and_a_language_switch(
                 ".filter(el => el.id !== 'lang' && /[A-Za-z]/.test(el.textContent))"
                 ".map(el => el.textContent)")
             assert labels == []  # no English label left in the Chinese page
+            release.set()
             await board.screenshot(path=str(artifacts / "wallboard-typing-zh.png"),
                                    full_page=True)
 
