@@ -2,11 +2,13 @@
 // search patches the rows it shares with the last one.
 import { html, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
-import { $, api, loadMe, say, startPage } from "./app.js";
+import { $, api, loadMe, newestWins, say, startPage } from "./app.js";
 import { fmtTime, t, tEnum } from "./i18n.js";
 import { LoopPanel } from "./loop.js";
 import { callRecord } from "./call_record.js";
 import { agentName, cityName, loadNames, queueName, routeReasons } from "./names.js";
+
+const detailTurn = newestWins();
 
 let CASES = [], DETAIL = null;
 // The case's 工单流转 (loop.js); a change there may close the case: the detail follows.
@@ -28,15 +30,22 @@ function renderList() {
 }
 async function show() {
   const number = location.hash.slice(1); if (!number) return;
-  if (await loadDetail(number)) { $("loop").classList.remove("hidden"); await PANEL.show(number); }
+  const shown = await loadDetail(number);
+  if (shown === null) return;  // superseded by a case opened after it
+  if (shown) { $("loop").classList.remove("hidden"); await PANEL.show(number); }
   else $("loop").classList.add("hidden");
 }
 async function loadDetail(number) {
+  const current = detailTurn();
   try {
     const c = await api("GET", "/api/cases/" + encodeURIComponent(number));
     const tr = await api("GET", `/api/cases/${encodeURIComponent(number)}/transcript`);
+    if (!current()) return null;  // another case was opened meanwhile
     DETAIL = { c, tr }; renderDetail(); return true;
-  } catch (e) { DETAIL = null; paint(e.message, $("detail")); return false; }
+  } catch (e) {
+    if (!current()) return null;
+    DETAIL = null; paint(e.message, $("detail")); return false;
+  }
 }
 function renderDetail() {
   if (!DETAIL) return;

@@ -5,8 +5,10 @@
 // Every change carries an Idempotency-Key: a retried click applies once.
 import { html, nothing, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
-import { $, api, loadMe, say, startPage } from "./app.js";
+import { $, api, loadMe, newestWins, say, startPage } from "./app.js";
 import { fmtTime, t, tEnum } from "./i18n.js";
+
+const listTurn = newestWins(), caseTurn = newestWins();
 
 const TABS = ["todo", "pending", "signed", "replied", "returned", "all"];
 const LEVELS = ["province", "city", "district", "street"];
@@ -25,11 +27,14 @@ function light(l) { return html`<span class="badge light-${l}" data-light=${l}>$
 // -- the department's cases -------------------------------------------------------------------
 
 async function loadList() {
+  const current = listTurn();
   try {
-    LIST = await api("GET", "/api/department/cases?tab=" + TAB + "&limit=200");
+    const doc = await api("GET", "/api/department/cases?tab=" + TAB + "&limit=200");
+    if (!current()) return;  // another tab was chosen meanwhile
+    LIST = doc;
     $("dept-name").textContent = LIST.department.name;
     say("msg", "");
-  } catch (e) { say("msg", e.message); }
+  } catch (e) { if (!current()) return; say("msg", e.message); }
   renderList();
 }
 function renderList() {
@@ -47,8 +52,12 @@ function renderList() {
 async function show() {
   const number = location.hash.slice(1);
   if (!number || !ME || ME.role !== "department") return;
-  try { CASE = await api("GET", "/api/department/cases/" + encodeURIComponent(number)); NOTE = null; }
-  catch (e) { CASE = null; NOTE = { text: e.message }; }
+  const current = caseTurn();
+  let doc = null, failed = null;
+  try { doc = await api("GET", "/api/department/cases/" + encodeURIComponent(number)); }
+  catch (e) { failed = e; }
+  if (!current()) return;  // another case was opened meanwhile
+  CASE = doc; NOTE = failed ? { text: failed.message } : null;
   renderDetail();
 }
 async function act(op, body) {

@@ -3,20 +3,24 @@
 // checklist's scoring form. Inspectors see the sampled calls only, callers' numbers masked.
 import { html, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
-import { $, api, loadMe, say, startPage } from "./app.js";
+import { $, api, loadMe, newestWins, say, startPage } from "./app.js";
 import { DASH, currentLang, t, tEnum } from "./i18n.js";
 import { callRecord } from "./call_record.js";
+
+const dayTurn = newestWins(), sampleTurn = newestWins();
 
 let DAY = null, SAMPLES = [], CHECKLIST = [], CURRENT = null;
 
 async function load(ev) {
   if (ev) ev.preventDefault();
+  const current = dayTurn();
   try {
     // Without a date the server answers with the centre's yesterday (its time zone, not the browser's).
     const day = $("q-date").value;
     const r = await api("GET", "/api/quality/samples" + (day ? "?date=" + day : ""));
+    if (!current()) return;  // another day was asked for meanwhile
     DAY = r.day; $("q-date").value = DAY; SAMPLES = r.samples; CHECKLIST = r.checklist; render(); say("msg", "");
-  } catch (e) { say("msg", e.message); }
+  } catch (e) { if (current()) say("msg", e.message); }
 }
 function reasons(s) { return s.reasons.map(r => tEnum("qa_reason", r)).join("、"); }
 function render() {
@@ -28,10 +32,12 @@ function render() {
   renderInspect();
 }
 async function inspect(id) {
+  const current = sampleTurn();
   try {
     const s = await api("GET", `/api/quality/samples/${id}`);
     const c = await api("GET", `/api/cases/${encodeURIComponent(s.case)}`);
     const tr = await api("GET", `/api/cases/${encodeURIComponent(s.case)}/transcript`);
+    if (!current()) return;  // another sample was opened meanwhile
     CURRENT = { s, c, tr }; $("inspect").classList.remove("hidden"); renderInspect(); say("score-msg", "");
   } catch (e) { say("msg", e.message); }
 }

@@ -4,9 +4,11 @@
 // case loop's actions (POST /api/cases/<number>/loop/...).
 import { html, nothing, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
-import { $, api, changeKey, loadMe, say, startPage } from "./app.js";
+import { $, api, changeKey, loadMe, newestWins, say, startPage } from "./app.js";
 import { fmtTime, t, tEnum } from "./i18n.js";
 import { deptName, lightBadge, loadDirectory } from "./loop.js";
+
+const listTurn = newestWins();
 
 const OPEN_STATES = ["accepted", "dispatched", "returned", "handling", "replied", "follow_up"];
 const PAGE = 20;
@@ -38,8 +40,11 @@ async function load() {
   const p = new URLSearchParams();
   for (const k of ["light", "supervised", "department", "city", "state"]) { const v = $("s-" + k).value; if (v) p.set(k, v); }
   p.set("limit", PAGE); p.set("offset", OFFSET);
-  try { LIST = await api("GET", "/api/supervision?" + p); render(); }
-  catch (e) { setMsg({ text: e.message }); }
+  const current = listTurn();
+  try {
+    const doc = await api("GET", "/api/supervision?" + p);
+    if (current()) { LIST = doc; render(); }
+  } catch (e) { if (current()) setMsg({ text: e.message }); }
 }
 
 function none(cols) { return html`<tr><td colspan=${cols}>${t("common.none")}</td></tr>`; }
