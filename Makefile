@@ -5,9 +5,12 @@ demo: bootstrap
 	.venv/bin/python -m lab.demo
 
 # The lint runs first: a broken import contract or a type error fails before the tests start.
+# Two workers: most tests wait on real calls in real time, so two files at once take little
+# more than one (each worker has its own Asterisk, ports and RTP ranges: lab/harness.py lane).
+TEST_WORKERS ?= 2
 test: bootstrap
 	@$(MAKE) --no-print-directory lint
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bootstrap:
 	@./scripts/bootstrap.sh

@@ -55,8 +55,30 @@ def _bindable(port: int, kinds: tuple[int, ...]) -> bool:
     return True
 
 
+def lane() -> tuple[int, int]:
+    """This process's lane among several running labs at once (``HOTLINE_LAB_LANE=k/n``,
+    set for each test worker): lanes draw ports and RTP ranges from separate slices, so two
+    processes never hand out the same one. One lane of one by default."""
+    text = os.environ.get("HOTLINE_LAB_LANE", "")
+    k, _, n = text.partition("/")
+    try:
+        index, count = int(k), int(n)
+    except ValueError:
+        return 0, 1
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"HOTLINE_LAB_LANE={text!r}: expected k/n with 0 <= k < n")
+    return index, count
+
+
+def _slice(low: int, high: int, step: int = 1) -> tuple[int, int]:
+    """This lane's part of [low, high), on multiples of ``step`` from ``low``."""
+    index, count = lane()
+    width = (high - low) // step // count * step
+    return low + index * width, low + (index + 1) * width
+
+
 def _pick_port(kinds: tuple[int, ...]) -> int:
-    low, high = _LAB_PORTS[0], min(_LAB_PORTS[1], _ephemeral_low() - 1)
+    low, high = _slice(_LAB_PORTS[0], min(_LAB_PORTS[1], _ephemeral_low() - 1))
     for _ in range(1000):
         port = random.randrange(low, high)
         if port not in _HANDED_OUT and _bindable(port, kinds):
@@ -73,10 +95,11 @@ def _rtp_base(nodes: int) -> int:
     uses: two labs' Asterisks running at once (the session's and a test's own) must not
     share media ports."""
     span = -(-nodes // 2) * 200
-    free = [b for b in range(20000, 29000, 200)
-            if b + span <= 29200 and not any(b <= u < b + span or u <= b < u + 200
+    low, high = _slice(20000, 29200, 200)
+    free = [b for b in range(low, high, 200)
+            if b + span <= high and not any(b <= u < b + span or u <= b < u + 200
                                             for u in _RTP_BASES)]
-    base = random.choice(free) if free else random.randrange(20000, 29000, 200)
+    base = random.choice(free) if free else random.randrange(low, high - span + 1, 200)
     _RTP_BASES.update(range(base, base + span, 200))
     return base
 

@@ -6,6 +6,7 @@ for it, so tests/unit runs without Asterisk, Redis or PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ from tests.support.service import ServiceFactory, lab_test_config, vosk_test_mod
 
 ensure_secrets()
 setup_logging("info", "text")
+# `make test` runs two workers (pytest-xdist): each its own lane of lab ports and RTP ranges.
+if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
+    os.environ.setdefault("HOTLINE_LAB_LANE", "{}/{}".format(
+        int(os.environ["PYTEST_XDIST_WORKER"][2:]), os.environ["PYTEST_XDIST_WORKER_COUNT"]))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,20 +30,31 @@ def speak(text: str, out: Path, *, voice: str = "cmn", rate: int = 8000, speed: 
     if out.exists() and stamp.exists() and stamp.read_text() == key:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    raw = out.with_suffix(".raw.wav")
-    subprocess.run(
-        [_need("espeak-ng", "espeak-ng"), "-v", voice, "-s", str(speed), "-w", str(raw), text],
-        check=True, capture_output=True,
-    )
-    subprocess.run(
-        # Trim leading and trailing silence: every second of prompt is a second of waiting.
-        [_need("sox", "sox"), str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out),
-         "silence", "1", "0.05", "1%", "reverse", "silence", "1", "0.05", "1%", "reverse",
-         "tempo", "-s", str(tempo), "norm", "-3"],
-        check=True, capture_output=True,
-    )
-    raw.unlink()
-    stamp.write_text(key)
+    # Written under names of this process's own, then moved into place: several processes
+    # (test workers) may make the same file at once, and none may read a half-written one.
+    mine = f".{os.getpid()}.{secrets.token_hex(3)}"
+    raw = out.with_name(out.stem + mine + ".raw.wav")
+    made = out.with_name(out.stem + mine + ".wav")
+    try:
+        subprocess.run(
+            [_need("espeak-ng", "espeak-ng"), "-v", voice, "-s", str(speed), "-w", str(raw),
+             text],
+            check=True, capture_output=True,
+        )
+        subprocess.run(
+            # Trim leading and trailing silence: every second of prompt is a second of waiting.
+            [_need("sox", "sox"), str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(made),
+             "silence", "1", "0.05", "1%", "reverse", "silence", "1", "0.05", "1%", "reverse",
+             "tempo", "-s", str(tempo), "norm", "-3"],
+            check=True, capture_output=True,
+        )
+        os.replace(made, out)
+        made_stamp = stamp.with_name(stamp.name + mine)
+        made_stamp.write_text(key)
+        os.replace(made_stamp, stamp)
+    finally:
+        raw.unlink(missing_ok=True)
+        made.unlink(missing_ok=True)
     return out
 
 

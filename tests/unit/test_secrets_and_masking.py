@@ -32,11 +32,14 @@ from lab.harness import EXAMPLE_CONFIG, ensure_secrets, lab_config_toml
 # -- Medium 2: weak secrets -------------------------------------------------------------------
 
 WEAK_KEYS = ["hotline12345", "hotline12345" * 4, "a" * 64, "0123456789abcdef" * 4,
-             secrets.token_urlsafe(24),  # 24 bytes: what the lab used to make
+             # 24 bytes: what the lab used to make (a fixed id: test workers collect alike)
+             pytest.param(secrets.token_urlsafe(24), id="random-24-bytes"),
              "correct horse battery staple correct horse battery",
              "HotlineSecretPasswordAdmin12345QwertyLetmein1", "abcdefgh" * 8]
-STRONG_KEYS = [secrets.token_urlsafe(32), secrets.token_hex(32),
-               base64.b64encode(secrets.token_bytes(32)).decode(), secrets.token_urlsafe(48)]
+STRONG_KEYS = [pytest.param(secrets.token_urlsafe(32), id="urlsafe-32"),
+               pytest.param(secrets.token_hex(32), id="hex-32"),
+               pytest.param(base64.b64encode(secrets.token_bytes(32)).decode(), id="base64-32"),
+               pytest.param(secrets.token_urlsafe(48), id="urlsafe-48")]
 
 
 @pytest.mark.parametrize("env,prop,what", [
