@@ -24,6 +24,7 @@ from tests.support.audio import rms, tone_level
 from tests.support.calls import (
     answered_incoming,
     destination_line,
+    ringing_for,
     settled_leg,
     wait_trunk,
 )
@@ -287,7 +288,7 @@ async def test_emergency_not_answering_leaves_caller_with_agent(lab, services, p
     police_phone = await destination_line(lab, sounds, tmp_path, "police", "tone_emergency",
                               auto_answer=False)
     leg = await scene.control.emergency(scene.call_id, "1001", "police")
-    ringing = await asyncio.wait_for(police_phone.incoming.get(), 20)
+    ringing = await ringing_for(police_phone, leg)
     # The agent stays until 110 answers: leaving now would leave the caller with a ring.
     with pytest.raises(TransferError) as err:
         await scene.control.leave(scene.call_id, "1001")
@@ -324,7 +325,7 @@ async def test_agent_softphone_dies_while_110_rings(lab, services, phones, clean
     police_phone = await destination_line(lab, sounds, tmp_path, "police", "tone_emergency",
                               auto_answer=False)
     leg = await scene.control.emergency(scene.call_id, "1001", "police")
-    ringing = await asyncio.wait_for(police_phone.incoming.get(), 20)
+    ringing = await ringing_for(police_phone, leg)
     scene.agent.phone.kill()
     await eventually(lambda: _left(leg), timeout=30, what="the agent's loss to be noticed")
     await police_phone.answer(ringing)
@@ -361,7 +362,7 @@ async def test_consult_not_reached_gives_the_caller_back(lab, services, phones, 
                                         auto_answer=False)
     leg = await scene.control.consult(scene.call_id, "1001", dest)
     if how == "busy":
-        ringing = await asyncio.wait_for(branch.incoming.get(), 20)
+        ringing = await ringing_for(branch, leg)
         await asyncio.sleep(1)
         await branch.answer(ringing, 486)
     await settled_leg(leg, timeout=leg.ring_timeout_s + 20)

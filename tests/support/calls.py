@@ -119,6 +119,27 @@ async def answered_incoming(phone: Any, timeout: float = 20) -> Any:
     return call
 
 
+async def ringing_for(phone: Any, leg: Any, timeout: float = 20) -> Any:
+    """The call a transfer ``leg`` rings at ``phone``; if the leg ends first, a failure that
+    says how it ended (not a bare timeout: a flake once left only "no ring in 20 s")."""
+    ring = asyncio.ensure_future(phone.incoming.get())
+    settled = asyncio.ensure_future(leg.settled.wait())
+    try:
+        done, _ = await asyncio.wait({ring, settled}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (ring, settled):
+            if not task.done():
+                task.cancel()
+    if ring in done:
+        return ring.result()
+    if settled in done:
+        raise AssertionError(f"the transfer leg ended before {phone.name} rang: "
+                             f"{leg.outcome}: {leg.reason}")
+    raise AssertionError(f"{phone.name} did not ring within {timeout} s "
+                         f"(leg {leg.state}, {leg.outcome}: {leg.reason})")
+
+
 async def settled_leg(leg: Any, timeout: float = 30) -> Any:
     """A transfer leg once it is answered or has failed."""
     await asyncio.wait_for(leg.settled.wait(), timeout)
