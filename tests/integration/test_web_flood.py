@@ -7,7 +7,8 @@ request. The benchmark with the numbers is bench/web_flood.py."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+import json
+import sys
 
 import aiohttp
 import pytest
@@ -15,58 +16,58 @@ from aiohttp.test_utils import make_mocked_request
 
 from agent_desk.web import app as web_app
 from hotline.desk import console_app
+from lab.harness import REPO
 from tests.support.calls import answered_call
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asterisk
 
 CLIENTS = 50
-# What a stranger can ask without a session: the description, the login page, who am I, and
-# a sign-in with a body that is not JSON.
-FLOOD = (("GET", "/api/openapi.json", None), ("GET", "/login", None), ("GET", "/api/me", None),
-         ("POST", "/api/login", b'{"username": "x", "password": '))
+# The strangers hammer from a process of their own (bench/web_flood.py's flood: what a stranger
+# can ask without a session), as they would from outside: clients in the service's own event
+# loop would make the loop busy with their side of the flood too.
+FLOODER = REPO / "bench" / "web_flood.py"
 
 
 async def test_calls_are_routed_while_the_web_port_is_flooded(console, lab, phones, sounds,
                                                               tmp_path):
     service = console.service
-    answers: Counter[str] = Counter()
-    stop = asyncio.Event()
-
-    async def stranger(i: int, http: aiohttp.ClientSession) -> None:
-        k = i
-        while not stop.is_set():
-            method, path, body = FLOOD[k % len(FLOOD)]
-            k += 1
-            async with http.request(method, console.base_url + path, data=body) as resp:
-                await resp.read()
-                answers[str(resp.status)] += 1
-
     fallbacks = service.router.fallbacks
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        flood = [asyncio.create_task(stranger(i, http)) for i in range(CLIENTS)]
-        try:
-            await eventually(lambda: _refused(answers), what="the flood to be refused")
-            for caller in ("13812340001", "13812340002"):
-                await answered_call(lab, phones, sounds, caller=caller, talk_s=1.0,
-                                    tmp=tmp_path)
-            refused_during_calls = answers["429"] + answers["503"]
-        finally:
-            stop.set()
-            await asyncio.gather(*flood)
+    flood = await asyncio.create_subprocess_exec(
+        "nice", "-n", "10", sys.executable, str(FLOODER), "flood",
+        "--url", console.base_url.rstrip("/"), "--clients", str(CLIENTS),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert flood.stdin is not None and flood.stdout is not None
+    try:
+        assert json.loads(await asyncio.wait_for(flood.stdout.readline(), 30)) == {
+            "ready": True}
+        async with aiohttp.ClientSession() as http:
+            # This machine's address is refused once the flood has spent its allowance.
+            await eventually(lambda: _refused(http, console.base_url),
+                             what="the flood to be refused")
+        for caller in ("13812340001", "13812340002"):
+            await answered_call(lab, phones, sounds, caller=caller, talk_s=1.0,
+                                tmp=tmp_path)
+    finally:
+        flood.stdin.write(b"stop\n")
+        await flood.stdin.drain()
+        out = await asyncio.wait_for(flood.stdout.read(), 60)
+        await flood.wait()
+    answers = json.loads(out.decode().strip().splitlines()[-1])["answers"]
 
     await service.drain()
     cases = await eventually(lambda: _ended(service, 2), what="both cases to end")
     assert service.router.fallbacks == fallbacks
     assert [c.route_source for c in cases] == ["router", "router"], [
         (c.number, c.route_source, c.route_reasons) for c in cases]
-    # Every stranger was answered (nothing left queued), most of them refused.
+    # Every stranger was answered (nothing left queued), many of them refused.
     assert set(answers) <= {"200", "400", "401", "429", "503"}, answers
-    assert refused_during_calls > 0, answers
+    assert answers.get("429", 0) + answers.get("503", 0) > 0, answers
 
 
-async def _refused(answers: Counter[str]) -> bool:
-    return answers["429"] + answers["503"] > 0
+async def _refused(http: aiohttp.ClientSession, base: str) -> bool:
+    async with http.get(base.rstrip("/") + "/api/me") as resp:
+        return resp.status in (429, 503)
 
 
 async def _ended(service, n: int):
