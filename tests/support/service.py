@@ -27,9 +27,11 @@ def lab_test_config(workdir: Path, **overrides: Any) -> Config:
             "nobody.when_empty": "wait", "keep_place.offer_after_s": 2,
             "keep_place.retry_after_s": 5, "keep_place.ring_s": 15,
             "queueing.ring_timeout_s": 8,
-            # Transfers: destinations' trunks checked every second, short ring timeouts, and a
-            # crashed softphone noticed within seconds.
-            "transfers.qualify_s": 1, "transfers.ring_timeout_s": 6,
+            # Transfers: destinations' trunks checked every 2 s (each OPTIONS answered within
+            # 1.6 s: with 1 s, 0.8 s, a pjsua2 party slow to answer under load, its SIP thread
+            # waiting for the GIL, could be marked unreachable and a transfer to it refused at
+            # once), short ring timeouts, and a crashed softphone noticed within seconds.
+            "transfers.qualify_s": 2, "transfers.ring_timeout_s": 6,
             "transfers.emergency_timeout_s": 10, "transfers.agent_media_timeout_s": 4}
     base.update(overrides)
     return lab_config(workdir, overrides=base)
