@@ -5,7 +5,7 @@
 // is online again) and after a page reload (the page registers again; Asterisk replaces the
 // old contact). The call is the same Asterisk channel as a SIP phone's: queues, transfers,
 // recording and captions do not know the difference.
-import { Registerer, RegistererState, SessionState, UserAgent } from "./vendor/sip.js/lib/index.js";
+import { Registerer, RegistererState, RequestPendingError, SessionState, UserAgent } from "./vendor/sip.js/lib/index.js";
 
 // Visible states: off (not started or not a browser phone), connecting, registered,
 // reconnecting, failed (credentials refused: reloading will not help), ringing, in_call.
@@ -132,12 +132,24 @@ export class BrowserPhone {
   }
 
   async hold(on) {
-    const s = this.session; if (!s || this.state !== "in_call" || this.held === on) return;
-    s.sessionDescriptionHandlerOptionsReInvite = { ...(s.sessionDescriptionHandlerOptionsReInvite || {}), hold: on };
-    await new Promise((resolve, reject) => {
-      s.invite({ requestDelegate: { onAccept: () => resolve(), onReject: () => reject(new Error("re-INVITE refused")) } })
-        .catch(reject);
-    });
+    for (let attempt = 1; ; attempt++) {
+      const s = this.session; if (!s || this.state !== "in_call" || this.held === on) return;
+      s.sessionDescriptionHandlerOptionsReInvite = { ...(s.sessionDescriptionHandlerOptionsReInvite || {}), hold: on };
+      try {
+        await new Promise((resolve, reject) => {
+          s.invite({ requestDelegate: { onAccept: () => resolve(), onReject: r => reject(Object.assign(
+            new Error(`re-INVITE refused (${r.message.statusCode})`), { status: r.message.statusCode })) } })
+            .catch(reject);
+        });
+        break;
+      } catch (e) {
+        // Asterisk's own re-INVITE crossing ours (491 Request Pending), or one still going on
+        // this side: try again after a short random wait (RFC 3261 14.1) rather than leave
+        // the caller held when the agent pressed F3 twice in quick succession.
+        if (!(e instanceof RequestPendingError || e.status === 491) || attempt >= 5) throw e;
+        await new Promise(r => setTimeout(r, 200 + Math.random() * 800));
+      }
+    }
     this.held = on; this._tracks();
     this.onChange(this);
   }
