@@ -26,6 +26,7 @@ from tests.support.calls import (
     destination_line,
     ringing_for,
     settled_leg,
+    wait_aor,
     wait_trunk,
 )
 from tests.support.netfault import FaultProxy
@@ -496,6 +497,9 @@ async def test_agent_softphone_dies_while_consult_rings(lab, services, phones, c
     leg = await scene.control.consult(scene.call_id, "1001", "tax")
     b_call = await asyncio.wait_for(branch_phone.incoming.get(), 20)
     other = await lab.agent("1002", play=sounds["tone_agent"], record_dir=tmp_path / "rec")
+    # Qualified before the caller goes back to the queue (a fresh clone once waited 30 s for
+    # 1002's next qualify: its first OPTIONS answered late, the queue skipped it).
+    await wait_aor(lab, "1002", timeout=45)
     scene.agent.phone.kill()
     await asyncio.wait_for(leg.done.wait(), 30)
     assert leg.outcome == "cancelled"

@@ -102,14 +102,20 @@ async def destination_line(lab: Lab, sounds: dict[str, Path], tmp: Path, dest: s
 
 async def wait_trunk(lab: Lab, dest: str, status: str) -> None:
     """Wait until Asterisk sees a destination's trunk "Reachable" (or else unavailable)."""
-    endpoint = lab.cfg.destination(dest).endpoint
+    await wait_aor(lab, lab.cfg.destination(dest).endpoint, status)
+
+
+async def wait_aor(lab: Lab, aor: str, status: str = "Reachable", timeout: float = 20) -> None:
+    """Wait until Asterisk's qualify says an AOR (a trunk, an agent's phone) "Reachable" (or
+    else unavailable): a phone registered but not yet qualified, or whose first OPTIONS was
+    answered late under load, is not offered queue calls until its next qualify."""
 
     async def check() -> bool:
-        out = await asyncio.to_thread(lab.instance.cli, f"pjsip show aor {endpoint}")
+        out = await asyncio.to_thread(lab.instance.cli, f"pjsip show aor {aor}")
         ok = "Avail" in out and "Unavail" not in out
         return ok if status == "Reachable" else ("Unavail" in out)
 
-    await eventually(check, timeout=20, what=f"trunk {endpoint} {status}")
+    await eventually(check, timeout=timeout, what=f"AOR {aor} {status}")
 
 
 async def answered_incoming(phone: Any, timeout: float = 20) -> Any:
