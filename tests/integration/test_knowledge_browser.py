@@ -30,7 +30,8 @@ async def test_agent_searches_reads_and_gets_suggestions_in_the_console(console,
         page = await login(browser, console.base_url, "agent1001")
         await page.wait_for_url("**/console")
         await page.wait_for_selector("#kb-q")
-        assert await page.text_content("#kb h2") == "知识库"
+        await page.wait_for_function(  # labelled once the language catalogue has loaded
+        "() => document.querySelector('#kb h2').textContent === '知识库'")
         await page.fill("#kb-q", "社保卡丢了怎么补办")
         await page.click("#kb-search")
         await page.wait_for_selector('[data-kb-mode="search"]')
