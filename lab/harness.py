@@ -284,15 +284,39 @@ class Lab:
         sip = await self.start_sip()
         # The phone gets the agent's own credentials, issued as for an agent's machine.
         creds = issue_credentials(self.cfg, agent_id)
-        return await sip.agent(agent_id, creds.password, server=creds.server, **kwargs)
+        phone = await sip.agent(agent_id, creds.password, server=creds.server, **kwargs)
+        await self.wait_qualified(agent_id, creds.server)
+        return phone
 
     async def supervisor(self, phone: str, **kwargs: Any) -> Phone:
         """A supervisor's desk phone ([[supervisors]]), registered on its city's node."""
         sip = await self.start_sip()
         sup = next(p for p in self.cfg.supervisors if p.id == phone)
         node = self.cfg.node(self.cfg.city(sup.city).node)
-        return await sip.agent(phone, sip_password(self.cfg.sip_secret, phone),
-                               server=f"127.0.0.1:{node.sip_port}", **kwargs)
+        server = f"127.0.0.1:{node.sip_port}"
+        desk = await sip.agent(phone, sip_password(self.cfg.sip_secret, phone),
+                               server=server, **kwargs)
+        await self.wait_qualified(phone, server)
+        return desk
+
+    async def wait_qualified(self, aor: str, server: str, timeout: float = 20) -> None:
+        """Until the node at ``server`` has qualified a phone that just registered: Asterisk
+        offers queue calls only to a contact its OPTIONS found reachable, and one answered
+        late (a busy machine) waits for the next qualify, 30 s on. A user's phone registers
+        long before its first call; a test's rings at once, so it waits here, not in a sleep."""
+        inst = next((i for i in self.instances.values()
+                     if server.endswith(f":{i.node.sip_port}")), None)
+        if inst is None:  # a phone pointed elsewhere on purpose
+            return
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            out = await asyncio.to_thread(inst.cli, f"pjsip show aor {aor}")
+            if "Avail" in out and "Unavail" not in out:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{aor} registered but not qualified reachable by "
+                                   f"{inst.node.id} in {timeout:.0f} s:\n{out}")
+            await asyncio.sleep(0.1)
 
     async def caller(self, number: str, **kwargs: Any) -> Phone:
         sip = await self.start_sip()
