@@ -213,8 +213,12 @@ class Wallboard:
             await self._load_agent(a.id)
 
     async def _load_agent(self, agent_id: str) -> None:
-        h = text_map(await self.redis.hgetall(self.keys.agent(agent_id)))
-        queues = text_map(await self.redis.hgetall(self.keys.agent_queues(agent_id)))
+        # One round trip for both hashes (each agent's change reads them again).
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.agent(agent_id))
+        pipe.hgetall(self.keys.agent_queues(agent_id))
+        raw_state, raw_queues = await pipe.execute()
+        h, queues = text_map(raw_state), text_map(raw_queues)
         self.agents[agent_id] = self._agent_view(agent_id, h, queues)
 
     def _agent_view(self, agent_id: str, h: dict[str, str], queues: dict[str, str]
