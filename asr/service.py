@@ -105,6 +105,7 @@ class Transcripts:
         # A recording without its .done mark, untouched this long, of a call that has ended,
         # was cut by an Asterisk that died: it is taken as it is.
         self.cut_after_s = 30.0
+        self._adopt_due = 0.0
         self._cut_seen: dict[str, float] = {}
         self._quiet: dict[str, float] = {}
 
@@ -228,8 +229,14 @@ class Transcripts:
     async def scan_spool(self) -> int:
         """Move finished recordings (``.done``) to the recordings dir; returns how many."""
         moved = 0
+        # Cut recordings are looked for less often than finished ones (a stat of every file
+        # being recorded, twice a second, cost more than the moves at 100 calls up).
+        adopt = time.monotonic() >= self._adopt_due
+        if adopt:
+            self._adopt_due = time.monotonic() + self.cut_after_s / 6
         for node, spool in self.spools.items():
-            await self._adopt_cut(node, spool)
+            if adopt:
+                await self._adopt_cut(node, spool)
             markers = sorted(spool.glob("*.done"), key=lambda p: p.stat().st_mtime)
             for marker in markers:
                 if await self._ingest(node, marker):
