@@ -71,17 +71,6 @@ SCENARIOS = Path(__file__).resolve().parent / "sipp"
 CITY = "nanjing"
 QUEUE_BY_KEY = {"0": f"{CITY}-general", "1": f"{CITY}-enterprise_policy"}
 HZ = os.sysconf("SC_CLK_TCK")
-# --ami-filter: events and variables the service does not read (common/events.py parses
-# the others; call control reads OriginateResponse and Confbridge*). QUEUE_MAX_PENALTY,
-# HOTLINE_KEY, HOTLINE_ROUTE_SOURCE, HOTLINE_WIDENED and HOTLINE_PREFERRED_MISS stay.
-AMI_FILTERS = (
-    "Event: (Newexten|TestEvent|DeviceStateChange|RTCPSent|RTCPReceived|NewConnectedLine"
-    "|Newstate|NewCallerid|NewAccountCode|MusicOnHoldStart|MusicOnHoldStop|SoftHangupRequest"
-    "|HangupRequest|DialState|MixMonitorStart|MixMonitorStop|BridgeCreate|BridgeDestroy)",
-    "Variable: (QUEUE[A-LN-Z]|QUEUEMAX|QUEUE_PRIO|MEMBER|QE|BRIDGEP|RTPAUDIOQOS|ANSWEREDTIME"
-    "|DIALEDTIME|QUEUEWAIT|READSTATUS|SIPDOMAIN|AGI|MONITOR_|MIXMONITOR|DIALEDPEER"
-    "|__HOTLINE_(DIALED|TRUNK|QUEUE|CASE))",
-)
 MEMBER_STATES = ("Not in use", "In use", "Busy", "Unavailable", "Ringing", "Ring+Inuse",
                  "On Hold", "Invalid", "Unknown")
 
@@ -226,8 +215,8 @@ def descendants(pid: int) -> list[int]:
 class Stack:
     """Everything one run needs, started and stopped in order."""
 
-    def __init__(self, plan: Plan, keep: bool, web: bool = True, ami_filter: bool = False):
-        self.ami_filter = ami_filter
+    def __init__(self, plan: Plan, keep: bool, web: bool = True, unfiltered: bool = False):
+        self.unfiltered = unfiltered
         self.plan = plan
         self.keep = keep
         self.web = web
@@ -309,8 +298,8 @@ class Stack:
         self.lab = Lab(self.cfg)
         progress(f"starting Asterisk ({self.plan.agents} agents, node {self.cfg.nodes[0].id}, "
                  f"SIP port {self.cfg.nodes[0].sip_port})")
-        if self.ami_filter:
-            await self.start_asterisk_filtered()
+        if self.unfiltered:
+            await self.start_asterisk_unfiltered()
         else:
             await self.lab.start_asterisk()
         node = self.cfg.nodes[0]
@@ -321,10 +310,9 @@ class Stack:
         await self.wait_members()
         await self.register_agents()
 
-    async def start_asterisk_filtered(self) -> None:
-        """Experiment (--ami-filter): the project's configuration plus AMI event filters for
-        what the service never reads, to measure what such a filter would save. Not the
-        project's configuration (asterisk-conf/manager.conf.j2 has no filter)."""
+    async def start_asterisk_unfiltered(self) -> None:
+        """Baseline (--unfiltered): the project's configuration without its AMI event filters
+        (asterisk-conf/manager.conf.j2), as before issue 21, to measure what they save."""
         from telephony.asterisk.instance import reap_orphans
 
         assert self.lab is not None and self.cfg is not None
@@ -332,7 +320,8 @@ class Stack:
         inst = self.lab.instance
         inst.render(self.cfg, ami_secret=self.cfg.ami_secret, sip_master=self.cfg.sip_secret)
         conf = inst.dir / "etc" / "manager.conf"
-        conf.write_text(conf.read_text() + "".join(f"eventfilter = !{f}\n" for f in AMI_FILTERS))
+        conf.write_text("".join(line for line in conf.read_text().splitlines(keepends=True)
+                                if not line.startswith("eventfilter")))
         inst.start(owner_pid=os.getpid())
         await inst.wait_ready(self.cfg.ami_secret)
 
@@ -764,9 +753,9 @@ def pct(values: list[float], p: float) -> float | None:
 
 
 async def run_load(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
-    st = Stack(plan, keep=args.keep, web=args.web, ami_filter=args.ami_filter)
+    st = Stack(plan, keep=args.keep, web=args.web, unfiltered=args.unfiltered)
     result: dict[str, Any] = {"mode": plan.mode, "plan": asdict(plan),
-                              "ami_filter": args.ami_filter,
+                              "unfiltered": args.unfiltered,
                               "work_dir": str(st.work), "database": st.db_name}
     stop = asyncio.Event()
     watch = Watch(st)
@@ -784,6 +773,7 @@ async def run_load(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
                  f"{plan.agents} agents, talk {plan.talk_s:g} s, "
                  f"{plan.key_share:.0%} press 1")
         spy = start_profiler(st, args.profile) if args.profile else None
+        perf = start_perf(st, args.perf) if args.perf else None
         t0 = time.monotonic()
         st.callers_sipp = start_callers(st, plan, numbers)
         watcher = asyncio.create_task(watch.run(stop))
@@ -809,6 +799,8 @@ async def run_load(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
             spy.send_signal(signal.SIGINT)
             await asyncio.to_thread(spy.wait, 60)
             result["profile"] = str(args.profile)
+        if perf is not None:
+            result["perf"] = await stop_perf(st, perf, args.perf)
         progress(f"callers done in {t_calls - t0:.0f} s; waiting for the cases to complete")
         settled = await wait_settled(st, plan, numbers)
         t_settled = time.monotonic()
@@ -849,6 +841,40 @@ def start_profiler(st: Stack, out: Path) -> subprocess.Popen[bytes]:
                              "-f", fmt, "-r", "100", "--nonblocking"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             preexec_fn=_pdeathsig)
+
+
+def start_perf(st: Stack, out: Path) -> subprocess.Popen[bytes]:
+    """perf sampling Asterisk's threads on CPU (the virtual machine has no hardware
+    counters: cpu-clock), with call graphs, while the calls run."""
+    pid = st.lab.instance.pid() if st.lab is not None else None
+    assert pid, "Asterisk is not running"
+    return subprocess.Popen(["perf", "record", "-F", "199", "-e", "cpu-clock", "-g", "-p",
+                             str(pid), "-o", str(out.with_suffix(".data"))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=_pdeathsig)
+
+
+async def stop_perf(st: Stack, perf: subprocess.Popen[bytes], out: Path) -> str:
+    """Stops perf; writes Asterisk's CPU by module (shared object) and by symbol, and its
+    task processors' counters (``core show taskprocessors``), to ``out``."""
+    perf.send_signal(signal.SIGINT)
+    await asyncio.to_thread(perf.wait, 60)
+    data = str(out.with_suffix(".data"))
+    parts = []
+    for sort in ("dso", "dso,sym"):
+        rep = await asyncio.to_thread(subprocess.run, [
+            "perf", "report", "-i", data, "--no-children", "--sort", sort, "--stdio",
+            "--percent-limit", "0.5", "-g", "none"], capture_output=True, text=True)
+        parts.append(f"## perf report --sort {sort}\n\n{rep.stdout}")
+    if st.lab is not None:
+        for cmd in ("core show taskprocessors", "core show threads", "core show channels count"):
+            try:
+                text = await asyncio.to_thread(st.lab.instance.cli, cmd)
+            except (OSError, subprocess.SubprocessError) as exc:
+                text = f"({exc})"
+            parts.append(f"## {cmd}\n\n{text}")
+    await asyncio.to_thread(out.write_text, "\n".join(parts), encoding="utf-8")
+    return str(out)
 
 
 async def wait_settled(st: Stack, plan: Plan, numbers: list[tuple[str, str]],
@@ -1342,8 +1368,8 @@ def write_table(data: dict[str, Any], path: Path) -> None:
         mc = r.get("machine_cpu", {})
         cpu = r["cpu_ms_per_call"]
         lines += [
-            f"- **{label}**: `{r.get('command', '')}`" + (" (AMI filter experiment)"
-                                                         if r.get("ami_filter") else ""),
+            f"- **{label}**: `{r.get('command', '')}`" + (" (baseline: AMI events unfiltered)"
+                                                         if r.get("unfiltered") else ""),
             f"  {r['plan']['agents']} agents, talk {r['plan']['talk_s']:g} s, "
             f"{r['plan']['key_share']:.0%} press 1; load average "
             f"{r.get('loadavg_before', ['?'])[0]} → {r.get('loadavg_after', ['?'])[0]}; "
@@ -1386,9 +1412,12 @@ def main() -> int:
     p.add_argument("--profile", type=Path, default=None,
                    help="sample the service with py-spy while the calls run (collapsed "
                         "stacks, or speedscope if the name ends in .json)")
-    p.add_argument("--ami-filter", action="store_true",
-                   help="experiment: filter out the AMI events the service never reads "
-                        "(not the project's configuration) to measure what it would save")
+    p.add_argument("--perf", type=Path, default=None,
+                   help="sample Asterisk with perf while the calls run; its CPU by module "
+                        "and symbol, and its task processors, go to this text file")
+    p.add_argument("--unfiltered", action="store_true",
+                   help="baseline: Asterisk without the project's AMI event filters (the "
+                        "configuration before issue 21), to compare in the same session")
     p.add_argument("--label", default="",
                    help="the entry's name in load.json (default: the mode), e.g. sustained-5cps")
     p.add_argument("--keep", action="store_true",
