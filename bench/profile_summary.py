@@ -66,14 +66,40 @@ def library(file: str) -> str:
     return file or "native"
 
 
+# What the time is for: the first category whose marks a stack holds (order matters: a
+# case write under an AMI handler is the case store's).
+CATEGORIES = (
+    ("case store (SQLAlchemy, asyncpg)", ("sqlalchemy", "asyncpg", "cases/store.py")),
+    ("Redis (live state, wallboard feed)", ("redis/",)),
+    ("recordings (seal, move, spool scan)", ("asr/service.py", "common/sealed.py")),
+    ("AMI (read, parse, hand to rooms)", ("telephony/ami.py", "common/events.py",
+                                          "hotline/nodes.py", "telephony/")),
+    ("console, wallboard, other rooms", ("agent_desk/", "queueing/", "aiohttp", "cases/")),
+    ("event loop itself (uvloop: I/O, callbacks)", ("asyncio/runners.py",)),
+)
+
+
+def category(stack: tuple[str, ...]) -> str:
+    text = ";".join(stack)
+    for name, marks in CATEGORIES:
+        if any(m in text for m in marks):
+            return name
+    return "other"
+
+
 def summarise(stacks: Counter[tuple[str, ...]], top: int = 25) -> dict[str, Any]:
     total = sum(stacks.values())
+    kinds: Counter[str] = Counter()
+    for stack, n in stacks.items():
+        kinds[category(stack)] += n
     ours: Counter[str] = Counter()
     leaf_lib: Counter[str] = Counter()
     entry: Counter[str] = Counter()
     for stack, n in stacks.items():
         frames = [_where(f) for f in stack]
-        mine = [(func, _module(file)) for func, file in frames if _module(file)]
+        # The launcher (hotline/cli.py's main, under which the event loop runs) is no room.
+        mine = [(func, mod) for func, file in frames
+                if (mod := _module(file)) and mod != "hotline/cli.py"]
         ours[f"{mine[-1][1]}:{mine[-1][0]}" if mine else "(none of ours)"] += n
         # The outermost of ours under the event loop: which room the time belongs to.
         entry[f"{mine[0][1]}:{mine[0][0]}" if mine else "(none of ours)"] += n
@@ -83,14 +109,15 @@ def summarise(stacks: Counter[tuple[str, ...]], top: int = 25) -> dict[str, Any]
         return [{"where": k, "samples": v, "share": round(v / total, 4)}
                 for k, v in c.most_common(top)]
 
-    return {"samples": total, "innermost_ours": share(ours), "outermost_ours": share(entry),
-            "leaf_library": share(leaf_lib)}
+    return {"samples": total, "category": share(kinds), "innermost_ours": share(ours),
+            "outermost_ours": share(entry), "leaf_library": share(leaf_lib)}
 
 
 def markdown(summary: dict[str, Any], ms_per_call: float | None) -> str:
     out = [f"{summary['samples']} samples" + (
         f"; the service's CPU per call {ms_per_call:.1f} ms" if ms_per_call else "")]
-    for key, title in (("leaf_library", "Leaf frame's library"),
+    for key, title in (("category", "What the time is for"),
+                       ("leaf_library", "Leaf frame's library"),
                        ("outermost_ours", "Outermost frame of ours (the room)"),
                        ("innermost_ours", "Innermost frame of ours")):
         out += ["", f"### {title}", "", "| where | share | ms per call |", "| --- | --- | --- |"]
@@ -107,8 +134,8 @@ def plot(summary: dict[str, Any], out: Path, ms_per_call: float | None) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(14, 6))
-    for ax, key, title in ((axes[0], "leaf_library", "leaf library"),
-                           (axes[1], "outermost_ours", "outermost frame of ours")):
+    for ax, key, title in ((axes[0], "category", "what the service's CPU is for"),
+                           (axes[1], "leaf_library", "leaf frame's library")):
         rows = summary[key][:12][::-1]
         scale = ms_per_call or 100.0
         ax.barh([r["where"][-48:] for r in rows], [r["share"] * scale for r in rows])
