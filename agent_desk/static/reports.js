@@ -149,3 +149,6 @@ $("fig-date").value = todayLocal();
 $("fig-show").addEventListener("click", () => { loadFigures(); loadForecast(); });
 for (const id of ["fig-period", "fig-date"]) $(id).addEventListener("change", () => { loadFigures(); loadForecast(); });
 await startFigures();
+// Set up (the date filled in, the listeners on, the first figures shown): a script that
+// drives the page waits for this, or its first input can be overwritten or go unheard.
+document.body.dataset.ready = "yes";

@@ -88,8 +88,14 @@ async def test_supervisor_and_inspector_views(console, artifacts) -> None:
             await route.continue_()
 
         await board.goto(base + "/reports")
+        # The page's script is done (its own first request answered, the date set to today,
+        # the listeners on): input before that was overwritten or unheard on a fresh clone.
+        await board.wait_for_selector("body[data-ready]", state="attached")
+        async with board.expect_response(lambda r: "period=week" in r.url
+                                         and "/api/figures/agents?" in r.url):
+            await board.select_option("#fig-period", "week")
         await board.route("**/api/figures/agents?*", hold_today)
-        await board.select_option("#fig-period", "day")
+        await board.select_option("#fig-period", "day")  # today's day: held
         await board.fill("#fig-date", day)
         await board.click("#fig-show")
         row = board.locator('#agent-figures tr[data-figures="1001"]')
