@@ -8,10 +8,10 @@ and attributes every sample twice:
 - **library**: the leaf frame's package (asyncio, sqlalchemy, asyncpg, redis, json, logging ...)
   — what the time is spent in.
 
-Prints JSON (shares of all samples, and ms per call when ``--calls`` and ``--cpu-ms-per-call``
-are given), writes a Markdown table and a bar chart beside the profile:
+Prints JSON (shares of all samples, and ms per call when ``--cpu-ms-per-call`` is given);
+writes beside the profile a Markdown table (.md), a bar chart (.png) and a flame graph (.svg):
 
-    .venv/bin/python bench/profile_summary.py bench/results/profile_service.txt --calls 300
+    .venv/bin/python bench/profile_summary.py /tmp/service.txt --cpu-ms-per-call 57.9
 """
 
 from __future__ import annotations
@@ -147,6 +147,51 @@ def plot(summary: dict[str, Any], out: Path, ms_per_call: float | None) -> None:
     plt.close(fig)
 
 
+def flame_svg(stacks: Counter[tuple[str, ...]], out: Path, title: str,
+              width: int = 1600, row: int = 16, min_share: float = 0.002) -> None:
+    """A flame graph of the collapsed stacks (root at the bottom, width = samples), as one
+    self-contained SVG: each frame's name and share in its tooltip."""
+    from html import escape
+
+    tree: dict[str, Any] = {"n": 0, "kids": {}}
+    for stack, n in stacks.items():
+        node = tree
+        node["n"] += n
+        for frame in stack:
+            node = node["kids"].setdefault(frame, {"n": 0, "kids": {}})
+            node["n"] += n
+    total = tree["n"] or 1
+    boxes: list[tuple[float, int, float, str, int]] = []
+
+    def walk(node: dict[str, Any], x: float, depth: int) -> int:
+        deepest = depth
+        for name, kid in sorted(node["kids"].items()):
+            w = kid["n"] / total
+            if w >= min_share:
+                boxes.append((x, depth, w, name, kid["n"]))
+                deepest = max(deepest, walk(kid, x, depth + 1))
+            x += w
+        return deepest
+
+    depth = walk(tree, 0.0, 0) + 1
+    height = (depth + 2) * row
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="monospace" font-size="10">',
+             f'<text x="4" y="12">{escape(title)} ({total} samples)</text>']
+    for x, d, w, name, n in boxes:
+        func, file = _where(name)
+        hue = 25 if _module(file) else (200 if "site-packages" in file else 50)
+        px, pw, py = x * width, w * width, height - (d + 1) * row
+        label = escape(func if pw > 7 * len(func) else func[: max(0, int(pw / 7) - 1)])
+        parts.append(
+            f'<g><title>{escape(name)}: {n} samples, {n / total:.1%}</title>'
+            f'<rect x="{px:.1f}" y="{py}" width="{max(pw - 0.5, 0.5):.1f}" height="{row - 1}" '
+            f'fill="hsl({hue},70%,{55 + (hash(func) % 25)}%)"/>'
+            f'<text x="{px + 2:.1f}" y="{py + row - 4}">{label}</text></g>')
+    parts.append("</svg>")
+    out.write_text("\n".join(parts), encoding="utf-8")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("profile", type=Path, help="py-spy collapsed stacks (-f raw)")
@@ -154,7 +199,9 @@ def main() -> int:
                    help="the run's service CPU per call (load.json), to turn shares into ms")
     p.add_argument("--top", type=int, default=25)
     args = p.parse_args()
-    summary = summarise(parse(args.profile), args.top)
+    stacks = parse(args.profile)
+    summary = summarise(stacks, args.top)
+    flame_svg(stacks, args.profile.with_suffix(".svg"), f"service: {args.profile.name}")
     summary["profile"] = str(args.profile)
     summary["cpu_ms_per_call"] = args.cpu_ms_per_call
     args.profile.with_suffix(".md").write_text(markdown(summary, args.cpu_ms_per_call),

@@ -1,6 +1,7 @@
 import { $, api, say, startPage } from "./app.js";
 
-await startPage();
+// The handler is on before anything is awaited: a form sent before it (a quick hand, a test
+// typing as soon as the page loads) would go natively, the password in the address.
 $("form").addEventListener("submit", async ev => {
   ev.preventDefault();
   try {
@@ -8,3 +9,4 @@ $("form").addEventListener("submit", async ev => {
     location.href = { agent: "/console", department: "/departments", qa: "/quality" }[me.role] || "/wallboard";
   } catch (e) { say("msg", e.message); }
 });
+await startPage();
