@@ -38,6 +38,10 @@ export function changeKey() {
   return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
 }
 
+// The page's script has set its fields and put its listeners on: whoever drives the page (a
+// test) waits for body[data-ready], or its first input can be overwritten or go unheard.
+export function pageReady() { document.body.dataset.ready = "yes"; }
+
 export async function loadMe() { me = await api("GET", "/api/me"); return me; }
 export function $(id) { return document.getElementById(id); }
 

@@ -2,7 +2,7 @@
 // search patches the rows it shares with the last one.
 import { html, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
-import { $, api, loadMe, newestWins, say, startPage } from "./app.js";
+import { $, api, loadMe, newestWins, pageReady, say, startPage } from "./app.js";
 import { fmtTime, t, tEnum } from "./i18n.js";
 import { LoopPanel } from "./loop.js";
 import { callRecord } from "./call_record.js";
@@ -78,3 +78,4 @@ $("q").addEventListener("submit", search);
 window.addEventListener("hashchange", show);
 search(); show();
 document.addEventListener("langchange", () => { renderList(); renderDetail(); PANEL.render(); });
+pageReady();

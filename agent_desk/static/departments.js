@@ -5,7 +5,7 @@
 // Every change carries an Idempotency-Key: a retried click applies once.
 import { html, nothing, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
-import { $, api, loadMe, newestWins, say, startPage } from "./app.js";
+import { $, api, loadMe, newestWins, pageReady, say, startPage } from "./app.js";
 import { fmtTime, t, tEnum } from "./i18n.js";
 
 const listTurn = newestWins(), caseTurn = newestWins();
@@ -263,3 +263,4 @@ if (ME.role === "department") {
   $("work").classList.remove("hidden"); say("msg", t("dept.not_for_role"));
 }
 document.addEventListener("langchange", () => { renderList(); renderDetail(); if (ME.role === "admin") renderAdmin(); });
+pageReady();

@@ -3,7 +3,7 @@
 // checklist's scoring form. Inspectors see the sampled calls only, callers' numbers masked.
 import { html, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
-import { $, api, loadMe, newestWins, say, startPage } from "./app.js";
+import { $, api, loadMe, newestWins, pageReady, say, startPage } from "./app.js";
 import { DASH, currentLang, t, tEnum } from "./i18n.js";
 import { callRecord } from "./call_record.js";
 
@@ -77,3 +77,4 @@ $("samples").addEventListener("click", ev => { const id = ev.target.dataset.insp
 $("score-form").addEventListener("submit", save);
 document.addEventListener("langchange", render);
 load();
+pageReady();

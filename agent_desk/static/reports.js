@@ -3,7 +3,7 @@
 // lit-html (no chart library): rates per row, and accepted/closed cases over the period.
 import { html, svg, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
-import { $, api, loadMe, newestWins, say, startPage } from "./app.js";
+import { $, api, loadMe, newestWins, pageReady, say, startPage } from "./app.js";
 import { loadFigures, loadForecast, startFigures } from "./figures.js";
 import { DASH, currentLang, pct, t } from "./i18n.js";
 
@@ -149,6 +149,4 @@ $("fig-date").value = todayLocal();
 $("fig-show").addEventListener("click", () => { loadFigures(); loadForecast(); });
 for (const id of ["fig-period", "fig-date"]) $(id).addEventListener("change", () => { loadFigures(); loadForecast(); });
 await startFigures();
-// Set up (the date filled in, the listeners on, the first figures shown): a script that
-// drives the page waits for this, or its first input can be overwritten or go unheard.
-document.body.dataset.ready = "yes";
+pageReady();  // the date filled in, the listeners on, the first figures shown

@@ -4,7 +4,7 @@
 // case loop's actions (POST /api/cases/<number>/loop/...).
 import { html, nothing, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
-import { $, api, changeKey, loadMe, newestWins, say, startPage } from "./app.js";
+import { $, api, changeKey, loadMe, newestWins, pageReady, say, startPage } from "./app.js";
 import { fmtTime, t, tEnum } from "./i18n.js";
 import { deptName, lightBadge, loadDirectory } from "./loop.js";
 
@@ -104,3 +104,4 @@ document.querySelector("main").addEventListener("click", ev => {
 load();
 document.addEventListener("langchange", () => { renderFilters(); render(); renderMsg(); });
 setInterval(render, 60000);  // the time left moves on
+pageReady();

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from agent_desk.models import AuditEntry
 from agent_desk.web.auth import Users
 from cases.models import Case
-from tests.support.browser import chromium, login
+from tests.support.browser import chromium, login, ready
 from tests.support.console import CONSOLE_PASSWORD
 from tests.support.figures import call
 
@@ -90,7 +90,7 @@ async def test_supervisor_and_inspector_views(console, artifacts) -> None:
         await board.goto(base + "/reports")
         # The page's script is done (its own first request answered, the date set to today,
         # the listeners on): input before that was overwritten or unheard on a fresh clone.
-        await board.wait_for_selector("body[data-ready]", state="attached")
+        await ready(board)
         async with board.expect_response(lambda r: "period=week" in r.url
                                          and "/api/figures/agents?" in r.url):
             await board.select_option("#fig-period", "week")

@@ -57,7 +57,7 @@ from cases.loop.store import CaseLoop, DepartmentEntry, Details
 from cases.loop.taxonomy import Taxonomy
 from common.config import ReportsSection
 from common.privacy import PersonalData
-from tests.support.browser import chromium, login, new_page
+from tests.support.browser import chromium, login, new_page, ready
 from tests.support.console import CONSOLE_PASSWORD
 from tests.support.servers import make_pg_database
 
@@ -542,7 +542,7 @@ async def test_the_reports_page_shows_the_figures_and_charts_in_chinese_first(co
         await page.wait_for_url("**/wallboard")
         await page.click('a[href="/reports"]')
         await page.wait_for_url("**/reports")
-        await page.wait_for_selector("body[data-ready]", state="attached")  # script set up
+        await ready(page)
         await page.fill("#q-date", "2026-03-04")
         await page.dispatch_event("#q-date", "change")
         cg = '#figures tr[data-key="nj-chengguan"]'

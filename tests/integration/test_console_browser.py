@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from agent_desk.models import CaseForm
 from cases.models import Case
-from tests.support.browser import chromium, login
+from tests.support.browser import chromium, login, ready
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
@@ -132,6 +132,7 @@ async def test_agent_takes_a_call_in_the_console_and_the_wallboard_follows(
 
         # The case list finds it by the caller's number (keyed hash), with the form.
         await board.goto(console.base_url + "/cases")
+        await ready(board)
         await board.fill("#q-number", CALLER)
         await board.select_option("#q-category", "consultation")
         await board.click("#q button")

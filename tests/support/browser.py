@@ -37,6 +37,12 @@ async def new_page(browser: Any, *, width: int = 1500, height: int = 1000,
     return page
 
 
+async def ready(page: Any) -> None:
+    """Until the page's script has set itself up (app.js pageReady): typing before that can be
+    overwritten by the script's own defaults or go unheard."""
+    await page.wait_for_selector("body[data-ready]", state="attached")
+
+
 async def login(browser: Any, base: str, user: str, *, page: Any = None, **context: Any
                 ) -> Any:
     """``user`` signed in to the console at ``base`` (on ``page``, or a new page)."""
