@@ -59,6 +59,8 @@ def library(file: str) -> str:
     mod = _module(file)
     if mod:
         return "ours:" + mod.split("/")[0]
+    if file.endswith("asyncio/runners.py"):
+        return "event loop (uvloop, native)"  # py-spy shows uvloop's own time here
     for i, part in enumerate(parts):
         if part.startswith("python3"):
             rest = parts[i + 1:]
