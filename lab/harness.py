@@ -215,6 +215,15 @@ def to_toml(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+async def aor_status(inst: AsteriskInstance, aor: str) -> tuple[str, str]:
+    """What a node's qualify says of an AOR: "Reachable", "Unreachable" or "" (not yet),
+    with the CLI's text."""
+    out = await asyncio.to_thread(inst.cli, f"pjsip show aor {aor}")
+    if "Unavail" in out:
+        return "Unreachable", out
+    return ("Reachable" if "Avail" in out else ""), out
+
+
 class Lab:
     def __init__(self, cfg: Config, runtime: AsteriskRuntime | None = None):
         ensure_secrets()
@@ -310,8 +319,8 @@ class Lab:
             return
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            out = await asyncio.to_thread(inst.cli, f"pjsip show aor {aor}")
-            if "Avail" in out and "Unavail" not in out:
+            status, out = await aor_status(inst, aor)
+            if status == "Reachable":
                 return
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{aor} registered but not qualified reachable by "

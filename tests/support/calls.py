@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from lab.harness import Lab
+from lab.harness import Lab, aor_status
 from tests.support.netfault import FaultProxy
 from tests.support.service import ServiceFactory
 from tests.support.waiting import eventually
@@ -111,9 +111,7 @@ async def wait_aor(lab: Lab, aor: str, status: str = "Reachable", timeout: float
     answered late under load, is not offered queue calls until its next qualify."""
 
     async def check() -> bool:
-        out = await asyncio.to_thread(lab.instance.cli, f"pjsip show aor {aor}")
-        ok = "Avail" in out and "Unavail" not in out
-        return ok if status == "Reachable" else ("Unavail" in out)
+        return (await aor_status(lab.instance, aor))[0] == status
 
     await eventually(check, timeout=timeout, what=f"AOR {aor} {status}")
 
