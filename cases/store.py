@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import OrderedDict, deque
@@ -21,12 +22,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import raiseload, selectinload
 
+from cases.legs import LegIndex
 from cases.models import (
     CallEvent,
     CallLeg,
@@ -49,14 +51,18 @@ log = logging.getLogger(__name__)
 async def next_case_number(session: AsyncSession, at: datetime, tz: ZoneInfo) -> str:
     """The next readable case number of ``at``'s day (in the service's time zone): calls and
     cases that arrive without a call (cases/loop) share the sequence."""
-    day = at.astimezone(tz).strftime("%Y%m%d")
+    return (await next_case_numbers(session, at.astimezone(tz).strftime("%Y%m%d"), 1))[0]
+
+
+async def next_case_numbers(session: AsyncSession, day: str, count: int) -> list[str]:
+    """``count`` consecutive case numbers of ``day`` (YYYYMMDD), in one statement."""
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CaseCounter)
-    stmt = ins.values(day=day, seq=1).on_conflict_do_update(
-        index_elements=[CaseCounter.day], set_={"seq": CaseCounter.seq + 1}
+    stmt = ins.values(day=day, seq=count).on_conflict_do_update(
+        index_elements=[CaseCounter.day], set_={"seq": CaseCounter.seq + count}
     ).returning(CaseCounter.seq)
-    seq = (await session.execute(stmt)).scalar_one()
-    return f"{day}{seq:06d}"
+    last = (await session.execute(stmt)).scalar_one()
+    return [f"{day}{seq:06d}" for seq in range(last - count + 1, last + 1)]
 
 
 def ts(epoch: float) -> datetime:
@@ -68,6 +74,10 @@ class CaseRef:
     id: int
     number: str
     created: bool
+
+
+# A fact waiting for its case, with the future of whoever waits for it (``apply``).
+Pending = tuple[CallFact, "asyncio.Future[CaseRef] | None"]
 
 
 @dataclass(frozen=True)
@@ -103,14 +113,16 @@ def database_unavailable(exc: BaseException) -> bool:
 
 class CaseStore:
     """Writes go through one ordered queue per call: every fact of a call, whichever source
-    (AMI events, the router, CEL, the console) submits it, is applied in submission order, and
-    the facts of different calls are written concurrently. The AMI event stream therefore never
-    waits for the database (``submit``), and facts that queue up for one call while it is
-    written go to the database in one transaction."""
+    (AMI events, the router, CEL, the console) submits it, is applied in submission order.
+    The AMI event stream never waits for the database (``submit``). Facts are written in
+    groups (group commit): whatever has queued up, across all calls, goes to the database in
+    one transaction, with the group's cases, fact keys and legs each read in one statement; a
+    call is in at most one group at a time, so its facts stay in order. A group that fails on
+    a wrong fact is written again call by call, so one call's bad fact costs no other call."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], personal: PersonalData,
-                 timezone: str = "Asia/Shanghai", *, writers: int = 8,
-                 metrics: Metrics = UNSERVED):
+                 timezone: str = "Asia/Shanghai", *, writers: int = 2, group_calls: int = 200,
+                 linger_s: float = 0.2, metrics: Metrics = UNSERVED):
         self.sessions = sessions
         self._write_time = metrics.case_write
         self.personal = personal
@@ -120,15 +132,26 @@ class CaseStore:
         self._refs: OrderedDict[str, CaseRef] = OrderedDict()
         self.facts_applied = 0
         self.facts_duplicate = 0
+        self.groups_written = 0
         # A database that goes away (a PostgreSQL restart, a network cut) holds facts back
         # until it returns, in order, rather than losing them; for at most this long.
         self.unavailable_wait_s = 300.0
         self.unavailable_retries = 0
         # Called with each fact once it is on its case (the repeat-caller index needs the case).
         self.after_apply: list[Callable[[CallFact], Awaitable[None]]] = []
-        self._queues: dict[str, deque[tuple[CallFact, asyncio.Future[CaseRef] | None]]] = {}
-        self._writers: dict[str, asyncio.Task[None]] = {}
-        self._slots = asyncio.Semaphore(writers)
+        self._queues: dict[str, deque[Pending]] = {}
+        # Calls with queued facts and no group in flight, in the order they became ready.
+        self._ready: dict[str, None] = {}
+        self._inflight: set[str] = set()
+        self._groups: set[asyncio.Task[None]] = set()
+        self._max_groups = max(1, writers)
+        self._group_calls = max(1, group_calls)
+        self._written = asyncio.Condition()
+        # Facts only submitted (the AMI stream) wait this long for others to share their
+        # transaction: a call's facts come seconds apart, so without it nearly every fact was
+        # a transaction of its own. A fact someone waits for (``apply``) cuts it short.
+        self.linger_s = linger_s
+        self._urgent = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -157,50 +180,84 @@ class CaseStore:
         if queue is None:
             queue = self._queues[fact.call_id] = deque()
         queue.append((fact, future))
-        if fact.call_id not in self._writers:
-            self._idle.clear()
-            self._writers[fact.call_id] = asyncio.create_task(
-                self._write(fact.call_id), name=f"case-writer-{fact.call_id}")
+        if fact.call_id not in self._inflight:
+            self._ready[fact.call_id] = None
+        self._idle.clear()
+        if future is not None:
+            self._urgent.set()
+        if len(self._groups) < self._max_groups:
+            self._groups.add(asyncio.create_task(self._write_groups(), name="case-writer"))
 
-    async def _write(self, call_id: str) -> None:
+    async def _write_groups(self) -> None:
+        # Started on the event loop's next turn: the facts that arrive meanwhile (one AMI
+        # read holds several) join the group.
         try:
-            queue = self._queues[call_id]
-            while queue:
-                async with self._slots:
-                    batch = list(queue)
-                    queue.clear()
-                    await self._apply_batch(batch)
+            await self._write_ready()
         finally:
-            self._queues.pop(call_id, None)
-            self._writers.pop(call_id, None)
-            if not self._writers:
+            # Left the set before returning, so a fact queued from now on starts a writer.
+            self._groups.discard(asyncio.current_task())
+            if not self._groups and not self._ready:
                 self._idle.set()
 
-    async def _apply_batch(self, batch: list[tuple[CallFact, asyncio.Future[CaseRef] | None]]
-                           ) -> None:
-        facts = [f for f, _ in batch]
-        with call_scope(facts[0].call_id, self.cached_number(facts[0].call_id)):
-            await self._apply_batch_in_scope(batch, facts)
+    async def _write_ready(self) -> None:
+        while self._ready:
+            if self.linger_s > 0 and not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), self.linger_s)
+            self._urgent.clear()
+            calls = list(itertools.islice(self._ready, self._group_calls))
+            batches = {}
+            for call_id in calls:
+                del self._ready[call_id]
+                batches[call_id] = list(self._queues.pop(call_id))
+            self._inflight.update(calls)
+            try:
+                await self._apply_group(batches)
+            finally:
+                self._inflight.difference_update(calls)
+                for call_id in calls:
+                    if call_id in self._queues:  # more came while this group was written
+                        self._ready[call_id] = None
+                async with self._written:
+                    self._written.notify_all()
 
-    async def _apply_batch_in_scope(
-            self, batch: list[tuple[CallFact, asyncio.Future[CaseRef] | None]],
-            facts: list[CallFact]) -> None:
+    async def _apply_group(self, batches: dict[str, list[Pending]]) -> None:
+        facts = {c: [f for f, _ in b] for c, b in batches.items()}
         try:
-            ref = await self._apply_with_retries(facts)
+            refs = await self._apply_with_retries(facts)
         except asyncio.CancelledError:
-            for _, fut in batch:
-                if fut is not None and not fut.done():
-                    fut.cancel()
+            for batch in batches.values():
+                for _, fut in batch:
+                    if fut is not None and not fut.done():
+                        fut.cancel()
             raise
         except Exception as exc:
-            for fact, fut in batch:
-                if fut is not None:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                else:
-                    log.error("call fact not recorded", exc_info=exc, extra={
-                        "call_id": fact.call_id, "fact": fact.kind})
+            if len(batches) == 1 or database_unavailable(exc):
+                for call_id, batch in batches.items():
+                    with call_scope(call_id, self.cached_number(call_id)):
+                        self._failed(batch, exc)
+                return
+            # One call's fact broke the group: each call again on its own.
+            log.warning("case group not written: writing its calls one by one", extra={
+                "calls": len(batches), "error": type(exc).__name__})
+            for call_id, batch in batches.items():
+                await self._apply_group({call_id: batch})
             return
+        for call_id, batch in batches.items():
+            with call_scope(call_id, self.cached_number(call_id)):
+                await self._settle(batch, refs[call_id])
+
+    def _failed(self, batch: list[Pending], exc: Exception) -> None:
+        for fact, fut in batch:
+            if fut is not None:
+                if not fut.done():
+                    fut.set_exception(exc)
+            else:
+                log.error("call fact not recorded", exc_info=exc, extra={
+                    "call_id": fact.call_id, "fact": fact.kind})
+
+    async def _settle(self, batch: list[Pending], ref: CaseRef) -> None:
+        facts = [f for f, _ in batch]
         self._remember(facts[0].call_id, ref)
         note_case(facts[0].call_id, ref.number)
         if ref.created:
@@ -222,7 +279,8 @@ class CaseStore:
                     log.exception("after-apply hook failed",
                                   extra={"call_id": fact.call_id, "fact": fact.kind})
 
-    async def _apply_with_retries(self, facts: list[CallFact]) -> CaseRef:
+    async def _apply_with_retries(self, facts: dict[str, list[CallFact]]
+                                  ) -> dict[str, CaseRef]:
         deadline = time.monotonic() + self.unavailable_wait_s
         delays = iter((0.2, 0.5, 1.0, 2.0))
         conflicts = 0
@@ -238,27 +296,38 @@ class CaseStore:
                 if not database_unavailable(exc) or time.monotonic() > deadline:
                     raise
                 self.unavailable_retries += 1
+                first = next(iter(facts.values()))[0]
                 log.warning("database unavailable: holding the fact", extra={
-                    "call_id": facts[0].call_id, "fact": facts[0].kind,
-                    "facts": len(facts), "error": type(exc).__name__})
+                    "call_id": first.call_id, "fact": first.kind, "calls": len(facts),
+                    "facts": sum(len(f) for f in facts.values()), "error": type(exc).__name__})
                 await asyncio.sleep(next(delays, 5.0))
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every fact submitted so far is on its case."""
+        self._urgent.set()
         await asyncio.wait_for(self._idle.wait(), timeout)
 
     async def _flushed(self, call_ids: list[str] | None = None) -> None:
         """Reads that must see what was submitted (for these calls, or all) wait for it."""
-        tasks = (list(self._writers.values()) if call_ids is None
-                 else [t for c in call_ids if (t := self._writers.get(c)) is not None])
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.unavailable_wait_s)
+        waiting = set(self._queues) | self._inflight
+        if call_ids is not None:
+            waiting &= set(call_ids)
+
+        def written() -> bool:
+            return not any(c in self._queues or c in self._inflight for c in waiting)
+
+        if waiting:
+            self._urgent.set()  # someone reads: no lingering
+            with contextlib.suppress(TimeoutError):
+                async with self._written:
+                    await asyncio.wait_for(self._written.wait_for(written),
+                                           self.unavailable_wait_s)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Write what is still queued (bounded), then stop the writers."""
         with contextlib.suppress(TimeoutError):
             await self.drain(timeout)
-        await cancel_and_wait(list(self._writers.values()), what="case-writers")
+        await cancel_and_wait(list(self._groups), what="case-writers")
 
     def _remember(self, call_id: str, ref: CaseRef) -> None:
         if call_id not in self._refs:
@@ -274,51 +343,75 @@ class CaseStore:
         ref = self._refs.get(call_id)
         return ref.number if ref is not None else None
 
-    async def _apply_once(self, facts: list[CallFact]) -> CaseRef:
-        """The facts of one call, in order, in one transaction."""
+    async def _apply_once(self, facts: dict[str, list[CallFact]]) -> dict[str, CaseRef]:
+        """The facts of these calls, each call's in order, in one transaction: the cases,
+        their fact keys and their legs read in one statement each, the new timeline rows
+        written in one."""
         applied = duplicate = 0
         started = time.perf_counter()
+        refs: dict[str, CaseRef] = {}
         async with self.sessions() as session, session.begin():
-            case, created = await self._get_or_create(session, facts[0])
-            keys: set[str] = set() if created else set((await session.execute(
-                select(CallEvent.key).where(CallEvent.case_id == case.id))).scalars())
-            for fact in facts:
-                if fact.key in keys:
-                    duplicate += 1
-                    continue
-                keys.add(fact.key)
-                session.add(CallEvent(case_id=case.id, key=fact.key, kind=fact.kind,
-                                      at=ts(fact.at), detail=self._public(fact.data),
-                                      source=fact.source))
-                await self._fill(session, case, fact)
-                applied += 1
-            if case.cel_pending and any(f.source == "cel" and f.kind in ("ended", "orphaned")
-                                        for f in facts):
-                case.cel_pending = False  # CEL has read the call to its end
-            ref = CaseRef(case.id, case.number, created)
+            cases, created = await self._get_or_create(session, facts)
+            old = [c.id for call_id, c in cases.items() if call_id not in created]
+            keys: dict[int, set[str]] = {c.id: set() for c in cases.values()}
+            if old:
+                for case_id, key in (await session.execute(
+                        select(CallEvent.case_id, CallEvent.key)
+                        .where(CallEvent.case_id.in_(old)))).tuples():
+                    keys[case_id].add(key)
+            legs = LegIndex()
+            await legs.load(session, old)
+            timeline: list[dict[str, Any]] = []
+            for call_id, call_facts in facts.items():
+                case = cases[call_id]
+                seen = keys[case.id]
+                for fact in call_facts:
+                    if fact.key in seen:
+                        duplicate += 1
+                        continue
+                    seen.add(fact.key)
+                    timeline.append({"case_id": case.id, "key": fact.key, "kind": fact.kind,
+                                     "at": ts(fact.at), "detail": self._public(fact.data),
+                                     "source": fact.source})
+                    await self._fill(session, case, fact, legs)
+                    applied += 1
+                if case.cel_pending and any(f.source == "cel" and f.kind in ("ended", "orphaned")
+                                            for f in call_facts):
+                    case.cel_pending = False  # CEL has read the call to its end
+                refs[call_id] = CaseRef(case.id, case.number, call_id in created)
+            if timeline:
+                await session.execute(insert(CallEvent), timeline)
         self._write_time.observe(time.perf_counter() - started)  # committed
         self.facts_applied += applied
         self.facts_duplicate += duplicate
-        return ref
+        self.groups_written += 1
+        return refs
 
-    async def _next_number(self, session: AsyncSession, at: datetime) -> str:
-        return await next_case_number(session, at, self.tz)
-
-    async def _get_or_create(self, session: AsyncSession, fact: CallFact) -> tuple[Case, bool]:
+    async def _get_or_create(self, session: AsyncSession, facts: dict[str, list[CallFact]]
+                             ) -> tuple[dict[str, Case], set[str]]:
+        """The cases of these calls, made for those that have none yet (their numbers taken
+        from their day's counter in one statement per day)."""
         # Facts never read the case's transfers (cases/transfers.py queries its rows): not
-        # loading them saves a query per fact.
-        case = (await session.execute(
-            select(Case).where(Case.call_id == fact.call_id).options(raiseload(Case.transfers))
-        )).scalar_one_or_none()
-        if case is not None:
-            return case, False
-        at = ts(fact.at)
-        case = Case(number=await self._next_number(session, at), call_id=fact.call_id,
-                    node=fact.node, source=fact.source, flags=[], priority=0,
-                    call_state="active")
-        session.add(case)
-        await session.flush()
-        return case, True
+        # loading them saves a query per group.
+        cases = {c.call_id: c for c in (await session.execute(
+            select(Case).where(Case.call_id.in_(list(facts)))
+            .options(raiseload(Case.transfers)))).scalars() if c.call_id is not None}
+        missing = [call_id for call_id in facts if call_id not in cases]
+        by_day: dict[str, list[str]] = {}
+        for call_id in missing:
+            day = ts(facts[call_id][0].at).astimezone(self.tz).strftime("%Y%m%d")
+            by_day.setdefault(day, []).append(call_id)
+        for day, call_ids in by_day.items():
+            numbers = await next_case_numbers(session, day, len(call_ids))
+            for call_id, number in zip(call_ids, numbers, strict=True):
+                first = facts[call_id][0]
+                case = cases[call_id] = Case(
+                    number=number, call_id=call_id, node=first.node, source=first.source,
+                    flags=[], priority=0, call_state="active")
+                session.add(case)
+        if missing:
+            await session.flush()
+        return cases, set(missing)
 
     def _public(self, data: dict[str, Any]) -> dict[str, Any]:
         """The timeline's copy of a fact, without personal data in clear."""
@@ -327,21 +420,18 @@ class CaseStore:
             out["caller"] = mask_number(data["caller"])
         return out
 
-    async def _leg(self, session: AsyncSession, case: Case, uniqueid: str, **values: Any
-                   ) -> CallLeg:
-        leg = (await session.execute(
-            select(CallLeg).where(CallLeg.case_id == case.id, CallLeg.uniqueid == uniqueid)
-        )).scalar_one_or_none()
-        if leg is None:
-            leg = CallLeg(case_id=case.id, uniqueid=uniqueid, channel=values.get("channel", ""),
-                          role=values.get("role", "agent"))
-            session.add(leg)
+    @staticmethod
+    def _leg(session: AsyncSession, case: Case, legs: LegIndex, uniqueid: str, **values: Any
+             ) -> CallLeg:
+        leg = legs.get_or_add(session, case, uniqueid, role=values.get("role", "agent"),
+                              channel=values.get("channel", ""))
         for k, v in values.items():
             if v is not None and getattr(leg, k, None) in (None, ""):
                 setattr(leg, k, v)
         return leg
 
-    async def _fill(self, session: AsyncSession, case: Case, fact: CallFact) -> None:
+    async def _fill(self, session: AsyncSession, case: Case, fact: CallFact, legs: LegIndex
+                    ) -> None:
         d = fact.data
         at = ts(fact.at)
 
@@ -358,8 +448,8 @@ class CaseStore:
                  caller_hash=self.personal.lookup_hash(caller),
                  caller_masked=mask_number(caller) if caller else None)
             if d.get("uniqueid"):
-                await self._leg(session, case, d["uniqueid"], channel=d.get("channel", ""),
-                                role="caller", party=mask_number(caller), started_at=at)
+                self._leg(session, case, legs, d["uniqueid"], channel=d.get("channel", ""),
+                          role="caller", party=mask_number(caller), started_at=at)
         elif kind == "menu":
             fill(menu_key=d.get("key"))
         elif kind == "routed":
@@ -381,10 +471,10 @@ class CaseStore:
         elif kind == "queued":
             fill(queue=d.get("queue"), queued_at=at)
         elif kind == "ringing":
-            await self._leg(session, case, d["uniqueid"], channel=d.get("channel", ""),
-                            role="agent", party=d.get("agent"), started_at=at)
+            self._leg(session, case, legs, d["uniqueid"], channel=d.get("channel", ""),
+                      role="agent", party=d.get("agent"), started_at=at)
         elif kind == "ring_noanswer":
-            await self._leg(session, case, d["uniqueid"], outcome="no_answer", ended_at=at)
+            self._leg(session, case, legs, d["uniqueid"], outcome="no_answer", ended_at=at)
         elif kind == "answered":
             if case.call_state == "ended" and case.outcome != "answered":
                 # An answer the live end never heard of (lost in a reconnect's gap; CEL tells
@@ -399,9 +489,9 @@ class CaseStore:
                 if first_queue and first_queue != d["queue"] and case.queued_at:
                     # Hold time is per queue: the caller waited since the first one.
                     case.wait_seconds = _round((at - case.queued_at).total_seconds())
-            await self._leg(session, case, d["uniqueid"], channel=d.get("channel", ""),
-                            role="agent", party=d.get("agent"), answered_at=at,
-                            outcome="answered", started_at=at)
+            self._leg(session, case, legs, d["uniqueid"], channel=d.get("channel", ""),
+                      role="agent", party=d.get("agent"), answered_at=at,
+                      outcome="answered", started_at=at)
         elif kind == "completed":
             fill(talk_seconds=_round(d.get("talk_time")))
             if fact.source == "live" and d.get("reason") in ("caller", "agent"):
@@ -414,8 +504,8 @@ class CaseStore:
             fill(outcome="abandoned", wait_seconds=_round(d.get("hold_time")),
                  hangup_by="caller")
         elif kind == "leg_ended":
-            await self._leg(session, case, d["uniqueid"], ended_at=at,
-                            hangup_cause=d.get("cause"))
+            self._leg(session, case, legs, d["uniqueid"], ended_at=at,
+                      hangup_cause=d.get("cause"))
         elif kind == "ended":
             fill(ended_at=at, hangup_by=d.get("hangup_by"))
             case.call_state = "ended"
@@ -429,9 +519,7 @@ class CaseStore:
             if case.queued_at and case.wait_seconds is None:
                 until = case.answered_at or at
                 case.wait_seconds = _round((until - case.queued_at).total_seconds())
-            caller_leg = (await session.execute(
-                select(CallLeg).where(CallLeg.case_id == case.id, CallLeg.role == "caller")
-            )).scalar_one_or_none()
+            caller_leg = legs.caller(case)
             if caller_leg is not None and caller_leg.ended_at is None:
                 caller_leg.ended_at = at
                 caller_leg.hangup_cause = d.get("cause")
@@ -454,7 +542,7 @@ class CaseStore:
         elif kind == "linked":
             await self._link(session, case, d)
         elif kind.startswith("transfer_") or kind in ("handover", "requeued"):
-            await apply_transfer_fact(session, case, fact)
+            await apply_transfer_fact(session, case, fact, legs)
         elif kind == "orphaned":
             # The call vanished with no record of its end (Asterisk killed): close it honestly.
             fill(ended_at=at, hangup_by="system")
@@ -492,6 +580,7 @@ class CaseStore:
     # -- reading ------------------------------------------------------------------------------
 
     async def get(self, number: str) -> Case | None:
+        await self._flushed()
         async with self.sessions() as session:
             return (await session.execute(
                 select(Case).where(Case.number == number)
@@ -507,6 +596,7 @@ class CaseStore:
             )).scalar_one_or_none()
 
     async def recent(self, limit: int = 50, *, since: datetime | None = None) -> list[Case]:
+        await self._flushed()
         async with self.sessions() as session:
             q = select(Case).order_by(Case.id.desc()).limit(limit).options(
                 selectinload(Case.events), selectinload(Case.legs))
@@ -573,6 +663,7 @@ class CaseStore:
 
     async def calls_summary(self, call_ids: Sequence[str]) -> dict[str, CallSummary]:
         """The cases of these calls, by call id, as the live state shows them."""
+        await self._flushed(list(call_ids))
         async with self.sessions() as session:
             rows = (await session.execute(select(Case).where(Case.call_id.in_(call_ids))
                                           )).scalars()

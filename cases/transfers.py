@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cases.models import CallLeg, Case, TransferRecord
+from cases.legs import LegIndex
+from cases.models import Case, TransferRecord
 from common.facts import CallFact
 
 
@@ -33,7 +34,8 @@ def _flag(case: Case, *flags: str) -> None:
     case.flags = sorted(set(case.flags or []) | set(flags))
 
 
-async def apply_transfer_fact(session: AsyncSession, case: Case, fact: CallFact) -> None:
+async def apply_transfer_fact(session: AsyncSession, case: Case, fact: CallFact,
+                              legs: LegIndex) -> None:
     d = fact.data
     at = _ts(fact.at)
     kind = fact.kind
@@ -61,7 +63,7 @@ async def apply_transfer_fact(session: AsyncSession, case: Case, fact: CallFact)
         session.add(rec)
     if rec.destination == "unknown" and d.get("destination"):
         rec.destination = str(d["destination"])[:32]  # a later fact came first
-    leg = await _call_leg(session, case, leg_id)
+    leg = legs.get_or_add(session, case, leg_id, role="transfer")
     if kind == "transfer_dialing":
         _fill(rec, kind=d.get("kind"), number=d.get("number"), name=d.get("name"),
               category=d.get("category"), mode=d.get("mode"), initiator=d.get("initiator"),
@@ -96,12 +98,3 @@ async def apply_transfer_fact(session: AsyncSession, case: Case, fact: CallFact)
               hangup_cause=d.get("cause"), outcome=d.get("outcome"))
         _fill(leg, ended_at=at, hangup_cause=d.get("cause"))
 
-
-async def _call_leg(session: AsyncSession, case: Case, uniqueid: str) -> CallLeg:
-    leg = (await session.execute(
-        select(CallLeg).where(CallLeg.case_id == case.id, CallLeg.uniqueid == uniqueid)
-    )).scalar_one_or_none()
-    if leg is None:
-        leg = CallLeg(case_id=case.id, uniqueid=uniqueid, channel="", role="transfer")
-        session.add(leg)
-    return leg

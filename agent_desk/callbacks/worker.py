@@ -75,6 +75,11 @@ class CallbackWorker:
 
     async def on_fact(self, fact: CallFact) -> None:
         """A fact now on its case (a CaseStore.after_apply hook)."""
+        if fact.kind == "answered":
+            # An answered call never gets a callback task (callback_for_call says no): its
+            # end need not ask the database (a transaction per call saved).
+            self._remember(fact.call_id)
+            return
         reason = REASONS.get(fact.kind)
         # A keep-my-place call was handled at its end (no task then): it fails later.
         handled = fact.call_id + ("#keep" if reason == "keep_place_failed" else "")

@@ -52,6 +52,16 @@ async def case_of(service, caller: str, state: str = "ended"):
     return await eventually(check, 30, what=f"the case of {caller} ({state})")
 
 
+async def queued_case(service, caller: str):
+    """The active case of a caller waiting in a queue, once it says since when: the queue's
+    word (AMI) may reach the case a moment after Asterisk shows the caller waiting."""
+    async def check():
+        case = await case_of(service, caller, state="active")
+        return case if case.queued_at is not None else None
+
+    return await eventually(check, 30, what=f"the queued case of {caller}")
+
+
 async def routed(lab: Lab, service, sounds) -> None:
     """Keep my place needs the router's answer (the number it checked). Right after a start on
     a loaded machine the router may miss its budget and the call takes the fallback queue: a
@@ -252,7 +262,7 @@ async def test_keep_my_place_calls_back_ahead_of_a_later_caller_who_stayed(lab, 
     dial = f"PJSIP/trunk-${{HOTLINE_KEEP_TRUNK}}/sip:${{HOTLINE_KEEP_DIGITS}}@127.0.0.1:{a.port}"
     await asyncio.to_thread(lab.instance.cli, f"dialplan set global HOTLINE_KEEP_DIAL {dial}")
 
-    case_a = await case_of(service, "13800001707", state="active")
+    case_a = await queued_case(service, "13800001707")
 
     async def offered() -> bool:
         # The key is taken once the caller has waited [keep_place] offer_after_s.
@@ -308,7 +318,7 @@ async def test_a_kept_place_survives_a_restart_and_a_busy_caller_is_tried_again(
     await waiting_in(lab, 1)
     dial = f"PJSIP/trunk-${{HOTLINE_KEEP_TRUNK}}/sip:${{HOTLINE_KEEP_DIGITS}}@127.0.0.1:{a.port}"
     await asyncio.to_thread(lab.instance.cli, f"dialplan set global HOTLINE_KEEP_DIAL {dial}")
-    case_a = await case_of(service, "13800001709", state="active")
+    case_a = await queued_case(service, "13800001709")
 
     async def offered() -> bool:
         return (time.time() - case_a.queued_at.timestamp()

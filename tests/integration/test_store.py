@@ -3,6 +3,7 @@ CEL) make one case with one timeline."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -173,3 +174,30 @@ async def test_a_case_too_young_at_a_resync_is_closed_by_a_second_look(store):
     case = await eventually(closed, 15, what="the second look to close the case")
     assert "end_unknown" in case.flags and case.outcome == "unknown"
     await reconnect.stop()
+
+
+async def test_facts_of_many_calls_are_written_together_and_a_bad_one_costs_no_other(store):
+    """Group commit: the facts of 40 calls submitted at once go to the database in a few
+    transactions, each call's in order; a fact that cannot be applied (a ringing with no
+    channel id) fails its own call's write, not the others'."""
+    t0 = time.time() - 100
+    calls = [f"node1:g{i}.1" for i in range(40)]
+    for call_id in calls:
+        for fact in story(call_id, "live", t0):
+            await store.submit(fact)
+    bad = CallFact("ringing", "node1:bad.1", "node1", t0, {"agent": "1001"}, "live")
+    failing = asyncio.ensure_future(store.apply(bad))
+    await store.drain()
+    with pytest.raises(KeyError):
+        await failing
+    assert store.groups_written < 10, store.groups_written
+    numbers = set()
+    for call_id in calls:
+        case = await store.by_call(call_id)
+        assert case is not None
+        assert [e.kind for e in case.events] == ["arrived", "queued", "ringing", "answered",
+                                                 "completed", "ended"]
+        assert len(case.legs) == 2 and case.outcome == "answered" and case.talk_seconds == 60.0
+        numbers.add(case.number)
+    assert len(numbers) == 40
+    assert await store.by_call("node1:bad.1") is None
