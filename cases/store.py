@@ -149,7 +149,8 @@ class CaseStore:
         self._written = asyncio.Condition()
         # Facts only submitted (the AMI stream) wait this long for others to share their
         # transaction: a call's facts come seconds apart, so without it nearly every fact was
-        # a transaction of its own. A fact someone waits for (``apply``) cuts it short.
+        # a transaction of its own. A fact someone waits for (``apply``), or a new call's
+        # first, cuts it short.
         self.linger_s = linger_s
         self._urgent = asyncio.Event()
         self._idle = asyncio.Event()
@@ -183,7 +184,9 @@ class CaseStore:
         if fact.call_id not in self._inflight:
             self._ready[fact.call_id] = None
         self._idle.clear()
-        if future is not None:
+        if future is not None or fact.call_id not in self._refs:
+            # Someone waits, or the call has no case yet: the router answers the call with
+            # its case number, so a new call's case is made at once.
             self._urgent.set()
         if len(self._groups) < self._max_groups:
             self._groups.add(asyncio.create_task(self._write_groups(), name="case-writer"))
