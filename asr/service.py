@@ -280,14 +280,19 @@ class Transcripts:
         stem = marker.name.removesuffix(".done")
         linkedid, _, _epoch = stem.rpartition("-")
         call_id = f"{node}:{linkedid}"
-        # Only the columns needed (a whole Case also loads its transfers: a query more).
+        # One session for the reading and the writing (a connection checked out once per
+        # recording); only the columns needed (a whole Case also loads its transfers).
         async with self.sessions() as s:
-            case = (await s.execute(select(
-                Case.id, Case.number, Case.created_at, Case.answered_at).where(
-                Case.call_id == call_id))).one_or_none()
-            stored = [] if case is None else (await s.execute(select(
-                Recording.part, Recording.url_name).where(
-                Recording.case_id == case.id, Recording.side.in_(SIDES)))).all()
+            return await self._ingest_in(s, marker, call_id)
+
+    async def _ingest_in(self, s: AsyncSession, marker: Path, call_id: str) -> bool:
+        case = (await s.execute(select(
+            Case.id, Case.number, Case.created_at, Case.answered_at).where(
+            Case.call_id == call_id))).one_or_none()
+        stored = [] if case is None else (await s.execute(select(
+            Recording.part, Recording.url_name).where(
+            Recording.case_id == case.id, Recording.side.in_(SIDES)))).all()
+        await s.commit()  # no transaction held while the files are sealed and moved
         if case is None:
             if time.time() - _mtime(marker) > 3600:
                 log.warning("recording without a case", extra={"call_id": call_id})
@@ -315,15 +320,14 @@ class Transcripts:
             offset = max(0.0, done_at - secs - case.answered_at.timestamp())
         # The files and the transcript's status in one transaction (a recording stored twice,
         # after an interrupted run, stays one row per file: names are per case).
-        async with self.sessions() as s, s.begin():
+        async with s.begin():
             for side, dst, size, secs in rows:
                 url_name = str(dst.relative_to(self.dir))
                 if url_name not in names:
                     s.add(Recording(case_id=case.id, side=side, part=part, path=str(dst),
                                     url_name=url_name, offset=round(offset, 2),
                                     seconds=secs, bytes=size))
-            t = await self._transcript(s, case.id)
-            t.status, t.error, t.updated_at = "pending", None, utcnow()
+            await self._transcript(s, case.id, status="pending", error=None)
         await asyncio.to_thread(marker.unlink, True)
         if self.cfg.asr.enabled:
             await self._queue_job(case.number)
@@ -519,7 +523,9 @@ class Transcripts:
         """Replace the case's segments and mark it done, in one transaction: whatever runs
         twice, the case has exactly one transcript."""
         async with self.sessions() as s, s.begin():
-            t = await self._transcript(s, case_id)
+            t = await self._transcript(s, case_id, status="done", error=None)
+            t.done_at = t.updated_at
+            await s.flush()  # its id, for the segments
             await s.execute(delete(TranscriptSegment).where(
                 TranscriptSegment.transcript_id == t.id))
             for g in segments:
@@ -527,7 +533,6 @@ class Transcripts:
                                         start=g["start"], end=g["end"],
                                         text_enc=self.personal.encrypt(g["text"]),
                                         confidence=g.get("confidence")))
-            t.status, t.error, t.updated_at, t.done_at = "done", None, utcnow(), utcnow()
             t.model = self.model_path.name[:128]
 
     async def _fail(self, case_id: int, number: str, error: str) -> None:
@@ -536,22 +541,26 @@ class Transcripts:
         self.jobs_failed += 1
         log.error("transcription failed", extra={"case": number, "error": error})
 
-    async def _transcript(self, s: AsyncSession, case_id: int) -> Transcript:
+    async def _transcript(self, s: AsyncSession, case_id: int, *, status: str,
+                          error: str | None, attempts: int | None = None) -> Transcript:
+        """The case's transcript row with this status (made with it if it had none: one
+        INSERT, not an INSERT and an UPDATE)."""
         t = (await s.execute(select(Transcript).where(Transcript.case_id == case_id))
              ).scalar_one_or_none()
         if t is None:
-            t = Transcript(case_id=case_id, status="pending", attempts=0)
+            t = Transcript(case_id=case_id, status=status, error=error,
+                           attempts=attempts or 0, updated_at=utcnow())
             s.add(t)
-            await s.flush()
+            return t
+        t.status, t.error, t.updated_at = status, error, utcnow()
+        if attempts is not None:
+            t.attempts = attempts
         return t
 
     async def _set_status(self, case_id: int, status: str, error: str | None, *,
                           attempts: int | None = None) -> None:
         async with self.sessions() as s, s.begin():
-            t = await self._transcript(s, case_id)
-            t.status, t.error, t.updated_at = status, error, utcnow()
-            if attempts is not None:
-                t.attempts = attempts
+            await self._transcript(s, case_id, status=status, error=error, attempts=attempts)
 
     # -- what the console shows -----------------------------------------------------------------
 
