@@ -137,3 +137,43 @@ async def test_a_slow_handler_does_not_stall_the_reader(lab):
         assert handled >= 60
     finally:
         await c.stop()
+
+
+async def test_the_event_filters_send_the_variables_the_service_reads_and_no_others(lab, sounds):
+    """manager.conf's filters on a real call through the dialplan (no service: the router is
+    away, so the call takes the fallback queue): the HOTLINE_* variables telephony/calls reads
+    arrive; Gosub's arguments and locals, Asterisk's own and the dialplan's own do not, nor the
+    hangup handlers' events."""
+    names: list[str] = []
+    kinds: set[str] = set()
+
+    async def sub(e):
+        kinds.add(e.name if isinstance(e, ev.OtherEvent) else type(e).__name__)
+        if isinstance(e, ev.VarSet):
+            names.append(e.variable)
+
+    c = await client(lab, subscriber=sub)
+    try:
+        caller = await lab.caller("13800009876", play=sounds["tone_caller"])
+        call = await lab.dial(caller, trunk="nanjing")
+
+        async def waiting() -> bool:
+            return any(n.lstrip("_") == "HOTLINE_ROUTE_SOURCE" for n in names)
+
+        await eventually(waiting, 30, what="the fallback's VarSet")
+        await asyncio.sleep(1.0)  # in the queue: its own variables are set by now
+        await caller.hangup(call)
+        await eventually(lambda: _seen_name(kinds, "Hangup"), what="AMI's Hangup event")
+    finally:
+        await c.stop()
+    bare = {n.lstrip("_") for n in names}
+    assert "HOTLINE_ROUTE_SOURCE" in bare, names
+    noise = {n for n in bare if not n.startswith(("HOTLINE_", "QUEUE_MAX_PENALTY"))
+             or n in ("HOTLINE_IN", "HOTLINE_FIRST_QUEUED", "HOTLINE_WELCOME",
+                      "HOTLINE_POSITION", "HOTLINE_ROUTE")}
+    assert not noise, sorted(noise)
+    assert not any(k.startswith("HangupHandler") for k in kinds), kinds
+
+
+async def _seen_name(kinds, name):
+    return name in kinds
