@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -69,3 +70,16 @@ async def migrate(engine: AsyncEngine, revision: str = "head", *, personal: Any 
     async with engine.begin() as conn:
         await conn.run_sync(upgrade)
     log.info("database schema up to date", extra={"backend": engine.dialect.name})
+
+
+T = TypeVar("T")
+
+
+def padded(values: Sequence[T]) -> list[T]:
+    """An IN list's values padded (the last repeated) to a power of two: each length is its
+    own SQL text, so its own prepared statement on PostgreSQL; a handful of lengths keep the
+    statement cache warm instead of preparing anew for every group size."""
+    out = list(values)
+    if out:
+        out.extend(out[-1:] * ((1 << (len(out) - 1).bit_length()) - len(out)))
+    return out

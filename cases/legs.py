@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cases.db import padded
 from cases.models import CallLeg, Case
 
 
@@ -24,7 +25,7 @@ class LegIndex:
             self._legs[i] = {}
         if ids:
             for leg in (await session.execute(
-                    select(CallLeg).where(CallLeg.case_id.in_(ids)))).scalars():
+                    select(CallLeg).where(CallLeg.case_id.in_(padded(ids))))).scalars():
                 self._legs[leg.case_id][leg.uniqueid] = leg
 
     def get_or_add(self, session: AsyncSession, case: Case, uniqueid: str, *, role: str,

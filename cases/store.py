@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import raiseload, selectinload
 
+from cases.db import padded
 from cases.legs import LegIndex
 from cases.models import (
     CallEvent,
@@ -360,7 +361,7 @@ class CaseStore:
             if old:
                 for case_id, key in (await session.execute(
                         select(CallEvent.case_id, CallEvent.key)
-                        .where(CallEvent.case_id.in_(old)))).tuples():
+                        .where(CallEvent.case_id.in_(padded(old))))).tuples():
                     keys[case_id].add(key)
             legs = LegIndex()
             await legs.load(session, old)
@@ -397,7 +398,7 @@ class CaseStore:
         # Facts never read the case's transfers (cases/transfers.py queries its rows): not
         # loading them saves a query per group.
         cases = {c.call_id: c for c in (await session.execute(
-            select(Case).where(Case.call_id.in_(list(facts)))
+            select(Case).where(Case.call_id.in_(padded(list(facts))))
             .options(raiseload(Case.transfers)))).scalars() if c.call_id is not None}
         missing = [call_id for call_id in facts if call_id not in cases]
         by_day: dict[str, list[str]] = {}
