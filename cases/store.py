@@ -17,28 +17,28 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import raiseload, selectinload
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
 
 from cases.db import padded
-from cases.legs import LegIndex
+from cases.legs import LegIndex, load_legs
 from cases.models import (
     CallEvent,
-    CallLeg,
     Case,
     CaseCounter,
     CaseLink,
     NodeCheckpoint,
     TransferRecord,
 )
+from cases.rows import Row, table_of, write_changes
 from cases.transfers import apply_transfer_fact
 from common.facts import CallFact
 from common.logs import call_scope, note_case
@@ -55,14 +55,16 @@ async def next_case_number(session: AsyncSession, at: datetime, tz: ZoneInfo) ->
     return (await next_case_numbers(session, at.astimezone(tz).strftime("%Y%m%d"), 1))[0]
 
 
-async def next_case_numbers(session: AsyncSession, day: str, count: int) -> list[str]:
+async def next_case_numbers(db: AsyncSession | AsyncConnection, day: str, count: int
+                            ) -> list[str]:
     """``count`` consecutive case numbers of ``day`` (YYYYMMDD), in one statement."""
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    bind = db if isinstance(db, AsyncConnection) else db.bind
+    dialect = bind.dialect.name if bind is not None else "sqlite"
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CaseCounter)
     stmt = ins.values(day=day, seq=count).on_conflict_do_update(
         index_elements=[CaseCounter.day], set_={"seq": CaseCounter.seq + count}
     ).returning(CaseCounter.seq)
-    last = (await session.execute(stmt)).scalar_one()
+    last = (await db.execute(stmt)).scalar_one()
     return [f"{day}{seq:06d}" for seq in range(last - count + 1, last + 1)]
 
 
@@ -75,6 +77,28 @@ class CaseRef:
     id: int
     number: str
     created: bool
+
+
+@dataclass
+class CallRecord:
+    """What the store holds of a recent call's case between its writes: the case's row, the
+    keys of the facts on its timeline, its legs. The store is the only writer of these (a
+    call's facts go through one store, in order), so a call's next facts need not read them
+    again; a write that fails drops its calls' records, and they are read anew."""
+
+    case: Row
+    keys: set[str] = field(default_factory=set)
+    legs: dict[str, Row] = field(default_factory=dict)
+
+
+CASES = table_of(Case)
+EVENTS = table_of(CallEvent)
+# Built once: their cache keys are computed once, PostgreSQL keeps their prepared statements.
+_CASES_OF_CALLS = select(CASES).where(CASES.c.call_id.in_(bindparam("ids", expanding=True)))
+_KEYS_OF_CASES = select(EVENTS.c.case_id, EVENTS.c.key).where(
+    EVENTS.c.case_id.in_(bindparam("ids", expanding=True)))
+_INSERT_CASES = insert(CASES).returning(*CASES.c, sort_by_parameter_order=True)
+_INSERT_EVENTS = insert(EVENTS)
 
 
 # A fact waiting for its case, with the future of whoever waits for it (``apply``).
@@ -131,6 +155,9 @@ class CaseStore:
         # The case of each recent call, so the router answers with the case number without
         # asking the database (the case is made when the call arrives, before the menu).
         self._refs: OrderedDict[str, CaseRef] = OrderedDict()
+        # The records of the calls written last (least recently written dropped first).
+        self._records: OrderedDict[str, CallRecord] = OrderedDict()
+        self.records_held = 4096
         self.facts_applied = 0
         self.facts_duplicate = 0
         self.groups_written = 0
@@ -348,74 +375,96 @@ class CaseStore:
         return ref.number if ref is not None else None
 
     async def _apply_once(self, facts: dict[str, list[CallFact]]) -> dict[str, CaseRef]:
-        """The facts of these calls, each call's in order, in one transaction: the cases,
-        their fact keys and their legs read in one statement each, the new timeline rows
-        written in one."""
+        """The facts of these calls, each call's in order, in one transaction: what the store
+        does not hold of them yet (case, fact keys, legs) read in one statement each, the
+        changed columns written in one statement per set of columns, the new timeline rows
+        in one."""
         applied = duplicate = 0
         started = time.perf_counter()
         refs: dict[str, CaseRef] = {}
-        async with self.sessions() as session, session.begin():
-            cases, created = await self._get_or_create(session, facts)
-            old = [c.id for call_id, c in cases.items() if call_id not in created]
-            keys: dict[int, set[str]] = {c.id: set() for c in cases.values()}
-            if old:
-                for case_id, key in (await session.execute(
-                        select(CallEvent.case_id, CallEvent.key)
-                        .where(CallEvent.case_id.in_(padded(old))))).tuples():
-                    keys[case_id].add(key)
-            legs = LegIndex()
-            await legs.load(session, old)
-            timeline: list[dict[str, Any]] = []
-            for call_id, call_facts in facts.items():
-                case = cases[call_id]
-                seen = keys[case.id]
-                for fact in call_facts:
-                    if fact.key in seen:
-                        duplicate += 1
-                        continue
-                    seen.add(fact.key)
-                    timeline.append({"case_id": case.id, "key": fact.key, "kind": fact.kind,
-                                     "at": ts(fact.at), "detail": self._public(fact.data),
-                                     "source": fact.source})
-                    await self._fill(session, case, fact, legs)
-                    applied += 1
-                if case.cel_pending and any(f.source == "cel" and f.kind in ("ended", "orphaned")
-                                            for f in call_facts):
-                    case.cel_pending = False  # CEL has read the call to its end
-                refs[call_id] = CaseRef(case.id, case.number, call_id in created)
-            if timeline:
-                await session.execute(insert(CallEvent), timeline)
+        try:
+            async with self.sessions() as session, session.begin():
+                conn = await session.connection()
+                records, created = await self._records_of(conn, facts)
+                legs = LegIndex({r.case.id: r.legs for r in records.values()})
+                timeline: list[dict[str, Any]] = []
+                for call_id, call_facts in facts.items():
+                    record = records[call_id]
+                    case = record.case
+                    for fact in call_facts:
+                        if fact.key in record.keys:
+                            duplicate += 1
+                            continue
+                        record.keys.add(fact.key)
+                        timeline.append({"case_id": case.id, "key": fact.key,
+                                         "kind": fact.kind, "at": ts(fact.at),
+                                         "detail": self._public(fact.data),
+                                         "source": fact.source})
+                        await self._fill(session, case, fact, legs)
+                        applied += 1
+                    if case.cel_pending and any(f.source == "cel"
+                                                and f.kind in ("ended", "orphaned")
+                                                for f in call_facts):
+                        case.cel_pending = False  # CEL has read the call to its end
+                    refs[call_id] = CaseRef(case.id, case.number, call_id in created)
+                await write_changes(conn, CASES, (r.case for r in records.values()), ("id",))
+                await legs.write(conn)
+                if timeline:
+                    await conn.execute(_INSERT_EVENTS, timeline)
+        except BaseException:
+            # What these calls' records hold was changed and not written: read them again.
+            for call_id in facts:
+                self._records.pop(call_id, None)
+            raise
         self._write_time.observe(time.perf_counter() - started)  # committed
         self.facts_applied += applied
         self.facts_duplicate += duplicate
         self.groups_written += 1
         return refs
 
-    async def _get_or_create(self, session: AsyncSession, facts: dict[str, list[CallFact]]
-                             ) -> tuple[dict[str, Case], set[str]]:
-        """The cases of these calls, made for those that have none yet (their numbers taken
-        from their day's counter in one statement per day)."""
-        # Facts never read the case's transfers (cases/transfers.py queries its rows): not
-        # loading them saves a query per group.
-        cases = {c.call_id: c for c in (await session.execute(
-            select(Case).where(Case.call_id.in_(padded(list(facts))))
-            .options(raiseload(Case.transfers)))).scalars() if c.call_id is not None}
-        missing = [call_id for call_id in facts if call_id not in cases]
-        by_day: dict[str, list[str]] = {}
-        for call_id in missing:
-            day = ts(facts[call_id][0].at).astimezone(self.tz).strftime("%Y%m%d")
-            by_day.setdefault(day, []).append(call_id)
-        for day, call_ids in by_day.items():
-            numbers = await next_case_numbers(session, day, len(call_ids))
-            for call_id, number in zip(call_ids, numbers, strict=True):
-                first = facts[call_id][0]
-                case = cases[call_id] = Case(
-                    number=number, call_id=call_id, node=first.node, source=first.source,
-                    flags=[], priority=0, call_state="active")
-                session.add(case)
+    async def _records_of(self, conn: AsyncConnection, facts: dict[str, list[CallFact]]
+                          ) -> tuple[dict[str, CallRecord], set[str]]:
+        """The records of these calls: held from their last write, read for the others,
+        made for calls that have no case yet (their numbers taken from their day's counter
+        in one statement per day)."""
+        records = {c: r for c in facts if (r := self._records.get(c)) is not None}
+        missing = [c for c in facts if c not in records]
+        created: set[str] = set()
         if missing:
-            await session.flush()
-        return cases, set(missing)
+            for m in (await conn.execute(_CASES_OF_CALLS, {"ids": padded(missing)})
+                      ).mappings():
+                records[m["call_id"]] = CallRecord(Row(m))
+            old = [records[c].case.id for c in missing if c in records]
+            if old:
+                by_id = {records[c].case.id: records[c] for c in missing if c in records}
+                keys = await conn.execute(_KEYS_OF_CASES, {"ids": padded(old)})
+                for case_id, key in keys:
+                    by_id[case_id].keys.add(key)
+                for case_id, case_legs in (await load_legs(conn, old)).items():
+                    by_id[case_id].legs = case_legs
+            new = [c for c in missing if c not in records]
+            by_day: dict[str, list[str]] = {}
+            for call_id in new:
+                day = ts(facts[call_id][0].at).astimezone(self.tz).strftime("%Y%m%d")
+                by_day.setdefault(day, []).append(call_id)
+            rows = []
+            for day, call_ids in by_day.items():
+                numbers = await next_case_numbers(conn, day, len(call_ids))
+                for call_id, number in zip(call_ids, numbers, strict=True):
+                    first = facts[call_id][0]
+                    rows.append({"number": number, "call_id": call_id, "node": first.node,
+                                 "source": first.source, "flags": [], "priority": 0,
+                                 "call_state": "active"})
+            if rows:
+                for m in (await conn.execute(_INSERT_CASES, rows)).mappings():
+                    records[m["call_id"]] = CallRecord(Row(m))
+                created.update(new)
+        for call_id in facts:
+            self._records[call_id] = records[call_id]
+            self._records.move_to_end(call_id)
+        while len(self._records) > self.records_held:
+            self._records.popitem(last=False)
+        return records, created
 
     def _public(self, data: dict[str, Any]) -> dict[str, Any]:
         """The timeline's copy of a fact, without personal data in clear."""
@@ -425,16 +474,15 @@ class CaseStore:
         return out
 
     @staticmethod
-    def _leg(session: AsyncSession, case: Case, legs: LegIndex, uniqueid: str, **values: Any
-             ) -> CallLeg:
-        leg = legs.get_or_add(session, case, uniqueid, role=values.get("role", "agent"),
+    def _leg(case: Row, legs: LegIndex, uniqueid: str, **values: Any) -> Row:
+        leg = legs.get_or_add(case, uniqueid, role=values.get("role", "agent"),
                               channel=values.get("channel", ""))
         for k, v in values.items():
             if v is not None and getattr(leg, k, None) in (None, ""):
                 setattr(leg, k, v)
         return leg
 
-    async def _fill(self, session: AsyncSession, case: Case, fact: CallFact, legs: LegIndex
+    async def _fill(self, session: AsyncSession, case: Row, fact: CallFact, legs: LegIndex
                     ) -> None:
         d = fact.data
         at = ts(fact.at)
@@ -452,7 +500,7 @@ class CaseStore:
                  caller_hash=self.personal.lookup_hash(caller),
                  caller_masked=mask_number(caller) if caller else None)
             if d.get("uniqueid"):
-                self._leg(session, case, legs, d["uniqueid"], channel=d.get("channel", ""),
+                self._leg(case, legs, d["uniqueid"], channel=d.get("channel", ""),
                           role="caller", party=mask_number(caller), started_at=at)
         elif kind == "menu":
             fill(menu_key=d.get("key"))
@@ -475,10 +523,10 @@ class CaseStore:
         elif kind == "queued":
             fill(queue=d.get("queue"), queued_at=at)
         elif kind == "ringing":
-            self._leg(session, case, legs, d["uniqueid"], channel=d.get("channel", ""),
+            self._leg(case, legs, d["uniqueid"], channel=d.get("channel", ""),
                       role="agent", party=d.get("agent"), started_at=at)
         elif kind == "ring_noanswer":
-            self._leg(session, case, legs, d["uniqueid"], outcome="no_answer", ended_at=at)
+            self._leg(case, legs, d["uniqueid"], outcome="no_answer", ended_at=at)
         elif kind == "answered":
             if case.call_state == "ended" and case.outcome != "answered":
                 # An answer the live end never heard of (lost in a reconnect's gap; CEL tells
@@ -493,7 +541,7 @@ class CaseStore:
                 if first_queue and first_queue != d["queue"] and case.queued_at:
                     # Hold time is per queue: the caller waited since the first one.
                     case.wait_seconds = _round((at - case.queued_at).total_seconds())
-            self._leg(session, case, legs, d["uniqueid"], channel=d.get("channel", ""),
+            self._leg(case, legs, d["uniqueid"], channel=d.get("channel", ""),
                       role="agent", party=d.get("agent"), answered_at=at,
                       outcome="answered", started_at=at)
         elif kind == "completed":
@@ -508,7 +556,7 @@ class CaseStore:
             fill(outcome="abandoned", wait_seconds=_round(d.get("hold_time")),
                  hangup_by="caller")
         elif kind == "leg_ended":
-            self._leg(session, case, legs, d["uniqueid"], ended_at=at,
+            self._leg(case, legs, d["uniqueid"], ended_at=at,
                       hangup_cause=d.get("cause"))
         elif kind == "ended":
             fill(ended_at=at, hangup_by=d.get("hangup_by"))
@@ -554,7 +602,7 @@ class CaseStore:
             case.outcome = case.outcome or "unknown"
             case.flags = sorted(set(case.flags or []) | {"end_unknown"})
 
-    async def _link(self, session: AsyncSession, case: Case, d: dict[str, Any]) -> None:
+    async def _link(self, session: AsyncSession, case: Row, d: dict[str, Any]) -> None:
         other_id = d.get("case_id")
         if other_id is None and d.get("case"):
             other_id = (await session.execute(

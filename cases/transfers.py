@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cases.legs import LegIndex
-from cases.models import Case, TransferRecord
+from cases.models import TransferRecord
+from cases.rows import Row
 from common.facts import CallFact
 
 
@@ -30,11 +31,11 @@ def _fill(obj: Any, **values: Any) -> None:
             setattr(obj, k, v)
 
 
-def _flag(case: Case, *flags: str) -> None:
+def _flag(case: Row, *flags: str) -> None:
     case.flags = sorted(set(case.flags or []) | set(flags))
 
 
-async def apply_transfer_fact(session: AsyncSession, case: Case, fact: CallFact,
+async def apply_transfer_fact(session: AsyncSession, case: Row, fact: CallFact,
                               legs: LegIndex) -> None:
     d = fact.data
     at = _ts(fact.at)
@@ -63,7 +64,7 @@ async def apply_transfer_fact(session: AsyncSession, case: Case, fact: CallFact,
         session.add(rec)
     if rec.destination == "unknown" and d.get("destination"):
         rec.destination = str(d["destination"])[:32]  # a later fact came first
-    leg = legs.get_or_add(session, case, leg_id, role="transfer")
+    leg = legs.get_or_add(case, leg_id, role="transfer")
     if kind == "transfer_dialing":
         _fill(rec, kind=d.get("kind"), number=d.get("number"), name=d.get("name"),
               category=d.get("category"), mode=d.get("mode"), initiator=d.get("initiator"),

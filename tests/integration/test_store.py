@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import event, select
 
 from cases.db import make_engine, migrate, sessionmaker
+from cases.models import Case
 from cases.store import CaseStore
 from common.facts import CallFact
 from common.privacy import PersonalData
@@ -201,3 +204,45 @@ async def test_facts_of_many_calls_are_written_together_and_a_bad_one_costs_no_o
         numbers.add(case.number)
     assert len(numbers) == 40
     assert await store.by_call("node1:bad.1") is None
+
+
+async def test_a_calls_next_facts_read_nothing_back_and_a_failed_write_reads_again(store):
+    """The store holds a call's case, fact keys and legs between its writes (it is their only
+    writer): a call's later facts are written without reading them again, only the columns
+    they change are written (the case loop's closed_at stays), and a write that fails drops
+    what was held, so the call is read again from the database."""
+    engine = store.sessions.kw["bind"]
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()))
+
+    t0 = time.time() - 100
+    facts = story("node1:held.1", "live", t0)
+    await store.apply(facts[0])
+    async with store.sessions() as s, s.begin():  # another writer's column
+        case = (await s.execute(select(Case).where(Case.call_id == "node1:held.1"))).scalar_one()
+        case.closed_at = datetime.now(UTC)
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        for fact in facts[1:4]:
+            await store.apply(fact)
+        reads = [s for s in statements if s.startswith("SELECT")]
+        assert reads == [], reads
+        updates = [s for s in statements if s.startswith("UPDATE cases")]
+        assert updates and all("closed_at" not in s for s in updates), updates
+        statements.clear()
+        bad = CallFact("ringing", "node1:held.1", "node1", t0 + 6.5, {"agent": "1002"}, "live")
+        with pytest.raises(KeyError):
+            await store.apply(bad)  # no channel id: the write fails
+        for fact in facts[4:]:
+            await store.apply(fact)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert any(s.startswith("SELECT") and "FROM cases" in s for s in statements), statements
+    case = await store.by_call("node1:held.1")
+    assert case is not None and case.closed_at is not None
+    assert [e.kind for e in case.events] == ["arrived", "queued", "ringing", "answered",
+                                             "completed", "ended"]
+    assert case.outcome == "answered" and case.talk_seconds == 60.0 and len(case.legs) == 2
+    assert case.wait_seconds == 2.0 and case.hangup_by == "agent"
