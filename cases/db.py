@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
+from sqlalchemy import exc as exc_module
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -40,7 +42,37 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    engine = create_async_engine(url, **{"pool_size": 10, "max_overflow": 20, **kwargs})
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection is pinged before use only when it sat idle this long. SQLAlchemy's own
+# pre-ping checks every checkout, and on asyncpg a ping is three round trips (BEGIN, a query,
+# ROLLBACK): more than the case store's writes of a group. A connection used a moment ago is
+# almost surely alive; if the server restarted within that moment, the statement fails as a
+# lost connection, SQLAlchemy drops the pool's connections, and the case store writes again.
+PING_IDLE_S = 1.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connected(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("idle_since", 0.0) < PING_IDLE_S:
+            return
+        try:
+            dbapi_conn.ping()
+        except Exception as exc:
+            # The pool throws this connection away and checks out another (or a new one).
+            raise exc_module.DisconnectionError(str(exc)) from exc
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
