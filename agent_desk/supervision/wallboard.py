@@ -2,10 +2,11 @@
 
 One Redis subscription per web process (``<prefix>:events`` and ``<prefix>:captions``) —
 never one per browser, and never polling Asterisk. Each message updates the board's state
-(per queue, per city, per agent) and the changed parts go out once serialised to every
-wallboard socket, numbered: ``seq`` grows by one per update, so a browser (and the tests)
-can tell that nothing was dropped. A socket that cannot keep up is closed with code 4000
-(the page reconnects and starts again from a full snapshot), never silently skipped.
+(per queue, per city, per agent); the messages of a burst (those already received when the
+first is read) are handled together, and what they changed goes out as one update, serialised
+once for every wallboard socket, numbered: ``seq`` grows by one per update, so a browser (and
+the tests) can tell that nothing was dropped. A socket that cannot keep up is closed with code
+4000 (the page reconnects and starts again from a full snapshot), never silently skipped.
 
 Agents' consoles get only their own events: the calls ringing or answered at their extension,
 their state, their softphone's reports and the captions of their call.
@@ -19,7 +20,7 @@ import json
 import logging
 import struct
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as dtime
@@ -41,6 +42,23 @@ from common.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 Send = Callable[[str], Awaitable[None]]
+# A message from the feed, and whether it is a caption (the captions channel) or an event.
+Received = tuple[dict[str, Any], bool]
+
+# The most messages handled as one burst (a batch of queue member updates, a call's facts).
+BURST_MAX = 500
+# What the live state's member updates carry for the wallboard, not for the agent's console.
+CARRIED = ("live", "live_queues")
+
+
+@dataclass
+class Changes:
+    """What a burst of messages changed: one update for the wallboards."""
+
+    queues: set[str] = field(default_factory=set)
+    agents: set[str] = field(default_factory=set)
+    cities: set[str] = field(default_factory=set)  # the changed agents' (queues' come later)
+    event: str = ""  # the kind of the last message that changed something
 
 
 @dataclass
@@ -137,6 +155,7 @@ class Wallboard:
         self.tz = ZoneInfo(cfg.service.timezone)
         self.queues: dict[str, QueueStats] = {q: QueueStats() for q in all_queues(cfg)}
         self.agents: dict[str, dict[str, Any]] = {}
+        self.known_agents = {a.id for a in cfg.agents}
         self.calls: dict[str, dict[str, Any]] = {}  # live calls: queue, queued_at, agent
         self._counted: set[str] = set()
         self.seq = 0
@@ -176,18 +195,20 @@ class Wallboard:
                 self._subscribed.set()
                 while True:
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if msg is None or msg.get("type") != "message":
+                    if msg is None:
                         continue
-                    try:
-                        doc = json.loads(msg["data"])
-                    except (ValueError, TypeError):
-                        continue
-                    if not isinstance(doc, dict):
-                        continue
-                    if msg["channel"] == self.keys.captions:
-                        self._caption(doc)
-                    else:
-                        await self.handle(doc)
+                    # With what has already arrived behind it: a batch of member updates
+                    # publishes a message per queue of each agent, a call several facts.
+                    msgs = [msg]
+                    while len(msgs) < BURST_MAX:
+                        more = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                        timeout=0)
+                        if more is None:
+                            break
+                        msgs.append(more)
+                    batch = [r for r in map(self._received, msgs) if r is not None]
+                    if batch:
+                        await self.handle_batch(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -200,6 +221,17 @@ class Wallboard:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(pubsub.aclose(), 2)
 
+    def _received(self, msg: dict[str, Any]) -> Received | None:
+        if msg.get("type") != "message":
+            return None
+        try:
+            doc = json.loads(msg["data"])
+        except (ValueError, TypeError):
+            return None
+        if not isinstance(doc, dict):
+            return None
+        return doc, msg["channel"] == self.keys.captions
+
     async def reload(self) -> None:
         """Waiting callers and agents from the live state in Redis (after a resync)."""
         queues = set(self.queues)
@@ -209,20 +241,22 @@ class Wallboard:
         results = await pipe.execute()
         for q, rows in zip(sorted(queues), results, strict=True):
             self.queues[q].waiting = {cid: float(score) for cid, score in rows}
-        for a in self.cfg.agents:
-            await self._load_agent(a.id)
+        self.agents.update(await self._load_agents([a.id for a in self.cfg.agents]))
 
-    async def _load_agent(self, agent_id: str) -> None:
-        # One round trip for both hashes (each agent's change reads them again).
+    async def _load_agents(self, agent_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The agents' views from their live state: one round trip for them all."""
+        ids = list(agent_ids)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(self.keys.agent(agent_id))
-        pipe.hgetall(self.keys.agent_queues(agent_id))
-        raw_state, raw_queues = await pipe.execute()
-        h, queues = text_map(raw_state), text_map(raw_queues)
-        self.agents[agent_id] = self._agent_view(agent_id, h, queues)
+        for a in ids:
+            pipe.hgetall(self.keys.agent(a))
+            pipe.hgetall(self.keys.agent_queues(a))
+        replies = await pipe.execute()
+        return {a: self._agent_view(a, text_map(replies[2 * i]), text_map(replies[2 * i + 1]))
+                for i, a in enumerate(ids)}
 
-    def _agent_view(self, agent_id: str, h: dict[str, str], queues: dict[str, str]
+    def _agent_view(self, agent_id: str, h: dict[str, str], queues: Collection[str]
                     ) -> dict[str, Any]:
+        # ``queues``: the agent's queues by name (their settings do not count here).
         cfg_agent = self.cfg.agent(agent_id)
         state = h.get("state") or ("signed_out" if not queues else "unknown")
         reason = h.get("reason", "")
@@ -313,56 +347,96 @@ class Wallboard:
                 "service_level_s": self.sl_s, **self._all()}
 
     async def handle(self, doc: dict[str, Any]) -> None:
+        """One message from the events channel (a burst of one)."""
+        await self.handle_batch([(doc, False)])
+
+    async def handle_batch(self, batch: list[Received]) -> None:
+        """Messages that arrived together, applied in their order. The agents named without
+        their state are read back first, in one round trip for the burst (that read is at
+        least as new as every message of it); the changes go out as one update, after any
+        update the burst sends of another kind (monitoring, hot topics, a resync) before."""
+        read_back = sorted({a for doc, caption in batch if not caption
+                            and self._names_agents(doc) and _carried(doc) is None
+                            for a in self._named(doc)})
+        loaded = await self._load_agents(read_back) if read_back else {}
+        changes = Changes()
+        for doc, caption in batch:
+            if caption:
+                self._caption(doc)
+            else:
+                await self._apply(doc, changes, loaded)
+        self._send(changes)
+
+    def _names_agents(self, doc: dict[str, Any]) -> bool:
+        """An agent's state, sign-in, skills, or a surge moving agents between cities (their
+        live state carries borrowed_by / home_city)."""
         kind = doc.get("type")
+        if kind in ("call", "monitoring", "hot_topics", "resync") or (
+                kind == "softphone" and doc.get("agent")):
+            return False
+        return bool(doc.get("agent") or doc.get("agents") or doc.get("agent_ids"))
+
+    def _named(self, doc: dict[str, Any]) -> set[str]:
+        named = [doc["agent"]] if doc.get("agent") else []
+        for key in ("agents", "agent_ids"):
+            if isinstance(doc.get(key), list):
+                named += [a if isinstance(a, str) else a.get("agent", "")
+                          for a in doc[key] if isinstance(a, (str, dict))]
+        return {str(a) for a in named} & self.known_agents
+
+    async def _apply(self, doc: dict[str, Any], changes: Changes,
+                     loaded: dict[str, dict[str, Any]]) -> None:
+        kind = str(doc.get("type"))
         self.messages += 1
-        changed_q: set[str] = set()
-        changed_a: set[str] = set()
         if kind == "call":
             agent = doc.get("agent") or self.calls.get(str(doc.get("call_id")), {}).get("agent")
-            self._call(doc, changed_q)
+            changed: set[str] = set()
+            self._call(doc, changed)
+            if changed:
+                changes.queues |= changed
+                changes.event = kind
             if agent:
                 self._to_agent(str(agent), doc)
         elif kind == "softphone" and doc.get("agent"):
             self._to_agent(str(doc["agent"]), doc)
         elif kind == "monitoring":
+            self._send(changes)
             self._monitoring(doc)
-            return
         elif kind == "hot_topics":
             alerts = doc.get("alerts")
             self.hot_topics = [a for a in alerts if isinstance(a, dict)] \
                 if isinstance(alerts, list) else []
+            self._send(changes)
             self._broadcast({"type": "update", "event": kind, "hot_topics": self.hot_topics})
-            return
-        elif kind != "resync" and (doc.get("agent") or doc.get("agents")
-                                   or doc.get("agent_ids")):
-            # An agent's state, sign-in, skills, or a surge moving agents between cities
-            # (their live state carries borrowed_by / home_city): read them again.
-            named = [doc["agent"]] if doc.get("agent") else []
-            for key in ("agents", "agent_ids"):
-                if isinstance(doc.get(key), list):
-                    named += [a if isinstance(a, str) else a.get("agent", "")
-                              for a in doc[key] if isinstance(a, (str, dict))]
-            known = {a.id for a in self.cfg.agents}
-            for agent in {str(a) for a in named} & known:
-                await self._load_agent(agent)
-                changed_a.add(agent)
-                self._to_agent(agent, doc)
         elif kind == "resync":
+            self._send(changes)
             await self.reload()
             self._broadcast({"type": "update", "full": True, **self._all()})
+        elif self._names_agents(doc):
+            carried = _carried(doc)
+            for agent in self._named(doc):
+                # A member update says the agent's state; other messages were read back.
+                view = (self._agent_view(agent, *carried) if carried is not None
+                        else loaded.get(agent))
+                if view is None:
+                    continue
+                self.agents[agent] = view
+                changes.agents.add(agent)
+                changes.cities |= {view["city"], view["home_city"]}
+                changes.event = kind
+                self._to_agent(agent, doc)
+
+    def _send(self, changes: Changes) -> None:
+        """The update for what the messages handled so far changed, if anything."""
+        if not changes.queues and not changes.agents:
             return
-        else:
-            return
-        if not changed_q and not changed_a:
-            return
-        cities = {self.city_of_queue(q) for q in changed_q}
-        cities |= {self.agents[a]["city"] for a in changed_a if a in self.agents}
-        cities |= {self.agents[a]["home_city"] for a in changed_a if a in self.agents}
+        cities = changes.cities | {self.city_of_queue(q) for q in changes.queues}
         self._broadcast({
-            "type": "update", "event": kind,
-            "queues": {q: self.queues[q].view() for q in changed_q},
+            "type": "update", "event": changes.event,
+            "queues": {q: self.queues[q].view() for q in changes.queues},
             "cities": {c: self.city_view(c) for c in cities if c in self.cities()},
-            "agents": {a: self.agents[a] for a in changed_a if a in self.agents}})
+            "agents": {a: self.agents[a] for a in changes.agents if a in self.agents}})
+        changes.queues, changes.agents, changes.cities = set(), set(), set()
 
     def _monitoring(self, doc: dict[str, Any]) -> None:
         """A supervisor on an agent's call: every wallboard sees it; the agent's console only
@@ -465,6 +539,9 @@ class Wallboard:
         clients = self.by_agent.get(agent)
         if not clients:
             return
+        if "live" in doc:
+            # The console reads its own state from the API; the message stays as it was.
+            doc = {k: v for k, v in doc.items() if k not in CARRIED}
         data = json.dumps({"type": "console", "event": doc}, ensure_ascii=False)
         for c in clients:
             c.put(data)
@@ -502,3 +579,14 @@ class Wallboard:
             self.by_agent[client.agent].discard(client)
         if client.task is not None:
             client.task.cancel()
+
+
+def _carried(doc: dict[str, Any]) -> tuple[dict[str, str], list[str]] | None:
+    """The agent's state a member update carries (telephony.live.state's MEMBER_SCRIPT): its
+    live hash and its queues' names; None for a message that does not."""
+    live, queues = doc.get("live"), doc.get("live_queues")
+    if queues == {}:
+        queues = []  # no queue left: cjson writes the empty list as {}
+    if not isinstance(live, dict) or not isinstance(queues, list):
+        return None
+    return live, queues

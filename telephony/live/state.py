@@ -50,6 +50,9 @@ CALL_STATE = {
 # ARGV[9]: the updates, separated by \30, each 7 values separated by \31: agent, node, queue,
 # state, paused (0|1), reason, penalty ("" when the member was removed). One argument for the
 # batch keeps the client's packing cheap. (Keys are built here: one Redis, not a cluster.)
+# Each message carries the agent's whole state as it now is: ``live`` (the agent's hash) and
+# ``live_queues`` (its queues' names; cjson writes an empty list as {}), so the wallboard need
+# not read it back for every one of them (a message per queue the agent is in, per change).
 MEMBER_SCRIPT = """
 local function split(s, sep)
   local out, i = {}, 1
@@ -86,6 +89,10 @@ for _, rec in ipairs(updates) do
                'reason', reason)
   end
   redis.call('SADD', ARGV[6] .. node .. ARGV[7], agent)
+  local flat, live = redis.call('HGETALL', k), {}
+  for i = 1, #flat, 2 do live[flat[i]] = flat[i + 1] end
+  msg.live = live
+  msg.live_queues = redis.call('HKEYS', queues)
   redis.call('PUBLISH', channel, cjson.encode(msg))
 end
 return #updates
