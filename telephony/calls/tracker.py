@@ -93,6 +93,7 @@ class CallTracker:
         self.case_of = case_of  # the case number of a call, once the case store wrote it
         self.sinks: list[Sink] = list(sinks or [])
         self.calls: dict[str, Call] = {}
+        self._purged_at = 0.0
         # Told at each resync, before the snapshot is applied, which calls ended while we were
         # away (the CEL reconciler finishes them) and which are up (their history is
         # backfilled from CEL).
@@ -209,7 +210,11 @@ class CallTracker:
         self._purge_ended()
 
     def _purge_ended(self, keep_s: float = 30.0) -> None:
-        cutoff = time.monotonic() - keep_s
+        now = time.monotonic()
+        if now - self._purged_at < 1.0:
+            return  # a scan of every call at each call's end, at most once a second
+        self._purged_at = now
+        cutoff = now - keep_s
         for cid in [cid for cid, c in self.calls.items() if c.ended and c.ended_at < cutoff]:
             del self.calls[cid]
 
