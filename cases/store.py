@@ -25,7 +25,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
 from sqlalchemy.orm import selectinload
 
 from cases.db import padded
@@ -102,6 +107,29 @@ _INSERT_CASES = insert(CASES).returning(*CASES.c, sort_by_parameter_order=True)
 _INSERT_EVENTS = insert(EVENTS)
 
 
+class OrmWhenNeeded:
+    """An ORM session on a write's connection and in its transaction, made only for the few
+    facts that need one (transfers, links); the others are written with Core statements,
+    without the session's bookkeeping."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._session: AsyncSession | None = None
+
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = AsyncSession(bind=self.conn, expire_on_commit=False)
+        return self._session
+
+    async def flush(self) -> None:
+        """Write what the session holds (before the transaction commits) and close it."""
+        if self._session is not None:
+            try:
+                await self._session.flush()
+            finally:
+                await self._session.close()
+
+
 # A fact waiting for its case, with the future of whoever waits for it (``apply``).
 Pending = tuple[CallFact, "asyncio.Future[CaseRef] | None"]
 
@@ -150,6 +178,8 @@ class CaseStore:
                  timezone: str = "Asia/Shanghai", *, writers: int = 2, group_calls: int = 200,
                  linger_s: float = 0.2, metrics: Metrics = UNSERVED):
         self.sessions = sessions
+        # Facts are written on a connection of their own (Core statements, no ORM session).
+        self._engine: AsyncEngine = sessions.kw["bind"]
         self._write_time = metrics.case_write
         self.personal = personal
         self.tz = ZoneInfo(timezone)
@@ -384,8 +414,8 @@ class CaseStore:
         started = time.perf_counter()
         refs: dict[str, CaseRef] = {}
         try:
-            async with self.sessions() as session, session.begin():
-                conn = await session.connection()
+            async with self._engine.begin() as conn:
+                orm = OrmWhenNeeded(conn)
                 records, created = await self._records_of(conn, facts)
                 legs = LegIndex({r.case.id: r.legs for r in records.values()})
                 timeline: list[dict[str, Any]] = []
@@ -401,7 +431,7 @@ class CaseStore:
                                          "kind": fact.kind, "at": ts(fact.at),
                                          "detail": self._public(fact.data),
                                          "source": fact.source})
-                        await self._fill(session, case, fact, legs)
+                        await self._fill(orm, case, fact, legs)
                         applied += 1
                     if case.cel_pending and any(f.source == "cel"
                                                 and f.kind in ("ended", "orphaned")
@@ -412,6 +442,7 @@ class CaseStore:
                 await legs.write(conn)
                 if timeline:
                     await conn.execute(_INSERT_EVENTS, timeline)
+                await orm.flush()
         except BaseException:
             # What these calls' records hold was changed and not written: read them again.
             for call_id in facts:
@@ -483,7 +514,7 @@ class CaseStore:
                 setattr(leg, k, v)
         return leg
 
-    async def _fill(self, session: AsyncSession, case: Row, fact: CallFact, legs: LegIndex
+    async def _fill(self, orm: OrmWhenNeeded, case: Row, fact: CallFact, legs: LegIndex
                     ) -> None:
         d = fact.data
         at = ts(fact.at)
@@ -593,9 +624,9 @@ class CaseStore:
         elif kind == "widened":
             case.flags = sorted(set(case.flags or []) | {"widened"})
         elif kind == "linked":
-            await self._link(session, case, d)
+            await self._link(orm.session(), case, d)
         elif kind.startswith("transfer_") or kind in ("handover", "requeued"):
-            await apply_transfer_fact(session, case, fact, legs)
+            await apply_transfer_fact(orm.session(), case, fact, legs)
         elif kind == "orphaned":
             # The call vanished with no record of its end (Asterisk killed): close it honestly.
             fill(ended_at=at, hangup_by="system")
