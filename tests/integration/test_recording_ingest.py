@@ -5,8 +5,9 @@ cannot be stored (its folder unwritable) or has no case yet costs the others not
 from __future__ import annotations
 
 import time
+import wave
+from pathlib import Path
 
-import numpy as np
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import event, select
@@ -17,9 +18,16 @@ from cases.db import make_engine, migrate, sessionmaker
 from cases.store import CaseStore
 from common.facts import CallFact
 from common.privacy import PersonalData
-from tests.support.asr import write_wav
 
 pytestmark = pytest.mark.asterisk  # the lab's configuration
+
+
+def _wav(path: Path, seconds: float = 1.0) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x00\x01" * int(8000 * seconds))
 
 
 async def test_a_scans_recordings_are_stored_together_and_a_failing_one_costs_no_other(
@@ -44,7 +52,7 @@ async def test_a_scans_recordings_are_stored_together_and_a_failing_one_costs_no
     stems = [f"lk{i}.1-{int(t0)}" for i in range(5)]  # the fifth call has no case (yet)
     for stem in stems:
         for name in (f"{stem}.wav", f"{stem}-caller.wav", f"{stem}-agent.wav"):
-            write_wav(spool / name, np.zeros(8000, dtype=np.int16))
+            _wav(spool / name)
     transcripts = Transcripts(cfg, redis, sessions, spools={node: spool})
     # Case 3's folder cannot be made: a file stands where it would be.
     blocked = transcripts.dir / time.strftime("%Y/%m", time.gmtime(t0)) / numbers[3]
