@@ -36,14 +36,13 @@ import wave
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asr import engine
@@ -51,13 +50,12 @@ from asr.audio import AudioError
 from asr.jobs import JobQueue
 from asr.live import LiveCaptions, caption_json
 from asr.models import Recording, Transcript, TranscriptSegment
-from cases.db import padded
 from cases.models import Case
 from cases.store import database_unavailable
 from common import events as ev
 from common import sealed
 from common.config import Config
-from common.db import table_of, utcnow
+from common.db import utcnow
 from common.livekeys import LiveKeys
 from common.logs import call_scope, note_call_id
 from common.metrics import UNSERVED, Metrics
@@ -67,8 +65,6 @@ from common.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 SIDES = ("caller", "agent", "mix")
-# Finished recordings stored per transaction (a scan finds those of the last half second).
-INGEST_BATCH = 64
 SPEAKERS = ("caller", "agent")
 
 
@@ -242,8 +238,9 @@ class Transcripts:
             if adopt:
                 await self._adopt_cut(node, spool)
             markers = sorted(spool.glob("*.done"), key=lambda p: p.stat().st_mtime)
-            for i in range(0, len(markers), INGEST_BATCH):
-                moved += await self._ingest_many(node, markers[i:i + INGEST_BATCH])
+            for marker in markers:
+                if await self._ingest(node, marker):
+                    moved += 1
         return moved
 
     async def _adopt_cut(self, node: str, spool: Path) -> int:
@@ -274,104 +271,69 @@ class Transcripts:
                 "call_id": call_id, "files": len(files), "repaired": repaired})
         return adopted
 
-    async def _ingest_many(self, node: str, markers: list[Path]) -> int:
-        """Store these finished recordings: their cases and the files already stored read
-        in one statement each, the files sealed and moved in one worker thread (no
-        transaction held meanwhile), the rows and the transcripts' status written in one
-        transaction. Returns how many were stored."""
-        call_of = {m: f"{node}:{m.name.removesuffix('.done').rpartition('-')[0]}"
-                   for m in markers}
-        async with self.sessions() as s:
-            cases = {r.call_id: r for r in (await s.execute(select(
-                Case.id, Case.call_id, Case.number, Case.created_at, Case.answered_at).where(
-                Case.call_id.in_(padded(sorted(set(call_of.values()))))))).all()}
-            stored: dict[int, list[tuple[int, str]]] = {c.id: [] for c in cases.values()}
-            if cases:
-                for case_id, part, name in (await s.execute(select(
-                        Recording.case_id, Recording.part, Recording.url_name).where(
-                        Recording.case_id.in_(padded(list(stored))),
-                        Recording.side.in_(SIDES)))).all():
-                    stored[case_id].append((part, name))
-        moves: list[_Move] = []
-        next_part: dict[int, int] = {}
-        for marker in markers:
-            call_id = call_of[marker]
-            case = cases.get(call_id)
-            if case is None:
-                if time.time() - _mtime(marker) > 3600:
-                    with call_scope(call_id, None):
-                        log.warning("recording without a case", extra={"call_id": call_id})
-                continue
-            part = next_part.get(case.id) or max(
-                (p for p, _ in stored[case.id]), default=0) + 1
-            next_part[case.id] = part + 1  # a second recording of the call in this batch
-            folder = self.dir / case.created_at.astimezone(UTC).strftime("%Y/%m") / case.number
-            moves.append(_Move(marker, call_id, case.id, case.number, case.answered_at,
-                               folder, part))
-        if not moves:
-            return 0
-        outcomes = await asyncio.to_thread(_move_each, moves, self.personal)
-        rows: list[dict[str, Any]] = []
-        done: list[_Move] = []
-        counts: dict[Path, int] = {}
-        for move, outcome in zip(moves, outcomes, strict=True):
-            with call_scope(move.call_id, move.number):
-                if isinstance(outcome, BaseException):
-                    await self._not_stored(move, outcome)
-                    continue
-                self.store_errors.pop(move.number, None)
-                files, done_at = outcome
-                offset = 0.0
-                if move.part > 1 and move.answered_at is not None:
-                    secs = max((sec for _, _, _, sec in files), default=0.0)
-                    offset = max(0.0, done_at - secs - move.answered_at.timestamp())
-                names = {n for _, n in stored[move.case_id]}
-                for side, dst, size, secs in files:
-                    url_name = str(dst.relative_to(self.dir))
-                    if url_name not in names:  # stored by an interrupted earlier run
-                        rows.append({"case_id": move.case_id, "side": side, "part": move.part,
-                                     "path": str(dst), "url_name": url_name,
-                                     "offset": round(offset, 2), "seconds": secs,
-                                     "bytes": size})
-                done.append(move)
-                counts[move.marker] = len(files)
-        if not done:
-            return 0
-        case_ids = sorted({m.case_id for m in done})
-        now = utcnow()
-        async with self.sessions() as s, s.begin():
-            if rows:
-                await s.execute(insert(table_of(Recording)), rows)
-            have = set((await s.execute(select(Transcript.case_id).where(
-                Transcript.case_id.in_(padded(case_ids))))).scalars())
-            if have:
-                await s.execute(update(table_of(Transcript)).where(
-                    Transcript.case_id.in_(padded(sorted(have)))).values(
-                    status="pending", error=None, updated_at=now))
-            if len(have) < len(case_ids):
-                await s.execute(insert(table_of(Transcript)), [
-                    {"case_id": c, "status": "pending", "error": None, "attempts": 0,
-                     "updated_at": now} for c in case_ids if c not in have])
-        await asyncio.to_thread(_unlink_all, [m.marker for m in done])
-        for move in done:
-            with call_scope(move.call_id, move.number):
-                if self.cfg.asr.enabled:
-                    await self._queue_job(move.number)
-                log.info("recording stored", extra={"case": move.number, "part": move.part,
-                                                    "files": counts[move.marker]})
-        return len(done)
+    async def _ingest(self, node: str, marker: Path) -> bool:
+        call_id = f"{node}:{marker.name.removesuffix('.done').rpartition('-')[0]}"
+        with call_scope(call_id, self.case_of(call_id)):
+            return await self._ingest_call(node, marker)
 
-    async def _not_stored(self, move: _Move, exc: BaseException) -> None:
-        """Full disk, unwritable directory: the files stay in the spool, the case says so,
-        and the next scan tries again."""
-        if not isinstance(exc, OSError):
-            log.error("recording not stored", exc_info=exc, extra={"case": move.number})
-            return
-        err = f"recording not stored ({exc.strerror or exc}); kept in {move.marker.parent}"
-        if self.store_errors.get(move.number) != err:
-            log.error("recording not stored", extra={"case": move.number, "error": err})
-            self.store_errors[move.number] = err
-            await self._set_status(move.case_id, "failed", err)
+    async def _ingest_call(self, node: str, marker: Path) -> bool:
+        stem = marker.name.removesuffix(".done")
+        linkedid, _, _epoch = stem.rpartition("-")
+        call_id = f"{node}:{linkedid}"
+        # One session for the reading and the writing (a connection checked out once per
+        # recording); only the columns needed (a whole Case also loads its transfers).
+        async with self.sessions() as s:
+            return await self._ingest_in(s, marker, call_id)
+
+    async def _ingest_in(self, s: AsyncSession, marker: Path, call_id: str) -> bool:
+        case = (await s.execute(select(
+            Case.id, Case.number, Case.created_at, Case.answered_at).where(
+            Case.call_id == call_id))).one_or_none()
+        stored = [] if case is None else (await s.execute(select(
+            Recording.part, Recording.url_name).where(
+            Recording.case_id == case.id, Recording.side.in_(SIDES)))).all()
+        await s.commit()  # no transaction held while the files are sealed and moved
+        if case is None:
+            if time.time() - _mtime(marker) > 3600:
+                log.warning("recording without a case", extra={"call_id": call_id})
+            return False
+        folder = self.dir / case.created_at.astimezone(UTC).strftime("%Y/%m") / case.number
+        part = max((p for p, _ in stored), default=0) + 1
+        names = {n for _, n in stored}
+        try:
+            rows, done_at = await asyncio.to_thread(_move_all, marker, folder, case.number,
+                                                    part, self.personal)
+        except OSError as exc:
+            # Full disk, unwritable directory: the files stay in the spool, the case says so,
+            # and the next scan tries again.
+            err = f"recording not stored ({exc.strerror or exc}); kept in {marker.parent}"
+            if self.store_errors.get(case.number) != err:
+                log.error("recording not stored", extra={"case": case.number,
+                                                         "error": err})
+                self.store_errors[case.number] = err
+                await self._set_status(case.id, "failed", err)
+            return False
+        self.store_errors.pop(case.number, None)
+        offset = 0.0
+        if part > 1 and case.answered_at is not None:
+            secs = max((sec for _, _, _, sec in rows), default=0.0)
+            offset = max(0.0, done_at - secs - case.answered_at.timestamp())
+        # The files and the transcript's status in one transaction (a recording stored twice,
+        # after an interrupted run, stays one row per file: names are per case).
+        async with s.begin():
+            for side, dst, size, secs in rows:
+                url_name = str(dst.relative_to(self.dir))
+                if url_name not in names:
+                    s.add(Recording(case_id=case.id, side=side, part=part, path=str(dst),
+                                    url_name=url_name, offset=round(offset, 2),
+                                    seconds=secs, bytes=size))
+            await self._transcript(s, case.id, status="pending", error=None)
+        await asyncio.to_thread(marker.unlink, True)
+        if self.cfg.asr.enabled:
+            await self._queue_job(case.number)
+        log.info("recording stored", extra={"case": case.number, "part": part,
+                                            "files": len(rows)})
+        return True
 
     # -- transcription --------------------------------------------------------------------------
 
@@ -697,39 +659,6 @@ def _seal(src: Path, dst: Path, keys: sealed.KeyWrapper) -> int:
     size = sealed.seal_file(src, dst, keys)
     src.unlink()
     return size
-
-
-@dataclass(frozen=True)
-class _Move:
-    """A finished recording to seal out of the spool, and the case it goes to."""
-
-    marker: Path
-    call_id: str
-    case_id: int
-    number: str
-    answered_at: datetime | None
-    folder: Path
-    part: int
-
-
-_Moved = tuple[list[tuple[str, Path, int, float]], float]
-
-
-def _move_each(moves: list[_Move], keys: sealed.KeyWrapper) -> list[_Moved | Exception]:
-    """``_move_all`` for each recording (in one worker thread); a recording that fails gives
-    its exception, and the others are moved all the same."""
-    out: list[_Moved | Exception] = []
-    for m in moves:
-        try:
-            out.append(_move_all(m.marker, m.folder, m.number, m.part, keys))
-        except Exception as exc:
-            out.append(exc)
-    return out
-
-
-def _unlink_all(paths: list[Path]) -> None:
-    for p in paths:
-        p.unlink(missing_ok=True)
 
 
 def _move_all(marker: Path, folder: Path, number: str, part: int, keys: sealed.KeyWrapper

@@ -9,8 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cases.db import padded
 from cases.models import CallLeg
-from cases.rows import Row, write_changes
-from common.db import table_of
+from cases.rows import Row, table_of, write_changes
 
 LEGS = table_of(CallLeg)
 _LEGS_OF = select(LEGS).where(LEGS.c.case_id.in_(bindparam("ids", expanding=True)))

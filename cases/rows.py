@@ -11,7 +11,7 @@ other writers own (the case loop's ``closed_at``, retention's purge) are never o
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -56,6 +56,10 @@ class Row:
 
     def saved(self) -> None:
         self._changed.clear()
+
+
+def table_of(mapped: type) -> Table:
+    return cast(Table, mapped.__table__)  # type: ignore[attr-defined]
 
 
 # One UPDATE statement per table, key and set of changed columns: built once, so its cache

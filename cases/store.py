@@ -43,9 +43,8 @@ from cases.models import (
     NodeCheckpoint,
     TransferRecord,
 )
-from cases.rows import Row, write_changes
+from cases.rows import Row, table_of, write_changes
 from cases.transfers import apply_transfer_fact
-from common.db import table_of
 from common.facts import CallFact
 from common.logs import call_scope, note_case
 from common.metrics import UNSERVED, Metrics

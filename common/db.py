@@ -4,9 +4,9 @@ migration history), and timezone-aware UTC timestamps on every backend."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Table
+from sqlalchemy import JSON, DateTime
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -33,11 +33,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def table_of(mapped: type) -> Table:
-    """A mapped class's table, for Core statements (no ORM unit of work)."""
-    return cast(Table, mapped.__table__)  # type: ignore[attr-defined]
 
 
 class Base(DeclarativeBase):
