@@ -11,10 +11,11 @@ other writers own (the case loop's ``closed_at``, retention's purge) are never o
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.dml import Update
 
 
@@ -91,3 +92,38 @@ async def write_changes(conn: AsyncConnection, table: Table, rows: Iterable[Row]
     for columns, params in groups.items():
         await conn.execute(_update(table, keys, columns), params)
     return sum(len(p) for p in groups.values())
+
+
+@dataclass
+class CallRecord:
+    """What the store holds of a recent call's case between its writes: the case's row, the
+    keys of the facts on its timeline, its legs. The store is the only writer of these (a
+    call's facts go through one store, in order), so a call's next facts need not read them
+    again; a write that fails drops its calls' records, and they are read anew."""
+
+    case: Row
+    keys: set[str] = field(default_factory=set)
+    legs: dict[str, Row] = field(default_factory=dict)
+
+
+class OrmWhenNeeded:
+    """An ORM session on a write's connection and in its transaction, made only for the few
+    facts that need one (transfers, links); the others are written with Core statements,
+    without the session's bookkeeping."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._session: AsyncSession | None = None
+
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = AsyncSession(bind=self.conn, expire_on_commit=False)
+        return self._session
+
+    async def flush(self) -> None:
+        """Write what the session holds (before the transaction commits) and close it."""
+        if self._session is not None:
+            try:
+                await self._session.flush()
+            finally:
+                await self._session.close()

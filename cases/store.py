@@ -17,7 +17,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,7 +43,7 @@ from cases.models import (
     NodeCheckpoint,
     TransferRecord,
 )
-from cases.rows import Row, table_of, write_changes
+from cases.rows import CallRecord, OrmWhenNeeded, Row, table_of, write_changes
 from cases.transfers import apply_transfer_fact
 from common.facts import CallFact
 from common.logs import call_scope, note_case
@@ -84,18 +84,6 @@ class CaseRef:
     created: bool
 
 
-@dataclass
-class CallRecord:
-    """What the store holds of a recent call's case between its writes: the case's row, the
-    keys of the facts on its timeline, its legs. The store is the only writer of these (a
-    call's facts go through one store, in order), so a call's next facts need not read them
-    again; a write that fails drops its calls' records, and they are read anew."""
-
-    case: Row
-    keys: set[str] = field(default_factory=set)
-    legs: dict[str, Row] = field(default_factory=dict)
-
-
 CASES = table_of(Case)
 EVENTS = table_of(CallEvent)
 # Built once: their cache keys are computed once, PostgreSQL keeps their prepared statements.
@@ -104,29 +92,6 @@ _KEYS_OF_CASES = select(EVENTS.c.case_id, EVENTS.c.key).where(
     EVENTS.c.case_id.in_(bindparam("ids", expanding=True)))
 _INSERT_CASES = insert(CASES).returning(*CASES.c, sort_by_parameter_order=True)
 _INSERT_EVENTS = insert(EVENTS)
-
-
-class OrmWhenNeeded:
-    """An ORM session on a write's connection and in its transaction, made only for the few
-    facts that need one (transfers, links); the others are written with Core statements,
-    without the session's bookkeeping."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.conn = conn
-        self._session: AsyncSession | None = None
-
-    def session(self) -> AsyncSession:
-        if self._session is None:
-            self._session = AsyncSession(bind=self.conn, expire_on_commit=False)
-        return self._session
-
-    async def flush(self) -> None:
-        """Write what the session holds (before the transaction commits) and close it."""
-        if self._session is not None:
-            try:
-                await self._session.flush()
-            finally:
-                await self._session.close()
 
 
 # A fact waiting for its case, with the future of whoever waits for it (``apply``).
