@@ -127,7 +127,13 @@ async def test_surge_on_nanjing_is_answered_by_suzhou_then_agents_go_home(
     # Suzhou has two agents and a floor of one: exactly one is proposed, the stronger one.
     assert [(x["agent"], x["from_city"]) for x in p["agents"]] == [("2001", "suzhou")]
     assert p["after"]["agents_present"] == 2
-    assert any("only 1" in n or "limited" in n for n in p["notes"]), p["notes"]
+    # The notes say why not more, from the figures the proposal was made on: the shortfall
+    # can fall between the status read above and the proposal (a caller is answered).
+    want = p["before"]["shortfall"] or 1
+    if want > 1:
+        assert any("only 1" in n or "limited" in n for n in p["notes"]), p
+    else:
+        assert not any(n.startswith("only") for n in p["notes"]), p
 
     result = await surge.apply(p["id"], by="supervisor-li")
     assert [m["agent"] for m in result["moved"]] == ["2001"]
