@@ -43,6 +43,11 @@ export function changeKey() {
 export function pageReady() { document.body.dataset.ready = "yes"; }
 
 export async function loadMe() { me = await api("GET", "/api/me"); return me; }
+// Today (YYYY-MM-DD) in the hotline's time zone: its days are the reports' and case numbers'.
+export function hotlineToday() {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: me?.timezone || undefined, year: "numeric",
+    month: "2-digit", day: "2-digit" }).format(new Date());
+}
 export function $(id) { return document.getElementById(id); }
 
 // A line under the toolbar: red for an error, green (ok) for a success.

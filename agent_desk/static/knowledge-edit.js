@@ -4,7 +4,7 @@
 // button it refuses says why in the message line.
 import { html, nothing, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
-import { $, api, loadMe, say, startPage } from "./app.js";
+import { $, api, hotlineToday, loadMe, say, startPage } from "./app.js";
 import { fmtTime, t, tEnum } from "./i18n.js";
 
 let ARTICLES = [], CURRENT = null, VERSIONS = [], ME = null;
@@ -28,7 +28,7 @@ function renderList() {
 function fill(a) {
   CURRENT = a;
   $("e-title").value = a ? a.title : ""; $("e-matter").value = a ? a.matter : "";
-  $("e-city").value = a ? a.city || "" : ""; $("e-from").value = a ? a.valid_from : new Date().toISOString().slice(0, 10);
+  $("e-city").value = a ? a.city || "" : ""; $("e-from").value = a ? a.valid_from : hotlineToday();
   $("e-to").value = a && a.valid_to ? a.valid_to : ""; $("e-body").value = a ? a.body || "" : ""; $("e-note").value = "";
   renderState();
 }

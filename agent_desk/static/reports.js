@@ -3,7 +3,7 @@
 // lit-html (no chart library): rates per row, and accepted/closed cases over the period.
 import { html, svg, render as paint } from "./vendor/lit-html/lit-html.js";
 import { repeat } from "./vendor/lit-html/directives/repeat.js";
-import { $, api, loadMe, newestWins, pageReady, say, startPage } from "./app.js";
+import { $, api, hotlineToday, loadMe, newestWins, pageReady, say, startPage } from "./app.js";
 import { loadFigures, loadForecast, startFigures } from "./figures.js";
 import { DASH, currentLang, pct, t } from "./i18n.js";
 
@@ -26,10 +26,6 @@ const MAX_BARS = 15;
 let REPORT = null;
 const reportTurn = newestWins();
 
-function todayLocal() {
-  const d = new Date();
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
-}
 function params() {
   const p = new URLSearchParams({ period: $("q-period").value, by: $("q-by").value });
   if ($("q-date").value) p.set("date", $("q-date").value);
@@ -139,13 +135,13 @@ function trendChart() {
 
 await startPage();
 await loadMe();
-$("q-date").value = todayLocal();
+$("q-date").value = hotlineToday();
 $("q").addEventListener("submit", load);
 for (const id of ["q-period", "q-by", "q-city", "q-date"]) $(id).addEventListener("change", load);
 document.addEventListener("langchange", () => { exportLinks(); if (REPORT) fillCities(); render(); });
 load();
 // Agent figures and the staffing forecast of a day, week or month (figures.js).
-$("fig-date").value = todayLocal();
+$("fig-date").value = hotlineToday();
 $("fig-show").addEventListener("click", () => { loadFigures(); loadForecast(); });
 for (const id of ["fig-period", "fig-date"]) $(id).addEventListener("change", () => { loadFigures(); loadForecast(); });
 await startFigures();

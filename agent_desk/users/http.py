@@ -78,7 +78,9 @@ class UsersHttp:
     def _me(self, sess: Session, name: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {"user": sess.user, "role": sess.role, "agent": sess.agent,
                                "csrf": self.deps.sessions.csrf(sess), "expires_at": sess.exp,
-                               "see_numbers": sess.role in self.deps.web.see_numbers}
+                               "see_numbers": sess.role in self.deps.web.see_numbers,
+                               # The console's "today" is the hotline's, not the browser's.
+                               "timezone": self.deps.cfg.service.timezone}
         if name:
             out["name"] = name
         if sess.agent:

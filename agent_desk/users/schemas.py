@@ -35,7 +35,7 @@ class UserStateBody(Body):
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Me": obj({"user": S, "role": {"enum": list(ROLES)}, "agent": SN, "csrf": S,
-               "expires_at": {"type": "number"}, "see_numbers": B},
+               "expires_at": {"type": "number"}, "see_numbers": B, "timezone": S},
               name=S, agent_name=S, city=S),
 }
 ME = ref("Me")

@@ -42,8 +42,11 @@ async def seed(svc) -> tuple[str, dict[str, str]]:  # type: ignore[no-untyped-de
     await call(store, "fig-B", at(day, 10, 0), [("1002", 2, False), ("1001", 17, True)], 120,
                "unsatisfied", transfer="emergency_line")
     await call(store, "fig-C", at(day, 11, 0), [("1002", 2, True)], 90, "basic")
-    # Today's call: not in any sample (a day is sampled once it is over).
-    await call(store, "fig-T", time_now() - 3600, [("1001", 2, True)], 60, "satisfied")
+    # Today's call: not in any sample (a day is sampled once it is over). Today in Shanghai:
+    # an hour ago was yesterday when CI ran at 00:19 there, and yesterday's figures were off.
+    midnight = at(day + timedelta(days=1), 0, 0)
+    await call(store, "fig-T", max(time_now() - 3600, midnight + (time_now() - midnight) / 2),
+               [("1001", 2, True)], 60, "satisfied")
     for agent, kind, reason, t in [
             ("1001", "signed_in", "", at(day, 8, 0)),
             ("1001", "paused", "rest", at(day, 12, 0)),
