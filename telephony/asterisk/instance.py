@@ -19,11 +19,13 @@ instance's files are handed to that user and its directories made private (0700)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 from dataclasses import dataclass
@@ -52,6 +54,15 @@ RECORDINGS_SPOOL = Path("spool") / "monitor"
 # Directories that hold callers' data or secrets: the Asterisk user's only.
 PRIVATE_DIRS = ("", "etc", "lib", "spool", "spool/monitor", "spool/outgoing", "log", "run",
                 "cache")
+
+
+def _cel_db_in_wal(path: Path) -> None:
+    """Asterisk writes a CEL row per event, each its own transaction: in SQLite's default
+    rollback-journal mode that is a journal file made, synced and deleted per row. The
+    database made in WAL mode (kept in the file) appends to one log instead."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
 
 
 def instance_dir(cfg: Config, node: NodeConfig) -> Path:
@@ -229,6 +240,7 @@ class AsteriskInstance:
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         for sub in PRIVATE_DIRS:
             (self.dir / sub).chmod(0o700)
+        _cel_db_in_wal(self.dir / CEL_DB)
         templates = templates_dir()
         env = Environment(
             loader=FileSystemLoader(str(templates)), undefined=StrictUndefined,
