@@ -417,6 +417,12 @@ class RouteEndpoint:
                             decision: RouteDecision | None = None) -> AgiAnswer | None:
         self.slow += 1
         try:
+            if decision is not None:
+                # Decided; only the case number is awaited, and that wait is bounded on its
+                # own. Under the budget's timer too, a loop stalled past the budget (a disk
+                # stall under load) cancelled a made decision and the call took the fallback
+                # queue.
+                return await self._slow(req, digest, started, decision)
             return await asyncio.wait_for(self._slow(req, digest, started, decision),
                                           self.budget_s)
         except Exception as exc:

@@ -170,6 +170,34 @@ async def test_slow_database_answers_the_route_without_the_case_number():
         await router.stop()
 
 
+async def test_a_loop_stalled_past_the_budget_still_answers_the_decision():
+    """The event loop blocked longer than the whole budget (seen under load: a disk stall)
+    while the case number was awaited: the decision made before the wait is answered, without
+    the number, not the fallback queue."""
+    import asyncio
+    import time
+
+    from queueing.routing.router import ROUTE_VARIABLE, RouteEndpoint
+
+    async def stalled_record(fact):
+        time.sleep(CFG.fastagi.decision_timeout_ms / 1000 * 1.5)  # noqa: ASYNC251 - the stall is the point
+        await asyncio.sleep(1)
+        return None
+
+    router = RouteEndpoint(CFG, stalled_record, case_number=lambda _call_id: None)
+    router.start()
+    try:
+        answer = await router.answer({"agi_uniqueid": "node1-2.1", "agi_arg_1": "nanjing",
+                                      "agi_arg_2": "12345", "agi_arg_3": "1",
+                                      "agi_arg_4": "node1-2.1", "agi_callerid": "13800002222"})
+        assert answer is not None
+        fields = answer.variables[ROUTE_VARIABLE].split("|")
+        assert fields[0] == "nanjing-enterprise_policy" and fields[2] == ""
+        assert router.fallbacks == 0 and router.unnumbered == 1
+    finally:
+        await router.stop()
+
+
 def test_the_menu_is_offered_while_waiting_until_a_key_chooses():
     """Queue first: field 12 says whether the prompt (and its keys) comes with the wait."""
 
