@@ -252,8 +252,9 @@ class Transcripts:
         for node, spool in self.spools.items():
             if adopt:
                 await self._adopt_cut(node, spool)
-            markers = sorted(spool.glob("*.done"), key=lambda p: p.stat().st_mtime)
-            for marker in markers:
+            # In a thread: under load a disk stall held the directory's reads, and with them
+            # the event loop (the router's answers, the case store's writes).
+            for marker in await asyncio.to_thread(_done_marks, spool):
                 if await self._ingest(node, marker):
                     moved += 1
         return moved
@@ -698,6 +699,11 @@ def _move_all(marker: Path, folder: Path, number: str, part: int, keys: sealed.K
             continue
         rows.append((side, dst, size, secs))
     return rows, done_at
+
+
+def _done_marks(spool: Path) -> list[Path]:
+    """The spool's finished recordings (their .done marks), oldest first."""
+    return sorted(spool.glob("*.done"), key=_mtime)
 
 
 def _unmarked(spool: Path) -> dict[str, float]:
