@@ -138,12 +138,27 @@ def test_widening_plan():
     assert d.overflow == (("province-general", None),)
 
 
+async def _route_unnumbered(record, call: str, key: str) -> tuple[list[str], object]:
+    """Route a new call through a router whose store has not seen it (no case number yet):
+    the answer's fields and the router (stopped)."""
+    from queueing.routing.router import ROUTE_VARIABLE, RouteEndpoint
+
+    router = RouteEndpoint(CFG, record, case_number=lambda _call_id: None)
+    router.start()
+    try:
+        answer = await router.answer({"agi_uniqueid": call, "agi_arg_1": "nanjing",
+                                      "agi_arg_2": "12345", "agi_arg_3": key,
+                                      "agi_arg_4": call, "agi_callerid": "13800001111"})
+    finally:
+        await router.stop()
+    assert answer is not None
+    return answer.variables[ROUTE_VARIABLE].split("|"), router
+
+
 async def test_slow_database_answers_the_route_without_the_case_number():
     """The store has not seen the call and the database is slower than the budget: the call
     still gets its queue (not the fallback), and the case gets the decision afterwards."""
     import asyncio
-
-    from queueing.routing.router import ROUTE_VARIABLE, RouteEndpoint
 
     recorded = []
 
@@ -152,22 +167,14 @@ async def test_slow_database_answers_the_route_without_the_case_number():
         recorded.append(fact)
         return None
 
-    router = RouteEndpoint(CFG, slow_record, case_number=lambda _call_id: None)
-    router.start()
-    try:
-        answer = await router.answer({"agi_uniqueid": "node1-1.1", "agi_arg_1": "nanjing",
-                                      "agi_arg_2": "12345", "agi_arg_3": "",
-                                      "agi_arg_4": "node1-1.1", "agi_callerid": "13800001111"})
-        fields = answer.variables[ROUTE_VARIABLE].split("|")
-        assert fields[0] == "nanjing-general" and fields[2] == ""
-        assert router.fallbacks == 0 and router.unnumbered == 1
-        for _ in range(50):
-            if recorded:
-                break
-            await asyncio.sleep(0.05)
-        assert [f.kind for f in recorded] == ["routed"]
-    finally:
-        await router.stop()
+    fields, router = await _route_unnumbered(slow_record, "node1-1.1", "")
+    assert fields[0] == "nanjing-general" and fields[2] == ""
+    assert router.fallbacks == 0 and router.unnumbered == 1
+    for _ in range(50):  # the decision is recorded when the database answers
+        if recorded:
+            break
+        await asyncio.sleep(0.05)
+    assert [f.kind for f in recorded] == ["routed"]
 
 
 async def test_a_loop_stalled_past_the_budget_still_answers_the_decision():
@@ -177,25 +184,14 @@ async def test_a_loop_stalled_past_the_budget_still_answers_the_decision():
     import asyncio
     import time
 
-    from queueing.routing.router import ROUTE_VARIABLE, RouteEndpoint
-
     async def stalled_record(fact):
         time.sleep(CFG.fastagi.decision_timeout_ms / 1000 * 1.5)  # noqa: ASYNC251 - the stall is the point
-        await asyncio.sleep(1)
+        await asyncio.sleep(0.1)
         return None
 
-    router = RouteEndpoint(CFG, stalled_record, case_number=lambda _call_id: None)
-    router.start()
-    try:
-        answer = await router.answer({"agi_uniqueid": "node1-2.1", "agi_arg_1": "nanjing",
-                                      "agi_arg_2": "12345", "agi_arg_3": "1",
-                                      "agi_arg_4": "node1-2.1", "agi_callerid": "13800002222"})
-        assert answer is not None
-        fields = answer.variables[ROUTE_VARIABLE].split("|")
-        assert fields[0] == "nanjing-enterprise_policy" and fields[2] == ""
-        assert router.fallbacks == 0 and router.unnumbered == 1
-    finally:
-        await router.stop()
+    fields, router = await _route_unnumbered(stalled_record, "node1-2.1", "1")
+    assert fields[0] == "nanjing-enterprise_policy" and fields[2] == ""
+    assert router.fallbacks == 0 and router.unnumbered == 1
 
 
 def test_the_menu_is_offered_while_waiting_until_a_key_chooses():
