@@ -172,9 +172,9 @@ class CaseStore:
         self._written = asyncio.Condition()
         # Facts only submitted (the AMI stream) wait this long for others to share their
         # transaction: a call's facts come seconds apart, so without it nearly every fact was
-        # a transaction of its own. A fact someone waits for (``apply``), or a new call's
-        # first, cuts it short.
+        # a transaction of its own. A fact someone waits for (``apply``) cuts it short.
         self.linger_s = linger_s
+        self._gathering = 0  # writers started or lingering, not yet writing their group
         self._urgent = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -207,29 +207,41 @@ class CaseStore:
         if fact.call_id not in self._inflight:
             self._ready[fact.call_id] = None
         self._idle.clear()
-        if future is not None or fact.call_id not in self._refs:
-            # Someone waits, or the call has no case yet: the router answers the call with
-            # its case number, so a new call's case is made at once.
+        if future is not None:
+            # Someone waits. A new call's case is not urgent: it is written within the
+            # linger, while the caller hears the menu, before the router asks for its number
+            # (a call routed sooner is recorded by the router, which waits).
             self._urgent.set()
-        if len(self._groups) < self._max_groups:
+        # A writer still gathering its group takes this fact in it; another starts only while
+        # the writers are all busy writing (two gathering at once made twice the transactions).
+        if not self._gathering and len(self._groups) < self._max_groups:
+            self._gathering += 1
             self._groups.add(asyncio.create_task(self._write_groups(), name="case-writer"))
 
     async def _write_groups(self) -> None:
         # Started on the event loop's next turn: the facts that arrive meanwhile (one AMI
         # read holds several) join the group.
+        gathering = [True]
         try:
-            await self._write_ready()
+            await self._write_ready(gathering)
         finally:
+            if gathering[0]:
+                self._gathering -= 1
             # Left the set before returning, so a fact queued from now on starts a writer.
             self._groups.discard(asyncio.current_task())
             if not self._groups and not self._ready:
                 self._idle.set()
 
-    async def _write_ready(self) -> None:
+    async def _write_ready(self, gathering: list[bool]) -> None:
         while self._ready:
+            if not gathering[0]:
+                gathering[0] = True
+                self._gathering += 1
             if self.linger_s > 0 and not self._urgent.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._urgent.wait(), self.linger_s)
+            gathering[0] = False
+            self._gathering -= 1
             self._urgent.clear()
             calls = list(itertools.islice(self._ready, self._group_calls))
             batches = {}

@@ -106,7 +106,7 @@ class HotlineService:
         self.routing = RoutingPlugin(cfg, self.redis, sessions, personal,
                                      record=self.store.apply, case_of=self.store.cached,
                                      case_number=self.store.cached_number,
-                                     metrics=self.metrics)
+                                     submit=self.store.submit, metrics=self.metrics)
         self.skills = self.routing.skills
         self.profiles = self.routing.profiles
         self.earlier_cases = self.routing.earlier_cases

@@ -25,9 +25,11 @@ from telephony.fastagi import FastAgiServer
 class RoutingPlugin:
     def __init__(self, cfg: Config, redis: Redis, sessions: async_sessionmaker[AsyncSession],
                  personal: PersonalData, *, record: Recorder, case_of: Callable[[str], Any],
-                 case_number: Callable[[str], str | None], metrics: Metrics = UNSERVED):
+                 case_number: Callable[[str], str | None], submit: Recorder | None = None,
+                 metrics: Metrics = UNSERVED):
         # ``record`` puts the decision on the case; ``case_of`` and ``case_number`` are the
-        # case store's cache of recent calls (CaseStore.cached, cached_number).
+        # case store's cache of recent calls (CaseStore.cached, cached_number); ``submit``
+        # queues a decision without waiting for its write (CaseStore.submit).
         self.cfg = cfg
         prefix = cfg.redis.prefix
         self.skills = AgentSkills(cfg, redis, prefix)
@@ -39,7 +41,7 @@ class RoutingPlugin:
         self.profiles.notify = self.lookups.notify
         self.router = RouteEndpoint(cfg, record, personal=personal, profiles=self.profiles,
                                     earlier_cases=self.earlier_cases, case_number=case_number,
-                                    metrics=metrics)
+                                    submit=submit, metrics=metrics)
         self.fastagi = FastAgiServer(route_timeout=cfg.fastagi.dialplan_timeout_s)
         self.fastagi.add_route("route", self.router)
 

@@ -323,12 +323,17 @@ class RouteEndpoint:
                  profiles: CallerLookup[str] | None = None,
                  earlier_cases: CallerLookup[EarlierCase] | None = None,
                  case_number: Callable[[str], str | None] | None = None,
+                 submit: Recorder | None = None,
                  recorders: int = 4, backlog: int = 100_000, metrics: Metrics = UNSERVED):
         self.cfg = cfg
         # The time from the request to the answer, fast path or slow (common/metrics.py).
         self._decision_time = metrics.route_decision
         self.table = routing_table(cfg)
         self.record = record
+        # Queues a fact without waiting for it to be written (CaseStore.submit): a decision on
+        # a call whose case exists joins the next group of case writes instead of making a
+        # transaction of its own.
+        self.submit = submit
         self.decide_fn = decide_fn
         self.personal = personal
         self.profiles = profiles
@@ -539,13 +544,15 @@ class RouteEndpoint:
     async def _record(self, req: RouteRequest, decision: RouteDecision | _Recorded,
                       started: float) -> None:
         try:
+            known = self.case_number(req.call_id) if self.case_number is not None else None
+            record = self.submit if self.submit is not None and known else self.record
             if isinstance(decision, _Recorded):
                 decision = decision.decision
             else:
-                ref = await self.record(self._routed_fact(req, decision))
-                note_case(req.call_id, getattr(ref, "number", None))
+                ref = await record(self._routed_fact(req, decision))
+                note_case(req.call_id, getattr(ref, "number", None) or known)
             if req.earlier is not None:
-                await self.record(CallFact(
+                await record(CallFact(
                     "linked", req.call_id, req.node, time.time(),
                     {"case": req.earlier.number, "case_id": req.earlier.case_id,
                      "reason": "repeat_caller", "agent": req.earlier.agent_id},
