@@ -52,7 +52,9 @@ CALL_STATE = {
 # batch keeps the client's packing cheap. (Keys are built here: one Redis, not a cluster.)
 # Each message carries the agent's whole state as it now is: ``live`` (the agent's hash) and
 # ``live_queues`` (its queues' names; cjson writes an empty list as {}), so the wallboard need
-# not read it back for every one of them (a message per queue the agent is in, per change).
+# not read it back. Asterisk reports a change once per queue the agent is in: consecutive
+# updates of one agent that say the same (state, pause, reason, removed or not) are one
+# message, with the queues they name in ``queues`` (``queue`` is the last of them).
 MEMBER_SCRIPT = """
 local function split(s, sep)
   local out, i = {}, 1
@@ -65,8 +67,10 @@ local function split(s, sep)
 end
 local channel, now = ARGV[1], tonumber(ARGV[8])
 local updates = split(ARGV[9], '\\30')
-for _, rec in ipairs(updates) do
-  local u = split(rec, '\\31')
+local parsed = {}
+for i, rec in ipairs(updates) do parsed[i] = split(rec, '\\31') end
+local named, since = {}, false
+for i, u in ipairs(parsed) do
   local agent, node, queue, state = u[1], u[2], u[3], u[4]
   local paused, reason, penalty = u[5], u[6], u[7]
   local k = ARGV[2] .. agent .. ARGV[3]
@@ -77,23 +81,30 @@ for _, rec in ipairs(updates) do
     redis.call('HSET', queues, queue, string.format('{"penalty": %s, "paused": %s}',
                penalty, paused == '1' and 'true' or 'false'))
   end
-  local msg = {type = 'agent', at = now, agent = agent, node = node, state = state,
-               paused = tonumber(paused), reason = reason, queue = queue,
-               removed = penalty == ''}
   if redis.call('HGET', k, 'state') ~= state then
     redis.call('HSET', k, 'agent', agent, 'node', node, 'state', state, 'paused', paused,
                'reason', reason, 'since', ARGV[8])
-    msg.since = now
+    since = true
   else
     redis.call('HSET', k, 'agent', agent, 'node', node, 'state', state, 'paused', paused,
                'reason', reason)
   end
   redis.call('SADD', ARGV[6] .. node .. ARGV[7], agent)
-  local flat, live = redis.call('HGETALL', k), {}
-  for i = 1, #flat, 2 do live[flat[i]] = flat[i + 1] end
-  msg.live = live
-  msg.live_queues = redis.call('HKEYS', queues)
-  redis.call('PUBLISH', channel, cjson.encode(msg))
+  named[#named + 1] = queue
+  local n = parsed[i + 1]
+  if not (n and n[1] == agent and n[2] == node and n[4] == state and n[5] == paused
+          and n[6] == reason and (n[7] == '') == (penalty == '')) then
+    local msg = {type = 'agent', at = now, agent = agent, node = node, state = state,
+                 paused = tonumber(paused), reason = reason, queue = queue, queues = named,
+                 removed = penalty == ''}
+    if since then msg.since = now end
+    local flat, live = redis.call('HGETALL', k), {}
+    for j = 1, #flat, 2 do live[flat[j]] = flat[j + 1] end
+    msg.live = live
+    msg.live_queues = redis.call('HKEYS', queues)
+    redis.call('PUBLISH', channel, cjson.encode(msg))
+    named, since = {}, false
+  end
 end
 return #updates
 """
