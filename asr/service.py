@@ -50,6 +50,7 @@ from asr.audio import AudioError
 from asr.jobs import JobQueue
 from asr.live import LiveCaptions, caption_json
 from asr.models import Recording, Transcript, TranscriptSegment
+from cases.db import padded
 from cases.models import Case
 from cases.rows import table_of
 from cases.store import database_unavailable
@@ -71,14 +72,17 @@ SPEAKERS = ("caller", "agent")
 _RECORDINGS = table_of(Recording)
 _TRANSCRIPTS = table_of(Transcript)
 # A call's case and the files already stored for it (a case recorded before: its parts).
-_CASE_AND_FILES = (
-    select(Case.id, Case.number, Case.created_at, Case.answered_at, Recording.part,
-           Recording.url_name)
+# The cases of a scan's finished recordings and the files they already have.
+_CASES_AND_FILES = (
+    select(Case.id, Case.call_id, Case.number, Case.created_at, Case.answered_at,
+           Recording.part, Recording.url_name)
     .outerjoin(Recording, and_(Recording.case_id == Case.id, Recording.side.in_(SIDES)))
-    .where(Case.call_id == bindparam("call_id")))
+    .where(Case.call_id.in_(bindparam("call_ids", expanding=True))))
 _INSERT_RECORDINGS = insert(_RECORDINGS)
-# No .values(): the SET clause is the parameters' other names.
-_PENDING_AGAIN = update(_TRANSCRIPTS).where(_TRANSCRIPTS.c.case_id == bindparam("key_case_id"))
+_PENDING_AGAIN = (
+    update(_TRANSCRIPTS).where(_TRANSCRIPTS.c.case_id.in_(bindparam("ids", expanding=True)))
+    .values(status="pending", error=None, updated_at=bindparam("now"))
+    .returning(_TRANSCRIPTS.c.case_id))
 _INSERT_TRANSCRIPT = insert(_TRANSCRIPTS)
 
 
@@ -254,9 +258,9 @@ class Transcripts:
                 await self._adopt_cut(node, spool)
             # In a thread: under load a disk stall held the directory's reads, and with them
             # the event loop (the router's answers, the case store's writes).
-            for marker in await asyncio.to_thread(_done_marks, spool):
-                if await self._ingest(node, marker):
-                    moved += 1
+            markers = await asyncio.to_thread(_done_marks, spool)
+            if markers:
+                moved += await self._ingest(node, markers)
         return moved
 
     async def _adopt_cut(self, node: str, spool: Path) -> int:
@@ -287,28 +291,68 @@ class Transcripts:
                 "call_id": call_id, "files": len(files), "repaired": repaired})
         return adopted
 
-    async def _ingest(self, node: str, marker: Path) -> bool:
-        call_id = f"{node}:{marker.name.removesuffix('.done').rpartition('-')[0]}"
-        with call_scope(call_id, self.case_of(call_id)):
-            return await self._ingest_call(node, marker)
-
-    async def _ingest_call(self, node: str, marker: Path) -> bool:
-        stem = marker.name.removesuffix(".done")
-        linkedid, _, _epoch = stem.rpartition("-")
-        call_id = f"{node}:{linkedid}"
-        # Core statements on a plain connection, one read and one write per recording: the
-        # ORM's unit of work cost more than the statements (issue 21's profile).
+    async def _ingest(self, node: str, markers: list[Path]) -> int:
+        """A scan's finished recordings, stored together: their cases and stored files read
+        in one statement, each call's files sealed out of the spool, the rows and the
+        transcripts' status written in one transaction (Core statements: per call, two
+        transactions and the ORM's unit of work cost more than the statements; issue 21)."""
+        calls = {m: f"{node}:{m.name.removesuffix('.done').rpartition('-')[0]}"
+                 for m in markers}
         async with self._engine.connect() as conn:
-            found = (await conn.execute(_CASE_AND_FILES, {"call_id": call_id})).all()
+            found = (await conn.execute(_CASES_AND_FILES, {
+                "call_ids": padded(sorted(set(calls.values())))})).all()
+        by_call: dict[str, list[Any]] = {}
+        for r in found:
+            by_call.setdefault(r.call_id, []).append(r)
+        stored: list[tuple[Path, Any, int, int]] = []  # marker, case, part, files
+        files: list[dict[str, Any]] = []
+        next_part: dict[str, int] = {}  # a call with two finished parts in one scan
+        for marker, call_id in calls.items():
+            with call_scope(call_id, self.case_of(call_id)):
+                part_files = await self._seal_out(marker, by_call.get(call_id), next_part)
+            if part_files is not None:
+                case, part, rows = part_files
+                files += rows
+                stored.append((marker, case, part, len(rows)))
+        if not stored:
+            return 0
+        # The files and the transcripts' status in one transaction (a recording stored twice,
+        # after an interrupted run, stays one row per file: names are per case).
+        now = utcnow()
+        ids = sorted({case.id for _, case, _, _ in stored})
+        async with self._engine.begin() as conn:
+            if files:
+                await conn.execute(_INSERT_RECORDINGS, [{**f, "created_at": now} for f in files])
+            again = {r[0] for r in await conn.execute(_PENDING_AGAIN,
+                                                      {"ids": padded(ids), "now": now})}
+            new = [{"case_id": i, "status": "pending", "error": None, "attempts": 0,
+                    "updated_at": now} for i in ids if i not in again]
+            if new:
+                await conn.execute(_INSERT_TRANSCRIPT, new)
+        await asyncio.to_thread(_unlink_all, [m for m, _, _, _ in stored])
+        queued: set[str] = set()
+        for marker, case, part, count in stored:
+            with call_scope(calls[marker], case.number):
+                if self.cfg.asr.enabled and case.number not in queued:
+                    queued.add(case.number)
+                    await self._queue_job(case.number)
+                log.info("recording stored", extra={"case": case.number, "part": part,
+                                                    "files": count})
+        return len(stored)
+
+    async def _seal_out(self, marker: Path, found: list[Any] | None, next_part: dict[str, int]
+                        ) -> tuple[Any, int, list[dict[str, Any]]] | None:
+        """One finished recording's files sealed into its case's folder: the case, the part
+        and the rows to insert; None if it waits (no case yet, or the disk refused)."""
         if not found:
             if time.time() - _mtime(marker) > 3600:
-                log.warning("recording without a case", extra={"call_id": call_id})
-            return False
+                log.warning("recording without a case")
+            return None
         case = found[0]
-        stored = [(r.part, r.url_name) for r in found if r.url_name is not None]
+        have = [(r.part, r.url_name) for r in found if r.url_name is not None]
         folder = self.dir / case.created_at.astimezone(UTC).strftime("%Y/%m") / case.number
-        part = max((p for p, _ in stored), default=0) + 1
-        names = {n for _, n in stored}
+        part = next_part.get(case.call_id) or max((p for p, _ in have), default=0) + 1
+        names = {n for _, n in have}
         try:
             rows, done_at = await asyncio.to_thread(_move_all, marker, folder, case.number,
                                                     part, self.personal)
@@ -317,38 +361,21 @@ class Transcripts:
             # and the next scan tries again.
             err = f"recording not stored ({exc.strerror or exc}); kept in {marker.parent}"
             if self.store_errors.get(case.number) != err:
-                log.error("recording not stored", extra={"case": case.number,
-                                                         "error": err})
+                log.error("recording not stored", extra={"case": case.number, "error": err})
                 self.store_errors[case.number] = err
                 await self._set_status(case.id, "failed", err)
-            return False
+            return None
+        next_part[case.call_id] = part + 1
         self.store_errors.pop(case.number, None)
         offset = 0.0
         if part > 1 and case.answered_at is not None:
             secs = max((sec for _, _, _, sec in rows), default=0.0)
             offset = max(0.0, done_at - secs - case.answered_at.timestamp())
-        # The files and the transcript's status in one transaction (a recording stored twice,
-        # after an interrupted run, stays one row per file: names are per case).
-        now = utcnow()
-        files = [{"case_id": case.id, "side": side, "part": part, "path": str(dst),
-                  "url_name": name, "offset": round(offset, 2), "seconds": secs,
-                  "bytes": size, "created_at": now}
-                 for side, dst, size, secs in rows
-                 if (name := str(dst.relative_to(self.dir))) not in names]
-        async with self._engine.begin() as conn:
-            if files:
-                await conn.execute(_INSERT_RECORDINGS, files)
-            pending = {"status": "pending", "error": None, "updated_at": now}
-            if not (await conn.execute(_PENDING_AGAIN, {**pending, "key_case_id": case.id})
-                    ).rowcount:
-                await conn.execute(_INSERT_TRANSCRIPT,
-                                   {**pending, "case_id": case.id, "attempts": 0})
-        await asyncio.to_thread(marker.unlink, True)
-        if self.cfg.asr.enabled:
-            await self._queue_job(case.number)
-        log.info("recording stored", extra={"case": case.number, "part": part,
-                                            "files": len(rows)})
-        return True
+        return case, part, [
+            {"case_id": case.id, "side": side, "part": part, "path": str(dst),
+             "url_name": name, "offset": round(offset, 2), "seconds": secs, "bytes": size}
+            for side, dst, size, secs in rows
+            if (name := str(dst.relative_to(self.dir))) not in names]
 
     # -- transcription --------------------------------------------------------------------------
 
@@ -699,6 +726,11 @@ def _move_all(marker: Path, folder: Path, number: str, part: int, keys: sealed.K
             continue
         rows.append((side, dst, size, secs))
     return rows, done_at
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _done_marks(spool: Path) -> list[Path]:
