@@ -140,7 +140,7 @@ class CaseStore:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], personal: PersonalData,
                  timezone: str = "Asia/Shanghai", *, writers: int = 2, group_calls: int = 200,
-                 linger_s: float = 0.2, metrics: Metrics = UNSERVED):
+                 linger_s: float = 0.5, metrics: Metrics = UNSERVED):
         self.sessions = sessions
         # Facts are written on a connection of their own (Core statements, no ORM session).
         self._engine: AsyncEngine = sessions.kw["bind"]
