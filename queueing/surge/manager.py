@@ -103,7 +103,8 @@ class SurgeManager:
         self.auto_returns = 0
         self.ticks = 0
         # Queue observations (arrivals, answers, abandons, handle times: three or four a call)
-        # go to Redis a burst at a time, not one round trip each; a tick writes them first.
+        # go to Redis a second's worth at a time, not one round trip each (the window is
+        # minutes long); a tick writes them first, so what it reads is complete.
         self._observations: list[tuple[str, str, float]] = []
         self._observer: asyncio.Task[None] | None = None
 
@@ -200,7 +201,7 @@ class SurgeManager:
                 self._write_observations_soon(), context=contextvars.Context())
 
     async def _write_observations_soon(self) -> None:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
         await self._write_observations()
 
     async def _write_observations(self) -> None:
