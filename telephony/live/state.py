@@ -44,6 +44,9 @@ CALL_STATE = {
     "answered": "talking", "ended": "ended", "abandoned": "ended", "orphaned": "ended",
 }
 
+# Facts for the case alone: they change nothing a wallboard or a console shows (two messages
+# a call that every subscriber parsed and dropped).
+BOOKKEEPING = frozenset({"completed", "leg_ended"})
 
 # One batch of queue member updates, applied in order. ARGV[1]: the events channel; ARGV[2..7]:
 # head and tail of the agent, agent queues and node agents keys (common.livekeys); ARGV[8]: now;
@@ -225,7 +228,7 @@ class LiveState:
     # -- calls ----------------------------------------------------------------------------
 
     async def on_fact(self, fact: CallFact) -> None:
-        if fact.source == "cel":
+        if fact.source == "cel" or fact.kind in BOOKKEEPING:
             return  # history, not live
         state = CALL_STATE.get(fact.kind)
         d = fact.data
