@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import Integer, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -65,12 +65,21 @@ async def next_case_numbers(db: AsyncSession | AsyncConnection, day: str, count:
     """``count`` consecutive case numbers of ``day`` (YYYYMMDD), in one statement."""
     bind = db if isinstance(db, AsyncConnection) else db.bind
     dialect = bind.dialect.name if bind is not None else "sqlite"
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CaseCounter)
-    stmt = ins.values(day=day, seq=count).on_conflict_do_update(
+    stmt = _COUNTER_UPSERT["postgresql" if dialect == "postgresql" else "sqlite"]
+    last = (await db.execute(stmt, {"day": day, "count": count})).scalar_one()
+    return [f"{day}{seq:06d}" for seq in range(last - count + 1, last + 1)]
+
+
+def _counter_upsert(insert_of: Callable[[type], Any]) -> Any:
+    count = bindparam("count", type_=Integer)
+    return insert_of(CaseCounter).values(day=bindparam("day"), seq=count).on_conflict_do_update(
         index_elements=[CaseCounter.day], set_={"seq": CaseCounter.seq + count}
     ).returning(CaseCounter.seq)
-    last = (await db.execute(stmt)).scalar_one()
-    return [f"{day}{seq:06d}" for seq in range(last - count + 1, last + 1)]
+
+
+# Built once per dialect (a statement built per call cost more than running it).
+_COUNTER_UPSERT = {"postgresql": _counter_upsert(postgresql.insert),
+                   "sqlite": _counter_upsert(sqlite.insert)}
 
 
 def ts(epoch: float) -> datetime:
