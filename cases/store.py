@@ -172,6 +172,8 @@ class CaseStore:
         # Called with each fact once it is on its case (the repeat-caller index needs the case).
         self.after_apply: list[Callable[[CallFact], Awaitable[None]]] = []
         self._queues: dict[str, deque[Pending]] = {}
+        # Each agent's latest call (for reads of "the agent's own cases": written_for_agent).
+        self._agent_calls: dict[str, str] = {}
         # Calls with queued facts and no group in flight, in the order they became ready.
         self._ready: dict[str, None] = {}
         self._inflight: set[str] = set()
@@ -213,6 +215,9 @@ class CaseStore:
         if queue is None:
             queue = self._queues[fact.call_id] = deque()
         queue.append((fact, future))
+        agent = fact.data.get("agent")
+        if isinstance(agent, str) and agent:
+            self._agent_calls[agent] = fact.call_id
         if fact.call_id not in self._inflight:
             self._ready[fact.call_id] = None
         self._idle.clear()
@@ -369,6 +374,13 @@ class CaseStore:
                 async with self._written:
                     await asyncio.wait_for(self._written.wait_for(written),
                                            self.unavailable_wait_s)
+
+    async def written_for_agent(self, agent: str) -> None:
+        """Wait until the facts submitted for the agent's latest call are on its case (at
+        once if none is queued): what the agent may see of it must not lag the linger."""
+        call_id = self._agent_calls.get(agent)
+        if call_id is not None and (call_id in self._queues or call_id in self._inflight):
+            await self._flushed([call_id])
 
     async def close(self, timeout: float = 10.0) -> None:
         """Write what is still queued (bounded), then stop the writers."""

@@ -131,6 +131,7 @@ class CaseFacts(Protocol):
 
     async def apply(self, fact: CallFact) -> Any: ...
     def cached_number(self, call_id: str) -> str | None: ...
+    async def written_for_agent(self, agent: str) -> None: ...
     async def links(self, number: str) -> list[tuple[str, str]]: ...
 
 
@@ -438,6 +439,10 @@ class ConsoleDeps:
                 return Scope.nobody(sess.user)
         current = None
         if agent:
+            # What the agent's latest call told the case store is on its case first: the
+            # wallboard drops an ended call at once, and "their own case" is then read from
+            # the case's agent.
+            await self.facts.written_for_agent(agent)
             case = await self.current_case(agent)
             if case is not None:
                 current = CurrentCall(case.id, case.city, case.caller_hash)
